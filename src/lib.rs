@@ -1,0 +1,18 @@
+//! dropcast: a watch-folder agent that publishes short videos to Douyin exactly once.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view and the code map.
+
+pub mod archive;
+pub mod caption;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod hash;
+pub mod ledger;
+pub mod pipeline;
+pub mod platform;
+pub mod receipt;
+pub mod sandbox;
+pub mod secret;
+pub mod watch;
+pub mod yaml;
