@@ -1,1 +1,21 @@
-//! (stub)
+//! Finding input in the inbox: which names count ([`names`]), full walks ([`scan`]),
+//! file system events ([`native`]), deciding when a file is complete ([`settle`]) and
+//! pairing videos with captions ([`bundle`]). Design.md §1 steps 1–3.
+//!
+//! How the pieces fit (the agent loop owns the wiring): scans and [`WatchEvent`]s yield
+//! candidate paths; paths under excluded folders and temp names are dropped with
+//! [`NameFilter`] and [`is_excluded`]; videos are fed to a [`Settler`]; each [`Settled`]
+//! video passes [`check_content`] and then [`find_caption`]. A caption event maps back to
+//! its videos with [`videos_for_caption`]. Nothing here touches the ledger or moves files.
+
+pub mod bundle;
+pub mod names;
+pub mod native;
+pub mod scan;
+pub mod settle;
+
+pub use bundle::{CaptionLookup, find_caption, videos_for_caption};
+pub use names::NameFilter;
+pub use native::{Backend, InboxWatcher, WatchError, WatchEvent, watch};
+pub use scan::{Scan, is_excluded, scan};
+pub use settle::{Completeness, Settled, Settler, check_content, unchanged};

@@ -1,0 +1,415 @@
+//! Pairing videos with caption files (design.md §1.3).
+//!
+//! For a video `X.<ext>` the caption is, in this order of precedence:
+//! 1. its own caption beside it: `X.yaml`, then `X.yml`, then `X.caption.yaml` (the
+//!    extensions in any case). `X.caption.yaml` is skipped when a video `X.caption.<ext>`
+//!    sits in the same folder, because then it is *that* video's `X.yaml`;
+//! 2. else the folder caption `caption.yaml`, then `caption.yml`, but only when the
+//!    folder holds exactly one video;
+//! 3. else none: the video waits for its caption.
+//!
+//! Two videos with the same stem (`X.mp4`, `X.mov`) share `X.yaml`. Symlinked captions
+//! are ignored like every other symlink. Both directions (video → caption, caption →
+//! videos) use one rule over one directory listing, so they always agree.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::names::NameFilter;
+
+/// Where a video's caption comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaptionLookup {
+    /// `X.yaml`, `X.yml` or `X.caption.yaml` beside `X.<ext>`.
+    Own(PathBuf),
+    /// `caption.yaml` / `caption.yml` of a folder that holds exactly this one video.
+    Folder(PathBuf),
+    /// No caption (yet).
+    Missing,
+}
+
+impl CaptionLookup {
+    /// The caption file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            CaptionLookup::Own(p) | CaptionLookup::Folder(p) => Some(p),
+            CaptionLookup::Missing => None,
+        }
+    }
+}
+
+/// Finds the caption of `video` by the rules in the module docs.
+pub fn find_caption(video: &Path, filter: &NameFilter) -> io::Result<CaptionLookup> {
+    let Some(name) = video.file_name() else {
+        return Ok(CaptionLookup::Missing);
+    };
+    let dir = parent(video);
+    let listing = Listing::read(dir, filter)?;
+    Ok(listing
+        .lookup(name)
+        .map_or(CaptionLookup::Missing, |(kind, caption)| {
+            kind.wrap(dir.join(caption))
+        }))
+}
+
+/// The videos whose caption is `caption` (for a caption event), sorted. Empty when
+/// `caption` is not a caption name or belongs to no video.
+pub fn videos_for_caption(caption: &Path, filter: &NameFilter) -> io::Result<Vec<PathBuf>> {
+    let Some(caption_name) = caption.file_name() else {
+        return Ok(Vec::new());
+    };
+    if !filter.is_caption(caption) {
+        return Ok(Vec::new());
+    }
+    let dir = parent(caption);
+    let listing = Listing::read(dir, filter)?;
+    let mut videos: Vec<PathBuf> = listing
+        .videos
+        .iter()
+        .filter(|v| listing.lookup(v).is_some_and(|(_, c)| c == caption_name))
+        .map(|v| dir.join(v))
+        .collect();
+    videos.sort();
+    Ok(videos)
+}
+
+/// The folder of `path`; `""` for a bare file name (joins back to the bare name).
+fn parent(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Own,
+    Folder,
+}
+
+impl Kind {
+    fn wrap(self, path: PathBuf) -> CaptionLookup {
+        match self {
+            Kind::Own => CaptionLookup::Own(path),
+            Kind::Folder => CaptionLookup::Folder(path),
+        }
+    }
+}
+
+/// The regular files of one folder that are videos or captions.
+struct Listing {
+    videos: Vec<OsString>,
+    captions: Vec<OsString>,
+}
+
+impl Listing {
+    fn read(dir: &Path, filter: &NameFilter) -> io::Result<Listing> {
+        let read_from = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let mut listing = Listing {
+            videos: Vec::new(),
+            captions: Vec::new(),
+        };
+        for entry in fs::read_dir(read_from)? {
+            let entry = entry?;
+            // Not following symlinks: only regular files are input.
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let name = entry.file_name();
+            let path = dir.join(&name);
+            if filter.is_video(&path) {
+                listing.videos.push(name);
+            } else if filter.is_caption(&path) {
+                listing.captions.push(name);
+            }
+        }
+        listing.videos.sort();
+        listing.captions.sort();
+        Ok(listing)
+    }
+
+    /// The caption for the video named `video` (which must be in `self.videos` for the
+    /// folder rule to count it), by the module's precedence.
+    fn lookup(&self, video: &OsStr) -> Option<(Kind, &OsStr)> {
+        let stem = Path::new(video).file_stem()?;
+        let stem = stem.as_encoded_bytes();
+
+        let own = |suffix: &str| {
+            self.captions
+                .iter()
+                .find(|c| strip_prefix_ci_suffix(c, stem, suffix))
+        };
+        if let Some(c) = own(".yaml").or_else(|| own(".yml")) {
+            return Some((Kind::Own, c.as_os_str()));
+        }
+        if let Some(c) = own(".caption.yaml") {
+            // `X.caption.yaml` is the own `X.yaml` of a video `X.caption.<ext>`, if any.
+            let shadowed = self.videos.iter().any(|v| {
+                Path::new(v)
+                    .file_stem()
+                    .is_some_and(|s| strip_prefix_ci_suffix(s, stem, ".caption"))
+            });
+            if !shadowed {
+                return Some((Kind::Own, c.as_os_str()));
+            }
+        }
+
+        if !(self.videos.len() == 1 && self.videos[0].as_os_str() == video) {
+            return None;
+        }
+        let folder = |file: &str| {
+            self.captions
+                .iter()
+                .find(|c| c.as_encoded_bytes().eq_ignore_ascii_case(file.as_bytes()))
+        };
+        folder("caption.yaml")
+            .or_else(|| folder("caption.yml"))
+            .map(|c| (Kind::Folder, c.as_os_str()))
+    }
+}
+
+/// `name` is exactly `stem` (byte for byte) followed by `suffix` (ASCII, any case).
+fn strip_prefix_ci_suffix(name: &OsStr, stem: &[u8], suffix: &str) -> bool {
+    name.as_encoded_bytes()
+        .strip_prefix(stem)
+        .is_some_and(|rest| rest.eq_ignore_ascii_case(suffix.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+
+    fn filter() -> NameFilter {
+        NameFilter::new(&["mp4".into(), "mov".into()], Vec::new())
+    }
+
+    fn dir_with(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            File::create(dir.path().join(f)).unwrap();
+        }
+        dir
+    }
+
+    fn lookup(dir: &Path, video: &str) -> CaptionLookup {
+        find_caption(&dir.join(video), &filter()).unwrap()
+    }
+
+    fn videos(dir: &Path, caption: &str) -> Vec<PathBuf> {
+        videos_for_caption(&dir.join(caption), &filter()).unwrap()
+    }
+
+    #[test]
+    fn own_yaml() {
+        let d = dir_with(&["clip.mp4", "clip.yaml", "other.mp4"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "clip.mp4"),
+            CaptionLookup::Own(p.join("clip.yaml"))
+        );
+        assert_eq!(videos(p, "clip.yaml"), vec![p.join("clip.mp4")]);
+    }
+
+    #[test]
+    fn own_yml() {
+        let d = dir_with(&["clip.mp4", "clip.yml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "clip.mp4"),
+            CaptionLookup::Own(p.join("clip.yml"))
+        );
+        assert_eq!(videos(p, "clip.yml"), vec![p.join("clip.mp4")]);
+    }
+
+    #[test]
+    fn own_caption_yaml() {
+        let d = dir_with(&["clip.mp4", "clip.caption.yaml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "clip.mp4"),
+            CaptionLookup::Own(p.join("clip.caption.yaml"))
+        );
+        assert_eq!(videos(p, "clip.caption.yaml"), vec![p.join("clip.mp4")]);
+    }
+
+    #[test]
+    fn extension_case_is_ignored_but_stem_case_is_not() {
+        let d = dir_with(&["clip.MP4", "clip.YAML", "Other.mp4", "other.yaml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "clip.MP4"),
+            CaptionLookup::Own(p.join("clip.YAML"))
+        );
+        assert_eq!(lookup(p, "Other.mp4"), CaptionLookup::Missing);
+    }
+
+    #[test]
+    fn precedence_yaml_then_yml_then_caption_yaml() {
+        let d = dir_with(&["clip.mp4", "clip.yaml", "clip.yml", "clip.caption.yaml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "clip.mp4"),
+            CaptionLookup::Own(p.join("clip.yaml"))
+        );
+        assert_eq!(videos(p, "clip.yml"), Vec::<PathBuf>::new());
+        assert_eq!(videos(p, "clip.caption.yaml"), Vec::<PathBuf>::new());
+
+        fs::remove_file(p.join("clip.yaml")).unwrap();
+        assert_eq!(
+            lookup(p, "clip.mp4"),
+            CaptionLookup::Own(p.join("clip.yml"))
+        );
+
+        fs::remove_file(p.join("clip.yml")).unwrap();
+        assert_eq!(
+            lookup(p, "clip.mp4"),
+            CaptionLookup::Own(p.join("clip.caption.yaml"))
+        );
+    }
+
+    #[test]
+    fn own_caption_beats_folder_caption() {
+        let d = dir_with(&["clip.mp4", "clip.yaml", "caption.yaml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "clip.mp4"),
+            CaptionLookup::Own(p.join("clip.yaml"))
+        );
+        assert!(videos(p, "caption.yaml").is_empty());
+    }
+
+    #[test]
+    fn caption_yaml_of_a_video_named_x_caption() {
+        // `clip.caption.yaml` is the own caption of `clip.caption.mp4`, not of `clip.mp4`.
+        let d = dir_with(&["clip.mp4", "clip.caption.mp4", "clip.caption.yaml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "clip.caption.mp4"),
+            CaptionLookup::Own(p.join("clip.caption.yaml"))
+        );
+        assert_eq!(lookup(p, "clip.mp4"), CaptionLookup::Missing);
+        assert_eq!(
+            videos(p, "clip.caption.yaml"),
+            vec![p.join("clip.caption.mp4")]
+        );
+    }
+
+    #[test]
+    fn folder_caption_with_one_video() {
+        let d = dir_with(&["take7.mp4", "caption.yaml", "notes.txt"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "take7.mp4"),
+            CaptionLookup::Folder(p.join("caption.yaml"))
+        );
+        assert_eq!(videos(p, "caption.yaml"), vec![p.join("take7.mp4")]);
+    }
+
+    #[test]
+    fn folder_caption_yml_and_yaml_precedence() {
+        let d = dir_with(&["take7.mp4", "caption.yml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "take7.mp4"),
+            CaptionLookup::Folder(p.join("caption.yml"))
+        );
+        File::create(p.join("caption.yaml")).unwrap();
+        assert_eq!(
+            lookup(p, "take7.mp4"),
+            CaptionLookup::Folder(p.join("caption.yaml"))
+        );
+        assert!(videos(p, "caption.yml").is_empty());
+    }
+
+    #[test]
+    fn folder_caption_with_two_videos_is_missing() {
+        let d = dir_with(&["a.mp4", "b.mov", "caption.yaml"]);
+        let p = d.path();
+        assert_eq!(lookup(p, "a.mp4"), CaptionLookup::Missing);
+        assert_eq!(lookup(p, "b.mov"), CaptionLookup::Missing);
+        assert!(videos(p, "caption.yaml").is_empty());
+    }
+
+    #[test]
+    fn temp_videos_do_not_count_for_the_folder_rule() {
+        let d = dir_with(&["a.mp4", "b.mp4.part", ".c.mp4", "caption.yaml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "a.mp4"),
+            CaptionLookup::Folder(p.join("caption.yaml"))
+        );
+    }
+
+    #[test]
+    fn folder_caption_is_also_own_caption_of_a_video_named_caption() {
+        let d = dir_with(&["caption.mp4", "other.mp4", "caption.yaml"]);
+        let p = d.path();
+        assert_eq!(
+            lookup(p, "caption.mp4"),
+            CaptionLookup::Own(p.join("caption.yaml"))
+        );
+        assert_eq!(lookup(p, "other.mp4"), CaptionLookup::Missing);
+        assert_eq!(videos(p, "caption.yaml"), vec![p.join("caption.mp4")]);
+    }
+
+    #[test]
+    fn same_stem_videos_share_a_caption() {
+        let d = dir_with(&["clip.mp4", "clip.mov", "clip.yaml"]);
+        let p = d.path();
+        assert_eq!(
+            videos(p, "clip.yaml"),
+            vec![p.join("clip.mov"), p.join("clip.mp4")]
+        );
+    }
+
+    #[test]
+    fn missing_caption_and_temp_caption() {
+        let d = dir_with(&["clip.mp4", "clip.yaml.tmp", ".clip.yaml"]);
+        let p = d.path();
+        assert_eq!(lookup(p, "clip.mp4"), CaptionLookup::Missing);
+        assert!(videos(p, "clip.yaml.tmp").is_empty());
+        assert!(videos(p, "clip.mp4").is_empty(), "a video is no caption");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_caption_is_ignored() {
+        let d = dir_with(&["clip.mp4", "real.yaml"]);
+        let p = d.path();
+        std::os::unix::fs::symlink(p.join("real.yaml"), p.join("clip.yaml")).unwrap();
+        assert_eq!(lookup(p, "clip.mp4"), CaptionLookup::Missing);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_stems_pair_up() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let video = p.join(OsStr::from_bytes(b"clip-\xff.mp4"));
+        let caption = p.join(OsStr::from_bytes(b"clip-\xff.caption.yaml"));
+        File::create(&video).unwrap();
+        File::create(&caption).unwrap();
+        // A different invalid byte must not match.
+        File::create(p.join(OsStr::from_bytes(b"clip-\xfe.yaml"))).unwrap();
+        assert_eq!(
+            find_caption(&video, &filter()).unwrap(),
+            CaptionLookup::Own(caption.clone())
+        );
+        assert_eq!(
+            videos_for_caption(&caption, &filter()).unwrap(),
+            vec![video]
+        );
+    }
+
+    #[test]
+    fn missing_folder_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let err = find_caption(&d.path().join("gone/clip.mp4"), &filter()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+}
