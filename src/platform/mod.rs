@@ -1,1 +1,361 @@
-//! (stub)
+//! The Douyin platform as the pipeline sees it: accounts, the steps of publishing in
+//! domain terms, and the error classes of protocol.md §7.
+//!
+//! Only this module knows URLs and wire types (they live in `wire`); the client itself
+//! is [`DouyinWeb`]. Every type here that holds a secret redacts it in `Debug`, and no
+//! error message ever contains one.
+
+mod douyin_web;
+mod retry;
+mod wire;
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+pub use douyin_web::DouyinWeb;
+
+/// One configured Douyin account: its name, cookie and the csrf token step 5 sends.
+#[derive(Clone)]
+pub struct Account {
+    pub name: String,
+    cookie: Secret,
+    csrf: Secret,
+}
+
+/// Why an account cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccountError {
+    #[error("account `{0}`: the cookie is empty")]
+    EmptyCookie(String),
+    #[error("account `{0}`: the cookie holds characters that cannot go into an HTTP header")]
+    CookieNotAHeader(String),
+    #[error(
+        "account `{0}`: the cookie has no `csrf_token=` entry and no `csrf_token` is configured"
+    )]
+    NoCsrfToken(String),
+    #[error("account `{0}`: the csrf token holds characters that cannot go into an HTTP header")]
+    CsrfNotAHeader(String),
+}
+
+impl Account {
+    /// The csrf token is the cookie's `csrf_token=` entry, else `csrf_override`, else an error.
+    pub fn new(
+        name: &str,
+        cookie: Secret,
+        csrf_override: Option<Secret>,
+    ) -> Result<Account, AccountError> {
+        let trimmed = cookie.expose().trim();
+        if trimmed.is_empty() {
+            return Err(AccountError::EmptyCookie(name.to_owned()));
+        }
+        if !is_header_value(trimmed) {
+            return Err(AccountError::CookieNotAHeader(name.to_owned()));
+        }
+        let csrf = match csrf_from_cookie(trimmed) {
+            Some(token) => Secret::new(token),
+            None => match csrf_override {
+                Some(token) if !token.expose().trim().is_empty() => {
+                    Secret::new(token.expose().trim())
+                }
+                _ => return Err(AccountError::NoCsrfToken(name.to_owned())),
+            },
+        };
+        if !is_header_value(csrf.expose()) {
+            return Err(AccountError::CsrfNotAHeader(name.to_owned()));
+        }
+        Ok(Account {
+            name: name.to_owned(),
+            cookie: Secret::new(trimmed),
+            csrf,
+        })
+    }
+
+    pub(crate) fn cookie(&self) -> &Secret {
+        &self.cookie
+    }
+
+    pub(crate) fn csrf(&self) -> &Secret {
+        &self.csrf
+    }
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("cookie", &self.cookie)
+            .field("csrf", &self.csrf)
+            .finish()
+    }
+}
+
+/// The value of the cookie entry named exactly `csrf_token`, if present and non-empty.
+fn csrf_from_cookie(cookie: &str) -> Option<&str> {
+    cookie
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.trim() == wire::COOKIE_CSRF_NAME)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn is_header_value(s: &str) -> bool {
+    reqwest::header::HeaderValue::from_str(s).is_ok()
+}
+
+/// Where the platform is and how patient to be with it.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    pub creator_url: reqwest::Url,
+    pub vod_url: reqwest::Url,
+    /// `http` or `https`: the scheme of the TOS object URL (protocol §3).
+    pub upload_scheme: String,
+    /// Per request; uploads get extra time in proportion to their size.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// How steps are retried inside the client on transient and rate-limit errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (0 counts as 1).
+    pub attempts: u32,
+    pub initial: Duration,
+    /// Cap on one wait, `Retry-After` included.
+    pub max: Duration,
+}
+
+/// Why a client cannot be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("platform.upload_scheme must be `http` or `https`, not `{0}`")]
+    UploadScheme(String),
+    #[error("platform.{key} must be an http or https URL, not `{url}`")]
+    BaseUrl { key: &'static str, url: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
+/// Step 1's result: the VOD access key and its signature.
+#[derive(Clone)]
+pub struct UploadCredentials {
+    ak: Secret,
+    auth: Secret,
+    expires_at: Option<i64>,
+}
+
+impl UploadCredentials {
+    /// When `auth` expires, if it says so.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        let secs = u64::try_from(self.expires_at?).ok()?;
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+    }
+}
+
+impl fmt::Debug for UploadCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadCredentials")
+            .field("ak", &self.ak)
+            .field("auth", &self.auth)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Step 2's result: where and how to upload.
+#[derive(Clone)]
+pub struct UploadTarget {
+    pub vid: String,
+    /// A path (`tos-cn-v-0000/c747…`), `/` included.
+    pub oid: String,
+    /// `{upload_scheme}://{tos_host}/{oid}`, the `/` in `oid` intact.
+    object_url: reqwest::Url,
+    tos_sign: Secret,
+    token: Secret,
+    extra_param: String,
+}
+
+impl fmt::Debug for UploadTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadTarget")
+            .field("vid", &self.vid)
+            .field("oid", &self.oid)
+            .field("object_url", &self.object_url.as_str())
+            .field("tos_sign", &self.tos_sign)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Step 4's result: a committed video, ready to be posted. The ledger stores it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Upload {
+    pub vid: String,
+    pub oid: String,
+    pub poster_oid: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub duration_secs: f64,
+}
+
+/// Which credential expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expired {
+    /// The account's cookie: the account needs a fresh login.
+    Cookie,
+    /// `auth` (step 1) or `tos_sign`/`token` (step 2): redo steps 1–2.
+    UploadCredentials,
+}
+
+impl fmt::Display for Expired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Expired::Cookie => "cookie",
+            Expired::UploadCredentials => "upload credentials",
+        })
+    }
+}
+
+/// The error classes of protocol.md §7. `Display` never contains a secret.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PublishError {
+    /// Worth retrying later: connection trouble, a timeout before any response, a 5xx.
+    #[error("transient: {reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Posting too often (HTTP 429 or `status_code` 7): wait, then retry.
+    #[error("rate limited{}", fmt_after(*retry_after))]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("{what} expired: {reason}")]
+    AuthExpired { what: Expired, reason: String },
+    /// The platform said no; retrying will not help.
+    #[error("rejected: {reason}")]
+    Rejected { reason: String },
+    /// Step 5 was sent and no answer came: reconcile (protocol 6a), never resend blindly.
+    #[error("outcome unknown: {reason}")]
+    Unknown { reason: String },
+}
+
+fn fmt_after(after: Option<Duration>) -> String {
+    match after {
+        Some(d) => format!(" (retry after {})", humantime::format_duration(d)),
+        None => String::new(),
+    }
+}
+
+impl PublishError {
+    /// `transient`, `rate_limited`, `auth_expired`, `rejected` or `unknown`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            PublishError::Transient { .. } => "transient",
+            PublishError::RateLimited { .. } => "rate_limited",
+            PublishError::AuthExpired { .. } => "auth_expired",
+            PublishError::Rejected { .. } => "rejected",
+            PublishError::Unknown { .. } => "unknown",
+        }
+    }
+
+    /// How long the platform asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PublishError::Transient { retry_after, .. }
+            | PublishError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Transient and rate-limit errors are retried inside the client.
+    pub(crate) fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            PublishError::Transient { .. } | PublishError::RateLimited { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_comes_from_the_cookie_entry_named_exactly() {
+        let a = Account::new(
+            "main",
+            Secret::new("passport_csrf_token=no; sessionid=s; csrf_token=yes"),
+            Some(Secret::new("override")),
+        )
+        .unwrap();
+        assert_eq!(a.csrf().expose(), "yes");
+    }
+
+    #[test]
+    fn csrf_override_when_cookie_has_none() {
+        let a = Account::new("main", Secret::new("sessionid=s"), Some(Secret::new("cfg"))).unwrap();
+        assert_eq!(a.csrf().expose(), "cfg");
+        assert_eq!(
+            Account::new("main", Secret::new("sessionid=s; csrf_token="), None).unwrap_err(),
+            AccountError::NoCsrfToken("main".into())
+        );
+        assert_eq!(
+            Account::new("main", Secret::new("  "), None).unwrap_err(),
+            AccountError::EmptyCookie("main".into())
+        );
+        assert_eq!(
+            Account::new("main", Secret::new("a=b\ncsrf_token=x"), None).unwrap_err(),
+            AccountError::CookieNotAHeader("main".into())
+        );
+    }
+
+    #[test]
+    fn debug_redacts_every_secret() {
+        let a = Account::new(
+            "main",
+            Secret::new("sessionid=SEKRIT; csrf_token=CSRF"),
+            None,
+        )
+        .unwrap();
+        let creds = UploadCredentials {
+            ak: Secret::new("AKAK"),
+            auth: Secret::new("AUTHAUTH"),
+            expires_at: Some(1),
+        };
+        let target = UploadTarget {
+            vid: "v".into(),
+            oid: "o/p".into(),
+            object_url: reqwest::Url::parse("http://h/o/p").unwrap(),
+            tos_sign: Secret::new("SIGN"),
+            token: Secret::new("TOKEN"),
+            extra_param: "x=1".into(),
+        };
+        let all = format!("{a:?} {creds:?} {target:?}");
+        for secret in ["SEKRIT", "CSRF", "AKAK", "AUTHAUTH", "SIGN", "TOKEN"] {
+            assert!(!all.contains(secret), "{secret} leaked in {all}");
+        }
+        assert!(all.contains("main"));
+    }
+
+    #[test]
+    fn classes_and_display() {
+        let e = PublishError::RateLimited {
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(e.class(), "rate_limited");
+        assert_eq!(e.to_string(), "rate limited (retry after 30s)");
+        let e = PublishError::AuthExpired {
+            what: Expired::Cookie,
+            reason: "status_code 8".into(),
+        };
+        assert_eq!(e.class(), "auth_expired");
+        assert_eq!(e.to_string(), "cookie expired: status_code 8");
+        assert_eq!(
+            PublishError::Unknown { reason: "x".into() }.class(),
+            "unknown"
+        );
+    }
+}

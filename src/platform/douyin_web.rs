@@ -1,0 +1,839 @@
+//! The `douyin-web` client: protocol.md steps 1–5 and 6a/6b over HTTP, each answer
+//! sorted into the error classes of §7, with retries where a retry is safe.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
+
+use super::retry::retrying;
+use super::wire;
+use super::{
+    Account, ClientSettings, Expired, PublishError, RetryPolicy, SettingsError, Upload,
+    UploadCredentials, UploadTarget,
+};
+use crate::domain::{Post, PostDraft};
+use crate::secret::Secret;
+
+/// Uploads get `timeout` plus one second per this many bytes, so a slow link can finish
+/// a large file while a stalled one still fails.
+const UPLOAD_MIN_BYTES_PER_SEC: u64 = 64 * 1024;
+
+/// The Douyin creator-web client. Cheap to clone.
+#[derive(Clone)]
+pub struct DouyinWeb {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    creator_url: Url,
+    vod_url: Url,
+    upload_scheme: String,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for DouyinWeb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DouyinWeb")
+            .field("creator_url", &self.inner.creator_url.as_str())
+            .field("vod_url", &self.inner.vod_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The calls the client makes, for log lines, error reasons and how a lost answer counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Call {
+    Credentials,
+    UploadParams,
+    Upload,
+    Commit,
+    Publish,
+    ListPosts,
+    Challenge,
+}
+
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::Credentials => "credentials",
+            Call::UploadParams => "upload_params",
+            Call::Upload => "upload",
+            Call::Commit => "commit",
+            Call::Publish => "publish",
+            Call::ListPosts => "list_posts",
+            Call::Challenge => "challenge_lookup",
+        }
+    }
+
+    /// An answer to this call that cannot be read leaves its outcome unknown.
+    fn lost_answer_is_unknown(self) -> bool {
+        self == Call::Publish
+    }
+}
+
+/// One HTTP answer, read to the end.
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: Bytes,
+}
+
+fn rejected(call: Call, what: impl std::fmt::Display) -> PublishError {
+    PublishError::Rejected {
+        reason: format!("{}: {what}", call.name()),
+    }
+}
+
+/// An answer we cannot make sense of. For step 5 the post may exist all the same.
+fn bad_answer(call: Call, what: impl std::fmt::Display) -> PublishError {
+    let reason = format!("{}: unexpected response: {what}", call.name());
+    if call.lost_answer_is_unknown() {
+        PublishError::Unknown { reason }
+    } else {
+        PublishError::Rejected { reason }
+    }
+}
+
+/// Parses JSON, describing a failure by position only (serde's messages can quote values).
+fn parse<T: DeserializeOwned>(call: Call, body: &[u8]) -> Result<T, PublishError> {
+    serde_json::from_slice(body).map_err(|e| {
+        bad_answer(
+            call,
+            format_args!(
+                "not the expected JSON ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+fn secret_header(call: Call, what: &str, s: &Secret) -> Result<HeaderValue, PublishError> {
+    let mut v = HeaderValue::from_str(s.expose())
+        .map_err(|_| rejected(call, format_args!("{what} cannot go into an HTTP header")))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+/// A transport error with no usable answer.
+fn transport_error(call: Call, err: &reqwest::Error) -> PublishError {
+    let what = if err.is_connect() {
+        "cannot connect"
+    } else if err.is_timeout() {
+        "timed out waiting for the response"
+    } else if err.is_body() {
+        "the request body failed"
+    } else {
+        "the connection failed"
+    };
+    let mut reason = format!("{}: {what}", call.name());
+    // The source chain names the I/O cause (refused, reset, ...) and never a header.
+    let mut source = std::error::Error::source(err);
+    if let Some(cause) = source {
+        reason.push_str(&format!(" ({cause}"));
+        source = cause.source();
+        while let Some(cause) = source {
+            reason.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        reason.push(')');
+    }
+    // A request that never reached the server can be sent again, even step 5.
+    if call.lost_answer_is_unknown() && !err.is_connect() {
+        PublishError::Unknown { reason }
+    } else {
+        PublishError::Transient {
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+/// Statuses every endpoint shares: 429 and 5xx.
+fn common_status(call: Call, reply: &Reply) -> Result<(), PublishError> {
+    if reply.status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(PublishError::RateLimited {
+            retry_after: reply.retry_after,
+        });
+    }
+    if reply.status.is_server_error() {
+        return Err(PublishError::Transient {
+            reason: format!("{}: HTTP {}", call.name(), reply.status),
+            retry_after: reply.retry_after,
+        });
+    }
+    Ok(())
+}
+
+fn message_or_none(msg: Option<&str>) -> &str {
+    match msg {
+        Some(m) if !m.is_empty() => m,
+        _ => "(no message)",
+    }
+}
+
+/// `status_code` of the creator endpoints (protocol §1, §5, §6).
+fn creator_status(call: Call, code: i64, msg: Option<&str>) -> Result<(), PublishError> {
+    match code {
+        wire::STATUS_OK => Ok(()),
+        wire::STATUS_TOO_OFTEN => Err(PublishError::RateLimited { retry_after: None }),
+        wire::STATUS_NOT_LOGGED_IN => Err(PublishError::AuthExpired {
+            what: Expired::Cookie,
+            reason: format!(
+                "{}: not logged in (status_code 8: {})",
+                call.name(),
+                message_or_none(msg)
+            ),
+        }),
+        other => Err(rejected(
+            call,
+            format_args!("status_code {other}: {}", message_or_none(msg)),
+        )),
+    }
+}
+
+/// A creator-endpoint answer: HTTP status, then `status_code`, then the body as `T`.
+fn creator_answer<T: DeserializeOwned>(call: Call, reply: &Reply) -> Result<T, PublishError> {
+    common_status(call, reply)?;
+    if reply.status == StatusCode::UNAUTHORIZED {
+        return Err(PublishError::AuthExpired {
+            what: Expired::Cookie,
+            reason: format!("{}: HTTP 401", call.name()),
+        });
+    }
+    let status: Option<wire::StatusOnly> = serde_json::from_slice(&reply.body).ok();
+    if !reply.status.is_success() {
+        if let Some(s) = status.filter(|s| s.status_code != wire::STATUS_OK) {
+            creator_status(call, s.status_code, s.status_msg.as_deref())?;
+        }
+        return Err(rejected(call, format_args!("HTTP {}", reply.status)));
+    }
+    let Some(status) = status else {
+        return Err(parse::<wire::StatusOnly>(call, &reply.body)
+            .err()
+            .unwrap_or_else(|| bad_answer(call, "no status_code")));
+    };
+    creator_status(call, status.status_code, status.status_msg.as_deref())?;
+    parse(call, &reply.body)
+}
+
+/// A VOD answer (steps 2 and 4): HTTP status, then `code`, then `data` as `T`.
+fn vod_answer<T: DeserializeOwned>(call: Call, reply: &Reply) -> Result<T, PublishError> {
+    common_status(call, reply)?;
+    if reply.status == StatusCode::UNAUTHORIZED {
+        return Err(PublishError::AuthExpired {
+            what: Expired::UploadCredentials,
+            reason: format!("{}: HTTP 401", call.name()),
+        });
+    }
+    let code: Option<wire::VodCode> = serde_json::from_slice(&reply.body).ok();
+    match code {
+        Some(c) if c.code == wire::VOD_AUTH_EXPIRED => Err(PublishError::AuthExpired {
+            what: Expired::UploadCredentials,
+            reason: format!(
+                "{}: code 4001: {}",
+                call.name(),
+                message_or_none(c.message.as_deref())
+            ),
+        }),
+        Some(c) if c.code != wire::VOD_OK => Err(rejected(
+            call,
+            format_args!("code {}: {}", c.code, message_or_none(c.message.as_deref())),
+        )),
+        _ if !reply.status.is_success() => {
+            Err(rejected(call, format_args!("HTTP {}", reply.status)))
+        }
+        None => Err(parse::<wire::VodCode>(call, &reply.body)
+            .err()
+            .unwrap_or_else(|| bad_answer(call, "no code"))),
+        Some(_) => {
+            let env: wire::VodEnvelope<T> = parse(call, &reply.body)?;
+            env.data.ok_or_else(|| bad_answer(call, "no `data`"))
+        }
+    }
+}
+
+/// A TOS answer (step 3): `success` 0 with a 2xx, else the error it names.
+fn tos_answer(call: Call, reply: &Reply) -> Result<(), PublishError> {
+    common_status(call, reply)?;
+    if reply.status == StatusCode::UNAUTHORIZED {
+        return Err(PublishError::AuthExpired {
+            what: Expired::UploadCredentials,
+            reason: format!("{}: HTTP 401 (tos_sign expired or invalid)", call.name()),
+        });
+    }
+    let tos: Option<wire::TosResponse> = serde_json::from_slice(&reply.body).ok();
+    match tos {
+        Some(t) if t.success == wire::TOS_OK && reply.status.is_success() => Ok(()),
+        Some(t) => {
+            let (code, msg) = t.error.map(|e| (e.code, e.message)).unwrap_or((None, None));
+            Err(rejected(
+                call,
+                format_args!(
+                    "HTTP {}, success {}, error code {}: {}",
+                    reply.status,
+                    t.success,
+                    code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                    message_or_none(msg.as_deref())
+                ),
+            ))
+        }
+        None if reply.status.is_success() => Err(parse::<wire::TosResponse>(call, &reply.body)
+            .err()
+            .unwrap_or_else(|| bad_answer(call, "no `success`"))),
+        None => Err(rejected(call, format_args!("HTTP {}", reply.status))),
+    }
+}
+
+/// `base` with `path` appended to its own path, no query.
+fn endpoint(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}{}", base.path().trim_end_matches('/'), path);
+    url.set_path(&joined);
+    url.set_query(None);
+    url.set_fragment(None);
+    url
+}
+
+/// Percent-encodes `oid` for a URL path, keeping every `/` (it is a path, protocol §2).
+fn encode_oid(oid: &str) -> String {
+    let mut out = String::with_capacity(oid.len());
+    for b in oid.bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `{scheme}://{tos_host}/{oid}`, refusing what would not name that exact object.
+fn object_url(scheme: &str, tos_host: &str, oid: &str) -> Result<Url, String> {
+    let host_ok = !tos_host.is_empty()
+        && !tos_host
+            .chars()
+            .any(|c| c.is_whitespace() || "/?#@\\".contains(c));
+    if !host_ok {
+        return Err("tos_host is not a bare host[:port]".to_owned());
+    }
+    if oid.is_empty() || oid.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err("oid is empty or has a `.`/`..` segment".to_owned());
+    }
+    let url = Url::parse(&format!("{scheme}://{tos_host}/{}", encode_oid(oid)))
+        .map_err(|e| format!("object URL does not parse: {e}"))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("tos_host is not a bare host[:port]".to_owned());
+    }
+    Ok(url)
+}
+
+fn non_empty(field: Option<String>) -> Option<String> {
+    field.filter(|s| !s.is_empty())
+}
+
+impl DouyinWeb {
+    pub fn new(settings: ClientSettings) -> Result<DouyinWeb, SettingsError> {
+        let ClientSettings {
+            creator_url,
+            vod_url,
+            upload_scheme,
+            timeout,
+            retry,
+        } = settings;
+        if upload_scheme != "http" && upload_scheme != "https" {
+            return Err(SettingsError::UploadScheme(upload_scheme));
+        }
+        for (key, url) in [("creator_url", &creator_url), ("vod_url", &vod_url)] {
+            if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+                return Err(SettingsError::BaseUrl {
+                    key,
+                    url: url.to_string(),
+                });
+            }
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("dropcast/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(SettingsError::Http)?;
+        Ok(DouyinWeb {
+            inner: Arc::new(Inner {
+                http,
+                creator_url,
+                vod_url,
+                upload_scheme,
+                timeout,
+                retry,
+            }),
+        })
+    }
+
+    /// Sends one request and reads the whole answer; transport failures are classified.
+    async fn exchange(&self, call: Call, req: RequestBuilder) -> Result<Reply, PublishError> {
+        tracing::debug!(step = call.name(), "request");
+        let resp = req.send().await.map_err(|e| transport_error(call, &e))?;
+        let status = resp.status();
+        let retry_after = retry_after(resp.headers());
+        let body = match resp.bytes().await {
+            Ok(body) => body,
+            // The status alone says enough for these.
+            Err(_) if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
+                Bytes::new()
+            }
+            Err(e) => return Err(transport_error(call, &e)),
+        };
+        tracing::debug!(step = call.name(), %status, "response");
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// Step 1: the VOD access key and signature for this account.
+    pub async fn credentials(&self, account: &Account) -> Result<UploadCredentials, PublishError> {
+        let call = Call::Credentials;
+        let url = endpoint(&self.inner.creator_url, wire::PATH_UPLOAD_AUTH);
+        let cookie = secret_header(call, "the cookie", account.cookie())?;
+        retrying(&self.inner.retry, call.name(), || async {
+            let req = self
+                .inner
+                .http
+                .get(url.clone())
+                .header(wire::H_COOKIE, cookie.clone());
+            let reply = self.exchange(call, req).await?;
+            let auth: wire::AuthResponse = creator_answer(call, &reply)?;
+            let (Some(ak), Some(auth)) = (non_empty(auth.ak), non_empty(auth.auth)) else {
+                return Err(bad_answer(call, "`ak` or `auth` missing"));
+            };
+            if HeaderValue::from_str(&ak).is_err() || HeaderValue::from_str(&auth).is_err() {
+                return Err(bad_answer(call, "`ak` or `auth` cannot go into a header"));
+            }
+            Ok(UploadCredentials {
+                expires_at: wire::auth_expiry(&auth),
+                ak: Secret::new(ak),
+                auth: Secret::new(auth),
+            })
+        })
+        .await
+    }
+
+    fn vod_request(
+        &self,
+        call: Call,
+        method: Method,
+        url: Url,
+        creds: &UploadCredentials,
+    ) -> Result<RequestBuilder, PublishError> {
+        Ok(self
+            .inner
+            .http
+            .request(method, url)
+            .header(
+                wire::H_VOD_AUTHORIZATION,
+                secret_header(call, "auth", &creds.auth)?,
+            )
+            .header(wire::H_VOD_ACCESS, secret_header(call, "ak", &creds.ak)?))
+    }
+
+    /// Step 2: where to upload a file of `file_size` bytes.
+    pub async fn upload_target(
+        &self,
+        creds: &UploadCredentials,
+        file_size: u64,
+    ) -> Result<UploadTarget, PublishError> {
+        let call = Call::UploadParams;
+        let mut url = endpoint(&self.inner.vod_url, wire::PATH_VOD_OPENAPI);
+        url.query_pairs_mut()
+            .append_pair(wire::Q_ACTION, wire::ACTION_UPLOAD_PARAMS)
+            .append_pair(wire::Q_USE_EDGE_NODE, "1")
+            .append_pair(wire::Q_FILE_SIZE, &file_size.to_string());
+        retrying(&self.inner.retry, call.name(), || async {
+            let req = self.vod_request(call, Method::GET, url.clone(), creds)?;
+            let reply = self.exchange(call, req).await?;
+            let data: wire::UploadParamsData = vod_answer(call, &reply)?;
+            let node = data
+                .into_node()
+                .map_err(|field| bad_answer(call, format_args!("`{field}` missing")))?;
+            let (
+                Some(vid),
+                Some(oid),
+                Some(tos_host),
+                Some(tos_sign),
+                Some(token),
+                Some(extra_param),
+            ) = (
+                node.vid,
+                node.oid,
+                node.tos_host,
+                node.tos_sign,
+                node.token,
+                node.extra_param,
+            )
+            else {
+                return Err(bad_answer(call, "upload fields missing"));
+            };
+            let object_url = object_url(&self.inner.upload_scheme, &tos_host, &oid)
+                .map_err(|why| bad_answer(call, why))?;
+            if HeaderValue::from_str(&tos_sign).is_err() {
+                return Err(bad_answer(call, "`tos_sign` cannot go into a header"));
+            }
+            Ok(UploadTarget {
+                vid,
+                oid,
+                object_url,
+                tos_sign: Secret::new(tos_sign),
+                token: Secret::new(token),
+                extra_param,
+            })
+        })
+        .await
+    }
+
+    /// Step 3a: the whole file in one request, streamed from disk with an exact
+    /// `Content-Length` and its CRC-32. `size` and `crc32` are those of the whole file.
+    pub async fn upload_file(
+        &self,
+        target: &UploadTarget,
+        path: &Path,
+        size: u64,
+        crc32: u32,
+    ) -> Result<(), PublishError> {
+        let call = Call::Upload;
+        let sign = secret_header(call, "tos_sign", &target.tos_sign)?;
+        let timeout = self.inner.timeout + Duration::from_secs(size / UPLOAD_MIN_BYTES_PER_SEC);
+        retrying(&self.inner.retry, call.name(), || async {
+            // A streamed body is consumed by sending it: every try opens the file anew.
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| rejected(call, format_args!("cannot open {}: {e}", path.display())))?;
+            let on_disk = file
+                .metadata()
+                .await
+                .map_err(|e| rejected(call, format_args!("cannot stat {}: {e}", path.display())))?
+                .len();
+            if on_disk != size {
+                return Err(rejected(
+                    call,
+                    format_args!(
+                        "{} is {on_disk} bytes, expected {size}: it changed",
+                        path.display()
+                    ),
+                ));
+            }
+            let body = reqwest::Body::wrap_stream(ReaderStream::new(file.take(size)));
+            let req = self
+                .inner
+                .http
+                .post(target.object_url.clone())
+                .timeout(timeout)
+                .header(wire::H_TOS_AUTHORIZATION, sign.clone())
+                .header(CONTENT_TYPE, wire::CT_OCTET_STREAM)
+                .header(CONTENT_LENGTH, size)
+                .header(wire::H_CONTENT_CRC32, format!("{crc32:08x}"))
+                .body(body);
+            let reply = self.exchange(call, req).await?;
+            tos_answer(call, &reply)
+        })
+        .await
+    }
+
+    /// Step 4: commit the uploaded object; the answer describes the video.
+    pub async fn commit(
+        &self,
+        creds: &UploadCredentials,
+        target: &UploadTarget,
+    ) -> Result<Upload, PublishError> {
+        let call = Call::Commit;
+        let mut url = endpoint(&self.inner.vod_url, wire::PATH_VOD_OPENAPI);
+        // `extra_param` goes on verbatim after `&` (protocol §4).
+        url.set_query(Some(&format!(
+            "{}={}&{}",
+            wire::Q_ACTION,
+            wire::ACTION_COMMIT,
+            target.extra_param
+        )));
+        let body = serde_json::to_vec(&wire::CommitBody {
+            vid: &target.vid,
+            oid: &target.oid,
+            token: target.token.expose(),
+            poster_ss: 0,
+            is_exact_poster: true,
+            user_reference: "",
+        })
+        .map_err(|e| rejected(call, format_args!("cannot encode the body: {e}")))?;
+        let body = Bytes::from(body);
+        retrying(&self.inner.retry, call.name(), || async {
+            let req = self
+                .vod_request(call, Method::POST, url.clone(), creds)?
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+            let reply = self.exchange(call, req).await?;
+            let data: wire::CommitData = vod_answer(call, &reply)?;
+            let video = data
+                .video
+                .ok_or_else(|| bad_answer(call, "`video` missing"))?;
+            if let Some(vid) = video.vid.as_deref().filter(|v| !v.is_empty())
+                && vid != target.vid
+            {
+                return Err(bad_answer(call, "the committed `vid` is not ours"));
+            }
+            Ok(Upload {
+                vid: target.vid.clone(),
+                oid: target.oid.clone(),
+                poster_oid: data.poster.and_then(|p| non_empty(p.oid)),
+                width: video.width.unwrap_or(0),
+                height: video.height.unwrap_or(0),
+                duration_secs: video.duration.unwrap_or(0.0),
+            })
+        })
+        .await
+    }
+
+    /// Step 5: publish. Retried only when the request provably did not reach the server
+    /// or got a 5xx/429/`status_code` 7 answer; a lost answer is `Unknown`.
+    pub async fn create_post(
+        &self,
+        account: &Account,
+        upload: &Upload,
+        draft: &PostDraft,
+    ) -> Result<Post, PublishError> {
+        let call = Call::Publish;
+        let url = endpoint(&self.inner.creator_url, wire::PATH_CREATE_POST);
+        let poster = upload.poster_oid.as_deref().unwrap_or(&upload.oid);
+        let form = wire::create_post_form(&upload.vid, poster, draft)
+            .map_err(|e| rejected(call, format_args!("cannot encode text_extra: {e}")))?;
+        let body = serde_urlencoded::to_string(&form)
+            .map_err(|e| rejected(call, format_args!("cannot encode the form: {e}")))?;
+        let body = Bytes::from(body);
+        let cookie = secret_header(call, "the cookie", account.cookie())?;
+        let csrf = secret_header(call, "the csrf token", account.csrf())?;
+        retrying(&self.inner.retry, call.name(), || async {
+            let req = self
+                .inner
+                .http
+                .post(url.clone())
+                .header(wire::H_COOKIE, cookie.clone())
+                .header(wire::H_CSRF_TOKEN, csrf.clone())
+                .header(CONTENT_TYPE, wire::CT_FORM)
+                .body(body.clone());
+            let reply = self.exchange(call, req).await?;
+            let created: wire::CreateResponse = creator_answer(call, &reply)?;
+            match created.post_id() {
+                Some(id) => Ok(Post {
+                    aweme_id: id.to_owned(),
+                }),
+                None => Err(bad_answer(
+                    call,
+                    "status_code 0 but neither `aweme.aweme_id` nor `item_id`",
+                )),
+            }
+        })
+        .await
+    }
+
+    /// 6a: the account's post whose video is `vid`, looking back at most
+    /// `LIST_MAX_PAGES` pages, newest first.
+    pub async fn find_post(
+        &self,
+        account: &Account,
+        vid: &str,
+    ) -> Result<Option<Post>, PublishError> {
+        let call = Call::ListPosts;
+        let cookie = secret_header(call, "the cookie", account.cookie())?;
+        let mut cursor: i64 = 0;
+        for _ in 0..wire::LIST_MAX_PAGES {
+            let mut url = endpoint(&self.inner.creator_url, wire::PATH_LIST_POSTS);
+            url.query_pairs_mut()
+                .append_pair(wire::Q_COUNT, &wire::LIST_PAGE_SIZE.to_string())
+                .append_pair(wire::Q_MAX_CURSOR, &cursor.to_string());
+            let page: wire::PostList = retrying(&self.inner.retry, call.name(), || async {
+                let req = self
+                    .inner
+                    .http
+                    .get(url.clone())
+                    .header(wire::H_COOKIE, cookie.clone());
+                let reply = self.exchange(call, req).await?;
+                creator_answer(call, &reply)
+            })
+            .await?;
+            let found = page
+                .aweme_list
+                .into_iter()
+                .find(|p| p.video.as_ref().and_then(|v| v.vid.as_deref()) == Some(vid));
+            if let Some(post) = found {
+                return match non_empty(post.aweme_id) {
+                    Some(aweme_id) => Ok(Some(Post { aweme_id })),
+                    None => Err(bad_answer(call, "a listed post has no `aweme_id`")),
+                };
+            }
+            match page.max_cursor {
+                Some(next) if page.has_more && next != cursor => cursor = next,
+                _ => return Ok(None),
+            }
+        }
+        tracing::warn!(
+            step = call.name(),
+            pages = wire::LIST_MAX_PAGES,
+            "post not found in the pages looked at"
+        );
+        Ok(None)
+    }
+
+    /// 6b: the challenge id of hashtag `name`; only an exact `cha_name` match counts.
+    pub async fn challenge_id(
+        &self,
+        account: &Account,
+        name: &str,
+    ) -> Result<Option<String>, PublishError> {
+        let call = Call::Challenge;
+        let cookie = secret_header(call, "the cookie", account.cookie())?;
+        let mut url = endpoint(&self.inner.creator_url, wire::PATH_CHALLENGE_SUG);
+        url.query_pairs_mut()
+            .append_pair(wire::Q_KEYWORD, name)
+            .append_pair(wire::Q_SOURCE, wire::CHALLENGE_SOURCE)
+            .append_pair(wire::Q_AID, wire::CHALLENGE_AID);
+        let sug: wire::ChallengeSug = retrying(&self.inner.retry, call.name(), || async {
+            let req = self
+                .inner
+                .http
+                .get(url.clone())
+                .header(wire::H_COOKIE, cookie.clone());
+            let reply = self.exchange(call, req).await?;
+            creator_answer(call, &reply)
+        })
+        .await?;
+        Ok(sug
+            .sug_list
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.cha_name.as_deref() == Some(name))
+            .and_then(|c| non_empty(c.cid)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_url_keeps_slashes_and_encodes_the_rest() {
+        let u = object_url("http", "127.0.0.1:9000", "tos-cn-v-0000/c747 f5?x#y").unwrap();
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:9000/tos-cn-v-0000/c747%20f5%3Fx%23y"
+        );
+        assert_eq!(u.path(), "/tos-cn-v-0000/c747%20f5%3Fx%23y");
+    }
+
+    #[test]
+    fn object_url_refuses_hosts_with_paths_and_dot_segments() {
+        assert!(object_url("https", "evil.com/x", "a/b").is_err());
+        assert!(object_url("https", "user@host", "a/b").is_err());
+        assert!(object_url("https", "", "a/b").is_err());
+        assert!(object_url("https", "h", "a/../b").is_err());
+        assert!(object_url("https", "h", "").is_err());
+    }
+
+    #[test]
+    fn endpoint_appends_to_a_base_path() {
+        let base = Url::parse("http://127.0.0.1:1/prefix/").unwrap();
+        assert_eq!(
+            endpoint(&base, wire::PATH_UPLOAD_AUTH).as_str(),
+            "http://127.0.0.1:1/prefix/web/api/media/upload/auth/"
+        );
+        let base = Url::parse("https://media.douyin.com").unwrap();
+        assert_eq!(
+            endpoint(&base, wire::PATH_CREATE_POST).as_str(),
+            "https://media.douyin.com/web/api/media/aweme/create/"
+        );
+    }
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn creator_codes_map_to_classes() {
+        let class = |status, body: &str, call| {
+            creator_answer::<wire::StatusOnly>(call, &reply(status, body))
+                .err()
+                .map(|e| e.class())
+        };
+        assert_eq!(class(200, r#"{"status_code":0}"#, Call::Publish), None);
+        assert_eq!(
+            class(200, r#"{"status_code":7}"#, Call::Publish),
+            Some("rate_limited")
+        );
+        assert_eq!(
+            class(200, r#"{"status_code":8}"#, Call::Publish),
+            Some("auth_expired")
+        );
+        assert_eq!(
+            class(
+                200,
+                r#"{"status_code":2,"status_msg":"bad"}"#,
+                Call::Publish
+            ),
+            Some("rejected")
+        );
+        assert_eq!(class(400, "nope", Call::Publish), Some("rejected"));
+        assert_eq!(class(502, "", Call::Publish), Some("transient"));
+        assert_eq!(class(200, "<html>", Call::Publish), Some("unknown"));
+        assert_eq!(class(200, "<html>", Call::Credentials), Some("rejected"));
+    }
+
+    #[test]
+    fn vod_and_tos_codes_map_to_classes() {
+        let vod = |status, body: &str| {
+            vod_answer::<wire::CommitData>(Call::Commit, &reply(status, body))
+                .err()
+                .map(|e| e.class())
+        };
+        assert_eq!(vod(200, r#"{"code":4001}"#), Some("auth_expired"));
+        assert_eq!(vod(200, r#"{"code":4004,"message":"x"}"#), Some("rejected"));
+        assert_eq!(vod(401, ""), Some("auth_expired"));
+        assert_eq!(vod(200, r#"{"code":2000}"#), Some("rejected"));
+        let tos = |status, body: &str| tos_answer(Call::Upload, &reply(status, body)).err();
+        assert_eq!(tos(200, r#"{"success":0}"#), None);
+        let e = tos(
+            400,
+            r#"{"success":1,"error":{"code":5,"message":"crc mismatch"}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.class(), "rejected");
+        assert!(e.to_string().contains("crc mismatch"));
+        assert_eq!(tos(401, "").unwrap().class(), "auth_expired");
+        assert_eq!(tos(411, "").unwrap().class(), "rejected");
+    }
+}

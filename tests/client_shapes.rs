@@ -1,0 +1,949 @@
+//! The `douyin-web` client against canned answers of every shape protocol.md describes,
+//! served by a small axum server on 127.0.0.1 that records what it was sent.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use dropcast::domain::{Collection, EntityKind, PostDraft, TextEntity, Visibility};
+use dropcast::platform::{
+    Account, ClientSettings, DouyinWeb, Expired, PublishError, RetryPolicy, Upload,
+    UploadCredentials, UploadTarget,
+};
+use dropcast::secret::Secret;
+
+const COOKIE: &str = "sessionid=SESSION-SECRET; csrf_token=CSRF-SECRET";
+const AK: &str = "0123456789abcdef0123456789abcdef";
+const AUTH: &str = "HMAC-SHA1:1.0:4102444800:0123456789abcdef0123456789abcdef:AUTH-SIG";
+const TOS_SIGN: &str = "TOS-SIGN-SECRET";
+const TOKEN: &str = "UPLOAD-TOKEN-SECRET";
+const SECRETS: [&str; 5] = ["SESSION-SECRET", "CSRF-SECRET", "AUTH-SIG", TOS_SIGN, TOKEN];
+
+// ---- the canned server ------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn query(&self) -> Vec<(String, String)> {
+        serde_urlencoded::from_str(self.uri.query().unwrap_or("")).unwrap()
+    }
+
+    fn query_value(&self, key: &str) -> Option<String> {
+        self.query()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    hang: bool,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply {
+        status,
+        headers: Vec::new(),
+        body: body.to_string(),
+        hang: false,
+    }
+}
+
+fn ok(body: Value) -> Reply {
+    reply(200, body)
+}
+
+fn raw(status: u16, body: &str) -> Reply {
+    Reply {
+        status,
+        headers: Vec::new(),
+        body: body.to_owned(),
+        hang: false,
+    }
+}
+
+fn hang() -> Reply {
+    Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: String::new(),
+        hang: true,
+    }
+}
+
+#[derive(Clone, Default)]
+struct Canned {
+    replies: Arc<Mutex<VecDeque<Reply>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+async fn handle(
+    State(canned): State<Canned>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    canned.seen.lock().unwrap().push(Seen {
+        method,
+        uri,
+        headers,
+        body,
+    });
+    let next = canned.replies.lock().unwrap().pop_front();
+    let Some(r) = next else {
+        return (StatusCode::IM_A_TEAPOT, "no canned reply left").into_response();
+    };
+    if r.hang {
+        std::future::pending::<()>().await;
+    }
+    let mut resp = (StatusCode::from_u16(r.status).unwrap(), r.body).into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    for (k, v) in r.headers {
+        resp.headers_mut().insert(k, v.parse().unwrap());
+    }
+    resp
+}
+
+struct Server {
+    addr: SocketAddr,
+    canned: Canned,
+}
+
+impl Server {
+    async fn start(replies: Vec<Reply>) -> Server {
+        let canned = Canned::default();
+        canned.replies.lock().unwrap().extend(replies);
+        let app = Router::new().fallback(handle).with_state(canned.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Server { addr, canned }
+    }
+
+    fn push(&self, r: Reply) {
+        self.canned.replies.lock().unwrap().push_back(r);
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.canned.seen.lock().unwrap().clone()
+    }
+
+    fn client_with(&self, timeout: Duration, attempts: u32) -> DouyinWeb {
+        let base: reqwest::Url = format!("http://{}", self.addr).parse().unwrap();
+        DouyinWeb::new(ClientSettings {
+            creator_url: base.clone(),
+            vod_url: base,
+            upload_scheme: "http".into(),
+            timeout,
+            retry: RetryPolicy {
+                attempts,
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(20),
+            },
+        })
+        .unwrap()
+    }
+
+    fn client(&self) -> DouyinWeb {
+        self.client_with(Duration::from_secs(5), 3)
+    }
+}
+
+fn account() -> Account {
+    Account::new("main", Secret::new(COOKIE), None).unwrap()
+}
+
+fn assert_no_secret(err: &PublishError) {
+    let shown = format!("{err} {err:?}");
+    for s in SECRETS {
+        assert!(!shown.contains(s), "secret {s} in {shown}");
+    }
+}
+
+fn auth_ok() -> Reply {
+    ok(json!({"status_code": 0, "ak": AK, "auth": AUTH}))
+}
+
+fn node(addr: SocketAddr, vid: &str) -> Value {
+    json!({
+        "vid": vid, "oid": "tos-cn-v-0000/c747f5e1", "tos_host": addr.to_string(),
+        "tos_sign": TOS_SIGN, "token": TOKEN,
+        "extra_param": "vidc=lf&vts=1&host=tos&edge_node=lf&upload_mode=serial&file_size=917394.000000",
+        "upload_mode": "serial"
+    })
+}
+
+fn params_top(addr: SocketAddr) -> Reply {
+    let mut data = node(addr, "v0200top");
+    data["bucket"] = json!("tos-cn-v-0000");
+    data["edge_nodes"] = json!([node(addr, "v0200edge")]);
+    ok(json!({"code": 2000, "message": "ok", "data": data}))
+}
+
+/// Steps 1 and 2 against `server`, their requests forgotten.
+async fn creds_and_target(server: &Server) -> (DouyinWeb, UploadCredentials, UploadTarget) {
+    server.push(auth_ok());
+    server.push(params_top(server.addr));
+    let client = server.client();
+    let creds = client.credentials(&account()).await.unwrap();
+    let target = client.upload_target(&creds, 917_394).await.unwrap();
+    server.canned.seen.lock().unwrap().clear();
+    (client, creds, target)
+}
+
+fn upload() -> Upload {
+    Upload {
+        vid: "v0200top".into(),
+        oid: "tos-cn-v-0000/c747f5e1".into(),
+        poster_oid: Some("tos-cn-p-0015/poster1".into()),
+        width: 1080,
+        height: 1920,
+        duration_secs: 12.5,
+    }
+}
+
+fn draft() -> PostDraft {
+    // "#音乐 遇见就是一种缘分 @小明 😀" — UTF-16 offsets computed upstream.
+    PostDraft {
+        text: "#音乐 遇见就是一种缘分 @小明 😀".into(),
+        plain_text: "遇见就是一种缘分 😀".into(),
+        entities: vec![
+            TextEntity {
+                start: 0,
+                end: 3,
+                kind: EntityKind::Hashtag {
+                    name: "音乐".into(),
+                },
+            },
+            TextEntity {
+                start: 13,
+                end: 16,
+                kind: EntityKind::Mention {
+                    name: "小明".into(),
+                    user_id: "84990209480".into(),
+                },
+            },
+        ],
+        challenge_ids: vec!["1550712576368642".into()],
+        mention_ids: vec!["84990209480".into()],
+        visibility: Visibility::Private,
+        allow_download: false,
+        cover_at: Duration::from_millis(1500),
+        collection: Some(Collection {
+            id: "7012345678901234567".into(),
+            order: 3,
+        }),
+        publish_at: Some(1_796_000_000),
+    }
+}
+
+// ---- step 1 -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn step1_ok_sends_the_cookie_and_redacts_credentials() {
+    let server = Server::start(vec![auth_ok(), params_top("127.0.0.1:1".parse().unwrap())]).await;
+    let client = server.client();
+    let creds = client.credentials(&account()).await.unwrap();
+    let shown = format!("{creds:?}");
+    assert!(
+        !shown.contains("AUTH-SIG") && !shown.contains(AK),
+        "{shown}"
+    );
+    assert_eq!(
+        creds
+            .expires_at()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        4_102_444_800
+    );
+    // Step 2 carries what step 1 gave.
+    client.upload_target(&creds, 10).await.unwrap();
+    let seen = server.seen();
+    assert_eq!(seen[0].method, Method::GET);
+    assert_eq!(seen[0].uri.path(), "/web/api/media/upload/auth/");
+    assert_eq!(seen[0].header("cookie"), Some(COOKIE));
+    assert_eq!(seen[1].header("authorization"), Some(AUTH));
+    assert_eq!(seen[1].header("x-tt-access"), Some(AK));
+}
+
+#[tokio::test]
+async fn step1_status_8_is_an_expired_cookie() {
+    let server = Server::start(vec![ok(
+        json!({"status_code": 8, "status_msg": "user not login"}),
+    )])
+    .await;
+    let err = server.client().credentials(&account()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PublishError::AuthExpired {
+                what: Expired::Cookie,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.class(), "auth_expired");
+    assert_no_secret(&err);
+    assert_eq!(server.seen().len(), 1, "an expired cookie is not retried");
+}
+
+#[tokio::test]
+async fn step1_other_code_is_rejected_with_the_platforms_message() {
+    let server = Server::start(vec![ok(
+        json!({"status_code": 5, "status_msg": "account banned"}),
+    )])
+    .await;
+    let err = server.client().credentials(&account()).await.unwrap_err();
+    assert_eq!(err.class(), "rejected");
+    assert!(err.to_string().contains("account banned"), "{err}");
+    assert_eq!(server.seen().len(), 1);
+}
+
+// ---- step 2 -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn step2_top_level_layout() {
+    let server = Server::start(vec![]).await;
+    server.push(auth_ok());
+    server.push(params_top(server.addr));
+    let client = server.client();
+    let creds = client.credentials(&account()).await.unwrap();
+    let target = client.upload_target(&creds, 917_394).await.unwrap();
+    assert_eq!(target.vid, "v0200top");
+    assert_eq!(target.oid, "tos-cn-v-0000/c747f5e1");
+    let shown = format!("{target:?}");
+    assert!(
+        !shown.contains(TOS_SIGN) && !shown.contains(TOKEN),
+        "{shown}"
+    );
+    let seen = &server.seen()[1];
+    assert_eq!(seen.uri.path(), "/video/openapi/v1/");
+    assert_eq!(
+        seen.query(),
+        [
+            ("action".to_owned(), "GetVideoUploadParams".to_owned()),
+            ("use_edge_node".to_owned(), "1".to_owned()),
+            ("file_size".to_owned(), "917394".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn step2_edge_nodes_only_layout() {
+    let server = Server::start(vec![]).await;
+    server.push(auth_ok());
+    server.push(ok(json!({"code": 2000, "message": "ok", "data": {
+        "bucket": "tos-cn-v-0000", "edge_nodes": [node(server.addr, "v0200edge")]}})));
+    let client = server.client();
+    let creds = client.credentials(&account()).await.unwrap();
+    let target = client.upload_target(&creds, 5).await.unwrap();
+    assert_eq!(target.vid, "v0200edge");
+    assert_eq!(target.oid, "tos-cn-v-0000/c747f5e1");
+}
+
+#[tokio::test]
+async fn step2_code_4001_means_fresh_upload_credentials() {
+    let server = Server::start(vec![
+        auth_ok(),
+        ok(json!({"code": 4001, "message": "auth expired"})),
+    ])
+    .await;
+    let client = server.client();
+    let creds = client.credentials(&account()).await.unwrap();
+    let err = client.upload_target(&creds, 5).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PublishError::AuthExpired {
+                what: Expired::UploadCredentials,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_no_secret(&err);
+}
+
+#[tokio::test]
+async fn step2_missing_fields_are_rejected_naming_the_field() {
+    let server = Server::start(vec![]).await;
+    let mut partial = node(server.addr, "v1");
+    partial.as_object_mut().unwrap().remove("tos_sign");
+    server.push(auth_ok());
+    server.push(ok(
+        json!({"code": 2000, "message": "ok", "data": {"edge_nodes": [partial]}}),
+    ));
+    let client = server.client();
+    let creds = client.credentials(&account()).await.unwrap();
+    let err = client.upload_target(&creds, 5).await.unwrap_err();
+    assert_eq!(err.class(), "rejected");
+    assert!(err.to_string().contains("tos_sign"), "{err}");
+}
+
+// ---- step 3a ----------------------------------------------------------------------------
+
+fn video_file(len: usize) -> (tempfile::NamedTempFile, Vec<u8>, u32) {
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, &data).unwrap();
+    let crc = crc32fast::hash(&data);
+    (file, data, crc)
+}
+
+#[tokio::test]
+async fn step3a_streams_exact_bytes_with_length_crc_and_slashed_object_url() {
+    let server = Server::start(vec![]).await;
+    let (client, _creds, target) = creds_and_target(&server).await;
+    let (file, data, crc) = video_file(300_000);
+    server.push(ok(json!({"success": 0})));
+    client
+        .upload_file(&target, file.path(), data.len() as u64, crc)
+        .await
+        .unwrap();
+    let seen = &server.seen()[0];
+    assert_eq!(seen.method, Method::POST);
+    assert_eq!(seen.uri.path(), "/tos-cn-v-0000/c747f5e1", "the `/` stays");
+    assert_eq!(seen.header("content-length"), Some("300000"));
+    assert_eq!(seen.header("transfer-encoding"), None, "never chunked");
+    assert_eq!(
+        seen.header("content-crc32"),
+        Some(format!("{crc:08x}").as_str())
+    );
+    assert_eq!(seen.header("authorization"), Some(TOS_SIGN));
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(seen.body.as_ref(), data.as_slice());
+}
+
+#[tokio::test]
+async fn step3a_5xx_then_success_is_retried_with_the_whole_file_again() {
+    let server = Server::start(vec![]).await;
+    let (client, _creds, target) = creds_and_target(&server).await;
+    let (file, data, crc) = video_file(10_000);
+    server.push(reply(
+        503,
+        json!({"success": 1, "error": {"code": 1, "message": "busy"}}),
+    ));
+    server.push(ok(json!({"success": 0})));
+    client
+        .upload_file(&target, file.path(), data.len() as u64, crc)
+        .await
+        .unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert_eq!(s.body.as_ref(), data.as_slice());
+        assert_eq!(s.header("content-length"), Some("10000"));
+    }
+}
+
+#[tokio::test]
+async fn step3a_401_means_fresh_upload_credentials() {
+    let server = Server::start(vec![]).await;
+    let (client, _creds, target) = creds_and_target(&server).await;
+    let (file, data, crc) = video_file(100);
+    server.push(reply(
+        401,
+        json!({"success": 1, "error": {"code": 401, "message": "sign expired"}}),
+    ));
+    let err = client
+        .upload_file(&target, file.path(), data.len() as u64, crc)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PublishError::AuthExpired {
+                what: Expired::UploadCredentials,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_no_secret(&err);
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn step3a_crc_mismatch_400_is_rejected() {
+    let server = Server::start(vec![]).await;
+    let (client, _creds, target) = creds_and_target(&server).await;
+    let (file, data, _) = video_file(100);
+    server.push(reply(
+        400,
+        json!({"success": 1, "error": {"code": 4, "message": "crc32 mismatch"}}),
+    ));
+    let err = client
+        .upload_file(&target, file.path(), data.len() as u64, 0xdead_beef)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "rejected");
+    assert!(err.to_string().contains("crc32 mismatch"), "{err}");
+    assert_eq!(server.seen()[0].header("content-crc32"), Some("deadbeef"));
+}
+
+#[tokio::test]
+async fn step3a_file_of_another_size_is_not_sent() {
+    let server = Server::start(vec![]).await;
+    let (client, _creds, target) = creds_and_target(&server).await;
+    let (file, _, crc) = video_file(100);
+    let err = client
+        .upload_file(&target, file.path(), 101, crc)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "rejected");
+    assert!(server.seen().is_empty());
+}
+
+// ---- step 4 -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn step4_ok_appends_extra_param_verbatim_and_describes_the_video() {
+    let server = Server::start(vec![]).await;
+    let (client, creds, target) = creds_and_target(&server).await;
+    server.push(ok(json!({"code": 2000, "message": "ok", "data": {
+        "video": {"vid": "v0200top", "oid": "tos-cn-v-0000/c747f5e1", "width": 1080, "height": 1920, "duration": 12.5},
+        "poster": {"oid": "tos-cn-p-0015/poster1"}}})));
+    let up = client.commit(&creds, &target).await.unwrap();
+    assert_eq!(up, upload());
+    let seen = &server.seen()[0];
+    assert_eq!(seen.method, Method::POST);
+    assert_eq!(seen.uri.path(), "/video/openapi/v1/");
+    assert_eq!(
+        seen.uri.query(),
+        Some(
+            "action=UpdateVideoUploadInfos&vidc=lf&vts=1&host=tos&edge_node=lf&upload_mode=serial&file_size=917394.000000"
+        )
+    );
+    assert_eq!(seen.header("authorization"), Some(AUTH));
+    assert_eq!(seen.header("x-tt-access"), Some(AK));
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    let body: Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"vid": "v0200top", "oid": "tos-cn-v-0000/c747f5e1", "token": TOKEN,
+               "poster_ss": 0, "is_exact_poster": true, "user_reference": ""})
+    );
+}
+
+#[tokio::test]
+async fn step4_without_poster_or_size_still_commits() {
+    let server = Server::start(vec![]).await;
+    let (client, creds, target) = creds_and_target(&server).await;
+    server.push(ok(json!({"code": 2000, "data": {
+        "video": {"vid": "v0200top", "width": 0, "height": 0, "duration": 3.25}}})));
+    let up = client.commit(&creds, &target).await.unwrap();
+    assert_eq!(up.poster_oid, None);
+    assert_eq!((up.width, up.height), (0, 0));
+    assert_eq!(up.duration_secs, 3.25);
+}
+
+#[tokio::test]
+async fn step4_code_4004_is_rejected() {
+    let server = Server::start(vec![]).await;
+    let (client, creds, target) = creds_and_target(&server).await;
+    server.push(ok(json!({"code": 4004, "message": "object incomplete"})));
+    let err = client.commit(&creds, &target).await.unwrap_err();
+    assert_eq!(err.class(), "rejected");
+    assert!(err.to_string().contains("object incomplete"), "{err}");
+    assert_no_secret(&err);
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn step4_401_means_fresh_upload_credentials() {
+    let server = Server::start(vec![]).await;
+    let (client, creds, target) = creds_and_target(&server).await;
+    server.push(raw(401, ""));
+    let err = client.commit(&creds, &target).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PublishError::AuthExpired {
+                what: Expired::UploadCredentials,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+// ---- step 5 -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn step5_sends_every_form_field_exactly() {
+    let server = Server::start(vec![ok(
+        json!({"status_code": 0, "status_msg": "", "aweme": {"aweme_id": "7300000000000000001"}}),
+    )])
+    .await;
+    let post = server
+        .client()
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap();
+    assert_eq!(post.aweme_id, "7300000000000000001");
+    let seen = &server.seen()[0];
+    assert_eq!(seen.method, Method::POST);
+    assert_eq!(seen.uri.path(), "/web/api/media/aweme/create/");
+    assert_eq!(seen.header("cookie"), Some(COOKIE));
+    assert_eq!(seen.header("csrf_token"), Some("CSRF-SECRET"));
+    assert_eq!(
+        seen.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&seen.body).unwrap();
+    let expected = [
+        ("video_id", "v0200top"),
+        ("poster", "tos-cn-p-0015/poster1"),
+        ("poster_delay", "1500"),
+        ("text", "#音乐 遇见就是一种缘分 @小明 😀"),
+        (
+            "text_extra",
+            r#"[{"start":0,"end":3,"user_id":"","type":1,"hashtag_name":"音乐"},{"start":13,"end":16,"user_id":"84990209480","type":0,"hashtag_name":""}]"#,
+        ),
+        ("challenges", r#"["1550712576368642"]"#),
+        ("mentions", r#"["84990209480"]"#),
+        ("visibility_type", "1"),
+        ("third_text", "遇见就是一种缘分 😀"),
+        ("download", "0"),
+        ("upload_source", "1"),
+        ("mix_id", "7012345678901234567"),
+        ("mix_order", "3"),
+        ("is_preview", "0"),
+        ("timing", "1796000000"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(form, expected);
+}
+
+#[tokio::test]
+async fn step5_accepts_item_id_and_falls_back_to_the_video_oid_as_poster() {
+    let server = Server::start(vec![ok(
+        json!({"status_code": 0, "item_id": "7300000000000000002"}),
+    )])
+    .await;
+    let mut up = upload();
+    up.poster_oid = None;
+    let mut d = draft();
+    d.collection = None;
+    d.publish_at = None;
+    let post = server
+        .client()
+        .create_post(&account(), &up, &d)
+        .await
+        .unwrap();
+    assert_eq!(post.aweme_id, "7300000000000000002");
+    assert_eq!(
+        post.url(),
+        "https://www.douyin.com/video/7300000000000000002"
+    );
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&server.seen()[0].body).unwrap();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(get("poster"), "tos-cn-v-0000/c747f5e1");
+    assert_eq!(get("mix_id"), "");
+    assert_eq!(get("mix_order"), "");
+    assert_eq!(get("timing"), "0");
+}
+
+#[tokio::test]
+async fn step5_status_2_is_rejected_once() {
+    let server = Server::start(vec![ok(
+        json!({"status_code": 2, "status_msg": "video already published"}),
+    )])
+    .await;
+    let err = server
+        .client()
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "rejected");
+    assert!(err.to_string().contains("video already published"), "{err}");
+    assert_no_secret(&err);
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn step5_status_8_is_an_expired_cookie() {
+    let server = Server::start(vec![ok(json!({"status_code": 8, "status_msg": ""}))]).await;
+    let err = server
+        .client()
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PublishError::AuthExpired {
+                what: Expired::Cookie,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn step5_status_7_is_retried_then_succeeds() {
+    let server = Server::start(vec![
+        ok(json!({"status_code": 7, "status_msg": "too often"})),
+        ok(json!({"status_code": 0, "aweme": {"aweme_id": "1"}})),
+    ])
+    .await;
+    let post = server
+        .client()
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap();
+    assert_eq!(post.aweme_id, "1");
+    assert_eq!(server.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn step5_status_7_every_time_ends_rate_limited() {
+    let server = Server::start(vec![
+        ok(json!({"status_code": 7})),
+        ok(json!({"status_code": 7})),
+    ])
+    .await;
+    let err = server
+        .client_with(Duration::from_secs(5), 2)
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert_eq!(err, PublishError::RateLimited { retry_after: None });
+    assert_eq!(server.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn step5_429_carries_retry_after() {
+    let mut limited = reply(429, json!({"status_code": 7}));
+    limited.headers.push(("retry-after", "42".into()));
+    let server = Server::start(vec![limited]).await;
+    let err = server
+        .client_with(Duration::from_secs(5), 1)
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PublishError::RateLimited {
+            retry_after: Some(Duration::from_secs(42))
+        }
+    );
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(42)));
+}
+
+#[tokio::test]
+async fn step5_429_then_success_is_retried() {
+    let mut limited = raw(429, "");
+    limited.headers.push(("retry-after", "1".into()));
+    let server = Server::start(vec![
+        limited,
+        ok(json!({"status_code": 0, "aweme": {"aweme_id": "5"}})),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let post = server
+        .client()
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap();
+    assert_eq!(post.aweme_id, "5");
+    assert_eq!(server.seen().len(), 2);
+    // Retry-After 1 s is capped at the policy's 20 ms.
+    assert!(started.elapsed() < Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn step5_5xx_then_success_is_retried() {
+    let server = Server::start(vec![
+        raw(502, "bad gateway"),
+        ok(json!({"status_code": 0, "aweme": {"aweme_id": "6"}})),
+    ])
+    .await;
+    let post = server
+        .client()
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap();
+    assert_eq!(post.aweme_id, "6");
+    assert_eq!(server.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn step5_sent_without_an_answer_is_unknown_and_never_resent() {
+    let server = Server::start(vec![
+        hang(),
+        ok(json!({"status_code": 0, "aweme": {"aweme_id": "twice"}})),
+    ])
+    .await;
+    let err = server
+        .client_with(Duration::from_millis(300), 5)
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::Unknown { .. }), "{err:?}");
+    assert_no_secret(&err);
+    assert_eq!(server.seen().len(), 1, "step 5 must not be resent");
+}
+
+#[tokio::test]
+async fn step5_answer_without_an_id_is_unknown() {
+    let server = Server::start(vec![ok(json!({"status_code": 0}))]).await;
+    let err = server
+        .client()
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "unknown");
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn step5_connection_refused_is_transient() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let base: reqwest::Url = format!("http://{addr}").parse().unwrap();
+    let client = DouyinWeb::new(ClientSettings {
+        creator_url: base.clone(),
+        vod_url: base,
+        upload_scheme: "http".into(),
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            attempts: 2,
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        },
+    })
+    .unwrap();
+    let err = client
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "transient", "{err:?}");
+}
+
+// ---- 6a and 6b --------------------------------------------------------------------------
+
+fn listed(aweme_id: &str, vid: &str) -> Value {
+    json!({"aweme_id": aweme_id, "desc": "x", "create_time": 1_700_000_000, "video": {"vid": vid}})
+}
+
+#[tokio::test]
+async fn find_post_follows_the_cursor_until_found() {
+    let server = Server::start(vec![
+        ok(
+            json!({"status_code": 0, "aweme_list": [listed("1", "va"), listed("2", "vb")],
+                  "has_more": true, "max_cursor": 1_699_999_000}),
+        ),
+        ok(
+            json!({"status_code": 0, "aweme_list": [listed("3", "vc"), listed("4", "v0200top")],
+                  "has_more": true, "max_cursor": 1_699_000_000}),
+        ),
+    ])
+    .await;
+    let post = server
+        .client()
+        .find_post(&account(), "v0200top")
+        .await
+        .unwrap();
+    assert_eq!(post.unwrap().aweme_id, "4");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].uri.path(), "/web/api/media/aweme/post/");
+    assert_eq!(seen[0].query_value("count").as_deref(), Some("50"));
+    assert_eq!(seen[0].query_value("max_cursor").as_deref(), Some("0"));
+    assert_eq!(
+        seen[1].query_value("max_cursor").as_deref(),
+        Some("1699999000")
+    );
+    assert_eq!(seen[1].header("cookie"), Some(COOKIE));
+}
+
+#[tokio::test]
+async fn find_post_stops_at_the_last_page() {
+    let server = Server::start(vec![
+        ok(json!({"status_code": 0, "aweme_list": [listed("1", "va")], "has_more": true, "max_cursor": 5})),
+        ok(json!({"status_code": 0, "aweme_list": [listed("2", "vb")], "has_more": false, "max_cursor": 0})),
+    ])
+    .await;
+    let post = server.client().find_post(&account(), "vz").await.unwrap();
+    assert_eq!(post, None);
+    assert_eq!(server.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn find_post_with_expired_cookie_says_so() {
+    let server = Server::start(vec![ok(json!({"status_code": 8}))]).await;
+    let err = server
+        .client()
+        .find_post(&account(), "vz")
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "auth_expired");
+}
+
+#[tokio::test]
+async fn challenge_id_counts_only_an_exact_name() {
+    let server = Server::start(vec![
+        ok(json!({"status_code": 0, "sug_list": [
+            {"cha_name": "音乐人", "cid": "111", "view_count": 9},
+            {"cha_name": "音乐", "cid": "1550712576368642", "view_count": 123}]})),
+        ok(json!({"status_code": 0, "sug_list": [
+            {"cha_name": "音乐人", "cid": "111", "view_count": 9}]})),
+        ok(json!({"status_code": 0, "sug_list": null})),
+    ])
+    .await;
+    let client = server.client();
+    assert_eq!(
+        client.challenge_id(&account(), "音乐").await.unwrap(),
+        Some("1550712576368642".to_owned())
+    );
+    assert_eq!(client.challenge_id(&account(), "音乐").await.unwrap(), None);
+    assert_eq!(client.challenge_id(&account(), "音乐").await.unwrap(), None);
+    let seen = &server.seen()[0];
+    assert_eq!(seen.uri.path(), "/aweme/v1/search/challengesug/");
+    assert_eq!(
+        seen.query(),
+        [
+            ("keyword".to_owned(), "音乐".to_owned()),
+            ("source".to_owned(), "challenge_create".to_owned()),
+            ("aid".to_owned(), "2906".to_owned()),
+        ]
+    );
+}
