@@ -1,1 +1,1578 @@
-//! (stub)
+//! The job ledger: one SQLite database (`state_dir/ledger.sqlite3`) that is the single
+//! source of truth for every job: which content was claimed for which account, which
+//! protocol steps finished with what result, and how the job ended.
+//!
+//! **Every state change is one committed transaction; the commit is the checkpoint.**
+//! **At most one live job (Active, Published, Done, Unconfirmed) exists per
+//! (sha256, account)**: `claim` checks it, and a partial UNIQUE index enforces it, so
+//! no bug can create a second one. Illegal transitions return [`LedgerError::Illegal`]
+//! instead of writing.
+//!
+//! The API is synchronous; async callers use `spawn_blocking`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::domain::{ContentHash, Step};
+
+/// A job's row id.
+pub type JobId = i64;
+
+/// The ledger's file name inside `state_dir`.
+pub const FILE_NAME: &str = "ledger.sqlite3";
+
+const SCHEMA_VERSION: i64 = 1;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `MIGRATIONS[v]` takes the schema from version `v` to `v + 1`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1];
+
+/// Schema version 1.
+///
+/// `generation` is 0 for every job except one claimed with `allow_duplicates` while an
+/// earlier live job holds the same content; it is what lets the UNIQUE index allow
+/// deliberate re-posts and nothing else.
+const SCHEMA_V1: &str = "
+CREATE TABLE jobs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    sha256          TEXT    NOT NULL CHECK (length(sha256) = 64),
+    account         TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN
+                        ('active', 'published', 'done', 'failed', 'duplicate', 'abandoned', 'unconfirmed')),
+    generation      INTEGER NOT NULL DEFAULT 0,
+    video           BLOB    NOT NULL,
+    caption         BLOB,
+    size            INTEGER NOT NULL CHECK (size >= 0),
+    publish_sent_at INTEGER,
+    aweme_id        TEXT,
+    error_step      TEXT,
+    error_class     TEXT,
+    error_reason    TEXT,
+    duplicate_of    INTEGER REFERENCES jobs (id),
+    archived_to     BLOB,
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) STRICT;
+
+CREATE UNIQUE INDEX jobs_one_live_per_content ON jobs (sha256, account, generation)
+    WHERE state IN ('active', 'published', 'done', 'unconfirmed');
+CREATE UNIQUE INDEX jobs_one_job_per_post ON jobs (aweme_id) WHERE aweme_id IS NOT NULL;
+CREATE INDEX jobs_by_state ON jobs (state, id);
+
+CREATE TABLE steps (
+    job_id  INTEGER NOT NULL REFERENCES jobs (id),
+    step    TEXT    NOT NULL CHECK (step IN
+                ('credentials', 'upload_params', 'upload', 'commit', 'publish')),
+    ordinal INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    result  TEXT    NOT NULL,
+    PRIMARY KEY (job_id, step)
+) STRICT;
+";
+
+/// The SQL list of live states; must match [`JobState::is_live`] (a test checks).
+const LIVE_STATES_SQL: &str = "('active', 'published', 'done', 'unconfirmed')";
+
+const JOB_COLUMNS: &str = "id, sha256, account, state, video, caption, size, publish_sent_at, \
+     aweme_id, error_step, error_class, error_reason, duplicate_of, archived_to, attempts, \
+     created_at, updated_at";
+
+/// Where a job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobState {
+    /// Claimed; being published (or waiting to be).
+    Active,
+    /// The post exists; the files are not archived yet.
+    Published,
+    /// Published and archived.
+    Done,
+    /// Gave up; the files went (or go) to `failed/`.
+    Failed,
+    /// Same content as an earlier live job for the same account.
+    Duplicate,
+    /// The video changed while it was being published; a new job starts over.
+    Abandoned,
+    /// Step 5 was sent and reconciliation could not tell whether the post exists.
+    Unconfirmed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 7] = [
+        JobState::Active,
+        JobState::Published,
+        JobState::Done,
+        JobState::Failed,
+        JobState::Duplicate,
+        JobState::Abandoned,
+        JobState::Unconfirmed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Active => "active",
+            JobState::Published => "published",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Duplicate => "duplicate",
+            JobState::Abandoned => "abandoned",
+            JobState::Unconfirmed => "unconfirmed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    /// A live job blocks any other job for the same (sha256, account).
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            JobState::Active | JobState::Published | JobState::Done | JobState::Unconfirmed
+        )
+    }
+
+    /// A job in this state is picked up again when its video is claimed again.
+    pub fn is_resumable(self) -> bool {
+        matches!(
+            self,
+            JobState::Active | JobState::Published | JobState::Unconfirmed
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A video about to be claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    pub sha256: ContentHash,
+    pub account: String,
+    /// Relative to the inbox.
+    pub video: PathBuf,
+    pub caption: Option<PathBuf>,
+    pub size: u64,
+}
+
+/// What [`Ledger::claim`] decided.
+// One value per claim; boxing would only make matching on it clumsier.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    /// A fresh job in state Active.
+    New(JobRecord),
+    /// The same video was already being worked on; carry on from its checkpoints.
+    Resume(JobRecord),
+    /// The content is already live for this account; `job` is the new job, recorded
+    /// in state Duplicate with `duplicate_of = earlier.id`.
+    Duplicate { job: JobRecord, earlier: JobRecord },
+}
+
+/// Why a job failed, was abandoned or is unconfirmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobError {
+    pub step: Option<Step>,
+    pub class: String,
+    pub reason: String,
+}
+
+/// One finished protocol step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRecord {
+    pub at: SystemTime,
+    pub result: serde_json::Value,
+}
+
+/// Everything the ledger knows about one job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub sha256: ContentHash,
+    pub account: String,
+    pub state: JobState,
+    /// Relative to the inbox.
+    pub video: PathBuf,
+    pub caption: Option<PathBuf>,
+    pub size: u64,
+    /// Each finished step: when, and its JSON result.
+    pub steps: BTreeMap<Step, StepRecord>,
+    /// Set just before step 5 is sent.
+    pub publish_sent_at: Option<SystemTime>,
+    pub aweme_id: Option<String>,
+    pub error: Option<JobError>,
+    pub duplicate_of: Option<JobId>,
+    pub archived_to: Option<PathBuf>,
+    pub attempts: u32,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+}
+
+impl JobRecord {
+    /// Step 5 was (maybe) sent and no result is recorded: only reconciliation (6a)
+    /// may tell what happened.
+    pub fn publish_in_doubt(&self) -> bool {
+        self.publish_sent_at.is_some() && !self.steps.contains_key(&Step::Publish)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot prepare the ledger at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ledger database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the ledger was written by a newer dropcast (schema {found}; this one knows up to {supported})"
+    )]
+    NewerSchema { found: i64, supported: i64 },
+    #[error(
+        "the ledger could not switch to WAL journaling (got {0:?}); is state_dir on a network file system?"
+    )]
+    NoWal(String),
+    #[error("no job {0} in the ledger")]
+    NoSuchJob(JobId),
+    #[error("job {id} is {state}: cannot {action} ({why})")]
+    Illegal {
+        id: JobId,
+        state: JobState,
+        action: &'static str,
+        why: &'static str,
+    },
+    #[error("another live job already holds this content for this account")]
+    LiveJobExists,
+    #[error("an aweme_id can belong to one job only")]
+    PostTaken,
+    #[error("ledger row for job {id} is corrupt: {what}")]
+    Corrupt { id: JobId, what: String },
+    #[error("step result cannot be stored: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+}
+
+/// The ledger. Owns one SQLite connection.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.path).finish()
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) `state_dir/ledger.sqlite3`: the folder is created
+    /// (mode 0700 on unix), the database file is mode 0600, WAL, `synchronous=FULL`,
+    /// and the schema is migrated to the current version.
+    pub fn open(state_dir: &Path) -> Result<Ledger, LedgerError> {
+        create_state_dir(state_dir)?;
+        let path = state_dir.join(FILE_NAME);
+        create_private_file(&path)?;
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(LedgerError::NoWal(mode));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrate(&mut conn)?;
+        tracing::debug!(path = %path.display(), "ledger open");
+        Ok(Ledger { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Claims `job` in one transaction.
+    ///
+    /// A live job for the same (sha256, account) that is Active/Published/Unconfirmed
+    /// with the same video path is resumed (its caption path is updated if it moved).
+    /// Any other live job makes the new one a Duplicate, unless `allow_duplicates`, in
+    /// which case a new Active job is created beside it. Failed, Abandoned and
+    /// Duplicate jobs never block.
+    pub fn claim(&mut self, job: &NewJob, allow_duplicates: bool) -> Result<Claim, LedgerError> {
+        let size = i64::try_from(job.size).map_err(|_| LedgerError::Invalid("size too large"))?;
+        let now = now_ms();
+        let tx = self.begin()?;
+        let live: Vec<JobRecord> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT id FROM jobs WHERE sha256 = ?1 AND account = ?2 \
+                 AND state IN {LIVE_STATES_SQL} ORDER BY id"
+            ))?;
+            let ids = stmt
+                .query_map(params![job.sha256.as_str(), job.account], |row| {
+                    row.get::<_, JobId>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            ids.into_iter()
+                .map(|id| load(&tx, id)?.ok_or(LedgerError::NoSuchJob(id)))
+                .collect::<Result<_, _>>()?
+        };
+
+        if let Some(same) = live
+            .iter()
+            .find(|j| j.state.is_resumable() && j.video == job.video)
+        {
+            let mut same = same.clone();
+            if same.caption != job.caption {
+                tx.execute(
+                    "UPDATE jobs SET caption = ?1, updated_at = ?2 WHERE id = ?3",
+                    params![job.caption.as_deref().map(path_to_blob), now, same.id],
+                )?;
+                same = load(&tx, same.id)?.ok_or(LedgerError::NoSuchJob(same.id))?;
+            }
+            tx.commit()?;
+            return Ok(Claim::Resume(same));
+        }
+
+        let earlier = live
+            .iter()
+            .find(|j| j.aweme_id.is_some())
+            .or(live.first())
+            .cloned();
+        let (state, generation, duplicate_of) = match &earlier {
+            None => (JobState::Active, 0, None),
+            Some(earlier) if !allow_duplicates => (JobState::Duplicate, 0, Some(earlier.id)),
+            Some(_) => {
+                let max = tx.query_row(
+                    &format!(
+                        "SELECT MAX(generation) FROM jobs WHERE sha256 = ?1 AND account = ?2 \
+                         AND state IN {LIVE_STATES_SQL}"
+                    ),
+                    params![job.sha256.as_str(), job.account],
+                    |row| row.get::<_, Option<i64>>(0),
+                )?;
+                (JobState::Active, max.unwrap_or(0) + 1, None)
+            }
+        };
+        tx.execute(
+            "INSERT INTO jobs (sha256, account, state, generation, video, caption, size, \
+             duplicate_of, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            params![
+                job.sha256.as_str(),
+                job.account,
+                state.as_str(),
+                generation,
+                path_to_blob(&job.video),
+                job.caption.as_deref().map(path_to_blob),
+                size,
+                duplicate_of,
+                now,
+            ],
+        )
+        .map_err(constraint_error)?;
+        let id = tx.last_insert_rowid();
+        let record = load(&tx, id)?.ok_or(LedgerError::NoSuchJob(id))?;
+        tx.commit()?;
+        Ok(match earlier {
+            Some(earlier) if state == JobState::Duplicate => Claim::Duplicate {
+                job: record,
+                earlier,
+            },
+            _ => Claim::New(record),
+        })
+    }
+
+    /// Records a finished step's result (replacing an earlier result of that step).
+    /// Active or Unconfirmed jobs only.
+    pub fn record_step(
+        &mut self,
+        id: JobId,
+        step: Step,
+        result: &serde_json::Value,
+    ) -> Result<(), LedgerError> {
+        let text = serde_json::to_string(result)?;
+        self.transition(
+            id,
+            "record a step",
+            &[JobState::Active, JobState::Unconfirmed],
+            |tx, _, now| {
+                tx.execute(
+                    "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
+                    params![id, step.as_str(), step_ordinal(step), now, text],
+                )?;
+                touch(tx, id, now)
+            },
+        )
+    }
+
+    /// Marks that step 5 is about to be sent. Active jobs without a step-5 result only;
+    /// calling it again (a resend after a definite refusal) renews the mark.
+    pub fn mark_publish_sent(&mut self, id: JobId) -> Result<(), LedgerError> {
+        self.transition(
+            id,
+            "mark publish sent",
+            &[JobState::Active],
+            |tx, job, now| {
+                if job.steps.contains_key(&Step::Publish) {
+                    return Err(illegal(
+                        job,
+                        "mark publish sent",
+                        "step 5 already has a result",
+                    ));
+                }
+                tx.execute(
+                    "UPDATE jobs SET publish_sent_at = ?1, updated_at = ?1 WHERE id = ?2",
+                    params![now, id],
+                )?;
+                Ok(())
+            },
+        )
+    }
+
+    /// The post exists. Active or Unconfirmed → Published; clears any error.
+    pub fn mark_published(&mut self, id: JobId, aweme_id: &str) -> Result<(), LedgerError> {
+        if aweme_id.is_empty() {
+            return Err(LedgerError::Invalid("empty aweme_id"));
+        }
+        self.transition(
+            id,
+            "mark published",
+            &[JobState::Active, JobState::Unconfirmed],
+            |tx, _, now| {
+                tx.execute(
+                    "UPDATE jobs SET state = 'published', aweme_id = ?1, error_step = NULL, \
+                     error_class = NULL, error_reason = NULL, updated_at = ?2 WHERE id = ?3",
+                    params![aweme_id, now, id],
+                )
+                .map_err(constraint_error)?;
+                Ok(())
+            },
+        )
+    }
+
+    /// The files are archived. Published → Done.
+    pub fn mark_done(&mut self, id: JobId, archived_to: &Path) -> Result<(), LedgerError> {
+        self.transition(id, "mark done", &[JobState::Published], |tx, _, now| {
+            tx.execute(
+                "UPDATE jobs SET state = 'done', archived_to = ?1, updated_at = ?2 WHERE id = ?3",
+                params![path_to_blob(archived_to), now, id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records where a Failed, Duplicate or Abandoned job's files were archived
+    /// (the state does not change).
+    pub fn record_archived(&mut self, id: JobId, archived_to: &Path) -> Result<(), LedgerError> {
+        self.transition(
+            id,
+            "record archived",
+            &[JobState::Failed, JobState::Duplicate, JobState::Abandoned],
+            |tx, _, now| {
+                tx.execute(
+                    "UPDATE jobs SET archived_to = ?1, updated_at = ?2 WHERE id = ?3",
+                    params![path_to_blob(archived_to), now, id],
+                )?;
+                Ok(())
+            },
+        )
+    }
+
+    /// The job failed for good. Active → Failed. (An Unconfirmed job cannot fail: its
+    /// post may exist.)
+    pub fn mark_failed(
+        &mut self,
+        id: JobId,
+        step: Option<Step>,
+        class: &str,
+        reason: &str,
+    ) -> Result<(), LedgerError> {
+        self.transition(id, "mark failed", &[JobState::Active], |tx, _, now| {
+            set_error(tx, id, JobState::Failed, step, class, reason, now)
+        })
+    }
+
+    /// The video changed under the job. Active → Abandoned; refused while step 5 is in
+    /// doubt (abandoning would allow a second post).
+    pub fn mark_abandoned(&mut self, id: JobId, reason: &str) -> Result<(), LedgerError> {
+        self.transition(id, "mark abandoned", &[JobState::Active], |tx, job, now| {
+            if job.publish_in_doubt() {
+                return Err(illegal(
+                    job,
+                    "mark abandoned",
+                    "step 5 was sent without a recorded result; reconcile first",
+                ));
+            }
+            set_error(tx, id, JobState::Abandoned, None, "abandoned", reason, now)
+        })
+    }
+
+    /// Reconciliation could not tell whether step 5 posted. Active (or Unconfirmed,
+    /// renewing the reason) → Unconfirmed.
+    pub fn mark_unconfirmed(&mut self, id: JobId, reason: &str) -> Result<(), LedgerError> {
+        self.transition(
+            id,
+            "mark unconfirmed",
+            &[JobState::Active, JobState::Unconfirmed],
+            |tx, _, now| {
+                set_error(
+                    tx,
+                    id,
+                    JobState::Unconfirmed,
+                    Some(Step::Publish),
+                    "unconfirmed",
+                    reason,
+                    now,
+                )
+            },
+        )
+    }
+
+    /// Puts a Failed, Abandoned or Unconfirmed job back to Active (the `retry`
+    /// command): clears the error and resets attempts; steps are kept. Refused with
+    /// [`LedgerError::LiveJobExists`] if another live job holds the same content.
+    pub fn requeue(&mut self, id: JobId) -> Result<(), LedgerError> {
+        self.transition(
+            id,
+            "requeue",
+            &[JobState::Failed, JobState::Abandoned, JobState::Unconfirmed],
+            |tx, _, now| {
+                tx.execute(
+                    "UPDATE jobs SET state = 'active', error_step = NULL, error_class = NULL, \
+                     error_reason = NULL, attempts = 0, updated_at = ?1 WHERE id = ?2",
+                    params![now, id],
+                )
+                .map_err(constraint_error)?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Counts one more attempt; returns the new count. Active or Unconfirmed jobs.
+    pub fn bump_attempts(&mut self, id: JobId) -> Result<u32, LedgerError> {
+        let mut count = 0;
+        self.transition(
+            id,
+            "count an attempt",
+            &[JobState::Active, JobState::Unconfirmed],
+            |tx, job, now| {
+                count = job.attempts.saturating_add(1);
+                tx.execute(
+                    "UPDATE jobs SET attempts = ?1, updated_at = ?2 WHERE id = ?3",
+                    params![count, now, id],
+                )?;
+                Ok(())
+            },
+        )?;
+        Ok(count)
+    }
+
+    /// Forgets the results of `step` and every later step (credentials expired: redo
+    /// from there). Active jobs only; refused once step 5 was sent, since the recorded
+    /// `vid` is what reconciliation needs.
+    pub fn forget_steps_from(&mut self, id: JobId, step: Step) -> Result<(), LedgerError> {
+        self.transition(id, "forget steps", &[JobState::Active], |tx, job, now| {
+            if job.publish_sent_at.is_some() {
+                return Err(illegal(job, "forget steps", "step 5 was already sent"));
+            }
+            tx.execute(
+                "DELETE FROM steps WHERE job_id = ?1 AND ordinal >= ?2",
+                params![id, step_ordinal(step)],
+            )?;
+            touch(tx, id, now)
+        })
+    }
+
+    /// One job, if it exists.
+    pub fn job(&self, id: JobId) -> Result<Option<JobRecord>, LedgerError> {
+        load(&self.conn, id)
+    }
+
+    /// All jobs in any of `states`, oldest first.
+    pub fn jobs_in(&self, states: &[JobState]) -> Result<Vec<JobRecord>, LedgerError> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.load_where(&format!("state IN ({list}) ORDER BY id"), [])
+    }
+
+    /// All jobs for one content hash, oldest first (the `retry HASH` command).
+    pub fn jobs_with_hash(&self, sha256: &ContentHash) -> Result<Vec<JobRecord>, LedgerError> {
+        self.load_where("sha256 = ?1 ORDER BY id", [sha256.as_str()])
+    }
+
+    /// Published and Done jobs, most recently updated first.
+    pub fn history(&self, limit: usize) -> Result<Vec<JobRecord>, LedgerError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.load_where(
+            "state IN ('done', 'published') ORDER BY updated_at DESC, id DESC LIMIT ?1",
+            [limit],
+        )
+    }
+
+    fn load_where(
+        &self,
+        clause: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<JobRecord>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {clause}"))?;
+        let rows = stmt
+            .query_map(params, RawJob::from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|raw| {
+                let steps = load_steps(&self.conn, raw.id)?;
+                raw.into_record(steps)
+            })
+            .collect()
+    }
+
+    fn begin(&mut self) -> Result<Transaction<'_>, LedgerError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Loads the job inside an IMMEDIATE transaction, checks its state is one of
+    /// `allowed`, runs `change`, commits.
+    fn transition(
+        &mut self,
+        id: JobId,
+        action: &'static str,
+        allowed: &[JobState],
+        change: impl FnOnce(&Transaction<'_>, &JobRecord, i64) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let now = now_ms();
+        let tx = self.begin()?;
+        let job = load(&tx, id)?.ok_or(LedgerError::NoSuchJob(id))?;
+        if !allowed.contains(&job.state) {
+            return Err(illegal(&job, action, "not allowed in this state"));
+        }
+        change(&tx, &job, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn illegal(job: &JobRecord, action: &'static str, why: &'static str) -> LedgerError {
+    LedgerError::Illegal {
+        id: job.id,
+        state: job.state,
+        action,
+        why,
+    }
+}
+
+fn touch(tx: &Transaction<'_>, id: JobId, now: i64) -> Result<(), LedgerError> {
+    tx.execute(
+        "UPDATE jobs SET updated_at = ?1 WHERE id = ?2",
+        params![now, id],
+    )?;
+    Ok(())
+}
+
+fn set_error(
+    tx: &Transaction<'_>,
+    id: JobId,
+    state: JobState,
+    step: Option<Step>,
+    class: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), LedgerError> {
+    tx.execute(
+        "UPDATE jobs SET state = ?1, error_step = ?2, error_class = ?3, error_reason = ?4, \
+         updated_at = ?5 WHERE id = ?6",
+        params![
+            state.as_str(),
+            step.map(Step::as_str),
+            class,
+            reason,
+            now,
+            id
+        ],
+    )
+    .map_err(constraint_error)?;
+    Ok(())
+}
+
+/// Turns UNIQUE violations of the partial indexes into their meaning.
+fn constraint_error(err: rusqlite::Error) -> LedgerError {
+    if let rusqlite::Error::SqliteFailure(code, Some(msg)) = &err
+        && code.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        if msg.contains("jobs.aweme_id") {
+            return LedgerError::PostTaken;
+        }
+        if msg.contains("jobs.sha256") {
+            return LedgerError::LiveJobExists;
+        }
+    }
+    LedgerError::Sqlite(err)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(LedgerError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        tracing::info!(to = version + 1, "migrating the ledger schema");
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn step_ordinal(step: Step) -> i64 {
+    Step::ALL.iter().position(|s| *s == step).unwrap_or(0) as i64
+}
+
+/// A `jobs` row as stored, before its values are checked.
+struct RawJob {
+    id: JobId,
+    sha256: String,
+    account: String,
+    state: String,
+    video: Vec<u8>,
+    caption: Option<Vec<u8>>,
+    size: i64,
+    publish_sent_at: Option<i64>,
+    aweme_id: Option<String>,
+    error_step: Option<String>,
+    error_class: Option<String>,
+    error_reason: Option<String>,
+    duplicate_of: Option<JobId>,
+    archived_to: Option<Vec<u8>>,
+    attempts: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RawJob {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawJob> {
+        Ok(RawJob {
+            id: row.get(0)?,
+            sha256: row.get(1)?,
+            account: row.get(2)?,
+            state: row.get(3)?,
+            video: row.get(4)?,
+            caption: row.get(5)?,
+            size: row.get(6)?,
+            publish_sent_at: row.get(7)?,
+            aweme_id: row.get(8)?,
+            error_step: row.get(9)?,
+            error_class: row.get(10)?,
+            error_reason: row.get(11)?,
+            duplicate_of: row.get(12)?,
+            archived_to: row.get(13)?,
+            attempts: row.get(14)?,
+            created_at: row.get(15)?,
+            updated_at: row.get(16)?,
+        })
+    }
+
+    fn into_record(self, steps: BTreeMap<Step, StepRecord>) -> Result<JobRecord, LedgerError> {
+        let id = self.id;
+        let corrupt = |what: String| LedgerError::Corrupt { id, what };
+        let sha256 = ContentHash::parse(&self.sha256)
+            .ok_or_else(|| corrupt(format!("bad sha256 {:?}", self.sha256)))?;
+        let state = JobState::parse(&self.state)
+            .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?;
+        let error_step = match &self.error_step {
+            None => None,
+            Some(s) => Some(Step::parse(s).ok_or_else(|| corrupt(format!("unknown step {s:?}")))?),
+        };
+        let error = match (self.error_class, self.error_reason) {
+            (Some(class), Some(reason)) => Some(JobError {
+                step: error_step,
+                class,
+                reason,
+            }),
+            _ => None,
+        };
+        Ok(JobRecord {
+            id,
+            sha256,
+            account: self.account,
+            state,
+            video: blob_to_path(self.video),
+            caption: self.caption.map(blob_to_path),
+            size: u64::try_from(self.size).map_err(|_| corrupt("negative size".into()))?,
+            steps,
+            publish_sent_at: self.publish_sent_at.map(from_ms),
+            aweme_id: self.aweme_id,
+            error,
+            duplicate_of: self.duplicate_of,
+            archived_to: self.archived_to.map(blob_to_path),
+            attempts: u32::try_from(self.attempts)
+                .map_err(|_| corrupt("attempts out of range".into()))?,
+            created_at: from_ms(self.created_at),
+            updated_at: from_ms(self.updated_at),
+        })
+    }
+}
+
+fn load(conn: &Connection, id: JobId) -> Result<Option<JobRecord>, LedgerError> {
+    let raw = conn
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+        .query_row([id], RawJob::from_row)
+        .optional()?;
+    match raw {
+        None => Ok(None),
+        Some(raw) => {
+            let steps = load_steps(conn, id)?;
+            raw.into_record(steps).map(Some)
+        }
+    }
+}
+
+fn load_steps(conn: &Connection, id: JobId) -> Result<BTreeMap<Step, StepRecord>, LedgerError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT step, at, result FROM steps WHERE job_id = ?1 ORDER BY ordinal")?;
+    let rows = stmt
+        .query_map([id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut steps = BTreeMap::new();
+    for (step, at, result) in rows {
+        let step = Step::parse(&step).ok_or_else(|| LedgerError::Corrupt {
+            id,
+            what: format!("unknown step {step:?}"),
+        })?;
+        let result = serde_json::from_str(&result).map_err(|e| LedgerError::Corrupt {
+            id,
+            what: format!("step {step} result: {e}"),
+        })?;
+        steps.insert(
+            step,
+            StepRecord {
+                at: from_ms(at),
+                result,
+            },
+        );
+    }
+    Ok(steps)
+}
+
+fn now_ms() -> i64 {
+    to_ms(SystemTime::now())
+}
+
+fn to_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+fn from_ms(ms: i64) -> SystemTime {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
+}
+
+#[cfg(unix)]
+fn path_to_blob(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().to_vec()
+}
+
+#[cfg(unix)]
+fn blob_to_path(bytes: Vec<u8>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
+}
+
+#[cfg(not(unix))]
+fn path_to_blob(path: &Path) -> Vec<u8> {
+    path.to_string_lossy().into_owned().into_bytes()
+}
+
+#[cfg(not(unix))]
+fn blob_to_path(bytes: Vec<u8>) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn create_state_dir(dir: &Path) -> Result<(), LedgerError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|source| LedgerError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Creates the database file with mode 0600 (SQLite gives its -wal and -shm files
+/// the same mode), and tightens an existing one.
+fn create_private_file(path: &Path) -> Result<(), LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+    }
+    drop(file);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn hash(n: u8) -> ContentHash {
+        ContentHash::from_digest(&[n; 32])
+    }
+
+    fn new_job(n: u8, account: &str, video: &str) -> NewJob {
+        NewJob {
+            sha256: hash(n),
+            account: account.to_string(),
+            video: PathBuf::from(video),
+            caption: Some(PathBuf::from(video).with_extension("yaml")),
+            size: 1234,
+        }
+    }
+
+    fn open_temp() -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open(&dir.path().join("state")).expect("open");
+        (dir, ledger)
+    }
+
+    fn claimed_new(claim: Claim) -> JobRecord {
+        match claim {
+            Claim::New(job) => job,
+            other => panic!("expected New, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn live_states_sql_matches_is_live() {
+        for state in JobState::ALL {
+            assert_eq!(
+                LIVE_STATES_SQL.contains(&format!("'{}'", state.as_str())),
+                state.is_live(),
+                "{state}"
+            );
+            assert_eq!(JobState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(JobState::parse("Active"), None);
+    }
+
+    #[test]
+    fn claim_new_then_resume_same_video() {
+        let (_dir, mut ledger) = open_temp();
+        let job = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "a/clip.mp4"), false)
+                .unwrap(),
+        );
+        assert_eq!(job.state, JobState::Active);
+        assert_eq!(job.size, 1234);
+        assert_eq!(job.attempts, 0);
+        ledger
+            .record_step(job.id, Step::Credentials, &json!({"ak": "x"}))
+            .unwrap();
+
+        let again = ledger
+            .claim(&new_job(1, "main", "a/clip.mp4"), false)
+            .unwrap();
+        let Claim::Resume(resumed) = again else {
+            panic!("expected Resume, got {again:?}");
+        };
+        assert_eq!(resumed.id, job.id);
+        assert_eq!(resumed.steps[&Step::Credentials].result, json!({"ak": "x"}));
+        assert_eq!(ledger.jobs_in(&JobState::ALL).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn resume_updates_a_moved_caption() {
+        let (_dir, mut ledger) = open_temp();
+        let job = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        let mut moved = new_job(1, "main", "clip.mp4");
+        moved.caption = Some(PathBuf::from("caption.yaml"));
+        let Claim::Resume(resumed) = ledger.claim(&moved, false).unwrap() else {
+            panic!("expected Resume");
+        };
+        assert_eq!(resumed.id, job.id);
+        assert_eq!(resumed.caption, Some(PathBuf::from("caption.yaml")));
+    }
+
+    #[test]
+    fn claim_duplicate_of_other_path_and_of_done_job() {
+        let (_dir, mut ledger) = open_temp();
+        let first = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+
+        // In flight under another name.
+        let Claim::Duplicate { job, earlier } = ledger
+            .claim(&new_job(1, "main", "copy.mp4"), false)
+            .unwrap()
+        else {
+            panic!("expected Duplicate");
+        };
+        assert_eq!(earlier.id, first.id);
+        assert_eq!(job.state, JobState::Duplicate);
+        assert_eq!(job.duplicate_of, Some(first.id));
+        assert_eq!(job.video, PathBuf::from("copy.mp4"));
+
+        // Published and archived; the same path dropped again is a duplicate too.
+        ledger.mark_publish_sent(first.id).unwrap();
+        ledger.mark_published(first.id, "7001").unwrap();
+        ledger
+            .mark_done(first.id, Path::new("done/clip.mp4"))
+            .unwrap();
+        let Claim::Duplicate { earlier, .. } = ledger
+            .claim(&new_job(1, "main", "clip.mp4"), false)
+            .unwrap()
+        else {
+            panic!("expected Duplicate");
+        };
+        assert_eq!(earlier.aweme_id.as_deref(), Some("7001"));
+        assert_eq!(earlier.state, JobState::Done);
+
+        // Other account or other content: not a duplicate.
+        claimed_new(ledger.claim(&new_job(1, "alt", "clip.mp4"), false).unwrap());
+        claimed_new(
+            ledger
+                .claim(&new_job(2, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+    }
+
+    #[test]
+    fn allow_duplicates_creates_a_second_live_job() {
+        let (_dir, mut ledger) = open_temp();
+        let first = claimed_new(ledger.claim(&new_job(1, "main", "clip.mp4"), true).unwrap());
+        ledger.mark_published(first.id, "7001").unwrap();
+        ledger
+            .mark_done(first.id, Path::new("done/clip.mp4"))
+            .unwrap();
+        let second = claimed_new(ledger.claim(&new_job(1, "main", "clip.mp4"), true).unwrap());
+        let third = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "again.mp4"), true)
+                .unwrap(),
+        );
+        assert!(second.id != first.id && third.id != second.id);
+        // The same path as an in-flight job still resumes.
+        let Claim::Resume(r) = ledger.claim(&new_job(1, "main", "clip.mp4"), true).unwrap() else {
+            panic!("expected Resume");
+        };
+        assert_eq!(r.id, second.id);
+        // A post id belongs to one job only.
+        assert!(matches!(
+            ledger.mark_published(second.id, "7001"),
+            Err(LedgerError::PostTaken)
+        ));
+    }
+
+    #[test]
+    fn failed_abandoned_and_duplicate_jobs_do_not_block() {
+        let (_dir, mut ledger) = open_temp();
+        let a = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        ledger
+            .mark_failed(a.id, Some(Step::Upload), "rejected", "bad video")
+            .unwrap();
+        let failed = ledger.job(a.id).unwrap().unwrap();
+        assert_eq!(failed.state, JobState::Failed);
+        assert_eq!(
+            failed.error,
+            Some(JobError {
+                step: Some(Step::Upload),
+                class: "rejected".into(),
+                reason: "bad video".into()
+            })
+        );
+        let b = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        ledger.mark_abandoned(b.id, "video changed").unwrap();
+        let c = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        assert!(c.id > b.id);
+        // A failed job cannot be requeued while c is live.
+        assert!(matches!(
+            ledger.requeue(a.id),
+            Err(LedgerError::LiveJobExists)
+        ));
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused_and_write_nothing() {
+        let (_dir, mut ledger) = open_temp();
+        let a = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        ledger.mark_failed(a.id, None, "rejected", "no").unwrap();
+        let before = ledger.job(a.id).unwrap();
+        for result in [
+            ledger.mark_published(a.id, "1"),
+            ledger.mark_done(a.id, Path::new("x")),
+            ledger.mark_failed(a.id, None, "x", "y"),
+            ledger.mark_publish_sent(a.id),
+            ledger.record_step(a.id, Step::Upload, &json!(null)),
+            ledger.forget_steps_from(a.id, Step::Credentials),
+            ledger.bump_attempts(a.id).map(drop),
+        ] {
+            assert!(
+                matches!(
+                    result,
+                    Err(LedgerError::Illegal {
+                        state: JobState::Failed,
+                        ..
+                    })
+                ),
+                "{result:?}"
+            );
+        }
+        assert_eq!(ledger.job(a.id).unwrap(), before);
+        assert!(matches!(
+            ledger.mark_done(999, Path::new("x")),
+            Err(LedgerError::NoSuchJob(999))
+        ));
+
+        // Step 5 in doubt: neither abandoning nor forgetting is allowed; failing an
+        // unconfirmed job is not either.
+        let b = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
+        ledger.mark_publish_sent(b.id).unwrap();
+        assert!(ledger.job(b.id).unwrap().unwrap().publish_in_doubt());
+        assert!(matches!(
+            ledger.mark_abandoned(b.id, "changed"),
+            Err(LedgerError::Illegal { .. })
+        ));
+        assert!(matches!(
+            ledger.forget_steps_from(b.id, Step::Credentials),
+            Err(LedgerError::Illegal { .. })
+        ));
+        ledger
+            .mark_unconfirmed(b.id, "timeout, list empty")
+            .unwrap();
+        assert!(matches!(
+            ledger.mark_failed(b.id, None, "x", "y"),
+            Err(LedgerError::Illegal {
+                state: JobState::Unconfirmed,
+                ..
+            })
+        ));
+        // Reconciliation finds the post later.
+        ledger.mark_published(b.id, "7002").unwrap();
+        let b = ledger.job(b.id).unwrap().unwrap();
+        assert_eq!(b.state, JobState::Published);
+        assert_eq!(b.error, None);
+    }
+
+    #[test]
+    fn steps_attempts_forget_and_history() {
+        let (_dir, mut ledger) = open_temp();
+        let a = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        for step in [Step::Credentials, Step::UploadParams, Step::Upload] {
+            ledger
+                .record_step(a.id, step, &json!({"step": step.as_str()}))
+                .unwrap();
+        }
+        assert_eq!(ledger.bump_attempts(a.id).unwrap(), 1);
+        assert_eq!(ledger.bump_attempts(a.id).unwrap(), 2);
+        ledger.forget_steps_from(a.id, Step::UploadParams).unwrap();
+        let job = ledger.job(a.id).unwrap().unwrap();
+        assert_eq!(
+            job.steps.keys().copied().collect::<Vec<_>>(),
+            vec![Step::Credentials]
+        );
+        assert_eq!(job.attempts, 2);
+
+        ledger
+            .record_step(a.id, Step::Commit, &json!({"vid": "v1"}))
+            .unwrap();
+        ledger.mark_publish_sent(a.id).unwrap();
+        ledger
+            .record_step(a.id, Step::Publish, &json!({"aweme_id": "1"}))
+            .unwrap();
+        assert!(matches!(
+            ledger.mark_publish_sent(a.id),
+            Err(LedgerError::Illegal { .. })
+        ));
+        ledger.mark_published(a.id, "1").unwrap();
+
+        let b = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
+        ledger.mark_published(b.id, "2").unwrap();
+        ledger.mark_done(b.id, Path::new("done/b.mp4")).unwrap();
+        claimed_new(ledger.claim(&new_job(3, "main", "c.mp4"), false).unwrap());
+
+        let history = ledger.history(10).unwrap();
+        assert_eq!(
+            history.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![b.id, a.id]
+        );
+        assert_eq!(ledger.history(1).unwrap().len(), 1);
+        assert_eq!(ledger.jobs_in(&[JobState::Active]).unwrap().len(), 1);
+        assert_eq!(ledger.jobs_in(&[]).unwrap().len(), 0);
+        assert_eq!(ledger.jobs_with_hash(&hash(2)).unwrap()[0].id, b.id);
+    }
+
+    #[test]
+    fn reopen_after_drop_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let (id, before) = {
+            let mut ledger = Ledger::open(&state).unwrap();
+            let a = claimed_new(
+                ledger
+                    .claim(&new_job(1, "main", "clip.mp4"), false)
+                    .unwrap(),
+            );
+            ledger
+                .record_step(a.id, Step::UploadParams, &json!({"vid": "v9"}))
+                .unwrap();
+            ledger.bump_attempts(a.id).unwrap();
+            ledger.mark_publish_sent(a.id).unwrap();
+            (a.id, ledger.job(a.id).unwrap().unwrap())
+        };
+        let mut ledger = Ledger::open(&state).unwrap();
+        let after = ledger.job(id).unwrap().unwrap();
+        assert_eq!(after, before);
+        assert!(after.publish_in_doubt());
+        assert_eq!(after.steps[&Step::UploadParams].result["vid"], "v9");
+        // Restart: the same video resumes, carrying the step-5 mark.
+        let Claim::Resume(r) = ledger
+            .claim(&new_job(1, "main", "clip.mp4"), false)
+            .unwrap()
+        else {
+            panic!("expected Resume");
+        };
+        assert_eq!(r.id, id);
+        assert!(r.publish_sent_at.is_some());
+    }
+
+    #[test]
+    fn pragmas_are_set_and_file_is_private() {
+        let (dir, ledger) = open_temp();
+        let mode: String = ledger
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = ledger
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let version: i64 = ledger
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let busy: i64 = ledger
+            .conn
+            .pragma_query_value(None, "busy_timeout", |r| r.get(0))
+            .unwrap();
+        assert!(busy > 0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("state").join(FILE_NAME))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Ledger::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        assert!(matches!(
+            Ledger::open(dir.path()),
+            Err(LedgerError::NewerSchema { .. })
+        ));
+    }
+
+    #[test]
+    fn unique_index_refuses_a_second_live_job_even_via_raw_sql() {
+        let (_dir, mut ledger) = open_temp();
+        let a = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        let insert = |ledger: &Ledger, state: &str| {
+            ledger.conn.execute(
+                "INSERT INTO jobs (sha256, account, state, video, size, created_at, updated_at) \
+                 VALUES (?1, 'main', ?2, x'6f74686572', 1, 0, 0)",
+                params![hash(1).as_str(), state],
+            )
+        };
+        for state in ["active", "published", "done", "unconfirmed"] {
+            let err = insert(&ledger, state).expect_err(state);
+            assert!(matches!(constraint_error(err), LedgerError::LiveJobExists));
+        }
+        for state in ["failed", "duplicate", "abandoned"] {
+            insert(&ledger, state).expect(state);
+        }
+        // Turning a failed row live behind the ledger's back is refused too.
+        let err = ledger
+            .conn
+            .execute(
+                "UPDATE jobs SET state = 'active' WHERE state = 'failed'",
+                [],
+            )
+            .expect_err("update");
+        assert!(matches!(constraint_error(err), LedgerError::LiveJobExists));
+        ledger.mark_failed(a.id, None, "x", "y").unwrap();
+        insert(&ledger, "active").expect("no live job any more");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_paths_round_trip() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let video = PathBuf::from(OsStr::from_bytes(b"sub/\xff\xfeclip.mp4"));
+        let caption = PathBuf::from(OsStr::from_bytes(b"sub/\xff\xfeclip.yaml"));
+        let archived = PathBuf::from(OsStr::from_bytes(b"done/sub/\xff\xfeclip-1.mp4"));
+        let id = {
+            let mut ledger = Ledger::open(dir.path()).unwrap();
+            let job = NewJob {
+                sha256: hash(7),
+                account: "main".into(),
+                video: video.clone(),
+                caption: Some(caption.clone()),
+                size: 1,
+            };
+            let a = claimed_new(ledger.claim(&job, false).unwrap());
+            ledger.mark_published(a.id, "9").unwrap();
+            ledger.mark_done(a.id, &archived).unwrap();
+            a.id
+        };
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let job = ledger.job(id).unwrap().unwrap();
+        assert_eq!(job.video, video);
+        assert_eq!(job.caption, Some(caption));
+        assert_eq!(job.archived_to, Some(archived));
+    }
+
+    #[test]
+    fn times_round_trip_in_millis() {
+        for ms in [0, 1, 1_700_000_000_123, -5] {
+            assert_eq!(to_ms(from_ms(ms)), ms);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Claim { content: u8, account: u8, path: u8 },
+        Step { pick: usize, step: usize },
+        Publish { pick: usize },
+        SendOnly { pick: usize },
+        Unconfirm { pick: usize },
+        Fail { pick: usize },
+        Abandon { pick: usize },
+        Done { pick: usize },
+        Requeue { pick: usize },
+        Forget { pick: usize },
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..2u8, 0..2u8, 0..3u8)
+                .prop_map(|(content, account, path)| Op::Claim { content, account, path }),
+            2 => (any::<usize>(), 0..5usize).prop_map(|(pick, step)| Op::Step { pick, step }),
+            2 => any::<usize>().prop_map(|pick| Op::Publish { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::SendOnly { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::Unconfirm { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::Fail { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::Abandon { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::Done { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::Requeue { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::Forget { pick }),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    /// Errors a random sequence may legitimately provoke; anything else is a bug.
+    fn expected(result: Result<(), LedgerError>) -> Result<(), TestCaseError> {
+        match result {
+            Ok(())
+            | Err(LedgerError::Illegal { .. })
+            | Err(LedgerError::LiveJobExists)
+            | Err(LedgerError::PostTaken) => Ok(()),
+            Err(e) => Err(TestCaseError::fail(format!("unexpected error: {e}"))),
+        }
+    }
+
+    fn check_invariants(ledger: &Ledger) -> Result<(), TestCaseError> {
+        let jobs = ledger
+            .jobs_in(&JobState::ALL)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut live = std::collections::HashMap::new();
+        let mut posts = std::collections::HashMap::new();
+        for job in &jobs {
+            let key = (job.sha256.clone(), job.account.clone());
+            if job.state.is_live() {
+                *live.entry(key.clone()).or_insert(0) += 1;
+            }
+            if job.aweme_id.is_some() {
+                prop_assert!(
+                    matches!(job.state, JobState::Published | JobState::Done),
+                    "a post on a job in state {}",
+                    job.state
+                );
+                *posts.entry(key).or_insert(0) += 1;
+            }
+            if job.state == JobState::Duplicate {
+                prop_assert!(job.duplicate_of.is_some());
+            }
+        }
+        prop_assert!(live.values().all(|n| *n <= 1), "two live jobs: {live:?}");
+        prop_assert!(posts.values().all(|n| *n <= 1), "two posts: {posts:?}");
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn random_sequences_never_give_two_live_jobs_or_two_posts(ops in prop::collection::vec(op(), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut ledger = Ledger::open(dir.path()).unwrap();
+            let mut next_post = 0u32;
+            for op in ops {
+                let ids: Vec<JobId> = ledger
+                    .jobs_in(&JobState::ALL)
+                    .unwrap()
+                    .iter()
+                    .map(|j| j.id)
+                    .collect();
+                if ids.is_empty() && !matches!(op, Op::Claim { .. } | Op::Reopen) {
+                    continue;
+                }
+                let pick = |p: usize| ids[p % ids.len()];
+                match op {
+                    Op::Claim { content, account, path } => {
+                        let job = NewJob {
+                            sha256: hash(content),
+                            account: format!("acct{account}"),
+                            video: PathBuf::from(format!("v{path}.mp4")),
+                            caption: None,
+                            size: 10,
+                        };
+                        let live_before = ledger
+                            .jobs_in(&JobState::ALL)
+                            .unwrap()
+                            .into_iter()
+                            .any(|j| j.state.is_live() && j.sha256 == job.sha256 && j.account == job.account);
+                        let claim = ledger.claim(&job, false).unwrap();
+                        match &claim {
+                            Claim::New(j) => prop_assert!(!live_before && j.state == JobState::Active),
+                            Claim::Resume(j) => prop_assert!(live_before && j.video == job.video),
+                            Claim::Duplicate { job: j, earlier } => {
+                                prop_assert!(live_before && earlier.state.is_live());
+                                prop_assert_eq!(j.duplicate_of, Some(earlier.id));
+                            }
+                        }
+                    }
+                    Op::Step { pick: p, step } => {
+                        expected(ledger.record_step(pick(p), Step::ALL[step], &json!({"n": step})))?;
+                    }
+                    Op::Publish { pick: p } => {
+                        let id = pick(p);
+                        if ledger.mark_publish_sent(id).is_ok() {
+                            next_post += 1;
+                            expected(ledger.mark_published(id, &next_post.to_string()))?;
+                        }
+                    }
+                    Op::SendOnly { pick: p } => expected(ledger.mark_publish_sent(pick(p)))?,
+                    Op::Unconfirm { pick: p } => expected(ledger.mark_unconfirmed(pick(p), "?"))?,
+                    Op::Fail { pick: p } => expected(ledger.mark_failed(pick(p), None, "rejected", "no"))?,
+                    Op::Abandon { pick: p } => expected(ledger.mark_abandoned(pick(p), "changed"))?,
+                    Op::Done { pick: p } => expected(ledger.mark_done(pick(p), Path::new("done/x.mp4")))?,
+                    Op::Requeue { pick: p } => expected(ledger.requeue(pick(p)))?,
+                    Op::Forget { pick: p } => expected(ledger.forget_steps_from(pick(p), Step::UploadParams))?,
+                    Op::Reopen => {
+                        drop(ledger);
+                        ledger = Ledger::open(dir.path()).unwrap();
+                    }
+                }
+                check_invariants(&ledger)?;
+            }
+        }
+    }
+}

@@ -1,1 +1,468 @@
-//! (stub)
+//! The JSON receipts archived beside each video (design.md §6): what was published,
+//! why a job failed, which earlier post a duplicate repeats.
+//!
+//! Times are RFC 3339 in UTC. No receipt type has a field that could hold a secret.
+
+use std::fmt;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::domain::{Collection, ContentHash, EntityKind, PostDraft, Step, Visibility};
+use crate::ledger::JobRecord;
+
+/// A point in time that is always UTC and (de)serializes as RFC 3339.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UtcTime(OffsetDateTime);
+
+impl UtcTime {
+    pub fn now() -> UtcTime {
+        UtcTime(OffsetDateTime::now_utc())
+    }
+
+    /// `None` for seconds outside the years ±9999.
+    pub fn from_unix(secs: i64) -> Option<UtcTime> {
+        OffsetDateTime::from_unix_timestamp(secs).ok().map(UtcTime)
+    }
+
+    pub fn offset_date_time(self) -> OffsetDateTime {
+        self.0
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        // Formatting a UTC time whose year has four digits cannot fail; the fallback
+        // keeps this total anyway.
+        self.0
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| self.0.unix_timestamp().to_string())
+    }
+}
+
+impl From<SystemTime> for UtcTime {
+    fn from(t: SystemTime) -> UtcTime {
+        UtcTime(OffsetDateTime::from(t).to_offset(UtcOffset::UTC))
+    }
+}
+
+impl From<OffsetDateTime> for UtcTime {
+    fn from(t: OffsetDateTime) -> UtcTime {
+        UtcTime(t.to_offset(UtcOffset::UTC))
+    }
+}
+
+impl fmt::Display for UtcTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl fmt::Debug for UtcTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UtcTime({self})")
+    }
+}
+
+impl Serialize for UtcTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = self.0.format(&Rfc3339).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for UtcTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<UtcTime, D::Error> {
+        let text = String::deserialize(d)?;
+        OffsetDateTime::parse(&text, &Rfc3339)
+            .map(UtcTime::from)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A path as receipts show it: lossy UTF-8, `/`-separated.
+pub fn file_label(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+        .replace("//", "/")
+}
+
+/// The post's public address.
+pub fn post_url(aweme_id: &str) -> String {
+    crate::domain::Post {
+        aweme_id: aweme_id.to_string(),
+    }
+    .url()
+}
+
+/// `done/…/<stem>.receipt.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedReceipt {
+    pub sha256: ContentHash,
+    pub account: String,
+    /// The video's original path relative to the inbox.
+    pub file: String,
+    pub vid: String,
+    pub aweme_id: String,
+    pub url: String,
+    pub caption: CaptionAsSent,
+    pub publish_at: Option<UtcTime>,
+    pub steps: Vec<StepTime>,
+    pub attempts: u32,
+    pub published_at: UtcTime,
+}
+
+/// The caption as step 5 sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptionAsSent {
+    pub text: String,
+    pub text_extra: Vec<SentEntity>,
+    pub challenges: Vec<String>,
+    pub mentions: Vec<String>,
+    pub visibility: Visibility,
+    pub allow_download: bool,
+    pub cover_at_ms: u64,
+    pub collection: Option<Collection>,
+    pub publish_at: Option<UtcTime>,
+}
+
+impl From<&PostDraft> for CaptionAsSent {
+    fn from(draft: &PostDraft) -> CaptionAsSent {
+        CaptionAsSent {
+            text: draft.text.clone(),
+            text_extra: draft
+                .entities
+                .iter()
+                .map(|e| SentEntity {
+                    start: e.start,
+                    end: e.end,
+                    kind: e.kind.clone(),
+                })
+                .collect(),
+            challenges: draft.challenge_ids.clone(),
+            mentions: draft.mention_ids.clone(),
+            visibility: draft.visibility,
+            allow_download: draft.allow_download,
+            cover_at_ms: u64::try_from(draft.cover_at.as_millis()).unwrap_or(u64::MAX),
+            collection: draft.collection.clone(),
+            // A draft's time came from an RFC 3339 caption, so it is in range.
+            publish_at: draft.publish_at.and_then(UtcTime::from_unix),
+        }
+    }
+}
+
+/// One hashtag or mention: `{"start": 0, "end": 3, "type": "hashtag", "name": "音乐"}`
+/// (UTF-16 offsets, as sent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentEntity {
+    pub start: usize,
+    pub end: usize,
+    #[serde(flatten)]
+    pub kind: EntityKind,
+}
+
+/// When a protocol step finished.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTime {
+    pub step: Step,
+    pub at: UtcTime,
+}
+
+/// The finished steps of a job, in protocol order.
+pub fn steps_of(job: &JobRecord) -> Vec<StepTime> {
+    job.steps
+        .iter()
+        .map(|(step, record)| StepTime {
+            step: *step,
+            at: UtcTime::from(record.at),
+        })
+        .collect()
+}
+
+/// `failed/…/<stem>.error.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureReceipt {
+    /// Absent for a file that could not be hashed.
+    pub sha256: Option<ContentHash>,
+    pub account: String,
+    pub file: String,
+    pub step: Option<Step>,
+    pub class: String,
+    pub reason: String,
+    /// What the user can do about it.
+    pub hint: String,
+    pub failed_at: UtcTime,
+}
+
+/// `duplicates/…/<stem>.receipt.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateReceipt {
+    pub sha256: ContentHash,
+    pub account: String,
+    pub file: String,
+    pub earlier: EarlierPost,
+    pub detected_at: UtcTime,
+}
+
+/// The job a duplicate repeats. Its post fields are null while it is still in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierPost {
+    pub aweme_id: Option<String>,
+    pub url: Option<String>,
+    pub file: String,
+    pub published_at: Option<UtcTime>,
+}
+
+impl DuplicateReceipt {
+    /// The receipt for `duplicate` (the new job), naming `earlier` (from
+    /// `Claim::Duplicate`).
+    pub fn new(duplicate: &JobRecord, earlier: &JobRecord, detected_at: UtcTime) -> Self {
+        let published_at = earlier.aweme_id.as_ref().map(|_| {
+            earlier
+                .steps
+                .get(&Step::Publish)
+                .map(|s| s.at)
+                .unwrap_or(earlier.updated_at)
+                .into()
+        });
+        DuplicateReceipt {
+            sha256: duplicate.sha256.clone(),
+            account: duplicate.account.clone(),
+            file: file_label(&duplicate.video),
+            earlier: EarlierPost {
+                aweme_id: earlier.aweme_id.clone(),
+                url: earlier.aweme_id.as_deref().map(post_url),
+                file: file_label(&earlier.video),
+                published_at,
+            },
+            detected_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TextEntity;
+    use crate::ledger::{JobState, StepRecord};
+    use serde_json::{Value, json};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn hash() -> ContentHash {
+        ContentHash::from_digest(&[0xab; 32])
+    }
+
+    fn draft() -> PostDraft {
+        PostDraft {
+            text: "#音乐 遇见 @小明".into(),
+            plain_text: "遇见".into(),
+            entities: vec![
+                TextEntity {
+                    start: 0,
+                    end: 3,
+                    kind: EntityKind::Hashtag {
+                        name: "音乐".into(),
+                    },
+                },
+                TextEntity {
+                    start: 7,
+                    end: 10,
+                    kind: EntityKind::Mention {
+                        name: "小明".into(),
+                        user_id: "84990209480".into(),
+                    },
+                },
+            ],
+            challenge_ids: vec!["1550712576368642".into()],
+            mention_ids: vec!["84990209480".into()],
+            visibility: Visibility::Friends,
+            allow_download: true,
+            cover_at: Duration::from_millis(1500),
+            collection: Some(Collection {
+                id: "7012345678901234567".into(),
+                order: 3,
+            }),
+            // 2026-12-01T20:00:00+08:00
+            publish_at: Some(1_796_126_400),
+        }
+    }
+
+    fn job(id: i64, video: &str, aweme: Option<&str>) -> JobRecord {
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let mut steps = BTreeMap::new();
+        steps.insert(
+            Step::Credentials,
+            StepRecord {
+                at,
+                result: json!({}),
+            },
+        );
+        if aweme.is_some() {
+            steps.insert(
+                Step::Publish,
+                StepRecord {
+                    at: at + Duration::from_secs(60),
+                    result: json!({}),
+                },
+            );
+        }
+        JobRecord {
+            id,
+            sha256: hash(),
+            account: "main".into(),
+            state: if aweme.is_some() {
+                JobState::Done
+            } else {
+                JobState::Active
+            },
+            video: PathBuf::from(video),
+            caption: None,
+            size: 1,
+            steps,
+            publish_sent_at: None,
+            aweme_id: aweme.map(str::to_string),
+            error: None,
+            duplicate_of: None,
+            archived_to: None,
+            attempts: 1,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Every object key anywhere in `value`.
+    fn keys(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    out.push(k.clone());
+                    keys(v, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
+            _ => {}
+        }
+    }
+
+    fn assert_no_secret_keys(value: &Value) {
+        let mut all = Vec::new();
+        keys(value, &mut all);
+        for k in all {
+            assert!(
+                !["auth", "tos_sign", "token", "cookie", "ak", "csrf_token"].contains(&k.as_str()),
+                "secret-looking key {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn published_receipt_shape_and_round_trip() {
+        let earlier = job(1, "job1/clip.mp4", Some("7100"));
+        let receipt = PublishedReceipt {
+            sha256: hash(),
+            account: "main".into(),
+            file: file_label(Path::new("job1/clip.mp4")),
+            vid: "v0200f".into(),
+            aweme_id: "7100".into(),
+            url: post_url("7100"),
+            caption: CaptionAsSent::from(&draft()),
+            publish_at: draft().publish_at.and_then(UtcTime::from_unix),
+            steps: steps_of(&earlier),
+            attempts: 2,
+            published_at: UtcTime::from(UNIX_EPOCH + Duration::from_secs(1_700_000_100)),
+        };
+        let text = serde_json::to_string_pretty(&receipt).unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["url"], "https://www.douyin.com/video/7100");
+        assert_eq!(value["file"], "job1/clip.mp4");
+        assert_eq!(value["publish_at"], "2026-12-01T12:00:00Z");
+        assert_eq!(value["caption"]["publish_at"], "2026-12-01T12:00:00Z");
+        assert_eq!(value["published_at"], "2023-11-14T22:15:00Z");
+        assert_eq!(value["caption"]["cover_at_ms"], 1500);
+        assert_eq!(value["caption"]["visibility"], "friends");
+        assert_eq!(
+            value["caption"]["text_extra"][0],
+            json!({"start": 0, "end": 3, "type": "hashtag", "name": "音乐"})
+        );
+        assert_eq!(value["caption"]["text_extra"][1]["user_id"], "84990209480");
+        assert_eq!(
+            value["steps"],
+            json!([
+                {"step": "credentials", "at": "2023-11-14T22:13:20.25Z"},
+                {"step": "publish", "at": "2023-11-14T22:14:20.25Z"}
+            ])
+        );
+        assert_no_secret_keys(&value);
+        let back: PublishedReceipt = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, receipt);
+    }
+
+    #[test]
+    fn unscheduled_publish_at_is_null() {
+        let mut d = draft();
+        d.publish_at = None;
+        let caption = CaptionAsSent::from(&d);
+        let value = serde_json::to_value(&caption).unwrap();
+        assert_eq!(value["publish_at"], Value::Null);
+    }
+
+    #[test]
+    fn failure_receipt_without_hash() {
+        let receipt = FailureReceipt {
+            sha256: None,
+            account: "main".into(),
+            file: "broken.mp4".into(),
+            step: None,
+            class: "incomplete".into(),
+            reason: "no moov box after 10m".into(),
+            hint: "re-export the video".into(),
+            failed_at: UtcTime::from_unix(0).unwrap(),
+        };
+        let value = serde_json::to_value(&receipt).unwrap();
+        assert_eq!(value["sha256"], Value::Null);
+        assert_eq!(value["step"], Value::Null);
+        assert_eq!(value["failed_at"], "1970-01-01T00:00:00Z");
+        assert_no_secret_keys(&value);
+        let back: FailureReceipt = serde_json::from_value(value).unwrap();
+        assert_eq!(back, receipt);
+    }
+
+    #[test]
+    fn duplicate_receipt_names_the_earlier_post() {
+        let earlier = job(1, "a/clip.mp4", Some("7100"));
+        let dup = job(2, "b/copy.mp4", None);
+        let now = UtcTime::from_unix(1_800_000_000).unwrap();
+        let receipt = DuplicateReceipt::new(&dup, &earlier, now);
+        let value = serde_json::to_value(&receipt).unwrap();
+        assert_eq!(value["file"], "b/copy.mp4");
+        assert_eq!(
+            value["earlier"],
+            json!({
+                "aweme_id": "7100",
+                "url": "https://www.douyin.com/video/7100",
+                "file": "a/clip.mp4",
+                "published_at": "2023-11-14T22:14:20.25Z"
+            })
+        );
+        assert_no_secret_keys(&value);
+
+        // An earlier job still in flight has no post yet.
+        let in_flight = job(3, "c.mp4", None);
+        let r = DuplicateReceipt::new(&dup, &in_flight, now);
+        assert_eq!(r.earlier.aweme_id, None);
+        assert_eq!(r.earlier.url, None);
+        assert_eq!(r.earlier.published_at, None);
+    }
+
+    #[test]
+    fn utc_time_parses_offsets_into_utc() {
+        let t: UtcTime = serde_json::from_str("\"2026-12-01T20:00:00+08:00\"").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-01T12:00:00Z");
+        assert!(serde_json::from_str::<UtcTime>("\"yesterday\"").is_err());
+    }
+}
