@@ -1,1 +1,228 @@
-//! (stub)
+//! The sandbox: a faithful simulator of the Douyin creator-web platform (protocol.md),
+//! served on one local listener. Users try dropcast with it without an account, and
+//! tests run against it: it enforces every rule of protocol.md, so a client bug fails.
+//!
+//! Code map: [`account`] (which cookies are users), [`creator`] (steps 1, 5, 6a, 6b),
+//! [`vod`] (steps 2 and 4), [`tos`] (step 3, objects streamed to disk), [`form`] and
+//! [`text`] (step 5's field and span rules), [`challenges`], [`mp4`], [`inspect`]
+//! (`/__sandbox/*` endpoints for tests), [`state`] (shared memory and clock).
+//!
+//! Choices where protocol.md leaves room (ours):
+//! - vod errors (`code` ≠ 2000) come with HTTP 200, except an expired upload `token` at
+//!   step 4, which is HTTP 401 (`code` 4010); bad parameters are `code` 4000.
+//! - Rate limiting (step 5) answers the 1st, 3rd, … limited call with HTTP 200
+//!   `status_code: 7` and the 2nd, 4th, … with HTTP 429 + `Retry-After` (and the same body),
+//!   so clients meet both.
+//! - `csrf_token` mismatch at step 5 is `status_code: 2` naming `csrf_token`.
+//! - Extra step 5 form fields are ignored; a known field given twice is refused.
+
+mod account;
+mod challenges;
+mod creator;
+mod form;
+mod inspect;
+mod mp4;
+mod state;
+mod text;
+mod tos;
+mod vod;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use account::cookie_for;
+
+/// Which layout step 2's `data` uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParamsLayout {
+    /// Fields at the top of `data`, `edge_nodes` empty.
+    Top,
+    /// Fields only in `data.edge_nodes[0]`.
+    EdgeNodes,
+    /// `Top` and `EdgeNodes` by turns, starting with `Top`, so clients meet both.
+    #[default]
+    Alternate,
+}
+
+/// How the sandbox behaves.
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    /// Lifetime of a step 1 `auth`.
+    pub auth_ttl: Duration,
+    /// Lifetime of a step 2 `tos_sign` and `token`.
+    pub sign_ttl: Duration,
+    pub layout: ParamsLayout,
+    /// Where uploaded objects are stored; `None` = a private temporary folder.
+    pub storage_dir: Option<PathBuf>,
+    /// Least time between two posts of one account; zero = no limit.
+    pub min_post_interval: Duration,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            auth_ttl: Duration::from_secs(3600),
+            sign_ttl: Duration::from_secs(3600),
+            layout: ParamsLayout::Alternate,
+            storage_dir: None,
+            min_post_interval: Duration::ZERO,
+        }
+    }
+}
+
+/// A running sandbox (from [`start`]). Dropping it stops the server too.
+#[derive(Debug)]
+pub struct SandboxHandle {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl SandboxHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: the creator, vod and upload base URL alike.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting, finish the requests in flight, and wait for the server to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "sandbox server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "sandbox server task failed"),
+        }
+    }
+}
+
+/// A router ready to serve, and the temporary folder (if any) that must outlive it.
+struct Prepared {
+    router: Router,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Result<Prepared> {
+    let addr = listener.local_addr()?;
+    let (objects_dir, tempdir) = match options.storage_dir {
+        Some(dir) => (dir, None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("dropcast-sandbox-")
+                .tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    tokio::fs::create_dir_all(objects_dir.join(tos::BUCKET)).await?;
+    let app = state::App {
+        cfg: Arc::new(state::Settings {
+            auth_ttl: options.auth_ttl,
+            sign_ttl: options.sign_ttl,
+            layout: options.layout,
+            min_post_interval: options.min_post_interval,
+            tos_host: addr.to_string(),
+            objects_dir,
+        }),
+        state: Arc::new(Mutex::new(state::State::new())),
+    };
+    Ok(Prepared {
+        router: router(app),
+        _tempdir: tempdir,
+    })
+}
+
+fn router(app: state::App) -> Router {
+    Router::new()
+        .route("/web/api/media/upload/auth/", get(creator::credentials))
+        .route("/web/api/media/aweme/create/", post(creator::create))
+        .route("/web/api/media/aweme/post/", get(creator::post_list))
+        .route(
+            "/aweme/v1/search/challengesug/",
+            get(creator::challenge_sug),
+        )
+        .route(
+            "/video/openapi/v1/",
+            get(vod::upload_params).post(vod::commit),
+        )
+        .route(
+            &format!("/{}/{{name}}", tos::BUCKET),
+            post(tos::upload).put(tos::upload),
+        )
+        .route("/__sandbox/posts", get(inspect::posts))
+        .route("/__sandbox/requests", get(inspect::requests))
+        .route("/__sandbox/expire", post(inspect::expire))
+        .route("/__sandbox/advance", post(inspect::advance))
+        .fallback(not_found)
+        .layer(middleware::from_fn(log_request))
+        .with_state(app)
+}
+
+/// Unknown paths. An object path whose `/` was percent-encoded lands here too.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    use axum::response::IntoResponse;
+    use serde_json::json;
+    let body = if uri.path().starts_with(&format!("/{}", tos::BUCKET)) {
+        let message = "no such object path: the oid's '/' must be a real path separator, not %2F";
+        json!({"success": 1, "error": {"code": 404, "message": message}})
+    } else {
+        json!({"status_code": 404, "status_msg": "no such endpoint in the sandbox"})
+    };
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+/// Log method, path and status; never headers (cookies, `authorization`) or bodies.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "sandbox request");
+    response
+}
+
+/// Serve the sandbox on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    options: SandboxOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let prepared = prepare(&listener, options).await?;
+    tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
+    axum::serve(listener, prepared.router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Start the sandbox on `listener` in the background.
+pub async fn start(
+    listener: TcpListener,
+    options: SandboxOptions,
+) -> std::io::Result<SandboxHandle> {
+    let addr = listener.local_addr()?;
+    let prepared = prepare(&listener, options).await?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let Prepared { router, _tempdir } = prepared;
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        drop(_tempdir);
+        result
+    });
+    Ok(SandboxHandle { addr, stop, task })
+}
