@@ -1,2 +1,344 @@
-//! (stub)
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The command line (design.md §5): parses arguments, sets up logging, runs one command
+//! and turns its result into an exit status. anyhow stops here; nothing below uses it.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use time::OffsetDateTime;
+
+use crate::caption::{self, CaptionFields};
+use crate::config::Config;
+use crate::pipeline::{self, Bundle, Context, FatalError, Outcome, RunOptions};
+use crate::sandbox::{self, SandboxOptions};
+use crate::watch;
+
+/// Publishes short videos dropped into a folder to Douyin, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "dropcast", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file [default: $DROPCAST_CONFIG, else ./dropcast.yaml]
+    #[arg(short = 'c', long = "config", global = true, env = "DROPCAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: watch the inbox and publish what settles
+    Watch {
+        /// Process what is in the inbox now, wait for it, then exit (1 if any job failed)
+        #[arg(long)]
+        once: bool,
+    },
+    /// Publish one video now
+    Publish {
+        video: PathBuf,
+        /// Caption file [default: the one beside the video, per the folder rules]
+        #[arg(long)]
+        caption: Option<PathBuf>,
+    },
+    /// Check the config, the folders and each account's cookie (protocol step 1)
+    Check,
+    /// Check caption files; prints every problem with line and column
+    Validate {
+        #[arg(required = true)]
+        captions: Vec<PathBuf>,
+    },
+    /// Run the platform simulator alone
+    Sandbox {
+        #[arg(long, default_value = "127.0.0.1:8930")]
+        addr: SocketAddr,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            let code = e
+                .downcast_ref::<FatalError>()
+                .map(FatalError::exit_code)
+                .unwrap_or(1);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Watch { once } => watch_cmd(cli.config.as_deref(), once).await,
+        Command::Publish { video, caption } => {
+            publish_cmd(cli.config.as_deref(), &video, caption).await
+        }
+        Command::Check => check_cmd(cli.config.as_deref()).await,
+        Command::Validate { captions } => Ok(validate_cmd(cli.config.as_deref(), &captions)),
+        Command::Sandbox { addr } => sandbox_cmd(addr).await,
+    }
+}
+
+/// `-c`, else `$DROPCAST_CONFIG` (clap fills both), else `./dropcast.yaml`.
+fn config_path(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("dropcast.yaml"))
+}
+
+fn load_config(explicit: Option<&Path>) -> Result<Config, FatalError> {
+    let path = config_path(explicit);
+    // Absolute, so that every folder the config names is absolute too.
+    let path = std::path::absolute(&path).unwrap_or(path);
+    Ok(Config::load(&path)?)
+}
+
+async fn build_context(explicit: Option<&Path>) -> anyhow::Result<Arc<Context>> {
+    let config = load_config(explicit)?;
+    Ok(Arc::new(Context::build(config).await?))
+}
+
+async fn watch_cmd(config: Option<&Path>, once: bool) -> anyhow::Result<ExitCode> {
+    let ctx = build_context(config).await?;
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let summary = pipeline::run(Arc::clone(&ctx), RunOptions { once }, shutdown).await?;
+    for waiting in &summary.waiting_for_caption {
+        tracing::warn!(file = %ctx.relative(waiting).display(), "left in the inbox: no caption");
+    }
+    tracing::info!(
+        published = summary.published,
+        duplicates = summary.duplicates,
+        failed = summary.failed,
+        held = summary.held,
+        waiting_for_caption = summary.waiting_for_caption.len(),
+        "finished"
+    );
+    if let Ok(ctx) = Arc::try_unwrap(ctx) {
+        ctx.shutdown().await;
+    }
+    Ok(if summary.any_failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn publish_cmd(
+    config: Option<&Path>,
+    video: &Path,
+    caption: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let ctx = build_context(config).await?;
+    let video = std::path::absolute(video)?;
+    let meta = std::fs::metadata(&video)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", video.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("{} is not a file", video.display());
+    }
+    let caption = match caption {
+        Some(c) => Some(std::path::absolute(c)?),
+        None => match watch::find_caption(&video, &ctx.filter)? {
+            watch::CaptionLookup::Own(c) | watch::CaptionLookup::Folder(c) => Some(c),
+            watch::CaptionLookup::Missing if ctx.config.require_caption => anyhow::bail!(
+                "no caption for {}: put {} beside it or pass --caption FILE",
+                video.display(),
+                video.with_extension("yaml").display()
+            ),
+            watch::CaptionLookup::Missing => None,
+        },
+    };
+    let settled = watch::Settled {
+        path: video.clone(),
+        size: meta.len(),
+        modified: meta.modified()?,
+    };
+    let outcome = pipeline::job::run(
+        &ctx,
+        Bundle {
+            video,
+            caption,
+            settled,
+        },
+    )
+    .await;
+    let code = match &outcome {
+        Outcome::Published { url } => {
+            println!("published: {url}");
+            ExitCode::SUCCESS
+        }
+        Outcome::Duplicate { earlier } => {
+            println!(
+                "duplicate: already published as {}",
+                earlier.as_deref().unwrap_or("(a post still in progress)")
+            );
+            ExitCode::SUCCESS
+        }
+        Outcome::Failed(f) => {
+            println!("failed: {}\nhint: {}", f.reason, f.hint);
+            ExitCode::from(1)
+        }
+        Outcome::Held { reason } | Outcome::Abandoned { reason } => {
+            println!("not published: {reason}");
+            ExitCode::from(1)
+        }
+        Outcome::Vanished => {
+            println!("not published: the video vanished");
+            ExitCode::from(1)
+        }
+    };
+    if let Ok(ctx) = Arc::try_unwrap(ctx) {
+        ctx.shutdown().await;
+    }
+    Ok(code)
+}
+
+async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let path = config_path(config);
+    let config = load_config(config)?;
+    println!("config      {}: ok", path.display());
+    let mut ok = true;
+    for dir in config.folders_to_create() {
+        match check_writable(dir) {
+            Ok(()) => println!("folder      {}: writable", dir.display()),
+            Err(e) => {
+                ok = false;
+                println!("folder      {}: NOT writable: {e}", dir.display());
+            }
+        }
+    }
+    let ctx = Context::build(config).await?;
+    if let Some(url) = ctx.sandbox_url() {
+        println!("platform    sandbox at {url} (platform.sandbox: true; nothing reaches Douyin)");
+    }
+    for acc in &ctx.config.accounts {
+        let Some(account) = ctx.accounts.get(&acc.name) else {
+            continue;
+        };
+        match ctx.client.credentials(account).await {
+            Ok(_) => println!(
+                "account     {}: cookie ok (upload credentials granted)",
+                acc.name
+            ),
+            Err(e) => {
+                ok = false;
+                println!("account     {}: {e}", acc.name);
+            }
+        }
+    }
+    ctx.shutdown().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    tempfile::NamedTempFile::new_in(dir).map(drop)
+}
+
+/// Validates caption files against the config's defaults when a config is found.
+fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
+    let path = config_path(config);
+    let (defaults, require) = if config.is_some() || path.exists() {
+        match Config::load(&path) {
+            Ok(c) => (c.defaults, true),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        (CaptionFields::default(), true)
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut bad = false;
+    for file in captions {
+        match caption::load_caption(file, &defaults, require, now) {
+            Ok(c) => println!(
+                "{}: ok ({} hashtags, {} mentions)",
+                file.display(),
+                c.hashtags().count(),
+                c.entities.len() - c.hashtags().count()
+            ),
+            Err(e) => {
+                bad = true;
+                println!("{e}");
+            }
+        }
+    }
+    if bad {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn sandbox_cmd(addr: SocketAddr) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let demo = sandbox::cookie_for("main");
+    println!("dropcast sandbox listening on http://{local}");
+    println!("point a config at it:");
+    println!(
+        "  platform: {{sandbox: false, creator_url: http://{local}, vod_url: http://{local}, upload_scheme: http}}"
+    );
+    println!("  and give the account this sandbox-only demo cookie: {demo}");
+    println!("inspect posts at http://{local}/__sandbox/posts");
+    sandbox::serve(listener, SandboxOptions::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -455,6 +455,13 @@ impl Ledger {
                     params![aweme_id, now, id],
                 )
                 .map_err(constraint_error)?;
+                // Step 5's result, in the same transaction: when it was published.
+                let result = serde_json::json!({ "aweme_id": aweme_id }).to_string();
+                tx.execute(
+                    "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
+                    params![id, Step::Publish.as_str(), step_ordinal(Step::Publish), now, result],
+                )?;
                 Ok(())
             },
         )

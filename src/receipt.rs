@@ -115,6 +115,59 @@ pub struct PublishedReceipt {
     pub published_at: UtcTime,
 }
 
+impl PublishedReceipt {
+    /// The receipt for a published job, with the caption as it was sent.
+    pub fn new(job: &JobRecord, draft: &PostDraft, post: &crate::domain::Post) -> Self {
+        let caption = CaptionAsSent::from(draft);
+        PublishedReceipt {
+            sha256: job.sha256.clone(),
+            account: job.account.clone(),
+            file: file_label(&job.video),
+            vid: job
+                .steps
+                .get(&Step::Commit)
+                .and_then(|s| s.result.get("vid"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            aweme_id: post.aweme_id.clone(),
+            url: post.url(),
+            publish_at: caption.publish_at,
+            caption,
+            steps: steps_of(job),
+            attempts: job.attempts,
+            published_at: job
+                .steps
+                .get(&Step::Publish)
+                .map(|s| UtcTime::from(s.at))
+                .unwrap_or_else(UtcTime::now),
+        }
+    }
+}
+
+impl FailureReceipt {
+    /// The receipt for a failed job (`job` is `None` for a file that was never hashed).
+    pub fn new(
+        job: Option<&JobRecord>,
+        file: &Path,
+        step: Option<Step>,
+        class: &str,
+        reason: &str,
+        hint: &str,
+    ) -> Self {
+        FailureReceipt {
+            sha256: job.map(|j| j.sha256.clone()),
+            account: job.map(|j| j.account.clone()).unwrap_or_default(),
+            file: file_label(file),
+            step,
+            class: class.to_string(),
+            reason: reason.to_string(),
+            hint: hint.to_string(),
+            failed_at: UtcTime::now(),
+        }
+    }
+}
+
 /// The caption as step 5 sent it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaptionAsSent {

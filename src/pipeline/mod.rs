@@ -1,1 +1,14 @@
-//! (stub)
+//! The pipeline: what happens to a video between the inbox and `done/` (design.md §1).
+//!
+//! `agent` finds and settles files, `job` publishes one bundle, `context` holds what
+//! jobs share, `error` says which errors stop the agent and which end one job.
+
+pub mod agent;
+pub mod context;
+pub mod error;
+pub mod job;
+
+pub use agent::{RunOptions, Summary, run};
+pub use context::Context;
+pub use error::{FatalError, JobFailure};
+pub use job::{Bundle, Outcome};

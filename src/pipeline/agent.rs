@@ -1,0 +1,424 @@
+//! The watch loop: discovers videos (events and scans), settles them, bundles them with
+//! their captions and hands finished bundles to jobs, `publish.concurrency` at a time.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::config::WatchMode;
+use crate::watch::{
+    self, Backend, CaptionLookup, Completeness, InboxWatcher, Settled, Settler, WatchEvent,
+};
+
+use super::context::Context;
+use super::error::{FatalError, JobFailure};
+use super::job::{self, Bundle, Outcome};
+
+/// How the agent runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Process what is in the inbox now, wait for it, then return (`watch --once`).
+    pub once: bool,
+}
+
+/// What a run did, for the exit status and the final log line.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub published: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+    pub held: usize,
+    /// Videos still waiting for a caption when a `--once` run ended.
+    pub waiting_for_caption: Vec<PathBuf>,
+}
+
+impl Summary {
+    pub fn any_failed(&self) -> bool {
+        self.failed > 0 || self.held > 0
+    }
+}
+
+/// Where a path came from.
+#[derive(Clone, Copy)]
+enum Seen {
+    Event,
+    Scan,
+}
+
+/// A settled video with no caption yet.
+struct Waiting {
+    settled: Settled,
+    since: Instant,
+    warned: bool,
+}
+
+struct Agent {
+    ctx: Arc<Context>,
+    once: bool,
+    excluded: Vec<PathBuf>,
+    settler: Settler,
+    waiting: HashMap<PathBuf, Waiting>,
+    in_flight: HashSet<PathBuf>,
+    jobs: JoinSet<(PathBuf, Outcome)>,
+    permits: Arc<Semaphore>,
+    symlinks_logged: HashSet<PathBuf>,
+    summary: Summary,
+}
+
+/// Runs the agent until `shutdown` resolves (or, with `once`, until the inbox is drained).
+pub async fn run(
+    ctx: Arc<Context>,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Summary, FatalError> {
+    let config = &ctx.config;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Kept alive for the whole run; dropping it stops the watcher.
+    let _watcher: Option<InboxWatcher> = if options.once {
+        None
+    } else {
+        Some(start_watcher(
+            &config.inbox,
+            config.watch.mode,
+            config.watch.poll_interval,
+            tx,
+        )?)
+    };
+    let mut agent = Agent {
+        excluded: config.excluded_dirs(),
+        settler: Settler::new(config.watch.settle),
+        waiting: HashMap::new(),
+        in_flight: HashSet::new(),
+        jobs: JoinSet::new(),
+        permits: Arc::new(Semaphore::new(config.publish.concurrency.get())),
+        symlinks_logged: HashSet::new(),
+        summary: Summary::default(),
+        once: options.once,
+        ctx: Arc::clone(&ctx),
+    };
+    info!(inbox = %config.inbox.display(), once = options.once, "watching");
+    agent.full_scan().await;
+
+    let mut rescan = tokio::time::interval_at(
+        Instant::now() + config.watch.rescan_interval,
+        config.watch.rescan_interval,
+    );
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        agent.settle_due().await;
+        agent.check_waiting();
+        if agent.once && agent.settler.is_empty() && agent.jobs.is_empty() {
+            break;
+        }
+        let tick = agent.next_tick();
+        tokio::select! {
+            _ = &mut shutdown => {
+                info!("shutting down; jobs in flight resume from their last checkpoint next time");
+                agent.jobs.abort_all();
+                break;
+            }
+            Some(event) = rx.recv() => agent.on_event(event).await,
+            Some(done) = agent.jobs.join_next(), if !agent.jobs.is_empty() => {
+                if let Ok((path, outcome)) = done {
+                    agent.on_outcome(path, outcome);
+                }
+            }
+            _ = rescan.tick() => {
+                debug!("periodic rescan");
+                agent.full_scan().await;
+            }
+            _ = tokio::time::sleep_until(tick) => {}
+        }
+    }
+    let mut summary = agent.summary;
+    summary.waiting_for_caption = agent.waiting.into_keys().collect();
+    summary.waiting_for_caption.sort();
+    Ok(summary)
+}
+
+fn start_watcher(
+    inbox: &Path,
+    mode: WatchMode,
+    poll_interval: Duration,
+    tx: mpsc::UnboundedSender<WatchEvent>,
+) -> Result<InboxWatcher, FatalError> {
+    match mode {
+        WatchMode::Poll => watch::watch(inbox, Backend::Poll(poll_interval), tx),
+        WatchMode::Native => watch::watch(inbox, Backend::Native, tx),
+        WatchMode::Auto => match watch::watch(inbox, Backend::Native, tx.clone()) {
+            Ok(w) => Ok(w),
+            Err(e) => {
+                warn!(reason = %e, "native file events unavailable; polling the inbox every {}", humantime::format_duration(poll_interval));
+                watch::watch(inbox, Backend::Poll(poll_interval), tx)
+            }
+        },
+    }
+    .map_err(|e| FatalError::Watch {
+        path: inbox.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+impl Agent {
+    /// When the loop should look again even if nothing happens.
+    fn next_tick(&self) -> Instant {
+        let now = Instant::now();
+        let mut next = now + Duration::from_secs(1);
+        if let Some(at) = self.settler.next_check() {
+            next = next.min(Instant::from_std(at));
+        }
+        // Never spin: at least a few milliseconds between two looks.
+        next.max(now + Duration::from_millis(20))
+    }
+
+    fn is_excluded(&self, path: &Path) -> bool {
+        self.excluded.iter().any(|dir| path.starts_with(dir))
+    }
+
+    async fn full_scan(&mut self) {
+        let root = self.ctx.config.inbox.clone();
+        let excluded = self.excluded.clone();
+        let scan = match tokio::task::spawn_blocking(move || watch::scan(&root, &excluded)).await {
+            Ok(scan) => scan,
+            Err(e) => {
+                warn!(reason = %e, "scan task failed");
+                return;
+            }
+        };
+        for (path, err) in &scan.errors {
+            warn!(path = %path.display(), reason = %err, "cannot read part of the inbox");
+        }
+        for link in scan.symlinks {
+            if self.symlinks_logged.insert(link.clone()) {
+                warn!(path = %link.display(), "symlink in the inbox is not followed; it stays where it is");
+            }
+        }
+        for file in scan.files {
+            self.consider(file, Seen::Scan);
+        }
+    }
+
+    async fn on_event(&mut self, event: WatchEvent) {
+        match event {
+            WatchEvent::Rescan => {
+                info!("the file watcher asked for a rescan");
+                self.full_scan().await;
+            }
+            WatchEvent::Paths(paths) => {
+                for path in paths {
+                    if path.is_dir() && !self.is_excluded(&path) {
+                        // A folder moved or copied in: its files may bring no events of their own.
+                        let excluded = self.excluded.clone();
+                        let scan =
+                            tokio::task::spawn_blocking(move || watch::scan(&path, &excluded))
+                                .await;
+                        if let Ok(scan) = scan {
+                            for file in scan.files {
+                                self.consider(file, Seen::Scan);
+                            }
+                        }
+                    } else {
+                        self.consider(path, Seen::Event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A path was seen (event or scan): start settling a video, or re-check the videos a
+    /// caption belongs to.
+    fn consider(&mut self, path: PathBuf, seen: Seen) {
+        if self.is_excluded(&path) || self.in_flight.contains(&path) {
+            return;
+        }
+        let filter = &self.ctx.filter;
+        if filter.is_video(&path) {
+            if self.waiting.contains_key(&path) {
+                // Already settled; a change makes it settle again.
+                match std::fs::symlink_metadata(&path) {
+                    Ok(meta) => {
+                        let w = &self.waiting[&path];
+                        let changed = meta.len() != w.settled.size
+                            || meta.modified().ok() != Some(w.settled.modified);
+                        if !changed {
+                            return;
+                        }
+                        self.waiting.remove(&path);
+                    }
+                    Err(_) => {
+                        self.waiting.remove(&path);
+                        return;
+                    }
+                }
+            }
+            match seen {
+                // A write event restarts the file's settle clock.
+                Seen::Event => self.settler.observe(path, Instant::now().into_std()),
+                // A scan only starts tracking: a periodic rescan must not reset files that
+                // are part-way through settling.
+                Seen::Scan => self.settler.track(path, Instant::now().into_std()),
+            }
+        }
+        // Caption files need no bookkeeping: waiting videos look for theirs on every tick.
+    }
+
+    /// Bundles every video that settled since the last look.
+    async fn settle_due(&mut self) {
+        let settled = self.settler.poll(Instant::now().into_std());
+        for file in settled {
+            if self.in_flight.contains(&file.path) {
+                continue;
+            }
+            match watch::check_content(&file) {
+                Ok(Completeness::Complete) => {}
+                Ok(Completeness::Incomplete { reason }) => {
+                    debug!(file = %file.path.display(), %reason, "not complete yet");
+                    self.settler.observe(file.path, Instant::now().into_std());
+                    continue;
+                }
+                Ok(Completeness::NotAVideo { reason }) => {
+                    let caption = watch::find_caption(&file.path, &self.ctx.filter)
+                        .ok()
+                        .and_then(|c| c.path().map(Path::to_path_buf));
+                    self.refuse(file, caption, reason);
+                    continue;
+                }
+                Err(e) => {
+                    debug!(file = %file.path.display(), reason = %e, "cannot read; looking again later");
+                    continue;
+                }
+            }
+            let lookup = watch::find_caption(&file.path, &self.ctx.filter);
+            match lookup {
+                Ok(CaptionLookup::Own(caption)) | Ok(CaptionLookup::Folder(caption)) => {
+                    self.dispatch(file, Some(caption));
+                }
+                Ok(CaptionLookup::Missing) => {
+                    if self.once && !self.ctx.config.require_caption {
+                        self.dispatch(file, None);
+                    } else {
+                        info!(file = %job::display_name(&self.ctx, &file.path), "waiting for a caption (clip.yaml beside clip.mp4)");
+                        self.waiting.insert(
+                            file.path.clone(),
+                            Waiting {
+                                settled: file,
+                                since: Instant::now(),
+                                warned: false,
+                            },
+                        );
+                    }
+                }
+                Err(e) => {
+                    warn!(file = %file.path.display(), reason = %e, "cannot look for a caption")
+                }
+            }
+        }
+    }
+
+    /// Videos waiting for a caption: dispatch once one appears; warn (or, without
+    /// `require_caption`, publish with the defaults) after `watch.caption_wait`.
+    fn check_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let wait = self.ctx.config.watch.caption_wait;
+        let require = self.ctx.config.require_caption;
+        let now = Instant::now();
+        let paths: Vec<PathBuf> = self.waiting.keys().cloned().collect();
+        for path in paths {
+            if !path.exists() {
+                self.waiting.remove(&path);
+                continue;
+            }
+            let caption = match watch::find_caption(&path, &self.ctx.filter) {
+                Ok(CaptionLookup::Own(c)) | Ok(CaptionLookup::Folder(c)) => Some(c),
+                _ => None,
+            };
+            let overdue = now.duration_since(self.waiting[&path].since) >= wait;
+            if let Some(caption) = caption {
+                // The caption may still be being written: let it settle briefly by checking
+                // it parses at job start; a half-written caption fails with a clear reason.
+                if let Some(w) = self.waiting.remove(&path) {
+                    self.dispatch(w.settled, Some(caption));
+                }
+            } else if overdue && !require {
+                if let Some(w) = self.waiting.remove(&path) {
+                    info!(file = %job::display_name(&self.ctx, &path), "no caption after watch.caption_wait; publishing with the config's defaults");
+                    self.dispatch(w.settled, None);
+                }
+            } else if overdue
+                && let Some(w) = self.waiting.get_mut(&path)
+                && !w.warned
+            {
+                w.warned = true;
+                warn!(
+                    file = %job::display_name(&self.ctx, &path),
+                    waited = %humantime::format_duration(wait),
+                    "still no caption; add clip.yaml beside the video (or set require_caption: false)"
+                );
+            }
+        }
+    }
+
+    fn dispatch(&mut self, settled: Settled, caption: Option<PathBuf>) {
+        let path = settled.path.clone();
+        self.in_flight.insert(path.clone());
+        let ctx = Arc::clone(&self.ctx);
+        let permits = Arc::clone(&self.permits);
+        let bundle = Bundle {
+            video: path.clone(),
+            caption,
+            settled,
+        };
+        self.jobs.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let outcome = job::run(&ctx, bundle).await;
+            (path, outcome)
+        });
+    }
+
+    /// A file that cannot be a video fails at once, without waiting or hashing.
+    fn refuse(&mut self, settled: Settled, caption: Option<PathBuf>, reason: String) {
+        let path = settled.path.clone();
+        self.in_flight.insert(path.clone());
+        let ctx = Arc::clone(&self.ctx);
+        let bundle = Bundle {
+            video: path.clone(),
+            caption,
+            settled,
+        };
+        self.jobs.spawn(async move {
+            let failure = JobFailure {
+                step: None,
+                class: "video",
+                reason: format!("{}: not a video: {reason}", ctx.relative(&path).display()),
+                hint: "Only finished video files belong in the inbox; check the export.".into(),
+            };
+            let outcome = job::refuse(&ctx, &bundle, failure).await;
+            (path, outcome)
+        });
+    }
+
+    fn on_outcome(&mut self, path: PathBuf, outcome: Outcome) {
+        self.in_flight.remove(&path);
+        match &outcome {
+            Outcome::Published { .. } => self.summary.published += 1,
+            Outcome::Duplicate { .. } => self.summary.duplicates += 1,
+            Outcome::Failed(_) => self.summary.failed += 1,
+            Outcome::Held { .. } => self.summary.held += 1,
+            Outcome::Abandoned { .. } => {
+                // Starts over once it settles again.
+                self.settler.observe(path, Instant::now().into_std());
+            }
+            Outcome::Vanished => {}
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Everything a job needs, built once from the config: the platform client, the accounts,
+//! the ledger, the folders, and the built-in sandbox when `platform.sandbox` is on.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+
+use crate::archive::Folders;
+use crate::config::{Config, CookieSource};
+use crate::ledger::{Ledger, LedgerError};
+use crate::platform::{Account, ClientSettings, DouyinWeb, RetryPolicy};
+use crate::sandbox::{self, SandboxHandle, SandboxOptions};
+use crate::secret::Secret;
+use crate::watch::NameFilter;
+
+use super::error::FatalError;
+
+/// Shared by every job of one agent (or one command).
+pub struct Context {
+    pub config: Config,
+    pub client: DouyinWeb,
+    pub accounts: HashMap<String, Account>,
+    pub filter: NameFilter,
+    pub folders: Folders,
+    ledger: Arc<Mutex<Ledger>>,
+    /// Per account: when its last post went out (for `publish.min_interval`).
+    last_post: Mutex<HashMap<String, Instant>>,
+    /// The built-in simulator, kept alive as long as the context.
+    sandbox: Option<SandboxHandle>,
+}
+
+impl Context {
+    /// Creates the folders, opens the ledger, loads every account's cookie and, with
+    /// `platform.sandbox: true`, starts the simulator on 127.0.0.1 and points the client at it.
+    pub async fn build(config: Config) -> Result<Context, FatalError> {
+        for dir in config.folders_to_create() {
+            std::fs::create_dir_all(dir).map_err(|source| FatalError::Folder {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let retry = RetryPolicy {
+            attempts: config.publish.retry.attempts.get(),
+            initial: config.publish.retry.initial,
+            max: config.publish.retry.max,
+        };
+        let (settings, accounts, sandbox) = if config.platform.sandbox {
+            let listener = TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(FatalError::Sandbox)?;
+            let handle = sandbox::start(listener, SandboxOptions::default())
+                .await
+                .map_err(FatalError::Sandbox)?;
+            let base: reqwest::Url = handle
+                .base_url()
+                .parse()
+                .map_err(|e| FatalError::Client(format!("sandbox address: {e}")))?;
+            tracing::info!(
+                address = %handle.base_url(),
+                "sandbox mode: publishing to the built-in simulator; nothing reaches Douyin"
+            );
+            let settings = ClientSettings {
+                creator_url: base.clone(),
+                vod_url: base,
+                upload_scheme: "http".into(),
+                timeout: config.platform.timeout,
+                retry,
+            };
+            let mut accounts = HashMap::new();
+            for acc in &config.accounts {
+                let account =
+                    Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
+                        .map_err(|e| FatalError::Account {
+                            account: acc.name.clone(),
+                            reason: e.to_string(),
+                        })?;
+                accounts.insert(acc.name.clone(), account);
+            }
+            (settings, accounts, Some(handle))
+        } else {
+            let settings = ClientSettings {
+                creator_url: config.platform.creator_url.clone(),
+                vod_url: config.platform.vod_url.clone(),
+                upload_scheme: config.platform.upload_scheme.as_str().into(),
+                timeout: config.platform.timeout,
+                retry,
+            };
+            let mut accounts = HashMap::new();
+            for acc in &config.accounts {
+                let cookie = load_cookie(&acc.name, &acc.cookie)?;
+                let account =
+                    Account::new(&acc.name, cookie, acc.csrf_token.clone()).map_err(|e| {
+                        FatalError::Account {
+                            account: acc.name.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                accounts.insert(acc.name.clone(), account);
+            }
+            (settings, accounts, None)
+        };
+        let client = DouyinWeb::new(settings).map_err(|e| FatalError::Client(e.to_string()))?;
+        let ledger = Ledger::open(&config.state_dir)?;
+        let filter = NameFilter::new(&config.watch.extensions, config.watch.ignore.clone());
+        let folders = Folders {
+            inbox: config.inbox.clone(),
+            done: config.done.clone(),
+            failed: config.failed.clone(),
+            duplicates: config.duplicates.clone(),
+        };
+        Ok(Context {
+            config,
+            client,
+            accounts,
+            filter,
+            folders,
+            ledger: Arc::new(Mutex::new(ledger)),
+            last_post: Mutex::new(HashMap::new()),
+            sandbox,
+        })
+    }
+
+    /// The simulator's address when running in sandbox mode.
+    pub fn sandbox_url(&self) -> Option<String> {
+        self.sandbox.as_ref().map(|s| s.base_url())
+    }
+
+    /// Runs `f` on the ledger off the async threads (SQLite commits fsync).
+    pub async fn ledger<T, F>(&self, f: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let ledger = Arc::clone(&self.ledger);
+        match tokio::task::spawn_blocking(move || {
+            let mut guard = ledger
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
+    /// Waits until `publish.min_interval` has passed since this account's last post, then
+    /// books the slot for the post about to be sent.
+    pub async fn wait_post_slot(&self, account: &str) {
+        let interval = self.config.publish.min_interval;
+        if interval.is_zero() {
+            return;
+        }
+        loop {
+            let wait = {
+                let mut last = self.last_post.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                match last.get(account) {
+                    Some(&t) if now < t + interval => Some(t + interval - now),
+                    _ => {
+                        last.insert(account.to_string(), now);
+                        None
+                    }
+                }
+            };
+            match wait {
+                Some(d) => {
+                    tracing::info!(account, wait = %humantime::format_duration(round(d)), "waiting for publish.min_interval");
+                    tokio::time::sleep(d).await;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// The path of `file` relative to the inbox, or the path itself when outside it.
+    pub fn relative<'a>(&self, file: &'a Path) -> &'a Path {
+        file.strip_prefix(&self.config.inbox).unwrap_or(file)
+    }
+
+    /// Whether `file` lies in the inbox (only those files are ever moved).
+    pub fn in_inbox(&self, file: &Path) -> bool {
+        file.starts_with(&self.config.inbox)
+    }
+
+    /// Stops the built-in sandbox, if any.
+    pub async fn shutdown(self) {
+        if let Some(sandbox) = self.sandbox {
+            sandbox.shutdown().await;
+        }
+    }
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+/// Reads an account's cookie from its variable or file. Never logs the value.
+pub fn load_cookie(account: &str, source: &CookieSource) -> Result<Secret, FatalError> {
+    let fail = |reason: String| FatalError::Account {
+        account: account.to_string(),
+        reason,
+    };
+    let value = match source {
+        CookieSource::Env(var) => std::env::var(var).map_err(|_| {
+            fail(format!(
+                "environment variable {var} is not set; put the account's cookie in it (see README, \"Using a real account\")"
+            ))
+        })?,
+        CookieSource::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read cookie file {}: {e}", path.display())))?,
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(fail("the cookie is empty".into()));
+    }
+    Ok(Secret::new(value))
+}

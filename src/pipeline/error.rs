@@ -1,0 +1,89 @@
+//! The two kinds of error the agent knows: those that stop it, and those that end one job.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::domain::Step;
+use crate::ledger::LedgerError;
+use crate::platform::PublishError;
+
+/// An error that stops the agent (or a command) as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum FatalError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot use folder {}: {source}", path.display())]
+    Folder { path: PathBuf, source: io::Error },
+    #[error("account `{account}`: {reason}")]
+    Account { account: String, reason: String },
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("cannot start the built-in sandbox: {0}")]
+    Sandbox(io::Error),
+    #[error("cannot watch {}: {reason}", path.display())]
+    Watch { path: PathBuf, reason: String },
+    #[error("platform client: {0}")]
+    Client(String),
+}
+
+impl FatalError {
+    /// Exit status: 2 for what the user must fix in config or setup, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            FatalError::Config(_) | FatalError::Folder { .. } | FatalError::Account { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Why one job ended without a post. Goes into `failed/<stem>.error.json`.
+#[derive(Debug, Clone)]
+pub struct JobFailure {
+    pub step: Option<Step>,
+    /// `caption`, `video`, `account`, or a [`PublishError::class`].
+    pub class: &'static str,
+    pub reason: String,
+    pub hint: String,
+}
+
+impl JobFailure {
+    pub fn caption(reason: String) -> Self {
+        JobFailure {
+            step: None,
+            class: "caption",
+            reason,
+            hint: "Fix the caption (`dropcast validate <file>` shows every problem), then move \
+                   the video and its caption back into the inbox."
+                .into(),
+        }
+    }
+
+    pub fn from_publish(step: Step, err: &PublishError) -> Self {
+        let hint = match err {
+            PublishError::Rejected { .. } => {
+                "The platform refused this post; fix what the reason names, then move the files \
+                 back into the inbox."
+            }
+            PublishError::AuthExpired { .. } => {
+                "The account's cookie has expired: log in to creator.douyin.com in a browser, \
+                 copy the cookie into the account's cookie file or variable, then move the files \
+                 back into the inbox."
+            }
+            PublishError::Transient { .. } | PublishError::RateLimited { .. } => {
+                "The platform could not be reached or was busy; move the files back into the \
+                 inbox to try again."
+            }
+            PublishError::Unknown { .. } => {
+                "It is not known whether the post went out; check the account's posts before \
+                 trying again."
+            }
+        };
+        JobFailure {
+            step: Some(step),
+            class: err.class(),
+            reason: err.to_string(),
+            hint: hint.into(),
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! One bundle's journey after it settled: hash, claim in the ledger, the five protocol
+//! steps with a checkpoint after each, and the archive.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use time::OffsetDateTime;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::archive::{self, Destination};
+use crate::caption::{self, Caption};
+use crate::domain::{Fingerprint, Post, PostDraft, Step};
+use crate::hash;
+use crate::ledger::{Claim, JobRecord, JobState, LedgerError, NewJob};
+use crate::platform::{Account, Expired, PublishError, Upload};
+use crate::receipt;
+use crate::watch::{self, Settled};
+
+use super::context::Context;
+use super::error::JobFailure;
+
+/// A settled video and the caption that belongs to it.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub video: PathBuf,
+    /// `None`: no caption file; the config's `defaults` are the caption.
+    pub caption: Option<PathBuf>,
+    pub settled: Settled,
+}
+
+/// How a job ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Posted (now or earlier in a resumed job) and archived to `done/`.
+    Published { url: String },
+    /// The same content was already posted: moved to `duplicates/`.
+    Duplicate { earlier: Option<String> },
+    /// Moved to `failed/` with an error receipt.
+    Failed(JobFailure),
+    /// Left in the inbox, queued: tried again on the next scan (cookie expired, network
+    /// down, outcome unconfirmed, archive folder not writable).
+    Held { reason: String },
+    /// The video changed while it was being published; it starts over once it settles.
+    Abandoned { reason: String },
+    /// The video vanished before it could be read.
+    Vanished,
+}
+
+impl Outcome {
+    /// Counts against `watch --once` and `publish` (exit status 1).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::Held { .. })
+    }
+}
+
+/// Why the publish steps stopped.
+enum Stop {
+    Failed(JobFailure),
+    Held(String),
+    Abandoned(String),
+    Unconfirmed(String),
+    Ledger(LedgerError),
+}
+
+impl From<LedgerError> for Stop {
+    fn from(e: LedgerError) -> Self {
+        Stop::Ledger(e)
+    }
+}
+
+/// Runs one bundle to its end. Never panics on bad input; every outcome is logged.
+pub async fn run(ctx: &Context, bundle: Bundle) -> Outcome {
+    let name = ctx.relative(&bundle.video).display().to_string();
+    let fp = match hash::fingerprint_async(bundle.video.clone()).await {
+        Ok(fp) => fp,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            info!(file = %name, "video vanished before it was read");
+            return Outcome::Vanished;
+        }
+        Err(e) => {
+            let failure = JobFailure {
+                step: None,
+                class: "video",
+                reason: format!("cannot read {name}: {e}"),
+                hint: "Check the file's permissions, then move it back into the inbox.".into(),
+            };
+            warn!(file = %name, reason = %failure.reason, "cannot read video");
+            return refuse(ctx, &bundle, failure).await;
+        }
+    };
+    let span = info_span!("job", file = %name, hash = fp.sha256.short());
+    run_hashed(ctx, bundle, fp).instrument(span).await
+}
+
+async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
+    if fp.size != bundle.settled.size {
+        return Outcome::Abandoned {
+            reason: "the video changed while it was being hashed".into(),
+        };
+    }
+    info!(step = "hash", size = fp.size, "hashed");
+
+    // The caption is read now, at the start of publishing: a caption edited while the
+    // video waited is read in its final form.
+    let now = OffsetDateTime::now_utc();
+    let require_text = bundle.caption.is_some();
+    let caption: Result<Caption, String> = match &bundle.caption {
+        Some(path) => caption::load_caption(path, &ctx.config.defaults, require_text, now)
+            .map_err(|e| e.to_string()),
+        None => Caption::from_defaults(&ctx.config.defaults, now).map_err(|e| e.to_string()),
+    };
+    let default_account = ctx.config.default_account().name.clone();
+    let account_name = match &caption {
+        Ok(c) => c.account.clone().unwrap_or(default_account),
+        Err(_) => default_account,
+    };
+    let caption = caption.and_then(|c| {
+        if ctx.accounts.contains_key(&account_name) {
+            Ok(c)
+        } else {
+            let known: Vec<&str> = ctx
+                .config
+                .accounts
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            Err(format!(
+                "account: `{account_name}` is not configured (configured: {})",
+                known.join(", ")
+            ))
+        }
+    });
+    let account_name = if ctx.accounts.contains_key(&account_name) {
+        account_name
+    } else {
+        ctx.config.default_account().name.clone()
+    };
+
+    let new = NewJob {
+        sha256: fp.sha256.clone(),
+        account: account_name.clone(),
+        video: ctx.relative(&bundle.video).to_path_buf(),
+        caption: bundle
+            .caption
+            .as_deref()
+            .map(|c| ctx.relative(c).to_path_buf()),
+        size: fp.size,
+    };
+    let allow = matches!(
+        ctx.config.publish.duplicates,
+        crate::config::DuplicatePolicy::Allow
+    );
+    let claim = match ctx.ledger(move |l| l.claim(&new, allow)).await {
+        Ok(c) => c,
+        Err(e) => {
+            error!(reason = %e, "ledger error; the video stays in the inbox");
+            return Outcome::Held {
+                reason: format!("ledger: {e}"),
+            };
+        }
+    };
+    let job = match claim {
+        Claim::Duplicate { job, earlier } => return duplicate(ctx, &bundle, job, earlier).await,
+        Claim::New(job) => {
+            info!(step = "ledger", job = job.id, account = %job.account, "new job");
+            job
+        }
+        Claim::Resume(job) => {
+            info!(
+                step = "ledger",
+                job = job.id,
+                state = job.state.as_str(),
+                "resuming job"
+            );
+            job
+        }
+    };
+
+    let caption = match caption {
+        Ok(c) => c,
+        Err(reason) => {
+            warn!(step = "caption", %reason, "caption refused");
+            return fail(ctx, &bundle, &job, JobFailure::caption(reason)).await;
+        }
+    };
+    let Some(account) = ctx.accounts.get(&job.account) else {
+        return Outcome::Held {
+            reason: format!("account `{}` is not configured", job.account),
+        };
+    };
+
+    let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &fp).await {
+        Ok(done) => done,
+        Err(Stop::Failed(failure)) => return fail(ctx, &bundle, &job, failure).await,
+        Err(Stop::Held(reason)) => {
+            warn!(%reason, "job held; the video stays in the inbox and is tried again later");
+            return Outcome::Held { reason };
+        }
+        Err(Stop::Unconfirmed(reason)) => {
+            error!(%reason, "publish outcome unknown and could not be checked; parked as unconfirmed, never re-sent on its own");
+            let id = job.id;
+            let r = reason.clone();
+            if let Err(e) = ctx.ledger(move |l| l.mark_unconfirmed(id, &r)).await {
+                error!(reason = %e, "ledger error");
+            }
+            return Outcome::Held { reason };
+        }
+        Err(Stop::Abandoned(reason)) => {
+            warn!(%reason, "job abandoned; it starts over once the video settles again");
+            let id = job.id;
+            let r = reason.clone();
+            if let Err(e) = ctx.ledger(move |l| l.mark_abandoned(id, &r)).await {
+                error!(reason = %e, "ledger error");
+            }
+            return Outcome::Abandoned { reason };
+        }
+        Err(Stop::Ledger(e)) => {
+            error!(reason = %e, "ledger error; the video stays in the inbox");
+            return Outcome::Held {
+                reason: format!("ledger: {e}"),
+            };
+        }
+    };
+    archive_published(ctx, &bundle, job.id, &draft, post).await
+}
+
+/// Steps 1–5, each checkpointed, resuming from what the ledger already holds. Returns
+/// the post and the draft that was sent.
+async fn publish(
+    ctx: &Context,
+    bundle: &Bundle,
+    job: &JobRecord,
+    caption: &Caption,
+    account: &Account,
+    fp: &Fingerprint,
+) -> Result<(Post, PostDraft), Stop> {
+    if let Some(aweme_id) = &job.aweme_id {
+        info!(step = "publish", aweme_id = %aweme_id, "already published; archiving");
+        let known = caption
+            .hashtags()
+            .filter_map(|h| caption.challenges.get(h).cloned())
+            .collect();
+        return Ok((
+            Post {
+                aweme_id: aweme_id.clone(),
+            },
+            caption.to_draft(known),
+        ));
+    }
+    let id = job.id;
+    let upload = match committed_upload(job) {
+        Some(upload) => {
+            info!(step = "commit", vid = %upload.vid, "reusing the committed upload");
+            upload
+        }
+        None => upload_and_commit(ctx, bundle, id, account, fp).await?,
+    };
+
+    let challenge_ids = challenge_ids(ctx, caption, account).await?;
+    let draft = caption.to_draft(challenge_ids);
+
+    // A previous run marked step 5 as sent but never saw its answer: ask the platform.
+    if job.publish_sent_at.is_some() || job.state == JobState::Unconfirmed {
+        if let Some(post) = reconcile(ctx, id, account, &upload.vid).await? {
+            return Ok((post, draft));
+        }
+        info!(
+            step = "publish",
+            "no post with our vid exists; sending it now"
+        );
+    }
+
+    let mut sends = 0;
+    loop {
+        if !unchanged(&bundle.settled) {
+            return Err(Stop::Abandoned(
+                "the video changed while it was being published".into(),
+            ));
+        }
+        ctx.wait_post_slot(&account.name).await;
+        ctx.ledger(move |l| l.mark_publish_sent(id)).await?;
+        sends += 1;
+        match ctx.client.create_post(account, &upload, &draft).await {
+            Ok(post) => {
+                let aweme = post.aweme_id.clone();
+                ctx.ledger(move |l| l.mark_published(id, &aweme)).await?;
+                info!(step = "publish", aweme_id = %post.aweme_id, url = %post.url(), "published");
+                return Ok((post, draft));
+            }
+            Err(PublishError::Unknown { reason }) => {
+                warn!(step = "publish", %reason, "no answer to the publish request; checking the account's posts");
+                if let Some(post) = reconcile(ctx, id, account, &upload.vid).await? {
+                    return Ok((post, draft));
+                }
+                if sends >= 3 {
+                    return Err(Stop::Unconfirmed(format!(
+                        "no answer to {sends} publish requests and no post found: {reason}"
+                    )));
+                }
+            }
+            Err(PublishError::Rejected { reason }) if reason.contains("already published") => {
+                if let Some(post) = reconcile(ctx, id, account, &upload.vid).await? {
+                    return Ok((post, draft));
+                }
+                return Err(Stop::Unconfirmed(format!(
+                    "the platform says the video is already published, but no such post was found: {reason}"
+                )));
+            }
+            Err(e) => return Err(stop_for(Step::Publish, e)),
+        }
+    }
+}
+
+/// Asks the platform (protocol 6a) whether a post with our `vid` exists.
+async fn reconcile(
+    ctx: &Context,
+    id: i64,
+    account: &Account,
+    vid: &str,
+) -> Result<Option<Post>, Stop> {
+    match ctx.client.find_post(account, vid).await {
+        Ok(Some(post)) => {
+            let aweme = post.aweme_id.clone();
+            ctx.ledger(move |l| l.mark_published(id, &aweme)).await?;
+            info!(step = "publish", aweme_id = %post.aweme_id, "reconciled: the post exists");
+            Ok(Some(post))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(Stop::Unconfirmed(format!(
+            "cannot list the account's posts to check: {e}"
+        ))),
+    }
+}
+
+fn committed_upload(job: &JobRecord) -> Option<Upload> {
+    let step = job.steps.get(&Step::Commit)?;
+    serde_json::from_value(step.result.clone()).ok()
+}
+
+/// Steps 1–4. Expired upload credentials are renewed once.
+async fn upload_and_commit(
+    ctx: &Context,
+    bundle: &Bundle,
+    id: i64,
+    account: &Account,
+    fp: &Fingerprint,
+) -> Result<Upload, Stop> {
+    let mut renewed = false;
+    loop {
+        match upload_once(ctx, bundle, id, account, fp).await {
+            Ok(upload) => return Ok(upload),
+            Err((
+                step,
+                PublishError::AuthExpired {
+                    what: Expired::UploadCredentials,
+                    reason,
+                },
+            )) if !renewed => {
+                warn!(%step, %reason, "upload credentials expired; starting again from step 1");
+                renewed = true;
+                ctx.ledger(move |l| l.forget_steps_from(id, Step::Credentials))
+                    .await?;
+            }
+            Err((step, e)) => return Err(stop_for(step, e)),
+        }
+    }
+}
+
+async fn upload_once(
+    ctx: &Context,
+    bundle: &Bundle,
+    id: i64,
+    account: &Account,
+    fp: &Fingerprint,
+) -> Result<Upload, (Step, PublishError)> {
+    let checkpoint = |step: Step, value: serde_json::Value| async move {
+        ctx.ledger(move |l| l.record_step(id, step, &value))
+            .await
+            .map_err(|e| {
+                (
+                    step,
+                    PublishError::Transient {
+                        reason: format!("ledger: {e}"),
+                        retry_after: None,
+                    },
+                )
+            })
+    };
+    let creds = ctx
+        .client
+        .credentials(account)
+        .await
+        .map_err(|e| (Step::Credentials, e))?;
+    checkpoint(Step::Credentials, json!({})).await?;
+    info!(step = "credentials", "got upload credentials");
+
+    let target = ctx
+        .client
+        .upload_target(&creds, fp.size)
+        .await
+        .map_err(|e| (Step::UploadParams, e))?;
+    checkpoint(
+        Step::UploadParams,
+        json!({"vid": target.vid, "oid": target.oid}),
+    )
+    .await?;
+    info!(step = "upload_params", vid = %target.vid, "got upload parameters");
+
+    let started = std::time::Instant::now();
+    ctx.client
+        .upload_file(&target, &bundle.video, fp.size, fp.crc32)
+        .await
+        .map_err(|e| (Step::Upload, e))?;
+    let secs = started.elapsed().as_secs_f64().max(1e-6);
+    checkpoint(
+        Step::Upload,
+        json!({"size": fp.size, "crc32": format!("{:08x}", fp.crc32)}),
+    )
+    .await?;
+    info!(
+        step = "upload",
+        bytes = fp.size,
+        mib_per_s = format!("{:.1}", fp.size as f64 / secs / 1048576.0),
+        "uploaded"
+    );
+
+    let upload = ctx
+        .client
+        .commit(&creds, &target)
+        .await
+        .map_err(|e| (Step::Commit, e))?;
+    let value = serde_json::to_value(&upload).unwrap_or_else(|_| json!({"vid": upload.vid}));
+    checkpoint(Step::Commit, value).await?;
+    info!(step = "commit", vid = %upload.vid, "upload committed");
+    Ok(upload)
+}
+
+/// Challenge ids: the caption's own map first, then the platform's suggestions (6b),
+/// exact names only. A hashtag without a challenge is still posted as text.
+async fn challenge_ids(
+    ctx: &Context,
+    caption: &Caption,
+    account: &Account,
+) -> Result<Vec<String>, Stop> {
+    let mut ids: Vec<String> = Vec::new();
+    for name in caption.hashtags() {
+        let id = match caption.challenges.get(name) {
+            Some(id) => Some(id.clone()),
+            None => match ctx.client.challenge_id(account, name).await {
+                Ok(id) => id,
+                Err(e @ PublishError::Rejected { .. }) => {
+                    warn!(hashtag = name, reason = %e, "challenge lookup refused; posting the hashtag without a challenge id");
+                    None
+                }
+                Err(e) => return Err(stop_for(Step::Publish, e)),
+            },
+        };
+        match id {
+            Some(id) if !ids.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None => info!(
+                hashtag = name,
+                "no challenge with this exact name; posted as plain hashtag"
+            ),
+        }
+    }
+    Ok(ids)
+}
+
+/// What a platform error means for the job (protocol.md §7).
+fn stop_for(step: Step, e: PublishError) -> Stop {
+    match &e {
+        PublishError::Rejected { .. } => Stop::Failed(JobFailure::from_publish(step, &e)),
+        PublishError::AuthExpired {
+            what: Expired::Cookie,
+            ..
+        } => Stop::Held(format!(
+            "{step}: the account's cookie has expired or is not logged in; renew it (see README, \"Using a real account\"): {e}"
+        )),
+        PublishError::AuthExpired { .. } => Stop::Failed(JobFailure::from_publish(step, &e)),
+        PublishError::Transient { .. } | PublishError::RateLimited { .. } => {
+            Stop::Held(format!("{step}: {e}"))
+        }
+        PublishError::Unknown { reason } => Stop::Unconfirmed(format!("{step}: {reason}")),
+    }
+}
+
+fn unchanged(settled: &Settled) -> bool {
+    watch::unchanged(settled).unwrap_or(false)
+}
+
+async fn archive_published(
+    ctx: &Context,
+    bundle: &Bundle,
+    id: i64,
+    draft: &PostDraft,
+    post: Post,
+) -> Outcome {
+    let url = post.url();
+    if !unchanged(&bundle.settled) {
+        warn!(
+            "the video changed after it was published; it stays in the inbox and will be published as a new video"
+        );
+        return Outcome::Abandoned {
+            reason: "the video changed after it was published".into(),
+        };
+    }
+    let job = match ctx.ledger(move |l| l.job(id)).await {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            return Outcome::Held {
+                reason: format!("job {id} vanished from the ledger"),
+            };
+        }
+        Err(e) => {
+            return Outcome::Held {
+                reason: format!("ledger: {e}"),
+            };
+        }
+    };
+    if !ctx.in_inbox(&bundle.video) {
+        // `dropcast publish` of a file elsewhere: the user's file stays where it is.
+        let to = bundle.video.clone();
+        if let Err(e) = ctx.ledger(move |l| l.mark_done(id, &to)).await {
+            error!(reason = %e, "ledger error");
+        }
+        return Outcome::Published { url };
+    }
+    let receipt = receipt::PublishedReceipt::new(&job, draft, &post);
+    let folders = ctx.folders.clone();
+    let video = bundle.video.clone();
+    let cap = bundle.caption.clone();
+    let moved = tokio::task::spawn_blocking(move || {
+        archive::archive(
+            &folders,
+            Destination::Done,
+            &video,
+            cap.as_deref(),
+            &receipt,
+        )
+    })
+    .await;
+    match moved {
+        Ok(Ok(archived)) => {
+            let to = archived.video.clone();
+            if let Err(e) = ctx.ledger(move |l| l.mark_done(id, &to)).await {
+                error!(reason = %e, "ledger error after archiving");
+            }
+            info!(step = "archive", to = %archived.video.display(), receipt = %archived.receipt.display(), %url, "done");
+            Outcome::Published { url }
+        }
+        Ok(Err(e)) => {
+            error!(reason = %e, "cannot archive; the files stay in the inbox and the move is tried again later");
+            Outcome::Held {
+                reason: format!("archive: {e}"),
+            }
+        }
+        Err(e) => Outcome::Held {
+            reason: format!("archive task: {e}"),
+        },
+    }
+}
+
+async fn duplicate(ctx: &Context, bundle: &Bundle, job: JobRecord, earlier: JobRecord) -> Outcome {
+    let earlier_url = earlier.aweme_id.as_ref().map(|a| {
+        Post {
+            aweme_id: a.clone(),
+        }
+        .url()
+    });
+    info!(
+        step = "dedupe",
+        earlier = %earlier.video.display(),
+        post = earlier_url.as_deref().unwrap_or("(still being published)"),
+        "same video already published for this account; moving to duplicates/"
+    );
+    if !ctx.in_inbox(&bundle.video) {
+        return Outcome::Duplicate {
+            earlier: earlier_url,
+        };
+    }
+    let receipt = receipt::DuplicateReceipt::new(&job, &earlier, receipt::UtcTime::now());
+    let folders = ctx.folders.clone();
+    let video = bundle.video.clone();
+    let cap = bundle.caption.clone();
+    match tokio::task::spawn_blocking(move || {
+        archive::archive(
+            &folders,
+            Destination::Duplicates,
+            &video,
+            cap.as_deref(),
+            &receipt,
+        )
+    })
+    .await
+    {
+        Ok(Ok(_)) => Outcome::Duplicate {
+            earlier: earlier_url,
+        },
+        Ok(Err(e)) => Outcome::Held {
+            reason: format!("archive: {e}"),
+        },
+        Err(e) => Outcome::Held {
+            reason: format!("archive task: {e}"),
+        },
+    }
+}
+
+async fn fail(ctx: &Context, bundle: &Bundle, job: &JobRecord, failure: JobFailure) -> Outcome {
+    let id = job.id;
+    let (step, class, reason) = (failure.step, failure.class, failure.reason.clone());
+    if let Err(e) = ctx
+        .ledger(move |l| l.mark_failed(id, step, class, &reason))
+        .await
+    {
+        error!(reason = %e, "ledger error; the video stays in the inbox");
+        return Outcome::Held {
+            reason: format!("ledger: {e}"),
+        };
+    }
+    let receipt = receipt::FailureReceipt::new(
+        Some(job),
+        ctx.relative(&bundle.video),
+        failure.step,
+        failure.class,
+        &failure.reason,
+        &failure.hint,
+    );
+    move_failed(ctx, bundle, receipt, failure).await
+}
+
+/// A video that could not even be hashed (or cannot be a video at all): no ledger job can
+/// name it, so only the receipt says why it was moved.
+pub async fn refuse(ctx: &Context, bundle: &Bundle, failure: JobFailure) -> Outcome {
+    let receipt = receipt::FailureReceipt::new(
+        None,
+        ctx.relative(&bundle.video),
+        failure.step,
+        failure.class,
+        &failure.reason,
+        &failure.hint,
+    );
+    move_failed(ctx, bundle, receipt, failure).await
+}
+
+async fn move_failed(
+    ctx: &Context,
+    bundle: &Bundle,
+    receipt: receipt::FailureReceipt,
+    failure: JobFailure,
+) -> Outcome {
+    if !ctx.in_inbox(&bundle.video) {
+        return Outcome::Failed(failure);
+    }
+    let folders = ctx.folders.clone();
+    let video = bundle.video.clone();
+    let cap = bundle.caption.clone();
+    match tokio::task::spawn_blocking(move || {
+        archive::archive(
+            &folders,
+            Destination::Failed,
+            &video,
+            cap.as_deref(),
+            &receipt,
+        )
+    })
+    .await
+    {
+        Ok(Ok(archived)) => {
+            warn!(step = "archive", to = %archived.video.display(), reason = %failure.reason, "failed; moved to failed/");
+            Outcome::Failed(failure)
+        }
+        Ok(Err(e)) => Outcome::Held {
+            reason: format!("archive: {e}"),
+        },
+        Err(e) => Outcome::Held {
+            reason: format!("archive task: {e}"),
+        },
+    }
+}
+
+/// For logs: a path relative to the inbox.
+pub fn display_name(ctx: &Context, path: &Path) -> String {
+    ctx.relative(path).display().to_string()
+}
