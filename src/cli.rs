@@ -305,10 +305,13 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
     for file in captions {
         match caption::load_caption(file, &defaults, require, now) {
             Ok(c) => println!(
-                "{}: ok ({} hashtags, {} mentions)",
+                "{}: ok ({} hashtags, {} mentions{})",
                 file.display(),
                 c.hashtags().count(),
-                c.entities.len() - c.hashtags().count()
+                c.mention_ids().len(),
+                c.publish_at
+                    .map(|at| format!(", scheduled for {at}"))
+                    .unwrap_or_default()
             ),
             Err(e) => {
                 bad = true;

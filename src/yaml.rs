@@ -161,6 +161,8 @@ pub struct Document {
     value: Value,
     index: HashMap<Vec<Seg>, Span>,
     file: Option<PathBuf>,
+    /// The text itself, to look at what YAML throws away (comments).
+    source: String,
 }
 
 impl Document {
@@ -212,6 +214,7 @@ impl Document {
             value,
             index: indexed.index,
             file,
+            source: text.to_owned(),
         })
     }
 
@@ -531,6 +534,30 @@ impl<'a> Node<'a> {
     pub fn key_position(&self) -> Pos {
         let span = self.doc.span(&self.path);
         span.key.unwrap_or(span.value)
+    }
+
+    /// The comment that ends this value's line, when the value is a plain (unquoted)
+    /// scalar: in `text: hello #music`, YAML reads `hello` and drops `#music` as a comment.
+    pub fn trailing_comment(&self) -> Option<&'a str> {
+        if !matches!(self.value, Value::String(_)) {
+            return None;
+        }
+        let pos = self.position();
+        // Only a value on its key's line: block scalars (`|`, `>`) start on the next one.
+        if self.key_position().line != pos.line {
+            return None;
+        }
+        let line = self.doc.source.lines().nth(pos.line.checked_sub(1)?)?;
+        let start = line
+            .char_indices()
+            .nth(pos.column.checked_sub(1)?)
+            .map(|(i, _)| i)?;
+        let rest = &line[start..];
+        if rest.starts_with(['"', '\'', '|', '>']) {
+            return None;
+        }
+        let hash = rest.find(" #").or_else(|| rest.find("\t#"))?;
+        Some(rest[hash..].trim())
     }
 
     /// A problem with this value.

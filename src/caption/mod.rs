@@ -321,6 +321,12 @@ pub fn parse_fields(node: &Node<'_>, problems: &mut Problems) -> CaptionFields {
     {
         if t.trim().is_empty() {
             problems.push(n.problem("the caption text is empty"));
+        } else if let Some(comment) = n.trailing_comment() {
+            // YAML ends an unquoted value at ` #`: the hashtags would vanish silently.
+            problems.push(n.problem(format!(
+                "`{comment}` is read as a YAML comment, not as part of the text; put the \
+                 whole text in quotes: text: \"{t} {comment}\""
+            )));
         } else {
             out.text = Some(t.to_owned());
             out.notes.origins.insert("text", Origin::of(n));
@@ -693,6 +699,26 @@ account: main
         assert_eq!(c.publish_at, None);
         assert_eq!(c.account, None);
         assert_eq!(c.to_draft(vec![]).publish_at, None);
+    }
+
+    #[test]
+    fn unquoted_text_losing_hashtags_to_a_yaml_comment_is_reported() {
+        let msg = bad("text: 文件夹里的视频 #旅行 #美食\n");
+        assert!(msg.contains(":1:7: text:"), "{msg}");
+        assert!(
+            msg.contains("`#旅行 #美食` is read as a YAML comment"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("text: \"文件夹里的视频 #旅行 #美食\""),
+            "{msg}"
+        );
+        // Quoted, block and comment-free texts are fine; so is a comment on its own line.
+        ok("text: \"文件夹里的视频 #旅行\"\n");
+        ok("text: '文件夹里的视频 #旅行'\n");
+        ok("text: |\n  文件夹里的视频 #旅行\n");
+        ok("# a comment\ntext: 文件夹里的视频\n");
+        ok("text: a#b\nchallenges: {b: \"1\"}\n");
     }
 
     #[test]

@@ -176,6 +176,15 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
         }
     };
 
+    let id = job.id;
+    let counts = matches!(job.state, JobState::Active | JobState::Unconfirmed);
+    if counts && let Err(e) = ctx.ledger(move |l| l.bump_attempts(id)).await {
+        error!(reason = %e, "ledger error; the video stays in the inbox");
+        return Outcome::Held {
+            reason: format!("ledger: {e}"),
+        };
+    }
+
     let caption = match caption {
         Ok(c) => c,
         Err(reason) => {
