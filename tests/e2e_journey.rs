@@ -318,3 +318,34 @@ async fn publish_command_posts_one_video_now() {
     assert!(text.contains("https://www.douyin.com/video/"), "{text}");
     assert_eq!(env.posts().await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn caption_naming_an_unknown_account_fails_naming_the_caption() {
+    let env = Env::start("").await;
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    std::fs::write(env.inbox().join("clip.yaml"), "text: hi\naccount: other\n").unwrap();
+    let out = env.watch_once().await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = read_json(&env.path("failed/clip.error.json"));
+    let reason = err["reason"].as_str().unwrap();
+    assert!(reason.contains("clip.yaml"), "{reason}");
+    assert!(reason.contains("`other` is not configured"), "{reason}");
+    assert!(env.posts().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_video_fails_at_once_as_not_a_video() {
+    let env = Env::start("").await;
+    std::fs::write(env.inbox().join("empty.mp4"), b"").unwrap();
+    std::fs::copy(media("clip.yaml"), env.inbox().join("empty.yaml")).unwrap();
+    let out = env.watch_once().await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(env.path("failed/empty.mp4").exists());
+    assert!(env.path("failed/empty.yaml").exists());
+    let err = read_json(&env.path("failed/empty.error.json"));
+    assert!(
+        err["reason"].as_str().unwrap().contains("not a video"),
+        "{err:#}"
+    );
+    assert!(env.posts().await.is_empty());
+}

@@ -21,6 +21,13 @@ use super::context::Context;
 use super::error::{FatalError, JobFailure};
 use super::job::{self, Bundle, Outcome};
 
+/// How long a shutdown waits for jobs in flight before stopping them. A stopped job loses
+/// nothing: it resumes from its last ledger checkpoint on the next start.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often videos waiting for a caption look for one.
+const CAPTION_LOOK_EVERY: Duration = Duration::from_millis(500);
+
 /// How the agent runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -69,6 +76,7 @@ struct Agent {
     jobs: JoinSet<(PathBuf, Outcome)>,
     permits: Arc<Semaphore>,
     symlinks_logged: HashSet<PathBuf>,
+    last_caption_look: Instant,
     summary: Summary,
 }
 
@@ -99,6 +107,7 @@ pub async fn run(
         jobs: JoinSet::new(),
         permits: Arc::new(Semaphore::new(config.publish.concurrency.get())),
         symlinks_logged: HashSet::new(),
+        last_caption_look: Instant::now(),
         summary: Summary::default(),
         once: options.once,
         ctx: Arc::clone(&ctx),
@@ -121,8 +130,7 @@ pub async fn run(
         let tick = agent.next_tick();
         tokio::select! {
             _ = &mut shutdown => {
-                info!("shutting down; jobs in flight resume from their last checkpoint next time");
-                agent.jobs.abort_all();
+                agent.drain(SHUTDOWN_GRACE).await;
                 break;
             }
             Some(event) = rx.recv() => agent.on_event(event).await,
@@ -174,6 +182,9 @@ impl Agent {
         let mut next = now + Duration::from_secs(1);
         if let Some(at) = self.settler.next_check() {
             next = next.min(Instant::from_std(at));
+        }
+        if !self.waiting.is_empty() {
+            next = next.min(self.last_caption_look + CAPTION_LOOK_EVERY);
         }
         // Never spin: at least a few milliseconds between two looks.
         next.max(now + Duration::from_millis(20))
@@ -326,9 +337,10 @@ impl Agent {
     /// Videos waiting for a caption: dispatch once one appears; warn (or, without
     /// `require_caption`, publish with the defaults) after `watch.caption_wait`.
     fn check_waiting(&mut self) {
-        if self.waiting.is_empty() {
+        if self.waiting.is_empty() || self.last_caption_look.elapsed() < CAPTION_LOOK_EVERY {
             return;
         }
+        self.last_caption_look = Instant::now();
         let wait = self.ctx.config.watch.caption_wait;
         let require = self.ctx.config.require_caption;
         let now = Instant::now();
@@ -383,6 +395,33 @@ impl Agent {
             let outcome = job::run(&ctx, bundle).await;
             (path, outcome)
         });
+    }
+
+    /// Lets jobs in flight finish for up to `grace`, then stops the rest.
+    async fn drain(&mut self, grace: Duration) {
+        if self.jobs.is_empty() {
+            return;
+        }
+        info!(
+            jobs = self.jobs.len(),
+            "shutting down; waiting briefly for jobs in flight"
+        );
+        let deadline = Instant::now() + grace;
+        while !self.jobs.is_empty() {
+            match tokio::time::timeout_at(deadline, self.jobs.join_next()).await {
+                Ok(Some(Ok((path, outcome)))) => self.on_outcome(path, outcome),
+                Ok(_) => {}
+                Err(_) => {
+                    info!(
+                        jobs = self.jobs.len(),
+                        "stopping jobs in flight; they resume from their last checkpoint next time"
+                    );
+                    self.jobs.abort_all();
+                    while self.jobs.join_next().await.is_some() {}
+                    return;
+                }
+            }
+        }
     }
 
     /// A file that cannot be a video fails at once, without waiting or hashing.

@@ -124,8 +124,13 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
                 .iter()
                 .map(|a| a.name.as_str())
                 .collect();
+            let file = bundle
+                .caption
+                .as_deref()
+                .map(|c| format!("{}: ", ctx.relative(c).display()))
+                .unwrap_or_default();
             Err(format!(
-                "account: `{account_name}` is not configured (configured: {})",
+                "{file}account: `{account_name}` is not configured (configured: {})",
                 known.join(", ")
             ))
         }
