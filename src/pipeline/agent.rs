@@ -134,11 +134,10 @@ pub async fn run(
                 break;
             }
             Some(event) = rx.recv() => agent.on_event(event).await,
-            Some(done) = agent.jobs.join_next(), if !agent.jobs.is_empty() => {
-                if let Ok((path, outcome)) = done {
-                    agent.on_outcome(path, outcome);
-                }
-            }
+            Some(done) = agent.jobs.join_next(), if !agent.jobs.is_empty() => match done {
+                Ok((path, outcome)) => agent.on_outcome(path, outcome),
+                Err(e) => tracing::error!(reason = %e, "a job task failed; its video is looked at again on the next scan"),
+            },
             _ = rescan.tick() => {
                 debug!("periodic rescan");
                 agent.full_scan().await;

@@ -541,21 +541,8 @@ async fn archive_published(
         return Outcome::Published { url };
     }
     let receipt = receipt::PublishedReceipt::new(&job, draft, &post);
-    let folders = ctx.folders.clone();
-    let video = bundle.video.clone();
-    let cap = bundle.caption.clone();
-    let moved = tokio::task::spawn_blocking(move || {
-        archive::archive(
-            &folders,
-            Destination::Done,
-            &video,
-            cap.as_deref(),
-            &receipt,
-        )
-    })
-    .await;
-    match moved {
-        Ok(Ok(archived)) => {
+    match archive_bundle(ctx, bundle, Destination::Done, receipt).await {
+        Ok(archived) => {
             let to = archived.video.clone();
             if let Err(e) = ctx.ledger(move |l| l.mark_done(id, &to)).await {
                 error!(reason = %e, "ledger error after archiving");
@@ -563,15 +550,7 @@ async fn archive_published(
             info!(step = "archive", to = %archived.video.display(), receipt = %archived.receipt.display(), %url, "done");
             Outcome::Published { url }
         }
-        Ok(Err(e)) => {
-            error!(reason = %e, "cannot archive; the files stay in the inbox and the move is tried again later");
-            Outcome::Held {
-                reason: format!("archive: {e}"),
-            }
-        }
-        Err(e) => Outcome::Held {
-            reason: format!("archive task: {e}"),
-        },
+        Err(held) => held,
     }
 }
 
@@ -594,29 +573,11 @@ async fn duplicate(ctx: &Context, bundle: &Bundle, job: JobRecord, earlier: JobR
         };
     }
     let receipt = receipt::DuplicateReceipt::new(&job, &earlier, receipt::UtcTime::now());
-    let folders = ctx.folders.clone();
-    let video = bundle.video.clone();
-    let cap = bundle.caption.clone();
-    match tokio::task::spawn_blocking(move || {
-        archive::archive(
-            &folders,
-            Destination::Duplicates,
-            &video,
-            cap.as_deref(),
-            &receipt,
-        )
-    })
-    .await
-    {
-        Ok(Ok(_)) => Outcome::Duplicate {
+    match archive_bundle(ctx, bundle, Destination::Duplicates, receipt).await {
+        Ok(_) => Outcome::Duplicate {
             earlier: earlier_url,
         },
-        Ok(Err(e)) => Outcome::Held {
-            reason: format!("archive: {e}"),
-        },
-        Err(e) => Outcome::Held {
-            reason: format!("archive task: {e}"),
-        },
+        Err(held) => held,
     }
 }
 
@@ -666,31 +627,40 @@ async fn move_failed(
     if !ctx.in_inbox(&bundle.video) {
         return Outcome::Failed(failure);
     }
-    let folders = ctx.folders.clone();
-    let video = bundle.video.clone();
-    let cap = bundle.caption.clone();
-    match tokio::task::spawn_blocking(move || {
-        archive::archive(
-            &folders,
-            Destination::Failed,
-            &video,
-            cap.as_deref(),
-            &receipt,
-        )
-    })
-    .await
-    {
-        Ok(Ok(archived)) => {
+    match archive_bundle(ctx, bundle, Destination::Failed, receipt).await {
+        Ok(archived) => {
             warn!(step = "archive", to = %archived.video.display(), reason = %failure.reason, "failed; moved to failed/");
             Outcome::Failed(failure)
         }
-        Ok(Err(e)) => Outcome::Held {
-            reason: format!("archive: {e}"),
-        },
-        Err(e) => Outcome::Held {
-            reason: format!("archive task: {e}"),
-        },
+        Err(held) => held,
     }
+}
+
+/// Moves the bundle with its receipt, off the async threads. A move that cannot be made
+/// leaves every file in the inbox and holds the job, to be tried again on the next scan.
+async fn archive_bundle<R>(
+    ctx: &Context,
+    bundle: &Bundle,
+    dest: Destination,
+    receipt: R,
+) -> Result<archive::Archived, Outcome>
+where
+    R: serde::Serialize + Send + 'static,
+{
+    let folders = ctx.folders.clone();
+    let video = bundle.video.clone();
+    let caption = bundle.caption.clone();
+    let moved = tokio::task::spawn_blocking(move || {
+        archive::archive(&folders, dest, &video, caption.as_deref(), &receipt)
+    })
+    .await;
+    let reason = match moved {
+        Ok(Ok(archived)) => return Ok(archived),
+        Ok(Err(e)) => format!("archive: {e}"),
+        Err(e) => format!("archive task: {e}"),
+    };
+    error!(%reason, "cannot archive; the files stay in the inbox and the move is tried again later");
+    Err(Outcome::Held { reason })
 }
 
 /// For logs: a path relative to the inbox.
