@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -74,6 +74,8 @@ struct Agent {
     waiting: HashMap<PathBuf, Waiting>,
     in_flight: HashSet<PathBuf>,
     jobs: JoinSet<(PathBuf, Outcome)>,
+    /// Which video each job task is for (a task that panics returns no path).
+    task_paths: HashMap<task::Id, PathBuf>,
     permits: Arc<Semaphore>,
     symlinks_logged: HashSet<PathBuf>,
     last_caption_look: Instant,
@@ -105,6 +107,7 @@ pub async fn run(
         waiting: HashMap::new(),
         in_flight: HashSet::new(),
         jobs: JoinSet::new(),
+        task_paths: HashMap::new(),
         permits: Arc::new(Semaphore::new(config.publish.concurrency.get())),
         symlinks_logged: HashSet::new(),
         last_caption_look: Instant::now(),
@@ -134,10 +137,7 @@ pub async fn run(
                 break;
             }
             Some(event) = rx.recv() => agent.on_event(event).await,
-            Some(done) = agent.jobs.join_next(), if !agent.jobs.is_empty() => match done {
-                Ok((path, outcome)) => agent.on_outcome(path, outcome),
-                Err(e) => tracing::error!(reason = %e, "a job task failed; its video is looked at again on the next scan"),
-            },
+            Some(done) = agent.jobs.join_next_with_id(), if !agent.jobs.is_empty() => agent.on_joined(done),
             _ = rescan.tick() => {
                 debug!("periodic rescan");
                 agent.full_scan().await;
@@ -381,6 +381,7 @@ impl Agent {
 
     fn dispatch(&mut self, settled: Settled, caption: Option<PathBuf>) {
         let path = settled.path.clone();
+        let settled_path = path.clone();
         self.in_flight.insert(path.clone());
         let ctx = Arc::clone(&self.ctx);
         let permits = Arc::clone(&self.permits);
@@ -389,11 +390,12 @@ impl Agent {
             caption,
             settled,
         };
-        self.jobs.spawn(async move {
+        let task = self.jobs.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let outcome = job::run(&ctx, bundle).await;
             (path, outcome)
         });
+        self.task_paths.insert(task.id(), settled_path);
     }
 
     /// Lets jobs in flight finish for up to `grace`, then stops the rest.
@@ -407,16 +409,18 @@ impl Agent {
         );
         let deadline = Instant::now() + grace;
         while !self.jobs.is_empty() {
-            match tokio::time::timeout_at(deadline, self.jobs.join_next()).await {
-                Ok(Some(Ok((path, outcome)))) => self.on_outcome(path, outcome),
-                Ok(_) => {}
+            match tokio::time::timeout_at(deadline, self.jobs.join_next_with_id()).await {
+                Ok(Some(done)) => self.on_joined(done),
+                Ok(None) => {}
                 Err(_) => {
                     info!(
                         jobs = self.jobs.len(),
                         "stopping jobs in flight; they resume from their last checkpoint next time"
                     );
                     self.jobs.abort_all();
-                    while self.jobs.join_next().await.is_some() {}
+                    while let Some(done) = self.jobs.join_next_with_id().await {
+                        self.on_joined(done);
+                    }
                     return;
                 }
             }
@@ -433,7 +437,8 @@ impl Agent {
             caption,
             settled,
         };
-        self.jobs.spawn(async move {
+        let settled_path = path.clone();
+        let task = self.jobs.spawn(async move {
             let failure = JobFailure {
                 step: None,
                 class: "video",
@@ -443,6 +448,26 @@ impl Agent {
             let outcome = job::refuse(&ctx, &bundle, failure).await;
             (path, outcome)
         });
+        self.task_paths.insert(task.id(), settled_path);
+    }
+
+    fn on_joined(&mut self, done: Result<(task::Id, (PathBuf, Outcome)), task::JoinError>) {
+        match done {
+            Ok((id, (path, outcome))) => {
+                self.task_paths.remove(&id);
+                self.on_outcome(path, outcome);
+            }
+            Err(e) => {
+                // Cancelled at shutdown, or a bug: either way the video is looked at again
+                // on the next scan, and the ledger resumes its job.
+                if let Some(path) = self.task_paths.remove(&e.id()) {
+                    self.in_flight.remove(&path);
+                }
+                if e.is_panic() {
+                    tracing::error!(reason = %e, "a job task panicked");
+                }
+            }
+        }
     }
 
     fn on_outcome(&mut self, path: PathBuf, outcome: Outcome) {
