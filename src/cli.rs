@@ -149,7 +149,14 @@ async fn watch_cmd(config: Option<&Path>, once: bool) -> anyhow::Result<ExitCode
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let summary = pipeline::run(Arc::clone(&ctx), RunOptions { once }, shutdown).await?;
+    let summary = pipeline::run(
+        Arc::clone(&ctx),
+        RunOptions {
+            once,
+            ..RunOptions::default()
+        },
+        shutdown,
+    ).await?;
     for waiting in &summary.waiting_for_caption {
         tracing::warn!(file = %ctx.relative(waiting).display(), "left in the inbox: no caption");
     }

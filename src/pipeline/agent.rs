@@ -29,10 +29,42 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const CAPTION_LOOK_EVERY: Duration = Duration::from_millis(500);
 
 /// How the agent runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Process what is in the inbox now, wait for it, then return (`watch --once`).
     pub once: bool,
+    /// Let "a writer finished with this file" events (Linux close-after-write, a rename
+    /// into place) shorten the settle wait. On by default; the benchmark turns it off to
+    /// compare.
+    pub finished_hints: bool,
+    /// Where to report what the agent does, for tests, benchmarks and the status server.
+    pub events: Option<mpsc::UnboundedSender<AgentEvent>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            once: false,
+            finished_hints: true,
+            events: None,
+        }
+    }
+}
+
+/// Something the agent did, as it happens.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    /// A settled, complete video was handed to a job.
+    JobStarted {
+        video: PathBuf,
+        at: std::time::Instant,
+    },
+    /// A job ended; `outcome` is `published`, `duplicate`, `failed`, `held`, `abandoned`
+    /// or `vanished`.
+    JobEnded {
+        video: PathBuf,
+        outcome: &'static str,
+    },
 }
 
 /// What a run did, for the exit status and the final log line.
@@ -59,6 +91,14 @@ enum Seen {
     Scan,
 }
 
+/// A quiet video whose content says it is not finished yet (no `moov`, say).
+struct Incomplete {
+    size: u64,
+    modified: std::time::SystemTime,
+    /// When it was first found incomplete with this size and mtime.
+    since: Instant,
+}
+
 /// A settled video with no caption yet.
 struct Waiting {
     settled: Settled,
@@ -69,9 +109,11 @@ struct Waiting {
 struct Agent {
     ctx: Arc<Context>,
     once: bool,
+    events: Option<mpsc::UnboundedSender<AgentEvent>>,
     excluded: Vec<PathBuf>,
     settler: Settler,
     waiting: HashMap<PathBuf, Waiting>,
+    incomplete: HashMap<PathBuf, Incomplete>,
     in_flight: HashSet<PathBuf>,
     jobs: JoinSet<(PathBuf, Outcome)>,
     /// Which video each job task is for (a task that panics returns no path).
@@ -105,6 +147,7 @@ pub async fn run(
         excluded: config.excluded_dirs(),
         settler: Settler::new(config.watch.settle),
         waiting: HashMap::new(),
+        incomplete: HashMap::new(),
         in_flight: HashSet::new(),
         jobs: JoinSet::new(),
         task_paths: HashMap::new(),
@@ -113,6 +156,7 @@ pub async fn run(
         last_caption_look: Instant::now(),
         summary: Summary::default(),
         once: options.once,
+        events: options.events.clone(),
         ctx: Arc::clone(&ctx),
     };
     info!(inbox = %config.inbox.display(), once = options.once, "watching");
@@ -168,6 +212,15 @@ fn start_watcher(
             }
         },
     }
+    .map(|watcher| {
+        match watcher.backend() {
+            Backend::Native => info!("file events: native"),
+            Backend::Poll(every) => {
+                info!(every = %humantime::format_duration(every), "file events: polling the inbox")
+            }
+        }
+        watcher
+    })
     .map_err(|e| FatalError::Watch {
         path: inbox.to_path_buf(),
         reason: e.to_string(),
@@ -290,11 +343,11 @@ impl Agent {
             match watch::check_content(&file) {
                 Ok(Completeness::Complete) => {}
                 Ok(Completeness::Incomplete { reason }) => {
-                    debug!(file = %file.path.display(), %reason, "not complete yet");
-                    self.settler.observe(file.path, Instant::now().into_std());
+                    self.on_incomplete(file, reason);
                     continue;
                 }
                 Ok(Completeness::NotAVideo { reason }) => {
+                    let reason = format!("not a video: {reason}");
                     let caption = watch::find_caption(&file.path, &self.ctx.filter)
                         .ok()
                         .and_then(|c| c.path().map(Path::to_path_buf));
@@ -381,6 +434,11 @@ impl Agent {
 
     fn dispatch(&mut self, settled: Settled, caption: Option<PathBuf>) {
         let path = settled.path.clone();
+        self.incomplete.remove(&path);
+        self.emit(AgentEvent::JobStarted {
+            video: path.clone(),
+            at: std::time::Instant::now(),
+        });
         let settled_path = path.clone();
         self.in_flight.insert(path.clone());
         let ctx = Arc::clone(&self.ctx);
@@ -427,6 +485,44 @@ impl Agent {
         }
     }
 
+    /// Keeps waiting for an unfinished video; fails it once it has stayed unfinished and
+    /// unchanged for `watch.incomplete_timeout`.
+    fn on_incomplete(&mut self, file: Settled, reason: String) {
+        let now = Instant::now();
+        let timeout = self.ctx.config.watch.incomplete_timeout;
+        let entry = self
+            .incomplete
+            .entry(file.path.clone())
+            .or_insert(Incomplete {
+                size: file.size,
+                modified: file.modified,
+                since: now,
+            });
+        if entry.size != file.size || entry.modified != file.modified {
+            *entry = Incomplete {
+                size: file.size,
+                modified: file.modified,
+                since: now,
+            };
+        }
+        let waited = now.duration_since(entry.since);
+        if waited >= timeout {
+            self.incomplete.remove(&file.path);
+            let caption = watch::find_caption(&file.path, &self.ctx.filter)
+                .ok()
+                .and_then(|c| c.path().map(Path::to_path_buf));
+            let reason = format!(
+                "still incomplete {} after its last change: {reason}",
+                humantime::format_duration(timeout)
+            );
+            self.refuse(file, caption, reason);
+            return;
+        }
+        debug!(file = %file.path.display(), %reason, "not finished yet; waiting");
+        // Looked at again after another settle period (sooner if it changes).
+        self.settler.track(file.path, now.into_std());
+    }
+
     /// A file that cannot be a video fails at once, without waiting or hashing.
     fn refuse(&mut self, settled: Settled, caption: Option<PathBuf>, reason: String) {
         let path = settled.path.clone();
@@ -442,7 +538,7 @@ impl Agent {
             let failure = JobFailure {
                 step: None,
                 class: "video",
-                reason: format!("{}: not a video: {reason}", ctx.relative(&path).display()),
+                reason: format!("{}: {reason}", ctx.relative(&path).display()),
                 hint: "Only finished video files belong in the inbox; check the export.".into(),
             };
             let outcome = job::refuse(&ctx, &bundle, failure).await;
@@ -470,8 +566,18 @@ impl Agent {
         }
     }
 
+    fn emit(&self, event: AgentEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+
     fn on_outcome(&mut self, path: PathBuf, outcome: Outcome) {
         self.in_flight.remove(&path);
+        self.emit(AgentEvent::JobEnded {
+            video: path.clone(),
+            outcome: outcome.label(),
+        });
         match &outcome {
             Outcome::Published { .. } => self.summary.published += 1,
             Outcome::Duplicate { .. } => self.summary.duplicates += 1,

@@ -47,6 +47,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// One word for logs and events.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Published { .. } => "published",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Failed(_) => "failed",
+            Outcome::Held { .. } => "held",
+            Outcome::Abandoned { .. } => "abandoned",
+            Outcome::Vanished => "vanished",
+        }
+    }
+
     /// Counts against `watch --once` and `publish` (exit status 1).
     pub fn is_failure(&self) -> bool {
         matches!(self, Outcome::Failed(_) | Outcome::Held { .. })
@@ -103,6 +115,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
     // The caption is read now, at the start of publishing: a caption edited while the
     // video waited is read in its final form.
     let now = OffsetDateTime::now_utc();
+    let caption_read = bundle.caption.as_deref().and_then(stamp);
     let require_text = bundle.caption.is_some();
     let caption: Result<Caption, String> = match &bundle.caption {
         Some(path) => caption::load_caption(path, &ctx.config.defaults, require_text, now)
@@ -235,6 +248,14 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
             };
         }
     };
+    if let Some(path) = &bundle.caption
+        && stamp(path) != caption_read
+    {
+        info!(
+            caption = %ctx.relative(path).display(),
+            "the caption changed after publishing started; the post used the version read then (see the receipt); the edit is archived but not published"
+        );
+    }
     archive_published(ctx, &bundle, job.id, &draft, post).await
 }
 
@@ -634,6 +655,12 @@ async fn move_failed(
         }
         Err(held) => held,
     }
+}
+
+/// Size and mtime of a file, to notice edits.
+fn stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 /// Moves the bundle with its receipt, off the async threads. A move that cannot be made

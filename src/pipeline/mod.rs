@@ -8,7 +8,7 @@ pub mod context;
 pub mod error;
 pub mod job;
 
-pub use agent::{RunOptions, Summary, run};
+pub use agent::{AgentEvent, RunOptions, Summary, run};
 pub use context::Context;
 pub use error::{FatalError, JobFailure};
 pub use job::{Bundle, Outcome};

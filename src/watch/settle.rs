@@ -52,7 +52,14 @@ struct Tracked {
     stamp: Stamp,
     /// When the current stamp was first seen (or the last change event arrived).
     since: Instant,
+    /// How long it must stay unchanged: `settle`, or less after a "finished" hint.
+    window: Duration,
 }
+
+/// How long a file must stay unchanged after a writer closed it (or renamed it into
+/// place) before its content is checked. Short: the hint is good evidence, and the
+/// content check still decides.
+pub const FINISHED_CONFIRM: Duration = Duration::from_millis(100);
 
 /// Tracks candidate files until each has been quiet for `settle`.
 #[derive(Debug)]
@@ -78,11 +85,29 @@ impl Settler {
     pub fn observe(&mut self, path: PathBuf, now: Instant) {
         match Stamp::of(&path) {
             Some(stamp) => {
-                self.tracked.insert(path, Tracked { stamp, since: now });
+                self.tracked.insert(
+                    path,
+                    Tracked {
+                        stamp,
+                        since: now,
+                        window: self.settle,
+                    },
+                );
             }
             None => {
                 self.tracked.remove(&path);
             }
+        }
+    }
+
+    /// Like [`observe`](Self::observe), after a writer closed the file or renamed it into
+    /// place: the file must then stay unchanged only for [`FINISHED_CONFIRM`] (or `settle`,
+    /// if shorter). Any later change puts it back on the full `settle` window. The
+    /// content check after settling is never skipped.
+    pub fn observe_finished(&mut self, path: PathBuf, now: Instant) {
+        self.observe(path.clone(), now);
+        if let Some(t) = self.tracked.get_mut(&path) {
+            t.window = self.settle.min(FINISHED_CONFIRM);
         }
     }
 
@@ -113,9 +138,10 @@ impl Settler {
             if stamp != t.stamp {
                 t.stamp = stamp;
                 t.since = now;
+                t.window = settle;
                 return true;
             }
-            if now.saturating_duration_since(t.since) >= settle {
+            if now.saturating_duration_since(t.since) >= t.window {
                 settled.push(Settled {
                     path: path.clone(),
                     size: stamp.size,
@@ -132,7 +158,7 @@ impl Settler {
     /// The earliest time at which [`poll`](Self::poll) could return something, assuming
     /// nothing changes; `None` when nothing is tracked.
     pub fn next_check(&self) -> Option<Instant> {
-        self.tracked.values().map(|t| t.since + self.settle).min()
+        self.tracked.values().map(|t| t.since + t.window).min()
     }
 
     /// Whether `path` is being tracked.
@@ -209,6 +235,40 @@ mod tests {
             .unwrap()
             .write_all(bytes)
             .unwrap();
+    }
+
+    #[test]
+    fn finished_hint_shortens_the_window_until_the_next_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mp4");
+        write(&path, b"abc");
+        let t0 = Instant::now();
+        let mut s = Settler::new(SETTLE);
+        s.observe_finished(path.clone(), t0);
+        assert_eq!(s.next_check(), Some(t0 + FINISHED_CONFIRM));
+        assert!(s.poll(t0 + FINISHED_CONFIRM / 2).is_empty());
+        assert_eq!(s.poll(t0 + FINISHED_CONFIRM).len(), 1);
+
+        // Written again after the hint: back to the full window.
+        s.observe_finished(path.clone(), t0);
+        append(&path, b"more");
+        let t1 = t0 + FINISHED_CONFIRM / 2;
+        assert!(s.poll(t1).is_empty());
+        assert!(s.poll(t1 + FINISHED_CONFIRM).is_empty());
+        assert_eq!(s.next_check(), Some(t1 + SETTLE));
+        assert_eq!(s.poll(t1 + SETTLE).len(), 1);
+    }
+
+    #[test]
+    fn finished_hint_never_lengthens_a_short_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mp4");
+        write(&path, b"abc");
+        let t0 = Instant::now();
+        let short = Duration::from_millis(10);
+        let mut s = Settler::new(short);
+        s.observe_finished(path, t0);
+        assert_eq!(s.next_check(), Some(t0 + short));
     }
 
     #[test]

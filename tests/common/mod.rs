@@ -13,6 +13,10 @@ use sha2::{Digest, Sha256};
 
 pub const COOKIE_VAR: &str = "DROPCAST_TEST_COOKIE";
 
+/// The tests' usual `watch:` settings: short settle, fast polling.
+pub const DEFAULT_WATCH: &str =
+    "{settle: 300ms, poll_interval: 100ms, caption_wait: 30s, rescan_interval: 10m}";
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub sandbox: SandboxHandle,
@@ -22,27 +26,50 @@ pub struct Env {
 impl Env {
     /// A sandbox and a config with short settle times; `extra` is appended to the config.
     pub async fn start(extra: &str) -> Env {
-        Self::start_with(SandboxOptions::default(), extra).await
+        Self::configured(SandboxOptions::default(), &[], extra).await
     }
 
-    pub async fn start_with(options: SandboxOptions, extra: &str) -> Env {
+    /// Like [`start`](Self::start) with the config's `watch:` mapping (flow style) given.
+    pub async fn start_watch(watch: &str, extra: &str) -> Env {
+        Self::configured(SandboxOptions::default(), &[("watch", watch)], extra).await
+    }
+
+    /// A sandbox with `options`, and a config whose top-level keys `overrides` replace the
+    /// test defaults (values in YAML flow style); `extra` is appended.
+    pub async fn configured(
+        options: SandboxOptions,
+        overrides: &[(&str, &str)],
+        extra: &str,
+    ) -> Env {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sandbox = sandbox::start(listener, options).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let url = sandbox.base_url();
-        let config = dir.path().join("dropcast.yaml");
-        let text = format!(
-            "inbox: ./inbox\n\
-             done: ./done\n\
-             failed: ./failed\n\
-             duplicates: ./duplicates\n\
-             state_dir: ./.dropcast\n\
-             watch:\n  settle: 300ms\n  poll_interval: 100ms\n  caption_wait: 30s\n  rescan_interval: 10m\n\
-             publish:\n  retry: {{attempts: 3, initial: 50ms, max: 500ms}}\n\
-             platform:\n  sandbox: false\n  creator_url: {url}\n  vod_url: {url}\n  upload_scheme: http\n  timeout: 10s\n\
-             accounts:\n  main: {{cookie_env: {COOKIE_VAR}}}\n\
-             status:\n  listen: off\n{extra}"
+        let platform = format!(
+            "{{sandbox: false, creator_url: \"{url}\", vod_url: \"{url}\", upload_scheme: http, timeout: 10s}}"
         );
+        let accounts = format!("{{main: {{cookie_env: {COOKIE_VAR}}}}}");
+        let mut keys: Vec<(&str, String)> = vec![
+            ("inbox", "./inbox".into()),
+            ("done", "./done".into()),
+            ("failed", "./failed".into()),
+            ("duplicates", "./duplicates".into()),
+            ("state_dir", "./.dropcast".into()),
+            ("watch", DEFAULT_WATCH.into()),
+            ("publish", "{retry: {attempts: 3, initial: 50ms, max: 500ms}}".into()),
+            ("platform", platform),
+            ("accounts", accounts),
+            ("status", "{listen: off}".into()),
+        ];
+        for (key, value) in overrides {
+            match keys.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value.to_string(),
+                None => keys.push((key, value.to_string())),
+            }
+        }
+        let mut text: String = keys.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+        text.push_str(extra);
+        let config = dir.path().join("dropcast.yaml");
         std::fs::write(&config, text).unwrap();
         for d in ["inbox", "done", "failed", "duplicates"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -190,4 +217,46 @@ pub fn read_json(path: &Path) -> Value {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The top-level boxes of an MP4, as (type, bytes).
+pub fn boxes(bytes: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let kind: [u8; 4] = bytes[at + 4..at + 8].try_into().unwrap();
+        out.push((kind, bytes[at..at + size].to_vec()));
+        at += size;
+    }
+    out
+}
+
+/// The example clip with its boxes reordered so `moov` comes last, as exporters write it.
+pub fn clip_moov_last() -> Vec<Vec<u8>> {
+    let all = boxes(&std::fs::read(media("clip.mp4")).unwrap());
+    let (moov, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|(k, _)| k == b"moov");
+    rest.into_iter().chain(moov).map(|(_, b)| b).collect()
+}
+
+fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut b = ((8 + payload.len()) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(payload);
+    b
+}
+
+/// A tiny, well-formed MP4 (ftyp, moov with an mvhd, mdat) whose bytes depend on `n`.
+pub fn tiny_mp4(n: u32) -> Vec<u8> {
+    let mut ftyp = b"isom".to_vec();
+    ftyp.extend_from_slice(&0x200u32.to_be_bytes());
+    ftyp.extend_from_slice(b"isomiso2mp41");
+    let mut mvhd = vec![0u8; 100];
+    mvhd[12..16].copy_from_slice(&1000u32.to_be_bytes()); // timescale
+    mvhd[16..20].copy_from_slice(&2000u32.to_be_bytes()); // duration: 2 s
+    let moov = mp4_box(b"moov", &mp4_box(b"mvhd", &mvhd));
+    let mut out = mp4_box(b"ftyp", &ftyp);
+    out.extend_from_slice(&moov);
+    out.extend_from_slice(&mp4_box(b"mdat", &n.to_be_bytes().repeat(16)));
+    out
 }
