@@ -1,5 +1,6 @@
 //! Finding input in the inbox: which names count ([`names`]), full walks ([`scan`]),
-//! file system events ([`native`]), deciding when a file is complete ([`settle`]) and
+//! file system events ([`native`]), whether native events can see changes at all
+//! ([`mounts`]: network and FUSE mounts), deciding when a file is complete ([`settle`]) and
 //! pairing videos with captions ([`bundle`]). Design.md §1 steps 1–3.
 //!
 //! How the pieces fit (the agent loop owns the wiring): scans and [`WatchEvent`]s yield
@@ -9,13 +10,15 @@
 //! its videos with [`videos_for_caption`]. Nothing here touches the ledger or moves files.
 
 pub mod bundle;
+pub mod mounts;
 pub mod names;
 pub mod native;
 pub mod scan;
 pub mod settle;
 
 pub use bundle::{CaptionLookup, find_caption, videos_for_caption};
+pub use mounts::{Mount, RemoteFs, remote_fs};
 pub use names::NameFilter;
-pub use native::{Backend, InboxWatcher, WatchError, WatchEvent, watch};
+pub use native::{Backend, InboxWatcher, WatchError, WatchEvent, WatchOptions, watch, watch_with};
 pub use scan::{Scan, is_excluded, scan};
 pub use settle::{Completeness, Settled, Settler, check_content, unchanged};

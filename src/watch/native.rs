@@ -5,11 +5,11 @@
 //! Events are hints, never proof that a file is complete: every path still goes through
 //! the settler. Removals are not forwarded (the settler notices a vanished file itself).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify_debouncer_full::notify::event::{AccessKind, AccessMode};
+use notify_debouncer_full::notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify_debouncer_full::notify::{
     self, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode,
 };
@@ -21,14 +21,49 @@ use tokio::sync::mpsc::UnboundedSender;
 /// How long the debouncer gathers events before handing them over.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// What the agent loop learns from the watcher.
+/// What the agent loop learns from the watcher. One debounced batch yields at most one
+/// `Changed` and one `Finished` (in that order), or a single `Rescan`; a path appears in
+/// at most one of the two lists of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WatchEvent {
-    /// These paths were created, written, closed after writing, or renamed (both the old
-    /// and the new name). Sorted, no duplicates. May include directories and temp names.
-    Paths(Vec<PathBuf>),
+    /// These paths were created, written, had their metadata changed, or were renamed away
+    /// (the old name), and no writer was seen finishing with them afterwards. Sorted, no
+    /// duplicates. May include directories, temp names and paths that no longer exist.
+    Changed(Vec<PathBuf>),
+    /// A writer just finished with these paths: their last event in the batch was a
+    /// close-after-write, or a rename that gave them this name. Only a hint that the
+    /// settle wait may be shortened, never proof that the file is complete. Only native
+    /// watchers that report closes or renames produce it (never the poll watcher).
+    /// Sorted, no duplicates.
+    Finished(Vec<PathBuf>),
     /// Events may have been lost (queue overflow, watcher error): scan the whole inbox.
     Rescan,
+}
+
+impl WatchEvent {
+    /// The paths this event names (empty for [`WatchEvent::Rescan`]).
+    pub fn paths(&self) -> &[PathBuf] {
+        match self {
+            WatchEvent::Changed(paths) | WatchEvent::Finished(paths) => paths,
+            WatchEvent::Rescan => &[],
+        }
+    }
+}
+
+/// How [`watch_with`] reports events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// Report [`WatchEvent::Finished`] for paths a writer just finished with. When false,
+    /// those paths are reported as [`WatchEvent::Changed`] like everything else.
+    pub finished_hints: bool,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            finished_hints: true,
+        }
+    }
 }
 
 /// Which notify watcher to use.
@@ -67,14 +102,63 @@ pub enum WatchError {
 }
 
 impl WatchError {
-    /// True when the OS ran out of watches (e.g. `fs.inotify.max_user_watches`).
+    /// True when the OS ran out of watches (`fs.inotify.max_user_watches`) or of inotify
+    /// instances / file descriptors (EMFILE, ENFILE from `inotify_init`, e.g.
+    /// `fs.inotify.max_user_instances`).
     pub fn is_watch_limit(&self) -> bool {
+        self.notify_error().is_some_and(|e| match &e.kind {
+            notify::ErrorKind::MaxFilesWatch => true,
+            notify::ErrorKind::Io(io) => errno_is(io, Errno::OutOfDescriptors),
+            _ => false,
+        })
+    }
+
+    /// True when native watching cannot work here but polling can: an OS limit (see
+    /// [`WatchError::is_watch_limit`]) or a kernel or file system without native events
+    /// (ENOSYS, EOPNOTSUPP). False for a missing or unreadable inbox, which polling
+    /// cannot fix either.
+    pub fn should_poll(&self) -> bool {
+        self.is_watch_limit()
+            || self.notify_error().is_some_and(|e| match &e.kind {
+                notify::ErrorKind::Io(io) => errno_is(io, Errno::Unsupported),
+                _ => false,
+            })
+    }
+
+    fn notify_error(&self) -> Option<&notify::Error> {
         match self {
-            WatchError::Start { source, .. } | WatchError::Watch { source, .. } => {
-                matches!(source.kind, notify::ErrorKind::MaxFilesWatch)
-            }
-            WatchError::Root { .. } => false,
+            WatchError::Start { source, .. } | WatchError::Watch { source, .. } => Some(source),
+            WatchError::Root { .. } => None,
         }
+    }
+}
+
+/// The OS errors [`WatchError`] tells apart.
+#[derive(Clone, Copy)]
+enum Errno {
+    /// EMFILE / ENFILE.
+    OutOfDescriptors,
+    /// ENOSYS / EOPNOTSUPP (= ENOTSUP on Linux).
+    Unsupported,
+}
+
+#[cfg(unix)]
+fn errno_is(error: &std::io::Error, which: Errno) -> bool {
+    use rustix::io::Errno as E;
+    let Some(errno) = E::from_io_error(error) else {
+        return false;
+    };
+    match which {
+        Errno::OutOfDescriptors => errno == E::MFILE || errno == E::NFILE,
+        Errno::Unsupported => errno == E::NOSYS || errno == E::OPNOTSUPP || errno == E::NOTSUP,
+    }
+}
+
+#[cfg(not(unix))]
+fn errno_is(error: &std::io::Error, which: Errno) -> bool {
+    match which {
+        Errno::OutOfDescriptors => false,
+        Errno::Unsupported => error.kind() == std::io::ErrorKind::Unsupported,
     }
 }
 
@@ -105,19 +189,33 @@ impl std::fmt::Debug for InboxWatcher {
     }
 }
 
-/// Watches `root` recursively (symlinks not followed) and sends [`WatchEvent`]s to `tx`.
-///
-/// Fails when the watcher cannot start or `root` cannot be watched (missing, or the
-/// native watcher hit an OS limit: see [`WatchError::is_watch_limit`]); the caller can
-/// then fall back to `Backend::Poll`. Errors after start-up become [`WatchEvent::Rescan`].
+/// Watches `root` recursively (symlinks not followed) and sends [`WatchEvent`]s to `tx`,
+/// with finished hints on (see [`watch_with`]).
 pub fn watch(
     root: &Path,
     backend: Backend,
     tx: UnboundedSender<WatchEvent>,
 ) -> Result<InboxWatcher, WatchError> {
+    watch_with(root, backend, WatchOptions::default(), tx)
+}
+
+/// Watches `root` recursively (symlinks not followed) and sends [`WatchEvent`]s to `tx`.
+///
+/// Fails when the watcher cannot start or `root` cannot be watched (missing, or the
+/// native watcher hit an OS limit); [`WatchError::should_poll`] says whether falling back
+/// to `Backend::Poll` can help. Errors after start-up become [`WatchEvent::Rescan`].
+///
+/// A native watcher on a network or FUSE mount starts fine but misses changes made by
+/// other machines: check [`super::mounts::remote_fs`] before choosing the backend.
+pub fn watch_with(
+    root: &Path,
+    backend: Backend,
+    options: WatchOptions,
+    tx: UnboundedSender<WatchEvent>,
+) -> Result<InboxWatcher, WatchError> {
     check_root(root)?;
     let handler = move |result: DebounceEventResult| {
-        if let Some(event) = translate(result) {
+        for event in translate(result, options) {
             // A closed receiver means the agent is shutting down; nothing to do.
             let _ = tx.send(event);
         }
@@ -155,7 +253,7 @@ pub fn watch(
             Running::Poll(debouncer)
         }
     };
-    tracing::debug!(root = %root.display(), ?backend, "watching inbox");
+    tracing::debug!(root = %root.display(), ?backend, ?options, "watching inbox");
     Ok(InboxWatcher {
         backend,
         _debouncer: running,
@@ -189,45 +287,92 @@ fn watch_root<W: notify::Watcher, C: notify_debouncer_full::FileIdCache>(
         })
 }
 
-/// Reduces one debouncer delivery to at most one [`WatchEvent`].
-fn translate(result: DebounceEventResult) -> Option<WatchEvent> {
+/// Reduces one debouncer delivery to `[Changed?, Finished?]` or `[Rescan]`.
+fn translate(result: DebounceEventResult, options: WatchOptions) -> Vec<WatchEvent> {
     let events = match result {
         Ok(events) => events,
         Err(errors) => {
             for error in &errors {
                 tracing::warn!(%error, "file watcher error; rescanning the inbox");
             }
-            return Some(WatchEvent::Rescan);
+            return vec![WatchEvent::Rescan];
         }
     };
     if events.iter().any(|e| e.need_rescan()) {
         tracing::info!("file watcher lost events; rescanning the inbox");
-        return Some(WatchEvent::Rescan);
+        return vec![WatchEvent::Rescan];
     }
-    let paths: BTreeSet<PathBuf> = events
-        .iter()
-        .filter(|e| is_interesting(e))
-        .flat_map(|e| e.paths.iter().cloned())
-        .collect();
-    (!paths.is_empty()).then(|| WatchEvent::Paths(paths.into_iter().collect()))
+    // The debouncer hands over each path's events in the order they happened, so the
+    // last write wins.
+    let mut last: BTreeMap<&Path, Hint> = BTreeMap::new();
+    for event in &events {
+        for (path, hint) in hints(event) {
+            last.insert(path, hint);
+        }
+    }
+    let (mut changed, mut finished) = (Vec::new(), Vec::new());
+    for (path, hint) in last {
+        match hint {
+            Hint::Finished if options.finished_hints => finished.push(path.to_path_buf()),
+            Hint::Finished | Hint::Changed => changed.push(path.to_path_buf()),
+        }
+    }
+    let mut out = Vec::new();
+    if !changed.is_empty() {
+        out.push(WatchEvent::Changed(changed));
+    }
+    if !finished.is_empty() {
+        out.push(WatchEvent::Finished(finished));
+    }
+    out
 }
 
-/// Create, modify (data, metadata, rename) and close-after-write are worth a look.
-fn is_interesting(event: &DebouncedEvent) -> bool {
+/// What one event says about a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hint {
+    Changed,
+    Finished,
+}
+
+/// The paths one event is worth a look for, and what it says about each. Removals and
+/// plain accesses (opens, reads, close-without-write) say nothing: they neither report a
+/// path nor undo an earlier hint for it.
+fn hints(event: &DebouncedEvent) -> Vec<(&Path, Hint)> {
+    let all = |hint| event.paths.iter().map(|p| (p.as_path(), hint)).collect();
     match event.kind {
-        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Any => true,
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) | EventKind::Remove(_) | EventKind::Other => false,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => all(Hint::Finished),
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => all(Hint::Finished),
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => match event.paths.as_slice() {
+            [from, to] => vec![
+                (from.as_path(), Hint::Changed),
+                (to.as_path(), Hint::Finished),
+            ],
+            _ => all(Hint::Changed),
+        },
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Any => all(Hint::Changed),
+        EventKind::Access(_) | EventKind::Remove(_) | EventKind::Other => Vec::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::event::{CreateKind, Flag, ModifyKind, RemoveKind, RenameMode};
+    use notify::event::{CreateKind, DataChange, Flag, MetadataKind, RemoveKind};
     use notify::{Event, EventKind};
+    use std::collections::BTreeSet;
+    use std::io::Write;
     use std::time::Instant;
     use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+    const HINTS: WatchOptions = WatchOptions {
+        finished_hints: true,
+    };
+    const NO_HINTS: WatchOptions = WatchOptions {
+        finished_hints: false,
+    };
+    const CLOSE_WRITE: EventKind = EventKind::Access(AccessKind::Close(AccessMode::Write));
+    const WRITE: EventKind = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+    const CREATE: EventKind = EventKind::Create(CreateKind::File);
 
     fn ev(kind: EventKind, paths: &[&str]) -> DebouncedEvent {
         let mut e = Event::new(kind);
@@ -237,47 +382,121 @@ mod tests {
         DebouncedEvent::new(e, Instant::now())
     }
 
+    fn rename(mode: RenameMode, paths: &[&str]) -> DebouncedEvent {
+        ev(EventKind::Modify(ModifyKind::Name(mode)), paths)
+    }
+
+    fn paths(ps: &[&str]) -> Vec<PathBuf> {
+        ps.iter().map(PathBuf::from).collect()
+    }
+
     #[test]
-    fn translate_keeps_create_modify_rename_close_write() {
-        let got = translate(Ok(vec![
-            ev(EventKind::Create(CreateKind::File), &["/in/b.mp4"]),
-            ev(
-                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
-                &["/in/a.part", "/in/a.mp4"],
-            ),
-            ev(
-                EventKind::Access(AccessKind::Close(AccessMode::Write)),
-                &["/in/c.mp4"],
-            ),
-            ev(
-                EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)),
-                &["/in/b.mp4"],
-            ),
-            ev(EventKind::Remove(RemoveKind::File), &["/in/gone.mp4"]),
-            ev(
-                EventKind::Access(AccessKind::Open(AccessMode::Read)),
-                &["/in/read.mp4"],
-            ),
-        ]));
+    fn translate_splits_changed_from_finished() {
+        let got = translate(
+            Ok(vec![
+                ev(CREATE, &["/in/b.mp4"]),
+                rename(RenameMode::Both, &["/in/a.part", "/in/a.mp4"]),
+                ev(CLOSE_WRITE, &["/in/c.mp4"]),
+                ev(WRITE, &["/in/b.mp4"]),
+                ev(EventKind::Remove(RemoveKind::File), &["/in/gone.mp4"]),
+                ev(
+                    EventKind::Access(AccessKind::Open(AccessMode::Read)),
+                    &["/in/read.mp4"],
+                ),
+                rename(RenameMode::To, &["/in/moved-in.mp4"]),
+                rename(RenameMode::From, &["/in/moved-out.mp4"]),
+                ev(EventKind::Any, &["/in/any.mp4"]),
+            ]),
+            HINTS,
+        );
         assert_eq!(
             got,
-            Some(WatchEvent::Paths(vec![
-                PathBuf::from("/in/a.mp4"),
-                PathBuf::from("/in/a.part"),
-                PathBuf::from("/in/b.mp4"),
-                PathBuf::from("/in/c.mp4"),
-            ]))
+            vec![
+                WatchEvent::Changed(paths(&[
+                    "/in/a.part",
+                    "/in/any.mp4",
+                    "/in/b.mp4",
+                    "/in/moved-out.mp4"
+                ])),
+                WatchEvent::Finished(paths(&["/in/a.mp4", "/in/c.mp4", "/in/moved-in.mp4"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_last_event_for_a_path_decides() {
+        let batch = || {
+            vec![
+                // Created, closed, then written again: a writer is still at it.
+                ev(CREATE, &["/in/a.mp4"]),
+                ev(CLOSE_WRITE, &["/in/a.mp4"]),
+                ev(WRITE, &["/in/a.mp4"]),
+                // Written then closed: done.
+                ev(WRITE, &["/in/b.mp4"]),
+                ev(CLOSE_WRITE, &["/in/b.mp4"]),
+                // Renamed into place, then chmod-ed: changed again.
+                rename(RenameMode::Both, &["/in/c.part", "/in/c.mp4"]),
+                ev(
+                    EventKind::Modify(ModifyKind::Metadata(MetadataKind::Permissions)),
+                    &["/in/c.mp4"],
+                ),
+                // Closed, then read by someone (our own hashing): still finished.
+                ev(CLOSE_WRITE, &["/in/d.mp4"]),
+                ev(
+                    EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                    &["/in/d.mp4"],
+                ),
+                ev(
+                    EventKind::Access(AccessKind::Open(AccessMode::Any)),
+                    &["/in/d.mp4"],
+                ),
+                // A temp name renamed away, then written anew under the same name.
+                rename(RenameMode::Both, &["/in/e.part", "/in/e.mp4"]),
+                ev(CREATE, &["/in/e.part"]),
+                ev(CLOSE_WRITE, &["/in/e.part"]),
+            ]
+        };
+        assert_eq!(
+            translate(Ok(batch()), HINTS),
+            vec![
+                WatchEvent::Changed(paths(&["/in/a.mp4", "/in/c.mp4", "/in/c.part"])),
+                WatchEvent::Finished(paths(&[
+                    "/in/b.mp4",
+                    "/in/d.mp4",
+                    "/in/e.mp4",
+                    "/in/e.part"
+                ])),
+            ]
+        );
+        // With hints off the same batch is one Changed list.
+        assert_eq!(
+            translate(Ok(batch()), NO_HINTS),
+            vec![WatchEvent::Changed(paths(&[
+                "/in/a.mp4",
+                "/in/b.mp4",
+                "/in/c.mp4",
+                "/in/c.part",
+                "/in/d.mp4",
+                "/in/e.mp4",
+                "/in/e.part"
+            ]))]
         );
     }
 
     #[test]
     fn translate_drops_uninteresting_batches() {
-        let got = translate(Ok(vec![ev(
-            EventKind::Remove(RemoveKind::File),
-            &["/in/x.mp4"],
-        )]));
-        assert_eq!(got, None);
-        assert_eq!(translate(Ok(Vec::new())), None);
+        let got = translate(
+            Ok(vec![
+                ev(EventKind::Remove(RemoveKind::File), &["/in/x.mp4"]),
+                ev(
+                    EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                    &["/in/y.mp4"],
+                ),
+            ]),
+            HINTS,
+        );
+        assert_eq!(got, Vec::new());
+        assert_eq!(translate(Ok(Vec::new()), HINTS), Vec::new());
     }
 
     #[test]
@@ -286,80 +505,241 @@ mod tests {
             Event::new(EventKind::Other).set_flag(Flag::Rescan),
             Instant::now(),
         );
-        assert_eq!(translate(Ok(vec![overflow])), Some(WatchEvent::Rescan));
+        let with_paths = vec![ev(CLOSE_WRITE, &["/in/a.mp4"]), overflow];
+        assert_eq!(translate(Ok(with_paths), HINTS), vec![WatchEvent::Rescan]);
         let err = notify::Error::new(notify::ErrorKind::MaxFilesWatch);
-        assert_eq!(translate(Err(vec![err])), Some(WatchEvent::Rescan));
+        assert_eq!(translate(Err(vec![err]), HINTS), vec![WatchEvent::Rescan]);
+        assert!(WatchEvent::Rescan.paths().is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever the batch: each list sorted without duplicates, no path in both,
+        /// every reported path named by some event, and hints off never says Finished.
+        #[test]
+        fn lists_are_sorted_and_disjoint(
+            batch in proptest::collection::vec((0u8..8, 0u8..4, 0u8..4), 0..24),
+            finished_hints: bool,
+        ) {
+            let names = ["/in/a", "/in/b", "/in/c", "/in/d"];
+            let events: Vec<DebouncedEvent> = batch
+                .iter()
+                .map(|&(kind, p, q)| {
+                    let (p, q) = (names[usize::from(p)], names[usize::from(q)]);
+                    match kind {
+                        0 => ev(CREATE, &[p]),
+                        1 => ev(WRITE, &[p]),
+                        2 => ev(CLOSE_WRITE, &[p]),
+                        3 => rename(RenameMode::Both, &[p, q]),
+                        4 => rename(RenameMode::To, &[p]),
+                        5 => rename(RenameMode::From, &[p]),
+                        6 => ev(EventKind::Remove(RemoveKind::File), &[p]),
+                        _ => ev(EventKind::Access(AccessKind::Open(AccessMode::Any)), &[p]),
+                    }
+                })
+                .collect();
+            let out = translate(Ok(events.clone()), WatchOptions { finished_hints });
+            let mut seen = BTreeSet::new();
+            for event in &out {
+                let ps = event.paths();
+                proptest::prop_assert!(!ps.is_empty());
+                proptest::prop_assert!(ps.windows(2).all(|w| w[0] < w[1]));
+                for p in ps {
+                    proptest::prop_assert!(seen.insert(p.clone()), "{} twice", p.display());
+                    proptest::prop_assert!(events.iter().any(|e| e.paths.contains(p)));
+                }
+                if !finished_hints {
+                    proptest::prop_assert!(matches!(event, WatchEvent::Changed(_)));
+                }
+            }
+        }
+    }
+
+    fn io_error(kind: std::io::Error) -> WatchError {
+        WatchError::Start {
+            backend: "native",
+            source: notify::Error::io(kind),
+        }
     }
 
     #[test]
-    fn watch_limit_is_recognised() {
-        let e = WatchError::Watch {
+    fn watch_limits_and_unsupported_file_systems_call_for_polling() {
+        let limit = WatchError::Watch {
             path: PathBuf::from("/in"),
             source: notify::Error::new(notify::ErrorKind::MaxFilesWatch),
         };
-        assert!(e.is_watch_limit());
-        assert!(e.to_string().contains("/in"));
-        let e = WatchError::Watch {
+        assert!(limit.is_watch_limit() && limit.should_poll());
+        assert!(limit.to_string().contains("/in"));
+
+        #[cfg(unix)]
+        for errno in [rustix::io::Errno::MFILE, rustix::io::Errno::NFILE] {
+            let e = io_error(std::io::Error::from_raw_os_error(errno.raw_os_error()));
+            assert!(e.is_watch_limit() && e.should_poll(), "{e}");
+        }
+        #[cfg(unix)]
+        for errno in [rustix::io::Errno::NOSYS, rustix::io::Errno::OPNOTSUPP] {
+            let e = io_error(std::io::Error::from_raw_os_error(errno.raw_os_error()));
+            assert!(!e.is_watch_limit() && e.should_poll(), "{e}");
+        }
+
+        let not_found = WatchError::Watch {
             path: PathBuf::from("/in"),
             source: notify::Error::path_not_found(),
         };
-        assert!(!e.is_watch_limit());
+        let denied = io_error(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        let generic = io_error(std::io::Error::other("too many open files"));
+        for e in [not_found, denied, generic] {
+            assert!(!e.is_watch_limit() && !e.should_poll(), "{e}");
+        }
     }
 
-    /// Waits (generously) until an event naming `want` arrives.
-    async fn wait_for_path(rx: &mut UnboundedReceiver<WatchEvent>, want: &Path) {
-        let deadline = Duration::from_secs(20);
-        let found = tokio::time::timeout(deadline, async {
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Changed,
+        Finished,
+    }
+
+    /// Waits (generously) for the next event naming `want`, and says which list it was in.
+    async fn next_for(rx: &mut UnboundedReceiver<WatchEvent>, want: &Path) -> Seen {
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
             while let Some(event) = rx.recv().await {
-                if let WatchEvent::Paths(paths) = event
-                    && paths.iter().any(|p| p == want)
-                {
-                    return true;
+                let seen = match &event {
+                    WatchEvent::Changed(_) => Seen::Changed,
+                    WatchEvent::Finished(_) => Seen::Finished,
+                    WatchEvent::Rescan => continue,
+                };
+                if event.paths().iter().any(|p| p == want) {
+                    return Some(seen);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(seen)) => seen,
+            _ => panic!("no event for {}", want.display()),
+        }
+    }
+
+    /// Waits until `want` shows up as Finished; a Changed before it is fine (the create
+    /// and the close may land in different batches).
+    async fn until_finished(rx: &mut UnboundedReceiver<WatchEvent>, want: &Path) {
+        while next_for(rx, want).await != Seen::Finished {}
+    }
+
+    fn native(root: &Path, options: WatchOptions) -> (InboxWatcher, UnboundedReceiver<WatchEvent>) {
+        let (tx, rx) = unbounded_channel();
+        let watcher = watch_with(root, Backend::Native, options, tx).unwrap();
+        (watcher, rx)
+    }
+
+    fn temp_root() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        (dir, root)
+    }
+
+    #[tokio::test]
+    async fn native_watcher_reports_new_file_in_nested_dir_and_rename() {
+        let (_dir, root) = temp_root();
+        let (watcher, mut rx) = native(&root, HINTS);
+        assert_eq!(watcher.backend(), Backend::Native);
+
+        let file = root.join("clip.mp4");
+        std::fs::write(&file, b"data").unwrap();
+        next_for(&mut rx, &file).await;
+
+        // A folder created after start-up is watched too (recursive).
+        let sub = root.join("job1");
+        std::fs::create_dir(&sub).unwrap();
+        assert_eq!(next_for(&mut rx, &sub).await, Seen::Changed);
+        let nested = sub.join("nested.mp4");
+        std::fs::write(&nested, b"data").unwrap();
+        next_for(&mut rx, &nested).await;
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn native_write_and_close_is_finished() {
+        let (_dir, root) = temp_root();
+        let (_watcher, mut rx) = native(&root, HINTS);
+        let file = root.join("clip.mp4");
+        std::fs::write(&file, b"data").unwrap();
+        until_finished(&mut rx, &file).await;
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn native_file_still_open_for_writing_is_changed_until_closed() {
+        let (_dir, root) = temp_root();
+        let (_watcher, mut rx) = native(&root, HINTS);
+        let path = root.join("export.mp4");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"first").unwrap();
+        assert_eq!(next_for(&mut rx, &path).await, Seen::Changed);
+        // A later append by the same, still open writer.
+        file.write_all(b"second").unwrap();
+        assert_eq!(next_for(&mut rx, &path).await, Seen::Changed);
+        drop(file);
+        assert_eq!(next_for(&mut rx, &path).await, Seen::Finished);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn native_rename_to_final_name_is_finished() {
+        let (_dir, root) = temp_root();
+        let (_watcher, mut rx) = native(&root, HINTS);
+        let part = root.join("clip.mp4.part");
+        std::fs::write(&part, b"data").unwrap();
+        until_finished(&mut rx, &part).await;
+
+        let file = root.join("clip.mp4");
+        std::fs::rename(&part, &file).unwrap();
+        assert_eq!(next_for(&mut rx, &file).await, Seen::Finished);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn native_without_hints_reports_only_changed() {
+        let (_dir, root) = temp_root();
+        let (_watcher, mut rx) = native(&root, NO_HINTS);
+        let part = root.join("clip.part");
+        std::fs::write(&part, b"data").unwrap();
+        let file = root.join("clip.mp4");
+        std::fs::rename(&part, &file).unwrap();
+        let last = root.join("last.mp4");
+        std::fs::write(&last, b"data").unwrap();
+        // Every event up to the last file's (a write+close, then a rename) is Changed.
+        let all_changed = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(event) = rx.recv().await {
+                match event {
+                    WatchEvent::Finished(_) => return false,
+                    WatchEvent::Changed(ps) if ps.contains(&last) => return true,
+                    _ => {}
                 }
             }
             false
         })
         .await;
-        assert_eq!(found, Ok(true), "no event for {}", want.display());
+        assert_eq!(all_changed, Ok(true));
     }
 
     #[tokio::test]
-    async fn native_watcher_reports_new_file_in_nested_dir_and_rename() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
+    async fn poll_watcher_reports_changed_only() {
+        let (_dir, root) = temp_root();
         let (tx, mut rx) = unbounded_channel();
-        let watcher = watch(&root, Backend::Native, tx).unwrap();
-        assert_eq!(watcher.backend(), Backend::Native);
+        let interval = Duration::from_millis(100);
+        let watcher = watch(&root, Backend::Poll(interval), tx).unwrap();
+        assert_eq!(watcher.backend(), Backend::Poll(interval));
 
         let file = root.join("clip.mp4");
         std::fs::write(&file, b"data").unwrap();
-        wait_for_path(&mut rx, &file).await;
-
-        // A folder created after start-up is watched too (recursive).
-        let sub = root.join("job1");
-        std::fs::create_dir(&sub).unwrap();
-        wait_for_path(&mut rx, &sub).await;
-        let nested = sub.join("nested.mp4");
-        std::fs::write(&nested, b"data").unwrap();
-        wait_for_path(&mut rx, &nested).await;
-
-        // A rename reports the new name.
-        let renamed = root.join("renamed.mp4");
-        std::fs::rename(&file, &renamed).unwrap();
-        wait_for_path(&mut rx, &renamed).await;
-    }
-
-    #[tokio::test]
-    async fn poll_watcher_reports_new_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        let (tx, mut rx) = unbounded_channel();
-        let watcher = watch(&root, Backend::Poll(Duration::from_millis(100)), tx).unwrap();
-        assert_eq!(watcher.backend(), Backend::Poll(Duration::from_millis(100)));
-
-        let file = root.join("clip.mp4");
-        std::fs::write(&file, b"data").unwrap();
-        wait_for_path(&mut rx, &file).await;
+        assert_eq!(next_for(&mut rx, &file).await, Seen::Changed);
+        let part = root.join("b.part");
+        std::fs::write(&part, b"data").unwrap();
+        assert_eq!(next_for(&mut rx, &part).await, Seen::Changed);
+        let renamed = root.join("b.mp4");
+        std::fs::rename(&part, &renamed).unwrap();
+        assert_eq!(next_for(&mut rx, &renamed).await, Seen::Changed);
     }
 
     #[tokio::test]
@@ -385,6 +765,7 @@ mod tests {
             let err = watch(&missing, backend, tx).unwrap_err();
             assert!(matches!(err, WatchError::Root { .. }), "{err:?}");
             assert!(!err.is_watch_limit());
+            assert!(!err.should_poll(), "polling cannot find a missing inbox");
         }
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").unwrap();
