@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use crate::config::WatchMode;
 use crate::watch::{
     self, Backend, CaptionLookup, Completeness, InboxWatcher, Settled, Settler, WatchEvent,
+    WatchOptions,
 };
 
 use super::context::Context;
@@ -87,7 +88,11 @@ impl Summary {
 /// Where a path came from.
 #[derive(Clone, Copy)]
 enum Seen {
+    /// Created or written.
     Event,
+    /// Closed after writing, or renamed into place.
+    Finished,
+    /// Found by a scan: exists, nothing more is known.
     Scan,
 }
 
@@ -140,6 +145,7 @@ pub async fn run(
             &config.inbox,
             config.watch.mode,
             config.watch.poll_interval,
+            options.finished_hints,
             tx,
         )?)
     };
@@ -199,18 +205,31 @@ fn start_watcher(
     inbox: &Path,
     mode: WatchMode,
     poll_interval: Duration,
+    finished_hints: bool,
     tx: mpsc::UnboundedSender<WatchEvent>,
 ) -> Result<InboxWatcher, FatalError> {
+    let options = WatchOptions { finished_hints };
+    let poll = Backend::Poll(poll_interval);
     match mode {
-        WatchMode::Poll => watch::watch(inbox, Backend::Poll(poll_interval), tx),
-        WatchMode::Native => watch::watch(inbox, Backend::Native, tx),
-        WatchMode::Auto => match watch::watch(inbox, Backend::Native, tx.clone()) {
-            Ok(w) => Ok(w),
-            Err(e) => {
-                warn!(reason = %e, "native file events unavailable; polling the inbox every {}", humantime::format_duration(poll_interval));
-                watch::watch(inbox, Backend::Poll(poll_interval), tx)
+        WatchMode::Poll => watch::watch_with(inbox, poll, options, tx),
+        WatchMode::Native => watch::watch_with(inbox, Backend::Native, options, tx),
+        WatchMode::Auto => {
+            if let Some(remote) = watch::remote_fs(inbox) {
+                // Native events only report changes made by this machine.
+                warn!(
+                    "the inbox is on a {remote}: file events from other machines never arrive there, so the inbox is polled"
+                );
+                watch::watch_with(inbox, poll, options, tx)
+            } else {
+                match watch::watch_with(inbox, Backend::Native, options, tx.clone()) {
+                    Err(e) if e.should_poll() => {
+                        warn!(reason = %e, "native file events unavailable; polling the inbox instead");
+                        watch::watch_with(inbox, poll, options, tx)
+                    }
+                    other => other,
+                }
             }
-        },
+        }
     }
     .map(|watcher| {
         match watcher.backend() {
@@ -275,23 +294,25 @@ impl Agent {
                 info!("the file watcher asked for a rescan");
                 self.full_scan().await;
             }
-            WatchEvent::Paths(paths) => {
-                for path in paths {
-                    if path.is_dir() && !self.is_excluded(&path) {
-                        // A folder moved or copied in: its files may bring no events of their own.
-                        let excluded = self.excluded.clone();
-                        let scan =
-                            tokio::task::spawn_blocking(move || watch::scan(&path, &excluded))
-                                .await;
-                        if let Ok(scan) = scan {
-                            for file in scan.files {
-                                self.consider(file, Seen::Scan);
-                            }
-                        }
-                    } else {
-                        self.consider(path, Seen::Event);
+            WatchEvent::Changed(paths) => self.on_paths(paths, Seen::Event).await,
+            WatchEvent::Finished(paths) => self.on_paths(paths, Seen::Finished).await,
+        }
+    }
+
+    async fn on_paths(&mut self, paths: Vec<PathBuf>, seen: Seen) {
+        for path in paths {
+            if path.is_dir() && !self.is_excluded(&path) {
+                // A folder moved or copied in: its files may bring no events of their own.
+                let excluded = self.excluded.clone();
+                let scan =
+                    tokio::task::spawn_blocking(move || watch::scan(&path, &excluded)).await;
+                if let Ok(scan) = scan {
+                    for file in scan.files {
+                        self.consider(file, Seen::Scan);
                     }
                 }
+            } else {
+                self.consider(path, seen);
             }
         }
     }
@@ -325,6 +346,9 @@ impl Agent {
             match seen {
                 // A write event restarts the file's settle clock.
                 Seen::Event => self.settler.observe(path, Instant::now().into_std()),
+                // A writer closed it or renamed it into place: a short confirm window,
+                // then the same content checks.
+                Seen::Finished => self.settler.observe_finished(path, Instant::now().into_std()),
                 // A scan only starts tracking: a periodic rescan must not reset files that
                 // are part-way through settling.
                 Seen::Scan => self.settler.track(path, Instant::now().into_std()),
