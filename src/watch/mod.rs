@@ -9,6 +9,7 @@
 //! its videos with [`videos_for_caption`]. Nothing here touches the ledger or moves files.
 
 pub mod bundle;
+pub mod media;
 pub mod names;
 pub mod native;
 pub mod scan;
