@@ -6,10 +6,11 @@
 //! How the pieces fit (the agent loop owns the wiring): scans and [`WatchEvent`]s yield
 //! candidate paths; paths under excluded folders and temp names are dropped with
 //! [`NameFilter`] and [`is_excluded`]; videos are fed to a [`Settler`]; each [`Settled`]
-//! video passes [`check_content`] and then [`find_caption`]. A caption event maps back to
+//! video passes [`check_content`] (the [`media`] box walk) and then [`find_caption`]. A caption event maps back to
 //! its videos with [`videos_for_caption`]. Nothing here touches the ledger or moves files.
 
 pub mod bundle;
+pub mod media;
 pub mod mounts;
 pub mod names;
 pub mod native;
