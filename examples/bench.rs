@@ -120,7 +120,10 @@ async fn latency() -> Result<String, Error> {
         for n in 0..LATENCY_FILES {
             // The caption is there first; the video is written elsewhere on the same file
             // system and renamed in finished, as exporters and sync tools do.
-            std::fs::write(inbox.join(format!("v{n}.yaml")), format!("text: clip {n}\n"))?;
+            std::fs::write(
+                inbox.join(format!("v{n}.yaml")),
+                format!("text: clip {n}\n"),
+            )?;
             let staged = staging.join(format!("v{n}.mp4"));
             std::fs::write(&staged, variant(&clip, n))?;
             let target = inbox.join(format!("v{n}.mp4"));
@@ -269,7 +272,9 @@ fn write_section(name: &str, body: &str) -> Result<(), Error> {
     let close = format!("<!-- /bench:{name} -->");
     let block = format!("{open}\n{body}\n{close}");
     let new = match (text.find(&open), text.find(&close)) {
-        (Some(a), Some(b)) if a < b => format!("{}{}{}", &text[..a], block, &text[b + close.len()..]),
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{}{}", &text[..a], block, &text[b + close.len()..])
+        }
         _ => format!("{}\n{block}\n", text.trim_end()),
     };
     std::fs::write(path, new)?;

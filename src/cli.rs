@@ -156,7 +156,8 @@ async fn watch_cmd(config: Option<&Path>, once: bool) -> anyhow::Result<ExitCode
             ..RunOptions::default()
         },
         shutdown,
-    ).await?;
+    )
+    .await?;
     for waiting in &summary.waiting_for_caption {
         tracing::warn!(file = %ctx.relative(waiting).display(), "left in the inbox: no caption");
     }

@@ -131,7 +131,11 @@ async fn caption_arriving_5_s_late_is_used() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(env.posts().await.is_empty());
     assert!(agent.log_text().contains("waiting for a caption"));
-    std::fs::write(env.inbox().join("late.yaml"), "text: \"晚到的字幕 #音乐\"\n").unwrap();
+    std::fs::write(
+        env.inbox().join("late.yaml"),
+        "text: \"晚到的字幕 #音乐\"\n",
+    )
+    .unwrap();
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["form"]["text"], "晚到的字幕 #音乐");
 }
@@ -142,7 +146,11 @@ async fn caption_edited_before_publishing_is_read_in_its_final_form() {
     let agent = env.spawn_watch();
     std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
     std::fs::write(env.inbox().join("clip.yaml"), "text: first draft\n").unwrap();
-    std::fs::write(env.inbox().join("clip.yaml"), "text: \"final words #音乐\"\n").unwrap();
+    std::fs::write(
+        env.inbox().join("clip.yaml"),
+        "text: \"final words #音乐\"\n",
+    )
+    .unwrap();
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["form"]["text"], "final words #音乐");
 }
@@ -160,7 +168,10 @@ async fn truncated_mp4_fails_after_incomplete_timeout() {
     let started = Instant::now();
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(started.elapsed() >= Duration::from_secs(2), "failed before the timeout");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "failed before the timeout"
+    );
     let err = read_json(&env.path("failed/cut.error.json"));
     let reason = err["reason"].as_str().unwrap();
     assert!(reason.contains("still incomplete"), "{reason}");
@@ -175,12 +186,19 @@ async fn text_file_named_mp4_fails_at_once() {
         "",
     )
     .await;
-    std::fs::write(env.inbox().join("notes.mp4"), "hello, this is not a video\n").unwrap();
+    std::fs::write(
+        env.inbox().join("notes.mp4"),
+        "hello, this is not a video\n",
+    )
+    .unwrap();
     std::fs::copy(media("clip.yaml"), env.inbox().join("notes.yaml")).unwrap();
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = read_json(&env.path("failed/notes.error.json"));
-    assert!(err["reason"].as_str().unwrap().contains("not a video"), "{err:#}");
+    assert!(
+        err["reason"].as_str().unwrap().contains("not a video"),
+        "{err:#}"
+    );
     assert!(env.path("failed/notes.yaml").exists());
 }
 
@@ -206,8 +224,14 @@ async fn burst_of_500_bundles_each_published_exactly_once() {
     let env = Env::configured(
         Default::default(),
         &[
-            ("watch", "{settle: 300ms, poll_interval: 100ms, rescan_interval: 1s}"),
-            ("publish", "{concurrency: 4, retry: {attempts: 3, initial: 50ms, max: 500ms}}"),
+            (
+                "watch",
+                "{settle: 300ms, poll_interval: 100ms, rescan_interval: 1s}",
+            ),
+            (
+                "publish",
+                "{concurrency: 4, retry: {attempts: 3, initial: 50ms, max: 500ms}}",
+            ),
         ],
         "",
     )
@@ -225,7 +249,10 @@ async fn burst_of_500_bundles_each_published_exactly_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let posts_after = env.posts().await;
     assert_eq!(posts_after.len(), N as usize, "{}", agent.log_text());
-    let mut hashes: Vec<&str> = posts.iter().map(|p| p["sha256"].as_str().unwrap()).collect();
+    let mut hashes: Vec<&str> = posts
+        .iter()
+        .map(|p| p["sha256"].as_str().unwrap())
+        .collect();
     hashes.sort();
     hashes.dedup();
     assert_eq!(hashes.len(), N as usize);
@@ -271,10 +298,25 @@ async fn non_utf8_names_are_archived_under_their_own_name_and_symlinks_left_alon
 
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(env.path("done").join(OsStr::from_bytes(b"clip-\xff.mp4")).exists());
-    assert!(env.path("done").join(OsStr::from_bytes(b"clip-\xff.receipt.json")).exists());
-    assert!(env.inbox().join("link.mp4").symlink_metadata().is_ok(), "symlink left in place");
+    assert!(
+        env.path("done")
+            .join(OsStr::from_bytes(b"clip-\xff.mp4"))
+            .exists()
+    );
+    assert!(
+        env.path("done")
+            .join(OsStr::from_bytes(b"clip-\xff.receipt.json"))
+            .exists()
+    );
+    assert!(
+        env.inbox().join("link.mp4").symlink_metadata().is_ok(),
+        "symlink left in place"
+    );
     assert_eq!(env.posts().await.len(), 1);
     let log = stderr(&out);
-    assert_eq!(log.matches("symlink in the inbox is not followed").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("symlink in the inbox is not followed").count(),
+        1,
+        "{log}"
+    );
 }

@@ -304,8 +304,7 @@ impl Agent {
             if path.is_dir() && !self.is_excluded(&path) {
                 // A folder moved or copied in: its files may bring no events of their own.
                 let excluded = self.excluded.clone();
-                let scan =
-                    tokio::task::spawn_blocking(move || watch::scan(&path, &excluded)).await;
+                let scan = tokio::task::spawn_blocking(move || watch::scan(&path, &excluded)).await;
                 if let Ok(scan) = scan {
                     for file in scan.files {
                         self.consider(file, Seen::Scan);
@@ -348,7 +347,9 @@ impl Agent {
                 Seen::Event => self.settler.observe(path, Instant::now().into_std()),
                 // A writer closed it or renamed it into place: a short confirm window,
                 // then the same content checks.
-                Seen::Finished => self.settler.observe_finished(path, Instant::now().into_std()),
+                Seen::Finished => self
+                    .settler
+                    .observe_finished(path, Instant::now().into_std()),
                 // A scan only starts tracking: a periodic rescan must not reset files that
                 // are part-way through settling.
                 Seen::Scan => self.settler.track(path, Instant::now().into_std()),

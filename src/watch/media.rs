@@ -159,6 +159,13 @@ fn walk_boxes<R: Read + Seek>(r: &mut Reader<R>) -> io::Result<Completeness> {
                     )));
                 }
                 let large = u64::from_be_bytes(large);
+                if large == 0 {
+                    // A recorder that reserved the field and fills it in when it stops:
+                    // waiting is safer than failing (incomplete_timeout still ends it).
+                    return Ok(incomplete(format!(
+                        "box `{name}` at offset {pos} has a 64-bit size not filled in yet"
+                    )));
+                }
                 if large < 16 {
                     return Ok(not_a_video(format!(
                         "box `{name}` at offset {pos} declares a 64-bit size of {large} bytes, \
@@ -502,6 +509,20 @@ mod tests {
     #[test]
     fn large_size_mdat_is_complete() {
         assert_eq!(check_file("a.mp4", &large_mdat()), Completeness::Complete);
+    }
+
+    #[test]
+    fn large_size_of_zero_is_a_placeholder_to_wait_for() {
+        let mut file = cat(&[bx(b"ftyp", 24), bx(b"moov", 30)]);
+        file.extend_from_slice(&header(1, b"mdat"));
+        file.extend_from_slice(&0u64.to_be_bytes());
+        file.resize(file.len() + 100, 1);
+        match check_file("a.mp4", &file) {
+            Completeness::Incomplete { reason } => {
+                assert!(reason.contains("not filled in"), "{reason}")
+            }
+            other => panic!("expected Incomplete, got {other:?}"),
+        }
     }
 
     #[test]

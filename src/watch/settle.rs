@@ -203,17 +203,11 @@ pub enum Completeness {
 /// The content seam of settling, for videos only: decides whether a quiet file is also a
 /// finished one.
 ///
-/// This first version rejects only empty files (design.md §1.2: zero bytes fails at
-/// once). The MP4/MOV/M4V top-level box walk (boxes must tile the file exactly and include
-/// `moov`; a first box that is no MP4 box is `NotAVideo`) plugs in here, keeping this
-/// signature, so the agent loop does not change when it lands.
+/// Zero bytes fails at once; MP4/MOV/M4V must pass the top-level box walk (boxes tile the
+/// file exactly and include `moov` and `mdat`), WebM must start with the EBML magic (see
+/// [`super::media`]). Reads box headers only.
 pub fn check_content(settled: &Settled) -> io::Result<Completeness> {
-    if settled.size == 0 {
-        return Ok(Completeness::NotAVideo {
-            reason: "the file is empty (0 bytes)".into(),
-        });
-    }
-    Ok(Completeness::Complete)
+    super::media::check(&settled.path, settled.size)
 }
 
 #[cfg(test)]
@@ -438,16 +432,33 @@ mod tests {
     }
 
     #[test]
-    fn content_check_rejects_empty_files_only() {
-        let settled = |size| Settled {
-            path: PathBuf::from("x.mp4"),
-            size,
-            modified: SystemTime::UNIX_EPOCH,
+    fn content_check_walks_the_boxes_of_the_settled_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/media/clip.mp4");
+        let bytes = fs::read(clip).unwrap();
+        let check = |name: &str, content: &[u8]| {
+            let path = dir.path().join(name);
+            write(&path, content);
+            let meta = fs::metadata(&path).unwrap();
+            check_content(&Settled {
+                path,
+                size: meta.len(),
+                modified: meta.modified().unwrap(),
+            })
+            .unwrap()
         };
+        assert_eq!(check("whole.mp4", &bytes), Completeness::Complete);
         assert!(matches!(
-            check_content(&settled(0)).unwrap(),
+            check("half.mp4", &bytes[..bytes.len() / 2]),
+            Completeness::Incomplete { .. }
+        ));
+        assert!(matches!(
+            check("empty.mp4", b""),
             Completeness::NotAVideo { .. }
         ));
-        assert_eq!(check_content(&settled(1)).unwrap(), Completeness::Complete);
+        assert!(matches!(
+            check("notes.mp4", b"hello, world"),
+            Completeness::NotAVideo { .. }
+        ));
     }
 }

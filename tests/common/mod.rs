@@ -56,7 +56,10 @@ impl Env {
             ("duplicates", "./duplicates".into()),
             ("state_dir", "./.dropcast".into()),
             ("watch", DEFAULT_WATCH.into()),
-            ("publish", "{retry: {attempts: 3, initial: 50ms, max: 500ms}}".into()),
+            (
+                "publish",
+                "{retry: {attempts: 3, initial: 50ms, max: 500ms}}".into(),
+            ),
             ("platform", platform),
             ("accounts", accounts),
             ("status", "{listen: off}".into()),
