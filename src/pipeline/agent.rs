@@ -231,14 +231,11 @@ fn start_watcher(
             }
         }
     }
-    .map(|watcher| {
-        match watcher.backend() {
-            Backend::Native => info!("file events: native"),
-            Backend::Poll(every) => {
-                info!(every = %humantime::format_duration(every), "file events: polling the inbox")
-            }
+    .inspect(|watcher| match watcher.backend() {
+        Backend::Native => info!("file events: native"),
+        Backend::Poll(every) => {
+            info!(every = %humantime::format_duration(every), "file events: polling the inbox")
         }
-        watcher
     })
     .map_err(|e| FatalError::Watch {
         path: inbox.to_path_buf(),
