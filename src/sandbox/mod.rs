@@ -5,7 +5,8 @@
 //! Code map: [`account`] (which cookies are users), [`creator`] (steps 1, 5, 6a, 6b),
 //! [`vod`] (steps 2 and 4), [`tos`] (step 3, objects streamed to disk), [`form`] and
 //! [`text`] (step 5's field and span rules), [`challenges`], [`mp4`], [`inspect`]
-//! (`/__sandbox/*` endpoints for tests), [`state`] (shared memory and clock).
+//! (`/__sandbox/*` endpoints for tests), [`faults`] (errors injected on purpose, and
+//! `/__sandbox/faults` + `/__sandbox/release`), [`state`] (shared memory and clock).
 //!
 //! Choices where protocol.md leaves room (ours):
 //! - vod errors (`code` ≠ 2000) come with HTTP 200, except an expired upload `token` at
@@ -19,6 +20,7 @@
 mod account;
 mod challenges;
 mod creator;
+mod faults;
 mod form;
 mod inspect;
 mod mp4;
@@ -42,6 +44,17 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use account::cookie_for;
+pub use faults::{BUFFER_LIMIT, Fault, FaultAction, FaultStep};
+
+/// The request paths of the protocol, for the router and for matching faults to steps.
+mod paths {
+    pub const CREDENTIALS: &str = "/web/api/media/upload/auth/";
+    pub const CREATE: &str = "/web/api/media/aweme/create/";
+    pub const POST_LIST: &str = "/web/api/media/aweme/post/";
+    pub const CHALLENGE_SUG: &str = "/aweme/v1/search/challengesug/";
+    /// Step 2 (`GET`) and step 4 (`POST`).
+    pub const VOD: &str = "/video/openapi/v1/";
+}
 
 /// Which layout step 2's `data` uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,6 +80,8 @@ pub struct SandboxOptions {
     pub storage_dir: Option<PathBuf>,
     /// Least time between two posts of one account; zero = no limit.
     pub min_post_interval: Duration,
+    /// Fault rules armed from the start (more can be added while running).
+    pub faults: Vec<Fault>,
 }
 
 impl Default for SandboxOptions {
@@ -77,6 +92,7 @@ impl Default for SandboxOptions {
             layout: ParamsLayout::Alternate,
             storage_dir: None,
             min_post_interval: Duration::ZERO,
+            faults: Vec::new(),
         }
     }
 }
@@ -87,6 +103,7 @@ pub struct SandboxHandle {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    faults: Arc<faults::Faults>,
 }
 
 impl SandboxHandle {
@@ -99,8 +116,35 @@ impl SandboxHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Stop accepting, finish the requests in flight, and wait for the server to end.
+    /// Arm one more fault rule (after the existing ones).
+    pub fn inject(&self, fault: Fault) {
+        self.faults.add([fault]);
+    }
+
+    /// Remove every fault rule; held requests stay held until [`SandboxHandle::release`].
+    pub fn clear_faults(&self) {
+        self.faults.clear();
+    }
+
+    /// Let every held request go on; returns how many were held.
+    pub fn release(&self) -> usize {
+        self.faults.release()
+    }
+
+    /// How many requests a `hold` fault is holding right now.
+    pub fn held(&self) -> usize {
+        self.faults.held()
+    }
+
+    /// Wait until at least `n` requests are held.
+    pub async fn wait_held(&self, n: usize) {
+        self.faults.wait_held(n).await;
+    }
+
+    /// Stop accepting, finish the requests in flight (held ones end without an answer),
+    /// and wait for the server to end.
     pub async fn shutdown(self) {
+        self.faults.close();
         let _ = self.stop.send(());
         match self.task.await {
             Ok(Ok(())) => {}
@@ -113,6 +157,7 @@ impl SandboxHandle {
 /// A router ready to serve, and the temporary folder (if any) that must outlive it.
 struct Prepared {
     router: Router,
+    faults: Arc<faults::Faults>,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -128,6 +173,7 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
         }
     };
     tokio::fs::create_dir_all(objects_dir.join(tos::BUCKET)).await?;
+    let faults = Arc::new(faults::Faults::new(options.faults));
     let app = state::App {
         cfg: Arc::new(state::Settings {
             auth_ttl: options.auth_ttl,
@@ -138,26 +184,22 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
             objects_dir,
         }),
         state: Arc::new(Mutex::new(state::State::new())),
+        faults: Arc::clone(&faults),
     };
     Ok(Prepared {
         router: router(app),
+        faults,
         _tempdir: tempdir,
     })
 }
 
 fn router(app: state::App) -> Router {
     Router::new()
-        .route("/web/api/media/upload/auth/", get(creator::credentials))
-        .route("/web/api/media/aweme/create/", post(creator::create))
-        .route("/web/api/media/aweme/post/", get(creator::post_list))
-        .route(
-            "/aweme/v1/search/challengesug/",
-            get(creator::challenge_sug),
-        )
-        .route(
-            "/video/openapi/v1/",
-            get(vod::upload_params).post(vod::commit),
-        )
+        .route(paths::CREDENTIALS, get(creator::credentials))
+        .route(paths::CREATE, post(creator::create))
+        .route(paths::POST_LIST, get(creator::post_list))
+        .route(paths::CHALLENGE_SUG, get(creator::challenge_sug))
+        .route(paths::VOD, get(vod::upload_params).post(vod::commit))
         .route(
             &format!("/{}/{{name}}", tos::BUCKET),
             post(tos::upload).put(tos::upload),
@@ -166,8 +208,14 @@ fn router(app: state::App) -> Router {
         .route("/__sandbox/requests", get(inspect::requests))
         .route("/__sandbox/expire", post(inspect::expire))
         .route("/__sandbox/advance", post(inspect::advance))
+        .route(
+            "/__sandbox/faults",
+            get(faults::list).post(faults::add).delete(faults::clear),
+        )
+        .route("/__sandbox/release", post(faults::release))
         .fallback(not_found)
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(app.clone(), faults::apply))
         .with_state(app)
 }
 
@@ -201,8 +249,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let prepared = prepare(&listener, options).await?;
     tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
+    let faults = prepared.faults;
     axum::serve(listener, prepared.router)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            faults.close();
+        })
         .await
 }
 
@@ -213,16 +265,26 @@ pub async fn start(
 ) -> std::io::Result<SandboxHandle> {
     let addr = listener.local_addr()?;
     let prepared = prepare(&listener, options).await?;
+    let faults = Arc::clone(&prepared.faults);
+    let closer = Arc::clone(&faults);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let Prepared { router, _tempdir } = prepared;
+        let Prepared {
+            router, _tempdir, ..
+        } = prepared;
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
+                closer.close();
             })
             .await;
         drop(_tempdir);
         result
     });
-    Ok(SandboxHandle { addr, stop, task })
+    Ok(SandboxHandle {
+        addr,
+        stop,
+        task,
+        faults,
+    })
 }

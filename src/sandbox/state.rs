@@ -18,6 +18,7 @@ use super::ParamsLayout;
 pub struct App {
     pub cfg: Arc<Settings>,
     pub state: Arc<Mutex<State>>,
+    pub faults: Arc<super::faults::Faults>,
 }
 
 impl App {
