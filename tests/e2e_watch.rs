@@ -320,3 +320,95 @@ async fn non_utf8_names_are_archived_under_their_own_name_and_symlinks_left_alon
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn video_replaced_while_waiting_for_its_caption_settles_again() {
+    let env = Env::start("").await;
+    let agent = env.spawn_watch();
+    let video = env.inbox().join("clip.mp4");
+    std::fs::write(&video, clip_variant(1)).unwrap();
+    agent.wait_for_log("waiting for a caption").await;
+    std::fs::write(&video, clip_variant(2)).unwrap();
+    std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
+    let posts = wait_for_posts(&env, &agent, 1).await;
+    assert_eq!(
+        posts[0]["sha256"],
+        Value::from(sha256_hex(&clip_variant(2)))
+    );
+    assert_eq!(posts.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn video_changed_while_being_published_is_abandoned_and_starts_over() {
+    use dropcast::sandbox::{Fault, FaultAction, FaultStep, SandboxOptions};
+    let options = SandboxOptions {
+        faults: vec![Fault::new(FaultStep::Commit, FaultAction::Hold).times(1)],
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[], "").await;
+    let agent = env.spawn_watch();
+    let video = env.inbox().join("clip.mp4");
+    std::fs::write(&video, clip_variant(1)).unwrap();
+    std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
+
+    // The upload is done and the commit is held open: now the export changes.
+    tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
+        .await
+        .expect("commit never arrived");
+    std::fs::write(&video, clip_variant(2)).unwrap();
+    env.sandbox.release();
+
+    let posts = wait_for_posts(&env, &agent, 1).await;
+    assert_eq!(
+        posts[0]["sha256"],
+        Value::from(sha256_hex(&clip_variant(2)))
+    );
+    let receipt = env.path("done/clip.receipt.json");
+    wait_until(Duration::from_secs(30), || receipt.exists())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(env.path("done/clip.mp4")).unwrap(),
+        clip_variant(2)
+    );
+    assert!(
+        !env.path("done/clip-1.mp4").exists(),
+        "nothing archived for the abandoned job"
+    );
+    assert!(
+        agent.log_text().contains("abandoned"),
+        "{}",
+        agent.log_text()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.posts().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn caption_edited_after_publishing_started_is_logged_and_ignored() {
+    use dropcast::sandbox::{Fault, FaultAction, FaultStep, SandboxOptions};
+    let options = SandboxOptions {
+        faults: vec![Fault::new(FaultStep::Create, FaultAction::Hold).times(1)],
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[], "").await;
+    let agent = env.spawn_watch();
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    std::fs::write(env.inbox().join("clip.yaml"), "text: as sent\n").unwrap();
+    tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
+        .await
+        .expect("publish request never arrived");
+    std::fs::write(env.inbox().join("clip.yaml"), "text: too late\n").unwrap();
+    env.sandbox.release();
+
+    let posts = wait_for_posts(&env, &agent, 1).await;
+    assert_eq!(posts[0]["form"]["text"], "as sent");
+    let receipt = env.path("done/clip.receipt.json");
+    wait_until(Duration::from_secs(30), || receipt.exists())
+        .await
+        .unwrap();
+    assert_eq!(read_json(&receipt)["caption"]["text"], "as sent");
+    agent
+        .wait_for_log("the caption changed after publishing started")
+        .await;
+}
