@@ -7,6 +7,7 @@ pub mod caption;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod failpoint;
 pub mod hash;
 pub mod ledger;
 pub mod pipeline;
