@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::caption::{self, CaptionFields};
 use crate::config::Config;
+use crate::lock::StateLock;
 use crate::pipeline::{self, Bundle, Context, FatalError, Outcome, RunOptions};
 use crate::sandbox::{self, SandboxOptions};
 use crate::watch;
@@ -145,7 +146,9 @@ async fn build_context(explicit: Option<&Path>) -> anyhow::Result<Arc<Context>> 
 }
 
 async fn watch_cmd(config: Option<&Path>, once: bool) -> anyhow::Result<ExitCode> {
-    let ctx = build_context(config).await?;
+    let config = load_config(config)?;
+    let _lock = StateLock::acquire(&config.state_dir).map_err(FatalError::from)?;
+    let ctx = Arc::new(Context::build(config).await?);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod failpoint;
 pub mod hash;
 pub mod ledger;
+pub mod lock;
 pub mod pipeline;
 pub mod platform;
 pub mod receipt;

@@ -25,13 +25,18 @@ pub enum FatalError {
     Watch { path: PathBuf, reason: String },
     #[error("platform client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
 }
 
 impl FatalError {
     /// Exit status: 2 for what the user must fix in config or setup, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            FatalError::Config(_) | FatalError::Folder { .. } | FatalError::Account { .. } => 2,
+            FatalError::Config(_)
+            | FatalError::Folder { .. }
+            | FatalError::Account { .. }
+            | FatalError::Lock(_) => 2,
             _ => 1,
         }
     }

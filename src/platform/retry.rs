@@ -4,55 +4,77 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::{PublishError, RetryPolicy};
 
-fn backoff(policy: &RetryPolicy) -> ExponentialBuilder {
-    let retries = policy.attempts.saturating_sub(1) as usize;
+/// The longest `Retry-After` honoured as asked; a longer one is waited in this size.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// How many rate-limit answers in a row one call sits out before it gives up (the job is
+/// then held and tried again later). Rate limits do not use up `attempts`.
+pub const MAX_RATE_LIMITED: u32 = 50;
+
+fn backoff(policy: &RetryPolicy) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_min_delay(policy.initial)
         .with_max_delay(policy.max.max(policy.initial))
-        .with_max_times(retries)
+        .without_max_times()
         .with_jitter()
+        .build()
 }
 
-/// The wait before the next try: the backoff's, or what the platform asked for (capped
-/// at `max`). `None` once the tries are used up.
-fn next_wait(err: &PublishError, backoff: Option<Duration>, max: Duration) -> Option<Duration> {
-    let backoff = backoff?;
-    Some(match err.retry_after() {
-        Some(asked) => asked.min(max),
-        None => backoff.min(max),
-    })
-}
-
-/// Runs `attempt` until it succeeds, fails with an error that is not retryable, or the
-/// policy's tries are used up; the last error is returned.
+/// Runs `attempt` until it succeeds or fails for good. Transient errors are retried with
+/// exponential backoff and jitter, up to `policy.attempts` tries in all. Rate limits wait
+/// what the platform asked for (`Retry-After`, else the backoff) and do not count as a
+/// try. Anything else is returned at once.
 pub async fn retrying<T, F, Fut>(
     policy: &RetryPolicy,
     step: &'static str,
-    attempt: F,
+    mut attempt: F,
 ) -> Result<T, PublishError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, PublishError>>,
 {
-    let max = policy.max;
-    attempt
-        .retry(backoff(policy))
-        .when(PublishError::is_retryable)
-        .adjust(move |err, wait| next_wait(err, wait, max))
-        .notify(|err, wait| {
-            tracing::warn!(
-                step,
-                class = err.class(),
-                reason = %err,
-                wait_ms = wait.as_millis() as u64,
-                "retrying"
-            );
-        })
-        .await
+    let mut delays = backoff(policy);
+    let mut tries = 0u32;
+    let mut limited = 0u32;
+    loop {
+        let err = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        let wait = match &err {
+            PublishError::RateLimited { retry_after } => {
+                limited += 1;
+                if limited > MAX_RATE_LIMITED {
+                    return Err(err);
+                }
+                match retry_after {
+                    Some(asked) => (*asked).min(MAX_RETRY_AFTER),
+                    None => delays.next().unwrap_or(policy.max),
+                }
+            }
+            PublishError::Transient { retry_after, .. } => {
+                tries += 1;
+                if tries >= policy.attempts.max(1) {
+                    return Err(err);
+                }
+                let backoff = delays.next().unwrap_or(policy.max);
+                retry_after.map_or(backoff, |asked| asked.min(MAX_RETRY_AFTER))
+            }
+            _ => return Err(err),
+        };
+        tracing::warn!(
+            step,
+            class = err.class(),
+            reason = %err,
+            wait_ms = wait.as_millis() as u64,
+            "retrying"
+        );
+        tokio::time::sleep(wait).await;
+    }
 }
 
 #[cfg(test)]
@@ -105,37 +127,43 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn rate_limit_waits_retry_after_capped_at_max() {
-        let p = RetryPolicy {
-            attempts: 2,
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(50),
-        };
-        let start = std::time::Instant::now();
+    #[tokio::test(start_paused = true)]
+    async fn rate_limits_wait_retry_after_and_do_not_use_up_attempts() {
+        let p = policy(2);
+        let start = tokio::time::Instant::now();
         let tries = AtomicU32::new(0);
         let result = retrying(&p, "test", || async {
-            if tries.fetch_add(1, Ordering::SeqCst) == 0 {
-                Err(PublishError::RateLimited {
-                    retry_after: Some(Duration::from_secs(3600)),
-                })
-            } else {
-                Ok(42)
+            match tries.fetch_add(1, Ordering::SeqCst) {
+                // Five rate limits in a row, then one transient error: with two attempts
+                // allowed, the transient one is the first counted try.
+                0..=4 => Err(PublishError::RateLimited {
+                    retry_after: Some(Duration::from_secs(30)),
+                }),
+                5 => Err(PublishError::Transient {
+                    reason: "503".into(),
+                    retry_after: None,
+                }),
+                _ => Ok(42),
             }
         })
         .await;
         assert_eq!(result.unwrap(), 42);
-        // Waited the cap, not the hour asked for (and not the 1 ms backoff).
-        let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(50), "{waited:?}");
-        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        assert_eq!(tries.load(Ordering::SeqCst), 7);
+        // Waited what was asked for, five times (the clock is paused: no real waiting).
+        assert!(start.elapsed() >= Duration::from_secs(150));
     }
 
-    #[test]
-    fn no_wait_once_tries_are_used_up() {
-        let err = PublishError::RateLimited {
-            retry_after: Some(Duration::from_secs(1)),
-        };
-        assert_eq!(next_wait(&err, None, Duration::from_secs(9)), None);
+    #[tokio::test(start_paused = true)]
+    async fn endless_rate_limits_give_up_after_a_bound() {
+        let tries = AtomicU32::new(0);
+        let result: Result<(), _> = retrying(&policy(3), "test", || async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Err(PublishError::RateLimited {
+                retry_after: Some(Duration::from_secs(7200)),
+            })
+        })
+        .await;
+        assert_eq!(result.unwrap_err().class(), "rate_limited");
+        assert_eq!(tries.load(Ordering::SeqCst), MAX_RATE_LIMITED + 1);
     }
 }
