@@ -269,14 +269,6 @@ impl PublishError {
             _ => None,
         }
     }
-
-    /// Transient and rate-limit errors are retried inside the client.
-    pub(crate) fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            PublishError::Transient { .. } | PublishError::RateLimited { .. }
-        )
-    }
 }
 
 #[cfg(test)]
