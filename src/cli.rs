@@ -273,7 +273,7 @@ async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         let Some(account) = ctx.accounts.get(&acc.name) else {
             continue;
         };
-        match ctx.client.credentials(account).await {
+        match ctx.client.credentials(&account).await {
             Ok(_) => println!(
                 "account     {}: cookie ok (upload credentials granted)",
                 acc.name

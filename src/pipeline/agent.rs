@@ -165,6 +165,11 @@ pub async fn run(
         events: options.events.clone(),
         ctx: Arc::clone(&ctx),
     };
+    // Paused accounts are tried again in the background; a resumed one brings its
+    // queued videos back through a full scan.
+    let (resumed_tx, mut resumed_rx) = mpsc::unbounded_channel::<String>();
+    let _rechecks = (!options.once)
+        .then(|| AbortOnDrop(tokio::spawn(recheck_accounts(Arc::clone(&ctx), resumed_tx))));
     info!(inbox = %config.inbox.display(), once = options.once, "watching");
     agent.full_scan().await;
 
@@ -187,6 +192,10 @@ pub async fn run(
                 break;
             }
             Some(event) = rx.recv() => agent.on_event(event).await,
+            Some(account) = resumed_rx.recv() => {
+                info!(%account, "account resumed; looking for its queued videos");
+                agent.full_scan().await;
+            }
             Some(done) = agent.jobs.join_next_with_id(), if !agent.jobs.is_empty() => agent.on_joined(done),
             _ = rescan.tick() => {
                 debug!("periodic rescan");
@@ -199,6 +208,42 @@ pub async fn run(
     summary.waiting_for_caption = agent.waiting.into_keys().collect();
     summary.waiting_for_caption.sort();
     Ok(summary)
+}
+
+/// How often paused accounts are looked at (a changed cookie file is noticed this fast).
+const ACCOUNT_LOOK_EVERY: Duration = Duration::from_secs(2);
+/// How often a paused account's cookie is tried again even if nothing changed.
+const ACCOUNT_RECHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// Tries paused accounts again (protocol step 1) when their cookie file changes or a
+/// minute has passed; reports the ones that work again.
+async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<String>) {
+    let mut tick = tokio::time::interval(ACCOUNT_LOOK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for due in ctx.accounts.due_for_check(ACCOUNT_RECHECK_EVERY) {
+            match ctx.client.credentials(&due.account).await {
+                Ok(_) => {
+                    ctx.accounts.resume(&due.name);
+                    info!(account = %due.name, "the account's cookie works again");
+                    if resumed.send(due.name).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => debug!(account = %due.name, reason = %e, "still paused"),
+            }
+        }
+    }
+}
+
+/// Aborts a background task when the agent stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn start_watcher(

@@ -16,13 +16,14 @@ use crate::sandbox::{self, SandboxHandle, SandboxOptions};
 use crate::secret::Secret;
 use crate::watch::NameFilter;
 
+use super::accounts::Accounts;
 use super::error::FatalError;
 
 /// Shared by every job of one agent (or one command).
 pub struct Context {
     pub config: Config,
     pub client: DouyinWeb,
-    pub accounts: HashMap<String, Account>,
+    pub accounts: Accounts,
     pub filter: NameFilter,
     pub folders: Folders,
     ledger: Arc<Mutex<Ledger>>,
@@ -69,7 +70,7 @@ impl Context {
                 timeout: config.platform.timeout,
                 retry,
             };
-            let mut accounts = HashMap::new();
+            let accounts = Accounts::new();
             for acc in &config.accounts {
                 let account =
                     Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
@@ -77,7 +78,7 @@ impl Context {
                             account: acc.name.clone(),
                             reason: e.to_string(),
                         })?;
-                accounts.insert(acc.name.clone(), account);
+                accounts.insert(account, None, None);
             }
             (settings, accounts, Some(handle))
         } else {
@@ -88,7 +89,7 @@ impl Context {
                 timeout: config.platform.timeout,
                 retry,
             };
-            let mut accounts = HashMap::new();
+            let accounts = Accounts::new();
             for acc in &config.accounts {
                 let cookie = load_cookie(&acc.name, &acc.cookie)?;
                 let account =
@@ -98,7 +99,7 @@ impl Context {
                             reason: e.to_string(),
                         }
                     })?;
-                accounts.insert(acc.name.clone(), account);
+                accounts.insert(account, Some(acc.cookie.clone()), acc.csrf_token.clone());
             }
             (settings, accounts, None)
         };

@@ -69,6 +69,8 @@ impl Outcome {
 enum Stop {
     Failed(JobFailure),
     Held(String),
+    /// The platform refused the account's cookie: pause the account.
+    CookieExpired(String),
     Abandoned(String),
     Unconfirmed(String),
     Ledger(LedgerError),
@@ -128,7 +130,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
         Err(_) => default_account,
     };
     let caption = caption.and_then(|c| {
-        if ctx.accounts.contains_key(&account_name) {
+        if ctx.accounts.contains(&account_name) {
             Ok(c)
         } else {
             let known: Vec<&str> = ctx
@@ -148,7 +150,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
             ))
         }
     });
-    let account_name = if ctx.accounts.contains_key(&account_name) {
+    let account_name = if ctx.accounts.contains(&account_name) {
         account_name
     } else {
         ctx.config.default_account().name.clone()
@@ -215,6 +217,13 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
             reason: format!("account `{}` is not configured", job.account),
         };
     };
+    if let Some(pause) = ctx.accounts.paused(&job.account) {
+        // Nothing is sent for a paused account; the video stays queued.
+        return Outcome::Held {
+            reason: format!("account `{}` is paused: {}", job.account, pause.reason),
+        };
+    }
+    let account = &account;
 
     let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &fp).await {
         Ok(done) => done,
@@ -222,6 +231,19 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
         Err(Stop::Held(reason)) => {
             warn!(%reason, "job held; the video stays in the inbox and is tried again later");
             return Outcome::Held { reason };
+        }
+        Err(Stop::CookieExpired(reason)) => {
+            if ctx.accounts.pause(&job.account, &reason) {
+                error!(
+                    account = %job.account,
+                    %reason,
+                    "the platform refuses this account's cookie (expired or logged out). The account is paused: its videos stay queued in the inbox. To fix: {}. dropcast also re-checks the cookie every minute.",
+                    ctx.accounts.renew_hint(&job.account)
+                );
+            }
+            return Outcome::Held {
+                reason: format!("account `{}` paused: {reason}", job.account),
+            };
         }
         Err(Stop::Unconfirmed(reason)) => {
             error!(%reason, "publish outcome unknown and could not be checked; parked as unconfirmed, never re-sent on its own");
@@ -509,9 +531,7 @@ fn stop_for(step: Step, e: PublishError) -> Stop {
         PublishError::AuthExpired {
             what: Expired::Cookie,
             ..
-        } => Stop::Held(format!(
-            "{step}: the account's cookie has expired or is not logged in; renew it (see README, \"Using a real account\"): {e}"
-        )),
+        } => Stop::CookieExpired(format!("{step}: {e}")),
         PublishError::AuthExpired { .. } => Stop::Failed(JobFailure::from_publish(step, &e)),
         PublishError::Transient { .. } | PublishError::RateLimited { .. } => {
             Stop::Held(format!("{step}: {e}"))

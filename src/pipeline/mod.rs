@@ -3,6 +3,7 @@
 //! `agent` finds and settles files, `job` publishes one bundle, `context` holds what
 //! jobs share, `error` says which errors stop the agent and which end one job.
 
+pub mod accounts;
 pub mod agent;
 pub mod context;
 pub mod error;

@@ -1,0 +1,185 @@
+//! The configured accounts, each with its cookie and whether it is paused.
+//!
+//! An account whose cookie the platform refuses (expired, logged out) is *paused*: its
+//! videos stay queued in the inbox and nothing is sent for it. It resumes by itself when
+//! its cookie file changes and works again, or when a periodic re-check succeeds.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+use crate::config::CookieSource;
+use crate::platform::Account;
+use crate::secret::Secret;
+
+use super::context::load_cookie;
+
+/// A paused account, as `status` will show it.
+#[derive(Debug, Clone)]
+pub struct Pause {
+    pub reason: String,
+    pub since: SystemTime,
+    /// When its cookie was last tried.
+    checked: Instant,
+    /// The cookie file's mtime when it was last read.
+    cookie_stamp: Option<SystemTime>,
+}
+
+struct Entry {
+    account: Account,
+    /// Where the cookie comes from; `None` in sandbox mode.
+    source: Option<CookieSource>,
+    csrf: Option<Secret>,
+    paused: Option<Pause>,
+}
+
+/// Every configured account, shared by all jobs.
+pub struct Accounts {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// An account due for a re-check, with the cookie to try.
+pub struct Recheck {
+    pub name: String,
+    pub account: Account,
+}
+
+impl Accounts {
+    pub fn new() -> Accounts {
+        Accounts {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds an account; `source` is where its cookie can be read again.
+    pub fn insert(&self, account: Account, source: Option<CookieSource>, csrf: Option<Secret>) {
+        let name = account.name.clone();
+        self.lock().insert(
+            name,
+            Entry {
+                account,
+                source,
+                csrf,
+                paused: None,
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.lock().contains_key(name)
+    }
+
+    /// The account with its current cookie.
+    pub fn get(&self, name: &str) -> Option<Account> {
+        self.lock().get(name).map(|e| e.account.clone())
+    }
+
+    /// Why the account is paused, if it is.
+    pub fn paused(&self, name: &str) -> Option<Pause> {
+        self.lock().get(name).and_then(|e| e.paused.clone())
+    }
+
+    /// Pauses an account. Returns `true` when it was running until now (say so loudly
+    /// once, not for every job).
+    pub fn pause(&self, name: &str, reason: &str) -> bool {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return false;
+        };
+        if entry.paused.is_some() {
+            return false;
+        }
+        entry.paused = Some(Pause {
+            reason: reason.to_string(),
+            since: SystemTime::now(),
+            checked: Instant::now(),
+            cookie_stamp: entry.source.as_ref().and_then(cookie_stamp),
+        });
+        true
+    }
+
+    pub fn resume(&self, name: &str) {
+        if let Some(entry) = self.lock().get_mut(name) {
+            entry.paused = None;
+        }
+    }
+
+    /// How to renew this account's cookie, for the log.
+    pub fn renew_hint(&self, name: &str) -> String {
+        match self.lock().get(name).and_then(|e| e.source.clone()) {
+            Some(CookieSource::File(path)) => format!(
+                "log in at https://creator.douyin.com, copy the Cookie header into {} and \
+                 dropcast resumes by itself",
+                path.display()
+            ),
+            Some(CookieSource::Env(var)) => format!(
+                "log in at https://creator.douyin.com, put the Cookie header in {var} and \
+                 restart dropcast (a running program cannot see a changed variable; a \
+                 cookie_file can be renewed without a restart)"
+            ),
+            None => "renew the account's cookie".into(),
+        }
+    }
+
+    /// Paused accounts to try again now: those whose cookie file changed (the new cookie
+    /// is read) and those not tried for `every`. Marks them as tried.
+    pub fn due_for_check(&self, every: std::time::Duration) -> Vec<Recheck> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (name, entry) in self.lock().iter_mut() {
+            let Some(pause) = entry.paused.as_mut() else {
+                continue;
+            };
+            let stamp = entry.source.as_ref().and_then(cookie_stamp);
+            let changed = stamp.is_some() && stamp != pause.cookie_stamp;
+            if !changed && now.duration_since(pause.checked) < every {
+                continue;
+            }
+            pause.checked = now;
+            if changed {
+                pause.cookie_stamp = stamp;
+                if let Some(source) = &entry.source {
+                    match load_cookie(name, source).and_then(|cookie| {
+                        Account::new(name, cookie, entry.csrf.clone()).map_err(|e| {
+                            super::FatalError::Account {
+                                account: name.clone(),
+                                reason: e.to_string(),
+                            }
+                        })
+                    }) {
+                        Ok(account) => {
+                            tracing::info!(account = %name, "the cookie file changed; trying the new cookie");
+                            entry.account = account;
+                        }
+                        Err(e) => {
+                            tracing::warn!(account = %name, reason = %e, "the cookie file changed but cannot be used");
+                            continue;
+                        }
+                    }
+                }
+            }
+            due.push(Recheck {
+                name: name.clone(),
+                account: entry.account.clone(),
+            });
+        }
+        due
+    }
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Accounts::new()
+    }
+}
+
+fn cookie_stamp(source: &CookieSource) -> Option<SystemTime> {
+    match source {
+        CookieSource::File(path) => std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+        CookieSource::Env(_) => None,
+    }
+}
