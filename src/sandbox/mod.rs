@@ -5,8 +5,9 @@
 //! Code map: [`account`] (which cookies are users), [`creator`] (steps 1, 5, 6a, 6b),
 //! [`vod`] (steps 2 and 4), [`tos`] (step 3, objects streamed to disk), [`form`] and
 //! [`text`] (step 5's field and span rules), [`challenges`], [`mp4`], [`inspect`]
-//! (`/__sandbox/*` endpoints for tests), [`faults`] (errors injected on purpose, and
-//! `/__sandbox/faults` + `/__sandbox/release`), [`state`] (shared memory and clock).
+//! (`/__sandbox/*` endpoints for tests, `/__sandbox/secrets` included), [`faults`]
+//! (errors injected on purpose, and `/__sandbox/faults` + `/__sandbox/release`),
+//! [`state`] (shared memory and clock).
 //!
 //! Choices where protocol.md leaves room (ours):
 //! - vod errors (`code` ≠ 2000) come with HTTP 200, except an expired upload `token` at
@@ -208,6 +209,7 @@ fn router(app: state::App) -> Router {
         .route("/__sandbox/requests", get(inspect::requests))
         .route("/__sandbox/expire", post(inspect::expire))
         .route("/__sandbox/advance", post(inspect::advance))
+        .route("/__sandbox/secrets", get(inspect::secrets))
         .route(
             "/__sandbox/faults",
             get(faults::list).post(faults::add).delete(faults::clear),
@@ -216,6 +218,8 @@ fn router(app: state::App) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn_with_state(app.clone(), faults::apply))
+        .layer(middleware::from_fn(inspect::record_secrets))
+        .layer(axum::Extension(Arc::new(inspect::SeenSecrets::default())))
         .with_state(app)
 }
 
