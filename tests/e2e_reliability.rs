@@ -75,3 +75,104 @@ async fn a_second_agent_on_the_same_state_folder_exits_2_naming_the_first() {
     assert!(err.contains("another dropcast agent"), "{err}");
     assert!(err.contains(&format!("pid {}", first.child.id())), "{err}");
 }
+
+fn fault(step: FaultStep, action: FaultAction, times: u32) -> Fault {
+    Fault::new(step, action).times(times)
+}
+
+/// One bundle through `watch --once` against a sandbox with `faults`: it must be
+/// published exactly once, bytes intact, and archived with its receipt.
+async fn publishes_once_despite(faults: Vec<Fault>) -> Env {
+    let options = SandboxOptions {
+        faults,
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[], "").await;
+    let bytes = drop_example(&env, "clip", 1);
+    let out = env.watch_once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let posts = env.posts().await;
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0]["sha256"], json!(sha256_hex(&bytes)));
+    let receipt = read_json(&env.path("done/clip.receipt.json"));
+    assert_eq!(receipt["aweme_id"], posts[0]["aweme_id"]);
+    env
+}
+
+const STEPS: [FaultStep; 6] = [
+    FaultStep::Credentials,
+    FaultStep::UploadParams,
+    FaultStep::Upload,
+    FaultStep::Commit,
+    FaultStep::Create,
+    FaultStep::ChallengeSug,
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_unavailable_twice_at_each_step_is_retried() {
+    for step in STEPS {
+        let action = FaultAction::Status {
+            status: 503,
+            retry_after: None,
+            body: None,
+        };
+        publishes_once_despite(vec![fault(step, action, 2)]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_reset_at_each_step_is_retried_or_reconciled() {
+    for step in STEPS {
+        let env = publishes_once_despite(vec![fault(step, FaultAction::Reset, 1)]).await;
+        if step == FaultStep::Create {
+            // A reset after the request went out is an unknown outcome: the agent asked
+            // the platform (6a) before it sent the post again.
+            assert!(env.requests().await["post_list"].as_u64().unwrap() >= 1);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_requests_waits_retry_after_without_using_up_attempts() {
+    let action = FaultAction::Status {
+        status: 429,
+        retry_after: Some(1),
+        body: None,
+    };
+    // Three rate limits in a row, with publish.retry.attempts 3 in the test config.
+    let started = std::time::Instant::now();
+    publishes_once_despite(vec![fault(FaultStep::Create, action, 3)]).await;
+    assert!(started.elapsed() >= Duration::from_secs(3), "Retry-After honoured");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_publish_answer_sends_exactly_one_create_and_reconciles() {
+    let env = publishes_once_despite(vec![fault(FaultStep::Create, FaultAction::DropAnswer, 1)]).await;
+    let requests = env.requests().await;
+    assert_eq!(requests["create"], json!(1), "{requests:#}");
+    assert!(requests["post_list"].as_u64().unwrap() >= 1, "{requests:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_credentials_expiring_mid_job_are_renewed_once() {
+    let options = SandboxOptions {
+        faults: vec![fault(FaultStep::Commit, FaultAction::Hold, 1)],
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[], "").await;
+    let agent = env.spawn_watch();
+    let bytes = drop_example(&env, "clip", 1);
+    tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
+        .await
+        .expect("the commit never arrived");
+    // Every auth, tos_sign and token expires while the commit is held open.
+    let expire = format!("{}/__sandbox/expire", env.sandbox.base_url());
+    reqwest::Client::new().post(expire).send().await.unwrap();
+    env.sandbox.release();
+    let posts = wait_posts(&env, &agent, 1).await;
+    assert_eq!(posts[0]["sha256"], json!(sha256_hex(&bytes)));
+    let requests = env.requests().await;
+    assert_eq!(requests["credentials"], json!(2), "{requests:#}");
+    assert_eq!(requests["upload"], json!(2), "{requests:#}");
+    assert!(agent.log_text().contains("upload credentials expired"));
+}
