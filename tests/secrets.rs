@@ -477,10 +477,6 @@ async fn check_at_trace_leaks_no_secret() {
 /// services do, e.g. "invalid csrf_token: …"): the reason must be scrubbed before it
 /// reaches logs, stdout or `error.json`.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "leak: platform/douyin_web.rs creator_status (also vod_answer, tos_answer) copies \
-            status_msg/message verbatim into PublishError reasons, which reach the job's WARN \
-            log line, failed/<stem>.error.json and ledger jobs.error_reason; scrub the \
-            account's secrets from platform text before building the error"]
 async fn platform_error_quoting_the_cookie_leaks_no_secret() {
     let cookies = cookie_needles();
     let message = format!(

@@ -85,6 +85,45 @@ struct Reply {
     status: StatusCode,
     retry_after: Option<Duration>,
     body: Bytes,
+    /// The secrets this request carried: a platform message that quotes one back must
+    /// not carry it into an error (and from there into logs and receipts).
+    secrets: Vec<String>,
+}
+
+impl Reply {
+    /// The platform's own message, with every secret of the request blanked out.
+    fn message(&self, msg: Option<&str>) -> String {
+        let mut text = message_or_none(msg).to_owned();
+        for secret in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[redacted]");
+            }
+        }
+        text
+    }
+}
+
+/// The strings to blank out of answers to `req`: every sensitive header value, each value
+/// inside the cookie, and `extra` (secrets sent in the body).
+fn request_secrets(req: &reqwest::Request, extra: &[&Secret]) -> Vec<String> {
+    let mut out: Vec<String> = extra.iter().map(|s| s.expose().to_owned()).collect();
+    for value in req.headers().values().filter(|v| v.is_sensitive()) {
+        let Ok(text) = value.to_str() else { continue };
+        out.push(text.to_owned());
+        for pair in text.split(';') {
+            if let Some((_, v)) = pair.split_once('=') {
+                // Short values ("1", "zh") are not secrets, and blanking them would
+                // mangle the message.
+                if v.trim().len() >= 8 {
+                    out.push(v.trim().to_owned());
+                }
+            }
+        }
+    }
+    // Longest first, so a secret is not half-blanked by a shorter one inside it.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
 }
 
 fn rejected(call: Call, what: impl std::fmt::Display) -> PublishError {
@@ -194,7 +233,12 @@ fn message_or_none(msg: Option<&str>) -> &str {
 }
 
 /// `status_code` of the creator endpoints (protocol §1, §5, §6).
-fn creator_status(call: Call, code: i64, msg: Option<&str>) -> Result<(), PublishError> {
+fn creator_status(
+    call: Call,
+    reply: &Reply,
+    code: i64,
+    msg: Option<&str>,
+) -> Result<(), PublishError> {
     match code {
         wire::STATUS_OK => Ok(()),
         wire::STATUS_TOO_OFTEN => Err(PublishError::RateLimited { retry_after: None }),
@@ -203,12 +247,12 @@ fn creator_status(call: Call, code: i64, msg: Option<&str>) -> Result<(), Publis
             reason: format!(
                 "{}: not logged in (status_code 8: {})",
                 call.name(),
-                message_or_none(msg)
+                reply.message(msg)
             ),
         }),
         other => Err(rejected(
             call,
-            format_args!("status_code {other}: {}", message_or_none(msg)),
+            format_args!("status_code {other}: {}", reply.message(msg)),
         )),
     }
 }
@@ -225,7 +269,7 @@ fn creator_answer<T: DeserializeOwned>(call: Call, reply: &Reply) -> Result<T, P
     let status: Option<wire::StatusOnly> = serde_json::from_slice(&reply.body).ok();
     if !reply.status.is_success() {
         if let Some(s) = status.filter(|s| s.status_code != wire::STATUS_OK) {
-            creator_status(call, s.status_code, s.status_msg.as_deref())?;
+            creator_status(call, reply, s.status_code, s.status_msg.as_deref())?;
         }
         return Err(rejected(call, format_args!("HTTP {}", reply.status)));
     }
@@ -234,7 +278,7 @@ fn creator_answer<T: DeserializeOwned>(call: Call, reply: &Reply) -> Result<T, P
             .err()
             .unwrap_or_else(|| bad_answer(call, "no status_code")));
     };
-    creator_status(call, status.status_code, status.status_msg.as_deref())?;
+    creator_status(call, reply, status.status_code, status.status_msg.as_deref())?;
     parse(call, &reply.body)
 }
 
@@ -254,12 +298,12 @@ fn vod_answer<T: DeserializeOwned>(call: Call, reply: &Reply) -> Result<T, Publi
             reason: format!(
                 "{}: code 4001: {}",
                 call.name(),
-                message_or_none(c.message.as_deref())
+                reply.message(c.message.as_deref())
             ),
         }),
         Some(c) if c.code != wire::VOD_OK => Err(rejected(
             call,
-            format_args!("code {}: {}", c.code, message_or_none(c.message.as_deref())),
+            format_args!("code {}: {}", c.code, reply.message(c.message.as_deref())),
         )),
         _ if !reply.status.is_success() => {
             Err(rejected(call, format_args!("HTTP {}", reply.status)))
@@ -295,7 +339,7 @@ fn tos_answer(call: Call, reply: &Reply) -> Result<(), PublishError> {
                     reply.status,
                     t.success,
                     code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
-                    message_or_none(msg.as_deref())
+                    reply.message(msg.as_deref())
                 ),
             ))
         }
@@ -396,8 +440,24 @@ impl DouyinWeb {
 
     /// Sends one request and reads the whole answer; transport failures are classified.
     async fn exchange(&self, call: Call, req: RequestBuilder) -> Result<Reply, PublishError> {
+        self.exchange_with(call, req, &[]).await
+    }
+
+    /// [`exchange`](Self::exchange) for a request that also carries secrets in its body.
+    async fn exchange_with(
+        &self,
+        call: Call,
+        req: RequestBuilder,
+        body_secrets: &[&Secret],
+    ) -> Result<Reply, PublishError> {
         tracing::debug!(step = call.name(), "request");
-        let resp = req.send().await.map_err(|e| transport_error(call, &e))?;
+        let (http, req) = req.build_split();
+        let req = req.map_err(|e| transport_error(call, &e))?;
+        let secrets = request_secrets(&req, body_secrets);
+        let resp = http
+            .execute(req)
+            .await
+            .map_err(|e| transport_error(call, &e))?;
         let status = resp.status();
         let retry_after = retry_after(resp.headers());
         let body = match resp.bytes().await {
@@ -413,6 +473,7 @@ impl DouyinWeb {
             status,
             retry_after,
             body,
+            secrets,
         })
     }
 
@@ -594,7 +655,7 @@ impl DouyinWeb {
                 .vod_request(call, Method::POST, url.clone(), creds)?
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
-            let reply = self.exchange(call, req).await?;
+            let reply = self.exchange_with(call, req, &[&target.token]).await?;
             let data: wire::CommitData = vod_answer(call, &reply)?;
             let video = data
                 .video
@@ -777,6 +838,7 @@ mod tests {
 
     fn reply(status: u16, body: &str) -> Reply {
         Reply {
+            secrets: Vec::new(),
             status: StatusCode::from_u16(status).unwrap(),
             retry_after: None,
             body: Bytes::from(body.to_owned()),
