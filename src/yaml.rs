@@ -204,6 +204,15 @@ impl Document {
                     problem.column = pos.column;
                     problem.message = format!("invalid YAML: duplicate key `{key}`");
                 }
+                if problem.message.contains("repetition limit exceeded") {
+                    // serde_yaml refuses an alias bomb without saying where or why.
+                    let pos = indexed.first_alias.unwrap_or(Pos::START);
+                    problem.line = pos.line;
+                    problem.column = pos.column;
+                    problem.message = "invalid YAML: its aliases (`*name`) expand to far too \
+                                       many values (an \"alias bomb\"); write the values out"
+                        .to_owned();
+                }
                 return Err(Problems(vec![problem]));
             }
         };
@@ -274,6 +283,10 @@ fn syntax_problem(err: &serde_yaml::Error, file: Option<PathBuf>) -> Problem {
     if message.contains("as u128") || message.contains("as i128") {
         message = "this number is too large for YAML; write it as a quoted string".to_owned();
     }
+    if message.contains("mapping values are not allowed") {
+        // Mostly `text: a: b`, a colon inside an unquoted value.
+        message.push_str(" (a `: ` inside an unquoted value; put the value in quotes)");
+    }
     Problem {
         file,
         line,
@@ -290,6 +303,8 @@ struct Indexed {
     index: HashMap<Vec<Seg>, Span>,
     /// The first repeated key, and where it repeats.
     duplicate: Option<(String, Pos)>,
+    /// Where the first alias (`*name`) is, to blame for an alias bomb.
+    first_alias: Option<Pos>,
 }
 
 struct IndexError {
@@ -316,6 +331,7 @@ fn build_index(text: &str) -> Result<Indexed, IndexError> {
     let mut indexer = Indexer::default();
     let mut parser = Parser::new_from_str(text);
     let mut depth = 0usize;
+    let mut first_alias = None;
     loop {
         let (event, mark) = parser.next_token().map_err(|err| IndexError {
             pos: Pos::from_marker(err.marker()),
@@ -333,6 +349,7 @@ fn build_index(text: &str) -> Result<Indexed, IndexError> {
                 }
             }
             Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            Event::Alias(_) if first_alias.is_none() => first_alias = Some(Pos::from_marker(&mark)),
             _ => {}
         }
         indexer.on_event(event, mark);
@@ -340,6 +357,7 @@ fn build_index(text: &str) -> Result<Indexed, IndexError> {
     Ok(Indexed {
         index: indexer.index,
         duplicate: indexer.duplicate,
+        first_alias,
     })
 }
 

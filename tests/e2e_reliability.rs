@@ -142,12 +142,16 @@ async fn too_many_requests_waits_retry_after_without_using_up_attempts() {
     // Three rate limits in a row, with publish.retry.attempts 3 in the test config.
     let started = std::time::Instant::now();
     publishes_once_despite(vec![fault(FaultStep::Create, action, 3)]).await;
-    assert!(started.elapsed() >= Duration::from_secs(3), "Retry-After honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "Retry-After honoured"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_publish_answer_sends_exactly_one_create_and_reconciles() {
-    let env = publishes_once_despite(vec![fault(FaultStep::Create, FaultAction::DropAnswer, 1)]).await;
+    let env =
+        publishes_once_despite(vec![fault(FaultStep::Create, FaultAction::DropAnswer, 1)]).await;
     let requests = env.requests().await;
     assert_eq!(requests["create"], json!(1), "{requests:#}");
     assert!(requests["post_list"].as_u64().unwrap() >= 1, "{requests:#}");

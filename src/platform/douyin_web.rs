@@ -278,7 +278,12 @@ fn creator_answer<T: DeserializeOwned>(call: Call, reply: &Reply) -> Result<T, P
             .err()
             .unwrap_or_else(|| bad_answer(call, "no status_code")));
     };
-    creator_status(call, reply, status.status_code, status.status_msg.as_deref())?;
+    creator_status(
+        call,
+        reply,
+        status.status_code,
+        status.status_msg.as_deref(),
+    )?;
     parse(call, &reply.body)
 }
 
