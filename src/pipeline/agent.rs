@@ -138,17 +138,20 @@ pub async fn run(
     let config = &ctx.config;
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Kept alive for the whole run; dropping it stops the watcher.
-    let _watcher: Option<InboxWatcher> = if options.once {
-        None
+    let discovery = if options.once {
+        Discovery::ScansOnly
     } else {
-        Some(start_watcher(
+        start_watcher(
             &config.inbox,
             config.watch.mode,
             config.watch.poll_interval,
             options.finished_hints,
             tx,
-        )?)
+        )?
     };
+    let polling = matches!(discovery, Discovery::Polling);
+    let mut poll = tokio::time::interval(config.watch.poll_interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut agent = Agent {
         excluded: config.excluded_dirs(),
         settler: Settler::new(config.watch.settle),
@@ -201,9 +204,11 @@ pub async fn run(
                 debug!("periodic rescan");
                 agent.full_scan().await;
             }
+            _ = poll.tick(), if polling => agent.full_scan().await,
             _ = tokio::time::sleep_until(tick) => {}
         }
     }
+    drop(discovery);
     let mut summary = agent.summary;
     summary.waiting_for_caption = agent.waiting.into_keys().collect();
     summary.waiting_for_caption.sort();
@@ -246,46 +251,64 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How new files are noticed besides the start-up and periodic scans.
+enum Discovery {
+    /// Native file events (kept alive by holding the watcher).
+    Events(#[allow(dead_code)] InboxWatcher),
+    /// A scan of the inbox every `watch.poll_interval`: for network file systems and
+    /// wherever native events cannot work. Our own scan, not notify's poll watcher: it
+    /// skips `done/`, `failed/`, `duplicates/` and the state folder when they lie inside
+    /// the inbox (notify's walks them every time: 10x the idle CPU with 10,000 archived
+    /// files, see BENCHMARKS.md), and the settler already notices changed files.
+    Polling,
+    /// `--once`: the start-up scan and the settler are enough.
+    ScansOnly,
+}
+
 fn start_watcher(
     inbox: &Path,
     mode: WatchMode,
     poll_interval: Duration,
     finished_hints: bool,
     tx: mpsc::UnboundedSender<WatchEvent>,
-) -> Result<InboxWatcher, FatalError> {
+) -> Result<Discovery, FatalError> {
     let options = WatchOptions { finished_hints };
-    let poll = Backend::Poll(poll_interval);
-    match mode {
-        WatchMode::Poll => watch::watch_with(inbox, poll, options, tx),
-        WatchMode::Native => watch::watch_with(inbox, Backend::Native, options, tx),
+    let every = humantime::format_duration(poll_interval);
+    let native = |tx| {
+        watch::watch_with(inbox, Backend::Native, options, tx).map(|w| {
+            info!("file events: native");
+            Discovery::Events(w)
+        })
+    };
+    let discovery = match mode {
+        WatchMode::Native => native(tx),
+        WatchMode::Poll => Ok(Discovery::Polling),
         WatchMode::Auto => {
             if let Some(remote) = watch::remote_fs(inbox) {
                 // Native events only report changes made by this machine.
                 warn!(
                     "the inbox is on a {remote}: file events from other machines never arrive there, so the inbox is polled"
                 );
-                watch::watch_with(inbox, poll, options, tx)
+                Ok(Discovery::Polling)
             } else {
-                match watch::watch_with(inbox, Backend::Native, options, tx.clone()) {
+                match native(tx) {
                     Err(e) if e.should_poll() => {
                         warn!(reason = %e, "native file events unavailable; polling the inbox instead");
-                        watch::watch_with(inbox, poll, options, tx)
+                        Ok(Discovery::Polling)
                     }
                     other => other,
                 }
             }
         }
     }
-    .inspect(|watcher| match watcher.backend() {
-        Backend::Native => info!("file events: native"),
-        Backend::Poll(every) => {
-            info!(every = %humantime::format_duration(every), "file events: polling the inbox")
-        }
-    })
     .map_err(|e| FatalError::Watch {
         path: inbox.to_path_buf(),
         reason: e.to_string(),
-    })
+    })?;
+    if matches!(discovery, Discovery::Polling) {
+        info!(%every, "file events: polling the inbox");
+    }
+    Ok(discovery)
 }
 
 impl Agent {
