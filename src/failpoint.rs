@@ -25,6 +25,11 @@ pub const NAMES: &[&str] = &[
     "archive:after_caption",
     "archive:after_video",
     "after_commit:done",
+    "after_commit:failed",
+    "after_commit:duplicate",
+    "after_commit:abandoned",
+    "after_commit:unconfirmed",
+    "after_commit:archived",
 ];
 
 /// Aborts the process if `DROPCAST_FAILPOINT` names this point.

@@ -8,6 +8,11 @@
 //! no bug can create a second one. Illegal transitions return [`LedgerError::Illegal`]
 //! instead of writing.
 //!
+//! **A job's files move only after their archive plan is committed** (schema v2), so a
+//! restart finds every interrupted archive in [`Ledger::pending_archives`] and
+//! finishes it. Each state-changing commit is followed by the failpoint
+//! `after_commit:<what>` (see `crate::failpoint`).
+//!
 //! The API is synchronous; async callers use `spawn_blocking`.
 
 use std::collections::BTreeMap;
@@ -18,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::domain::{ContentHash, Step};
+use crate::failpoint;
 
 /// A job's row id.
 pub type JobId = i64;
@@ -25,11 +31,11 @@ pub type JobId = i64;
 /// The ledger's file name inside `state_dir`.
 pub const FILE_NAME: &str = "ledger.sqlite3";
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `MIGRATIONS[v]` takes the schema from version `v` to `v + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2];
 
 /// Schema version 1.
 ///
@@ -74,6 +80,18 @@ CREATE TABLE steps (
     PRIMARY KEY (job_id, step)
 ) STRICT;
 ";
+
+/// Schema version 2: the archive plan (`archive::ArchivePlan` as JSON), stored before
+/// a job's files are moved so that a restart can finish an interrupted archive.
+const SCHEMA_V2: &str = "
+ALTER TABLE jobs ADD COLUMN archive_plan TEXT
+    CHECK (archive_plan IS NULL OR json_valid(archive_plan));
+";
+
+/// Jobs whose archive was planned and is not recorded as finished: Published jobs not
+/// yet Done, Failed and Duplicate jobs without `archived_to`.
+const PENDING_ARCHIVE_SQL: &str = "archive_plan IS NOT NULL AND (state = 'published' \
+     OR (state IN ('failed', 'duplicate') AND archived_to IS NULL))";
 
 /// The SQL list of live states; must match [`JobState::is_live`] (a test checks).
 const LIVE_STATES_SQL: &str = "('active', 'published', 'done', 'unconfirmed')";
@@ -340,6 +358,7 @@ impl Ledger {
                 same = load(&tx, same.id)?.ok_or(LedgerError::NoSuchJob(same.id))?;
             }
             tx.commit()?;
+            failpoint::hit("after_commit:claim");
             return Ok(Claim::Resume(same));
         }
 
@@ -382,6 +401,11 @@ impl Ledger {
         let id = tx.last_insert_rowid();
         let record = load(&tx, id)?.ok_or(LedgerError::NoSuchJob(id))?;
         tx.commit()?;
+        failpoint::hit(if state == JobState::Duplicate {
+            "after_commit:duplicate"
+        } else {
+            "after_commit:claim"
+        });
         Ok(match earlier {
             Some(earlier) if state == JobState::Duplicate => Claim::Duplicate {
                 job: record,
@@ -403,6 +427,7 @@ impl Ledger {
         self.transition(
             id,
             "record a step",
+            step_point(step),
             &[JobState::Active, JobState::Unconfirmed],
             |tx, _, now| {
                 tx.execute(
@@ -421,6 +446,7 @@ impl Ledger {
         self.transition(
             id,
             "mark publish sent",
+            Some("after_commit:publish_sent"),
             &[JobState::Active],
             |tx, job, now| {
                 if job.steps.contains_key(&Step::Publish) {
@@ -446,7 +472,7 @@ impl Ledger {
         }
         self.transition(
             id,
-            "mark published",
+            "mark published", Some("after_commit:published"),
             &[JobState::Active, JobState::Unconfirmed],
             |tx, _, now| {
                 tx.execute(
@@ -469,13 +495,19 @@ impl Ledger {
 
     /// The files are archived. Published → Done.
     pub fn mark_done(&mut self, id: JobId, archived_to: &Path) -> Result<(), LedgerError> {
-        self.transition(id, "mark done", &[JobState::Published], |tx, _, now| {
-            tx.execute(
+        self.transition(
+            id,
+            "mark done",
+            Some("after_commit:done"),
+            &[JobState::Published],
+            |tx, _, now| {
+                tx.execute(
                 "UPDATE jobs SET state = 'done', archived_to = ?1, updated_at = ?2 WHERE id = ?3",
                 params![path_to_blob(archived_to), now, id],
             )?;
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
 
     /// Records where a Failed, Duplicate or Abandoned job's files were archived
@@ -484,6 +516,7 @@ impl Ledger {
         self.transition(
             id,
             "record archived",
+            Some("after_commit:archived"),
             &[JobState::Failed, JobState::Duplicate, JobState::Abandoned],
             |tx, _, now| {
                 tx.execute(
@@ -495,6 +528,84 @@ impl Ledger {
         )
     }
 
+    /// Stores where the job's files are about to go (an `archive::ArchivePlan` as a JSON
+    /// object), before any of them moves; replaces an earlier plan of the same job.
+    /// Published, Failed and Duplicate jobs whose archive is not finished only
+    /// (Abandoned and Unconfirmed jobs keep their files in the inbox).
+    /// [`mark_done`](Self::mark_done) or [`record_archived`](Self::record_archived)
+    /// finish it; until then [`pending_archives`](Self::pending_archives) lists it.
+    pub fn set_archive_plan(
+        &mut self,
+        id: JobId,
+        plan: &serde_json::Value,
+    ) -> Result<(), LedgerError> {
+        if !plan.is_object() {
+            return Err(LedgerError::Invalid("an archive plan is a JSON object"));
+        }
+        let text = serde_json::to_string(plan)?;
+        self.transition(
+            id,
+            "plan the archive",
+            Some("after_commit:archive_plan"),
+            &[JobState::Published, JobState::Failed, JobState::Duplicate],
+            |tx, job, now| {
+                if job.archived_to.is_some() {
+                    return Err(illegal(job, "plan the archive", "it is archived already"));
+                }
+                tx.execute(
+                    "UPDATE jobs SET archive_plan = ?1, updated_at = ?2 WHERE id = ?3",
+                    params![text, now, id],
+                )?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Jobs with a stored archive plan whose archive is not recorded as finished,
+    /// oldest first, each with its plan: what a restart must finish before it looks
+    /// at the inbox.
+    pub fn pending_archives(&self) -> Result<Vec<(JobRecord, serde_json::Value)>, LedgerError> {
+        let rows: Vec<(JobId, String)> = {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT id, archive_plan FROM jobs WHERE {PENDING_ARCHIVE_SQL} ORDER BY id"
+            ))?;
+            stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        rows.into_iter()
+            .map(|(id, text)| {
+                let plan = serde_json::from_str(&text).map_err(|e| LedgerError::Corrupt {
+                    id,
+                    what: format!("archive plan: {e}"),
+                })?;
+                let job = load(&self.conn, id)?.ok_or(LedgerError::NoSuchJob(id))?;
+                Ok((job, plan))
+            })
+            .collect()
+    }
+
+    /// The stored archive plan of one job, finished or not.
+    pub fn archive_plan(&self, id: JobId) -> Result<Option<serde_json::Value>, LedgerError> {
+        let text: Option<Option<String>> = self
+            .conn
+            .query_row("SELECT archive_plan FROM jobs WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        match text {
+            None => Err(LedgerError::NoSuchJob(id)),
+            Some(None) => Ok(None),
+            Some(Some(text)) => {
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| LedgerError::Corrupt {
+                        id,
+                        what: format!("archive plan: {e}"),
+                    })
+            }
+        }
+    }
+
     /// The job failed for good. Active → Failed. (An Unconfirmed job cannot fail: its
     /// post may exist.)
     pub fn mark_failed(
@@ -504,24 +615,34 @@ impl Ledger {
         class: &str,
         reason: &str,
     ) -> Result<(), LedgerError> {
-        self.transition(id, "mark failed", &[JobState::Active], |tx, _, now| {
-            set_error(tx, id, JobState::Failed, step, class, reason, now)
-        })
+        self.transition(
+            id,
+            "mark failed",
+            Some("after_commit:failed"),
+            &[JobState::Active],
+            |tx, _, now| set_error(tx, id, JobState::Failed, step, class, reason, now),
+        )
     }
 
     /// The video changed under the job. Active → Abandoned; refused while step 5 is in
     /// doubt (abandoning would allow a second post).
     pub fn mark_abandoned(&mut self, id: JobId, reason: &str) -> Result<(), LedgerError> {
-        self.transition(id, "mark abandoned", &[JobState::Active], |tx, job, now| {
-            if job.publish_in_doubt() {
-                return Err(illegal(
-                    job,
-                    "mark abandoned",
-                    "step 5 was sent without a recorded result; reconcile first",
-                ));
-            }
-            set_error(tx, id, JobState::Abandoned, None, "abandoned", reason, now)
-        })
+        self.transition(
+            id,
+            "mark abandoned",
+            Some("after_commit:abandoned"),
+            &[JobState::Active],
+            |tx, job, now| {
+                if job.publish_in_doubt() {
+                    return Err(illegal(
+                        job,
+                        "mark abandoned",
+                        "step 5 was sent without a recorded result; reconcile first",
+                    ));
+                }
+                set_error(tx, id, JobState::Abandoned, None, "abandoned", reason, now)
+            },
+        )
     }
 
     /// Reconciliation could not tell whether step 5 posted. Active (or Unconfirmed,
@@ -530,6 +651,7 @@ impl Ledger {
         self.transition(
             id,
             "mark unconfirmed",
+            Some("after_commit:unconfirmed"),
             &[JobState::Active, JobState::Unconfirmed],
             |tx, _, now| {
                 set_error(
@@ -546,17 +668,35 @@ impl Ledger {
     }
 
     /// Puts a Failed, Abandoned or Unconfirmed job back to Active (the `retry`
-    /// command): clears the error and resets attempts; steps are kept. Refused with
-    /// [`LedgerError::LiveJobExists`] if another live job holds the same content.
+    /// command): clears the error, the archive plan and `archived_to`, and resets
+    /// attempts; steps are kept. Refused with [`LedgerError::LiveJobExists`] if another
+    /// live job holds the same content, and while a planned archive is unfinished.
     pub fn requeue(&mut self, id: JobId) -> Result<(), LedgerError> {
         self.transition(
             id,
             "requeue",
+            None,
             &[JobState::Failed, JobState::Abandoned, JobState::Unconfirmed],
-            |tx, _, now| {
+            |tx, job, now| {
+                let archiving: bool = tx.query_row(
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ?1 AND {PENDING_ARCHIVE_SQL})"
+                    ),
+                    [id],
+                    |row| row.get(0),
+                )?;
+                if archiving {
+                    return Err(illegal(
+                        job,
+                        "requeue",
+                        "its files are still being archived; the agent finishes that first",
+                    ));
+                }
+                // A requeued job starts over: its next ending plans a new archive.
                 tx.execute(
                     "UPDATE jobs SET state = 'active', error_step = NULL, error_class = NULL, \
-                     error_reason = NULL, attempts = 0, updated_at = ?1 WHERE id = ?2",
+                     error_reason = NULL, attempts = 0, archive_plan = NULL, archived_to = NULL, \
+                     updated_at = ?1 WHERE id = ?2",
                     params![now, id],
                 )
                 .map_err(constraint_error)?;
@@ -571,6 +711,7 @@ impl Ledger {
         self.transition(
             id,
             "count an attempt",
+            None,
             &[JobState::Active, JobState::Unconfirmed],
             |tx, job, now| {
                 count = job.attempts.saturating_add(1);
@@ -588,16 +729,22 @@ impl Ledger {
     /// from there). Active jobs only; refused once step 5 was sent, since the recorded
     /// `vid` is what reconciliation needs.
     pub fn forget_steps_from(&mut self, id: JobId, step: Step) -> Result<(), LedgerError> {
-        self.transition(id, "forget steps", &[JobState::Active], |tx, job, now| {
-            if job.publish_sent_at.is_some() {
-                return Err(illegal(job, "forget steps", "step 5 was already sent"));
-            }
-            tx.execute(
-                "DELETE FROM steps WHERE job_id = ?1 AND ordinal >= ?2",
-                params![id, step_ordinal(step)],
-            )?;
-            touch(tx, id, now)
-        })
+        self.transition(
+            id,
+            "forget steps",
+            None,
+            &[JobState::Active],
+            |tx, job, now| {
+                if job.publish_sent_at.is_some() {
+                    return Err(illegal(job, "forget steps", "step 5 was already sent"));
+                }
+                tx.execute(
+                    "DELETE FROM steps WHERE job_id = ?1 AND ordinal >= ?2",
+                    params![id, step_ordinal(step)],
+                )?;
+                touch(tx, id, now)
+            },
+        )
     }
 
     /// One job, if it exists.
@@ -663,6 +810,7 @@ impl Ledger {
         &mut self,
         id: JobId,
         action: &'static str,
+        point: Option<&str>,
         allowed: &[JobState],
         change: impl FnOnce(&Transaction<'_>, &JobRecord, i64) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
@@ -674,6 +822,9 @@ impl Ledger {
         }
         change(&tx, &job, now)?;
         tx.commit()?;
+        if let Some(point) = point {
+            failpoint::hit(point);
+        }
         Ok(())
     }
 }
@@ -751,6 +902,18 @@ fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+/// The failpoint after a step's result is committed. Step 5's result normally comes
+/// with [`Ledger::mark_published`] (`after_commit:published`), so it has none here.
+fn step_point(step: Step) -> Option<&'static str> {
+    match step {
+        Step::Credentials => Some("after_commit:credentials"),
+        Step::UploadParams => Some("after_commit:upload_params"),
+        Step::Upload => Some("after_commit:upload"),
+        Step::Commit => Some("after_commit:commit"),
+        Step::Publish => None,
+    }
 }
 
 fn step_ordinal(step: Step) -> i64 {
@@ -1436,6 +1599,321 @@ mod tests {
         assert_eq!(job.archived_to, Some(archived));
     }
 
+    fn a_plan(n: u32) -> serde_json::Value {
+        json!({"dest": "done", "moves": [{"from": "/in/a.mp4", "to": format!("/done/a-{n}.mp4")}],
+               "receipt": "/done/a.receipt.json", "receipt_json": "{}\n"})
+    }
+
+    fn pending_ids(ledger: &Ledger) -> Vec<JobId> {
+        ledger
+            .pending_archives()
+            .unwrap()
+            .into_iter()
+            .map(|(job, _)| job.id)
+            .collect()
+    }
+
+    #[test]
+    fn archive_plans_are_pending_until_the_archive_is_recorded() {
+        let (_dir, mut ledger) = open_temp();
+        let published = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
+        let failed = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
+        let Claim::Duplicate { job: dup, .. } = ledger
+            .claim(&new_job(1, "main", "copy.mp4"), false)
+            .unwrap()
+        else {
+            panic!("expected Duplicate");
+        };
+        let active = claimed_new(ledger.claim(&new_job(3, "main", "c.mp4"), false).unwrap());
+
+        // Not before the job has ended, and not for jobs whose files stay in the inbox.
+        let refused = |ledger: &mut Ledger, id| {
+            matches!(
+                ledger.set_archive_plan(id, &a_plan(0)),
+                Err(LedgerError::Illegal {
+                    action: "plan the archive",
+                    ..
+                })
+            )
+        };
+        assert!(refused(&mut ledger, published.id));
+        ledger.mark_published(published.id, "11").unwrap();
+        ledger
+            .mark_failed(failed.id, Some(Step::Upload), "rejected", "too long")
+            .unwrap();
+        assert!(matches!(
+            ledger.set_archive_plan(published.id, &json!("not an object")),
+            Err(LedgerError::Invalid(_))
+        ));
+        assert!(pending_ids(&ledger).is_empty());
+
+        for id in [published.id, failed.id, dup.id] {
+            ledger.set_archive_plan(id, &a_plan(1)).unwrap();
+        }
+        // Planning again (a name was taken before anything moved) replaces the plan.
+        ledger.set_archive_plan(published.id, &a_plan(2)).unwrap();
+        let pending = ledger.pending_archives().unwrap();
+        assert_eq!(
+            pending.iter().map(|(j, _)| j.id).collect::<Vec<_>>(),
+            vec![published.id, failed.id, dup.id]
+        );
+        assert_eq!(pending[0].1, a_plan(2));
+        assert_eq!(pending[0].0.state, JobState::Published);
+        assert_eq!(ledger.archive_plan(failed.id).unwrap(), Some(a_plan(1)));
+        assert_eq!(ledger.archive_plan(active.id).unwrap(), None);
+        assert!(matches!(
+            ledger.archive_plan(999),
+            Err(LedgerError::NoSuchJob(999))
+        ));
+
+        // The files of a failed job cannot go back to the queue halfway through a move.
+        assert!(matches!(
+            ledger.requeue(failed.id),
+            Err(LedgerError::Illegal {
+                action: "requeue",
+                ..
+            })
+        ));
+
+        ledger
+            .mark_done(published.id, Path::new("/done/a-2.mp4"))
+            .unwrap();
+        ledger
+            .record_archived(failed.id, Path::new("/failed/b.mp4"))
+            .unwrap();
+        assert_eq!(pending_ids(&ledger), vec![dup.id]);
+        assert!(refused(&mut ledger, failed.id), "archived already");
+        assert!(refused(&mut ledger, published.id), "done");
+        ledger
+            .record_archived(dup.id, Path::new("/duplicates/copy.mp4"))
+            .unwrap();
+        assert!(pending_ids(&ledger).is_empty());
+        // The finished plan is still on record.
+        assert_eq!(ledger.archive_plan(published.id).unwrap(), Some(a_plan(2)));
+
+        // Retrying the failed job starts it over: a later failure plans a new archive.
+        ledger.requeue(failed.id).unwrap();
+        let again = ledger.job(failed.id).unwrap().unwrap();
+        assert_eq!((again.state, again.archived_to), (JobState::Active, None));
+        assert_eq!(ledger.archive_plan(failed.id).unwrap(), None);
+        ledger
+            .mark_failed(failed.id, None, "rejected", "again")
+            .unwrap();
+        ledger.set_archive_plan(failed.id, &a_plan(3)).unwrap();
+        assert_eq!(pending_ids(&ledger), vec![failed.id]);
+
+        // Abandoned and Unconfirmed jobs keep their files in the inbox.
+        ledger.mark_abandoned(active.id, "changed").unwrap();
+        assert!(refused(&mut ledger, active.id));
+        let unsure = claimed_new(ledger.claim(&new_job(4, "main", "d.mp4"), false).unwrap());
+        ledger.mark_unconfirmed(unsure.id, "?").unwrap();
+        assert!(refused(&mut ledger, unsure.id));
+    }
+
+    #[test]
+    fn pending_archives_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let mut ledger = Ledger::open(dir.path()).unwrap();
+            let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
+            ledger.mark_published(a.id, "5").unwrap();
+            ledger.set_archive_plan(a.id, &a_plan(0)).unwrap();
+            a.id
+        };
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let pending = ledger.pending_archives().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!((pending[0].0.id, &pending[0].1), (id, &a_plan(0)));
+        ledger.mark_done(id, Path::new("/done/a-0.mp4")).unwrap();
+        assert!(ledger.pending_archives().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_corrupt_plan_is_reported_not_skipped() {
+        let (_dir, mut ledger) = open_temp();
+        let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
+        ledger.mark_published(a.id, "5").unwrap();
+        // json_valid guards the column itself.
+        assert!(
+            ledger
+                .conn
+                .execute(
+                    "UPDATE jobs SET archive_plan = '{oops' WHERE id = ?1",
+                    [a.id]
+                )
+                .is_err()
+        );
+        ledger.set_archive_plan(a.id, &a_plan(0)).unwrap();
+        // Damage that got past the check (a hand-edited file, say).
+        ledger
+            .conn
+            .pragma_update(None, "ignore_check_constraints", true)
+            .unwrap();
+        ledger
+            .conn
+            .execute(
+                "UPDATE jobs SET archive_plan = '{oops' WHERE id = ?1",
+                [a.id],
+            )
+            .unwrap();
+        assert!(matches!(
+            ledger.pending_archives(),
+            Err(LedgerError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn migration_from_v1_keeps_every_job() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            let _: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                .unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(&format!(
+                "INSERT INTO jobs (sha256, account, state, video, caption, size, aweme_id, \
+                   archived_to, attempts, created_at, updated_at) VALUES \
+                 ('{h1}', 'main', 'done', CAST('a.mp4' AS BLOB), CAST('a.yaml' AS BLOB), 10, \
+                   '71', CAST('done/a.mp4' AS BLOB), 1, 1000, 2000), \
+                 ('{h2}', 'main', 'published', CAST('b.mp4' AS BLOB), NULL, 20, '72', NULL, 0, \
+                   1000, 3000), \
+                 ('{h3}', 'alt', 'active', CAST('c.mp4' AS BLOB), NULL, 30, NULL, NULL, 2, \
+                   1000, 4000); \
+                 INSERT INTO steps (job_id, step, ordinal, at, result) VALUES \
+                   (3, 'upload_params', 1, 3500, '{{\"vid\":\"v3\"}}');",
+                h1 = hash(1),
+                h2 = hash(2),
+                h3 = hash(3),
+            ))
+            .unwrap();
+        }
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let version: i64 = ledger
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let jobs = ledger.jobs_in(&JobState::ALL).unwrap();
+        assert_eq!(jobs.len(), 3);
+        let done = &jobs[0];
+        assert_eq!(done.state, JobState::Done);
+        assert_eq!(done.caption, Some(PathBuf::from("a.yaml")));
+        assert_eq!(done.archived_to, Some(PathBuf::from("done/a.mp4")));
+        assert_eq!(done.aweme_id.as_deref(), Some("71"));
+        assert_eq!(done.updated_at, from_ms(2000));
+        assert_eq!(jobs[1].state, JobState::Published);
+        assert_eq!(jobs[2].attempts, 2);
+        assert_eq!(jobs[2].steps[&Step::UploadParams].result["vid"], "v3");
+        assert!(ledger.pending_archives().unwrap().is_empty());
+
+        // The old jobs go on under the new schema.
+        ledger.set_archive_plan(jobs[1].id, &a_plan(0)).unwrap();
+        assert_eq!(pending_ids(&ledger), vec![jobs[1].id]);
+        let Claim::Resume(c) = ledger
+            .claim(
+                &NewJob {
+                    sha256: hash(3),
+                    account: "alt".into(),
+                    video: "c.mp4".into(),
+                    caption: None,
+                    size: 30,
+                },
+                false,
+            )
+            .unwrap()
+        else {
+            panic!("expected Resume");
+        };
+        assert_eq!(c.id, jobs[2].id);
+        // And the migration is not run twice.
+        drop(ledger);
+        let ledger = Ledger::open(dir.path()).unwrap();
+        assert_eq!(ledger.jobs_in(&JobState::ALL).unwrap().len(), 3);
+        assert_eq!(ledger.archive_plan(jobs[1].id).unwrap(), Some(a_plan(0)));
+    }
+
+    #[test]
+    fn ledger_failpoints_are_listed() {
+        let names = [
+            "after_commit:claim",
+            "after_commit:duplicate",
+            "after_commit:publish_sent",
+            "after_commit:published",
+            "after_commit:archive_plan",
+            "after_commit:done",
+            "after_commit:archived",
+            "after_commit:failed",
+            "after_commit:abandoned",
+            "after_commit:unconfirmed",
+        ];
+        let steps = Step::ALL.into_iter().filter_map(step_point);
+        for name in names.into_iter().chain(steps) {
+            assert!(failpoint::NAMES.contains(&name), "{name}");
+        }
+    }
+
+    /// Plays one job through to Done in a child process that aborts at a failpoint;
+    /// only does something when started by `real_crashes_keep_every_commit`.
+    #[cfg(feature = "failpoints")]
+    #[test]
+    #[ignore = "run as a child process by real_crashes_keep_every_commit"]
+    fn crash_child() {
+        let Some(dir) = std::env::var_os("DROPCAST_TEST_STATE") else {
+            return;
+        };
+        let mut ledger = Ledger::open(Path::new(&dir)).unwrap();
+        let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
+        ledger
+            .record_step(a.id, Step::Credentials, &json!({}))
+            .unwrap();
+        ledger.mark_publish_sent(a.id).unwrap();
+        ledger.mark_published(a.id, "5").unwrap();
+        ledger.set_archive_plan(a.id, &a_plan(0)).unwrap();
+        ledger.mark_done(a.id, Path::new("/done/a-0.mp4")).unwrap();
+    }
+
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn real_crashes_keep_every_commit() {
+        let points = [
+            ("after_commit:claim", JobState::Active, false),
+            ("after_commit:credentials", JobState::Active, false),
+            ("after_commit:publish_sent", JobState::Active, false),
+            ("after_commit:published", JobState::Published, false),
+            ("after_commit:archive_plan", JobState::Published, true),
+            ("after_commit:done", JobState::Done, false),
+        ];
+        for (point, state, pending) in points {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "ledger::tests::crash_child", "--ignored"])
+                .args(["--test-threads=1", "--nocapture"])
+                .env("DROPCAST_TEST_STATE", dir.path())
+                .env("DROPCAST_FAILPOINT", point)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(!status.success(), "{point}: the child did not crash");
+            let ledger = Ledger::open(dir.path()).unwrap();
+            let jobs = ledger.jobs_in(&JobState::ALL).unwrap();
+            assert_eq!(jobs.len(), 1, "{point}");
+            assert_eq!(jobs[0].state, state, "{point}");
+            assert_eq!(
+                jobs[0].steps.contains_key(&Step::Credentials),
+                point != "after_commit:claim",
+                "{point}"
+            );
+            assert_eq!(
+                !ledger.pending_archives().unwrap().is_empty(),
+                pending,
+                "{point}"
+            );
+        }
+    }
+
     #[test]
     fn times_round_trip_in_millis() {
         for ms in [0, 1, 1_700_000_000_123, -5] {
@@ -1455,6 +1933,8 @@ mod tests {
         Done { pick: usize },
         Requeue { pick: usize },
         Forget { pick: usize },
+        Plan { pick: usize },
+        Archived { pick: usize },
         Reopen,
     }
 
@@ -1471,6 +1951,8 @@ mod tests {
             1 => any::<usize>().prop_map(|pick| Op::Done { pick }),
             1 => any::<usize>().prop_map(|pick| Op::Requeue { pick }),
             1 => any::<usize>().prop_map(|pick| Op::Forget { pick }),
+            2 => any::<usize>().prop_map(|pick| Op::Plan { pick }),
+            1 => any::<usize>().prop_map(|pick| Op::Archived { pick }),
             1 => Just(Op::Reopen),
         ]
     }
@@ -1510,6 +1992,20 @@ mod tests {
             }
         }
         prop_assert!(live.values().all(|n| *n <= 1), "two live jobs: {live:?}");
+        let pending = ledger
+            .pending_archives()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for (job, _) in &pending {
+            prop_assert!(
+                matches!(
+                    job.state,
+                    JobState::Published | JobState::Failed | JobState::Duplicate
+                ) && (job.state == JobState::Published || job.archived_to.is_none()),
+                "job {} in state {} listed as a pending archive",
+                job.id,
+                job.state
+            );
+        }
         prop_assert!(posts.values().all(|n| *n <= 1), "two posts: {posts:?}");
         Ok(())
     }
@@ -1573,6 +2069,8 @@ mod tests {
                     Op::Done { pick: p } => expected(ledger.mark_done(pick(p), Path::new("done/x.mp4")))?,
                     Op::Requeue { pick: p } => expected(ledger.requeue(pick(p)))?,
                     Op::Forget { pick: p } => expected(ledger.forget_steps_from(pick(p), Step::UploadParams))?,
+                    Op::Plan { pick: p } => expected(ledger.set_archive_plan(pick(p), &json!({"n": p % 7})))?,
+                    Op::Archived { pick: p } => expected(ledger.record_archived(pick(p), Path::new("failed/x.mp4")))?,
                     Op::Reopen => {
                         drop(ledger);
                         ledger = Ledger::open(dir.path()).unwrap();

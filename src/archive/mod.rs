@@ -4,18 +4,32 @@
 //! **Nothing is ever overwritten and nothing is deleted**, except a source file after
 //! its copy is safely in place (a move across file systems). Target names are taken
 //! with no-replace renames; a taken name moves the whole bundle to the next free
-//! suffix (`clip-1.mp4`, `clip-1.yaml`, `clip-1.receipt.json`). The receipt is written
-//! first, then the caption, then the video, so a crash leaves the video in the inbox.
+//! suffix (`clip-1.mp4`, `clip-1.yaml`, `clip-1.receipt.json`).
+//!
+//! **An archive survives a crash at any point.** It is made in two halves: [`plan`]
+//! picks every name and renders the receipt without touching anything; the caller
+//! stores the [`ArchivePlan`] (the ledger keeps it as JSON) and then runs [`execute`],
+//! which writes the receipt, then moves the caption, then the video. `execute` is
+//! idempotent: run again on the same plan after a crash, it sees which moves are done,
+//! finishes the rest, and removes the temp files an interrupted copy left behind.
+
+mod execute;
+mod fsops;
+mod os_path;
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub use execute::execute;
+use fsops::exists;
 
 /// Where a job's files go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Destination {
     Done,
     Failed,
@@ -51,6 +65,42 @@ impl Folders {
     }
 }
 
+/// Everything an archive will do, decided up front so that it can be stored and
+/// finished after a crash. All paths are absolute.
+///
+/// The moves run in order and the video's is the last (a caption's, if any, comes
+/// first). Paths that are not UTF-8 serialize as arrays of their bytes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ArchivePlan {
+    pub dest: Destination,
+    pub moves: Vec<Move>,
+    #[serde(with = "os_path")]
+    pub receipt: PathBuf,
+    /// The receipt's exact bytes (pretty JSON and a final newline).
+    pub receipt_json: String,
+}
+
+/// One file's move. Both paths are absolute.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Move {
+    #[serde(with = "os_path")]
+    pub from: PathBuf,
+    #[serde(with = "os_path")]
+    pub to: PathBuf,
+}
+
+impl ArchivePlan {
+    /// Where the files end up once the plan is executed.
+    pub fn archived(&self) -> Option<Archived> {
+        let (video, others) = self.moves.split_last()?;
+        Some(Archived {
+            video: video.to.clone(),
+            caption: others.first().map(|m| m.to.clone()),
+            receipt: self.receipt.clone(),
+        })
+    }
+}
+
 /// Where the files ended up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Archived {
@@ -73,10 +123,22 @@ pub enum ArchiveError {
     #[error("cannot serialize the receipt: {0}")]
     Receipt(#[source] serde_json::Error),
     #[error(
-        "{} appeared while archiving; nothing was overwritten, the rest of the bundle is still in the inbox",
+        "{} appeared while archiving; nothing was overwritten, the rest of the bundle stays where it is",
         .0.display()
     )]
     Raced(PathBuf),
+    /// A name the plan chose was taken before the plan started: nothing was moved,
+    /// and a fresh [`plan`] picks other names.
+    #[error("{} was taken before archiving started; nothing was moved", .0.display())]
+    Taken(PathBuf),
+    #[error(
+        "{} is neither in the inbox nor at {}: the file was moved or deleted by someone else",
+        from.display(),
+        to.display()
+    )]
+    Lost { from: PathBuf, to: PathBuf },
+    #[error("the archive plan is unusable: {0}")]
+    BadPlan(&'static str),
     #[error("no free name for {} in {}", name.to_string_lossy(), dir.display())]
     NoFreeName { dir: PathBuf, name: OsString },
 }
@@ -84,14 +146,15 @@ pub enum ArchiveError {
 /// Tries before giving up on finding a free suffix.
 const MAX_SUFFIX: u32 = 10_000;
 
+/// How often [`archive`] plans again when its names are taken under it.
+const MAX_REPLANS: u32 = 5;
+
 /// Moves `video` (and `caption`) into `dest`, keeping the path relative to the inbox,
-/// and writes `receipt` beside them as pretty JSON.
+/// and writes `receipt` beside them as pretty JSON: [`plan`], then [`execute`]
+/// (planning again if a chosen name is taken before anything moved).
 ///
-/// `video` and `caption` are the files' real paths (absolute, or relative to the
-/// current directory). A video outside the inbox keeps only its file name; the caption
-/// always goes beside the video. A caption named after the video (`clip.yaml`,
-/// `clip.caption.yaml`) takes the video's suffix; any other (a shared `caption.yaml`)
-/// gets its own free name.
+/// A caller that must survive a crash mid-archive stores the plan before executing
+/// it instead.
 pub fn archive(
     folders: &Folders,
     dest: Destination,
@@ -99,8 +162,36 @@ pub fn archive(
     caption: Option<&Path>,
     receipt: &impl Serialize,
 ) -> Result<Archived, ArchiveError> {
-    let mut json = serde_json::to_vec_pretty(receipt).map_err(ArchiveError::Receipt)?;
-    json.push(b'\n');
+    let mut replans = 0;
+    loop {
+        let plan = plan(folders, dest, video, caption, receipt)?;
+        match execute(&plan) {
+            Err(ArchiveError::Taken(path)) if replans < MAX_REPLANS => {
+                tracing::debug!(taken = %path.display(), "archive name taken; planning again");
+                replans += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Decides where `video` (and `caption`) go in `dest` and renders the receipt; touches
+/// nothing.
+///
+/// `video` and `caption` are the files' real paths (absolute, or relative to the
+/// current directory); they must exist. A video outside the inbox keeps only its file
+/// name; the caption always goes beside the video. A caption named after the video
+/// (`clip.yaml`, `clip.caption.yaml`) takes the video's suffix; any other (a shared
+/// `caption.yaml`) gets its own free name.
+pub fn plan(
+    folders: &Folders,
+    dest: Destination,
+    video: &Path,
+    caption: Option<&Path>,
+    receipt: &impl Serialize,
+) -> Result<ArchivePlan, ArchiveError> {
+    let mut receipt_json = serde_json::to_string_pretty(receipt).map_err(ArchiveError::Receipt)?;
+    receipt_json.push('\n');
 
     for path in std::iter::once(video).chain(caption) {
         fs::symlink_metadata(path).map_err(|source| ArchiveError::Io {
@@ -109,30 +200,28 @@ pub fn archive(
             source,
         })?;
     }
+    let video = absolute(video)?;
+    let caption = caption.map(absolute).transpose()?;
     let video_name = video
         .file_name()
-        .ok_or_else(|| ArchiveError::NoFileName(video.to_path_buf()))?;
+        .ok_or_else(|| ArchiveError::NoFileName(video.clone()))?;
     let video_path = Path::new(video_name);
     let stem = video_path.file_stem().unwrap_or(video_name);
     let video_tail: Vec<&OsStr> = video_path.extension().into_iter().collect();
-    let caption_plan = match caption {
+    let caption_tail = match &caption {
         None => None,
         Some(path) => {
             let name = path
                 .file_name()
-                .ok_or_else(|| ArchiveError::NoFileName(path.to_path_buf()))?;
-            Some((path, follows_video(name, stem)))
+                .ok_or_else(|| ArchiveError::NoFileName(path.clone()))?;
+            follows_video(name, stem)
         }
     };
 
-    let dest_dir = folders.dir(dest).join(relative_dir(&folders.inbox, video));
-    fs::create_dir_all(&dest_dir).map_err(|source| ArchiveError::Io {
-        action: "create folder",
-        path: dest_dir.clone(),
-        source,
-    })?;
+    let inbox = absolute(&folders.inbox)?;
+    let dest_dir = absolute(folders.dir(dest))?.join(relative_dir(&inbox, &video));
 
-    // Pick the bundle's suffix and write the receipt there.
+    // The bundle's suffix: the first at which every name of the bundle is free.
     let mut n = 0;
     let (video_to, following_caption_to, receipt_to) = loop {
         if n > MAX_SUFFIX {
@@ -143,54 +232,44 @@ pub fn archive(
         }
         let video_to = dest_dir.join(name_with_suffix(stem, n, &video_tail));
         let receipt_to = dest_dir.join(name_with_suffix(stem, n, &dest.receipt_tail()));
-        let caption_to = match &caption_plan {
-            Some((_, Some(tail))) => {
-                let tail: Vec<&OsStr> = tail.iter().map(OsString::as_os_str).collect();
-                Some(dest_dir.join(name_with_suffix(stem, n, &tail)))
-            }
-            _ => None,
-        };
+        let caption_to = caption_tail
+            .as_ref()
+            .map(|tail| dest_dir.join(name_with_suffix(stem, n, tail)));
         let taken = [Some(&video_to), caption_to.as_ref(), Some(&receipt_to)]
             .into_iter()
             .flatten()
             .any(|p| exists(p));
         if !taken {
-            match write_new_file(&receipt_to, &json) {
-                Ok(()) => break (video_to, caption_to, receipt_to),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(source) => {
-                    return Err(ArchiveError::Io {
-                        action: "write receipt",
-                        path: receipt_to,
-                        source,
-                    });
-                }
-            }
+            break (video_to, caption_to, receipt_to);
         }
         n += 1;
     };
 
-    let caption_to = match caption_plan {
-        None => None,
-        Some((from, _)) => {
-            let to = match following_caption_to {
-                Some(to) => to,
-                None => free_name(&dest_dir, from)?,
-            };
-            move_file(from, &to)?;
-            Some(to)
-        }
-    };
-    move_file(video, &video_to)?;
-    tracing::info!(
-        video = %video.display(),
-        to = %video_to.display(),
-        "archived"
-    );
-    Ok(Archived {
-        video: video_to,
-        caption: caption_to,
+    let mut moves = Vec::with_capacity(2);
+    if let Some(from) = caption {
+        let to = match following_caption_to {
+            Some(to) => to,
+            None => free_name(&dest_dir, &from, &[&video_to, &receipt_to])?,
+        };
+        moves.push(Move { from, to });
+    }
+    moves.push(Move {
+        from: video,
+        to: video_to,
+    });
+    Ok(ArchivePlan {
+        dest,
+        moves,
         receipt: receipt_to,
+        receipt_json,
+    })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, ArchiveError> {
+    std::path::absolute(path).map_err(|source| ArchiveError::Io {
+        action: "resolve",
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -224,8 +303,9 @@ fn name_with_suffix(stem: &OsStr, n: u32, tail: &[impl AsRef<OsStr>]) -> OsStrin
     name
 }
 
-/// A free name in `dir` for a caption that is not named after the video.
-fn free_name(dir: &Path, from: &Path) -> Result<PathBuf, ArchiveError> {
+/// A free name in `dir` for a caption that is not named after the video, other than
+/// the names the bundle already claims.
+fn free_name(dir: &Path, from: &Path, claimed: &[&Path]) -> Result<PathBuf, ArchiveError> {
     let name = from
         .file_name()
         .ok_or_else(|| ArchiveError::NoFileName(from.to_path_buf()))?;
@@ -234,16 +314,11 @@ fn free_name(dir: &Path, from: &Path) -> Result<PathBuf, ArchiveError> {
     let tail: Vec<&OsStr> = as_path.extension().into_iter().collect();
     (0..=MAX_SUFFIX)
         .map(|n| dir.join(name_with_suffix(stem, n, &tail)))
-        .find(|p| !exists(p))
+        .find(|p| !exists(p) && !claimed.contains(&p.as_path()))
         .ok_or_else(|| ArchiveError::NoFreeName {
             dir: dir.to_path_buf(),
             name: name.to_os_string(),
         })
-}
-
-/// Whether anything (a dangling symlink included) has this name.
-fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
 }
 
 /// The video's folder relative to the inbox; empty if the video is outside it.
@@ -267,136 +342,11 @@ fn relative_dir(inbox: &Path, video: &Path) -> PathBuf {
     PathBuf::new()
 }
 
-/// Writes `bytes` to a temp file beside `to`, fsyncs it and renames it to `to`
-/// without replacing anything (`AlreadyExists` if `to` is taken).
-fn write_new_file(to: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = parent_of(to);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".dropcast-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(to).map_err(|e| e.error)?;
-    sync_dir(dir)
-}
-
-/// Moves `from` to `to` without replacing anything; across file systems: copy to a
-/// temp name beside `to`, fsync, rename, fsync the folder, then remove the source.
-fn move_file(from: &Path, to: &Path) -> Result<(), ArchiveError> {
-    let result = match rename_noreplace(from, to) {
-        Ok(()) => sync_dir(parent_of(to)),
-        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => copy_across(from, to),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => {
-            // The source folder's entry is gone; make that durable too (best effort).
-            let _ = sync_dir(parent_of(from));
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            Err(ArchiveError::Raced(to.to_path_buf()))
-        }
-        Err(source) => Err(ArchiveError::Io {
-            action: "move",
-            path: from.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-fn copy_across(from: &Path, to: &Path) -> io::Result<()> {
-    let dir = parent_of(to);
-    let mut src = File::open(from)?;
-    let meta = src.metadata()?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".dropcast-")
-        .suffix(".part")
-        .tempfile_in(dir)?;
-    io::copy(&mut src, tmp.as_file_mut())?;
-    tmp.as_file().set_permissions(meta.permissions())?;
-    if let Ok(modified) = meta.modified() {
-        // Keeping the mtime is a courtesy; the copy is good without it.
-        let _ = tmp.as_file().set_modified(modified);
-    }
-    tmp.as_file().sync_all()?;
-    // On failure the temp file (our own copy) is removed; the source is untouched.
-    tmp.persist_noclobber(to).map_err(|e| e.error)?;
-    sync_dir(dir)?;
-    fs::remove_file(from)
-}
-
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
-}
-
-/// `rename` that fails with `AlreadyExists` instead of replacing `to`.
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        use rustix::fs::{CWD, RenameFlags, renameat_with};
-        use rustix::io::Errno;
-        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-            Ok(()) => return Ok(()),
-            // The kernel or the file system does not know the flag: fall back.
-            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    link_then_unlink(from, to)
-}
-
-/// Hard-link then unlink; where the file system has no hard links, check then rename
-/// (the documented, racy last resort).
-fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => {
-            if let Err(e) = fs::remove_file(from) {
-                tracing::warn!(
-                    from = %from.display(),
-                    error = %e,
-                    "archived by hard link; the inbox name could not be removed"
-                );
-            }
-            Ok(())
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::AlreadyExists
-                    | io::ErrorKind::CrossesDevices
-                    | io::ErrorKind::NotFound
-            ) =>
-        {
-            Err(e)
-        }
-        Err(_) => {
-            if exists(to) {
-                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
-            }
-            fs::rename(from, to)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::fs::File;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -714,23 +664,6 @@ mod tests {
         );
         assert_eq!(read(&video), "V");
         assert!(!f.folders.done.exists());
-    }
-
-    #[test]
-    fn rename_noreplace_refuses_to_overwrite() {
-        let f = fixture();
-        let a = put(&f.folders.inbox.join("a"), "A");
-        let b = put(&f.folders.inbox.join("b"), "B");
-        let err = rename_noreplace(&a, &b).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(read(&a), "A");
-        assert_eq!(read(&b), "B");
-        let err = link_then_unlink(&a, &b).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        let c = f.folders.inbox.join("c");
-        link_then_unlink(&a, &c).unwrap();
-        assert!(!a.exists());
-        assert_eq!(read(&c), "A");
     }
 
     #[cfg(unix)]
