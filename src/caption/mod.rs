@@ -946,7 +946,8 @@ account: main
             ));
         }
         let msg = bad(&text);
-        assert!(msg.contains("repetition limit"), "{msg}");
+        assert!(msg.contains("alias bomb"), "{msg}");
+        assert!(msg.contains(":3:"), "blames the first alias: {msg}");
     }
 
     #[test]

@@ -174,6 +174,9 @@ pub async fn run(
     let _rechecks = (!options.once)
         .then(|| AbortOnDrop(tokio::spawn(recheck_accounts(Arc::clone(&ctx), resumed_tx))));
     info!(inbox = %config.inbox.display(), once = options.once, "watching");
+    // Files half-way out of the inbox when the last run stopped go where they were going
+    // before anything else is looked at.
+    job::recover_archives(&ctx).await;
     agent.full_scan().await;
 
     let mut rescan = tokio::time::interval_at(

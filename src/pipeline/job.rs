@@ -7,7 +7,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::archive::{self, Destination};
+use std::sync::Arc;
+
+use crate::archive::{self, ArchivePlan, Archived, Destination};
 use crate::caption::{self, Caption};
 use crate::domain::{Fingerprint, Post, PostDraft, Step};
 use crate::hash;
@@ -102,6 +104,9 @@ pub async fn run(ctx: &Context, bundle: Bundle) -> Outcome {
             return refuse(ctx, &bundle, failure).await;
         }
     };
+    if let Some(outcome) = finish_pending_for(ctx, &bundle.video).await {
+        return outcome;
+    }
     let span = info_span!("job", file = %name, hash = fp.sha256.short());
     run_hashed(ctx, bundle, fp).instrument(span).await
 }
@@ -582,12 +587,8 @@ async fn archive_published(
         return Outcome::Published { url };
     }
     let receipt = receipt::PublishedReceipt::new(&job, draft, &post);
-    match archive_bundle(ctx, bundle, Destination::Done, receipt).await {
+    match archive_bundle(ctx, bundle, Some(id), Destination::Done, receipt).await {
         Ok(archived) => {
-            let to = archived.video.clone();
-            if let Err(e) = ctx.ledger(move |l| l.mark_done(id, &to)).await {
-                error!(reason = %e, "ledger error after archiving");
-            }
             info!(step = "archive", to = %archived.video.display(), receipt = %archived.receipt.display(), %url, "done");
             Outcome::Published { url }
         }
@@ -614,7 +615,7 @@ async fn duplicate(ctx: &Context, bundle: &Bundle, job: JobRecord, earlier: JobR
         };
     }
     let receipt = receipt::DuplicateReceipt::new(&job, &earlier, receipt::UtcTime::now());
-    match archive_bundle(ctx, bundle, Destination::Duplicates, receipt).await {
+    match archive_bundle(ctx, bundle, Some(job.id), Destination::Duplicates, receipt).await {
         Ok(_) => Outcome::Duplicate {
             earlier: earlier_url,
         },
@@ -642,7 +643,7 @@ async fn fail(ctx: &Context, bundle: &Bundle, job: &JobRecord, failure: JobFailu
         &failure.reason,
         &failure.hint,
     );
-    move_failed(ctx, bundle, receipt, failure).await
+    move_failed(ctx, bundle, Some(id), receipt, failure).await
 }
 
 /// A video that could not even be hashed (or cannot be a video at all): no ledger job can
@@ -656,19 +657,20 @@ pub async fn refuse(ctx: &Context, bundle: &Bundle, failure: JobFailure) -> Outc
         &failure.reason,
         &failure.hint,
     );
-    move_failed(ctx, bundle, receipt, failure).await
+    move_failed(ctx, bundle, None, receipt, failure).await
 }
 
 async fn move_failed(
     ctx: &Context,
     bundle: &Bundle,
+    job: Option<i64>,
     receipt: receipt::FailureReceipt,
     failure: JobFailure,
 ) -> Outcome {
     if !ctx.in_inbox(&bundle.video) {
         return Outcome::Failed(failure);
     }
-    match archive_bundle(ctx, bundle, Destination::Failed, receipt).await {
+    match archive_bundle(ctx, bundle, job, Destination::Failed, receipt).await {
         Ok(archived) => {
             warn!(step = "archive", to = %archived.video.display(), reason = %failure.reason, "failed; moved to failed/");
             Outcome::Failed(failure)
@@ -683,31 +685,176 @@ fn stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-/// Moves the bundle with its receipt, off the async threads. A move that cannot be made
-/// leaves every file in the inbox and holds the job, to be tried again on the next scan.
+/// Moves the bundle with its receipt, off the async threads, crash-safely: for a ledger
+/// job the plan (the names chosen, the receipt's text) is committed first, then carried
+/// out, and a restart that finds the plan unfinished finishes it. A move that cannot be
+/// made leaves the files in the inbox and holds the job, to be tried again later.
 async fn archive_bundle<R>(
     ctx: &Context,
     bundle: &Bundle,
+    job: Option<i64>,
     dest: Destination,
     receipt: R,
-) -> Result<archive::Archived, Outcome>
+) -> Result<Archived, Outcome>
 where
-    R: serde::Serialize + Send + 'static,
+    R: serde::Serialize + Send + Sync + 'static,
 {
-    let folders = ctx.folders.clone();
-    let video = bundle.video.clone();
-    let caption = bundle.caption.clone();
-    let moved = tokio::task::spawn_blocking(move || {
-        archive::archive(&folders, dest, &video, caption.as_deref(), &receipt)
-    })
-    .await;
-    let reason = match moved {
-        Ok(Ok(archived)) => return Ok(archived),
-        Ok(Err(e)) => format!("archive: {e}"),
-        Err(e) => format!("archive task: {e}"),
+    let held = |reason: String| {
+        error!(%reason, "cannot archive; the files stay in the inbox and the move is tried again later");
+        Outcome::Held { reason }
     };
-    error!(%reason, "cannot archive; the files stay in the inbox and the move is tried again later");
-    Err(Outcome::Held { reason })
+    let Some(id) = job else {
+        let folders = ctx.folders.clone();
+        let (video, caption) = (bundle.video.clone(), bundle.caption.clone());
+        return blocking(move || {
+            archive::archive(&folders, dest, &video, caption.as_deref(), &receipt)
+        })
+        .await
+        .map_err(held);
+    };
+    // An earlier run may have planned this archive already: finish that plan.
+    let mut plan: Option<ArchivePlan> = match ctx.ledger(move |l| l.archive_plan(id)).await {
+        Ok(Some(value)) => serde_json::from_value(value).ok(),
+        Ok(None) => None,
+        Err(e) => return Err(held(format!("ledger: {e}"))),
+    };
+    let receipt = Arc::new(receipt);
+    for _ in 0..5 {
+        let current = match plan.take() {
+            Some(plan) => plan,
+            None => {
+                let folders = ctx.folders.clone();
+                let (video, caption) = (bundle.video.clone(), bundle.caption.clone());
+                let receipt = Arc::clone(&receipt);
+                let new = blocking(move || {
+                    archive::plan(&folders, dest, &video, caption.as_deref(), &*receipt)
+                })
+                .await
+                .map_err(held)?;
+                let value =
+                    serde_json::to_value(&new).map_err(|e| held(format!("archive plan: {e}")))?;
+                ctx.ledger(move |l| l.set_archive_plan(id, &value))
+                    .await
+                    .map_err(|e| held(format!("ledger: {e}")))?;
+                new
+            }
+        };
+        match tokio::task::spawn_blocking(move || archive::execute(&current)).await {
+            Ok(Ok(archived)) => {
+                finish_archive(ctx, id, dest, &archived).await;
+                return Ok(archived);
+            }
+            // A name was taken before anything moved: choose again.
+            Ok(Err(archive::ArchiveError::Taken(_))) => continue,
+            Ok(Err(e)) => return Err(held(format!("archive: {e}"))),
+            Err(e) => return Err(held(format!("archive task: {e}"))),
+        }
+    }
+    Err(held(
+        "archive: every name chosen was taken meanwhile".into(),
+    ))
+}
+
+/// Runs an archive step off the async threads; errors become the hold reason.
+async fn blocking<T, F>(f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, archive::ArchiveError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("archive: {e}")),
+        Err(e) => Err(format!("archive task: {e}")),
+    }
+}
+
+/// Records in the ledger that the archive is complete.
+async fn finish_archive(ctx: &Context, id: i64, dest: Destination, archived: &Archived) {
+    let to = archived.video.clone();
+    let result = match dest {
+        Destination::Done => ctx.ledger(move |l| l.mark_done(id, &to)).await,
+        _ => ctx.ledger(move |l| l.record_archived(id, &to)).await,
+    };
+    if let Err(e) = result {
+        error!(reason = %e, "ledger error after archiving");
+    }
+}
+
+/// If an earlier run planned to archive this very video and did not finish (the
+/// destination was not writable, say), finishes that instead of starting a new job: a
+/// failed job's video must reach `failed/`, not be published again.
+async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
+    let pending = ctx.ledger(|l| l.pending_archives()).await.ok()?;
+    let (job, plan) = pending.into_iter().find_map(|(job, value)| {
+        let plan: ArchivePlan = serde_json::from_value(value).ok()?;
+        (plan.moves.last()?.from == video).then_some((job, plan))
+    })?;
+    let dest = plan.dest;
+    info!(job = job.id, "finishing the archive an earlier run started");
+    match tokio::task::spawn_blocking(move || archive::execute(&plan)).await {
+        Ok(Ok(archived)) => {
+            finish_archive(ctx, job.id, dest, &archived).await;
+            let url = job.aweme_id.as_ref().map(|a| {
+                Post {
+                    aweme_id: a.clone(),
+                }
+                .url()
+            });
+            Some(match dest {
+                Destination::Done => Outcome::Published {
+                    url: url.unwrap_or_default(),
+                },
+                Destination::Duplicates => Outcome::Duplicate { earlier: None },
+                Destination::Failed => {
+                    let error = job.error.clone();
+                    Outcome::Failed(JobFailure {
+                        step: error.as_ref().and_then(|e| e.step),
+                        class: "earlier",
+                        reason: error.map(|e| e.reason).unwrap_or_default(),
+                        hint: "See the error receipt beside the video.".into(),
+                    })
+                }
+            })
+        }
+        Ok(Err(e)) => Some(Outcome::Held {
+            reason: format!("archive: {e}"),
+        }),
+        Err(e) => Some(Outcome::Held {
+            reason: format!("archive task: {e}"),
+        }),
+    }
+}
+
+/// Finishes every archive an earlier run planned but did not complete (a crash or a power
+/// cut in the middle of moving files). Returns how many were finished.
+pub async fn recover_archives(ctx: &Context) -> usize {
+    let pending = match ctx.ledger(|l| l.pending_archives()).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            error!(reason = %e, "cannot list unfinished archives");
+            return 0;
+        }
+    };
+    let mut finished = 0;
+    for (job, value) in pending {
+        let plan: ArchivePlan = match serde_json::from_value(value) {
+            Ok(plan) => plan,
+            Err(e) => {
+                error!(job = job.id, reason = %e, "unreadable archive plan in the ledger");
+                continue;
+            }
+        };
+        let dest = plan.dest;
+        match blocking(move || archive::execute(&plan)).await {
+            Ok(archived) => {
+                finish_archive(ctx, job.id, dest, &archived).await;
+                info!(job = job.id, to = %archived.video.display(), "finished an archive that was interrupted");
+                finished += 1;
+            }
+            Err(reason) => warn!(job = job.id, %reason, "cannot finish an interrupted archive yet"),
+        }
+    }
+    finished
 }
 
 /// For logs: a path relative to the inbox.
