@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::archive::{self, ArchivePlan, Archived, Destination};
 use crate::caption::{self, Caption};
 use crate::domain::{Fingerprint, Post, PostDraft, Step};
+use crate::failpoint;
 use crate::hash;
 use crate::ledger::{Claim, JobRecord, JobState, LedgerError, NewJob};
 use crate::platform::{Account, Expired, PublishError, Upload};
@@ -326,6 +327,13 @@ async fn publish(
         if let Some(post) = reconcile(ctx, id, account, &upload.vid).await? {
             return Ok((post, draft));
         }
+        if job.state == JobState::Unconfirmed {
+            // Parked: never sent again on its own, only after `dropcast retry`.
+            return Err(Stop::Unconfirmed(format!(
+                "still no post with our video; `dropcast retry {}` sends it again",
+                job.sha256.short()
+            )));
+        }
         info!(
             step = "publish",
             "no post with our vid exists; sending it now"
@@ -344,6 +352,7 @@ async fn publish(
         sends += 1;
         match ctx.client.create_post(account, &upload, &draft).await {
             Ok(post) => {
+                failpoint::hit("after_request:publish");
                 let aweme = post.aweme_id.clone();
                 ctx.ledger(move |l| l.mark_published(id, &aweme)).await?;
                 info!(step = "publish", aweme_id = %post.aweme_id, url = %post.url(), "published");
@@ -436,6 +445,7 @@ async fn upload_once(
     fp: &Fingerprint,
 ) -> Result<Upload, (Step, PublishError)> {
     let checkpoint = |step: Step, value: serde_json::Value| async move {
+        failpoint::hit(&format!("after_request:{step}"));
         ctx.ledger(move |l| l.record_step(id, step, &value))
             .await
             .map_err(|e| {
