@@ -171,6 +171,8 @@ pub struct PlatformConfig {
     pub vod_url: reqwest::Url,
     pub upload_scheme: UploadScheme,
     pub timeout: Duration,
+    /// Faults the built-in sandbox injects, for demos (protocol steps failing on purpose).
+    pub sandbox_faults: Vec<crate::sandbox::Fault>,
 }
 
 impl Default for PlatformConfig {
@@ -181,6 +183,7 @@ impl Default for PlatformConfig {
             vod_url: known_url("https://vas-lf-x.snssdk.com"),
             upload_scheme: UploadScheme::Https,
             timeout: Duration::from_secs(60),
+            sandbox_faults: Vec::new(),
         }
     }
 }
@@ -630,11 +633,24 @@ fn read_platform(node: &Node<'_>, out: &mut PlatformConfig, problems: &mut Probl
             "vod_url",
             "upload_scheme",
             "timeout",
+            "sandbox_faults",
         ],
         problems,
     ) else {
         return;
     };
+    if let Some(n) = f.get("sandbox_faults")
+        && let Some(items) = n.items(problems)
+    {
+        for item in items {
+            match serde_yaml::from_value::<crate::sandbox::Fault>(item.value().clone()) {
+                Ok(fault) => out.sandbox_faults.push(fault),
+                Err(e) => problems.push(item.problem(format!(
+                    "not a sandbox fault: {e} (e.g. {{step: create, action: drop_answer, times: 1}})"
+                ))),
+            }
+        }
+    }
     if let Some(n) = f.get("sandbox")
         && let Some(b) = n.bool(problems)
     {
@@ -1239,5 +1255,29 @@ defaults:
             err.starts_with(&format!("{}:1:17: watch.settle", path.display())),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sandbox_faults_are_read_and_bad_ones_named_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::parse(
+            "platform:\n  sandbox: true\n  sandbox_faults:\n    - {step: create, action: drop_answer, times: 1}\n",
+            None,
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(c.platform.sandbox_faults.len(), 1);
+        let err = Config::parse(
+            "platform:\n  sandbox_faults:\n    - {step: create, action: drop_answer}\n    - {step: nowhere, action: reset}\n",
+            Some(Path::new("dropcast.yaml")),
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("dropcast.yaml:4:7: platform.sandbox_faults[1]"),
+            "{err}"
+        );
+        assert!(err.contains("nowhere"), "{err}");
     }
 }

@@ -52,7 +52,17 @@ impl Context {
             let listener = TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .map_err(FatalError::Sandbox)?;
-            let handle = sandbox::start(listener, SandboxOptions::default())
+            let options = SandboxOptions {
+                faults: config.platform.sandbox_faults.clone(),
+                ..SandboxOptions::default()
+            };
+            if !options.faults.is_empty() {
+                tracing::warn!(
+                    faults = options.faults.len(),
+                    "the sandbox will fail some requests on purpose (platform.sandbox_faults)"
+                );
+            }
+            let handle = sandbox::start(listener, options)
                 .await
                 .map_err(FatalError::Sandbox)?;
             let base: reqwest::Url = handle
