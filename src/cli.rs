@@ -54,6 +54,16 @@ pub enum Command {
     },
     /// Check the config, the folders and each account's cookie (protocol step 1)
     Check,
+    /// Put a failed, unconfirmed or abandoned job back in the queue (failed files return
+    /// from failed/ to the inbox)
+    Retry {
+        /// The video's SHA-256, or its first 6+ hex digits (shown in logs and receipts)
+        #[arg(required_unless_present = "all_failed")]
+        hash: Option<String>,
+        /// Every failed job
+        #[arg(long, conflicts_with = "hash")]
+        all_failed: bool,
+    },
     /// Check caption files; prints every problem with line and column
     Validate {
         #[arg(required = true)]
@@ -121,6 +131,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             publish_cmd(cli.config.as_deref(), &video, caption).await
         }
         Command::Check => check_cmd(cli.config.as_deref()).await,
+        Command::Retry { hash, all_failed } => {
+            retry_cmd(cli.config.as_deref(), hash.as_deref(), all_failed)
+        }
         Command::Validate { captions } => Ok(validate_cmd(cli.config.as_deref(), &captions)),
         Command::Sandbox { addr } => sandbox_cmd(addr).await,
     }
@@ -285,6 +298,48 @@ async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     ctx.shutdown().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn retry_cmd(
+    config: Option<&Path>,
+    hash: Option<&str>,
+    all_failed: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::pipeline::retry;
+    let config = load_config(config)?;
+    let mut ledger = crate::ledger::Ledger::open(&config.state_dir).map_err(FatalError::from)?;
+    let results = match hash {
+        Some(hash) if !all_failed => vec![retry::retry_hash(&config, &mut ledger, hash)],
+        _ => retry::retry_all_failed(&config, &mut ledger),
+    };
+    if results.is_empty() {
+        println!("no failed jobs");
+    }
+    let mut ok = true;
+    for result in results {
+        match result {
+            Ok(r) => {
+                println!(
+                    "requeued job {} ({}, was {})",
+                    r.id,
+                    r.video.display(),
+                    r.was.as_str()
+                );
+                for path in &r.moved_back {
+                    println!("  moved back: {}", path.display());
+                }
+            }
+            Err(e) => {
+                ok = false;
+                println!("not requeued: {e}");
+            }
+        }
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

@@ -180,3 +180,115 @@ async fn upload_credentials_expiring_mid_job_are_renewed_once() {
     assert_eq!(requests["upload"], json!(2), "{requests:#}");
     assert!(agent.log_text().contains("upload credentials expired"));
 }
+
+fn status(status: u16) -> FaultAction {
+    FaultAction::Status {
+        status,
+        retry_after: None,
+        body: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_post_fails_and_retry_brings_it_back_from_failed() {
+    let refused = FaultAction::Body {
+        body: json!({"status_code": 2, "status_msg": "text_extra: span 0..3 is not `#音乐`"}),
+    };
+    let options = SandboxOptions {
+        faults: vec![fault(FaultStep::Create, refused, 1)],
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[], "").await;
+    let bytes = drop_example(&env, "clip", 1);
+    let out = env.watch_once().await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = read_json(&env.path("failed/clip.error.json"));
+    assert_eq!(err["class"], "rejected");
+    assert_eq!(err["step"], "publish");
+    assert!(
+        err["reason"].as_str().unwrap().contains("span 0..3"),
+        "{err:#}"
+    );
+
+    let hash = sha256_hex(&bytes);
+    let mut cmd = env.cmd();
+    cmd.args(["retry", &hash[..10]]);
+    let out = run(cmd).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("requeued job"), "{text}");
+    assert!(
+        env.inbox().join("clip.mp4").exists(),
+        "moved back into the inbox"
+    );
+    assert!(env.inbox().join("clip.yaml").exists());
+    assert!(
+        env.path("failed/clip.error.json").exists(),
+        "the error receipt stays"
+    );
+
+    let out = env.watch_once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.posts().await.len(), 1);
+    assert!(env.path("done/clip.receipt.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unconfirmed_job_is_never_sent_again_on_its_own_only_after_retry() {
+    // The publish request is cut before the platform does anything, and the post list
+    // cannot be read to check: the outcome is unknown.
+    let options = SandboxOptions {
+        faults: vec![
+            fault(FaultStep::Create, FaultAction::Reset, 1),
+            // As many as the first run's tries (publish.retry.attempts: 3).
+            fault(FaultStep::PostList, status(503), 3),
+        ],
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[], "").await;
+    let bytes = drop_example(&env, "clip", 1);
+    let out = env.watch_once().await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        env.inbox().join("clip.mp4").exists(),
+        "an unconfirmed job keeps its files"
+    );
+    assert!(stderr(&out).contains("unconfirmed"), "{}", stderr(&out));
+    let creates = env.requests().await["create"].as_u64().unwrap();
+
+    // A restart can check now (no post with our vid), but does not send on its own.
+    let out = env.watch_once().await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(env.requests().await["create"].as_u64().unwrap(), creates);
+    assert!(env.posts().await.is_empty());
+    assert!(stderr(&out).contains("dropcast retry"), "{}", stderr(&out));
+
+    let mut cmd = env.cmd();
+    cmd.args(["retry", &sha256_hex(&bytes)]);
+    assert!(run(cmd).await.status.success());
+    let out = env.watch_once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.posts().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_says_clearly_what_it_cannot_do() {
+    let env = Env::start("").await;
+    drop_example(&env, "clip", 1);
+    assert!(env.watch_once().await.status.success());
+    for (arg, wanted) in [
+        ("zz", "not a content hash"),
+        ("abcdef12", "no job has a hash starting with"),
+        (
+            &sha256_hex(&clip_variant(1))[..8],
+            "only failed, unconfirmed or abandoned",
+        ),
+    ] {
+        let mut cmd = env.cmd();
+        cmd.args(["retry", arg]);
+        let out = run(cmd).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{arg}: {text}");
+        assert!(text.contains(wanted), "{arg}: {text}");
+    }
+}

@@ -175,6 +175,37 @@ pub fn archive(
     }
 }
 
+/// Moves an executed plan's files back where they came from (`dropcast retry` of a job
+/// in `failed/`): the caption first, the video last, never overwriting. The receipt stays
+/// (it documents what happened). Checks every file before it moves one.
+pub fn restore(plan: &ArchivePlan) -> Result<(), ArchiveError> {
+    if plan.moves.is_empty() {
+        return Err(ArchiveError::BadPlan("it moves no file"));
+    }
+    for m in &plan.moves {
+        if !fsops::exists(&m.to) {
+            return Err(ArchiveError::Lost {
+                from: m.to.clone(),
+                to: m.from.clone(),
+            });
+        }
+        if fsops::exists(&m.from) {
+            return Err(ArchiveError::Raced(m.from.clone()));
+        }
+    }
+    for m in &plan.moves {
+        if let Some(dir) = m.from.parent() {
+            fs::create_dir_all(dir).map_err(|source| ArchiveError::Io {
+                action: "create",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        fsops::move_file(&m.to, &m.from)?;
+    }
+    Ok(())
+}
+
 /// Decides where `video` (and `caption`) go in `dest` and renders the receipt; touches
 /// nothing.
 ///

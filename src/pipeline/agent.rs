@@ -170,7 +170,7 @@ pub async fn run(
     };
     // Paused accounts are tried again in the background; a resumed one brings its
     // queued videos back through a full scan.
-    let (resumed_tx, mut resumed_rx) = mpsc::unbounded_channel::<String>();
+    let (resumed_tx, mut resumed_rx) = mpsc::unbounded_channel::<Nudge>();
     let _rechecks = (!options.once)
         .then(|| AbortOnDrop(tokio::spawn(recheck_accounts(Arc::clone(&ctx), resumed_tx))));
     info!(inbox = %config.inbox.display(), once = options.once, "watching");
@@ -198,8 +198,11 @@ pub async fn run(
                 break;
             }
             Some(event) = rx.recv() => agent.on_event(event).await,
-            Some(account) = resumed_rx.recv() => {
-                info!(%account, "account resumed; looking for its queued videos");
+            Some(nudge) = resumed_rx.recv() => {
+                match nudge {
+                    Nudge::Resumed(account) => info!(%account, "account resumed; looking for its queued videos"),
+                    Nudge::Requeued => info!("jobs were put back in the queue (dropcast retry); looking at the inbox"),
+                }
                 agent.full_scan().await;
             }
             Some(done) = agent.jobs.join_next_with_id(), if !agent.jobs.is_empty() => agent.on_joined(done),
@@ -223,19 +226,37 @@ const ACCOUNT_LOOK_EVERY: Duration = Duration::from_secs(2);
 /// How often a paused account's cookie is tried again even if nothing changed.
 const ACCOUNT_RECHECK_EVERY: Duration = Duration::from_secs(60);
 
+/// Why the agent should look at the whole inbox now.
+enum Nudge {
+    /// A paused account works again: its queued videos can go.
+    Resumed(String),
+    /// `dropcast retry` put jobs back in the queue.
+    Requeued,
+}
+
 /// Tries paused accounts again (protocol step 1) when their cookie file changes or a
-/// minute has passed; reports the ones that work again.
-async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<String>) {
+/// minute has passed, and notices `dropcast retry`; says when the inbox is worth a look.
+async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudge>) {
     let mut tick = tokio::time::interval(ACCOUNT_LOOK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let marker = ctx.config.state_dir.join(super::retry::REQUEUED_MARKER);
+    let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut requeued = stamp(&marker);
     loop {
         tick.tick().await;
+        let now = stamp(&marker);
+        if now != requeued {
+            requeued = now;
+            if resumed.send(Nudge::Requeued).is_err() {
+                return;
+            }
+        }
         for due in ctx.accounts.due_for_check(ACCOUNT_RECHECK_EVERY) {
             match ctx.client.credentials(&due.account).await {
                 Ok(_) => {
                     ctx.accounts.resume(&due.name);
                     info!(account = %due.name, "the account's cookie works again");
-                    if resumed.send(due.name).is_err() {
+                    if resumed.send(Nudge::Resumed(due.name)).is_err() {
                         return;
                     }
                 }
