@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod lock;
 pub mod pipeline;
 pub mod platform;
+pub mod progress;
 pub mod receipt;
 pub mod sandbox;
 pub mod secret;

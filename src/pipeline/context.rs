@@ -18,12 +18,15 @@ use crate::watch::NameFilter;
 
 use super::accounts::Accounts;
 use super::error::FatalError;
+use super::live::Live;
 
 /// Shared by every job of one agent (or one command).
 pub struct Context {
     pub config: Config,
     pub client: DouyinWeb,
     pub accounts: Accounts,
+    /// What the agent is doing now (status server, `dropcast status`).
+    pub live: Live,
     pub filter: NameFilter,
     pub folders: Folders,
     ledger: Arc<Mutex<Ledger>>,
@@ -126,6 +129,7 @@ impl Context {
             config,
             client,
             accounts,
+            live: Live::new(""),
             filter,
             folders,
             ledger: Arc::new(Mutex::new(ledger)),

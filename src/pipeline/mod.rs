@@ -8,6 +8,7 @@ pub mod agent;
 pub mod context;
 pub mod error;
 pub mod job;
+pub mod live;
 pub mod retry;
 
 pub use agent::{AgentEvent, RunOptions, Summary, run};
