@@ -30,6 +30,8 @@ pub const NAMES: &[&str] = &[
     "after_commit:abandoned",
     "after_commit:unconfirmed",
     "after_commit:archived",
+    "after_commit:upload_session",
+    "after_commit:part",
 ];
 
 /// Aborts the process if `DROPCAST_FAILPOINT` names this point.

@@ -31,11 +31,11 @@ pub type JobId = i64;
 /// The ledger's file name inside `state_dir`.
 pub const FILE_NAME: &str = "ledger.sqlite3";
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `MIGRATIONS[v]` takes the schema from version `v` to `v + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// Schema version 1.
 ///
@@ -88,6 +88,28 @@ ALTER TABLE jobs ADD COLUMN archive_plan TEXT
     CHECK (archive_plan IS NULL OR json_valid(archive_plan));
 ";
 
+/// Schema version 3: the scheduled time of a post, and multipart uploads in progress (the
+/// session needed to go on after a restart, and each part that arrived) so that a restart
+/// sends only the parts still missing.
+const SCHEMA_V3: &str = "
+ALTER TABLE jobs ADD COLUMN publish_at INTEGER;
+
+CREATE TABLE upload_sessions (
+    job_id     INTEGER PRIMARY KEY REFERENCES jobs (id),
+    session    TEXT    NOT NULL CHECK (json_valid(session)),
+    created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE upload_parts (
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    number INTEGER NOT NULL CHECK (number >= 1),
+    size   INTEGER NOT NULL CHECK (size >= 0),
+    crc32  INTEGER NOT NULL CHECK (crc32 >= 0),
+    at     INTEGER NOT NULL,
+    PRIMARY KEY (job_id, number)
+) STRICT;
+";
+
 /// Jobs whose archive was planned and is not recorded as finished: Published jobs not
 /// yet Done, Failed and Duplicate jobs without `archived_to`.
 const PENDING_ARCHIVE_SQL: &str = "archive_plan IS NOT NULL AND (state = 'published' \
@@ -98,7 +120,7 @@ const LIVE_STATES_SQL: &str = "('active', 'published', 'done', 'unconfirmed')";
 
 const JOB_COLUMNS: &str = "id, sha256, account, state, video, caption, size, publish_sent_at, \
      aweme_id, error_step, error_class, error_reason, duplicate_of, archived_to, attempts, \
-     created_at, updated_at";
+     created_at, updated_at, publish_at";
 
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -231,6 +253,16 @@ pub struct JobRecord {
     pub attempts: u32,
     pub created_at: SystemTime,
     pub updated_at: SystemTime,
+    /// When the post is scheduled to appear (unix seconds); `None`: at once.
+    pub publish_at: Option<i64>,
+}
+
+/// A part of a multipart upload that the platform confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartRecord {
+    pub number: u32,
+    pub size: u64,
+    pub crc32: u32,
 }
 
 impl JobRecord {
@@ -742,9 +774,131 @@ impl Ledger {
                     "DELETE FROM steps WHERE job_id = ?1 AND ordinal >= ?2",
                     params![id, step_ordinal(step)],
                 )?;
+                if step <= Step::Upload {
+                    // The upload starts over: its session and parts are void.
+                    tx.execute("DELETE FROM upload_parts WHERE job_id = ?1", [id])?;
+                    tx.execute("DELETE FROM upload_sessions WHERE job_id = ?1", [id])?;
+                }
                 touch(tx, id, now)
             },
         )
+    }
+
+    /// When the job's post is scheduled to appear (unix seconds), or `None` for at once.
+    /// Active jobs only.
+    pub fn set_publish_at(&mut self, id: JobId, at: Option<i64>) -> Result<(), LedgerError> {
+        self.transition(id, "schedule", None, &[JobState::Active], |tx, _, now| {
+            tx.execute(
+                "UPDATE jobs SET publish_at = ?1, updated_at = ?2 WHERE id = ?3",
+                params![at, now, id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Stores what a restart needs to go on with a multipart upload (upload id, target,
+    /// credentials: the ledger is as private as a cookie file). A new session voids the
+    /// parts of an earlier one. Active jobs only.
+    pub fn save_upload_session(
+        &mut self,
+        id: JobId,
+        session: &serde_json::Value,
+    ) -> Result<(), LedgerError> {
+        let text = serde_json::to_string(session)?;
+        self.transition(
+            id,
+            "save the upload session",
+            Some("after_commit:upload_session"),
+            &[JobState::Active],
+            |tx, _, now| {
+                tx.execute("DELETE FROM upload_parts WHERE job_id = ?1", [id])?;
+                tx.execute(
+                    "INSERT INTO upload_sessions (job_id, session, created_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (job_id) DO UPDATE SET session = excluded.session, \
+                     created_at = excluded.created_at",
+                    params![id, text, now],
+                )?;
+                touch(tx, id, now)
+            },
+        )
+    }
+
+    /// The job's multipart session, if one is in progress.
+    pub fn upload_session(&self, id: JobId) -> Result<Option<serde_json::Value>, LedgerError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT session FROM upload_sessions WHERE job_id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| LedgerError::Corrupt {
+                id,
+                what: format!("upload session: {e}"),
+            })
+        })
+        .transpose()
+    }
+
+    /// One part of the job's multipart upload arrived. Active jobs with a session only.
+    pub fn record_part(&mut self, id: JobId, part: PartRecord) -> Result<(), LedgerError> {
+        self.transition(
+            id,
+            "record a part",
+            Some("after_commit:part"),
+            &[JobState::Active],
+            |tx, job, now| {
+                let has_session: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM upload_sessions WHERE job_id = ?1)",
+                    [id],
+                    |row| row.get(0),
+                )?;
+                if !has_session {
+                    return Err(illegal(job, "record a part", "it has no upload session"));
+                }
+                tx.execute(
+                    "INSERT INTO upload_parts (job_id, number, size, crc32, at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (job_id, number) DO UPDATE SET \
+                     size = excluded.size, crc32 = excluded.crc32, at = excluded.at",
+                    params![
+                        id,
+                        part.number,
+                        i64::try_from(part.size).map_err(|_| LedgerError::Invalid("part size"))?,
+                        part.crc32,
+                        now
+                    ],
+                )?;
+                touch(tx, id, now)
+            },
+        )
+    }
+
+    /// The parts of the job's multipart upload that arrived, by number.
+    pub fn parts(&self, id: JobId) -> Result<Vec<PartRecord>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT number, size, crc32 FROM upload_parts WHERE job_id = ?1 ORDER BY number",
+        )?;
+        let rows = stmt
+            .query_map([id], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(number, size, crc32)| {
+                Ok(PartRecord {
+                    number: u32::try_from(number)
+                        .map_err(|_| LedgerError::Invalid("part number"))?,
+                    size: u64::try_from(size).map_err(|_| LedgerError::Invalid("part size"))?,
+                    crc32: u32::try_from(crc32).map_err(|_| LedgerError::Invalid("part crc32"))?,
+                })
+            })
+            .collect()
     }
 
     /// One job, if it exists.
@@ -939,6 +1093,7 @@ struct RawJob {
     attempts: i64,
     created_at: i64,
     updated_at: i64,
+    publish_at: Option<i64>,
 }
 
 impl RawJob {
@@ -961,6 +1116,7 @@ impl RawJob {
             attempts: row.get(14)?,
             created_at: row.get(15)?,
             updated_at: row.get(16)?,
+            publish_at: row.get(17)?,
         })
     }
 
@@ -1001,6 +1157,7 @@ impl RawJob {
                 .map_err(|_| corrupt("attempts out of range".into()))?,
             created_at: from_ms(self.created_at),
             updated_at: from_ms(self.updated_at),
+            publish_at: self.publish_at,
         })
     }
 }
@@ -1794,7 +1951,7 @@ mod tests {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, SCHEMA_VERSION);
         let jobs = ledger.jobs_in(&JobState::ALL).unwrap();
         assert_eq!(jobs.len(), 3);
         let done = &jobs[0];
@@ -2079,5 +2236,79 @@ mod tests {
                 check_invariants(&ledger)?;
             }
         }
+    }
+
+    #[test]
+    fn multipart_session_and_parts_survive_a_restart_and_reset_with_the_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let job = match l.claim(&new_job(1, "main", "a.mp4"), false).unwrap() {
+            Claim::New(j) => j,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            l.record_part(
+                job.id,
+                PartRecord {
+                    number: 1,
+                    size: 5,
+                    crc32: 7
+                }
+            )
+            .is_err(),
+            "no session yet"
+        );
+        l.save_upload_session(job.id, &serde_json::json!({"upload_id": "u1"}))
+            .unwrap();
+        l.record_part(
+            job.id,
+            PartRecord {
+                number: 2,
+                size: 5,
+                crc32: 9,
+            },
+        )
+        .unwrap();
+        l.record_part(
+            job.id,
+            PartRecord {
+                number: 1,
+                size: 5,
+                crc32: 7,
+            },
+        )
+        .unwrap();
+        l.set_publish_at(job.id, Some(1_800_000_000)).unwrap();
+        drop(l);
+        let mut l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(
+            l.upload_session(job.id).unwrap().unwrap()["upload_id"],
+            "u1"
+        );
+        let parts = l.parts(job.id).unwrap();
+        assert_eq!(
+            parts.iter().map(|p| p.number).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            l.job(job.id).unwrap().unwrap().publish_at,
+            Some(1_800_000_000)
+        );
+        // A new session voids the old parts; forgetting the upload voids both.
+        l.save_upload_session(job.id, &serde_json::json!({"upload_id": "u2"}))
+            .unwrap();
+        assert!(l.parts(job.id).unwrap().is_empty());
+        l.record_part(
+            job.id,
+            PartRecord {
+                number: 1,
+                size: 5,
+                crc32: 7,
+            },
+        )
+        .unwrap();
+        l.forget_steps_from(job.id, Step::Credentials).unwrap();
+        assert!(l.upload_session(job.id).unwrap().is_none());
+        assert!(l.parts(job.id).unwrap().is_empty());
     }
 }

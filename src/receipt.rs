@@ -385,6 +385,7 @@ mod tests {
             attempts: 1,
             created_at: at,
             updated_at: at,
+            publish_at: None,
         }
     }
 
