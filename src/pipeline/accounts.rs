@@ -102,6 +102,17 @@ impl Accounts {
         true
     }
 
+    /// Every paused account with its pause, by name.
+    pub fn paused_list(&self) -> Vec<(String, Pause)> {
+        let mut list: Vec<(String, Pause)> = self
+            .lock()
+            .iter()
+            .filter_map(|(name, e)| e.paused.clone().map(|p| (name.clone(), p)))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
     pub fn resume(&self, name: &str) {
         if let Some(entry) = self.lock().get_mut(name) {
             entry.paused = None;

@@ -21,6 +21,7 @@ use crate::watch::{
 use super::context::Context;
 use super::error::{FatalError, JobFailure};
 use super::job::{self, Bundle, Outcome};
+use super::live;
 
 /// How long a shutdown waits for jobs in flight before stopping them. A stopped job loses
 /// nothing: it resumes from its last ledger checkpoint on the next start.
@@ -108,6 +109,8 @@ struct Incomplete {
 struct Waiting {
     settled: Settled,
     since: Instant,
+    /// The same moment on the wall clock, for status.
+    since_wall: std::time::SystemTime,
     warned: bool,
 }
 
@@ -150,6 +153,11 @@ pub async fn run(
         )?
     };
     let polling = matches!(discovery, Discovery::Polling);
+    ctx.live.set_watching(match discovery {
+        Discovery::Events(_) => "native",
+        Discovery::Polling => "poll",
+        Discovery::ScansOnly => "once",
+    });
     let mut poll = tokio::time::interval(config.watch.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut agent = Agent {
@@ -244,6 +252,20 @@ async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudg
     let mut requeued = stamp(&marker);
     loop {
         tick.tick().await;
+        let paused = ctx
+            .accounts
+            .paused_list()
+            .into_iter()
+            .map(|(account, p)| live::PausedAccount {
+                account,
+                reason: p.reason,
+                since: Some(p.since.into()),
+            })
+            .collect();
+        ctx.live.set_paused(paused);
+        if let Err(e) = ctx.live.save(&ctx.config.state_dir) {
+            debug!(reason = %e, "cannot save live.json");
+        }
         let now = stamp(&marker);
         if now != requeued {
             requeued = now;
@@ -488,6 +510,7 @@ impl Agent {
                             Waiting {
                                 settled: file,
                                 since: Instant::now(),
+                                since_wall: std::time::SystemTime::now(),
                                 warned: false,
                             },
                         );
@@ -503,6 +526,7 @@ impl Agent {
     /// Videos waiting for a caption: dispatch once one appears; warn (or, without
     /// `require_caption`, publish with the defaults) after `watch.caption_wait`.
     fn check_waiting(&mut self) {
+        self.publish_waiting();
         if self.waiting.is_empty() || self.last_caption_look.elapsed() < CAPTION_LOOK_EVERY {
             return;
         }
@@ -544,6 +568,20 @@ impl Agent {
                 );
             }
         }
+    }
+
+    /// Tells the live state which videos wait for a caption.
+    fn publish_waiting(&self) {
+        let mut waiting: Vec<live::Waiting> = self
+            .waiting
+            .iter()
+            .map(|(path, w)| live::Waiting {
+                video: self.ctx.relative(path).to_string_lossy().into_owned(),
+                since: Some(w.since_wall.into()),
+            })
+            .collect();
+        waiting.sort_by(|a, b| a.video.cmp(&b.video));
+        self.ctx.live.set_waiting(waiting);
     }
 
     fn dispatch(&mut self, settled: Settled, caption: Option<PathBuf>) {

@@ -87,6 +87,28 @@ impl From<LedgerError> for Stop {
 
 /// Runs one bundle to its end. Never panics on bad input; every outcome is logged.
 pub async fn run(ctx: &Context, bundle: Bundle) -> Outcome {
+    let video = live_name(ctx, &bundle);
+    let started = std::time::Instant::now();
+    ctx.live.job_started(&video);
+    let outcome = run_job(ctx, bundle).await;
+    if matches!(outcome, Outcome::Published { .. }) {
+        ctx.live.published(started.elapsed().as_secs_f64());
+    }
+    ctx.live.job_ended(&video, outcome.label());
+    outcome
+}
+
+/// How the live state names a bundle: its path relative to the inbox.
+fn live_name(ctx: &Context, bundle: &Bundle) -> String {
+    ctx.relative(&bundle.video).to_string_lossy().into_owned()
+}
+
+/// Tells the live state which step the bundle's job is at.
+fn at_step(ctx: &Context, bundle: &Bundle, step: &str) {
+    ctx.live.job_step(&live_name(ctx, bundle), step, None, None);
+}
+
+async fn run_job(ctx: &Context, bundle: Bundle) -> Outcome {
     let name = ctx.relative(&bundle.video).display().to_string();
     let fp = match hash::fingerprint_async(bundle.video.clone()).await {
         Ok(fp) => fp,
@@ -130,7 +152,18 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
             .map_err(|e| e.to_string()),
         None => Caption::from_defaults(&ctx.config.defaults, now).map_err(|e| e.to_string()),
     };
-    let default_account = ctx.config.default_account().name.clone();
+    // Which account: the caption's `account:`, else an inbox subfolder named after an
+    // account (`inbox/<account>/…`), else the first account.
+    let folder_account = ctx
+        .relative(&bundle.video)
+        .components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str())
+        .filter(|first| ctx.accounts.contains(first) && ctx.in_inbox(&bundle.video))
+        .filter(|_| ctx.relative(&bundle.video).components().count() > 1)
+        .map(str::to_string);
+    let default_account =
+        folder_account.unwrap_or_else(|| ctx.config.default_account().name.clone());
     let account_name = match &caption {
         Ok(c) => c.account.clone().unwrap_or(default_account),
         Err(_) => default_account,
@@ -202,6 +235,12 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
         }
     };
 
+    ctx.live.job_step(
+        &live_name(ctx, &bundle),
+        "ledger",
+        Some(job.sha256.as_str()),
+        Some(&job.account),
+    );
     let id = job.id;
     let counts = matches!(job.state, JobState::Active | JobState::Unconfirmed);
     if counts && let Err(e) = ctx.ledger(move |l| l.bump_attempts(id)).await {
@@ -340,6 +379,10 @@ async fn publish(
         );
     }
 
+    at_step(ctx, bundle, "publish");
+    let publish_at = draft.publish_at;
+    ctx.ledger(move |l| l.set_publish_at(id, publish_at))
+        .await?;
     let mut sends = 0;
     loop {
         if !unchanged(&bundle.settled) {
@@ -377,7 +420,7 @@ async fn publish(
                     "the platform says the video is already published, but no such post was found: {reason}"
                 )));
             }
-            Err(e) => return Err(stop_for(Step::Publish, e)),
+            Err(e) => return Err(stop(ctx, Step::Publish, e)),
         }
     }
 }
@@ -432,7 +475,7 @@ async fn upload_and_commit(
                 ctx.ledger(move |l| l.forget_steps_from(id, Step::Credentials))
                     .await?;
             }
-            Err((step, e)) => return Err(stop_for(step, e)),
+            Err((step, e)) => return Err(stop(ctx, step, e)),
         }
     }
 }
@@ -458,6 +501,7 @@ async fn upload_once(
                 )
             })
     };
+    at_step(ctx, bundle, "credentials");
     let creds = ctx
         .client
         .credentials(account)
@@ -466,6 +510,7 @@ async fn upload_once(
     checkpoint(Step::Credentials, json!({})).await?;
     info!(step = "credentials", "got upload credentials");
 
+    at_step(ctx, bundle, "upload_params");
     let target = ctx
         .client
         .upload_target(&creds, fp.size)
@@ -478,12 +523,14 @@ async fn upload_once(
     .await?;
     info!(step = "upload_params", vid = %target.vid, "got upload parameters");
 
+    at_step(ctx, bundle, "upload");
     let started = std::time::Instant::now();
     ctx.client
         .upload_file(&target, &bundle.video, fp.size, fp.crc32)
         .await
         .map_err(|e| (Step::Upload, e))?;
     let secs = started.elapsed().as_secs_f64().max(1e-6);
+    ctx.live.uploaded(fp.size, secs);
     checkpoint(
         Step::Upload,
         json!({"size": fp.size, "crc32": format!("{:08x}", fp.crc32)}),
@@ -496,6 +543,7 @@ async fn upload_once(
         "uploaded"
     );
 
+    at_step(ctx, bundle, "commit");
     let upload = ctx
         .client
         .commit(&creds, &target)
@@ -524,7 +572,7 @@ async fn challenge_ids(
                     warn!(hashtag = name, reason = %e, "challenge lookup refused; posting the hashtag without a challenge id");
                     None
                 }
-                Err(e) => return Err(stop_for(Step::Publish, e)),
+                Err(e) => return Err(stop(ctx, Step::Publish, e)),
             },
         };
         match id {
@@ -537,6 +585,12 @@ async fn challenge_ids(
         }
     }
     Ok(ids)
+}
+
+/// Counts the error for `/metrics`, then [`stop_for`].
+fn stop(ctx: &Context, step: Step, e: PublishError) -> Stop {
+    ctx.live.error(e.class());
+    stop_for(step, e)
 }
 
 /// What a platform error means for the job (protocol.md §7).
@@ -596,6 +650,7 @@ async fn archive_published(
         }
         return Outcome::Published { url };
     }
+    at_step(ctx, bundle, "archive");
     let receipt = receipt::PublishedReceipt::new(&job, draft, &post);
     match archive_bundle(ctx, bundle, Some(id), Destination::Done, receipt).await {
         Ok(archived) => {
