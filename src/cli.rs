@@ -278,6 +278,21 @@ async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let watching = match config.watch.mode {
+        crate::config::WatchMode::Poll => format!(
+            "polled every {} (watch.mode: poll)",
+            humantime::format_duration(config.watch.poll_interval)
+        ),
+        crate::config::WatchMode::Native => "native file events (watch.mode: native)".into(),
+        crate::config::WatchMode::Auto => match watch::remote_fs(&config.inbox) {
+            Some(remote) => format!(
+                "polled every {}: it is on a {remote}, where native events miss other machines' changes",
+                humantime::format_duration(config.watch.poll_interval)
+            ),
+            None => "native file events (polled instead if they cannot start)".into(),
+        },
+    };
+    println!("inbox       {}: {watching}", config.inbox.display());
     let ctx = Context::build(config).await?;
     if let Some(url) = ctx.sandbox_url() {
         println!("platform    sandbox at {url} (platform.sandbox: true; nothing reaches Douyin)");
