@@ -139,6 +139,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Ctrl-C, or SIGTERM from a service manager (systemd, launchd).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// `-c`, else `$DROPCAST_CONFIG` (clap fills both), else `./dropcast.yaml`.
 fn config_path(explicit: Option<&Path>) -> PathBuf {
     explicit
@@ -162,9 +178,7 @@ async fn watch_cmd(config: Option<&Path>, once: bool) -> anyhow::Result<ExitCode
     let config = load_config(config)?;
     let _lock = StateLock::acquire(&config.state_dir).map_err(FatalError::from)?;
     let ctx = Arc::new(Context::build(config).await?);
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = stop_signal();
     let summary = pipeline::run(
         Arc::clone(&ctx),
         RunOptions {
@@ -420,9 +434,7 @@ async fn sandbox_cmd(addr: SocketAddr) -> anyhow::Result<ExitCode> {
     );
     println!("  and give the account this sandbox-only demo cookie: {demo}");
     println!("inspect posts at http://{local}/__sandbox/posts");
-    sandbox::serve(listener, SandboxOptions::default(), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    sandbox::serve(listener, SandboxOptions::default(), stop_signal())
     .await?;
     Ok(ExitCode::SUCCESS)
 }
