@@ -434,7 +434,6 @@ async fn sandbox_cmd(addr: SocketAddr) -> anyhow::Result<ExitCode> {
     );
     println!("  and give the account this sandbox-only demo cookie: {demo}");
     println!("inspect posts at http://{local}/__sandbox/posts");
-    sandbox::serve(listener, SandboxOptions::default(), stop_signal())
-    .await?;
+    sandbox::serve(listener, SandboxOptions::default(), stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

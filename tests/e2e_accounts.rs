@@ -36,7 +36,12 @@ fn account_of<'a>(posts: &'a [Value], sha: &str) -> Vec<&'a str> {
 async fn jobs_go_to_the_account_their_caption_or_subfolder_names() {
     let env = two_accounts().await;
     bundle(&env, "plain", 1, "text: to the first account\n");
-    bundle(&env, "by-caption", 2, "text: to the studio\naccount: studio\n");
+    bundle(
+        &env,
+        "by-caption",
+        2,
+        "text: to the studio\naccount: studio\n",
+    );
     bundle(&env, "studio/by-folder", 3, "text: studio by folder\n");
     // The same video for both accounts: dedupe is per account, so both post it.
     bundle(&env, "again-main", 4, "text: one\n");
@@ -83,6 +88,9 @@ async fn an_expired_cookie_pauses_only_its_own_account() {
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["account"], "main");
-    assert!(env.inbox().join("studio/for-studio.mp4").exists(), "queued, not failed");
+    assert!(
+        env.inbox().join("studio/for-studio.mp4").exists(),
+        "queued, not failed"
+    );
     assert!(!agent.log_text().contains("expired-studio-77"));
 }

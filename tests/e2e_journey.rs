@@ -265,7 +265,10 @@ async fn check_tries_each_account_cookie() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     assert!(text.contains("main: cookie ok"), "{text}");
-    assert!(text.contains("native file events"), "says how the inbox is watched: {text}");
+    assert!(
+        text.contains("native file events"),
+        "says how the inbox is watched: {text}"
+    );
 
     let mut cmd = env.cmd();
     cmd.arg("check")

@@ -292,3 +292,32 @@ async fn retry_says_clearly_what_it_cannot_do() {
         assert!(text.contains(wanted), "{arg}: {text}");
     }
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_from_a_service_manager_stops_the_agent_cleanly() {
+    let env = Env::start("").await;
+    let mut agent = env.spawn_watch();
+    agent.wait_for_log("watching").await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &agent.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = agent.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}\n{}", agent.log_text());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{}",
+            agent.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The state folder is free again.
+    let again = env.spawn_watch();
+    again.wait_for_log("watching").await;
+}
