@@ -18,6 +18,7 @@ use dropcast::platform::{
     Account, ClientSettings, DouyinWeb, Expired, PublishError, RetryPolicy, Upload,
     UploadCredentials, UploadTarget,
 };
+use dropcast::progress::Progress;
 use dropcast::secret::Secret;
 
 const COOKIE: &str = "sessionid=SESSION-SECRET; csrf_token=CSRF-SECRET";
@@ -165,6 +166,7 @@ impl Server {
                 initial: Duration::from_millis(1),
                 max: Duration::from_millis(20),
             },
+            max_rate: None,
         })
         .unwrap()
     }
@@ -424,10 +426,12 @@ async fn step3a_streams_exact_bytes_with_length_crc_and_slashed_object_url() {
     let (client, _creds, target) = creds_and_target(&server).await;
     let (file, data, crc) = video_file(300_000);
     server.push(ok(json!({"success": 0})));
+    let progress = Progress::new();
     client
-        .upload_file(&target, file.path(), data.len() as u64, crc)
+        .upload_file(&target, file.path(), data.len() as u64, crc, &progress)
         .await
         .unwrap();
+    assert_eq!((progress.done(), progress.total()), (300_000, 300_000));
     let seen = &server.seen()[0];
     assert_eq!(seen.method, Method::POST);
     assert_eq!(seen.uri.path(), "/tos-cn-v-0000/c747f5e1", "the `/` stays");
@@ -455,10 +459,13 @@ async fn step3a_5xx_then_success_is_retried_with_the_whole_file_again() {
         json!({"success": 1, "error": {"code": 1, "message": "busy"}}),
     ));
     server.push(ok(json!({"success": 0})));
+    let progress = Progress::new();
     client
-        .upload_file(&target, file.path(), data.len() as u64, crc)
+        .upload_file(&target, file.path(), data.len() as u64, crc, &progress)
         .await
         .unwrap();
+    // The failed try's bytes were taken back: the bar ends at the size, not twice it.
+    assert_eq!((progress.done(), progress.total()), (10_000, 10_000));
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     for s in &seen {
@@ -477,7 +484,13 @@ async fn step3a_401_means_fresh_upload_credentials() {
         json!({"success": 1, "error": {"code": 401, "message": "sign expired"}}),
     ));
     let err = client
-        .upload_file(&target, file.path(), data.len() as u64, crc)
+        .upload_file(
+            &target,
+            file.path(),
+            data.len() as u64,
+            crc,
+            &Progress::new(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -504,7 +517,13 @@ async fn step3a_crc_mismatch_400_is_rejected() {
         json!({"success": 1, "error": {"code": 4, "message": "crc32 mismatch"}}),
     ));
     let err = client
-        .upload_file(&target, file.path(), data.len() as u64, 0xdead_beef)
+        .upload_file(
+            &target,
+            file.path(),
+            data.len() as u64,
+            0xdead_beef,
+            &Progress::new(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.class(), "rejected");
@@ -518,7 +537,7 @@ async fn step3a_file_of_another_size_is_not_sent() {
     let (client, _creds, target) = creds_and_target(&server).await;
     let (file, _, crc) = video_file(100);
     let err = client
-        .upload_file(&target, file.path(), 101, crc)
+        .upload_file(&target, file.path(), 101, crc, &Progress::new())
         .await
         .unwrap_err();
     assert_eq!(err.class(), "rejected");
@@ -835,6 +854,7 @@ async fn step5_connection_refused_is_transient() {
             initial: Duration::from_millis(1),
             max: Duration::from_millis(5),
         },
+        max_rate: None,
     })
     .unwrap();
     let err = client

@@ -1,6 +1,7 @@
 //! The `douyin-web` client: protocol.md steps 1–5 and 6a/6b over HTTP, each answer
 //! sorted into the error classes of §7, with retries where a retry is safe.
 
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +10,9 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
+use super::body::{self, Pacing, RangeError, Sent};
+use super::ratelimit::RateLimiter;
 use super::retry::retrying;
 use super::wire;
 use super::{
@@ -19,6 +20,7 @@ use super::{
     UploadCredentials, UploadTarget,
 };
 use crate::domain::{Post, PostDraft};
+use crate::progress::Progress;
 use crate::secret::Secret;
 
 /// Uploads get `timeout` plus one second per this many bytes, so a slow link can finish
@@ -28,16 +30,21 @@ const UPLOAD_MIN_BYTES_PER_SEC: u64 = 64 * 1024;
 /// The Douyin creator-web client. Cheap to clone.
 #[derive(Clone)]
 pub struct DouyinWeb {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    http: reqwest::Client,
+pub(super) struct Inner {
+    pub(super) http: reqwest::Client,
     creator_url: Url,
     vod_url: Url,
     upload_scheme: String,
     timeout: Duration,
-    retry: RetryPolicy,
+    pub(super) retry: RetryPolicy,
+    /// `upload.max_rate`, shared by every upload stream of this client.
+    limiter: Option<Arc<RateLimiter>>,
+    max_rate: Option<NonZeroU64>,
+    /// Read size of upload bodies.
+    chunk: usize,
 }
 
 impl std::fmt::Debug for DouyinWeb {
@@ -51,10 +58,13 @@ impl std::fmt::Debug for DouyinWeb {
 
 /// The calls the client makes, for log lines, error reasons and how a lost answer counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Call {
+pub(super) enum Call {
     Credentials,
     UploadParams,
     Upload,
+    StartMultipart,
+    UploadPart,
+    FinishMultipart,
     Commit,
     Publish,
     ListPosts,
@@ -62,11 +72,14 @@ enum Call {
 }
 
 impl Call {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Call::Credentials => "credentials",
             Call::UploadParams => "upload_params",
             Call::Upload => "upload",
+            Call::StartMultipart => "upload_start",
+            Call::UploadPart => "upload_part",
+            Call::FinishMultipart => "upload_finish",
             Call::Commit => "commit",
             Call::Publish => "publish",
             Call::ListPosts => "list_posts",
@@ -81,10 +94,10 @@ impl Call {
 }
 
 /// One HTTP answer, read to the end.
-struct Reply {
+pub(super) struct Reply {
     status: StatusCode,
     retry_after: Option<Duration>,
-    body: Bytes,
+    pub(super) body: Bytes,
     /// The secrets this request carried: a platform message that quotes one back must
     /// not carry it into an error (and from there into logs and receipts).
     secrets: Vec<String>,
@@ -126,14 +139,14 @@ fn request_secrets(req: &reqwest::Request, extra: &[&Secret]) -> Vec<String> {
     out
 }
 
-fn rejected(call: Call, what: impl std::fmt::Display) -> PublishError {
+pub(super) fn rejected(call: Call, what: impl std::fmt::Display) -> PublishError {
     PublishError::Rejected {
         reason: format!("{}: {what}", call.name()),
     }
 }
 
 /// An answer we cannot make sense of. For step 5 the post may exist all the same.
-fn bad_answer(call: Call, what: impl std::fmt::Display) -> PublishError {
+pub(super) fn bad_answer(call: Call, what: impl std::fmt::Display) -> PublishError {
     let reason = format!("{}: unexpected response: {what}", call.name());
     if call.lost_answer_is_unknown() {
         PublishError::Unknown { reason }
@@ -143,7 +156,7 @@ fn bad_answer(call: Call, what: impl std::fmt::Display) -> PublishError {
 }
 
 /// Parses JSON, describing a failure by position only (serde's messages can quote values).
-fn parse<T: DeserializeOwned>(call: Call, body: &[u8]) -> Result<T, PublishError> {
+pub(super) fn parse<T: DeserializeOwned>(call: Call, body: &[u8]) -> Result<T, PublishError> {
     serde_json::from_slice(body).map_err(|e| {
         bad_answer(
             call,
@@ -157,7 +170,11 @@ fn parse<T: DeserializeOwned>(call: Call, body: &[u8]) -> Result<T, PublishError
     })
 }
 
-fn secret_header(call: Call, what: &str, s: &Secret) -> Result<HeaderValue, PublishError> {
+pub(super) fn secret_header(
+    call: Call,
+    what: &str,
+    s: &Secret,
+) -> Result<HeaderValue, PublishError> {
     let mut v = HeaderValue::from_str(s.expose())
         .map_err(|_| rejected(call, format_args!("{what} cannot go into an HTTP header")))?;
     v.set_sensitive(true);
@@ -324,7 +341,7 @@ fn vod_answer<T: DeserializeOwned>(call: Call, reply: &Reply) -> Result<T, Publi
 }
 
 /// A TOS answer (step 3): `success` 0 with a 2xx, else the error it names.
-fn tos_answer(call: Call, reply: &Reply) -> Result<(), PublishError> {
+pub(super) fn tos_answer(call: Call, reply: &Reply) -> Result<(), PublishError> {
     common_status(call, reply)?;
     if reply.status == StatusCode::UNAUTHORIZED {
         return Err(PublishError::AuthExpired {
@@ -353,6 +370,11 @@ fn tos_answer(call: Call, reply: &Reply) -> Result<(), PublishError> {
             .unwrap_or_else(|| bad_answer(call, "no `success`"))),
         None => Err(rejected(call, format_args!("HTTP {}", reply.status))),
     }
+}
+
+/// A file that cannot be read as it was fingerprinted: no retry helps.
+pub(super) fn file_error(call: Call, e: RangeError) -> PublishError {
+    rejected(call, e)
 }
 
 /// `base` with `path` appended to its own path, no query.
@@ -411,10 +433,18 @@ impl DouyinWeb {
             upload_scheme,
             timeout,
             retry,
+            max_rate,
         } = settings;
         if upload_scheme != "http" && upload_scheme != "https" {
             return Err(SettingsError::UploadScheme(upload_scheme));
         }
+        let max_rate = match max_rate {
+            None => None,
+            Some(rate) => Some(NonZeroU64::new(rate).ok_or(SettingsError::MaxRate)?),
+        };
+        let chunk = body::chunk_size(max_rate.map(NonZeroU64::get));
+        // One chunk of burst: a stream never waits for the first chunk after idling.
+        let limiter = max_rate.map(|rate| Arc::new(RateLimiter::new(rate, chunk as u64)));
         for (key, url) in [("creator_url", &creator_url), ("vod_url", &vod_url)] {
             if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
                 return Err(SettingsError::BaseUrl {
@@ -439,12 +469,40 @@ impl DouyinWeb {
                 upload_scheme,
                 timeout,
                 retry,
+                limiter,
+                max_rate,
+                chunk,
             }),
         })
     }
 
+    /// How upload bodies are read, paced and counted into `progress`.
+    pub(super) fn pacing(&self, progress: &Progress) -> Pacing {
+        Pacing {
+            chunk: self.inner.chunk,
+            limiter: self.inner.limiter.clone(),
+            progress: progress.clone(),
+        }
+    }
+
+    /// The time one upload request of `len` bytes may take, `streams` of them sharing the
+    /// bandwidth limit: `timeout` plus the time at a slow but live pace.
+    pub(super) fn upload_timeout(&self, len: u64, streams: usize) -> Duration {
+        let streams = u64::try_from(streams.max(1)).unwrap_or(u64::MAX);
+        let pace = match self.inner.max_rate {
+            // Half the limit's share per stream: other jobs may be uploading too.
+            Some(rate) => (rate.get() / streams / 2).clamp(1, UPLOAD_MIN_BYTES_PER_SEC),
+            None => UPLOAD_MIN_BYTES_PER_SEC,
+        };
+        self.inner.timeout + Duration::from_secs(len / pace)
+    }
+
     /// Sends one request and reads the whole answer; transport failures are classified.
-    async fn exchange(&self, call: Call, req: RequestBuilder) -> Result<Reply, PublishError> {
+    pub(super) async fn exchange(
+        &self,
+        call: Call,
+        req: RequestBuilder,
+    ) -> Result<Reply, PublishError> {
         self.exchange_with(call, req, &[]).await
     }
 
@@ -584,36 +642,27 @@ impl DouyinWeb {
 
     /// Step 3a: the whole file in one request, streamed from disk with an exact
     /// `Content-Length` and its CRC-32. `size` and `crc32` are those of the whole file.
+    /// `progress` is started at `size` and follows the bytes as they go out (a failed
+    /// attempt's bytes are taken back before the retry).
     pub async fn upload_file(
         &self,
         target: &UploadTarget,
         path: &Path,
         size: u64,
         crc32: u32,
+        progress: &Progress,
     ) -> Result<(), PublishError> {
         let call = Call::Upload;
         let sign = secret_header(call, "tos_sign", &target.tos_sign)?;
-        let timeout = self.inner.timeout + Duration::from_secs(size / UPLOAD_MIN_BYTES_PER_SEC);
+        let timeout = self.upload_timeout(size, 1);
+        let pacing = self.pacing(progress);
+        progress.start(size);
         retrying(&self.inner.retry, call.name(), || async {
             // A streamed body is consumed by sending it: every try opens the file anew.
-            let file = tokio::fs::File::open(path)
+            let file = body::open_whole(path, size)
                 .await
-                .map_err(|e| rejected(call, format_args!("cannot open {}: {e}", path.display())))?;
-            let on_disk = file
-                .metadata()
-                .await
-                .map_err(|e| rejected(call, format_args!("cannot stat {}: {e}", path.display())))?
-                .len();
-            if on_disk != size {
-                return Err(rejected(
-                    call,
-                    format_args!(
-                        "{} is {on_disk} bytes, expected {size}: it changed",
-                        path.display()
-                    ),
-                ));
-            }
-            let body = reqwest::Body::wrap_stream(ReaderStream::new(file.take(size)));
+                .map_err(|e| file_error(call, e))?;
+            let sent = Sent::default();
             let req = self
                 .inner
                 .http
@@ -622,10 +671,16 @@ impl DouyinWeb {
                 .header(wire::H_TOS_AUTHORIZATION, sign.clone())
                 .header(CONTENT_TYPE, wire::CT_OCTET_STREAM)
                 .header(CONTENT_LENGTH, size)
-                .header(wire::H_CONTENT_CRC32, format!("{crc32:08x}"))
-                .body(body);
-            let reply = self.exchange(call, req).await?;
-            tos_answer(call, &reply)
+                .header(wire::H_CONTENT_CRC32, wire::crc32_hex(crc32))
+                .body(body::stream_body(file, size, &pacing, &sent));
+            let result = match self.exchange(call, req).await {
+                Ok(reply) => tos_answer(call, &reply),
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                progress.sub(sent.get());
+            }
+            result
         })
         .await
     }

@@ -5,8 +5,12 @@
 //! is [`DouyinWeb`]. Every type here that holds a secret redacts it in `Debug`, and no
 //! error message ever contains one.
 
+mod body;
 mod douyin_web;
+mod multipart;
+mod ratelimit;
 mod retry;
+mod saved;
 mod wire;
 
 use std::fmt;
@@ -17,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 
 pub use douyin_web::DouyinWeb;
+pub use multipart::{PartDone, part_layout};
+pub use saved::{SavedUpload, SavedUploadError};
 
 /// One configured Douyin account: its name, cookie and the csrf token step 5 sends.
 #[derive(Clone)]
@@ -117,6 +123,9 @@ pub struct ClientSettings {
     /// Per request; uploads get extra time in proportion to their size.
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Bytes per second over all uploads of this client (whole files and parts);
+    /// `None` = unlimited.
+    pub max_rate: Option<u64>,
 }
 
 /// How steps are retried inside the client on transient and rate-limit errors.
@@ -134,6 +143,8 @@ pub struct RetryPolicy {
 pub enum SettingsError {
     #[error("platform.upload_scheme must be `http` or `https`, not `{0}`")]
     UploadScheme(String),
+    #[error("upload.max_rate must be at least 1 byte per second")]
+    MaxRate,
     #[error("platform.{key} must be an http or https URL, not `{url}`")]
     BaseUrl { key: &'static str, url: String },
     #[error("cannot build the HTTP client: {0}")]

@@ -222,6 +222,51 @@ pub struct TosError {
     pub message: Option<String>,
 }
 
+/// `Content-CRC32` and the completion list: 8 lower-case hex digits (seen).
+pub fn crc32_hex(crc: u32) -> String {
+    format!("{crc:08x}")
+}
+
+/// 3b.1: the query that starts a multipart upload (seen), and the content type of 3b.3.
+pub const Q_UPLOADS: &str = "uploads";
+pub const Q_PART_NUMBER: &str = "partNumber";
+pub const Q_UPLOAD_ID: &str = "uploadID";
+pub const CT_TEXT: &str = "text/plain";
+
+/// Most parts one upload may have (ours; with 64 MiB parts, 640 GiB).
+pub const MAX_PARTS: u64 = 10_000;
+
+/// `payload` of a successful TOS answer.
+#[derive(Debug, Deserialize)]
+pub struct TosPayload<T> {
+    pub payload: Option<T>,
+}
+
+/// 3b.1's payload (seen).
+#[derive(Debug, Deserialize)]
+pub struct UploadsPayload {
+    #[serde(rename = "uploadID")]
+    pub upload_id: Option<String>,
+}
+
+/// 3b.2's payload (seen); both fields checked when present.
+#[derive(Debug, Deserialize)]
+pub struct PartPayload {
+    #[serde(default)]
+    pub part_number: Option<u64>,
+    #[serde(default)]
+    pub crc32: Option<String>,
+}
+
+/// 3b.3's body: `1:<crc1>,2:<crc2>,…` (seen).
+pub fn completion_body(parts: impl IntoIterator<Item = (u32, u32)>) -> String {
+    parts
+        .into_iter()
+        .map(|(number, crc)| format!("{number}:{}", crc32_hex(crc)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 // ---- step 5 -----------------------------------------------------------------------------
 
 /// One `text_extra` entry (seen), fields in the seen order.
