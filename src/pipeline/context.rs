@@ -82,6 +82,7 @@ impl Context {
                 upload_scheme: "http".into(),
                 timeout: config.platform.timeout,
                 retry,
+                max_rate: config.upload.max_rate,
             };
             let accounts = Accounts::new();
             for acc in &config.accounts {
@@ -101,6 +102,7 @@ impl Context {
                 upload_scheme: config.platform.upload_scheme.as_str().into(),
                 timeout: config.platform.timeout,
                 retry,
+                max_rate: config.upload.max_rate,
             };
             let accounts = Accounts::new();
             for acc in &config.accounts {

@@ -526,7 +526,13 @@ async fn upload_once(
     at_step(ctx, bundle, "upload");
     let started = std::time::Instant::now();
     ctx.client
-        .upload_file(&target, &bundle.video, fp.size, fp.crc32)
+        .upload_file(
+            &target,
+            &bundle.video,
+            fp.size,
+            fp.crc32,
+            &crate::progress::Progress::new(),
+        )
         .await
         .map_err(|e| (Step::Upload, e))?;
     let secs = started.elapsed().as_secs_f64().max(1e-6);
