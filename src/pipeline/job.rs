@@ -14,8 +14,10 @@ use crate::caption::{self, Caption};
 use crate::domain::{Fingerprint, Post, PostDraft, Step};
 use crate::failpoint;
 use crate::hash;
+use crate::ledger::PartRecord;
 use crate::ledger::{Claim, JobRecord, JobState, LedgerError, NewJob};
-use crate::platform::{Account, Expired, PublishError, Upload};
+use crate::platform::{Account, Expired, PartDone, PublishError, SavedUpload, Upload};
+use crate::progress::Progress;
 use crate::receipt;
 use crate::watch::{self, Settled};
 
@@ -487,59 +489,146 @@ async fn upload_once(
     account: &Account,
     fp: &Fingerprint,
 ) -> Result<Upload, (Step, PublishError)> {
+    let ledger_error = |step: Step| {
+        move |e: crate::ledger::LedgerError| {
+            (
+                step,
+                PublishError::Transient {
+                    reason: format!("ledger: {e}"),
+                    retry_after: None,
+                },
+            )
+        }
+    };
     let checkpoint = |step: Step, value: serde_json::Value| async move {
         failpoint::hit(&format!("after_request:{step}"));
         ctx.ledger(move |l| l.record_step(id, step, &value))
             .await
-            .map_err(|e| {
-                (
-                    step,
-                    PublishError::Transient {
-                        reason: format!("ledger: {e}"),
-                        retry_after: None,
-                    },
-                )
-            })
+            .map_err(ledger_error(step))
     };
-    at_step(ctx, bundle, "credentials");
-    let creds = ctx
-        .client
-        .credentials(account)
-        .await
-        .map_err(|e| (Step::Credentials, e))?;
-    checkpoint(Step::Credentials, json!({})).await?;
-    info!(step = "credentials", "got upload credentials");
+    let multipart = fp.size > ctx.config.upload.multipart_threshold;
+    // A multipart upload an earlier run started goes on where it stopped.
+    let resumed = if multipart {
+        match ctx.ledger(move |l| l.upload_session(id)).await {
+            Ok(Some(value)) => serde_json::from_value::<MultipartSession>(value).ok(),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let (creds, target, upload_id) = match resumed {
+        Some(session) => {
+            let (creds, target) = session.saved.restore();
+            info!(step = "upload", vid = %target.vid, "resuming the multipart upload");
+            (creds, target, Some(session.upload_id))
+        }
+        None => {
+            at_step(ctx, bundle, "credentials");
+            let creds = ctx
+                .client
+                .credentials(account)
+                .await
+                .map_err(|e| (Step::Credentials, e))?;
+            checkpoint(Step::Credentials, json!({})).await?;
+            info!(step = "credentials", "got upload credentials");
 
-    at_step(ctx, bundle, "upload_params");
-    let target = ctx
-        .client
-        .upload_target(&creds, fp.size)
-        .await
-        .map_err(|e| (Step::UploadParams, e))?;
-    checkpoint(
-        Step::UploadParams,
-        json!({"vid": target.vid, "oid": target.oid}),
-    )
-    .await?;
-    info!(step = "upload_params", vid = %target.vid, "got upload parameters");
+            at_step(ctx, bundle, "upload_params");
+            let target = ctx
+                .client
+                .upload_target(&creds, fp.size)
+                .await
+                .map_err(|e| (Step::UploadParams, e))?;
+            checkpoint(
+                Step::UploadParams,
+                json!({"vid": target.vid, "oid": target.oid}),
+            )
+            .await?;
+            info!(step = "upload_params", vid = %target.vid, "got upload parameters");
+            (creds, target, None)
+        }
+    };
 
     at_step(ctx, bundle, "upload");
+    let progress = ctx.live.progress(&live_name(ctx, bundle));
     let started = std::time::Instant::now();
-    ctx.client
-        .upload_file(
-            &target,
-            &bundle.video,
-            fp.size,
-            fp.crc32,
-            &crate::progress::Progress::new(),
-        )
+    let upload = async {
+        if !multipart {
+            return ctx
+                .client
+                .upload_file(&target, &bundle.video, fp.size, fp.crc32, &progress)
+                .await;
+        }
+        let upload_id = match upload_id {
+            Some(upload_id) => upload_id,
+            None => {
+                let upload_id = ctx.client.start_multipart(&target).await?;
+                let session = MultipartSession {
+                    upload_id: upload_id.clone(),
+                    saved: SavedUpload::save(&creds, &target),
+                };
+                let value = serde_json::to_value(&session).map_err(|e| PublishError::Rejected {
+                    reason: format!("cannot record the upload session: {e}"),
+                })?;
+                ctx.ledger(move |l| l.save_upload_session(id, &value))
+                    .await
+                    .map_err(|e| ledger_error(Step::Upload)(e).1)?;
+                upload_id
+            }
+        };
+        let done: Vec<PartDone> = ctx
+            .ledger(move |l| l.parts(id))
+            .await
+            .map_err(|e| ledger_error(Step::Upload)(e).1)?
+            .into_iter()
+            .map(|p| PartDone {
+                number: p.number,
+                size: p.size,
+                crc32: p.crc32,
+            })
+            .collect();
+        if !done.is_empty() {
+            info!(
+                step = "upload",
+                parts = done.len(),
+                "parts already sent are not sent again"
+            );
+        }
+        let parts = ctx
+            .client
+            .upload_parts(
+                &target,
+                &upload_id,
+                &bundle.video,
+                fp.size,
+                ctx.config.upload.part_size,
+                ctx.config.upload.parallel_parts.get(),
+                &done,
+                &progress,
+                |part| async move {
+                    let record = PartRecord {
+                        number: part.number,
+                        size: part.size,
+                        crc32: part.crc32,
+                    };
+                    failpoint::hit("after_request:upload_part");
+                    ctx.ledger(move |l| l.record_part(id, record))
+                        .await
+                        .map_err(|e| ledger_error(Step::Upload)(e).1)
+                },
+            )
+            .await?;
+        ctx.client
+            .finish_multipart(&target, &upload_id, &parts)
+            .await
+    };
+    log_progress(upload, &progress, started)
         .await
         .map_err(|e| (Step::Upload, e))?;
     let secs = started.elapsed().as_secs_f64().max(1e-6);
     ctx.live.uploaded(fp.size, secs);
     checkpoint(
         Step::Upload,
-        json!({"size": fp.size, "crc32": format!("{:08x}", fp.crc32)}),
+        json!({"size": fp.size, "crc32": format!("{:08x}", fp.crc32), "multipart": multipart}),
     )
     .await?;
     info!(
@@ -559,6 +648,48 @@ async fn upload_once(
     checkpoint(Step::Commit, value).await?;
     info!(step = "commit", vid = %upload.vid, "upload committed");
     Ok(upload)
+}
+
+/// What a restart needs to go on with a multipart upload; kept in the ledger.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MultipartSession {
+    upload_id: String,
+    saved: SavedUpload,
+}
+
+/// How often a long upload says how far it is.
+const PROGRESS_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `upload`, logging a progress line (percent, MiB/s, time left) every ten seconds
+/// while it lasts.
+async fn log_progress<T>(
+    upload: impl std::future::Future<Output = T>,
+    progress: &Progress,
+    started: std::time::Instant,
+) -> T {
+    tokio::pin!(upload);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + PROGRESS_LOG_EVERY,
+        PROGRESS_LOG_EVERY,
+    );
+    loop {
+        tokio::select! {
+            out = &mut upload => return out,
+            _ = tick.tick() => {
+                let (done, total) = (progress.done(), progress.total().max(1));
+                let secs = started.elapsed().as_secs_f64().max(1e-6);
+                let rate = done as f64 / secs;
+                let left = if rate > 0.0 { (total.saturating_sub(done)) as f64 / rate } else { f64::INFINITY };
+                info!(
+                    step = "upload",
+                    percent = format!("{:.0}", done as f64 * 100.0 / total as f64),
+                    mib_per_s = format!("{:.1}", rate / 1048576.0),
+                    eta = %humantime::format_duration(std::time::Duration::from_secs(left.min(1e7) as u64)),
+                    "uploading"
+                );
+            }
+        }
+    }
 }
 
 /// Challenge ids: the caption's own map first, then the platform's suggestions (6b),

@@ -160,6 +160,11 @@ impl Live {
         progress
     }
 
+    /// The progress counter of the job on `video` (a detached one if there is no such job).
+    pub fn progress(&self, video: &str) -> Progress {
+        self.lock().progress.get(video).cloned().unwrap_or_default()
+    }
+
     /// The job on `video` is at `step` (for `account`, once known).
     pub fn job_step(&self, video: &str, step: &str, sha256: Option<&str>, account: Option<&str>) {
         let mut s = self.lock();
