@@ -8,6 +8,8 @@
 //! - A rule counts every request to its step from the moment it was added; it skips the
 //!   first `after` of them, then applies `times` times (`None` = for ever). Of the rules
 //!   that are due for a request, the first one (in the order added) applies.
+//! - A multipart part `PUT` is a request to both `upload_part` and `upload`: rules on
+//!   either step count it. Every other object request is `upload` only.
 //! - `status`, `body` and `reset` replace the work: the step's state does not change.
 //!   `status` and `body` read (and drop) the request body first, so the client sees the
 //!   answer; `reset` closes the connection before reading any of the body (an upload is
@@ -31,7 +33,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -57,8 +59,11 @@ pub enum FaultStep {
     Credentials,
     /// Step 2: `GET /video/openapi/v1/` (GetVideoUploadParams).
     UploadParams,
-    /// Step 3: `POST`/`PUT /{oid}`.
+    /// Step 3: every `POST`/`PUT /{oid}`: whole file, multipart init, part and complete.
     Upload,
+    /// Step 3b.2 only: `PUT /{oid}?partNumber=N&uploadID=…` (a part; `upload` rules
+    /// match parts too).
+    UploadPart,
     /// Step 4: `POST /video/openapi/v1/` (UpdateVideoUploadInfos).
     Commit,
     /// Step 5: `POST /web/api/media/aweme/create/`.
@@ -71,7 +76,8 @@ pub enum FaultStep {
 
 impl FaultStep {
     /// The step a request is for, from its method and path; `None` for anything else
-    /// (the `/__sandbox/` endpoints included).
+    /// (the `/__sandbox/` endpoints included). Every object request is `Upload`; see
+    /// [`FaultStep::matching`] for the finer `UploadPart`.
     pub fn of(method: &Method, path: &str) -> Option<FaultStep> {
         let get = method == Method::GET;
         let post = method == Method::POST;
@@ -93,12 +99,38 @@ impl FaultStep {
         }
     }
 
+    /// The steps whose rules a request is matched against (most specific first), and
+    /// for object requests which kind it is; `None` for requests no fault can hit.
+    fn matching(method: &Method, uri: &Uri) -> Option<(&'static [FaultStep], Option<tos::Op>)> {
+        let step = FaultStep::of(method, uri.path())?;
+        if step != FaultStep::Upload {
+            let steps: &'static [FaultStep] = match step {
+                FaultStep::Credentials => &[FaultStep::Credentials],
+                FaultStep::UploadParams => &[FaultStep::UploadParams],
+                FaultStep::Commit => &[FaultStep::Commit],
+                FaultStep::Create => &[FaultStep::Create],
+                FaultStep::PostList => &[FaultStep::PostList],
+                FaultStep::ChallengeSug => &[FaultStep::ChallengeSug],
+                FaultStep::Upload | FaultStep::UploadPart => &[FaultStep::Upload],
+            };
+            return Some((steps, None));
+        }
+        let op = tos::Op::of(uri.query());
+        let steps: &'static [FaultStep] = if op == tos::Op::Part {
+            &[FaultStep::UploadPart, FaultStep::Upload]
+        } else {
+            &[FaultStep::Upload]
+        };
+        Some((steps, Some(op)))
+    }
+
     /// The snake_case name used in JSON and YAML.
     pub fn name(self) -> &'static str {
         match self {
             FaultStep::Credentials => "credentials",
             FaultStep::UploadParams => "upload_params",
             FaultStep::Upload => "upload",
+            FaultStep::UploadPart => "upload_part",
             FaultStep::Commit => "commit",
             FaultStep::Create => "create",
             FaultStep::PostList => "post_list",
@@ -350,16 +382,23 @@ impl Faults {
     }
 
     /// Count a request to `step` and return the action due for it, if any.
+    #[cfg(test)]
     pub fn pick(&self, step: FaultStep) -> Option<FaultAction> {
+        self.pick_any(&[step]).map(|(_, action)| action)
+    }
+
+    /// Count a request that matches each of `steps` (every rule on one of them sees it)
+    /// and return the first due rule's step and action, if any.
+    pub fn pick_any(&self, steps: &[FaultStep]) -> Option<(FaultStep, FaultAction)> {
         let mut rules = self.rules();
         let mut due = None;
-        for rule in rules.iter_mut().filter(|r| r.fault.step == step) {
+        for rule in rules.iter_mut().filter(|r| steps.contains(&r.fault.step)) {
             rule.seen = rule.seen.saturating_add(1);
             if due.is_none() && rule.seen > rule.fault.after && rule.remaining != Some(0) {
                 if let Some(n) = rule.remaining.as_mut() {
                     *n -= 1;
                 }
-                due = Some(rule.fault.action.clone());
+                due = Some((rule.fault.step, rule.fault.action.clone()));
             }
         }
         due
@@ -420,14 +459,14 @@ impl Faults {
     }
 }
 
-/// Count a request that never reaches its handler.
-fn count(app: &App, step: FaultStep) {
+/// Count a request that never reaches its handler (`op`: which object request it is).
+fn count(app: &App, step: FaultStep, op: Option<tos::Op>) {
     let mut st = app.lock();
     let c = &mut st.counts;
     let n = match step {
         FaultStep::Credentials => &mut c.credentials,
         FaultStep::UploadParams => &mut c.upload_params,
-        FaultStep::Upload => &mut c.upload,
+        FaultStep::Upload | FaultStep::UploadPart => op.unwrap_or(tos::Op::Whole).counter(c),
         FaultStep::Commit => &mut c.commit,
         FaultStep::Create => &mut c.create,
         FaultStep::PostList => &mut c.post_list,
@@ -449,7 +488,9 @@ fn abort() -> Response {
 fn default_body(step: FaultStep, status: u16) -> Value {
     let message = format!("sandbox fault: HTTP {status}");
     match step {
-        FaultStep::Upload => json!({"success": 1, "error": {"code": status, "message": message}}),
+        FaultStep::Upload | FaultStep::UploadPart => {
+            json!({"success": 1, "error": {"code": status, "message": message}})
+        }
         FaultStep::UploadParams | FaultStep::Commit => json!({"code": status, "message": message}),
         FaultStep::Create if status == 429 => {
             json!({"status_code": 7, "status_msg": "posting too often (sandbox fault)"})
@@ -506,10 +547,10 @@ async fn detached(work: impl Future<Output = Response> + Send + 'static) -> Resp
 
 /// Middleware: apply the fault due for this request, if any.
 pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response {
-    let Some(step) = FaultStep::of(req.method(), req.uri().path()) else {
+    let Some((steps, op)) = FaultStep::matching(req.method(), req.uri()) else {
         return next.run(req).await;
     };
-    let Some(action) = app.faults.pick(step) else {
+    let Some((step, action)) = app.faults.pick_any(steps) else {
         return next.run(req).await;
     };
     tracing::info!(%step, action = %action.summary(), "sandbox fault injected");
@@ -519,7 +560,7 @@ pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response
             retry_after,
             body,
         } => {
-            count(&app, step);
+            count(&app, step, op);
             drain(req.into_body()).await;
             let code = StatusCode::from_u16(status).unwrap_or_else(|_| {
                 tracing::warn!(status, "sandbox fault: not an HTTP status; answering 500");
@@ -533,12 +574,12 @@ pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response
             r
         }
         FaultAction::Body { body } => {
-            count(&app, step);
+            count(&app, step, op);
             drain(req.into_body()).await;
             Json(body).into_response()
         }
         FaultAction::Reset => {
-            count(&app, step);
+            count(&app, step, op);
             abort()
         }
         FaultAction::Delay { ms } => {
@@ -771,6 +812,65 @@ mod tests {
             Some(FaultStep::ChallengeSug)
         );
         assert_eq!(of(Method::POST, "/__sandbox/faults"), None);
+    }
+
+    #[test]
+    fn part_puts_match_upload_part_and_upload_rules() {
+        let m = |method: Method, uri: &str| {
+            let uri: Uri = uri.parse().expect("uri");
+            FaultStep::matching(&method, &uri)
+        };
+        let part = m(Method::PUT, "/tos-cn-v-0000/abc?partNumber=2&uploadID=u");
+        assert_eq!(
+            part,
+            Some((
+                &[FaultStep::UploadPart, FaultStep::Upload][..],
+                Some(tos::Op::Part)
+            ))
+        );
+        let init = m(Method::POST, "/tos-cn-v-0000/abc?uploads");
+        assert_eq!(init, Some((&[FaultStep::Upload][..], Some(tos::Op::Init))));
+        let done = m(Method::POST, "/tos-cn-v-0000/abc?uploadID=u");
+        assert_eq!(
+            done,
+            Some((&[FaultStep::Upload][..], Some(tos::Op::Complete)))
+        );
+        let whole = m(Method::POST, "/tos-cn-v-0000/abc");
+        assert_eq!(
+            whole,
+            Some((&[FaultStep::Upload][..], Some(tos::Op::Whole)))
+        );
+        let create = m(Method::POST, "/web/api/media/aweme/create/");
+        assert_eq!(create, Some((&[FaultStep::Create][..], None)));
+        assert_eq!(m(Method::GET, "/__sandbox/uploads"), None);
+
+        // A part counts for both rules; only part PUTs count for `upload_part`.
+        let faults = Faults::new(vec![
+            reset_on(FaultStep::UploadPart).times(2),
+            Fault::new(FaultStep::Upload, FaultAction::Hold)
+                .after(3)
+                .times(1),
+        ]);
+        let parts = [FaultStep::UploadPart, FaultStep::Upload];
+        let step_of = |p: Option<(FaultStep, FaultAction)>| p.map(|(s, _)| s);
+        assert_eq!(
+            step_of(faults.pick_any(&parts)),
+            Some(FaultStep::UploadPart)
+        );
+        assert_eq!(faults.pick_any(&[FaultStep::Upload]), None);
+        assert_eq!(
+            step_of(faults.pick_any(&parts)),
+            Some(FaultStep::UploadPart)
+        );
+        assert_eq!(
+            faults.pick_any(&parts),
+            Some((FaultStep::Upload, FaultAction::Hold))
+        );
+        assert_eq!(faults.pick_any(&parts), None);
+        let listing = faults.listing();
+        assert_eq!(listing["faults"][0]["seen"], json!(4));
+        assert_eq!(listing["faults"][1]["seen"], json!(5));
+        assert_eq!(listing["faults"][0]["step"], json!("upload_part"));
     }
 
     #[tokio::test]

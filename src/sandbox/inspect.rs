@@ -1,5 +1,5 @@
 //! Endpoints for tests and curious users, under `/__sandbox/`: what was posted, how often
-//! each endpoint was called, expiring every credential, moving the clock forward, and
+//! each endpoint was called, which multipart parts arrived how often, expiring every credential, moving the clock forward, and
 //! every secret the sandbox handed out or was shown (so tests can prove none leaks).
 
 use std::collections::{BTreeSet, HashMap};
@@ -23,6 +23,28 @@ pub async fn posts(State(app): State<App>) -> Response {
 /// `GET /__sandbox/requests`: calls per endpoint.
 pub async fn requests(State(app): State<App>) -> Response {
     Json(app.lock().counts.clone()).into_response()
+}
+
+/// `GET /__sandbox/uploads`: every multipart upload by `uploadID`, with its `vid`, `oid`,
+/// `state` (`open`, `completing`, `completed`) and `parts`: each part number received
+/// whole, with how many times (`{"1": 1, "2": 2}`). Faulted or refused sends do not count.
+pub async fn uploads(State(app): State<App>) -> Response {
+    let st = app.lock();
+    let all: serde_json::Map<String, serde_json::Value> = st
+        .multiparts
+        .iter()
+        .map(|(id, m)| {
+            let parts: serde_json::Map<String, serde_json::Value> = m
+                .received
+                .iter()
+                .map(|(n, times)| (n.to_string(), json!(times)))
+                .collect();
+            let entry =
+                json!({"vid": m.vid, "oid": m.oid, "state": m.phase.name(), "parts": parts});
+            (id.clone(), entry)
+        })
+        .collect();
+    Json(all).into_response()
 }
 
 /// `POST /__sandbox/expire`: every `auth`, `tos_sign` and `token` issued so far expires now.

@@ -3,7 +3,9 @@
 //! tests run against it: it enforces every rule of protocol.md, so a client bug fails.
 //!
 //! Code map: [`account`] (which cookies are users), [`creator`] (steps 1, 5, 6a, 6b),
-//! [`vod`] (steps 2 and 4), [`tos`] (step 3, objects streamed to disk), [`form`] and
+//! [`vod`] (steps 2 and 4), [`tos`] (step 3, objects streamed to disk), [`multipart`]
+//! (step 3b), [`receive`] (bodies to disk with their hashes, shared by uploads and
+//! [`sink`], the benchmark endpoint `/__sandbox/sink`), [`form`] and
 //! [`text`] (step 5's field and span rules), [`challenges`], [`mp4`], [`inspect`]
 //! (`/__sandbox/*` endpoints for tests, `/__sandbox/secrets` included), [`faults`]
 //! (errors injected on purpose, and `/__sandbox/faults` + `/__sandbox/release`),
@@ -17,6 +19,7 @@
 //!   so clients meet both.
 //! - `csrf_token` mismatch at step 5 is `status_code: 2` naming `csrf_token`.
 //! - Extra step 5 form fields are ignored; a known field given twice is refused.
+//! - Multipart part sizes, part numbers and completion rules: see [`multipart`].
 
 mod account;
 mod challenges;
@@ -25,6 +28,9 @@ mod faults;
 mod form;
 mod inspect;
 mod mp4;
+mod multipart;
+mod receive;
+mod sink;
 mod state;
 mod text;
 mod tos;
@@ -203,8 +209,10 @@ fn router(app: state::App) -> Router {
         .route(paths::VOD, get(vod::upload_params).post(vod::commit))
         .route(
             &format!("/{}/{{name}}", tos::BUCKET),
-            post(tos::upload).put(tos::upload),
+            post(tos::object).put(tos::object),
         )
+        .route("/__sandbox/uploads", get(inspect::uploads))
+        .route("/__sandbox/sink", post(sink::sink).put(sink::sink))
         .route("/__sandbox/posts", get(inspect::posts))
         .route("/__sandbox/requests", get(inspect::requests))
         .route("/__sandbox/expire", post(inspect::expire))

@@ -1,5 +1,6 @@
-//! The sandbox's memory: issued credentials, uploads and their objects, posts, request
-//! counters, and its clock (real time plus an offset tests can move forward).
+//! The sandbox's memory: issued credentials, uploads and their objects, multipart uploads
+//! and their parts, posts, request counters, and its clock (real time plus an offset tests
+//! can move forward).
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
@@ -82,6 +83,51 @@ pub struct Upload {
     pub aweme_id: Option<String>,
 }
 
+/// A part of a multipart upload, received whole and CRC-checked, on disk at `path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPart {
+    pub size: u64,
+    pub crc32: u32,
+    pub path: PathBuf,
+}
+
+/// Where a multipart upload stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Taking parts.
+    Open,
+    /// Its parts are being assembled into the object; parts are refused meanwhile.
+    Completing,
+    /// Assembled from this list of (part number, CRC-32); a repeat of the same list
+    /// succeeds again, anything else is refused.
+    Completed(Vec<(u32, u32)>),
+}
+
+impl Phase {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Open => "open",
+            Phase::Completing => "completing",
+            Phase::Completed(_) => "completed",
+        }
+    }
+}
+
+/// One multipart upload (protocol §3b), from `?uploads` to its completion. It belongs to
+/// one upload slot (`vid`/`oid`) and lives as long as that slot's `tos_sign`.
+#[derive(Debug)]
+pub struct Multipart {
+    pub vid: String,
+    pub oid: String,
+    /// The folder its part files live in until completion.
+    pub dir: PathBuf,
+    /// The parts received so far, by part number (the latest copy of each).
+    pub parts: BTreeMap<u32, StoredPart>,
+    /// How many times each part number was received whole, replacements included.
+    pub received: BTreeMap<u32, u32>,
+    pub phase: Phase,
+}
+
 /// A published post, as `/__sandbox/posts` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct PostRecord {
@@ -105,7 +151,14 @@ pub struct PostRecord {
 pub struct RequestCounts {
     pub credentials: u64,
     pub upload_params: u64,
+    /// Whole-file uploads (3a).
     pub upload: u64,
+    /// `POST {object}?uploads` (3b.1).
+    pub upload_init: u64,
+    /// `PUT {object}?partNumber=N&uploadID=…` (3b.2).
+    pub upload_part: u64,
+    /// `POST {object}?uploadID=…` (3b.3).
+    pub upload_complete: u64,
     pub commit: u64,
     pub create: u64,
     pub post_list: u64,
@@ -123,6 +176,8 @@ pub struct State {
     pub uploads: HashMap<String, Upload>,
     /// `oid` → `vid`.
     pub oids: HashMap<String, String>,
+    /// Multipart uploads by `uploadID`.
+    pub multiparts: HashMap<String, Multipart>,
     pub posts: Vec<PostRecord>,
     /// Sandbox time (ms) of each account's last post.
     pub last_post_ms: HashMap<String, i64>,
@@ -158,6 +213,7 @@ impl State {
             grants: HashMap::new(),
             uploads: HashMap::new(),
             oids: HashMap::new(),
+            multiparts: HashMap::new(),
             posts: Vec::new(),
             last_post_ms: HashMap::new(),
             counts: RequestCounts::default(),

@@ -1,5 +1,7 @@
-//! The object store (step 3): whole-file uploads to `/{oid}`, streamed to disk while
-//! CRC-32 and SHA-256 are computed; a finished object replaces any earlier one.
+//! The object store (step 3): every request to `/{oid}` lands here and is told apart by
+//! its query ([`Op`]). Whole-file uploads (3a) are handled here, streamed to disk while
+//! CRC-32 and SHA-256 are computed; multipart ones (3b) in [`super::multipart`], which
+//! shares the checks below. A finished object replaces any earlier one.
 
 use std::path::{Path, PathBuf};
 
@@ -7,14 +9,14 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
-use super::state::{App, Object};
+use super::multipart;
+use super::receive::{parse_crc_hex, receive};
+use super::state::{App, Object, RequestCounts};
 
 /// The bucket (first path segment) of every video oid.
 pub const BUCKET: &str = "tos-cn-v-0000";
@@ -29,7 +31,7 @@ pub fn object_path(objects_dir: &Path, oid: &str) -> PathBuf {
 }
 
 /// A refused upload: `{"success": 1, "error": {...}}` with an HTTP error status.
-struct TosError {
+pub(super) struct TosError {
     http: StatusCode,
     message: String,
 }
@@ -44,7 +46,7 @@ impl IntoResponse for TosError {
 }
 
 impl TosError {
-    fn new(http: StatusCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(http: StatusCode, message: impl Into<String>) -> Self {
         TosError {
             http,
             message: message.into(),
@@ -52,7 +54,7 @@ impl TosError {
     }
 }
 
-fn tos_error(http: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn tos_error(http: StatusCode, message: impl Into<String>) -> Response {
     TosError {
         http,
         message: message.into(),
@@ -61,7 +63,7 @@ fn tos_error(http: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Read and drop what is left of `body` (up to [`DRAIN_LIMIT`]), then answer `response`.
-async fn drain_then(body: Body, response: Response) -> Response {
+pub(super) async fn drain_then(body: Body, response: Response) -> Response {
     let mut stream = body.into_data_stream();
     let mut seen = 0u64;
     while let Some(Ok(chunk)) = stream.next().await {
@@ -73,25 +75,25 @@ async fn drain_then(body: Body, response: Response) -> Response {
     response
 }
 
-fn is_multipart(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        let key = pair.split('=').next().unwrap_or("");
-        matches!(key, "uploads" | "partNumber" | "uploadID")
-    })
-}
-
-fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
+pub(super) fn header(
+    headers: &HeaderMap,
+    name: impl axum::http::header::AsHeaderName,
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The request's promised length, or the refusal for a chunked or unsized body.
-fn content_length(headers: &HeaderMap) -> Result<u64, TosError> {
-    let chunked = headers
+/// Whether the body comes with `Transfer-Encoding: chunked`.
+pub(super) fn is_chunked(headers: &HeaderMap) -> bool {
+    headers
         .get_all(TRANSFER_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.to_ascii_lowercase().contains("chunked"));
-    if chunked {
+        .any(|v| v.to_ascii_lowercase().contains("chunked"))
+}
+
+/// The request's promised length, or the refusal for a chunked or unsized body.
+pub(super) fn content_length(headers: &HeaderMap) -> Result<u64, TosError> {
+    if is_chunked(headers) {
         return Err(TosError::new(
             StatusCode::LENGTH_REQUIRED,
             "Transfer-Encoding: chunked is refused; send an exact Content-Length",
@@ -110,100 +112,157 @@ fn content_length(headers: &HeaderMap) -> Result<u64, TosError> {
     }
 }
 
-/// What a streamed body turned out to be.
-struct Received {
-    size: u64,
-    crc32: u32,
-    sha256: String,
+/// Which kind of TOS request a query makes (protocol §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// 3a: the whole file.
+    Whole,
+    /// 3b.1: `?uploads`.
+    Init,
+    /// 3b.2: `?partNumber=N&uploadID=…`.
+    Part,
+    /// 3b.3: `?uploadID=…`.
+    Complete,
 }
 
-/// Stream `body` into a new file at `tmp`, hashing as it goes.
-async fn receive(body: Body, tmp: &Path) -> std::io::Result<Received> {
-    let mut file = tokio::fs::File::create(tmp).await?;
-    let mut crc = crc32fast::Hasher::new();
-    let mut sha = Sha256::new();
-    let mut size = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        crc.update(&chunk);
-        sha.update(&chunk);
-        size += chunk.len() as u64;
-        file.write_all(&chunk).await?;
+impl Op {
+    /// Judged by the query's keys alone; the handlers check the values and the method.
+    pub fn of(query: Option<&str>) -> Op {
+        let keys: Vec<&str> = query
+            .unwrap_or("")
+            .split('&')
+            .map(|pair| pair.split('=').next().unwrap_or(""))
+            .collect();
+        if keys.contains(&"uploads") {
+            Op::Init
+        } else if keys.contains(&"partNumber") {
+            Op::Part
+        } else if keys.contains(&"uploadID") {
+            Op::Complete
+        } else {
+            Op::Whole
+        }
     }
-    file.sync_all().await?;
-    Ok(Received {
-        size,
-        crc32: crc.finalize(),
-        sha256: base16ct::lower::encode_string(&sha.finalize()),
-    })
+
+    /// Its counter in `/__sandbox/requests`.
+    pub fn counter(self, counts: &mut RequestCounts) -> &mut u64 {
+        match self {
+            Op::Whole => &mut counts.upload,
+            Op::Init => &mut counts.upload_init,
+            Op::Part => &mut counts.upload_part,
+            Op::Complete => &mut counts.upload_complete,
+        }
+    }
 }
 
-/// Step 3a: `POST` or `PUT /{oid}`.
-pub async fn upload(
+/// The upload slot a TOS request is for.
+pub(super) struct Slot {
+    pub vid: String,
+    pub file_size: u64,
+}
+
+/// The slot behind `oid`, if `Authorization` is its live `tos_sign` (else a 401).
+pub(super) fn authorize(app: &App, oid: &str, headers: &HeaderMap) -> Result<Slot, TosError> {
+    let st = app.lock();
+    let now = st.now_ms();
+    let sign = header(headers, "authorization");
+    let found = st.oids.get(oid).and_then(|vid| st.uploads.get(vid));
+    let why = match found {
+        None => "no upload was issued for this oid",
+        Some(u) if sign != Some(u.tos_sign.as_str()) => {
+            "Authorization: missing or not this upload's tos_sign"
+        }
+        Some(u) if now >= u.sign_expires_ms => "tos_sign expired; request new upload parameters",
+        Some(u) => {
+            return Ok(Slot {
+                vid: u.vid.clone(),
+                file_size: u.file_size,
+            });
+        }
+    };
+    Err(TosError::new(StatusCode::UNAUTHORIZED, why))
+}
+
+/// Refuses a `Content-Type` other than `expected` (parameters such as `; charset` aside).
+pub(super) fn content_type(headers: &HeaderMap, expected: &str) -> Result<(), TosError> {
+    let ok = header(headers, CONTENT_TYPE)
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected));
+    if ok {
+        Ok(())
+    } else {
+        Err(TosError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Content-Type: must be {expected}"),
+        ))
+    }
+}
+
+/// The `Content-CRC32` header's value.
+pub(super) fn content_crc(headers: &HeaderMap) -> Result<u32, TosError> {
+    header(headers, "content-crc32")
+        .and_then(parse_crc_hex)
+        .ok_or_else(|| {
+            TosError::new(
+                StatusCode::BAD_REQUEST,
+                "Content-CRC32: missing or not 8 lower-case hex digits",
+            )
+        })
+}
+
+/// Every request to an object path: whole-file uploads here, multipart ones in
+/// [`multipart`](super::multipart).
+pub async fn object(
     State(app): State<App>,
+    method: Method,
     UrlPath(name): UrlPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    app.lock().counts.upload += 1;
-    if query.as_deref().is_some_and(is_multipart) {
-        let r = tos_error(
-            StatusCode::BAD_REQUEST,
-            "multipart upload is not supported by this sandbox yet",
-        );
-        return drain_then(body, r).await;
-    }
+    let op = Op::of(query.as_deref());
+    *op.counter(&mut app.lock().counts) += 1;
     let oid = format!("{BUCKET}/{name}");
-    let slot = {
-        let mut st = app.lock();
-        let now = st.now_ms();
-        let sign = header(&headers, "authorization");
-        let found = st.oids.get(&oid).and_then(|vid| st.uploads.get(vid));
-        match found {
-            None => Err("no upload was issued for this oid"),
-            Some(u) if sign != Some(u.tos_sign.as_str()) => {
-                Err("Authorization: missing or not this upload's tos_sign")
-            }
-            Some(u) if now >= u.sign_expires_ms => {
-                Err("tos_sign expired; request new upload parameters")
-            }
-            Some(u) => {
-                let file_size = u.file_size;
-                let dir = &app.cfg.objects_dir;
-                let tmp = dir.join(format!("{oid}.part-{}", st.fresh_hex("part", 8)));
-                Ok((file_size, tmp, object_path(dir, &oid)))
-            }
+    let query = query.unwrap_or_default();
+    match op {
+        Op::Whole => upload(app, oid, headers, body).await,
+        Op::Init if method == Method::POST => {
+            multipart::init(app, oid, &query, headers, body).await
         }
-    };
-    let (file_size, tmp, path) = match slot {
-        Ok(s) => s,
-        Err(why) => return drain_then(body, tos_error(StatusCode::UNAUTHORIZED, why)).await,
+        Op::Part if method == Method::PUT => multipart::part(app, oid, &query, headers, body).await,
+        Op::Complete if method == Method::POST => {
+            multipart::complete(app, oid, &query, headers, body).await
+        }
+        Op::Init | Op::Complete => {
+            let r = tos_error(StatusCode::METHOD_NOT_ALLOWED, "use POST for this request");
+            drain_then(body, r).await
+        }
+        Op::Part => {
+            let r = tos_error(StatusCode::METHOD_NOT_ALLOWED, "use PUT to send a part");
+            drain_then(body, r).await
+        }
+    }
+}
+
+/// Step 3a: `POST` or `PUT /{oid}`.
+async fn upload(app: App, oid: String, headers: HeaderMap, body: Body) -> Response {
+    let (file_size, tmp, path) = match authorize(&app, &oid, &headers) {
+        Ok(slot) => {
+            let dir = &app.cfg.objects_dir;
+            let tmp = dir.join(format!("{oid}.part-{}", app.lock().fresh_hex("part", 8)));
+            (slot.file_size, tmp, object_path(dir, &oid))
+        }
+        Err(r) => return drain_then(body, r.into_response()).await,
     };
     let length = match content_length(&headers) {
         Ok(n) => n,
         Err(r) => return drain_then(body, r.into_response()).await,
     };
-    let octet = header(&headers, CONTENT_TYPE)
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"));
-    if !octet {
-        let r = tos_error(
-            StatusCode::BAD_REQUEST,
-            "Content-Type: must be application/octet-stream",
-        );
-        return drain_then(body, r).await;
-    }
-    let crc = header(&headers, "content-crc32")
-        .filter(|v| v.len() == 8 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-        .and_then(|v| u32::from_str_radix(v, 16).ok());
-    let Some(expected_crc) = crc else {
-        let r = tos_error(
-            StatusCode::BAD_REQUEST,
-            "Content-CRC32: missing or not 8 lower-case hex digits",
-        );
-        return drain_then(body, r).await;
+    let expected_crc = match content_type(&headers, "application/octet-stream")
+        .and_then(|()| content_crc(&headers))
+    {
+        Ok(crc) => crc,
+        Err(r) => return drain_then(body, r.into_response()).await,
     };
     if length != file_size {
         let r = tos_error(
@@ -269,11 +328,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn multipart_queries_are_spotted() {
-        assert!(is_multipart("uploads"));
-        assert!(is_multipart("partNumber=1&uploadID=x"));
-        assert!(is_multipart("uploadID=x"));
-        assert!(!is_multipart("x=uploads"));
-        assert!(!is_multipart(""));
+    fn ops_from_queries() {
+        assert_eq!(Op::of(Some("uploads")), Op::Init);
+        assert_eq!(Op::of(Some("uploads=")), Op::Init);
+        assert_eq!(Op::of(Some("partNumber=1&uploadID=x")), Op::Part);
+        assert_eq!(Op::of(Some("uploadID=x&partNumber=1")), Op::Part);
+        assert_eq!(Op::of(Some("uploadID=x")), Op::Complete);
+        assert_eq!(Op::of(Some("x=uploads")), Op::Whole);
+        assert_eq!(Op::of(Some("")), Op::Whole);
+        assert_eq!(Op::of(None), Op::Whole);
     }
 }
