@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod platform;
 pub mod progress;
 pub mod receipt;
+pub mod report;
 pub mod sandbox;
 pub mod secret;
 pub mod watch;

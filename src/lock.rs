@@ -57,12 +57,12 @@ impl StateLock {
                 },
             });
         }
-        let who = format!(
-            "pid {} on {}, started {}",
-            std::process::id(),
-            hostname(),
-            crate::receipt::UtcTime::now().to_rfc3339()
-        );
+        let who = Holder {
+            pid: std::process::id(),
+            host: hostname(),
+            since: Some(crate::receipt::UtcTime::now()),
+        }
+        .to_string();
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;
         file.write_all(who.as_bytes()).map_err(io_err)?;
@@ -72,6 +72,71 @@ impl StateLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Who holds the lock on `state_dir`, if an agent runs there (`None`: none does).
+    /// Never waits, and creates nothing: a missing state folder or lock file means no
+    /// agent. The answer is the lock file's text (see [`Holder::parse`]).
+    ///
+    /// It checks by taking a *shared* lock for an instant, so two `status` commands do
+    /// not disturb each other; an agent starting in that very instant is refused as if
+    /// another agent ran, and can simply be started again.
+    pub fn is_held(state_dir: &Path) -> Result<Option<String>, LockError> {
+        let path = state_dir.join(Self::FILE_NAME);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(LockError::Io { path, source }),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None), // released when `file` drops, right here
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Ok(Some(holder.trim().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+        }
+    }
+}
+
+/// Who holds the lock, as its file says: `pid 4242 on studio-mac, started 2026-…Z`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub host: String,
+    pub since: Option<crate::receipt::UtcTime>,
+}
+
+impl Holder {
+    /// Reads a lock file's text; `None` if it is not in the form the agent writes.
+    pub fn parse(text: &str) -> Option<Holder> {
+        let rest = text.trim().strip_prefix("pid ")?;
+        let (pid, rest) = rest.split_once(" on ")?;
+        let (host, since) = match rest.rsplit_once(", started ") {
+            Some((host, since)) => (host, Some(since)),
+            None => (rest, None),
+        };
+        let since = since.and_then(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(crate::receipt::UtcTime::from)
+        });
+        Some(Holder {
+            pid: pid.parse().ok()?,
+            host: host.to_string(),
+            since,
+        })
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} on {}", self.pid, self.host)?;
+        if let Some(since) = self.since {
+            write!(f, ", started {since}")?;
+        }
+        Ok(())
     }
 }
 
@@ -110,5 +175,40 @@ mod tests {
         assert!(msg.contains("another dropcast agent"), "{msg}");
         drop(first);
         StateLock::acquire(dir.path()).expect("released on drop");
+    }
+
+    #[test]
+    fn is_held_names_the_holder_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert_eq!(StateLock::is_held(&state).unwrap(), None);
+        assert!(!state.exists(), "checking must not create the state folder");
+
+        let lock = StateLock::acquire(&state).unwrap();
+        let text = StateLock::is_held(&state).unwrap().expect("held");
+        let holder = Holder::parse(&text).expect(&text);
+        assert_eq!(holder.pid, std::process::id());
+        assert!(holder.since.is_some());
+        assert_eq!(holder.to_string(), text);
+        // Checking did not take the lock away from the holder.
+        assert!(StateLock::acquire(&state).is_err());
+
+        drop(lock);
+        assert_eq!(StateLock::is_held(&state).unwrap(), None);
+        // Nor does checking block the next agent.
+        StateLock::acquire(&state).expect("free after the check");
+    }
+
+    #[test]
+    fn holder_parse_rejects_other_text() {
+        assert_eq!(
+            Holder::parse("a process that has not said who it is yet"),
+            None
+        );
+        assert_eq!(Holder::parse("pid x on host"), None);
+        let h = Holder::parse("pid 7 on box, started 2026-01-02T03:04:05Z").unwrap();
+        assert_eq!((h.pid, h.host.as_str()), (7, "box"));
+        let h = Holder::parse("pid 7 on box").unwrap();
+        assert_eq!(h.since, None);
     }
 }

@@ -1,0 +1,1236 @@
+//! `dropcast status` and `dropcast history`: what the ledger, the running agent's live
+//! snapshot (`state_dir/live.json`) and the agent lock say, gathered into reports that
+//! serialize as the stable `--json` output and render as plain aligned tables for people.
+//!
+//! Reading never changes anything: no folder or lock file is created, the ledger is only
+//! opened when it exists. Nothing here can hold a secret: the reports are built from the
+//! ledger, the live snapshot and receipts, none of which has one.
+//!
+//! # The `--json` of `status` ([`StatusReport`])
+//! Times are RFC 3339 UTC strings, durations whole seconds, hashes 64 hex digits.
+//! - `generated_at`; `agent`: `running`, `pid`, `host`, `since`, `holder` (the lock
+//!   file's text), `watching`, and `live`: `state` (`fresh` | `stale` | `missing` |
+//!   `unreadable`), `updated_at`, `age_seconds`, `pid`, `problem`.
+//! - `counts`: jobs in the ledger by state (`active`, `published`, `done`, `failed`,
+//!   `duplicate`, `abandoned`, `unconfirmed`) and `total`.
+//! - `in_flight[]`: `file`, `sha256`, `account`, `step`, `bytes_done`, `bytes_total`,
+//!   `percent`, `started_at`, `elapsed_seconds` (from the live snapshot).
+//! - `queued[]`: ledger jobs not in flight: `file`, `sha256`, `account`, `state`
+//!   (`active` | `published`), `last_step`, `next`, `publish_sent`, `attempts`, `since`.
+//! - `waiting_for_caption[]`: `file`, `since`, `waiting_seconds`.
+//! - `scheduled[]`: posts that go public later: `file`, `sha256`, `account`,
+//!   `publish_at`, `aweme_id`, `url`.
+//! - `paused_accounts[]`: `account`, `reason`, `since`.
+//! - `failed[]` (newest first; failures whose video was published since are left out)
+//!   and `unconfirmed[]`: `file`, `sha256`, `account`, `step`, `class`, `reason`,
+//!   `hint`, `retry` (the command that puts the job back), `at`.
+//!
+//! A live snapshot that is `stale` (no agent holds the lock and it is older than
+//! [`STALE_AFTER`], or it was written by another agent than the one running) is not
+//! used: `in_flight`, `waiting_for_caption` and `paused_accounts` are then empty.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::domain::Step;
+use crate::ledger::{self, JobRecord, JobState, Ledger, LedgerError};
+use crate::lock::{Holder, LockError, StateLock};
+use crate::pipeline::live::{self, Snapshot};
+use crate::receipt::{UtcTime, file_label, post_url};
+
+/// A live snapshot older than this, with no agent holding the lock, is stale.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// Receipts larger than this are not read (a real one is a few KiB).
+const MAX_RECEIPT_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read the ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// Everything `dropcast status` shows (see the module docs for the JSON fields).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatusReport {
+    pub generated_at: UtcTime,
+    pub agent: AgentStatus,
+    pub counts: Counts,
+    pub in_flight: Vec<InFlightJob>,
+    pub queued: Vec<QueuedJob>,
+    pub waiting_for_caption: Vec<WaitingVideo>,
+    pub scheduled: Vec<ScheduledPost>,
+    pub paused_accounts: Vec<PausedAccount>,
+    pub failed: Vec<ProblemJob>,
+    pub unconfirmed: Vec<ProblemJob>,
+}
+
+/// Whether an agent runs on this state folder, and how fresh its live snapshot is.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentStatus {
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub host: Option<String>,
+    pub since: Option<UtcTime>,
+    /// The lock file's text, as the agent wrote it.
+    pub holder: Option<String>,
+    /// `native`, `poll` or `once`, from the live snapshot.
+    pub watching: Option<String>,
+    pub live: LiveStatus,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LiveStatus {
+    pub state: LiveState,
+    pub updated_at: Option<UtcTime>,
+    pub age_seconds: Option<u64>,
+    /// The process that wrote the snapshot.
+    pub pid: Option<u32>,
+    /// Why an unreadable snapshot could not be read.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveState {
+    /// Written by the running agent, or recently enough: used.
+    Fresh,
+    /// Left behind by an agent that is gone: not used.
+    Stale,
+    Missing,
+    Unreadable,
+}
+
+/// Jobs in the ledger, by state.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub active: u64,
+    pub published: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub duplicate: u64,
+    pub abandoned: u64,
+    pub unconfirmed: u64,
+    pub total: u64,
+}
+
+impl Counts {
+    fn add(&mut self, state: JobState) {
+        let slot = match state {
+            JobState::Active => &mut self.active,
+            JobState::Published => &mut self.published,
+            JobState::Done => &mut self.done,
+            JobState::Failed => &mut self.failed,
+            JobState::Duplicate => &mut self.duplicate,
+            JobState::Abandoned => &mut self.abandoned,
+            JobState::Unconfirmed => &mut self.unconfirmed,
+        };
+        *slot += 1;
+        self.total += 1;
+    }
+
+    /// `(state, count)` in ledger order.
+    fn by_state(&self) -> [(JobState, u64); 7] {
+        [
+            (JobState::Active, self.active),
+            (JobState::Published, self.published),
+            (JobState::Done, self.done),
+            (JobState::Failed, self.failed),
+            (JobState::Duplicate, self.duplicate),
+            (JobState::Abandoned, self.abandoned),
+            (JobState::Unconfirmed, self.unconfirmed),
+        ]
+    }
+}
+
+/// A job the agent is working on right now.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InFlightJob {
+    pub file: String,
+    pub sha256: Option<String>,
+    pub account: Option<String>,
+    /// `hash`, `credentials`, `upload_params`, `upload`, `commit`, `publish`, `archive`.
+    pub step: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// Of the upload; `None` before its size is known.
+    pub percent: Option<u8>,
+    pub started_at: Option<UtcTime>,
+    pub elapsed_seconds: Option<u64>,
+}
+
+/// A job the ledger holds open that no agent is working on at the moment.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueuedJob {
+    pub file: String,
+    pub sha256: String,
+    pub account: String,
+    /// `active` (being published) or `published` (files not archived yet).
+    pub state: String,
+    /// The last protocol step with a recorded result.
+    pub last_step: Option<Step>,
+    /// What happens to it next, in words.
+    pub next: String,
+    /// Step 5 was sent without a recorded result: the next run asks the platform first.
+    pub publish_sent: bool,
+    pub attempts: u32,
+    pub since: UtcTime,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WaitingVideo {
+    pub file: String,
+    pub since: Option<UtcTime>,
+    pub waiting_seconds: Option<u64>,
+}
+
+/// A published post that goes public at a later time.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScheduledPost {
+    pub file: String,
+    pub sha256: String,
+    pub account: String,
+    pub publish_at: UtcTime,
+    pub aweme_id: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PausedAccount {
+    pub account: String,
+    pub reason: String,
+    pub since: Option<UtcTime>,
+}
+
+/// A failed or unconfirmed job: what went wrong and how to fix it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProblemJob {
+    pub file: String,
+    pub sha256: String,
+    pub account: String,
+    pub step: Option<Step>,
+    pub class: String,
+    pub reason: String,
+    /// What the user can do (from the error receipt when there is one).
+    pub hint: String,
+    /// The command that puts the job back in the queue once fixed.
+    pub retry: String,
+    /// When it failed (or became unconfirmed).
+    pub at: UtcTime,
+}
+
+/// One published post, for `dropcast history`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryRow {
+    /// When it was published.
+    pub time: UtcTime,
+    pub file: String,
+    pub sha256: String,
+    pub account: String,
+    pub aweme_id: Option<String>,
+    pub url: Option<String>,
+    /// When the post goes public, if it was scheduled.
+    pub scheduled_for: Option<UtcTime>,
+}
+
+/// The status now.
+pub fn status(config: &Config) -> Result<StatusReport, ReportError> {
+    status_at(config, SystemTime::now())
+}
+
+/// The status as of `now` (tests move the clock; ages and staleness count from it).
+pub fn status_at(config: &Config, now: SystemTime) -> Result<StatusReport, ReportError> {
+    let now = UtcTime::from(now);
+    let now_s = unix(now);
+    let state_dir = &config.state_dir;
+
+    let holder_text = StateLock::is_held(state_dir)?;
+    let holder = holder_text.as_deref().and_then(Holder::parse);
+    let (snapshot, live) = read_live(state_dir, holder_text.is_some(), holder.as_ref(), now_s);
+    let agent = AgentStatus {
+        running: holder_text.is_some(),
+        pid: holder.as_ref().map(|h| h.pid),
+        host: holder.as_ref().map(|h| h.host.clone()),
+        since: holder.as_ref().and_then(|h| h.since),
+        holder: holder_text,
+        watching: snapshot
+            .as_ref()
+            .map(|s| s.watching.clone())
+            .filter(|w| !w.is_empty()),
+        live,
+    };
+    let snapshot = snapshot.unwrap_or_default();
+
+    let ledger = open_ledger(state_dir)?;
+    let jobs = match &ledger {
+        Some(l) => l.jobs_in(&JobState::ALL)?,
+        None => Vec::new(),
+    };
+
+    let mut counts = Counts::default();
+    for job in &jobs {
+        counts.add(job.state);
+    }
+
+    let in_flight: Vec<InFlightJob> = snapshot
+        .in_flight
+        .iter()
+        .map(|j| InFlightJob {
+            file: j.video.clone(),
+            sha256: j.sha256.clone(),
+            account: j.account.clone(),
+            step: j.step.clone(),
+            bytes_done: j.bytes_done,
+            bytes_total: j.bytes_total,
+            percent: (j.bytes_total > 0).then(|| {
+                u8::try_from((u128::from(j.bytes_done) * 100 / u128::from(j.bytes_total)).min(100))
+                    .unwrap_or(100)
+            }),
+            started_at: j.started_at,
+            elapsed_seconds: j.started_at.map(|t| age(now_s, t)),
+        })
+        .collect();
+    let busy_files: HashSet<&str> = in_flight.iter().map(|j| j.file.as_str()).collect();
+    let busy_hashes: HashSet<(&str, &str)> = in_flight
+        .iter()
+        .filter_map(|j| Some((j.sha256.as_deref()?, j.account.as_deref()?)))
+        .collect();
+
+    let queued = jobs
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Active | JobState::Published))
+        .filter(|j| {
+            !busy_files.contains(file_label(&j.video).as_str())
+                && !busy_hashes.contains(&(j.sha256.as_str(), j.account.as_str()))
+        })
+        .map(queued_job)
+        .collect();
+
+    let mut scheduled: Vec<ScheduledPost> = jobs
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Published | JobState::Done))
+        .filter_map(|j| {
+            let at = scheduled_for(ledger.as_ref(), j)?;
+            (at > now).then(|| ScheduledPost {
+                file: file_label(&j.video),
+                sha256: j.sha256.to_string(),
+                account: j.account.clone(),
+                publish_at: at,
+                aweme_id: j.aweme_id.clone(),
+                url: j.aweme_id.as_deref().map(post_url),
+            })
+        })
+        .collect();
+    scheduled.sort_by_key(|s| s.publish_at);
+
+    // A failure is settled once the same video was published for the account since.
+    let live_content: HashSet<(&str, &str)> = jobs
+        .iter()
+        .filter(|j| j.state.is_live())
+        .map(|j| (j.sha256.as_str(), j.account.as_str()))
+        .collect();
+    let failed = jobs
+        .iter()
+        .rev()
+        .filter(|j| j.state == JobState::Failed)
+        .filter(|j| !live_content.contains(&(j.sha256.as_str(), j.account.as_str())))
+        .map(|j| problem_job(ledger.as_ref(), j))
+        .collect();
+    let unconfirmed = jobs
+        .iter()
+        .rev()
+        .filter(|j| j.state == JobState::Unconfirmed)
+        .map(|j| problem_job(ledger.as_ref(), j))
+        .collect();
+
+    Ok(StatusReport {
+        generated_at: now,
+        agent,
+        counts,
+        in_flight,
+        queued,
+        waiting_for_caption: snapshot
+            .waiting_for_caption
+            .iter()
+            .map(|w| WaitingVideo {
+                file: w.video.clone(),
+                since: w.since,
+                waiting_seconds: w.since.map(|t| age(now_s, t)),
+            })
+            .collect(),
+        scheduled,
+        paused_accounts: snapshot
+            .paused_accounts
+            .iter()
+            .map(|p| PausedAccount {
+                account: p.account.clone(),
+                reason: p.reason.clone(),
+                since: p.since,
+            })
+            .collect(),
+        failed,
+        unconfirmed,
+    })
+}
+
+/// The `n` most recent posts, newest first.
+pub fn history(config: &Config, n: usize) -> Result<Vec<HistoryRow>, ReportError> {
+    let Some(ledger) = open_ledger(&config.state_dir)? else {
+        return Ok(Vec::new());
+    };
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut rows: Vec<HistoryRow> = ledger
+        .history(n)?
+        .iter()
+        .map(|j| HistoryRow {
+            time: published_at(j),
+            file: file_label(&j.video),
+            sha256: j.sha256.to_string(),
+            account: j.account.clone(),
+            aweme_id: j.aweme_id.clone(),
+            url: j.aweme_id.as_deref().map(post_url),
+            scheduled_for: scheduled_for(Some(&ledger), j),
+        })
+        .collect();
+    // Stable: the ledger's order (last change, newest first) breaks ties.
+    rows.sort_by_key(|r| std::cmp::Reverse(r.time));
+    Ok(rows)
+}
+
+/// The ledger, if there is one yet (opening it would create it).
+fn open_ledger(state_dir: &Path) -> Result<Option<Ledger>, ReportError> {
+    if !state_dir.join(ledger::FILE_NAME).is_file() {
+        return Ok(None);
+    }
+    Ok(Some(Ledger::open(state_dir)?))
+}
+
+/// Reads `live.json` and judges it; the snapshot is returned only when it may be used.
+fn read_live(
+    state_dir: &Path,
+    running: bool,
+    holder: Option<&Holder>,
+    now_s: i64,
+) -> (Option<Snapshot>, LiveStatus) {
+    let path = live::Live::snapshot_path(state_dir);
+    let mut status = LiveStatus {
+        state: LiveState::Missing,
+        updated_at: None,
+        age_seconds: None,
+        pid: None,
+        problem: None,
+    };
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, status),
+        Err(e) => {
+            status.state = LiveState::Unreadable;
+            status.problem = Some(format!("cannot read {}: {e}", path.display()));
+            return (None, status);
+        }
+    };
+    let snapshot: Snapshot = match serde_json::from_slice(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            status.state = LiveState::Unreadable;
+            status.problem = Some(format!("{} is not a live snapshot: {e}", path.display()));
+            return (None, status);
+        }
+    };
+    let updated_at = snapshot.updated_at.or_else(|| {
+        std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(UtcTime::from)
+    });
+    status.updated_at = updated_at;
+    status.age_seconds = updated_at.map(|t| age(now_s, t));
+    status.pid = (snapshot.pid != 0).then_some(snapshot.pid);
+    let stale = if running {
+        // The agent saves only when something changes, so its snapshot may be old;
+        // one written by another process is a leftover of an earlier run.
+        matches!((holder, status.pid), (Some(h), Some(pid)) if h.pid != pid)
+    } else {
+        status.age_seconds.is_none_or(|a| a > STALE_AFTER.as_secs())
+    };
+    if stale {
+        status.state = LiveState::Stale;
+        (None, status)
+    } else {
+        status.state = LiveState::Fresh;
+        (Some(snapshot), status)
+    }
+}
+
+fn queued_job(job: &JobRecord) -> QueuedJob {
+    let last_step = job.steps.keys().next_back().copied();
+    let publish_sent = job.publish_in_doubt();
+    let next = if job.state == JobState::Published {
+        "archive".to_string()
+    } else if publish_sent {
+        "check if step 5 posted".to_string()
+    } else {
+        let next = match last_step {
+            None => Some(Step::Credentials),
+            Some(done) => Step::ALL.into_iter().find(|s| *s > done),
+        };
+        match next {
+            Some(step) => format!("step {step}"),
+            None => "archive".to_string(),
+        }
+    };
+    QueuedJob {
+        file: file_label(&job.video),
+        sha256: job.sha256.to_string(),
+        account: job.account.clone(),
+        state: job.state.as_str().to_string(),
+        last_step,
+        next,
+        publish_sent,
+        attempts: job.attempts,
+        since: UtcTime::from(job.created_at),
+    }
+}
+
+fn problem_job(ledger: Option<&Ledger>, job: &JobRecord) -> ProblemJob {
+    let (step, class, reason) = match &job.error {
+        Some(e) => (e.step, e.class.clone(), e.reason.clone()),
+        None => (None, String::new(), String::new()),
+    };
+    let hint = if job.state == JobState::Unconfirmed {
+        "Step 5 was sent but it is not known whether the post exists: look at the account's \
+         posts on creator.douyin.com. If the video is not there, retry it."
+            .to_string()
+    } else {
+        receipt_of(ledger, job, "error.json")
+            .and_then(|r| r.hint)
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| fallback_hint(&class).to_string())
+    };
+    ProblemJob {
+        file: file_label(&job.video),
+        sha256: job.sha256.to_string(),
+        account: job.account.clone(),
+        step,
+        class,
+        reason,
+        hint,
+        retry: format!("dropcast retry {}", job.sha256.short()),
+        at: UtcTime::from(job.updated_at),
+    }
+}
+
+/// When a failure has no receipt to quote (it was never archived, or the receipt is gone).
+fn fallback_hint(class: &str) -> &'static str {
+    match class {
+        "caption" => "Fix the caption (`dropcast validate <file>` shows every problem).",
+        "auth_expired" => {
+            "The account's cookie has expired: log in to creator.douyin.com and renew it."
+        }
+        "rejected" => "The platform refused this post; fix what the reason names.",
+        "transient" | "rate_limited" => "The platform could not be reached or was busy.",
+        "unknown" => "Check the account's posts before trying again.",
+        _ => "See the error receipt beside the video in failed/.",
+    }
+}
+
+/// The fields of a receipt that status needs; receipts have more.
+#[derive(Debug, Default, Deserialize)]
+struct ReceiptBits {
+    #[serde(default)]
+    publish_at: Option<UtcTime>,
+    #[serde(default)]
+    hint: Option<String>,
+}
+
+/// The part of an archive plan that status needs.
+#[derive(Deserialize)]
+struct PlanBits {
+    receipt_json: String,
+}
+
+/// A job's receipt: the text its archive plan stored in the ledger, else the file
+/// beside its archived video (`<stem>.<tail>`).
+fn receipt_of(ledger: Option<&Ledger>, job: &JobRecord, tail: &str) -> Option<ReceiptBits> {
+    let planned = ledger
+        .and_then(|l| l.archive_plan(job.id).ok().flatten())
+        .and_then(|plan| serde_json::from_value::<PlanBits>(plan).ok())
+        .and_then(|plan| serde_json::from_str(&plan.receipt_json).ok());
+    planned.or_else(|| {
+        let path = receipt_beside(job.archived_to.as_deref()?, tail)?;
+        let meta = std::fs::metadata(&path).ok()?;
+        if !meta.is_file() || meta.len() > MAX_RECEIPT_BYTES {
+            return None;
+        }
+        serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+    })
+}
+
+fn receipt_beside(video: &Path, tail: &str) -> Option<PathBuf> {
+    let mut name = OsString::from(video.file_stem()?);
+    name.push(".");
+    name.push(tail);
+    Some(video.with_file_name(name))
+}
+
+/// When a published job's post goes public, if it was scheduled: step 5's result
+/// (`publish_at`, unix seconds or RFC 3339, where a future ledger records it), else the
+/// published receipt.
+fn scheduled_for(ledger: Option<&Ledger>, job: &JobRecord) -> Option<UtcTime> {
+    let recorded = job
+        .steps
+        .get(&Step::Publish)
+        .and_then(|s| s.result.get("publish_at"))
+        .and_then(|v| match v {
+            serde_json::Value::Number(n) => n.as_i64().and_then(UtcTime::from_unix),
+            other => serde_json::from_value(other.clone()).ok(),
+        });
+    recorded.or_else(|| receipt_of(ledger, job, "receipt.json")?.publish_at)
+}
+
+fn published_at(job: &JobRecord) -> UtcTime {
+    UtcTime::from(
+        job.steps
+            .get(&Step::Publish)
+            .map(|s| s.at)
+            .unwrap_or(job.updated_at),
+    )
+}
+
+fn unix(t: UtcTime) -> i64 {
+    t.offset_date_time().unix_timestamp()
+}
+
+/// Whole seconds from `t` to `now_s` (0 for a time in the future).
+fn age(now_s: i64, t: UtcTime) -> u64 {
+    u64::try_from(now_s.saturating_sub(unix(t))).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Human output
+
+/// `dropcast status` for people: plain text (no colour, so pipes and logs stay clean),
+/// tables fitted to `width` columns when given.
+pub fn render_status(r: &StatusReport, width: Option<usize>) -> String {
+    let mut out = String::new();
+    let now_s = unix(r.generated_at);
+
+    // The agent.
+    let agent = if r.agent.running {
+        let who = match (r.agent.pid, &r.agent.host) {
+            (Some(pid), Some(host)) => format!("pid {pid} on {}", clean(host)),
+            _ => clean(r.agent.holder.as_deref().unwrap_or_default()),
+        };
+        let up = r
+            .agent
+            .since
+            .map(|t| format!(", up {}", fmt_secs(age(now_s, t))))
+            .unwrap_or_default();
+        let watching = r
+            .agent
+            .watching
+            .as_deref()
+            .map(|w| format!(", watching {}", clean(w)))
+            .unwrap_or_default();
+        format!("running: {who}{up}{watching}")
+    } else {
+        "not running (start it with `dropcast watch`)".to_string()
+    };
+    line(&mut out, width, "agent", &agent);
+    let live = &r.agent.live;
+    let live_age = live
+        .age_seconds
+        .map(|a| format!("{} ago", fmt_secs(a)))
+        .unwrap_or_else(|| "at an unknown time".into());
+    match live.state {
+        LiveState::Fresh => line(
+            &mut out,
+            width,
+            "live",
+            &format!("live.json updated {live_age}"),
+        ),
+        LiveState::Stale => {
+            let by = live.pid.map(|p| format!(" by pid {p}")).unwrap_or_default();
+            let why = if r.agent.running {
+                "an earlier agent wrote it"
+            } else {
+                "no agent holds the lock"
+            };
+            line(
+                &mut out,
+                width,
+                "live",
+                &format!(
+                    "live.json is stale (written {live_age}{by}; {why}): in-flight jobs, \
+                     videos waiting for a caption and paused accounts are not known"
+                ),
+            );
+        }
+        LiveState::Missing if r.agent.running => line(
+            &mut out,
+            width,
+            "live",
+            "no live.json yet: in-flight progress is not known",
+        ),
+        LiveState::Missing => {}
+        LiveState::Unreadable => line(
+            &mut out,
+            width,
+            "live",
+            &clean(live.problem.as_deref().unwrap_or("live.json is unreadable")),
+        ),
+    }
+
+    // The ledger.
+    let counts = if r.counts.total == 0 {
+        "none yet".to_string()
+    } else {
+        let parts: Vec<String> = r
+            .counts
+            .by_state()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect();
+        format!("{} in the ledger: {}", r.counts.total, parts.join(", "))
+    };
+    line(&mut out, width, "jobs", &counts);
+    if r.in_flight.is_empty() && r.queued.is_empty() && r.waiting_for_caption.is_empty() {
+        line(&mut out, width, "queue", "nothing queued");
+    }
+
+    if !r.in_flight.is_empty() {
+        section(&mut out, width, "In flight", r.in_flight.len(), None);
+        let mut t = Table::new(&["FILE", "ACCOUNT", "STEP", "PROGRESS", "ELAPSED"]);
+        t.shrink(0, Keep::End);
+        for j in &r.in_flight {
+            let progress = match j.percent {
+                Some(p) => format!(
+                    "{p:>3}%  {} / {} MiB",
+                    mib(j.bytes_done),
+                    mib(j.bytes_total)
+                ),
+                None => "-".into(),
+            };
+            t.row(vec![
+                j.file.clone(),
+                j.account.clone().unwrap_or_else(|| "-".into()),
+                j.step.clone(),
+                progress,
+                j.elapsed_seconds
+                    .map(fmt_secs)
+                    .unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.render(&mut out, width);
+    }
+
+    if !r.queued.is_empty() {
+        let note = if r.agent.running {
+            None
+        } else {
+            Some("the agent is not running; `dropcast watch` resumes them")
+        };
+        section(&mut out, width, "Queued", r.queued.len(), note);
+        let mut t = Table::new(&["FILE", "HASH", "ACCOUNT", "NEXT", "ATTEMPTS", "SINCE"]);
+        t.shrink(3, Keep::Start);
+        t.shrink(0, Keep::End);
+        for j in &r.queued {
+            t.row(vec![
+                j.file.clone(),
+                short(&j.sha256).to_string(),
+                j.account.clone(),
+                j.next.clone(),
+                j.attempts.to_string(),
+                format!("{} ago", fmt_secs(age(now_s, j.since))),
+            ]);
+        }
+        t.render(&mut out, width);
+    }
+
+    if !r.waiting_for_caption.is_empty() {
+        section(
+            &mut out,
+            width,
+            "Waiting for a caption",
+            r.waiting_for_caption.len(),
+            Some("put `<name>.yaml` beside each video; `dropcast validate` checks it"),
+        );
+        let mut t = Table::new(&["FILE", "WAITING"]);
+        t.shrink(0, Keep::End);
+        for w in &r.waiting_for_caption {
+            t.row(vec![
+                w.file.clone(),
+                w.waiting_seconds
+                    .map(fmt_secs)
+                    .unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.render(&mut out, width);
+    }
+
+    if !r.scheduled.is_empty() {
+        section(&mut out, width, "Scheduled", r.scheduled.len(), None);
+        let mut t = Table::new(&["FILE", "ACCOUNT", "GOES PUBLIC", "IN"]);
+        t.shrink(0, Keep::End);
+        for s in &r.scheduled {
+            let wait = unix(s.publish_at).saturating_sub(now_s).max(0);
+            t.row_with_notes(
+                vec![
+                    s.file.clone(),
+                    s.account.clone(),
+                    fmt_time(s.publish_at),
+                    fmt_secs(u64::try_from(wait).unwrap_or(0)),
+                ],
+                vec![("post:", s.url.clone().unwrap_or_else(|| "-".into()))],
+            );
+        }
+        t.render(&mut out, width);
+    }
+
+    if !r.paused_accounts.is_empty() {
+        section(
+            &mut out,
+            width,
+            "Paused accounts",
+            r.paused_accounts.len(),
+            Some("their videos wait in the inbox"),
+        );
+        let mut t = Table::new(&["ACCOUNT", "SINCE", "REASON"]);
+        t.shrink(2, Keep::Start);
+        for p in &r.paused_accounts {
+            t.row(vec![
+                p.account.clone(),
+                p.since
+                    .map(|t| format!("{} ago", fmt_secs(age(now_s, t))))
+                    .unwrap_or_else(|| "-".into()),
+                p.reason.clone(),
+            ]);
+        }
+        t.render(&mut out, width);
+    }
+
+    problems(&mut out, "Failed", &r.failed, now_s, width);
+    problems(&mut out, "Unconfirmed", &r.unconfirmed, now_s, width);
+    out
+}
+
+fn problems(out: &mut String, title: &str, jobs: &[ProblemJob], now_s: i64, width: Option<usize>) {
+    if jobs.is_empty() {
+        return;
+    }
+    section(out, width, title, jobs.len(), Some("fix, then retry"));
+    let mut t = Table::new(&["FILE", "HASH", "ACCOUNT", "STEP", "CLASS", "WHEN"]);
+    t.shrink(0, Keep::End);
+    for j in jobs {
+        t.row_with_notes(
+            vec![
+                j.file.clone(),
+                short(&j.sha256).to_string(),
+                j.account.clone(),
+                j.step.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                j.class.clone(),
+                format!("{} ago", fmt_secs(age(now_s, j.at))),
+            ],
+            vec![
+                ("why:", j.reason.clone()),
+                ("fix:", j.hint.clone()),
+                ("retry:", j.retry.clone()),
+            ],
+        );
+    }
+    t.render(out, width);
+}
+
+/// `dropcast history` for people.
+pub fn render_history(rows: &[HistoryRow]) -> String {
+    if rows.is_empty() {
+        return "no posts yet\n".into();
+    }
+    let scheduled = rows.iter().any(|r| r.scheduled_for.is_some());
+    let mut head = vec!["TIME", "FILE", "HASH", "ACCOUNT", "POST"];
+    if scheduled {
+        head.push("SCHEDULED FOR");
+    }
+    let mut t = Table::new(&head);
+    t.indent = "";
+    for r in rows {
+        let mut cells = vec![
+            fmt_time(r.time),
+            r.file.clone(),
+            short(&r.sha256).to_string(),
+            r.account.clone(),
+            r.url.clone().unwrap_or_else(|| "-".into()),
+        ];
+        if scheduled {
+            cells.push(r.scheduled_for.map(fmt_time).unwrap_or_default());
+        }
+        t.row(cells);
+    }
+    let mut out = String::new();
+    t.render(&mut out, None);
+    out
+}
+
+const LABEL_WIDTH: usize = 7;
+
+/// `label   text`, the text wrapped under itself to `width`.
+fn line(out: &mut String, width: Option<usize>, label: &str, text: &str) {
+    let avail = width.map(|w| w.saturating_sub(LABEL_WIDTH + 1).max(20));
+    for (i, piece) in wrap(text, avail).iter().enumerate() {
+        let label = if i == 0 { label } else { "" };
+        let _ = writeln!(out, "{label:<LABEL_WIDTH$} {piece}");
+    }
+}
+
+fn section(out: &mut String, width: Option<usize>, title: &str, n: usize, note: Option<&str>) {
+    out.push('\n');
+    let text = match note {
+        Some(note) => format!("{title} ({n}): {note}"),
+        None => format!("{title} ({n})"),
+    };
+    for (i, piece) in wrap(&text, width).iter().enumerate() {
+        let lead = if i == 0 { "" } else { "  " };
+        let _ = writeln!(out, "{lead}{piece}");
+    }
+}
+
+fn short(sha256: &str) -> &str {
+    sha256.get(..12).unwrap_or(sha256)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// `2026-12-01 12:00:00 UTC`.
+fn fmt_time(t: UtcTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    match t.offset_date_time().format(&format) {
+        Ok(text) => format!("{text} UTC"),
+        Err(_) => t.to_rfc3339(),
+    }
+}
+
+/// `42s`, `3m 5s`, `2h 4m`, `3d 2h`.
+fn fmt_secs(s: u64) -> String {
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Which end of a too-long cell to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// Reasons: the start says most.
+    Start,
+    /// Paths: the file name is at the end.
+    End,
+}
+
+/// A cell never shrinks below this many columns.
+const MIN_CELL: usize = 10;
+const GAP: usize = 2;
+/// Width of a note's label (`retry:`).
+const NOTE_LABEL: usize = 6;
+
+/// A line under a table row: a label (`fix:`) and its text.
+type Note = (&'static str, String);
+
+/// A plain table with aligned columns, some of which may shrink to fit a width.
+struct Table {
+    head: Vec<String>,
+    /// Cells, and labelled notes printed under the row.
+    rows: Vec<(Vec<String>, Vec<Note>)>,
+    /// Columns that may shrink, in the order they give way.
+    shrink: Vec<(usize, Keep)>,
+    indent: &'static str,
+}
+
+impl Table {
+    fn new(head: &[&str]) -> Table {
+        Table {
+            head: head.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+            shrink: Vec::new(),
+            indent: "  ",
+        }
+    }
+
+    fn shrink(&mut self, column: usize, keep: Keep) {
+        self.shrink.push((column, keep));
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.row_with_notes(cells, Vec::new());
+    }
+
+    /// A row with `label text` lines printed under it, indented and wrapped.
+    fn row_with_notes(&mut self, cells: Vec<String>, notes: Vec<Note>) {
+        let cells = cells.iter().map(|c| clean(c)).collect();
+        let notes = notes.into_iter().map(|(l, n)| (l, clean(&n))).collect();
+        self.rows.push((cells, notes));
+    }
+
+    fn render(&self, out: &mut String, width: Option<usize>) {
+        let n = self.head.len();
+        let mut widths: Vec<usize> = self.head.iter().map(|h| display_width(h)).collect();
+        for (cells, _) in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(cells) {
+                *w = (*w).max(display_width(cell));
+            }
+        }
+        if let Some(max) = width {
+            let total =
+                self.indent.len() + widths.iter().sum::<usize>() + GAP * n.saturating_sub(1);
+            let mut over = total.saturating_sub(max);
+            for (col, _) in &self.shrink {
+                let Some(w) = widths.get_mut(*col) else {
+                    continue;
+                };
+                let floor = MIN_CELL.max(display_width(&self.head[*col]));
+                let give = over.min(w.saturating_sub(floor));
+                *w -= give;
+                over -= give;
+            }
+        }
+        let keep = |col: usize| {
+            self.shrink
+                .iter()
+                .find(|(c, _)| *c == col)
+                .map(|(_, k)| *k)
+                .unwrap_or(Keep::Start)
+        };
+        let emit = |out: &mut String, cells: &[String]| {
+            let mut text = String::from(self.indent);
+            for (i, cell) in cells.iter().enumerate().take(n) {
+                let cell = fit(cell, widths[i], keep(i));
+                if i + 1 == n {
+                    text.push_str(&cell);
+                } else {
+                    text.push_str(&cell);
+                    let pad = widths[i].saturating_sub(display_width(&cell)) + GAP;
+                    text.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        emit(out, &self.head);
+        for (cells, notes) in &self.rows {
+            emit(out, cells);
+            let lead = format!("{}    ", self.indent);
+            let avail = width.map(|w| w.saturating_sub(lead.len() + NOTE_LABEL + 1).max(20));
+            for (label, note) in notes {
+                for (i, piece) in wrap(note, avail).iter().enumerate() {
+                    let label = if i == 0 { label } else { "" };
+                    let _ = writeln!(out, "{lead}{label:<NOTE_LABEL$} {piece}");
+                }
+            }
+        }
+    }
+}
+
+/// `text` cut to at most `width` columns, marked with `…` where it was cut.
+fn fit(text: &str, width: usize, keep: Keep) -> String {
+    if display_width(text) <= width {
+        return text.to_string();
+    }
+    let budget = width.saturating_sub(1);
+    let mut used = 0;
+    let mut kept: Vec<char> = Vec::new();
+    let chars: Box<dyn Iterator<Item = char>> = match keep {
+        Keep::Start => Box::new(text.chars()),
+        Keep::End => Box::new(text.chars().rev()),
+    };
+    for c in chars {
+        let w = char_width(c);
+        if used + w > budget {
+            break;
+        }
+        used += w;
+        kept.push(c);
+    }
+    match keep {
+        Keep::Start => kept.into_iter().chain(['…']).collect(),
+        Keep::End => ['…'].into_iter().chain(kept.into_iter().rev()).collect(),
+    }
+}
+
+/// Words of `text` in lines of at most `width` columns (a longer word gets a line alone).
+fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
+    let Some(width) = width else {
+        return vec![text.to_string()];
+    };
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !current.is_empty() && display_width(&current) + 1 + display_width(word) > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    if !current.is_empty() || lines.is_empty() {
+        lines.push(current);
+    }
+    lines
+}
+
+/// Text safe for a terminal: control characters (a newline in a file name, an escape
+/// sequence in a platform's message) are shown escaped instead of acting.
+fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Columns a string takes in a terminal.
+fn display_width(text: &str) -> usize {
+    text.chars().map(char_width).sum()
+}
+
+/// 2 for East Asian wide and full-width characters and emoji, 0 for combining marks and
+/// zero-width characters, 1 otherwise. Close enough for aligning file names.
+fn char_width(c: char) -> usize {
+    let c = c as u32;
+    match c {
+        0x0300..=0x036F | 0x200B..=0x200F | 0x20D0..=0x20FF | 0xFE00..=0xFE0F | 0xFE20..=0xFE2F => {
+            0
+        }
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF
+        | 0x20000..=0x3FFFD => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_count_wide_characters_twice() {
+        assert_eq!(display_width("clip.mp4"), 8);
+        assert_eq!(display_width("遇见.mp4"), 8);
+        assert_eq!(display_width("e\u{301}"), 1);
+    }
+
+    #[test]
+    fn fit_keeps_the_file_name_end_and_the_reason_start() {
+        assert_eq!(fit("short", 10, Keep::End), "short");
+        assert_eq!(
+            fit("a/very/long/path/clip.mp4", 10, Keep::End),
+            "…/clip.mp4"
+        );
+        assert_eq!(fit("the platform refused", 8, Keep::Start), "the pla…");
+        // A wide character never straddles the limit.
+        let cut = fit("音乐音乐音乐", 6, Keep::Start);
+        assert_eq!(cut, "音乐…");
+        assert!(display_width(&cut) <= 6);
+    }
+
+    #[test]
+    fn clean_escapes_control_characters() {
+        assert_eq!(clean("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(clean("遇见"), "遇见");
+    }
+
+    #[test]
+    fn wrap_breaks_between_words() {
+        assert_eq!(wrap("aa bb cc", Some(5)), vec!["aa bb", "cc"]);
+        assert_eq!(wrap("aa bb cc", None), vec!["aa bb cc"]);
+        assert_eq!(wrap("", Some(5)), vec![""]);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(fmt_secs(42), "42s");
+        assert_eq!(fmt_secs(185), "3m 5s");
+        assert_eq!(fmt_secs(2 * 3600 + 4 * 60 + 9), "2h 4m");
+        assert_eq!(fmt_secs(3 * 86_400 + 7200), "3d 2h");
+    }
+
+    #[test]
+    fn table_aligns_wide_names_and_shrinks_to_width() {
+        let mut t = Table::new(&["FILE", "STEP"]);
+        t.shrink(0, Keep::End);
+        t.row(vec!["遇见.mp4".into(), "upload".into()]);
+        t.row(vec!["b.mp4".into(), "publish".into()]);
+        let mut out = String::new();
+        t.render(&mut out, None);
+        let lines: Vec<&str> = out.lines().collect();
+        let step_col: Vec<usize> = lines
+            .iter()
+            .map(|l| {
+                let (before, _) = l.split_at(l.rfind(' ').unwrap() + 1);
+                display_width(before)
+            })
+            .collect();
+        assert!(step_col.windows(2).all(|w| w[0] == w[1]), "{out}");
+
+        let mut t = Table::new(&["FILE", "STEP"]);
+        t.shrink(0, Keep::End);
+        t.row(vec![
+            format!("{}/clip.mp4", "deep/".repeat(20)),
+            "upload".into(),
+        ]);
+        let mut out = String::new();
+        t.render(&mut out, Some(30));
+        assert!(out.lines().all(|l| display_width(l) <= 30), "{out}");
+        assert!(out.contains("…"), "{out}");
+        assert!(out.contains("clip.mp4"), "{out}");
+    }
+
+    #[test]
+    fn receipt_beside_keeps_non_utf8_stems() {
+        let p = receipt_beside(Path::new("/done/a/clip.mp4"), "receipt.json").unwrap();
+        assert_eq!(p, Path::new("/done/a/clip.receipt.json"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let video = Path::new(std::ffi::OsStr::from_bytes(b"/done/\xffx.mp4"));
+            let p = receipt_beside(video, "error.json").unwrap();
+            assert_eq!(p.as_os_str().as_bytes(), b"/done/\xffx.error.json");
+        }
+    }
+}
