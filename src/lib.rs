@@ -17,5 +17,6 @@ pub mod progress;
 pub mod receipt;
 pub mod sandbox;
 pub mod secret;
+pub mod status;
 pub mod watch;
 pub mod yaml;
