@@ -18,5 +18,6 @@ pub mod receipt;
 pub mod report;
 pub mod sandbox;
 pub mod secret;
+pub mod status;
 pub mod watch;
 pub mod yaml;
