@@ -54,6 +54,22 @@ pub enum Command {
     },
     /// Check the config, the folders and each account's cookie (protocol step 1)
     Check,
+    /// Queue by state, jobs in flight, videos waiting for a caption, paused accounts,
+    /// failures with the fix
+    Status {
+        /// JSON for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Published posts, newest first: time, file, short hash, account, post address
+    History {
+        /// How many
+        #[arg(short = 'n', long = "count", default_value_t = 20)]
+        n: usize,
+        /// JSON for scripts
+        #[arg(long)]
+        json: bool,
+    },
     /// Put a failed, unconfirmed or abandoned job back in the queue (failed files return
     /// from failed/ to the inbox)
     Retry {
@@ -131,6 +147,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             publish_cmd(cli.config.as_deref(), &video, caption).await
         }
         Command::Check => check_cmd(cli.config.as_deref()).await,
+        Command::Status { json } => status_cmd(cli.config.as_deref(), json),
+        Command::History { n, json } => history_cmd(cli.config.as_deref(), n, json),
         Command::Retry { hash, all_failed } => {
             retry_cmd(cli.config.as_deref(), hash.as_deref(), all_failed)
         }
@@ -177,7 +195,21 @@ async fn build_context(explicit: Option<&Path>) -> anyhow::Result<Arc<Context>> 
 async fn watch_cmd(config: Option<&Path>, once: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
     let _lock = StateLock::acquire(&config.state_dir).map_err(FatalError::from)?;
+    let status_listen = config.status.listen;
+    let status_token = config.status.token.clone();
     let ctx = Arc::new(Context::build(config).await?);
+    // The status server and dashboard, for as long as the agent runs.
+    let _status = match status_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("status.listen: cannot listen on {addr}: {e}"))?;
+            let handle = crate::status::start(listener, Arc::clone(&ctx), status_token).await?;
+            tracing::info!(url = %handle.url(), "status server and dashboard");
+            Some(handle)
+        }
+        None => None,
+    };
     let shutdown = stop_signal();
     let summary = pipeline::run(
         Arc::clone(&ctx),
@@ -331,6 +363,41 @@ async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+fn status_cmd(config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let report = crate::report::status(&config)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!(
+            "{}",
+            crate::report::render_status(&report, terminal_width())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history_cmd(config: Option<&Path>, n: usize, json: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let rows = crate::report::history(&config, n)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", crate::report::render_history(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The terminal's width when stdout is one (`$COLUMNS`, else 100); `None` when piped.
+fn terminal_width() -> Option<usize> {
+    std::io::stdout().is_terminal().then(|| {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(100)
     })
 }
 

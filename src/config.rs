@@ -774,6 +774,11 @@ fn read_status(node: &Node<'_>, out: &mut StatusConfig, problems: &mut Problems)
     if let Some(n) = f.get("token") {
         out.token = secret(n, problems);
     }
+    if let (Some(addr), Some(n)) = (out.listen, f.get("listen"))
+        && let Err(reason) = crate::status::check_bind(addr, out.token.as_ref())
+    {
+        problems.push(n.problem(reason.trim_start_matches("status.listen: ")));
+    }
 }
 
 /// A secret string; its value never appears in a problem.
@@ -1279,5 +1284,27 @@ defaults:
             "{err}"
         );
         assert!(err.contains("nowhere"), "{err}");
+    }
+
+    #[test]
+    fn status_on_a_public_address_needs_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Config::parse(
+            "status:\n  listen: 0.0.0.0:8931\n",
+            Some(Path::new("dropcast.yaml")),
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("dropcast.yaml:2:11: status.listen: refusing"),
+            "{err}"
+        );
+        Config::parse(
+            "status:\n  listen: 0.0.0.0:8931\n  token: s3cret-token\n",
+            None,
+            dir.path(),
+        )
+        .unwrap();
     }
 }

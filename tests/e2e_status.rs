@@ -1,0 +1,116 @@
+//! `dropcast status`, `history` and the status server of a running agent, through the
+//! real binary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dropcast::sandbox::SandboxOptions;
+use serde_json::Value;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_history_after_a_run_human_and_json() {
+    let env = Env::start("").await;
+    std::fs::write(env.inbox().join("good.mp4"), clip_variant(1)).unwrap();
+    std::fs::copy(media("clip.yaml"), env.inbox().join("good.yaml")).unwrap();
+    std::fs::write(env.inbox().join("bad.mp4"), clip_variant(2)).unwrap();
+    std::fs::write(
+        env.inbox().join("bad.yaml"),
+        "text: hi\nvisiblity: public\n",
+    )
+    .unwrap();
+    std::fs::write(env.inbox().join("lonely.mp4"), clip_variant(3)).unwrap();
+    assert_eq!(env.watch_once().await.status.code(), Some(1));
+
+    let mut cmd = env.cmd();
+    cmd.arg("status");
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("bad.mp4"), "{text}");
+    assert!(text.contains("did you mean `visibility`"), "{text}");
+    let bad_hash = sha256_hex(&clip_variant(2));
+    assert!(
+        text.contains(&format!("dropcast retry {}", &bad_hash[..12])),
+        "{text}"
+    );
+
+    let mut cmd = env.cmd();
+    cmd.args(["status", "--json"]);
+    let json: Value = serde_json::from_slice(&run(cmd).await.stdout).unwrap();
+    assert_eq!(json["failed"][0]["class"], "caption", "{json:#}");
+
+    let mut cmd = env.cmd();
+    cmd.args(["history", "-n", "5"]);
+    let out = run(cmd).await;
+    let text = stdout(&out);
+    let posts = env.posts().await;
+    let aweme = posts[0]["aweme_id"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("https://www.douyin.com/video/{aweme}")),
+        "{text}"
+    );
+    assert!(text.contains("good.mp4"), "{text}");
+    assert!(text.contains(&sha256_hex(&clip_variant(1))[..12]), "{text}");
+
+    let mut cmd = env.cmd();
+    cmd.args(["history", "--json"]);
+    let json: Value = serde_json::from_slice(&run(cmd).await.stdout).unwrap();
+    assert_eq!(json[0]["aweme_id"], aweme);
+    assert_eq!(json[0]["account"], "main");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_agent_serves_its_status_and_shows_in_dropcast_status() {
+    let env = Env::configured(
+        SandboxOptions::default(),
+        &[("status", "{listen: \"127.0.0.1:0\"}")],
+        "",
+    )
+    .await;
+    let agent = env.spawn_watch();
+    agent.wait_for_log("status server and dashboard").await;
+    let log = agent.log_text();
+    let url = log
+        .split("url=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let health = reqwest::get(format!("{url}/healthz")).await.unwrap();
+    assert!(health.status().is_success());
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("dropcast_up 1"), "{metrics}");
+
+    // A video waiting for its caption shows in `dropcast status` (from live.json).
+    std::fs::write(env.inbox().join("waiting.mp4"), clip_variant(4)).unwrap();
+    agent.wait_for_log("waiting for a caption").await;
+    let mut seen = String::new();
+    let ok = wait_until(Duration::from_secs(30), || {
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("dropcast"))
+            .arg("-c")
+            .arg(&env.config)
+            .arg("status")
+            .output()
+            .unwrap();
+        seen = String::from_utf8_lossy(&out.stdout).into_owned();
+        seen.contains("waiting.mp4")
+    })
+    .await;
+    assert!(ok.is_ok(), "{seen}");
+    assert!(
+        seen.contains(&format!("pid {}", agent.child.id()))
+            || seen.contains(&agent.child.id().to_string()),
+        "{seen}"
+    );
+}
