@@ -105,7 +105,9 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_logging(cli.log_format);
+    // `publish` at a terminal draws a progress bar; routine log lines would tear it.
+    let bar = matches!(cli.command, Command::Publish { .. }) && std::io::stderr().is_terminal();
+    init_logging(cli.log_format, if bar { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -127,9 +129,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -270,6 +272,10 @@ async fn publish_cmd(
         size: meta.len(),
         modified: meta.modified()?,
     };
+    let name = ctx.relative(&video).to_string_lossy().into_owned();
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(draw_progress(Arc::clone(&ctx), name)));
     let outcome = pipeline::job::run(
         &ctx,
         Bundle {
@@ -279,6 +285,10 @@ async fn publish_cmd(
         },
     )
     .await;
+    if let Some(bar) = bar {
+        bar.abort();
+        let _ = bar.await;
+    }
     let code = match &outcome {
         Outcome::Published { url } => {
             println!("published: {url}");
@@ -308,6 +318,46 @@ async fn publish_cmd(
         ctx.shutdown().await;
     }
     Ok(code)
+}
+
+/// Draws `dropcast publish`'s progress bar (step, bytes, rate, time left) on stderr until
+/// aborted; the bar is cleared when it is dropped.
+async fn draw_progress(ctx: Arc<Context>, video: String) {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template(
+        "{prefix:>13} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta} left",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    struct Clear(ProgressBar);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            self.0.finish_and_clear();
+        }
+    }
+    let bar = Clear(bar);
+    let mut step = String::new();
+    loop {
+        if let Some(job) = ctx
+            .live
+            .snapshot()
+            .in_flight
+            .into_iter()
+            .find(|j| j.video == video)
+        {
+            if job.step != step {
+                // A new step: its own rate and time left.
+                bar.0.reset();
+                step = job.step.clone();
+            }
+            bar.0.set_prefix(job.step);
+            bar.0.set_length(job.bytes_total);
+            bar.0.set_position(job.bytes_done);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {

@@ -58,8 +58,9 @@ impl JobFailure {
             step: None,
             class: "caption",
             reason,
-            hint: "Fix the caption (`dropcast validate <file>` shows every problem), then move \
-                   the video and its caption back into the inbox."
+            hint: "Fix the caption here in failed/ (`dropcast validate <file>` shows every \
+                   problem), then run `dropcast retry <first digits of sha256>`: the video and \
+                   its caption go back into the inbox and are published."
                 .into(),
         }
     }
@@ -67,17 +68,17 @@ impl JobFailure {
     pub fn from_publish(step: Step, err: &PublishError) -> Self {
         let hint = match err {
             PublishError::Rejected { .. } => {
-                "The platform refused this post; fix what the reason names, then move the files \
-                 back into the inbox."
+                "The platform refused this post; fix what the reason names, then run \
+                 `dropcast retry <first digits of sha256>` to publish it again."
             }
             PublishError::AuthExpired { .. } => {
                 "The account's cookie has expired: log in to creator.douyin.com in a browser, \
-                 copy the cookie into the account's cookie file or variable, then move the files \
-                 back into the inbox."
+                 copy the cookie into the account's cookie file or variable, then run \
+                 `dropcast retry <first digits of sha256>`."
             }
             PublishError::Transient { .. } | PublishError::RateLimited { .. } => {
-                "The platform could not be reached or was busy; move the files back into the \
-                 inbox to try again."
+                "The platform could not be reached or was busy; run \
+                 `dropcast retry <first digits of sha256>` to try again."
             }
             PublishError::Unknown { .. } => {
                 "It is not known whether the post went out; check the account's posts before \
