@@ -263,3 +263,28 @@ pub fn tiny_mp4(n: u32) -> Vec<u8> {
     out.extend_from_slice(&mp4_box(b"mdat", &n.to_be_bytes().repeat(16)));
     out
 }
+
+/// A well-formed MP4 of about `mib` MiB: the example clip's `ftyp` and `moov`, then an
+/// `mdat` of deterministic bytes that depend on `seed`.
+pub fn big_mp4(mib: u64, extra: u64, seed: u8) -> Vec<u8> {
+    let clip = std::fs::read(media("clip.mp4")).unwrap();
+    let all = boxes(&clip);
+    let mut out = Vec::new();
+    for (kind, bytes) in &all {
+        if kind == b"ftyp" || kind == b"moov" {
+            out.extend_from_slice(bytes);
+        }
+    }
+    let payload = (mib << 20) + extra;
+    out.extend_from_slice(&((payload + 8) as u32).to_be_bytes());
+    out.extend_from_slice(b"mdat");
+    let mut x: u32 = 0x9E37_79B9 ^ u32::from(seed);
+    out.reserve(payload as usize);
+    for _ in 0..payload {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out.push(x as u8);
+    }
+    out
+}
