@@ -108,7 +108,13 @@ pub fn main() -> ExitCode {
     // `publish` at a terminal draws a progress bar; routine log lines would tear it.
     let bar = matches!(cli.command, Command::Publish { .. }) && std::io::stderr().is_terminal();
     init_logging(cli.log_format, if bar { "warn" } else { "info" });
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Blocking work (hashing, SQLite, file moves) is bounded: a handful of threads, not
+    // tokio's default of 512, keeps memory flat however many parts an upload has.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
