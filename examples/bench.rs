@@ -262,7 +262,10 @@ fn big_video(path: &Path, size: u64, seed: u64) -> Result<(), Error> {
 }
 
 /// Seconds a command takes, best of `runs` (the file is in the page cache after the first).
-fn time_command(runs: usize, mut make: impl FnMut() -> std::process::Command) -> Result<Option<f64>, Error> {
+fn time_command(
+    runs: usize,
+    mut make: impl FnMut() -> std::process::Command,
+) -> Result<Option<f64>, Error> {
     let mut best: Option<f64> = None;
     for _ in 0..runs {
         let start = Instant::now();
@@ -341,7 +344,10 @@ fn hash() -> Result<String, Error> {
          least 90% of openssl's throughput.\n\n| hasher | time | throughput | vs openssl |\n\
          |---|---|---|---|\n{}\n{}\n{}\n{}",
         row("dropcast SHA-256 (streamed, 1 MiB reads)", Some(sha_only)),
-        row("dropcast fingerprint (SHA-256 + CRC-32, one pass: what the agent runs)", Some(fingerprint)),
+        row(
+            "dropcast fingerprint (SHA-256 + CRC-32, one pass: what the agent runs)",
+            Some(fingerprint)
+        ),
         row("sha256sum", sha256sum),
         row("openssl dgst -sha256", openssl),
     ))
@@ -413,7 +419,10 @@ async fn e2e() -> Result<String, Error> {
     let _ = stop.send(());
     let _ = task.await;
     let bare_row = match bare {
-        Some(t) => format!("| bare minimum: `sha256sum` + `curl -T` to the sandbox sink | {t:.2} s | {:.0} MiB/s | 1.00× |", 1024.0 / t),
+        Some(t) => format!(
+            "| bare minimum: `sha256sum` + `curl -T` to the sandbox sink | {t:.2} s | {:.0} MiB/s | 1.00× |",
+            1024.0 / t
+        ),
         None => "| bare minimum | sha256sum or curl missing | | |".into(),
     };
     let ratio = bare.map_or("-".into(), |b| format!("{:.2}×", total / b));
@@ -490,7 +499,8 @@ async fn rss() -> Result<String, Error> {
         rows.push((label, peak_kib));
     }
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let spread = rows.iter().map(|r| r.1).max().unwrap_or(0) - rows.iter().map(|r| r.1).min().unwrap_or(0);
+    let spread =
+        rows.iter().map(|r| r.1).max().unwrap_or(0) - rows.iter().map(|r| r.1).min().unwrap_or(0);
     Ok(format!(
         "Peak resident memory (VmHWM) of `dropcast watch --once` publishing one video to its \
          built-in sandbox (the sandbox runs in the same process and is counted too); targets: \
