@@ -606,10 +606,7 @@ impl Ledger {
         };
         rows.into_iter()
             .map(|(id, text)| {
-                let plan = serde_json::from_str(&text).map_err(|e| LedgerError::Corrupt {
-                    id,
-                    what: format!("archive plan: {e}"),
-                })?;
+                let plan = parse_json(id, "archive plan", &text)?;
                 let job = load(&self.conn, id)?.ok_or(LedgerError::NoSuchJob(id))?;
                 Ok((job, plan))
             })
@@ -627,14 +624,7 @@ impl Ledger {
         match text {
             None => Err(LedgerError::NoSuchJob(id)),
             Some(None) => Ok(None),
-            Some(Some(text)) => {
-                serde_json::from_str(&text)
-                    .map(Some)
-                    .map_err(|e| LedgerError::Corrupt {
-                        id,
-                        what: format!("archive plan: {e}"),
-                    })
-            }
+            Some(Some(text)) => parse_json(id, "archive plan", &text).map(Some),
         }
     }
 
@@ -833,13 +823,8 @@ impl Ledger {
                 |row| row.get(0),
             )
             .optional()?;
-        text.map(|t| {
-            serde_json::from_str(&t).map_err(|e| LedgerError::Corrupt {
-                id,
-                what: format!("upload session: {e}"),
-            })
-        })
-        .transpose()
+        text.map(|t| parse_json(id, "upload session", &t))
+            .transpose()
     }
 
     /// One part of the job's multipart upload arrived. Active jobs with a session only.
@@ -1160,6 +1145,14 @@ impl RawJob {
             publish_at: self.publish_at,
         })
     }
+}
+
+/// A JSON column of job `id`; unreadable JSON means the ledger was damaged.
+fn parse_json(id: JobId, what: &str, text: &str) -> Result<serde_json::Value, LedgerError> {
+    serde_json::from_str(text).map_err(|e| LedgerError::Corrupt {
+        id,
+        what: format!("{what}: {e}"),
+    })
 }
 
 fn load(conn: &Connection, id: JobId) -> Result<Option<JobRecord>, LedgerError> {
