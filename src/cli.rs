@@ -124,8 +124,9 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            // Our errors say their cause themselves; `{e:#}` would repeat it.
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
             let code = e
                 .downcast_ref::<FatalError>()
                 .map(FatalError::exit_code)

@@ -321,3 +321,37 @@ async fn sigterm_from_a_service_manager_stops_the_agent_cleanly() {
     let again = env.spawn_watch();
     again.wait_for_log("watching").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_that_cannot_be_written_keeps_the_job_and_finishes_later() {
+    let env = Env::start("").await;
+    let sub = env.inbox().join("shoot");
+    std::fs::create_dir_all(&sub).unwrap();
+    let bytes = clip_variant(1);
+    std::fs::write(sub.join("clip.mp4"), &bytes).unwrap();
+    std::fs::copy(media("clip.yaml"), sub.join("clip.yaml")).unwrap();
+    // done/shoot is a file: nothing can be moved into it.
+    std::fs::write(env.path("done/shoot"), "in the way").unwrap();
+    let out = env.watch_once().await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot archive"), "{}", stderr(&out));
+    assert!(
+        sub.join("clip.mp4").exists(),
+        "the video stays in the inbox"
+    );
+    assert!(sub.join("clip.yaml").exists());
+    assert_eq!(env.posts().await.len(), 1, "published once");
+
+    // Fixed: the next run finishes the archive without posting again.
+    std::fs::remove_file(env.path("done/shoot")).unwrap();
+    let out = env.watch_once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(env.path("done/shoot/clip.mp4")).unwrap(),
+        bytes
+    );
+    assert!(env.path("done/shoot/clip.receipt.json").exists());
+    assert!(!sub.join("clip.mp4").exists());
+    assert_eq!(env.posts().await.len(), 1);
+    assert_eq!(env.requests().await["create"], json!(1));
+}
