@@ -220,3 +220,33 @@ async fn kill_9_while_publishing_and_the_platform_answers_only_after_the_restart
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_end_state(&env, "kill -9, answered after the restart").await;
 }
+
+/// With the built-in sandbox, a restart meets an empty simulator: a job that crashed after
+/// its upload was committed uploads again instead of failing on a `vid` the new sandbox
+/// never saw.
+#[tokio::test(flavor = "multi_thread")]
+async fn built_in_sandbox_restart_uploads_again_and_publishes() {
+    let env = Env::configured(
+        SandboxOptions::default(),
+        &[("platform", "{sandbox: true}")],
+        "",
+    )
+    .await;
+    std::fs::write(env.inbox().join("a.mp4"), clip_variant(1)).unwrap();
+    std::fs::copy(media("clip.yaml"), env.inbox().join("a.yaml")).unwrap();
+    let mut first = env.cmd();
+    first
+        .args(["watch", "--once"])
+        .env("DROPCAST_FAILPOINT", "after_commit:commit");
+    let out = run(first).await;
+    assert!(stderr(&out).contains("aborting"), "{}", stderr(&out));
+    let out = env.watch_once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unfinished uploads start over"),
+        "{}",
+        stderr(&out)
+    );
+    let receipt = read_json(&env.path("done/a.receipt.json"));
+    assert!(receipt["aweme_id"].as_str().is_some());
+}

@@ -119,7 +119,10 @@ impl Context {
             (settings, accounts, None)
         };
         let client = DouyinWeb::new(settings).map_err(|e| FatalError::Client(e.to_string()))?;
-        let ledger = Ledger::open(&config.state_dir)?;
+        let mut ledger = Ledger::open(&config.state_dir)?;
+        if sandbox.is_some() {
+            restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
+        }
         let filter = NameFilter::new(&config.watch.extensions, config.watch.ignore.clone());
         let folders = Folders {
             inbox: config.inbox.clone(),
@@ -210,6 +213,26 @@ impl Context {
             sandbox.shutdown().await;
         }
     }
+}
+
+/// The built-in sandbox starts empty every time: uploads an earlier run made there are
+/// gone, so unfinished jobs upload again instead of reusing what the sandbox forgot.
+fn restart_uploads_for_a_fresh_sandbox(ledger: &mut Ledger) -> Result<(), LedgerError> {
+    let unfinished: Vec<_> = ledger
+        .jobs_in(&[crate::ledger::JobState::Active])?
+        .into_iter()
+        .filter(|job| job.publish_sent_at.is_none() && !job.steps.is_empty())
+        .collect();
+    for job in &unfinished {
+        ledger.forget_steps_from(job.id, crate::domain::Step::Credentials)?;
+    }
+    if !unfinished.is_empty() {
+        tracing::info!(
+            jobs = unfinished.len(),
+            "sandbox mode: the simulator starts empty, so unfinished uploads start over"
+        );
+    }
+    Ok(())
 }
 
 fn round(d: Duration) -> Duration {
