@@ -312,7 +312,9 @@ async fn publish_cmd(
             println!("failed: {}\nhint: {}", f.reason, f.hint);
             ExitCode::from(1)
         }
-        Outcome::Held { reason } | Outcome::Abandoned { reason } => {
+        Outcome::Held { reason }
+        | Outcome::Abandoned { reason }
+        | Outcome::WaitingForEarlier { reason } => {
             println!("not published: {reason}");
             ExitCode::from(1)
         }

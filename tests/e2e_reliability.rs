@@ -355,3 +355,70 @@ async fn an_archive_that_cannot_be_written_keeps_the_job_and_finishes_later() {
     assert_eq!(env.posts().await.len(), 1);
     assert_eq!(env.requests().await["create"], json!(1));
 }
+
+const TWO_AT_ONCE: (&str, &str) = (
+    "publish",
+    "{concurrency: 2, retry: {attempts: 3, initial: 50ms, max: 500ms}}",
+);
+
+/// A second copy of a video that is still being published waits for that job: then it is
+/// a duplicate naming the post, or, if the first copy was refused, it is published itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_waits_for_the_same_video_in_flight_then_names_its_post() {
+    let options = SandboxOptions {
+        faults: vec![fault(FaultStep::Create, FaultAction::Hold, 1)],
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[TWO_AT_ONCE], "").await;
+    let agent = env.spawn_watch();
+    drop_example(&env, "a", 1);
+    tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
+        .await
+        .expect("the publish request never arrived");
+    std::fs::create_dir_all(env.inbox().join("later")).unwrap();
+    std::fs::write(env.inbox().join("later/b.mp4"), clip_variant(1)).unwrap();
+    std::fs::copy(media("clip.yaml"), env.inbox().join("later/b.yaml")).unwrap();
+    agent.wait_for_log("waiting for that job").await;
+    env.sandbox.release();
+    let receipt = env.path("duplicates/later/b.receipt.json");
+    wait_until(Duration::from_secs(60), || receipt.exists())
+        .await
+        .unwrap_or_else(|_| panic!("{}", agent.log_text()));
+    let posts = env.posts().await;
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        read_json(&receipt)["earlier"]["aweme_id"],
+        posts[0]["aweme_id"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_waiting_for_a_refused_video_is_published_itself() {
+    let refused = FaultAction::Body {
+        body: json!({"status_code": 2, "status_msg": "refused on purpose"}),
+    };
+    let options = SandboxOptions {
+        faults: vec![
+            fault(FaultStep::Commit, FaultAction::Hold, 1),
+            fault(FaultStep::Create, refused, 1),
+        ],
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[TWO_AT_ONCE], "").await;
+    let agent = env.spawn_watch();
+    let bytes = drop_example(&env, "a", 1);
+    tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
+        .await
+        .expect("the commit never arrived");
+    std::fs::write(env.inbox().join("b.mp4"), &bytes).unwrap();
+    std::fs::copy(media("clip.yaml"), env.inbox().join("b.yaml")).unwrap();
+    agent.wait_for_log("waiting for that job").await;
+    env.sandbox.release();
+    let posts = wait_posts(&env, &agent, 1).await;
+    assert_eq!(posts[0]["sha256"], json!(sha256_hex(&bytes)));
+    let receipt = env.path("done/b.receipt.json");
+    wait_until(Duration::from_secs(30), || receipt.exists())
+        .await
+        .unwrap();
+    assert!(env.path("failed/a.error.json").exists());
+}

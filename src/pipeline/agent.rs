@@ -123,6 +123,8 @@ struct Agent {
     waiting: HashMap<PathBuf, Waiting>,
     incomplete: HashMap<PathBuf, Incomplete>,
     in_flight: HashSet<PathBuf>,
+    /// Videos waiting for an earlier job of the same content to end.
+    blocked: HashSet<PathBuf>,
     jobs: JoinSet<(PathBuf, Outcome)>,
     /// Which video each job task is for (a task that panics returns no path).
     task_paths: HashMap<task::Id, PathBuf>,
@@ -166,6 +168,7 @@ pub async fn run(
         waiting: HashMap::new(),
         incomplete: HashMap::new(),
         in_flight: HashSet::new(),
+        blocked: HashSet::new(),
         jobs: JoinSet::new(),
         task_paths: HashMap::new(),
         permits: Arc::new(Semaphore::new(config.publish.concurrency.get())),
@@ -224,6 +227,8 @@ pub async fn run(
     }
     drop(discovery);
     let mut summary = agent.summary;
+    // Copies still waiting for an earlier job when a `--once` run ends stay queued.
+    summary.held += agent.blocked.len();
     summary.waiting_for_caption = agent.waiting.into_keys().collect();
     summary.waiting_for_caption.sort();
     Ok(summary)
@@ -726,6 +731,13 @@ impl Agent {
 
     fn on_outcome(&mut self, path: PathBuf, outcome: Outcome) {
         self.in_flight.remove(&path);
+        if !matches!(outcome, Outcome::WaitingForEarlier { .. }) {
+            // A job ended: copies that waited for an earlier one of the same video are
+            // looked at again (they settle first, so their file is checked anew).
+            for blocked in std::mem::take(&mut self.blocked) {
+                self.settler.observe(blocked, Instant::now().into_std());
+            }
+        }
         self.emit(AgentEvent::JobEnded {
             video: path.clone(),
             outcome: outcome.label(),
@@ -740,6 +752,10 @@ impl Agent {
                 self.settler.observe(path, Instant::now().into_std());
             }
             Outcome::Vanished => {}
+            Outcome::WaitingForEarlier { .. } => {
+                self.blocked.insert(path);
+                return;
+            }
         }
     }
 }

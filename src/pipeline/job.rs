@@ -49,6 +49,9 @@ pub enum Outcome {
     Abandoned { reason: String },
     /// The video vanished before it could be read.
     Vanished,
+    /// The same video is in flight for this account from another file; this one is
+    /// looked at again when that job ends (it may still need publishing).
+    WaitingForEarlier { reason: String },
 }
 
 impl Outcome {
@@ -61,6 +64,7 @@ impl Outcome {
             Outcome::Held { .. } => "held",
             Outcome::Abandoned { .. } => "abandoned",
             Outcome::Vanished => "vanished",
+            Outcome::WaitingForEarlier { .. } => "waiting",
         }
     }
 
@@ -196,6 +200,34 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
     } else {
         ctx.config.default_account().name.clone()
     };
+
+    // The same video is being published for this account from another file (an earlier
+    // copy still in flight, or resumed after a restart): wait for that job rather than
+    // calling this one a duplicate now. The earlier one may yet fail, and then this copy
+    // must be published; if it succeeds, this one's receipt can name its post.
+    let rel = ctx.relative(&bundle.video).to_path_buf();
+    let (sha, account) = (fp.sha256.clone(), account_name.clone());
+    let inbox = ctx.config.inbox.clone();
+    let in_flight = ctx
+        .ledger(move |l| l.jobs_with_hash(&sha))
+        .await
+        .ok()
+        .and_then(|jobs| {
+            jobs.into_iter().find(|j| {
+                j.account == account
+                    && j.state == JobState::Active
+                    && j.video != rel
+                    && inbox.join(&j.video).exists()
+            })
+        });
+    if let Some(earlier) = in_flight {
+        let reason = format!(
+            "the same video is being published from {}; waiting for that job",
+            earlier.video.display()
+        );
+        info!(step = "dedupe", %reason);
+        return Outcome::WaitingForEarlier { reason };
+    }
 
     let new = NewJob {
         sha256: fp.sha256.clone(),
