@@ -754,7 +754,6 @@ impl Agent {
             Outcome::Vanished => {}
             Outcome::WaitingForEarlier { .. } => {
                 self.blocked.insert(path);
-                return;
             }
         }
     }
