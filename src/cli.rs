@@ -552,13 +552,12 @@ async fn sandbox_cmd(addr: SocketAddr) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    let demo = sandbox::cookie_for("main");
     println!("dropcast sandbox listening on http://{local}");
     println!("point a config at it:");
     println!(
         "  platform: {{sandbox: false, creator_url: http://{local}, vod_url: http://{local}, upload_scheme: http}}"
     );
-    println!("  and give the account this sandbox-only demo cookie: {demo}");
+    println!("  accounts: any `sessionid=sandbox-<name>; csrf_token=<any text>` is a sandbox user");
     println!("inspect posts at http://{local}/__sandbox/posts");
     sandbox::serve(listener, SandboxOptions::default(), stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
