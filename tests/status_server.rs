@@ -721,6 +721,19 @@ async fn with_a_token_every_page_but_healthz_needs_it() {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
+        // Regression (issue 9): `Authorization: bearer …` in lower case was refused; the
+        // scheme is case-insensitive.
+        let res = client
+            .get(f.url(path))
+            .header("authorization", format!("bearer {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{path} with lower-case bearer"
+        );
     }
     // ?token= once: a cookie, and the token leaves the address.
     let res = client

@@ -38,8 +38,8 @@ impl Token {
             .get_all(header::AUTHORIZATION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.strip_prefix("Bearer "))
-            .any(|t| same(t.trim(), self.secret.expose()))
+            .filter_map(bearer_credentials)
+            .any(|t| same(t, self.secret.expose()))
     }
 
     fn matches_cookie(&self, headers: &HeaderMap) -> bool {
@@ -51,6 +51,13 @@ impl Token {
             .filter_map(|pair| pair.trim().split_once('='))
             .any(|(name, value)| name == COOKIE && same(value, self.cookie.expose()))
     }
+}
+
+/// The credentials of an `Authorization: Bearer …` header. The scheme is matched without
+/// regard to case (RFC 9110 §11.1: `bearer`, `BEARER` are the same scheme).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 /// Compares without stopping at the first difference.
@@ -273,6 +280,10 @@ mod tests {
         let t = Token::new(Secret::new("s3cret; x"));
         assert!(t.matches_bearer(&headers(&[("authorization", "Bearer s3cret; x")])));
         assert!(!t.matches_bearer(&headers(&[("authorization", "Bearer s3cret")])));
+        // Regression (issue 9): `Authorization: bearer …` (lower case) was refused.
+        assert!(t.matches_bearer(&headers(&[("authorization", "bearer s3cret; x")])));
+        assert!(t.matches_bearer(&headers(&[("authorization", "BEARER  s3cret; x")])));
+        assert!(!t.matches_bearer(&headers(&[("authorization", "Basic s3cret; x")])));
         let cookie = format!(
             "a=b; {COOKIE}={}",
             base16ct::lower::encode_string(b"s3cret; x")
