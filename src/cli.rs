@@ -89,6 +89,10 @@ pub enum Command {
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:8930")]
         addr: SocketAddr,
+        /// Listen on an address other machines can reach (anything but loopback). The
+        /// sandbox has no authentication: anyone who reaches it can post and read posts.
+        #[arg(long)]
+        allow_remote: bool,
     },
 }
 
@@ -107,7 +111,14 @@ pub fn main() -> ExitCode {
     };
     // `publish` at a terminal draws a progress bar; routine log lines would tear it.
     let bar = matches!(cli.command, Command::Publish { .. }) && std::io::stderr().is_terminal();
-    init_logging(cli.log_format, if bar { "warn" } else { "info" });
+    crate::logging::init(
+        match cli.log_format {
+            LogFormat::Text => crate::logging::Format::Text,
+            LogFormat::Json => crate::logging::Format::Json,
+        },
+        if bar { "warn" } else { "info" },
+        std::io::stderr().is_terminal(),
+    );
     // Blocking work (hashing, SQLite, file moves) is bounded: a handful of threads, not
     // tokio's default of 512, keeps memory flat however many parts an upload has.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -136,19 +147,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, default: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Watch { once } => watch_cmd(cli.config.as_deref(), once).await,
@@ -162,7 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             retry_cmd(cli.config.as_deref(), hash.as_deref(), all_failed)
         }
         Command::Validate { captions } => Ok(validate_cmd(cli.config.as_deref(), &captions)),
-        Command::Sandbox { addr } => sandbox_cmd(addr).await,
+        Command::Sandbox { addr, allow_remote } => sandbox_cmd(addr, allow_remote).await,
     }
 }
 
@@ -507,24 +505,42 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
     tempfile::NamedTempFile::new_in(dir).map(drop)
 }
 
-/// Validates caption files against the config's defaults when a config is found.
+/// Validates caption files against the config's defaults and accounts when a config is
+/// found.
 fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
     let path = config_path(config);
-    let (defaults, require) = if config.is_some() || path.exists() {
+    let (defaults, accounts) = if config.is_some() || path.exists() {
         match Config::load(&path) {
-            Ok(c) => (c.defaults, true),
+            Ok(c) => {
+                let accounts: Vec<String> = c.accounts.iter().map(|a| a.name.clone()).collect();
+                (c.defaults, Some(accounts))
+            }
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::from(2);
             }
         }
     } else {
-        (CaptionFields::default(), true)
+        (CaptionFields::default(), None)
     };
     let now = OffsetDateTime::now_utc();
     let mut bad = false;
     for file in captions {
-        match caption::load_caption(file, &defaults, require, now) {
+        let checked = caption::load_caption(file, &defaults, true, now).and_then(|c| {
+            // Without a config there is no list of accounts to hold the name against.
+            let names: Option<Vec<&str>> = accounts
+                .as_ref()
+                .map(|a| a.iter().map(String::as_str).collect());
+            match names.map(|names| c.check_account(&names)) {
+                Some(Err(problem)) => {
+                    Err(caption::CaptionError::Invalid(crate::yaml::Problems(vec![
+                        problem,
+                    ])))
+                }
+                _ => Ok(c),
+            }
+        });
+        match checked {
             Ok(c) => println!(
                 "{}: ok ({} hashtags, {} mentions{})",
                 file.display(),
@@ -547,7 +563,15 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
     }
 }
 
-async fn sandbox_cmd(addr: SocketAddr) -> anyhow::Result<ExitCode> {
+async fn sandbox_cmd(addr: SocketAddr, allow_remote: bool) -> anyhow::Result<ExitCode> {
+    if !addr.ip().is_loopback() && !allow_remote {
+        eprintln!(
+            "error: --addr {addr} is reachable from other machines, and the sandbox has no \
+             authentication. Use a loopback address (127.0.0.1:PORT), or pass --allow-remote \
+             if that is really what you want."
+        );
+        return Ok(ExitCode::from(2));
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;

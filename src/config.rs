@@ -19,6 +19,8 @@ const GIB: u64 = 1024 * MIB;
 
 /// Smallest and largest multipart part (protocol §3b, ours).
 pub const MIN_PART_SIZE: u64 = 5 * MIB;
+/// The slowest `upload.max_rate` accepted, in bytes per second.
+const MIN_RATE: u64 = 64 * 1024;
 pub const MAX_PART_SIZE: u64 = 64 * MIB;
 
 /// The validated configuration.
@@ -475,21 +477,26 @@ fn read_watch(node: &Node<'_>, out: &mut WatchConfig, problems: &mut Problems) {
     set_duration(
         f.get("poll_interval"),
         &mut out.poll_interval,
-        false,
+        (10 * MS, HOUR),
         problems,
     );
-    set_duration(f.get("settle"), &mut out.settle, false, problems);
-    set_duration(f.get("caption_wait"), &mut out.caption_wait, true, problems);
+    set_duration(f.get("settle"), &mut out.settle, (10 * MS, HOUR), problems);
+    set_duration(
+        f.get("caption_wait"),
+        &mut out.caption_wait,
+        (Duration::ZERO, 30 * DAY),
+        problems,
+    );
     set_duration(
         f.get("incomplete_timeout"),
         &mut out.incomplete_timeout,
-        false,
+        (SEC, 30 * DAY),
         problems,
     );
     set_duration(
         f.get("rescan_interval"),
         &mut out.rescan_interval,
-        false,
+        (100 * MS, DAY),
         problems,
     );
     if let Some(n) = f.get("extensions")
@@ -539,11 +546,16 @@ fn read_publish(node: &Node<'_>, out: &mut PublishConfig, problems: &mut Problem
         return;
     };
     if let Some(n) = f.get("concurrency")
-        && let Some(c) = non_zero(n, problems)
+        && let Some(c) = bounded(n, (1, 64), problems).and_then(non_zero_usize)
     {
         out.concurrency = c;
     }
-    set_duration(f.get("min_interval"), &mut out.min_interval, true, problems);
+    set_duration(
+        f.get("min_interval"),
+        &mut out.min_interval,
+        (Duration::ZERO, 7 * DAY),
+        problems,
+    );
     if let Some(n) = f.get("duplicates")
         && let Some(d) = n.choice(
             &[
@@ -559,15 +571,18 @@ fn read_publish(node: &Node<'_>, out: &mut PublishConfig, problems: &mut Problem
         && let Some(r) = n.fields(&["attempts", "initial", "max"], problems)
     {
         if let Some(a) = r.get("attempts")
-            && let Some(v) = non_zero(a, problems)
+            && let Some(v) = bounded(a, (1, 100), problems)
+            && let Some(v) = u32::try_from(v).ok().and_then(NonZeroU32::new)
         {
-            match u32::try_from(v.get()).ok().and_then(NonZeroU32::new) {
-                Some(v) => out.retry.attempts = v,
-                None => problems.push(a.problem("too many attempts")),
-            }
+            out.retry.attempts = v;
         }
-        let initial_ok = set_duration(r.get("initial"), &mut out.retry.initial, false, problems);
-        let max_ok = set_duration(r.get("max"), &mut out.retry.max, false, problems);
+        let initial_ok = set_duration(
+            r.get("initial"),
+            &mut out.retry.initial,
+            (10 * MS, HOUR),
+            problems,
+        );
+        let max_ok = set_duration(r.get("max"), &mut out.retry.max, (10 * MS, DAY), problems);
         if initial_ok && max_ok && out.retry.initial > out.retry.max {
             let at = r.get("initial").or(r.get("max")).unwrap_or(r.node());
             problems.push(at.problem(format!(
@@ -608,7 +623,7 @@ fn read_upload(node: &Node<'_>, out: &mut UploadConfig, problems: &mut Problems)
         }
     }
     if let Some(n) = f.get("parallel_parts")
-        && let Some(v) = non_zero(n, problems)
+        && let Some(v) = bounded(n, (1, 32), problems).and_then(non_zero_usize)
     {
         out.parallel_parts = v;
     }
@@ -618,6 +633,11 @@ fn read_upload(node: &Node<'_>, out: &mut UploadConfig, problems: &mut Problems)
         } else if let Some(v) = size(n, problems) {
             if v == 0 {
                 problems.push(n.problem("a rate of 0 would never upload; use `off` for no limit"));
+            } else if v < MIN_RATE {
+                problems.push(n.problem(format!(
+                    "must be at least 64KiB (per second), found {v} bytes: slower than that a \
+                     video would take days; use `off` for no limit"
+                )));
             } else {
                 out.max_rate = Some(v);
             }
@@ -674,7 +694,7 @@ fn read_platform(node: &Node<'_>, out: &mut PlatformConfig, problems: &mut Probl
     {
         out.upload_scheme = s;
     }
-    set_duration(f.get("timeout"), &mut out.timeout, false, problems);
+    set_duration(f.get("timeout"), &mut out.timeout, (SEC, HOUR), problems);
 }
 
 fn parse_url(s: &str) -> Result<reqwest::Url, String> {
@@ -801,18 +821,29 @@ fn is_off(value: &Value) -> bool {
 }
 
 /// Sets `slot` when the key is present and valid; false when it was present and invalid.
+/// Sets `slot` from a duration within `min..=max`; says which bound a value breaks (a
+/// value like `1ns` would make a loop spin, a week-long timeout would look like a hang).
 fn set_duration(
     node: Option<&Node<'_>>,
     slot: &mut Duration,
-    zero_ok: bool,
+    (min, max): (Duration, Duration),
     problems: &mut Problems,
 ) -> bool {
     let Some(n) = node else {
         return true;
     };
+    let show = |d: Duration| humantime::format_duration(d).to_string();
     match caption::duration(n, problems) {
-        Some(d) if d.is_zero() && !zero_ok => {
-            problems.push(n.problem("must be longer than 0s"));
+        Some(d) if d.is_zero() && !min.is_zero() => {
+            problems.push(n.problem(format!("must be at least {}, found 0s", show(min))));
+            false
+        }
+        Some(d) if d < min => {
+            problems.push(n.problem(format!("must be at least {}, found {}", show(min), show(d))));
+            false
+        }
+        Some(d) if d > max => {
+            problems.push(n.problem(format!("must be at most {}, found {}", show(max), show(d))));
             false
         }
         Some(d) => {
@@ -823,15 +854,24 @@ fn set_duration(
     }
 }
 
-fn non_zero(node: &Node<'_>, problems: &mut Problems) -> Option<NonZeroUsize> {
+const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// A whole number within `min..=max`.
+fn bounded(node: &Node<'_>, (min, max): (u64, u64), problems: &mut Problems) -> Option<u64> {
     let v = node.u64(problems)?;
-    match usize::try_from(v).ok().and_then(NonZeroUsize::new) {
-        Some(v) => Some(v),
-        None => {
-            problems.push(node.problem(format!("must be at least 1, found {v}")));
-            None
-        }
+    if (min..=max).contains(&v) {
+        Some(v)
+    } else {
+        problems.push(node.problem(format!("must be between {min} and {max}, found {v}")));
+        None
     }
+}
+
+fn non_zero_usize(v: u64) -> Option<NonZeroUsize> {
+    usize::try_from(v).ok().and_then(NonZeroUsize::new)
 }
 
 /// A size: plain bytes, or a string like `64MiB`, `8 MiB`, `512KiB`, `1GiB`, `20MB`.
@@ -1095,7 +1135,7 @@ defaults:
             lines,
             vec![
                 "dropcast.yaml:2:3: watch: unknown field `setle`, did you mean `settle`?",
-                "dropcast.yaml:3:18: watch.poll_interval: must be longer than 0s",
+                "dropcast.yaml:3:18: watch.poll_interval: must be at least 10ms, found 0s",
                 "dropcast.yaml:4:11: watch.settle: expected a duration with a unit, like `3s`, found a bare number",
                 "dropcast.yaml:6:14: upload.part_size: a part must be between 5MiB and 64MiB, found 1048576 bytes",
                 "dropcast.yaml:7:13: upload.max_rate: `fast` is not a size like `8MiB`, `512KiB`, `1GiB`, `20MB` or a number of bytes",
@@ -1160,8 +1200,43 @@ defaults:
         assert!(bad("publish:\n  retry: {initial: 10m}\n").contains("is longer than `max` (5m)"));
         assert!(
             bad("publish:\n  concurrency: 0\n")
-                .contains("publish.concurrency: must be at least 1, found 0")
+                .contains("publish.concurrency: must be between 1 and 64, found 0")
         );
+    }
+
+    #[test]
+    fn unusable_values_are_refused_with_their_bounds() {
+        // Regression (issue 9): values that make the agent spin, hammer the platform or
+        // never finish were accepted.
+        for (yaml, says) in [
+            (
+                "publish:\n  retry: {attempts: 4294967295}\n",
+                "publish.retry.attempts: must be between 1 and 100, found 4294967295",
+            ),
+            (
+                "publish:\n  retry: {initial: 1ns}\n",
+                "publish.retry.initial: must be at least 10ms, found 1ns",
+            ),
+            (
+                "watch:\n  rescan_interval: 1ns\n",
+                "watch.rescan_interval: must be at least 100ms, found 1ns",
+            ),
+            (
+                "upload:\n  max_rate: 1\n",
+                "upload.max_rate: must be at least 64KiB (per second), found 1 bytes",
+            ),
+            (
+                "platform:\n  timeout: 30days\n",
+                "platform.timeout: must be at most 1h, found 30days",
+            ),
+            (
+                "upload:\n  parallel_parts: 1000\n",
+                "upload.parallel_parts: must be between 1 and 32, found 1000",
+            ),
+        ] {
+            let err = bad(yaml);
+            assert!(err.contains(says), "{yaml}: {err}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod failpoint;
 pub mod hash;
 pub mod ledger;
 pub mod lock;
+mod logging;
 pub mod pipeline;
 pub mod platform;
 pub mod progress;

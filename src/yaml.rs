@@ -352,6 +352,20 @@ fn build_index(text: &str) -> Result<Indexed, IndexError> {
             Event::Alias(_) if first_alias.is_none() => first_alias = Some(Pos::from_marker(&mark)),
             _ => {}
         }
+        if let Event::Scalar(_, _, _, Some(tag))
+        | Event::MappingStart(_, Some(tag))
+        | Event::SequenceStart(_, Some(tag)) = &event
+        {
+            // A tag changes what a value means (`!!binary` would post base64 as the
+            // caption): nothing dropcast reads needs one, so none is guessed at.
+            return Err(IndexError {
+                pos: Pos::from_marker(&mark),
+                message: format!(
+                    "YAML tags like `{}` are not accepted; write the value as plain text",
+                    tag_text(tag)
+                ),
+            });
+        }
         indexer.on_event(event, mark);
     }
     Ok(Indexed {
@@ -359,6 +373,16 @@ fn build_index(text: &str) -> Result<Indexed, IndexError> {
         duplicate: indexer.duplicate,
         first_alias,
     })
+}
+
+/// How a tag was written: `!!binary`, `!local`, `!<tag:…>`.
+fn tag_text(tag: &yaml_rust2::parser::Tag) -> String {
+    match tag.handle.as_str() {
+        "tag:yaml.org,2002:" => format!("!!{}", tag.suffix),
+        "" => format!("!<{}>", tag.suffix),
+        handle if handle.starts_with('!') => format!("{handle}{}", tag.suffix),
+        handle => format!("!<{handle}{}>", tag.suffix),
+    }
 }
 
 enum Frame {
@@ -994,6 +1018,22 @@ mod tests {
     fn tab_indentation_is_a_syntax_error() {
         let err = Document::parse("a:\n\tb: 1\n", None).expect_err("tab");
         assert_eq!(err.0[0].line, 2, "{err}");
+    }
+
+    #[test]
+    fn tags_are_refused_with_their_position() {
+        // Regression (issue 9): `text: !!binary …` was posted as its base64 text.
+        for (text, tag) in [
+            ("a: 1\ntext: !!binary aGVsbG8=\n", "!!binary"),
+            ("text: !foo bar\n", "!foo"),
+            ("x: !!map {a: 1}\n", "!!map"),
+        ] {
+            let problems = Document::parse(text, None).err().expect(text);
+            let p = problems.iter().next().unwrap();
+            assert!(p.message.contains(&format!("`{tag}`")), "{text}: {p}");
+            assert!(p.message.contains("not accepted"), "{p}");
+            assert_eq!(p.line, text.lines().count(), "{text}: {p}");
+        }
     }
 
     #[test]

@@ -171,9 +171,50 @@ pub struct Caption {
     pub publish_at: Option<OffsetDateTime>,
     /// The account named by the caption or the defaults; `None`: the default account.
     pub account: Option<String>,
+    /// Where `account` was written, for [`Caption::check_account`].
+    account_origin: Whence,
+}
+
+/// Where a value was written; never makes two captions unequal.
+#[derive(Clone, Debug, Default)]
+struct Whence(Option<Origin>);
+
+impl PartialEq for Whence {
+    fn eq(&self, _: &Whence) -> bool {
+        true
+    }
 }
 
 impl Caption {
+    /// Refuses an `account:` that the config does not have, pointing at where it was
+    /// written, with a did-you-mean.
+    pub fn check_account(&self, configured: &[&str]) -> Result<(), Problem> {
+        let Some(name) = self.account.as_deref() else {
+            return Ok(());
+        };
+        if configured.contains(&name) {
+            return Ok(());
+        }
+        let hint = match crate::yaml::did_you_mean(name, configured) {
+            Some(near) => format!(", did you mean `{near}`?"),
+            None => String::new(),
+        };
+        let message = format!(
+            "`{name}` is not configured (configured: {}){hint}",
+            configured.join(", ")
+        );
+        Err(match &self.account_origin.0 {
+            Some(origin) => origin.problem(message),
+            None => Problem {
+                file: None,
+                line: 1,
+                column: 1,
+                field: "account".into(),
+                message,
+            },
+        })
+    }
+
     /// The distinct hashtag names, in order of first appearance.
     pub fn hashtags(&self) -> impl Iterator<Item = &str> {
         let mut seen = BTreeSet::new();
@@ -378,6 +419,9 @@ pub fn parse_fields(node: &Node<'_>, problems: &mut Problems) -> CaptionFields {
                 Ok(s.to_owned())
             }
         });
+        if out.account.is_some() {
+            out.notes.origins.insert("account", Origin::of(n));
+        }
     }
     out
 }
@@ -565,6 +609,7 @@ fn build(
         collection: fields.collection,
         publish_at: fields.publish_at,
         account: fields.account,
+        account_origin: Whence(origin("account").cloned()),
     }
 }
 
