@@ -27,6 +27,9 @@ use super::live;
 /// nothing: it resumes from its last ledger checkpoint on the next start.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long stopped jobs get to wind down before the agent leaves them behind.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
+
 /// How often videos waiting for a caption look for one.
 const CAPTION_LOOK_EVERY: Duration = Duration::from_millis(500);
 
@@ -278,7 +281,7 @@ async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudg
                 return;
             }
         }
-        for due in ctx.accounts.due_for_check(ACCOUNT_RECHECK_EVERY) {
+        for due in ctx.accounts.due_for_check(ACCOUNT_RECHECK_EVERY).await {
             match ctx.client.credentials(&due.account).await {
                 Ok(_) => {
                     ctx.accounts.resume(&due.name);
@@ -633,7 +636,12 @@ impl Agent {
                         "stopping jobs in flight; they resume from their last checkpoint next time"
                     );
                     self.jobs.abort_all();
-                    while let Some(done) = self.jobs.join_next_with_id().await {
+                    // A task stuck in a blocking call cannot be stopped: wait briefly,
+                    // then leave it behind (the runtime's shutdown does not wait for it).
+                    let deadline = Instant::now() + ABORT_GRACE;
+                    while let Ok(Some(done)) =
+                        tokio::time::timeout_at(deadline, self.jobs.join_next_with_id()).await
+                    {
                         self.on_joined(done);
                     }
                     return;

@@ -154,7 +154,8 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
     let caption_read = bundle.caption.as_deref().and_then(stamp);
     let require_text = bundle.caption.is_some();
     let caption: Result<Caption, String> = match &bundle.caption {
-        Some(path) => caption::load_caption(path, &ctx.config.defaults, require_text, now)
+        Some(path) => caption::load_caption_async(path, &ctx.config.defaults, require_text, now)
+            .await
             .map_err(|e| e.to_string()),
         None => Caption::from_defaults(&ctx.config.defaults, now).map_err(|e| e.to_string()),
     };
