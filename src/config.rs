@@ -267,7 +267,9 @@ impl Config {
         // Only a regular file of reasonable size is read: a FIFO or a device named as the
         // config must not hang or exhaust the program.
         let bytes = crate::userfile::read(path, MAX_CONFIG_BYTES).map_err(|e| match e {
-            crate::userfile::UserFileError::Io { path, source } => ConfigError::Read { path, source },
+            crate::userfile::UserFileError::Io { path, source } => {
+                ConfigError::Read { path, source }
+            }
             other => ConfigError::NotUsable(other),
         })?;
         let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {

@@ -141,7 +141,10 @@ mod tests {
         std::fs::write(&path, b"12345").unwrap();
         assert_eq!(read(&path, 5).unwrap(), b"12345");
         let err = read(&path, 4).unwrap_err();
-        assert!(matches!(err, UserFileError::TooLarge { cap: 4, .. }), "{err}");
+        assert!(
+            matches!(err, UserFileError::TooLarge { cap: 4, .. }),
+            "{err}"
+        );
         let err = read(dir.path(), 4).unwrap_err();
         assert!(err.to_string().contains("a folder"), "{err}");
         let err = read(&dir.path().join("none"), 4).unwrap_err();
@@ -153,8 +156,12 @@ mod tests {
     fn a_fifo_and_a_device_are_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600))
-            .unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
         let err = read(&fifo, 100).unwrap_err();
         assert!(err.to_string().contains("FIFO"), "{err}");
         let err = read(Path::new("/dev/zero"), 100).unwrap_err();

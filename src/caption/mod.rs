@@ -16,8 +16,8 @@ use serde_yaml::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::userfile::{self, UserFileError};
 use crate::domain::{Collection, EntityKind, PostDraft, TextEntity, Visibility};
+use crate::userfile::{self, UserFileError};
 use crate::yaml::{Document, Node, Pos, Problem, Problems};
 
 use self::text::RawKind;
@@ -1027,8 +1027,12 @@ account: main
     fn load_refuses_a_fifo_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("clip.yaml");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600))
-            .expect("mkfifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .expect("mkfifo");
         let err = load_caption(&path, &CaptionFields::default(), true, NOW).unwrap_err();
         assert!(matches!(err, CaptionError::Unusable(_)), "{err:?}");
         assert!(err.to_string().contains("FIFO"), "{err}");

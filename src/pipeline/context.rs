@@ -204,7 +204,8 @@ impl Context {
 
     /// Whether `file` lies in the inbox (only those files are ever moved).
     pub fn in_inbox(&self, file: &Path) -> bool {
-        file.starts_with(&self.config.inbox)
+        // The archive's own rule: `inbox/../elsewhere` is not in the inbox.
+        file.starts_with(&self.config.inbox) && crate::archive::in_inbox(&self.config.inbox, file)
     }
 
     /// Stops the built-in sandbox, if any.
@@ -318,7 +319,10 @@ fn warn_if_readable_by_others(account: &str, path: &Path) {
         return;
     }
     let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
-    if warned.get_or_insert_with(HashSet::new).insert(path.to_path_buf()) {
+    if warned
+        .get_or_insert_with(HashSet::new)
+        .insert(path.to_path_buf())
+    {
         tracing::warn!(
             account,
             file = %path.display(),

@@ -332,7 +332,10 @@ mod tests {
         let err = Account::new("main", Secret::new("ttwid=1; odin_tt=2"), None).unwrap_err();
         assert_eq!(err, AccountError::NoSessionId("main".into()));
         assert!(err.to_string().contains("no `sessionid=`"), "{err}");
-        assert!(!err.to_string().contains("account `main`"), "the caller names it: {err}");
+        assert!(
+            !err.to_string().contains("account `main`"),
+            "the caller names it: {err}"
+        );
         let err = Account::new("main", Secret::new("csrf_token=x"), None).unwrap_err();
         assert_eq!(err, AccountError::NoSessionId("main".into()));
     }
