@@ -280,6 +280,9 @@ async fn publish_cmd(
                 video.with_extension("yaml").display()
             ),
             watch::CaptionLookup::Missing => None,
+            watch::CaptionLookup::Shared(shared) => {
+                anyhow::bail!("{shared} (or pass --caption FILE)")
+            }
         },
     };
     let settled = watch::Settled {

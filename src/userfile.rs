@@ -68,6 +68,25 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, UserFileError> {
     Ok(bytes)
 }
 
+/// Opens `path` for reading, without blocking on a FIFO and only if it is a regular file
+/// (`InvalidInput` otherwise), for callers that read it themselves.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = open_nonblocking(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {}, not a regular file",
+                path.display(),
+                kind_of(&kind)
+            ),
+        ))
+    }
+}
+
 /// [`read`] off the async threads, giving up after [`READ_TIMEOUT`].
 pub async fn read_async(path: PathBuf, cap: u64) -> Result<Vec<u8>, UserFileError> {
     read_async_with(path, cap, READ_TIMEOUT).await
