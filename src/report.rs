@@ -19,7 +19,7 @@
 //!   (`active` | `published`), `last_step`, `next`, `publish_sent`, `attempts`, `since`.
 //! - `waiting_for_caption[]`: `file`, `since`, `waiting_seconds`.
 //! - `held_in_inbox[]`: videos the agent keeps in the inbox for a reason: `file`,
-//!   `reason` (`archiving: …` for an archive it keeps trying, `cannot read it: …`, or a
+//!   `reason` (`archiving: …` for an archive it keeps trying, `cannot read this video: …`, or a
 //!   caption shared by two videos), `since`.
 //! - `scheduled[]`: posts that go public later: `file`, `sha256`, `account`,
 //!   `publish_at`, `aweme_id`, `url`.

@@ -414,7 +414,7 @@ async fn an_unreadable_video_is_said_once_shown_in_status_and_fails_once() {
         let mut status = env.cmd();
         status.args(["status", "--json"]);
         seen = status_json_of(unprivileged(&env, status).unwrap());
-        held_reason(&seen, "locked.mp4").is_some_and(|r| r.contains("cannot read it"))
+        held_reason(&seen, "locked.mp4").is_some_and(|r| r.contains("cannot read this video"))
     })
     .await;
     assert!(shown.is_ok(), "{seen:#}\n{}", agent.log_text());

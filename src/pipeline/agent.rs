@@ -605,7 +605,7 @@ impl Agent {
                     continue;
                 }
                 Err(e) => {
-                    self.on_unreadable(file, e);
+                    self.on_unreadable(file, "cannot read this video", e);
                     continue;
                 }
             }
@@ -627,10 +627,7 @@ impl Agent {
                     }
                 }
                 Ok(CaptionLookup::Shared(shared)) => self.wait(file, Some(shared)),
-                Err(e) => {
-                    warn!(file = %file.path.display(), reason = %e, "cannot look for a caption; looking again later");
-                    self.settler.track(file.path, Instant::now().into_std());
-                }
+                Err(e) => self.on_unreadable(file, "cannot look for its caption", e),
             }
         }
     }
@@ -663,21 +660,21 @@ impl Agent {
         waiting.shared = shared;
     }
 
-    /// A video that cannot be read (permission denied, say): said once at warn level,
-    /// shown in `status`, counted as left undone by `--once`, and looked at again (a
-    /// running agent publishes it once it can be read).
-    fn on_unreadable(&mut self, file: Settled, e: std::io::Error) {
+    /// A video that cannot be read (permission denied, say) or whose folder cannot be
+    /// listed: said once at warn level, shown in `status`, counted as left undone by
+    /// `--once`, and looked at again (a running agent publishes it once it can be read).
+    fn on_unreadable(&mut self, file: Settled, what: &str, e: std::io::Error) {
         let path = file.path;
         if !self.unreadable.contains_key(&path) {
             warn!(
                 file = %job::display_name(&self.ctx, &path),
                 reason = %e,
-                "cannot read this video; it stays in the inbox and is looked at again (check its permissions)"
+                "{what}; it stays in the inbox and is looked at again (check its permissions)"
             );
             self.unreadable.insert(
                 path.clone(),
                 Stuck {
-                    reason: format!("cannot read it: {e}"),
+                    reason: format!("{what}: {e}"),
                     since: std::time::SystemTime::now(),
                 },
             );
