@@ -96,6 +96,10 @@ pub enum Command {
     },
 }
 
+/// How long the process waits at exit for blocking work still running; after that it
+/// exits anyway (what was unfinished resumes from its ledger checkpoint next time).
+const RUNTIME_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -132,7 +136,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A blocking task that never returns (a read stuck on a hung file system, say) must
+    // not keep the process alive after its work is done or SIGTERM asked it to stop.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    match result {
         Ok(code) => code,
         Err(e) => {
             // Our errors say their cause themselves; `{e:#}` would repeat it.
@@ -270,6 +278,9 @@ async fn publish_cmd(
                 video.with_extension("yaml").display()
             ),
             watch::CaptionLookup::Missing => None,
+            watch::CaptionLookup::Shared(shared) => {
+                anyhow::bail!("{shared} (or pass --caption FILE)")
+            }
         },
     };
     let settled = watch::Settled {

@@ -238,9 +238,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("config: {0}")]
+    NotUsable(crate::userfile::UserFileError),
     #[error("{0}")]
     Invalid(Problems),
 }
+
+/// Config files larger than this are refused unread (a real one is a few KiB).
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 const TOP: &[&str] = &[
     "inbox",
@@ -261,9 +266,17 @@ const TOP: &[&str] = &[
 impl Config {
     /// Read and check a config file; relative paths are relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        // Only a regular file of reasonable size is read: a FIFO or a device named as the
+        // config must not hang or exhaust the program.
+        let bytes = crate::userfile::read(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+            crate::userfile::UserFileError::Io { path, source } => {
+                ConfigError::Read { path, source }
+            }
+            other => ConfigError::NotUsable(other),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
         })?;
         let absolute = std::path::absolute(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),

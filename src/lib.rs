@@ -20,5 +20,6 @@ pub mod report;
 pub mod sandbox;
 pub mod secret;
 pub mod status;
+pub mod userfile;
 pub mod watch;
 pub mod yaml;

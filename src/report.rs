@@ -18,6 +18,9 @@
 //! - `queued[]`: ledger jobs not in flight: `file`, `sha256`, `account`, `state`
 //!   (`active` | `published`), `last_step`, `next`, `publish_sent`, `attempts`, `since`.
 //! - `waiting_for_caption[]`: `file`, `since`, `waiting_seconds`.
+//! - `held_in_inbox[]`: videos the agent keeps in the inbox for a reason: `file`,
+//!   `reason` (`archiving: …` for an archive it keeps trying, `cannot read this video: …`, or a
+//!   caption shared by two videos), `since`.
 //! - `scheduled[]`: posts that go public later: `file`, `sha256`, `account`,
 //!   `publish_at`, `aweme_id`, `url`.
 //! - `paused_accounts[]`: `account`, `reason`, `since`.
@@ -27,7 +30,8 @@
 //!
 //! A live snapshot that is `stale` (no agent holds the lock and it is older than
 //! [`STALE_AFTER`], or it was written by another agent than the one running) is not
-//! used: `in_flight`, `waiting_for_caption` and `paused_accounts` are then empty.
+//! used: `in_flight`, `waiting_for_caption`, `held_in_inbox` and `paused_accounts` are
+//! then empty.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -67,6 +71,7 @@ pub struct StatusReport {
     pub in_flight: Vec<InFlightJob>,
     pub queued: Vec<QueuedJob>,
     pub waiting_for_caption: Vec<WaitingVideo>,
+    pub held_in_inbox: Vec<HeldVideo>,
     pub scheduled: Vec<ScheduledPost>,
     pub paused_accounts: Vec<PausedAccount>,
     pub failed: Vec<ProblemJob>,
@@ -190,6 +195,14 @@ pub struct WaitingVideo {
     pub file: String,
     pub since: Option<UtcTime>,
     pub waiting_seconds: Option<u64>,
+}
+
+/// A video the agent keeps in the inbox, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HeldVideo {
+    pub file: String,
+    pub reason: String,
+    pub since: Option<UtcTime>,
 }
 
 /// A published post that goes public at a later time.
@@ -364,6 +377,15 @@ pub fn status_at(config: &Config, now: SystemTime) -> Result<StatusReport, Repor
                 file: w.video.clone(),
                 since: w.since,
                 waiting_seconds: w.since.map(|t| age(now_s, t)),
+            })
+            .collect(),
+        held_in_inbox: snapshot
+            .held
+            .iter()
+            .map(|h| HeldVideo {
+                file: h.video.clone(),
+                reason: h.reason.clone(),
+                since: h.since,
             })
             .collect(),
         scheduled,
@@ -672,7 +694,7 @@ pub fn render_status(r: &StatusReport, width: Option<usize>) -> String {
                 "live",
                 &format!(
                     "live.json is stale (written {live_age}{by}; {why}): in-flight jobs, \
-                     videos waiting for a caption and paused accounts are not known"
+                     videos waiting or held and paused accounts are not known"
                 ),
             );
         }
@@ -705,7 +727,11 @@ pub fn render_status(r: &StatusReport, width: Option<usize>) -> String {
         format!("{} in the ledger: {}", r.counts.total, parts.join(", "))
     };
     line(&mut out, width, "jobs", &counts);
-    if r.in_flight.is_empty() && r.queued.is_empty() && r.waiting_for_caption.is_empty() {
+    if r.in_flight.is_empty()
+        && r.queued.is_empty()
+        && r.waiting_for_caption.is_empty()
+        && r.held_in_inbox.is_empty()
+    {
         line(&mut out, width, "queue", "nothing queued");
     }
 
@@ -775,6 +801,30 @@ pub fn render_status(r: &StatusReport, width: Option<usize>) -> String {
                     .map(fmt_secs)
                     .unwrap_or_else(|| "-".into()),
             ]);
+        }
+        t.render(&mut out, width);
+    }
+
+    if !r.held_in_inbox.is_empty() {
+        section(
+            &mut out,
+            width,
+            "Held in the inbox",
+            r.held_in_inbox.len(),
+            Some("they stay until the reason is gone; the agent looks again by itself"),
+        );
+        let mut t = Table::new(&["FILE", "SINCE"]);
+        t.shrink(0, Keep::End);
+        for h in &r.held_in_inbox {
+            t.row_with_notes(
+                vec![
+                    h.file.clone(),
+                    h.since
+                        .map(|t| format!("{} ago", fmt_secs(age(now_s, t))))
+                        .unwrap_or_else(|| "-".into()),
+                ],
+                vec![("why:", h.reason.clone())],
+            );
         }
         t.render(&mut out, width);
     }

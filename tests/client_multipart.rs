@@ -843,7 +843,7 @@ async fn bench_whole_file_upload() {
         .with_state(n.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = client_for(addr, None);
-    let account = Account::new("m", Secret::new("csrf_token=x"), None).unwrap();
+    let account = Account::new("m", Secret::new("sessionid=s; csrf_token=x"), None).unwrap();
     let creds = client.credentials(&account).await.unwrap();
     let size: u64 = 512 << 20;
     let file = tempfile::NamedTempFile::new().unwrap();

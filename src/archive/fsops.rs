@@ -16,9 +16,13 @@ pub(super) const PARTIAL_PREFIX: &str = ".dropcast-partial-";
 /// 255 bytes on most file systems).
 const PARTIAL_NAME_MAX: usize = 200;
 
-/// Whether anything (a dangling symlink included) has this name.
+/// Whether anything (a dangling symlink included) has this name, or the name cannot
+/// be used at all (too long for the file system): either way it is not free.
 pub(super) fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
+    match fs::symlink_metadata(path) {
+        Ok(_) => true,
+        Err(e) => e.kind() == io::ErrorKind::InvalidFilename,
+    }
 }
 
 /// Like [`exists`], but an error that does not mean "absent" is an error.
@@ -381,6 +385,14 @@ mod tests {
         }
         // A folder that does not exist has no partials.
         remove_partials(&dir.path().join("nowhere/clip.mp4")).unwrap();
+    }
+
+    // Regression (issue 9 item 8): a name too long for the file system counted as free.
+    #[test]
+    fn a_name_too_long_is_not_free() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(exists(&dir.path().join("x".repeat(300))));
+        assert!(!exists(&dir.path().join("x".repeat(200))));
     }
 
     #[test]

@@ -141,10 +141,19 @@ pub enum ArchiveError {
     BadPlan(&'static str),
     #[error("no free name for {} in {}", name.to_string_lossy(), dir.display())]
     NoFreeName { dir: PathBuf, name: OsString },
+    /// Only files in the inbox are ever moved; this one is elsewhere.
+    #[error("{} is outside the inbox; files outside the inbox are never moved", .0.display())]
+    OutsideInbox(PathBuf),
 }
 
 /// Tries before giving up on finding a free suffix.
 const MAX_SUFFIX: u32 = 10_000;
+
+/// The longest file name most file systems accept (`NAME_MAX`), in bytes.
+const NAME_MAX: usize = 255;
+
+/// Bytes kept free in every name for the largest suffix (`-10000`).
+const SUFFIX_ROOM: usize = 6;
 
 /// How often [`archive`] plans again when its names are taken under it.
 const MAX_REPLANS: u32 = 5;
@@ -210,10 +219,14 @@ pub fn restore(plan: &ArchivePlan) -> Result<(), ArchiveError> {
 /// nothing.
 ///
 /// `video` and `caption` are the files' real paths (absolute, or relative to the
-/// current directory); they must exist. A video outside the inbox keeps only its file
-/// name; the caption always goes beside the video. A caption named after the video
-/// (`clip.yaml`, `clip.caption.yaml`) takes the video's suffix; any other (a shared
-/// `caption.yaml`) gets its own free name.
+/// current directory); they must exist. Only files in the inbox are moved: a video
+/// elsewhere is refused ([`ArchiveError::OutsideInbox`]) and a caption elsewhere (a
+/// `publish --caption` from another folder) stays where it is. The caption goes beside
+/// the video. A caption named after the video (`clip.yaml`, `clip.caption.yaml`) takes
+/// the video's suffix; any other (a shared `caption.yaml`) gets its own free name.
+///
+/// Every name fits the file system's limit (255 bytes), suffix included: a stem too long
+/// for `<stem>-N.receipt.json` is shortened (at a character boundary, extensions kept).
 pub fn plan(
     folders: &Folders,
     dest: Destination,
@@ -231,13 +244,23 @@ pub fn plan(
             source,
         })?;
     }
+    let inbox = absolute(&folders.inbox)?;
     let video = absolute(video)?;
-    let caption = caption.map(absolute).transpose()?;
+    if !in_inbox(&inbox, &video) {
+        return Err(ArchiveError::OutsideInbox(video));
+    }
+    let caption = match caption.map(absolute).transpose()? {
+        Some(path) if !in_inbox(&inbox, &path) => {
+            tracing::info!(caption = %path.display(), "the caption is outside the inbox; it stays where it is");
+            None
+        }
+        other => other,
+    };
     let video_name = video
         .file_name()
         .ok_or_else(|| ArchiveError::NoFileName(video.clone()))?;
     let video_path = Path::new(video_name);
-    let stem = video_path.file_stem().unwrap_or(video_name);
+    let full_stem = video_path.file_stem().unwrap_or(video_name);
     let video_tail: Vec<&OsStr> = video_path.extension().into_iter().collect();
     let caption_tail = match &caption {
         None => None,
@@ -245,11 +268,25 @@ pub fn plan(
             let name = path
                 .file_name()
                 .ok_or_else(|| ArchiveError::NoFileName(path.clone()))?;
-            follows_video(name, stem)
+            follows_video(name, full_stem)
         }
     };
+    let longest_tail = [
+        tail_len(&video_tail),
+        tail_len(&dest.receipt_tail()),
+        caption_tail.as_deref().map_or(0, tail_len),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    let stem = &*fit_stem(full_stem, longest_tail);
+    if stem.len() < full_stem.len() {
+        tracing::info!(
+            video = %video.display(),
+            "the name is too long for the archive folder with a receipt beside it; it is archived under a shorter name"
+        );
+    }
 
-    let inbox = absolute(&folders.inbox)?;
     let dest_dir = absolute(folders.dir(dest))?.join(relative_dir(&inbox, &video));
 
     // The bundle's suffix: the first at which every name of the bundle is free.
@@ -321,6 +358,54 @@ fn follows_video(caption_name: &OsStr, video_stem: &OsStr) -> Option<Vec<OsStrin
     None
 }
 
+/// The bytes `.tail0.tail1…` take in a name.
+fn tail_len(tail: &[impl AsRef<OsStr>]) -> usize {
+    tail.iter().map(|t| 1 + t.as_ref().len()).sum()
+}
+
+/// `stem`, cut (at a UTF-8 character boundary) so that `stem-NNNNN` followed by a tail
+/// of `tail` bytes fits in [`NAME_MAX`].
+fn fit_stem(stem: &OsStr, tail: usize) -> std::borrow::Cow<'_, OsStr> {
+    let limit = NAME_MAX.saturating_sub(SUFFIX_ROOM + tail).max(1);
+    let bytes = stem.as_encoded_bytes();
+    if bytes.len() <= limit {
+        return std::borrow::Cow::Borrowed(stem);
+    }
+    let mut cut = limit;
+    // Never end inside a multi-byte character: back up over continuation bytes.
+    while cut > 1 && (bytes[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
+    std::borrow::Cow::Owned(os_from_bytes(&bytes[..cut]))
+}
+
+#[cfg(unix)]
+fn os_from_bytes(bytes: &[u8]) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    OsStr::from_bytes(bytes).to_os_string()
+}
+
+#[cfg(not(unix))]
+fn os_from_bytes(bytes: &[u8]) -> OsString {
+    OsString::from(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Whether `path` lies in `inbox` (both absolute), judged by the real folders so that
+/// `inbox/../elsewhere` is not inside. Only such files are ever moved.
+pub fn in_inbox(inbox: &Path, path: &Path) -> bool {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => return false,
+    };
+    match (inbox.canonicalize(), parent.canonicalize()) {
+        (Ok(inbox), Ok(parent)) => parent.starts_with(inbox),
+        // Folders that cannot be resolved: only a plain path under the inbox counts.
+        _ => parent
+            .strip_prefix(inbox)
+            .is_ok_and(|rel| rel.components().all(|c| matches!(c, Component::Normal(_)))),
+    }
+}
+
 /// `stem[-n].tail0.tail1…`
 fn name_with_suffix(stem: &OsStr, n: u32, tail: &[impl AsRef<OsStr>]) -> OsString {
     let mut name = stem.to_os_string();
@@ -341,10 +426,10 @@ fn free_name(dir: &Path, from: &Path, claimed: &[&Path]) -> Result<PathBuf, Arch
         .file_name()
         .ok_or_else(|| ArchiveError::NoFileName(from.to_path_buf()))?;
     let as_path = Path::new(name);
-    let stem = as_path.file_stem().unwrap_or(name);
     let tail: Vec<&OsStr> = as_path.extension().into_iter().collect();
+    let stem = fit_stem(as_path.file_stem().unwrap_or(name), tail_len(&tail));
     (0..=MAX_SUFFIX)
-        .map(|n| dir.join(name_with_suffix(stem, n, &tail)))
+        .map(|n| dir.join(name_with_suffix(&stem, n, &tail)))
         .find(|p| !exists(p) && !claimed.contains(&p.as_path()))
         .ok_or_else(|| ArchiveError::NoFreeName {
             dir: dir.to_path_buf(),
@@ -535,22 +620,113 @@ mod tests {
         assert_eq!(read(out.caption.as_ref().unwrap()), "shared");
     }
 
+    // Regression (issue 9 item 13): a caption from outside the inbox was moved into done/.
     #[test]
-    fn video_outside_the_inbox_keeps_only_its_name() {
+    fn files_outside_the_inbox_are_never_moved() {
         let f = fixture();
         let elsewhere = tempfile::tempdir().unwrap();
         let video = put(&elsewhere.path().join("deep/down/clip.mp4"), "V");
-        let caption = put(&elsewhere.path().join("notes.yaml"), "C");
-        let out = archive(
+        let notes = put(&elsewhere.path().join("notes.yaml"), "C");
+        let err = archive(
             &f.folders,
             Destination::Done,
             &video,
-            Some(&caption),
+            Some(&notes),
+            &json!({}),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ArchiveError::OutsideInbox(_)), "{err}");
+        assert_eq!(read(&video), "V");
+
+        // A video in the inbox with a caption from elsewhere: the caption stays.
+        let inside = put(&f.folders.inbox.join("clip.mp4"), "V");
+        let out = archive(
+            &f.folders,
+            Destination::Done,
+            &inside,
+            Some(&notes),
             &json!({}),
         )
         .unwrap();
         assert_eq!(out.video, f.folders.done.join("clip.mp4"));
-        assert_eq!(out.caption, Some(f.folders.done.join("notes.yaml")));
+        assert_eq!(out.caption, None);
+        assert_eq!(read(&notes), "C");
+
+        // `inbox/../elsewhere` is not in the inbox.
+        let sneaky = f.folders.inbox.join("..").join("sneaky.yaml");
+        put(&sneaky, "S");
+        let inside = put(&f.folders.inbox.join("b.mp4"), "B");
+        let out = archive(
+            &f.folders,
+            Destination::Done,
+            &inside,
+            Some(&sneaky),
+            &json!({}),
+        )
+        .unwrap();
+        assert_eq!(out.caption, None);
+        assert_eq!(read(&sneaky), "S");
+    }
+
+    // Regression (issue 9 item 8): a stem of 243+ bytes was posted, then its
+    // `<stem>.receipt.json` could never be written (longer than NAME_MAX).
+    #[test]
+    fn names_too_long_for_the_archive_are_shortened_and_keep_their_extension() {
+        let f = fixture();
+        let stem = format!("{}视频", "a".repeat(240)); // 246 bytes
+        let video = put(&f.folders.inbox.join(format!("{stem}.mp4")), "V");
+        let caption = put(&f.folders.inbox.join(format!("{stem}.yml")), "C");
+        for round in 0..2 {
+            let video = put(&video, "V");
+            let caption = put(&caption, "C");
+            let out = archive(
+                &f.folders,
+                Destination::Done,
+                &video,
+                Some(&caption),
+                &json!(round),
+            )
+            .unwrap();
+            for path in [&out.video, out.caption.as_ref().unwrap(), &out.receipt] {
+                let name = path.file_name().unwrap().to_str().expect("still UTF-8");
+                assert!(name.len() <= NAME_MAX, "{name}");
+                assert!(name.starts_with("aaaa"), "{name}");
+            }
+            assert!(out.video.to_str().unwrap().ends_with(".mp4"));
+            assert!(
+                out.caption
+                    .as_ref()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .ends_with(".yml")
+            );
+            assert_eq!(read(&out.video), "V");
+            if round == 1 {
+                assert!(
+                    out.video.to_str().unwrap().ends_with("-1.mp4"),
+                    "{}",
+                    out.video.display()
+                );
+            }
+        }
+        // The failed/ receipt and a long shared caption name fit too.
+        let v = put(
+            &f.folders.inbox.join(format!("{}.webm", "b".repeat(250))),
+            "W",
+        );
+        let out = archive(&f.folders, Destination::Failed, &v, None, &json!({})).unwrap();
+        assert!(out.receipt.file_name().unwrap().len() <= NAME_MAX);
+        assert!(out.receipt.to_str().unwrap().ends_with(".error.json"));
+    }
+
+    #[test]
+    fn fit_stem_cuts_at_a_character_boundary() {
+        let stem = OsString::from(format!("{}é", "x".repeat(235))); // é is 2 bytes
+        let cut = fit_stem(&stem, 13); // limit 255 - 6 - 13 = 236
+        assert_eq!(cut.len(), 235, "never half a character");
+        assert!(cut.to_str().is_some());
+        assert_eq!(fit_stem(OsStr::new("clip"), 13), OsStr::new("clip"));
     }
 
     #[test]

@@ -9,7 +9,6 @@
 pub mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::{Collection, EntityKind, PostDraft, TextEntity, Visibility};
+use crate::userfile::{self, UserFileError};
 use crate::yaml::{Document, Node, Pos, Problem, Problems};
 
 use self::text::RawKind;
@@ -277,33 +277,58 @@ pub enum CaptionError {
     },
     #[error("{}: caption is {size} bytes; the limit is {MAX_CAPTION_BYTES} bytes (64 KiB)", path.display())]
     TooLarge { path: PathBuf, size: u64 },
+    /// Not a regular file (a FIFO, a device, a folder), or a read that never finished.
+    #[error("caption {0}")]
+    Unusable(UserFileError),
     #[error("{0}")]
     Invalid(Problems),
 }
 
-/// Read and check a caption file, reading at most 64 KiB + 1 bytes of it.
+impl From<UserFileError> for CaptionError {
+    fn from(e: UserFileError) -> Self {
+        match e {
+            UserFileError::Io { path, source } => CaptionError::Read { path, source },
+            UserFileError::TooLarge { path, cap } => {
+                // The cap was enforced while reading; the size is only for the message.
+                let size = std::fs::metadata(&path).map_or(cap + 1, |m| m.len());
+                CaptionError::TooLarge { path, size }
+            }
+            other => CaptionError::Unusable(other),
+        }
+    }
+}
+
+/// Read and check a caption file, reading at most 64 KiB + 1 bytes of it, and only if
+/// it is a regular file (see [`crate::userfile`]).
 pub fn load_caption(
     path: &Path,
     defaults: &CaptionFields,
     require_text: bool,
     now: OffsetDateTime,
 ) -> Result<Caption, CaptionError> {
-    let read_err = |source| CaptionError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CAPTION_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() as u64 > MAX_CAPTION_BYTES {
-        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
-        return Err(CaptionError::TooLarge {
-            path: path.to_path_buf(),
-            size,
-        });
-    }
+    let bytes = userfile::read(path, MAX_CAPTION_BYTES)?;
+    caption_from_bytes(bytes, path, defaults, require_text, now)
+}
+
+/// [`load_caption`] for async code: the file is read off the async threads, with a
+/// time limit.
+pub async fn load_caption_async(
+    path: &Path,
+    defaults: &CaptionFields,
+    require_text: bool,
+    now: OffsetDateTime,
+) -> Result<Caption, CaptionError> {
+    let bytes = userfile::read_async(path.to_path_buf(), MAX_CAPTION_BYTES).await?;
+    caption_from_bytes(bytes, path, defaults, require_text, now)
+}
+
+fn caption_from_bytes(
+    bytes: Vec<u8>,
+    path: &Path,
+    defaults: &CaptionFields,
+    require_text: bool,
+    now: OffsetDateTime,
+) -> Result<Caption, CaptionError> {
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => {
@@ -1039,5 +1064,22 @@ account: main
             }
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    // Regression (issue 9 item 6): a FIFO as a caption blocked the reader forever.
+    #[cfg(unix)]
+    #[test]
+    fn load_refuses_a_fifo_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clip.yaml");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .expect("mkfifo");
+        let err = load_caption(&path, &CaptionFields::default(), true, NOW).unwrap_err();
+        assert!(matches!(err, CaptionError::Unusable(_)), "{err:?}");
+        assert!(err.to_string().contains("FIFO"), "{err}");
     }
 }

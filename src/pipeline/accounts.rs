@@ -12,7 +12,7 @@ use crate::config::CookieSource;
 use crate::platform::Account;
 use crate::secret::Secret;
 
-use super::context::load_cookie;
+use super::context::load_cookie_async;
 
 /// A paused account, as `status` will show it.
 #[derive(Debug, Clone)]
@@ -138,9 +138,14 @@ impl Accounts {
 
     /// Paused accounts to try again now: those whose cookie file changed (the new cookie
     /// is read) and those not tried for `every`. Marks them as tried.
-    pub fn due_for_check(&self, every: std::time::Duration) -> Vec<Recheck> {
+    ///
+    /// Changed cookie files are read without holding the accounts' lock, off the async
+    /// threads and with a time limit: a cookie file swapped for a FIFO or a device must not
+    /// stop every job (they all look accounts up).
+    pub async fn due_for_check(&self, every: std::time::Duration) -> Vec<Recheck> {
         let now = Instant::now();
         let mut due = Vec::new();
+        let mut to_read = Vec::new();
         for (name, entry) in self.lock().iter_mut() {
             let Some(pause) = entry.paused.as_mut() else {
                 continue;
@@ -151,32 +156,37 @@ impl Accounts {
                 continue;
             }
             pause.checked = now;
-            if changed {
-                pause.cookie_stamp = stamp;
-                if let Some(source) = &entry.source {
-                    match load_cookie(name, source).and_then(|cookie| {
-                        Account::new(name, cookie, entry.csrf.clone()).map_err(|e| {
-                            super::FatalError::Account {
-                                account: name.clone(),
-                                reason: e.to_string(),
-                            }
-                        })
-                    }) {
-                        Ok(account) => {
-                            tracing::info!(account = %name, "the cookie file changed; trying the new cookie");
-                            entry.account = account;
-                        }
-                        Err(e) => {
-                            tracing::warn!(account = %name, reason = %e, "the cookie file changed but cannot be used");
-                            continue;
-                        }
+            match (&entry.source, changed) {
+                (Some(source), true) => {
+                    pause.cookie_stamp = stamp;
+                    to_read.push((name.clone(), source.clone(), entry.csrf.clone()));
+                }
+                _ => due.push(Recheck {
+                    name: name.clone(),
+                    account: entry.account.clone(),
+                }),
+            }
+        }
+        for (name, source, csrf) in to_read {
+            let account = load_cookie_async(&name, &source).await.and_then(|cookie| {
+                Account::new(&name, cookie, csrf).map_err(|e| super::FatalError::Account {
+                    account: name.clone(),
+                    reason: e.to_string(),
+                })
+            });
+            match account {
+                Ok(account) => {
+                    tracing::info!(account = %name, "the cookie file changed; trying the new cookie");
+                    if let Some(entry) = self.lock().get_mut(&name) {
+                        entry.account = account.clone();
                     }
+                    due.push(Recheck { name, account });
+                }
+                Err(e) => {
+                    // `e` names the account itself.
+                    tracing::warn!(reason = %e, "the cookie file changed but cannot be used");
                 }
             }
-            due.push(Recheck {
-                name: name.clone(),
-                account: entry.account.clone(),
-            });
         }
         due
     }

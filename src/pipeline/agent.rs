@@ -14,18 +14,27 @@ use tracing::{debug, info, warn};
 
 use crate::config::WatchMode;
 use crate::watch::{
-    self, Backend, CaptionLookup, Completeness, InboxWatcher, Settled, Settler, WatchEvent,
-    WatchOptions,
+    self, Backend, CaptionLookup, Completeness, InboxWatcher, Settled, Settler, SharedCaption,
+    WatchEvent, WatchOptions,
 };
 
 use super::context::Context;
 use super::error::{FatalError, JobFailure};
-use super::job::{self, Bundle, Outcome};
+use super::folders;
+use super::job::{self, ArchiveAttempt, Bundle, Outcome};
 use super::live;
 
 /// How long a shutdown waits for jobs in flight before stopping them. A stopped job loses
 /// nothing: it resumes from its last ledger checkpoint on the next start.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long stopped jobs get to wind down before the agent leaves them behind.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
+
+/// The first wait before an archive that could not be finished is tried again; it
+/// doubles with each failure, up to [`ARCHIVE_RETRY_MAX`].
+const ARCHIVE_RETRY_FIRST: Duration = Duration::from_secs(2);
+const ARCHIVE_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
 
 /// How often videos waiting for a caption look for one.
 const CAPTION_LOOK_EVERY: Duration = Duration::from_millis(500);
@@ -78,11 +87,25 @@ pub struct Summary {
     pub held: usize,
     /// Videos still waiting for a caption when a `--once` run ended.
     pub waiting_for_caption: Vec<PathBuf>,
+    /// Videos whose caption also fits another video (`clip.mp4`, `clip.mov`, `clip.yaml`).
+    pub shared_caption: Vec<PathBuf>,
+    /// Videos that could not be read (permission denied, say).
+    pub unreadable: Vec<PathBuf>,
+    /// Videos whose archive could not be finished yet (they were posted or refused).
+    pub archive_pending: Vec<PathBuf>,
 }
 
 impl Summary {
+    /// Whether the run left work undone: `watch --once` then exits 1. A video left in the
+    /// inbox (no caption, a shared caption, unreadable, not archived) counts: the user
+    /// asked for what is there to be processed, and it was not.
     pub fn any_failed(&self) -> bool {
-        self.failed > 0 || self.held > 0
+        self.failed > 0
+            || self.held > 0
+            || !self.waiting_for_caption.is_empty()
+            || !self.shared_caption.is_empty()
+            || !self.unreadable.is_empty()
+            || !self.archive_pending.is_empty()
     }
 }
 
@@ -105,13 +128,31 @@ struct Incomplete {
     since: Instant,
 }
 
-/// A settled video with no caption yet.
+/// A settled video with no caption yet, or whose caption also fits another video.
 struct Waiting {
     settled: Settled,
     since: Instant,
     /// The same moment on the wall clock, for status.
     since_wall: std::time::SystemTime,
     warned: bool,
+    /// Its caption is shared with another video of the same stem: it is no one's.
+    shared: Option<SharedCaption>,
+}
+
+/// A video that stays in the inbox for a reason the user should see in `status`.
+struct Stuck {
+    reason: String,
+    since: std::time::SystemTime,
+}
+
+/// When unfinished archive plans are tried again.
+struct ArchiveRetry {
+    /// The next try; `None` when nothing is pending.
+    at: Option<Instant>,
+    /// The wait after the next failure.
+    delay: Duration,
+    /// A try is running (its result comes back on the agent's channel).
+    running: Option<AbortOnDrop>,
 }
 
 struct Agent {
@@ -132,6 +173,13 @@ struct Agent {
     symlinks_logged: HashSet<PathBuf>,
     last_caption_look: Instant,
     summary: Summary,
+    /// Videos that cannot be read, with why (warned about once).
+    unreadable: HashMap<PathBuf, Stuck>,
+    /// Videos whose archive plan could not be finished, with why: never bundled again,
+    /// only their plan is tried, with backoff.
+    archiving: HashMap<PathBuf, Stuck>,
+    archive_retry: ArchiveRetry,
+    archive_results: mpsc::UnboundedSender<Vec<ArchiveAttempt>>,
 }
 
 /// Runs the agent until `shutdown` resolves (or, with `once`, until the inbox is drained).
@@ -141,6 +189,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Summary, FatalError> {
     let config = &ctx.config;
+    // Nothing is posted that could not be archived: an archive folder that cannot take
+    // files stops the agent before it starts, naming the folder.
+    folders::check_async(&ctx.folders)
+        .await
+        .map_err(|problem| FatalError::Folder {
+            path: problem.path,
+            source: problem.source,
+        })?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Kept alive for the whole run; dropping it stops the watcher.
     let discovery = if options.once {
@@ -162,7 +218,16 @@ pub async fn run(
     });
     let mut poll = tokio::time::interval(config.watch.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (archive_results, mut archive_rx) = mpsc::unbounded_channel();
     let mut agent = Agent {
+        unreadable: HashMap::new(),
+        archiving: HashMap::new(),
+        archive_retry: ArchiveRetry {
+            at: None,
+            delay: ARCHIVE_RETRY_FIRST,
+            running: None,
+        },
+        archive_results,
         excluded: config.excluded_dirs(),
         settler: Settler::new(config.watch.settle),
         waiting: HashMap::new(),
@@ -186,8 +251,9 @@ pub async fn run(
         .then(|| AbortOnDrop(tokio::spawn(recheck_accounts(Arc::clone(&ctx), resumed_tx))));
     info!(inbox = %config.inbox.display(), once = options.once, "watching");
     // Files half-way out of the inbox when the last run stopped go where they were going
-    // before anything else is looked at.
-    job::recover_archives(&ctx).await;
+    // before anything else is looked at; those that still cannot go are tried again.
+    let recovered = job::recover_archives(&ctx).await;
+    agent.on_archive_attempts(recovered);
     agent.full_scan().await;
 
     let mut rescan = tokio::time::interval_at(
@@ -199,6 +265,7 @@ pub async fn run(
     loop {
         agent.settle_due().await;
         agent.check_waiting();
+        agent.retry_archives_if_due();
         if agent.once && agent.settler.is_empty() && agent.jobs.is_empty() {
             break;
         }
@@ -217,6 +284,10 @@ pub async fn run(
                 agent.full_scan().await;
             }
             Some(done) = agent.jobs.join_next_with_id(), if !agent.jobs.is_empty() => agent.on_joined(done),
+            Some(attempts) = archive_rx.recv() => {
+                agent.archive_retry.running = None;
+                agent.on_archive_attempts(attempts);
+            }
             _ = rescan.tick() => {
                 debug!("periodic rescan");
                 agent.full_scan().await;
@@ -226,11 +297,34 @@ pub async fn run(
         }
     }
     drop(discovery);
-    let mut summary = agent.summary;
+    agent.publish_held();
+    let mut summary = std::mem::take(&mut agent.summary);
     // Copies still waiting for an earlier job when a `--once` run ends stay queued.
     summary.held += agent.blocked.len();
-    summary.waiting_for_caption = agent.waiting.into_keys().collect();
+    for (path, w) in agent.waiting {
+        match w.shared {
+            Some(_) => summary.shared_caption.push(path),
+            None => summary.waiting_for_caption.push(path),
+        }
+    }
     summary.waiting_for_caption.sort();
+    summary.shared_caption.sort();
+    summary.unreadable = agent.unreadable.into_keys().collect();
+    summary.unreadable.sort();
+    summary.archive_pending = agent.archiving.into_keys().collect();
+    summary.archive_pending.sort();
+    if options.once {
+        let name = |p: &PathBuf| job::display_name(&ctx, p);
+        for path in &summary.shared_caption {
+            warn!(file = %name(path), "left in the inbox: its caption also fits another video");
+        }
+        for path in &summary.unreadable {
+            warn!(file = %name(path), "left in the inbox: it cannot be read");
+        }
+        for path in &summary.archive_pending {
+            warn!(file = %name(path), "left in the inbox: its archive could not be finished");
+        }
+    }
     Ok(summary)
 }
 
@@ -278,7 +372,7 @@ async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudg
                 return;
             }
         }
-        for due in ctx.accounts.due_for_check(ACCOUNT_RECHECK_EVERY) {
+        for due in ctx.accounts.due_for_check(ACCOUNT_RECHECK_EVERY).await {
             match ctx.client.credentials(&due.account).await {
                 Ok(_) => {
                     ctx.accounts.resume(&due.name);
@@ -373,6 +467,9 @@ impl Agent {
         if !self.waiting.is_empty() {
             next = next.min(self.last_caption_look + CAPTION_LOOK_EVERY);
         }
+        if let Some(at) = self.archive_retry.at {
+            next = next.min(at);
+        }
         // Never spin: at least a few milliseconds between two looks.
         next.max(now + Duration::from_millis(20))
     }
@@ -435,7 +532,11 @@ impl Agent {
     /// A path was seen (event or scan): start settling a video, or re-check the videos a
     /// caption belongs to.
     fn consider(&mut self, path: PathBuf, seen: Seen) {
-        if self.is_excluded(&path) || self.in_flight.contains(&path) {
+        if self.is_excluded(&path)
+            || self.in_flight.contains(&path)
+            // Its archive plan is finished by the archive retries, never by a new bundle.
+            || self.archiving.contains_key(&path)
+        {
             return;
         }
         let filter = &self.ctx.filter;
@@ -478,10 +579,14 @@ impl Agent {
     async fn settle_due(&mut self) {
         let settled = self.settler.poll(Instant::now().into_std());
         for file in settled {
-            if self.in_flight.contains(&file.path) {
+            if self.in_flight.contains(&file.path) || self.archiving.contains_key(&file.path) {
                 continue;
             }
-            match watch::check_content(&file) {
+            let content = watch::check_content(&file);
+            if content.is_ok() && self.unreadable.remove(&file.path).is_some() {
+                info!(file = %job::display_name(&self.ctx, &file.path), "the video can be read now");
+            }
+            match content {
                 Ok(Completeness::Complete) => {}
                 Ok(Completeness::Incomplete { reason }) => {
                     self.on_incomplete(file, reason);
@@ -495,8 +600,12 @@ impl Agent {
                     self.refuse(file, caption, reason);
                     continue;
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    debug!(file = %file.path.display(), "vanished before it could be read");
+                    continue;
+                }
                 Err(e) => {
-                    debug!(file = %file.path.display(), reason = %e, "cannot read; looking again later");
+                    self.on_unreadable(file, "cannot read this video", e);
                     continue;
                 }
             }
@@ -509,22 +618,69 @@ impl Agent {
                     if self.once && !self.ctx.config.require_caption {
                         self.dispatch(file, None);
                     } else {
-                        info!(file = %job::display_name(&self.ctx, &file.path), "waiting for a caption (clip.yaml beside clip.mp4)");
-                        self.waiting.insert(
-                            file.path.clone(),
-                            Waiting {
-                                settled: file,
-                                since: Instant::now(),
-                                since_wall: std::time::SystemTime::now(),
-                                warned: false,
-                            },
+                        info!(
+                            file = %job::display_name(&self.ctx, &file.path),
+                            "waiting for a caption: put {} beside it",
+                            caption_names(&file.path)
                         );
+                        self.wait(file, None);
                     }
                 }
-                Err(e) => {
-                    warn!(file = %file.path.display(), reason = %e, "cannot look for a caption")
-                }
+                Ok(CaptionLookup::Shared(shared)) => self.wait(file, Some(shared)),
+                Err(e) => self.on_unreadable(file, "cannot look for its caption", e),
             }
+        }
+    }
+
+    /// Keeps a settled video in the inbox until it has a caption of its own.
+    fn wait(&mut self, settled: Settled, shared: Option<SharedCaption>) {
+        let path = settled.path.clone();
+        let mut waiting = Waiting {
+            settled,
+            since: Instant::now(),
+            since_wall: std::time::SystemTime::now(),
+            warned: false,
+            shared: None,
+        };
+        self.set_shared(&path, &mut waiting, shared);
+        self.waiting.insert(path, waiting);
+    }
+
+    /// Records whether a waiting video's caption is shared; says so once when it becomes so.
+    fn set_shared(&self, path: &Path, waiting: &mut Waiting, shared: Option<SharedCaption>) {
+        if let Some(shared) = &shared
+            && waiting.shared.as_ref() != Some(shared)
+        {
+            warn!(
+                file = %job::display_name(&self.ctx, path),
+                reason = %shared,
+                "the caption fits more than one video, so neither is published; they wait in the inbox"
+            );
+        }
+        waiting.shared = shared;
+    }
+
+    /// A video that cannot be read (permission denied, say) or whose folder cannot be
+    /// listed: said once at warn level, shown in `status`, counted as left undone by
+    /// `--once`, and looked at again (a running agent publishes it once it can be read).
+    fn on_unreadable(&mut self, file: Settled, what: &str, e: std::io::Error) {
+        let path = file.path;
+        if !self.unreadable.contains_key(&path) {
+            warn!(
+                file = %job::display_name(&self.ctx, &path),
+                reason = %e,
+                "{what}; it stays in the inbox and is looked at again (check its permissions)"
+            );
+            self.unreadable.insert(
+                path.clone(),
+                Stuck {
+                    reason: format!("{what}: {e}"),
+                    since: std::time::SystemTime::now(),
+                },
+            );
+        }
+        if !self.once {
+            self.settler.track(path, Instant::now().into_std());
         }
     }
 
@@ -547,7 +703,17 @@ impl Agent {
             }
             let caption = match watch::find_caption(&path, &self.ctx.filter) {
                 Ok(CaptionLookup::Own(c)) | Ok(CaptionLookup::Folder(c)) => Some(c),
-                _ => None,
+                lookup => {
+                    let shared = match lookup {
+                        Ok(CaptionLookup::Shared(shared)) => Some(shared),
+                        _ => None,
+                    };
+                    if let Some(mut w) = self.waiting.remove(&path) {
+                        self.set_shared(&path, &mut w, shared);
+                        self.waiting.insert(path.clone(), w);
+                    }
+                    None
+                }
             };
             let overdue = now.duration_since(self.waiting[&path].since) >= wait;
             if let Some(caption) = caption {
@@ -556,7 +722,7 @@ impl Agent {
                 if let Some(w) = self.waiting.remove(&path) {
                     self.dispatch(w.settled, Some(caption));
                 }
-            } else if overdue && !require {
+            } else if overdue && !require && self.waiting[&path].shared.is_none() {
                 if let Some(w) = self.waiting.remove(&path) {
                     info!(file = %job::display_name(&self.ctx, &path), "no caption after watch.caption_wait; publishing with the config's defaults");
                     self.dispatch(w.settled, None);
@@ -564,22 +730,27 @@ impl Agent {
             } else if overdue
                 && let Some(w) = self.waiting.get_mut(&path)
                 && !w.warned
+                && w.shared.is_none()
             {
                 w.warned = true;
                 warn!(
                     file = %job::display_name(&self.ctx, &path),
                     waited = %humantime::format_duration(wait),
-                    "still no caption; add clip.yaml beside the video (or set require_caption: false)"
+                    "still no caption; put {} beside the video (or set require_caption: false)",
+                    caption_names(&path)
                 );
             }
         }
     }
 
-    /// Tells the live state which videos wait for a caption.
+    /// Tells the live state which videos wait for a caption, and which stay in the inbox
+    /// for another reason.
     fn publish_waiting(&self) {
+        self.publish_held();
         let mut waiting: Vec<live::Waiting> = self
             .waiting
             .iter()
+            .filter(|(_, w)| w.shared.is_none())
             .map(|(path, w)| live::Waiting {
                 video: self.ctx.relative(path).to_string_lossy().into_owned(),
                 since: Some(w.since_wall.into()),
@@ -587,6 +758,97 @@ impl Agent {
             .collect();
         waiting.sort_by(|a, b| a.video.cmp(&b.video));
         self.ctx.live.set_waiting(waiting);
+    }
+
+    /// Tells the live state which videos stay in the inbox, and why: an archive that
+    /// cannot be finished, a video that cannot be read, a caption shared by two videos.
+    fn publish_held(&self) {
+        let rel = |p: &Path| self.ctx.relative(p).to_string_lossy().into_owned();
+        let stuck = |(path, s): (&PathBuf, &Stuck), prefix: &str| live::Held {
+            video: rel(path),
+            reason: format!("{prefix}{}", s.reason),
+            since: Some(s.since.into()),
+        };
+        let mut held: Vec<live::Held> = self
+            .archiving
+            .iter()
+            .map(|e| stuck(e, "archiving: "))
+            .chain(self.unreadable.iter().map(|e| stuck(e, "")))
+            .chain(self.waiting.iter().filter_map(|(path, w)| {
+                w.shared.as_ref().map(|shared| live::Held {
+                    video: rel(path),
+                    reason: shared.to_string(),
+                    since: Some(w.since_wall.into()),
+                })
+            }))
+            .collect();
+        held.sort_by(|a, b| a.video.cmp(&b.video));
+        self.ctx.live.set_held(held);
+    }
+
+    /// Starts a try at every unfinished archive plan when one is due and none is running.
+    fn retry_archives_if_due(&mut self) {
+        let due = self.archive_retry.at.is_some_and(|at| at <= Instant::now());
+        if !due || self.archive_retry.running.is_some() {
+            return;
+        }
+        self.archive_retry.at = None;
+        let ctx = Arc::clone(&self.ctx);
+        let skip = self.in_flight.clone();
+        let results = self.archive_results.clone();
+        self.archive_retry.running = Some(AbortOnDrop(tokio::spawn(async move {
+            let attempts = job::finish_pending_archives(&ctx, &skip).await;
+            let _ = results.send(attempts);
+        })));
+    }
+
+    /// What a try at the unfinished archives found: finished ones leave the list, the
+    /// others are tried again later, waiting twice as long each time (up to 5 minutes).
+    fn on_archive_attempts(&mut self, attempts: Vec<ArchiveAttempt>) {
+        let mut still = HashMap::new();
+        let mut any_new = false;
+        for attempt in attempts {
+            match attempt.result {
+                Ok(to) => {
+                    info!(
+                        file = %job::display_name(&self.ctx, &attempt.video),
+                        to = %to.display(),
+                        job = attempt.job,
+                        dest = ?attempt.dest,
+                        "archived after all"
+                    );
+                    self.archiving.remove(&attempt.video);
+                }
+                Err(reason) => {
+                    let (since, new_problem) = match self.archiving.remove(&attempt.video) {
+                        Some(old) => (old.since, old.reason != reason),
+                        None => (std::time::SystemTime::now(), true),
+                    };
+                    any_new |= new_problem;
+                    if new_problem {
+                        warn!(
+                            file = %job::display_name(&self.ctx, &attempt.video),
+                            %reason,
+                            "cannot finish archiving; the files stay where they are and the move is tried again by itself"
+                        );
+                    }
+                    still.insert(attempt.video, Stuck { reason, since });
+                }
+            }
+        }
+        // Plans that are no longer pending (a job finished them) leave the list too.
+        self.archiving = still;
+        if self.archiving.is_empty() {
+            self.archive_retry.delay = ARCHIVE_RETRY_FIRST;
+            return;
+        }
+        if any_new {
+            self.archive_retry.delay = ARCHIVE_RETRY_FIRST;
+        }
+        let delay = self.archive_retry.delay;
+        self.archive_retry.at = Some(Instant::now() + delay);
+        self.archive_retry.delay = (delay * 2).min(ARCHIVE_RETRY_MAX);
+        self.publish_held();
     }
 
     fn dispatch(&mut self, settled: Settled, caption: Option<PathBuf>) {
@@ -633,7 +895,12 @@ impl Agent {
                         "stopping jobs in flight; they resume from their last checkpoint next time"
                     );
                     self.jobs.abort_all();
-                    while let Some(done) = self.jobs.join_next_with_id().await {
+                    // A task stuck in a blocking call cannot be stopped: wait briefly,
+                    // then leave it behind (the runtime's shutdown does not wait for it).
+                    let deadline = Instant::now() + ABORT_GRACE;
+                    while let Ok(Some(done)) =
+                        tokio::time::timeout_at(deadline, self.jobs.join_next_with_id()).await
+                    {
                         self.on_joined(done);
                     }
                     return;
@@ -746,7 +1013,11 @@ impl Agent {
             Outcome::Published { .. } => self.summary.published += 1,
             Outcome::Duplicate { .. } => self.summary.duplicates += 1,
             Outcome::Failed(_) => self.summary.failed += 1,
-            Outcome::Held { .. } => self.summary.held += 1,
+            Outcome::Held { .. } => {
+                self.summary.held += 1;
+                // If it was its archive that failed, the plan is tried again with backoff.
+                self.archive_retry.at = Some(Instant::now());
+            }
             Outcome::Abandoned { .. } => {
                 // Starts over once it settles again.
                 self.settler.observe(path, Instant::now().into_std());
@@ -757,4 +1028,14 @@ impl Agent {
             }
         }
     }
+}
+
+/// The caption names a video can have, for messages: `clip.yaml (or clip.yml,
+/// clip.caption.yaml)`.
+fn caption_names(video: &Path) -> String {
+    let stem = video
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{stem}.yaml (or {stem}.yml, {stem}.caption.yaml)")
 }

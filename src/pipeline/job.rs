@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use time::OffsetDateTime;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use std::sync::Arc;
 
@@ -154,7 +154,8 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
     let caption_read = bundle.caption.as_deref().and_then(stamp);
     let require_text = bundle.caption.is_some();
     let caption: Result<Caption, String> = match &bundle.caption {
-        Some(path) => caption::load_caption(path, &ctx.config.defaults, require_text, now)
+        Some(path) => caption::load_caption_async(path, &ctx.config.defaults, require_text, now)
+            .await
             .map_err(|e| e.to_string()),
         None => Caption::from_defaults(&ctx.config.defaults, now).map_err(|e| e.to_string()),
     };
@@ -425,6 +426,9 @@ async fn publish(
             ));
         }
         ctx.wait_post_slot(&account.name).await;
+        super::folders::ready_to_publish(ctx)
+            .await
+            .map_err(Stop::Held)?;
         ctx.ledger(move |l| l.mark_publish_sent(id)).await?;
         sends += 1;
         match ctx.client.create_post(account, &upload, &draft).await {
@@ -1059,17 +1063,39 @@ async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
     }
 }
 
+/// One try at an archive that was planned but not finished.
+#[derive(Debug)]
+pub struct ArchiveAttempt {
+    /// The video the plan moves (where it lies in the inbox).
+    pub video: PathBuf,
+    pub job: i64,
+    pub dest: Destination,
+    /// Where the video went, or why it could not go yet.
+    pub result: Result<PathBuf, String>,
+}
+
 /// Finishes every archive an earlier run planned but did not complete (a crash or a power
-/// cut in the middle of moving files). Returns how many were finished.
-pub async fn recover_archives(ctx: &Context) -> usize {
+/// cut in the middle of moving files, a full or unwritable archive folder). Returns what
+/// happened to each.
+pub async fn recover_archives(ctx: &Context) -> Vec<ArchiveAttempt> {
+    finish_pending_archives(ctx, &std::collections::HashSet::new()).await
+}
+
+/// Tries every unfinished archive plan again, except those whose video is in `skip` (a
+/// job working on it right now finishes its own plan). The running agent calls this with
+/// backoff until each one is done.
+pub async fn finish_pending_archives(
+    ctx: &Context,
+    skip: &std::collections::HashSet<PathBuf>,
+) -> Vec<ArchiveAttempt> {
     let pending = match ctx.ledger(|l| l.pending_archives()).await {
         Ok(pending) => pending,
         Err(e) => {
             error!(reason = %e, "cannot list unfinished archives");
-            return 0;
+            return Vec::new();
         }
     };
-    let mut finished = 0;
+    let mut attempts = Vec::new();
     for (job, value) in pending {
         let plan: ArchivePlan = match serde_json::from_value(value) {
             Ok(plan) => plan,
@@ -1078,17 +1104,32 @@ pub async fn recover_archives(ctx: &Context) -> usize {
                 continue;
             }
         };
+        let Some(video) = plan.moves.last().map(|m| m.from.clone()) else {
+            continue;
+        };
+        if skip.contains(&video) {
+            continue;
+        }
         let dest = plan.dest;
-        match blocking(move || archive::execute(&plan)).await {
+        let result = match blocking(move || archive::execute(&plan)).await {
             Ok(archived) => {
                 finish_archive(ctx, job.id, dest, &archived).await;
-                info!(job = job.id, to = %archived.video.display(), "finished an archive that was interrupted");
-                finished += 1;
+                info!(job = job.id, to = %archived.video.display(), "finished an archive that could not be finished before");
+                Ok(archived.video)
             }
-            Err(reason) => warn!(job = job.id, %reason, "cannot finish an interrupted archive yet"),
-        }
+            Err(reason) => {
+                debug!(job = job.id, %reason, "cannot finish an archive yet");
+                Err(reason)
+            }
+        };
+        attempts.push(ArchiveAttempt {
+            video,
+            job: job.id,
+            dest,
+            result,
+        });
     }
-    finished
+    attempts
 }
 
 /// For logs: a path relative to the inbox.

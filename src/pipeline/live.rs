@@ -1,6 +1,6 @@
 //! What the agent is doing right now, beyond what the ledger records: jobs in flight with
-//! their step and progress, videos waiting for a caption, paused accounts, counters since
-//! start. The status server serves it; a snapshot is kept in `state_dir/live.json` for
+//! their step and progress, videos waiting for a caption or held in the inbox, paused
+//! accounts, counters since start. The status server serves it; a snapshot is kept in `state_dir/live.json` for
 //! `dropcast status`. Never holds a secret.
 
 use std::collections::BTreeMap;
@@ -25,6 +25,10 @@ pub struct Snapshot {
     pub watching: String,
     pub in_flight: Vec<InFlight>,
     pub waiting_for_caption: Vec<Waiting>,
+    /// Videos that stay in the inbox for a reason the user should know: an archive that
+    /// cannot be finished, a video that cannot be read, a caption shared by two videos.
+    #[serde(default)]
+    pub held: Vec<Held>,
     pub paused_accounts: Vec<PausedAccount>,
     pub counters: Counters,
 }
@@ -45,6 +49,15 @@ pub struct InFlight {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Waiting {
     pub video: String,
+    pub since: Option<UtcTime>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Held {
+    /// Relative to the inbox.
+    pub video: String,
+    /// Why, with what to do (`archiving: cannot create folder …`).
+    pub reason: String,
     pub since: Option<UtcTime>,
 }
 
@@ -220,6 +233,14 @@ impl Live {
         let mut s = self.lock();
         if s.snapshot.waiting_for_caption != waiting {
             s.snapshot.waiting_for_caption = waiting;
+            s.dirty = true;
+        }
+    }
+
+    pub fn set_held(&self, held: Vec<Held>) {
+        let mut s = self.lock();
+        if s.snapshot.held != held {
+            s.snapshot.held = held;
             s.dirty = true;
         }
     }

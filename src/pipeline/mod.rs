@@ -1,12 +1,14 @@
 //! The pipeline: what happens to a video between the inbox and `done/` (design.md §1).
 //!
 //! `agent` finds and settles files, `job` publishes one bundle, `context` holds what
-//! jobs share, `error` says which errors stop the agent and which end one job.
+//! jobs share, `error` says which errors stop the agent and which end one job, `folders`
+//! checks that the archive folders can take files.
 
 pub mod accounts;
 pub mod agent;
 pub mod context;
 pub mod error;
+pub mod folders;
 pub mod job;
 pub mod live;
 pub mod retry;

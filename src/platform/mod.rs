@@ -35,15 +35,18 @@ pub struct Account {
 /// Why an account cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AccountError {
-    #[error("account `{0}`: the cookie is empty")]
+    // The caller names the account (`account `main`: …`); these say only what is wrong.
+    #[error("the cookie is empty")]
     EmptyCookie(String),
-    #[error("account `{0}`: the cookie holds characters that cannot go into an HTTP header")]
+    #[error("the cookie holds characters that cannot go into an HTTP header")]
     CookieNotAHeader(String),
     #[error(
-        "account `{0}`: the cookie has no `csrf_token=` entry and no `csrf_token` is configured"
+        "the cookie has no `sessionid=` entry, so it is not a logged-in session: copy the whole Cookie header of a logged-in creator.douyin.com page"
     )]
+    NoSessionId(String),
+    #[error("the cookie has no `csrf_token=` entry and no `csrf_token` is configured")]
     NoCsrfToken(String),
-    #[error("account `{0}`: the csrf token holds characters that cannot go into an HTTP header")]
+    #[error("the csrf token holds characters that cannot go into an HTTP header")]
     CsrfNotAHeader(String),
 }
 
@@ -60,6 +63,9 @@ impl Account {
         }
         if !is_header_value(trimmed) {
             return Err(AccountError::CookieNotAHeader(name.to_owned()));
+        }
+        if cookie_entry(trimmed, wire::COOKIE_SESSION_NAME).is_none() {
+            return Err(AccountError::NoSessionId(name.to_owned()));
         }
         let csrf = match csrf_from_cookie(trimmed) {
             Some(token) => Secret::new(token),
@@ -101,10 +107,15 @@ impl fmt::Debug for Account {
 
 /// The value of the cookie entry named exactly `csrf_token`, if present and non-empty.
 fn csrf_from_cookie(cookie: &str) -> Option<&str> {
+    cookie_entry(cookie, wire::COOKIE_CSRF_NAME)
+}
+
+/// The non-empty value of the cookie's entry named exactly `name`.
+fn cookie_entry<'a>(cookie: &'a str, name: &str) -> Option<&'a str> {
     cookie
         .split(';')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| k.trim() == wire::COOKIE_CSRF_NAME)
+        .find(|(k, _)| k.trim() == name)
         .map(|(_, v)| v.trim())
         .filter(|v| !v.is_empty())
 }
@@ -313,6 +324,20 @@ mod tests {
             Account::new("main", Secret::new("a=b\ncsrf_token=x"), None).unwrap_err(),
             AccountError::CookieNotAHeader("main".into())
         );
+    }
+
+    // Regression (issue 9, small): a cookie without `sessionid` was reported as "no csrf_token".
+    #[test]
+    fn a_cookie_without_a_session_says_so() {
+        let err = Account::new("main", Secret::new("ttwid=1; odin_tt=2"), None).unwrap_err();
+        assert_eq!(err, AccountError::NoSessionId("main".into()));
+        assert!(err.to_string().contains("no `sessionid=`"), "{err}");
+        assert!(
+            !err.to_string().contains("account `main`"),
+            "the caller names it: {err}"
+        );
+        let err = Account::new("main", Secret::new("csrf_token=x"), None).unwrap_err();
+        assert_eq!(err, AccountError::NoSessionId("main".into()));
     }
 
     #[test]

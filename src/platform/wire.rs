@@ -54,6 +54,8 @@ pub const CT_FORM: &str = "application/x-www-form-urlencoded";
 
 /// The cookie entry step 5's `csrf_token` header is taken from (seen).
 pub const COOKIE_CSRF_NAME: &str = "csrf_token";
+/// The cookie entry that makes a session a logged-in one.
+pub const COOKIE_SESSION_NAME: &str = "sessionid";
 
 // ---- codes ------------------------------------------------------------------------------
 

@@ -8,9 +8,12 @@
 //!    folder holds exactly one video;
 //! 3. else none: the video waits for its caption.
 //!
-//! Two videos with the same stem (`X.mp4`, `X.mov`) share `X.yaml`. Symlinked captions
-//! are ignored like every other symlink. Both directions (video → caption, caption →
-//! videos) use one rule over one directory listing, so they always agree.
+//! Two videos with the same stem (`X.mp4`, `X.mov`) and one own caption `X.yaml` are
+//! ambiguous: which video did the user caption? Neither is published; both wait in the
+//! inbox ([`CaptionLookup::Shared`]) until one video and its caption are renamed apart.
+//! Symlinked captions are ignored like every other symlink. Both directions (video →
+//! caption, caption → videos) use one rule over one directory listing, so they always
+//! agree.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -28,14 +31,47 @@ pub enum CaptionLookup {
     Folder(PathBuf),
     /// No caption (yet).
     Missing,
+    /// `X.yaml` fits several videos (`X.mp4`, `X.mov`): it is no one's until they are
+    /// renamed apart.
+    Shared(SharedCaption),
+}
+
+/// One own caption that fits several videos of the same stem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedCaption {
+    pub caption: PathBuf,
+    /// Every video it fits, sorted.
+    pub videos: Vec<PathBuf>,
+}
+
+impl std::fmt::Display for SharedCaption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |p: &Path| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        };
+        let videos: Vec<String> = self.videos.iter().map(|v| name(v)).collect();
+        let videos = match videos.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => videos.join(""),
+        };
+        write!(
+            f,
+            "{} fits {videos}; rename one video and its caption",
+            name(&self.caption)
+        )
+    }
 }
 
 impl CaptionLookup {
-    /// The caption file, if any.
+    /// The caption file, if it is this video's alone (a shared caption is not: it must
+    /// never move with one of its videos).
     pub fn path(&self) -> Option<&Path> {
         match self {
             CaptionLookup::Own(p) | CaptionLookup::Folder(p) => Some(p),
-            CaptionLookup::Missing => None,
+            CaptionLookup::Missing | CaptionLookup::Shared(_) => None,
         }
     }
 }
@@ -47,11 +83,18 @@ pub fn find_caption(video: &Path, filter: &NameFilter) -> io::Result<CaptionLook
     };
     let dir = parent(video);
     let listing = Listing::read(dir, filter)?;
-    Ok(listing
-        .lookup(name)
-        .map_or(CaptionLookup::Missing, |(kind, caption)| {
-            kind.wrap(dir.join(caption))
-        }))
+    Ok(match listing.lookup(name) {
+        None => CaptionLookup::Missing,
+        Some((Kind::Shared, caption)) => CaptionLookup::Shared(SharedCaption {
+            caption: dir.join(caption),
+            videos: listing
+                .same_stem(name)
+                .into_iter()
+                .map(|v| dir.join(v))
+                .collect(),
+        }),
+        Some((kind, caption)) => kind.wrap(dir.join(caption)),
+    })
 }
 
 /// The videos whose caption is `caption` (for a caption event), sorted. Empty when
@@ -84,6 +127,8 @@ fn parent(path: &Path) -> &Path {
 enum Kind {
     Own,
     Folder,
+    /// An own caption that also fits another video of the same stem.
+    Shared,
 }
 
 impl Kind {
@@ -91,6 +136,7 @@ impl Kind {
         match self {
             Kind::Own => CaptionLookup::Own(path),
             Kind::Folder => CaptionLookup::Folder(path),
+            Kind::Shared => CaptionLookup::Missing,
         }
     }
 }
@@ -142,8 +188,14 @@ impl Listing {
                 .iter()
                 .find(|c| strip_prefix_ci_suffix(c, stem, suffix))
         };
+        // Another video of the same stem makes an own caption ambiguous.
+        let own_kind = if self.same_stem(video).len() > 1 {
+            Kind::Shared
+        } else {
+            Kind::Own
+        };
         if let Some(c) = own(".yaml").or_else(|| own(".yml")) {
-            return Some((Kind::Own, c.as_os_str()));
+            return Some((own_kind, c.as_os_str()));
         }
         if let Some(c) = own(".caption.yaml") {
             // `X.caption.yaml` is the own `X.yaml` of a video `X.caption.<ext>`, if any.
@@ -153,7 +205,7 @@ impl Listing {
                     .is_some_and(|s| strip_prefix_ci_suffix(s, stem, ".caption"))
             });
             if !shadowed {
-                return Some((Kind::Own, c.as_os_str()));
+                return Some((own_kind, c.as_os_str()));
             }
         }
 
@@ -168,6 +220,18 @@ impl Listing {
         folder("caption.yaml")
             .or_else(|| folder("caption.yml"))
             .map(|c| (Kind::Folder, c.as_os_str()))
+    }
+}
+
+impl Listing {
+    /// The videos of this folder whose stem is `video`'s (itself included), sorted.
+    fn same_stem(&self, video: &OsStr) -> Vec<&OsStr> {
+        let stem = Path::new(video).file_stem();
+        self.videos
+            .iter()
+            .filter(|v| Path::new(v).file_stem() == stem)
+            .map(OsString::as_os_str)
+            .collect()
     }
 }
 
@@ -356,14 +420,40 @@ mod tests {
         assert_eq!(videos(p, "caption.yaml"), vec![p.join("caption.mp4")]);
     }
 
+    // Regression (issue 9 item 14): of two videos sharing a stem and a caption, the
+    // second was failed while its files stayed; the caption is now no one's.
     #[test]
-    fn same_stem_videos_share_a_caption() {
-        let d = dir_with(&["clip.mp4", "clip.mov", "clip.yaml"]);
+    fn same_stem_videos_make_their_caption_ambiguous() {
+        let d = dir_with(&["clip.mp4", "clip.mov", "clip.yaml", "other.mp4"]);
         let p = d.path();
         assert_eq!(
             videos(p, "clip.yaml"),
             vec![p.join("clip.mov"), p.join("clip.mp4")]
         );
+        let shared = SharedCaption {
+            caption: p.join("clip.yaml"),
+            videos: vec![p.join("clip.mov"), p.join("clip.mp4")],
+        };
+        for video in ["clip.mp4", "clip.mov"] {
+            let found = lookup(p, video);
+            assert_eq!(found, CaptionLookup::Shared(shared.clone()));
+            assert_eq!(
+                found.path(),
+                None,
+                "a shared caption never moves with one video"
+            );
+        }
+        assert_eq!(
+            shared.to_string(),
+            "clip.yaml fits clip.mov and clip.mp4; rename one video and its caption"
+        );
+        // Renaming one video (and giving it its own caption) resolves it.
+        fs::rename(p.join("clip.mov"), p.join("clip-b.mov")).unwrap();
+        assert_eq!(
+            lookup(p, "clip.mp4"),
+            CaptionLookup::Own(p.join("clip.yaml"))
+        );
+        assert_eq!(lookup(p, "clip-b.mov"), CaptionLookup::Missing);
     }
 
     #[test]

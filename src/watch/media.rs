@@ -19,7 +19,6 @@
 //! writer that pauses at exactly such a boundary; the settle period is the guard there,
 //! as for WebM.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -59,7 +58,8 @@ pub fn check(path: &Path, size: u64) -> io::Result<Completeness> {
     if size == 0 {
         return Ok(not_a_video("the file is empty (0 bytes)".into()));
     }
-    let file = File::open(path)?;
+    // A FIFO swapped in under a video's name must not block the agent's loop.
+    let file = crate::userfile::open_regular(path)?;
     check_reader(container_for(path), file, size)
 }
 

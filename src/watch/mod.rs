@@ -17,7 +17,7 @@ pub mod native;
 pub mod scan;
 pub mod settle;
 
-pub use bundle::{CaptionLookup, find_caption, videos_for_caption};
+pub use bundle::{CaptionLookup, SharedCaption, find_caption, videos_for_caption};
 pub use mounts::{Mount, RemoteFs, remote_fs};
 pub use names::NameFilter;
 pub use native::{Backend, InboxWatcher, WatchError, WatchEvent, WatchOptions, watch, watch_with};
