@@ -35,21 +35,6 @@ async fn finish(child: Child) -> Output {
         .unwrap()
 }
 
-async fn wait_for_file_text(path: &Path, needle: &str) {
-    let (p, n) = (path.to_path_buf(), needle.to_string());
-    wait_until(LIMIT, move || {
-        std::fs::read_to_string(&p).is_ok_and(|t| t.contains(&n))
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "{} never said {needle:?}:\n{}",
-            path.display(),
-            std::fs::read_to_string(path).unwrap_or_default()
-        )
-    });
-}
-
 async fn held(env: &Env, n: usize) {
     tokio::time::timeout(LIMIT, env.sandbox.wait_held(n))
         .await
@@ -81,11 +66,24 @@ async fn publish_beside_a_running_agent_is_handed_to_it_and_posts_once() {
 
     let mut publish = env.cmd();
     publish.args(["publish", "inbox/clip.mp4"]);
-    let publish = spawn_logged(publish, &env.path("publish.log"));
-    agent
-        .wait_for_log("asked for a video already in flight")
-        .await;
+    let mut publish = spawn_logged(publish, &env.path("publish.log"));
+    // The agent took the request for its job in flight (or, as before the fix, the
+    // command published by itself and ended).
+    wait_until(LIMIT, || {
+        agent
+            .log_text()
+            .contains("asked for a video already in flight")
+            || publish.try_wait().unwrap().is_some()
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the request was never taken:\n{}", agent.log_text()));
     assert_eq!(env.sandbox.release(), 1);
+    // Before the fix the agent's job went on after the command's post: let it end.
+    wait_until(LIMIT, || {
+        env.path("done/clip.receipt.json").exists() || agent.log_text().contains("ledger error")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the agent's job never ended:\n{}", agent.log_text()));
 
     let out = finish(publish).await;
     let text = stdout(&out);
@@ -122,10 +120,18 @@ async fn three_publish_of_one_file_post_once_and_print_the_same_address() {
     };
     let first = spawn_logged(command(), &env.path("p1.log"));
     held(&env, 1).await;
-    let second = spawn_logged(command(), &env.path("p2.log"));
-    let third = spawn_logged(command(), &env.path("p3.log"));
-    for log in ["p2.log", "p3.log"] {
-        wait_for_file_text(&env.path(log), "waiting for dropcast publish (pid").await;
+    let mut second = spawn_logged(command(), &env.path("p2.log"));
+    let mut third = spawn_logged(command(), &env.path("p3.log"));
+    // Both wait for the first (before the fix they published at once, by themselves).
+    for (log, child) in [("p2.log", &mut second), ("p3.log", &mut third)] {
+        let path = env.path(log);
+        wait_until(LIMIT, || {
+            std::fs::read_to_string(&path)
+                .is_ok_and(|t| t.contains("waiting for dropcast publish (pid"))
+                || child.try_wait().unwrap().is_some()
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{log} neither waited nor ended"));
     }
     assert_eq!(env.sandbox.release(), 1);
 
