@@ -29,7 +29,7 @@ pub enum FatalError {
     Lock(#[from] crate::lock::LockError),
     /// No ledger (or an empty one) while receipts show earlier posts (issue 9).
     #[error(
-        "the ledger {} {what}, but {} records a post made before: publishing now could post those videos again. Run `dropcast ledger rebuild` to restore the ledger from the receipts in done/ and duplicates/, or pass --new-ledger to start with an empty ledger anyway.",
+        "the ledger {} {what}, but {} records a post made before: publishing now could post those videos again. Run `dropcast ledger rebuild` to restore the ledger from the receipts in done/ and duplicates/, or start `dropcast watch --new-ledger` (or `publish --new-ledger`) to begin with an empty ledger anyway.",
         ledger.display(),
         receipt.display()
     )]
