@@ -376,5 +376,16 @@ mod tests {
         assert_eq!((h.pid, h.host.as_str()), (7, "box"));
         let h = Holder::parse("pid 7 on box").unwrap();
         assert_eq!(h.since, None);
+        assert!(
+            h.is_agent(),
+            "files of older versions were written by agents"
+        );
+        let h = Holder::parse("pid 7 on box\nrole: publish\nstate_dir: /s\n").unwrap();
+        assert_eq!(h.role, Some(Role::Publish));
+        assert!(!h.is_agent());
+        assert_eq!(
+            h.describe(),
+            "pid 7 on box (dropcast publish, state folder /s)"
+        );
     }
 }

@@ -402,6 +402,31 @@ mod tests {
     }
 
     #[test]
+    fn stale_requests_and_forgotten_answers_are_removed_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut agent = Requests::new(dir.path());
+        let old = SystemTime::now() - FORGOTTEN_AFTER - Duration::from_secs(1);
+        let req = Request::Retry {
+            hash: None,
+            all_failed: true,
+        };
+        let stale = request_path(&agent.dir, "1-1");
+        let forgotten = answer_path(&agent.dir, "2-2");
+        write_atomic(&stale, &req).unwrap();
+        write_atomic(&forgotten, &Answer::NotPublished { reason: "x".into() }).unwrap();
+        for path in [&stale, &forgotten] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert!(agent.poll().is_empty());
+        assert!(!stale.exists() && !forgotten.exists());
+    }
+
+    #[test]
     fn answers_print_as_publish_prints() {
         let (text, code) = Answer::Duplicate { earlier: None }.render();
         assert_eq!(
