@@ -1,5 +1,7 @@
 //! The watch loop: discovers videos (events and scans), settles them, bundles them with
-//! their captions and hands finished bundles to jobs, `publish.concurrency` at a time.
+//! their captions and hands finished bundles to jobs, `publish.concurrency` at a time. It
+//! also takes the work `publish` and `retry` hand over (`handoff`), and stops when its
+//! ledger file is lost.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

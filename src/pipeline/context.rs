@@ -208,7 +208,7 @@ impl Context {
     /// the agent. Also looks at the file itself when `look` is set.
     pub async fn ledger_lost(&self, look: bool) -> Option<LedgerError> {
         if look && self.ledger.is_some() {
-            // Any error but `Lost` is recorded by `ledger` as nothing, and is not ours to judge.
+            // `ledger` records a `Lost` answer; other errors are not a lost ledger.
             let _ = self.ledger(|l| l.check_file()).await;
         }
         self.ledger_lost
