@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dropcast::config::Config;
-use dropcast::pipeline::{self, AgentEvent, Context, RunOptions};
+use dropcast::driver::DriverLock;
+use dropcast::lock::Role;
+use dropcast::pipeline::{self, Access, AgentEvent, Context, RunOptions};
 use tokio::sync::{mpsc, oneshot};
 
 const LATENCY_FILES: usize = 60;
@@ -80,7 +82,14 @@ struct Running {
 }
 
 async fn start_agent(config: Config, finished_hints: bool) -> Result<Running, Error> {
-    let ctx = Arc::new(Context::build(config).await?);
+    let ctx = {
+        let lock = DriverLock::take(&config, Role::Agent)?;
+        let access = Access::Driver {
+            lock: &lock,
+            new_ledger: false,
+        };
+        Arc::new(Context::build(config, access).await?)
+    };
     let (tx, events) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel::<()>();
     let options = RunOptions {
@@ -365,7 +374,14 @@ async fn e2e() -> Result<String, Error> {
     dropcast::hash::fingerprint(&staged)?;
 
     // The bare minimum on the same sandbox: hash, then one streamed upload to its sink.
-    let ctx = Arc::new(Context::build(config).await?);
+    let ctx = {
+        let lock = DriverLock::take(&config, Role::Agent)?;
+        let access = Access::Driver {
+            lock: &lock,
+            new_ledger: false,
+        };
+        Arc::new(Context::build(config, access).await?)
+    };
     let sink = format!("{}/__sandbox/sink", ctx.sandbox_url().ok_or("no sandbox")?);
     let staged_for_cmd = staged.clone();
     let sink_for_cmd = sink.clone();

@@ -12,8 +12,10 @@ use time::OffsetDateTime;
 
 use crate::caption::{self, CaptionFields};
 use crate::config::Config;
-use crate::lock::StateLock;
-use crate::pipeline::{self, Bundle, Context, FatalError, Outcome, RunOptions};
+use crate::driver::{self, Driver, DriverLock};
+use crate::lock::{LockError, Role};
+use crate::pipeline::handoff::{self, Answer, Handoff, Request};
+use crate::pipeline::{self, Access, Bundle, Context, FatalError, RunOptions};
 use crate::sandbox::{self, SandboxOptions};
 use crate::watch;
 
@@ -44,13 +46,21 @@ pub enum Command {
         /// Process what is in the inbox now, wait for it, then exit (1 if any job failed)
         #[arg(long)]
         once: bool,
+        /// Start with an empty ledger even though done/ or duplicates/ hold receipts of
+        /// earlier posts (they will not be recognised as duplicates); needed once
+        #[arg(long)]
+        new_ledger: bool,
     },
-    /// Publish one video now
+    /// Publish one video now (handed to the running agent, if one runs)
     Publish {
         video: PathBuf,
         /// Caption file [default: the one beside the video, per the folder rules]
         #[arg(long)]
         caption: Option<PathBuf>,
+        /// Start with an empty ledger even though done/ or duplicates/ hold receipts of
+        /// earlier posts; needed once
+        #[arg(long)]
+        new_ledger: bool,
     },
     /// Check the config, the folders and each account's cookie (protocol step 1)
     Check,
@@ -80,6 +90,12 @@ pub enum Command {
         #[arg(long, conflicts_with = "hash")]
         all_failed: bool,
     },
+    /// The ledger: `rebuild` restores published posts from the receipts in done/ and
+    /// duplicates/
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
     /// Check caption files; prints every problem with line and column
     Validate {
         #[arg(required = true)]
@@ -99,6 +115,12 @@ pub enum Command {
 /// How long the process waits at exit for blocking work still running; after that it
 /// exits anyway (what was unfinished resumes from its ledger checkpoint next time).
 const RUNTIME_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+#[derive(Debug, Subcommand)]
+pub enum LedgerAction {
+    /// Record every post named by a receipt in done/ and duplicates/, so that the same
+    /// videos are duplicates again (after the ledger was lost)
+    Rebuild,
+}
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
@@ -157,16 +179,23 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Watch { once } => watch_cmd(cli.config.as_deref(), once).await,
-        Command::Publish { video, caption } => {
-            publish_cmd(cli.config.as_deref(), &video, caption).await
+        Command::Watch { once, new_ledger } => {
+            watch_cmd(cli.config.as_deref(), once, new_ledger).await
         }
+        Command::Publish {
+            video,
+            caption,
+            new_ledger,
+        } => publish_cmd(cli.config.as_deref(), &video, caption, new_ledger).await,
         Command::Check => check_cmd(cli.config.as_deref()).await,
         Command::Status { json } => status_cmd(cli.config.as_deref(), json),
         Command::History { n, json } => history_cmd(cli.config.as_deref(), n, json),
         Command::Retry { hash, all_failed } => {
-            retry_cmd(cli.config.as_deref(), hash.as_deref(), all_failed)
+            retry_cmd(cli.config.as_deref(), hash, all_failed).await
         }
+        Command::Ledger {
+            action: LedgerAction::Rebuild,
+        } => ledger_rebuild_cmd(cli.config.as_deref()).await,
         Command::Validate { captions } => Ok(validate_cmd(cli.config.as_deref(), &captions)),
         Command::Sandbox { addr, allow_remote } => sandbox_cmd(addr, allow_remote).await,
     }
@@ -202,17 +231,52 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, FatalError> {
     Ok(Config::load(&path)?)
 }
 
-async fn build_context(explicit: Option<&Path>) -> anyhow::Result<Arc<Context>> {
-    let config = load_config(explicit)?;
-    Ok(Arc::new(Context::build(config).await?))
+/// Says once on stderr which one-off command this one waits for.
+fn say_waiting(holder: &crate::lock::Holder) {
+    eprintln!("{}", driver::waiting_line(holder));
 }
 
-async fn watch_cmd(config: Option<&Path>, once: bool) -> anyhow::Result<ExitCode> {
+/// Prints an answer as `publish` and `retry` print their results.
+fn print_answer(answer: &Answer) -> ExitCode {
+    let (text, code) = answer.render();
+    println!("{text}");
+    ExitCode::from(code)
+}
+
+/// Becomes the one driver of the state folder, or fails: an agent runs there.
+async fn drive_or_refuse(
+    config: &crate::config::Config,
+    role: Role,
+) -> Result<DriverLock, FatalError> {
+    match driver::acquire(config, role, say_waiting).await? {
+        Driver::Us(lock) => Ok(lock),
+        Driver::Agent(holder) => Err(LockError::Held {
+            state_dir: config.state_dir.clone(),
+            holder: holder.describe(),
+        }
+        .into()),
+    }
+}
+
+async fn watch_cmd(
+    config: Option<&Path>,
+    once: bool,
+    new_ledger: bool,
+) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
-    let _lock = StateLock::acquire(&config.state_dir).map_err(FatalError::from)?;
+    let lock = drive_or_refuse(&config, Role::Agent).await?;
     let status_listen = config.status.listen;
     let status_token = config.status.token.clone();
-    let ctx = Arc::new(Context::build(config).await?);
+    let ctx = Arc::new(
+        Context::build(
+            config,
+            Access::Driver {
+                lock: &lock,
+                new_ledger,
+            },
+        )
+        .await?,
+    );
     // The status server and dashboard, for as long as the agent runs.
     let _status = match status_listen {
         Some(addr) => {
@@ -260,19 +324,38 @@ async fn publish_cmd(
     config: Option<&Path>,
     video: &Path,
     caption: Option<PathBuf>,
+    new_ledger: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ctx = build_context(config).await?;
+    let config = load_config(config)?;
+    // A job for this video that ended after this moment (less a margin for a job that
+    // archived it while this command was starting) is this command's answer.
+    let since = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
     let video = std::path::absolute(video)?;
-    let meta = std::fs::metadata(&video)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", video.display()))?;
+    let rel = video
+        .strip_prefix(&config.inbox)
+        .unwrap_or(&video)
+        .to_path_buf();
+    let meta = match std::fs::metadata(&video) {
+        Ok(meta) => meta,
+        Err(e) => {
+            // Published (and archived) a moment ago, by the agent or another `publish`?
+            if e.kind() == std::io::ErrorKind::NotFound
+                && let Some(answer) = answer_from_ledger(&config, &rel, since)?
+            {
+                return Ok(print_answer(&answer));
+            }
+            anyhow::bail!("cannot read {}: {e}", video.display());
+        }
+    };
     if !meta.is_file() {
         anyhow::bail!("{} is not a file", video.display());
     }
+    let filter = watch::NameFilter::new(&config.watch.extensions, config.watch.ignore.clone());
     let caption = match caption {
         Some(c) => Some(std::path::absolute(c)?),
-        None => match watch::find_caption(&video, &ctx.filter)? {
+        None => match watch::find_caption(&video, &filter)? {
             watch::CaptionLookup::Own(c) | watch::CaptionLookup::Folder(c) => Some(c),
-            watch::CaptionLookup::Missing if ctx.config.require_caption => anyhow::bail!(
+            watch::CaptionLookup::Missing if config.require_caption => anyhow::bail!(
                 "no caption for {}: put {} beside it or pass --caption FILE",
                 video.display(),
                 video.with_extension("yaml").display()
@@ -283,55 +366,97 @@ async fn publish_cmd(
             }
         },
     };
-    let settled = watch::Settled {
-        path: video.clone(),
-        size: meta.len(),
-        modified: meta.modified()?,
-    };
-    let name = ctx.relative(&video).to_string_lossy().into_owned();
-    let bar = std::io::stderr()
-        .is_terminal()
-        .then(|| tokio::spawn(draw_progress(Arc::clone(&ctx), name)));
-    let outcome = pipeline::job::run(
-        &ctx,
-        Bundle {
-            video,
-            caption,
-            settled,
-        },
-    )
-    .await;
-    if let Some(bar) = bar {
-        bar.abort();
-        let _ = bar.await;
+    // One driver per state folder: the running agent publishes it, or this command does
+    // once no other command holds the folder.
+    loop {
+        match driver::acquire(&config, Role::Publish, say_waiting).await? {
+            Driver::Agent(holder) => {
+                tracing::info!(
+                    agent = holder.pid,
+                    "an agent is running; handing the video to it"
+                );
+                let request = Request::Publish {
+                    video: video.clone(),
+                    caption: caption.clone(),
+                    since_ms: handoff::unix_ms(since),
+                };
+                match handoff::ask(&config.state_dir, &holder, &request).await? {
+                    Handoff::Answered(answer) => return Ok(print_answer(&answer)),
+                    Handoff::AgentGone => {
+                        tracing::info!("the agent stopped before answering; publishing here");
+                    }
+                }
+            }
+            Driver::Us(lock) => {
+                return publish_as_driver(config, &lock, video, caption, since, new_ledger).await;
+            }
+        }
     }
-    let code = match &outcome {
-        Outcome::Published { url } => {
-            println!("published: {url}");
-            ExitCode::SUCCESS
+}
+
+/// The ledger's answer for a video that is gone, without taking any lock (reading is
+/// safe beside a driver). `None` without a ledger or a matching job.
+fn answer_from_ledger(
+    config: &crate::config::Config,
+    rel: &Path,
+    since: std::time::SystemTime,
+) -> anyhow::Result<Option<Answer>> {
+    if !config.state_dir.join(crate::ledger::FILE_NAME).is_file() {
+        return Ok(None);
+    }
+    let ledger = crate::ledger::Ledger::open(&config.state_dir).map_err(FatalError::from)?;
+    Ok(Answer::from_ledger(&ledger, rel, since).map_err(FatalError::from)?)
+}
+
+/// `publish` as the driver of the state folder: runs the job here.
+async fn publish_as_driver(
+    config: crate::config::Config,
+    lock: &DriverLock,
+    video: PathBuf,
+    caption: Option<PathBuf>,
+    since: std::time::SystemTime,
+    new_ledger: bool,
+) -> anyhow::Result<ExitCode> {
+    let ctx = Arc::new(Context::build(config, Access::Driver { lock, new_ledger }).await?);
+    let answer = match std::fs::metadata(&video) {
+        Ok(meta) if meta.is_file() => {
+            let settled = watch::Settled {
+                path: video.clone(),
+                size: meta.len(),
+                modified: meta.modified()?,
+            };
+            let name = ctx.relative(&video).to_string_lossy().into_owned();
+            let bar = std::io::stderr()
+                .is_terminal()
+                .then(|| tokio::spawn(draw_progress(Arc::clone(&ctx), name)));
+            let outcome = pipeline::job::run(
+                &ctx,
+                Bundle {
+                    video,
+                    caption,
+                    settled,
+                },
+            )
+            .await;
+            if let Some(bar) = bar {
+                bar.abort();
+                let _ = bar.await;
+            }
+            Answer::of(&outcome)
         }
-        Outcome::Duplicate { earlier } => {
-            println!(
-                "duplicate: already published as {}",
-                earlier.as_deref().unwrap_or("(a post still in progress)")
-            );
-            ExitCode::SUCCESS
-        }
-        Outcome::Failed(f) => {
-            println!("failed: {}\nhint: {}", f.reason, f.hint);
-            ExitCode::from(1)
-        }
-        Outcome::Held { reason }
-        | Outcome::Abandoned { reason }
-        | Outcome::WaitingForEarlier { reason } => {
-            println!("not published: {reason}");
-            ExitCode::from(1)
-        }
-        Outcome::Vanished => {
-            println!("not published: the video vanished");
-            ExitCode::from(1)
+        _ => {
+            // Gone while this command waited for another one: that one may have
+            // published it; the ledger says.
+            let rel = ctx.relative(&video).to_path_buf();
+            ctx.ledger(move |l| Answer::from_ledger(l, &rel, since))
+                .await
+                .map_err(FatalError::from)?
+                .unwrap_or(Answer::NotPublished {
+                    reason: "the video vanished".into(),
+                })
         }
     };
+    let code = print_answer(&answer);
     if let Ok(ctx) = Arc::try_unwrap(ctx) {
         ctx.shutdown().await;
     }
@@ -407,7 +532,26 @@ async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         },
     };
     println!("inbox       {}: {watching}", config.inbox.display());
-    let ctx = Context::build(config).await?;
+    // `check` only looks (it never opens the ledger). A cookie it cannot load is a
+    // problem of that account (exit 1), not of the config: the others are still checked.
+    let mut config = config;
+    let ctx = loop {
+        match Context::build(config.clone(), Access::Inspect).await {
+            Ok(ctx) => break Some(ctx),
+            Err(FatalError::Account { account, reason }) => {
+                ok = false;
+                println!("account     {account}: {reason}");
+                config.accounts.retain(|a| a.name != account);
+                if config.accounts.is_empty() {
+                    break None;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let Some(ctx) = ctx else {
+        return Ok(ExitCode::from(1));
+    };
     if let Some(url) = ctx.sandbox_url() {
         println!("platform    sandbox at {url} (platform.sandbox: true; nothing reaches Douyin)");
     }
@@ -469,46 +613,60 @@ fn terminal_width() -> Option<usize> {
     })
 }
 
-fn retry_cmd(
+async fn retry_cmd(
     config: Option<&Path>,
-    hash: Option<&str>,
+    hash: Option<String>,
     all_failed: bool,
 ) -> anyhow::Result<ExitCode> {
     use crate::pipeline::retry;
     let config = load_config(config)?;
-    let mut ledger = crate::ledger::Ledger::open(&config.state_dir).map_err(FatalError::from)?;
-    let results = match hash {
-        Some(hash) if !all_failed => vec![retry::retry_hash(&config, &mut ledger, hash)],
-        _ => retry::retry_all_failed(&config, &mut ledger),
-    };
-    if results.is_empty() {
-        println!("no failed jobs");
-    }
-    let mut ok = true;
-    for result in results {
-        match result {
-            Ok(r) => {
-                println!(
-                    "requeued job {} ({}, was {})",
-                    r.id,
-                    r.video.display(),
-                    r.was.as_str()
-                );
-                for path in &r.moved_back {
-                    println!("  moved back: {}", path.display());
+    loop {
+        match driver::acquire(&config, Role::Retry, say_waiting).await? {
+            Driver::Agent(holder) => {
+                let request = Request::Retry {
+                    hash: hash.clone(),
+                    all_failed,
+                };
+                match handoff::ask(&config.state_dir, &holder, &request).await? {
+                    Handoff::Answered(answer) => return Ok(print_answer(&answer)),
+                    Handoff::AgentGone => continue,
                 }
             }
-            Err(e) => {
-                ok = false;
-                println!("not requeued: {e}");
+            Driver::Us(lock) => {
+                let mut ledger = crate::lost_ledger::open_for_driver(&config, &lock, false)?;
+                let results = match hash.as_deref() {
+                    Some(hash) if !all_failed => {
+                        vec![retry::retry_hash(&config, &mut ledger, hash)]
+                    }
+                    _ => retry::retry_all_failed(&config, &mut ledger),
+                };
+                return Ok(print_answer(&handoff::render_retry(&results)));
             }
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+}
+
+/// `dropcast ledger rebuild`: as the driver (never beside a running agent), records every
+/// post the receipts in done/ and duplicates/ name.
+async fn ledger_rebuild_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let _lock = drive_or_refuse(&config, Role::Rebuild).await?;
+    let mut ledger = crate::ledger::Ledger::open(&config.state_dir).map_err(FatalError::from)?;
+    let report = tokio::task::block_in_place(|| crate::lost_ledger::rebuild(&config, &mut ledger))
+        .map_err(FatalError::from)?;
+    println!(
+        "ledger rebuilt from the receipts in {} and {}: {} read, {} restored, {} skipped, {} unreadable",
+        config.done.display(),
+        config.duplicates.display(),
+        report.read,
+        report.restored,
+        report.skipped.len(),
+        report.unreadable.len()
+    );
+    for (path, reason) in &report.unreadable {
+        println!("  unreadable {}: {reason}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_writable(dir: &Path) -> std::io::Result<()> {

@@ -310,12 +310,22 @@ pub enum LedgerError {
     Json(#[from] serde_json::Error),
     #[error("invalid argument: {0}")]
     Invalid(&'static str),
+    /// The database file was deleted, replaced or emptied under the open connection:
+    /// writing on would write to a file nobody will read again.
+    #[error(
+        "the ledger {} {what} while dropcast was using it. dropcast stopped so that nothing is posted twice. Put the file back from a backup, or run `dropcast ledger rebuild` to rebuild it from the receipts in done/ and duplicates/, then start dropcast again.",
+        path.display()
+    )]
+    Lost { path: PathBuf, what: &'static str },
 }
 
 /// The ledger. Owns one SQLite connection.
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
+    /// The database file that was opened (device and inode), to notice it being
+    /// deleted or replaced under the connection.
+    file: Option<FileId>,
 }
 
 impl fmt::Debug for Ledger {
@@ -343,7 +353,8 @@ impl Ledger {
         conn.pragma_update(None, "foreign_keys", true)?;
         migrate(&mut conn)?;
         tracing::debug!(path = %path.display(), "ledger open");
-        Ok(Ledger { conn, path })
+        let file = FileId::of(&path);
+        Ok(Ledger { conn, path, file })
     }
 
     /// The database file.
@@ -938,6 +949,8 @@ impl Ledger {
     }
 
     fn begin(&mut self) -> Result<Transaction<'_>, LedgerError> {
+        // Never write to a database file that is no longer the ledger.
+        self.check_file()?;
         Ok(self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
@@ -965,6 +978,188 @@ impl Ledger {
             failpoint::hit(point);
         }
         Ok(())
+    }
+}
+
+/// The database file a connection has open: device and inode (unix), to notice the
+/// file being deleted or replaced while the connection writes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Some(FileId {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Some(FileId {})
+        }
+    }
+}
+
+/// A post known from a receipt, restored by `dropcast ledger rebuild`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoredPost {
+    pub sha256: ContentHash,
+    pub account: String,
+    /// The video's original path relative to the inbox.
+    pub video: PathBuf,
+    pub size: u64,
+    pub aweme_id: String,
+    /// Where the archived video lies now, when known.
+    pub archived_to: Option<PathBuf>,
+    pub published_at: SystemTime,
+}
+
+/// What [`Ledger::restore_done`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restore {
+    /// A Done job was recorded.
+    Restored(JobId),
+    /// The ledger already knows this content for this account, or this post.
+    Known(JobId),
+}
+
+/// Lost ledgers (issue 9): noticing the file going away, telling an empty ledger from a
+/// used one, and rebuilding from receipts. The `notes` table is created on first use,
+/// outside the numbered schema: it holds facts about the ledger itself, not jobs.
+impl Ledger {
+    /// Fails with [`LedgerError::Lost`] when the database file was deleted, replaced by
+    /// another file, or emptied since it was opened. Every write checks it first; the
+    /// agent also checks it now and then while idle.
+    pub fn check_file(&self) -> Result<(), LedgerError> {
+        let lost = |what| {
+            Err(LedgerError::Lost {
+                path: self.path.clone(),
+                what,
+            })
+        };
+        match std::fs::metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => lost("was deleted"),
+            Err(source) => Err(LedgerError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+            Ok(meta) if meta.len() == 0 => lost("was emptied (0 bytes)"),
+            Ok(_) if FileId::of(&self.path) != self.file => lost("was replaced by another file"),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// How many jobs were ever recorded.
+    pub fn job_count(&self) -> Result<u64, LedgerError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM jobs", [], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// True once a start was told to begin with this empty ledger although receipts
+    /// of earlier posts exist (`--new-ledger`).
+    pub fn fresh_start_accepted(&self) -> Result<bool, LedgerError> {
+        if !self.has_notes()? {
+            return Ok(false);
+        }
+        let found: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM notes WHERE key = 'fresh_start'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Remembers that this ledger starts fresh on purpose (`--new-ledger`).
+    pub fn accept_fresh_start(&mut self) -> Result<(), LedgerError> {
+        let now = crate::receipt::UtcTime::now().to_rfc3339();
+        let tx = self.begin()?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS notes (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
+        )?;
+        tx.execute(
+            "INSERT INTO notes (key, value) VALUES ('fresh_start', ?1) \
+             ON CONFLICT (key) DO NOTHING",
+            [now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn has_notes(&self) -> Result<bool, LedgerError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'notes'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records a post known from a receipt as a Done job, so that the same content is
+    /// a duplicate again. Nothing is written when a live job already holds this content
+    /// for this account, or another job holds this post.
+    pub fn restore_done(&mut self, post: &RestoredPost) -> Result<Restore, LedgerError> {
+        if post.aweme_id.is_empty() {
+            return Err(LedgerError::Invalid("empty aweme_id"));
+        }
+        let size = i64::try_from(post.size).map_err(|_| LedgerError::Invalid("size too large"))?;
+        let at = to_ms(post.published_at);
+        let tx = self.begin()?;
+        let known: Option<JobId> = tx
+            .query_row(
+                &format!(
+                    "SELECT id FROM jobs WHERE (sha256 = ?1 AND account = ?2 \
+                     AND state IN {LIVE_STATES_SQL}) OR aweme_id = ?3 ORDER BY id LIMIT 1"
+                ),
+                params![post.sha256.as_str(), post.account, post.aweme_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(id) = known {
+            return Ok(Restore::Known(id));
+        }
+        tx.execute(
+            "INSERT INTO jobs (sha256, account, state, generation, video, size, aweme_id, \
+             archived_to, created_at, updated_at) VALUES (?1, ?2, 'done', 0, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![
+                post.sha256.as_str(),
+                post.account,
+                path_to_blob(&post.video),
+                size,
+                post.aweme_id,
+                post.archived_to.as_deref().map(path_to_blob),
+                at,
+            ],
+        )
+        .map_err(constraint_error)?;
+        let id = tx.last_insert_rowid();
+        let result = serde_json::json!({ "aweme_id": post.aweme_id, "restored_from": "receipt" });
+        tx.execute(
+            "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                id,
+                Step::Publish.as_str(),
+                step_ordinal(Step::Publish),
+                at,
+                result.to_string()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Restore::Restored(id))
     }
 }
 
@@ -2303,5 +2498,68 @@ mod tests {
         l.forget_steps_from(job.id, Step::Credentials).unwrap();
         assert!(l.upload_session(job.id).unwrap().is_none());
         assert!(l.parts(job.id).unwrap().is_empty());
+    }
+
+    // Regression (issue 9 item 4): writes went on into a deleted ledger file.
+    #[test]
+    fn a_deleted_replaced_or_emptied_file_refuses_every_write() {
+        for (what, spoil) in [
+            ("was deleted", 0),
+            ("was replaced by another file", 1),
+            ("was emptied (0 bytes)", 2),
+        ] {
+            let (dir, mut ledger) = open_temp();
+            let path = ledger.path().to_path_buf();
+            ledger.check_file().unwrap();
+            match spoil {
+                0 => std::fs::remove_file(&path).unwrap(),
+                1 => {
+                    let other = dir.path().join("other");
+                    std::fs::write(&other, b"x").unwrap();
+                    std::fs::rename(&other, &path).unwrap();
+                }
+                _ => std::fs::File::create(&path).unwrap().set_len(0).unwrap(),
+            }
+            let err = ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap_err();
+            assert!(
+                matches!(&err, LedgerError::Lost { what: w, .. } if *w == what),
+                "{err}"
+            );
+            assert!(err.to_string().contains("dropcast ledger rebuild"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_restored_post_makes_its_content_a_duplicate_and_is_restored_once() {
+        let (_dir, mut ledger) = open_temp();
+        assert_eq!(ledger.job_count().unwrap(), 0);
+        assert!(!ledger.fresh_start_accepted().unwrap());
+        let post = RestoredPost {
+            sha256: hash(1),
+            account: "main".into(),
+            video: "a/clip.mp4".into(),
+            size: 5,
+            aweme_id: "7001".into(),
+            archived_to: None,
+            published_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        };
+        let Restore::Restored(id) = ledger.restore_done(&post).unwrap() else {
+            panic!("restored");
+        };
+        assert_eq!(ledger.restore_done(&post).unwrap(), Restore::Known(id));
+        let job = ledger.job(id).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done);
+        assert_eq!(job.aweme_id.as_deref(), Some("7001"));
+        let again = ledger
+            .claim(&new_job(1, "main", "b/copy.mp4"), false)
+            .unwrap();
+        assert!(
+            matches!(&again, Claim::Duplicate { earlier, .. } if earlier.id == id),
+            "{again:?}"
+        );
+        ledger.accept_fresh_start().unwrap();
+        assert!(ledger.fresh_start_accepted().unwrap());
     }
 }

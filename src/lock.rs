@@ -1,18 +1,32 @@
-//! One agent per state folder: `watch` holds an exclusive lock on `state_dir/agent.lock`
-//! for as long as it runs. The file says who holds it, so a second agent can say so.
+//! One driver per state folder and one agent per inbox, as operating-system locks.
 //!
-//! The lock is the operating system's (`flock`), so it is released when the process ends
-//! for any reason, `kill -9` and power cuts included: a stale lock file never blocks.
+//! `watch` holds an exclusive lock on `state_dir/agent.lock` for as long as it runs, and so
+//! does a one-off command that publishes or moves files itself (`publish`, `retry`,
+//! `ledger rebuild`; see `crate::driver`). The same holders also lock the inbox
+//! (`inbox/.dropcast.lock`, a dot-file the watcher never takes for input), so two agents
+//! with different state folders cannot share an inbox. Each lock file says who holds it
+//! (pid, host, role, state folder), so whoever finds it taken can say so, or hand its work
+//! to the agent that holds it.
+//!
+//! The locks are the operating system's (`flock`), so they are released when the process
+//! ends for any reason, `kill -9` and power cuts included: a stale lock file never blocks.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-/// Held while the agent runs; dropping it releases the lock.
+/// Held while the agent (or a one-off command driving the state folder) runs; dropping
+/// it releases the lock.
 #[derive(Debug)]
 pub struct StateLock {
     _file: File,
     path: PathBuf,
+}
+
+/// Held by the process that drives the agent of an inbox; dropping it releases the lock.
+#[derive(Debug)]
+pub struct InboxLock {
+    _file: File,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -22,52 +36,90 @@ pub enum LockError {
         state_dir.display()
     )]
     Held { state_dir: PathBuf, holder: String },
+    #[error(
+        "another dropcast agent watches {}: {holder}. One inbox has one agent: stop that agent, or give this one another inbox.",
+        inbox.display()
+    )]
+    InboxHeld { inbox: PathBuf, holder: String },
     #[error("cannot lock {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+}
+
+/// What a process holding a lock is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `dropcast watch`: runs until stopped; other commands hand their work to it.
+    Agent,
+    /// `dropcast publish`: ends when its video has.
+    Publish,
+    /// `dropcast retry`.
+    Retry,
+    /// `dropcast ledger rebuild`.
+    Rebuild,
+}
+
+impl Role {
+    /// The word in the lock file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Publish => "publish",
+            Role::Retry => "retry",
+            Role::Rebuild => "ledger-rebuild",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        [Role::Agent, Role::Publish, Role::Retry, Role::Rebuild]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
+    /// The command, as a user would type it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Role::Agent => "dropcast watch",
+            Role::Publish => "dropcast publish",
+            Role::Retry => "dropcast retry",
+            Role::Rebuild => "dropcast ledger rebuild",
+        }
+    }
+}
+
+/// What trying a lock found.
+#[derive(Debug)]
+pub enum Attempt<L> {
+    /// Ours now.
+    Taken(L),
+    /// Someone else's; the lock file's text. Empty while its holder has not written it yet.
+    Busy(String),
 }
 
 impl StateLock {
     pub const FILE_NAME: &'static str = "agent.lock";
 
-    /// Takes the lock or says who holds it. Never waits.
+    /// Takes the lock as the agent, or says who holds it. Never waits.
     pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
+        match Self::try_acquire(state_dir, Role::Agent)? {
+            Attempt::Taken(lock) => Ok(lock),
+            Attempt::Busy(text) => Err(LockError::Held {
+                state_dir: state_dir.to_path_buf(),
+                holder: describe(&text),
+            }),
+        }
+    }
+
+    /// Takes the lock in `role`, or returns the holder's lock file text. Never waits.
+    pub fn try_acquire(state_dir: &Path, role: Role) -> Result<Attempt<StateLock>, LockError> {
         let path = state_dir.join(Self::FILE_NAME);
-        let io_err = |source| LockError::Io {
+        std::fs::create_dir_all(state_dir).map_err(|source| LockError::Io {
             path: path.clone(),
             source,
-        };
-        std::fs::create_dir_all(state_dir).map_err(io_err)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err)?;
-        if !try_lock(&file).map_err(io_err)? {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            return Err(LockError::Held {
-                state_dir: state_dir.to_path_buf(),
-                holder: if holder.is_empty() {
-                    "a process that has not said who it is yet".into()
-                } else {
-                    holder.to_string()
-                },
-            });
-        }
-        let who = Holder {
-            pid: std::process::id(),
-            host: hostname(),
-            since: Some(crate::receipt::UtcTime::now()),
-        }
-        .to_string();
-        file.set_len(0).map_err(io_err)?;
-        file.rewind().map_err(io_err)?;
-        file.write_all(who.as_bytes()).map_err(io_err)?;
-        file.sync_data().map_err(io_err)?;
-        Ok(StateLock { _file: file, path })
+        })?;
+        Ok(match lock_file(&path, role, state_dir)? {
+            Attempt::Taken(file) => Attempt::Taken(StateLock { _file: file, path }),
+            Attempt::Busy(text) => Attempt::Busy(text),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -76,12 +128,18 @@ impl StateLock {
 
     /// Who holds the lock on `state_dir`, if an agent runs there (`None`: none does).
     /// Never waits, and creates nothing: a missing state folder or lock file means no
-    /// agent. The answer is the lock file's text (see [`Holder::parse`]).
+    /// agent. The answer is the first line of the lock file (see [`Holder::parse`]).
     ///
     /// It checks by taking a *shared* lock for an instant, so two `status` commands do
     /// not disturb each other; an agent starting in that very instant is refused as if
     /// another agent ran, and can simply be started again.
     pub fn is_held(state_dir: &Path) -> Result<Option<String>, LockError> {
+        Ok(Self::holder_text(state_dir)?
+            .map(|text| text.lines().next().unwrap_or_default().trim().to_string()))
+    }
+
+    /// Like [`is_held`](Self::is_held), with the lock file's whole text.
+    pub fn holder_text(state_dir: &Path) -> Result<Option<String>, LockError> {
         let path = state_dir.join(Self::FILE_NAME);
         let mut file = match File::open(&path) {
             Ok(file) => file,
@@ -100,18 +158,89 @@ impl StateLock {
     }
 }
 
-/// Who holds the lock, as its file says: `pid 4242 on studio-mac, started 2026-…Z`.
+impl InboxLock {
+    /// A dot-file: the watcher takes dot-files for temp names, so it is never input.
+    pub const FILE_NAME: &'static str = ".dropcast.lock";
+
+    /// Takes the inbox's lock in `role` for the agent of `state_dir`, or returns the
+    /// holder's lock file text. Never waits.
+    pub fn try_acquire(
+        inbox: &Path,
+        role: Role,
+        state_dir: &Path,
+    ) -> Result<Attempt<InboxLock>, LockError> {
+        let path = inbox.join(Self::FILE_NAME);
+        std::fs::create_dir_all(inbox).map_err(|source| LockError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(match lock_file(&path, role, state_dir)? {
+            Attempt::Taken(file) => Attempt::Taken(InboxLock { _file: file }),
+            Attempt::Busy(text) => Attempt::Busy(text),
+        })
+    }
+}
+
+/// Opens `path` (creating it), takes its exclusive lock and writes who we are into it.
+fn lock_file(path: &Path, role: Role, state_dir: &Path) -> Result<Attempt<File>, LockError> {
+    let io_err = |source| LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err)?;
+    if !try_lock(&file).map_err(io_err)? {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Ok(Attempt::Busy(holder.trim().to_string()));
+    }
+    let who = Holder {
+        pid: std::process::id(),
+        host: hostname(),
+        since: Some(crate::receipt::UtcTime::now()),
+        role: Some(role),
+        state_dir: Some(std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.into())),
+    }
+    .file_text();
+    file.set_len(0).map_err(io_err)?;
+    file.rewind().map_err(io_err)?;
+    file.write_all(who.as_bytes()).map_err(io_err)?;
+    file.sync_data().map_err(io_err)?;
+    Ok(Attempt::Taken(file))
+}
+
+/// A lock file's text as a message names its holder.
+pub fn describe(text: &str) -> String {
+    match Holder::parse(text) {
+        Some(h) => h.describe(),
+        None if text.trim().is_empty() => "a process that has not said who it is yet".into(),
+        None => text.trim().to_string(),
+    }
+}
+
+/// Who holds the lock, as its file says. The first line is
+/// `pid 4242 on studio-mac, started 2026-…Z`; then `role: agent` and
+/// `state_dir: /path` lines (absent from files written by older versions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub pid: u32,
     pub host: String,
     pub since: Option<crate::receipt::UtcTime>,
+    /// `None`: an older dropcast wrote the file; only agents held locks then.
+    pub role: Option<Role>,
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Holder {
-    /// Reads a lock file's text; `None` if it is not in the form the agent writes.
+    /// Reads a lock file's text; `None` if it is not in the form dropcast writes.
     pub fn parse(text: &str) -> Option<Holder> {
-        let rest = text.trim().strip_prefix("pid ")?;
+        let mut lines = text.trim().lines();
+        let rest = lines.next()?.trim().strip_prefix("pid ")?;
         let (pid, rest) = rest.split_once(" on ")?;
         let (host, since) = match rest.rsplit_once(", started ") {
             Some((host, since)) => (host, Some(since)),
@@ -122,11 +251,48 @@ impl Holder {
                 .ok()
                 .map(crate::receipt::UtcTime::from)
         });
-        Some(Holder {
+        let mut holder = Holder {
             pid: pid.parse().ok()?,
             host: host.to_string(),
             since,
-        })
+            role: None,
+            state_dir: None,
+        };
+        for line in lines {
+            match line.split_once(": ") {
+                Some(("role", role)) => holder.role = Role::parse(role.trim()),
+                Some(("state_dir", dir)) => holder.state_dir = Some(PathBuf::from(dir.trim())),
+                _ => {}
+            }
+        }
+        Some(holder)
+    }
+
+    /// True for an agent (`watch`), which runs until stopped; false for a one-off command.
+    pub fn is_agent(&self) -> bool {
+        matches!(self.role, None | Some(Role::Agent))
+    }
+
+    /// `pid 42 on box (dropcast publish, state folder /srv/.dropcast)`.
+    pub fn describe(&self) -> String {
+        let mut out = self.to_string();
+        let command = self.role.unwrap_or(Role::Agent).command();
+        match &self.state_dir {
+            Some(dir) => out.push_str(&format!(" ({command}, state folder {})", dir.display())),
+            None => out.push_str(&format!(" ({command})")),
+        }
+        out
+    }
+
+    fn file_text(&self) -> String {
+        let mut text = format!("{self}\n");
+        if let Some(role) = self.role {
+            text.push_str(&format!("role: {}\n", role.as_str()));
+        }
+        if let Some(dir) = &self.state_dir {
+            text.push_str(&format!("state_dir: {}\n", dir.display()));
+        }
+        text
     }
 }
 
@@ -210,5 +376,16 @@ mod tests {
         assert_eq!((h.pid, h.host.as_str()), (7, "box"));
         let h = Holder::parse("pid 7 on box").unwrap();
         assert_eq!(h.since, None);
+        assert!(
+            h.is_agent(),
+            "files of older versions were written by agents"
+        );
+        let h = Holder::parse("pid 7 on box\nrole: publish\nstate_dir: /s\n").unwrap();
+        assert_eq!(h.role, Some(Role::Publish));
+        assert!(!h.is_agent());
+        assert_eq!(
+            h.describe(),
+            "pid 7 on box (dropcast publish, state folder /s)"
+        );
     }
 }

@@ -16,9 +16,11 @@ use std::time::Duration;
 use dropcast::archive::{self, Destination};
 use dropcast::config::Config;
 use dropcast::domain::{ContentHash, Step};
+use dropcast::driver::DriverLock;
 use dropcast::ledger::{Claim, JobRecord, JobState, Ledger, NewJob};
-use dropcast::pipeline::Context;
+use dropcast::lock::Role;
 use dropcast::pipeline::live::Waiting;
+use dropcast::pipeline::{Access, Context};
 use dropcast::receipt::{FailureReceipt, UtcTime};
 use dropcast::status;
 use serde_json::{Value, json};
@@ -309,7 +311,14 @@ async fn dashboard_shows_live_jobs_and_retry_requeues_a_failed_one() {
         dir.path(),
     )
     .unwrap();
-    let ctx = Arc::new(Context::build(config).await.unwrap());
+    let ctx = {
+        let lock = DriverLock::take(&config, Role::Agent).unwrap();
+        let access = Access::Driver {
+            lock: &lock,
+            new_ledger: false,
+        };
+        Arc::new(Context::build(config, access).await.unwrap())
+    };
     let c = Arc::clone(&ctx);
     let (failed, uploading) = ctx
         .ledger(move |l| {

@@ -284,14 +284,16 @@ async fn check_tries_each_account_cookie() {
         "the cookie is never printed: {all}"
     );
 
-    // A cookie without csrf_token is a setup problem: exit 2, naming the account.
+    // A cookie without csrf_token is a problem of that account's cookie: `check` reports
+    // it on the account's line and exits 1, like any failed check (issue 9).
     let mut cmd = env.cmd();
     cmd.arg("check").env(COOKIE_VAR, "sessionid=nocsrf-5678");
     let out = run(cmd).await;
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    assert!(err.contains("main"), "{err}");
-    assert!(!err.contains("nocsrf-5678"), "{err}");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("account     main:"), "{text}");
+    let all = format!("{text}{}", stderr(&out));
+    assert!(!all.contains("nocsrf-5678"), "{all}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

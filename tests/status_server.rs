@@ -9,9 +9,11 @@ use std::sync::Arc;
 use dropcast::archive::{self, Destination};
 use dropcast::config::Config;
 use dropcast::domain::{ContentHash, Step};
+use dropcast::driver::DriverLock;
 use dropcast::ledger::{Claim, JobRecord, JobState, Ledger, NewJob};
-use dropcast::pipeline::Context;
+use dropcast::lock::Role;
 use dropcast::pipeline::live::{PausedAccount, Waiting};
+use dropcast::pipeline::{Access, Context};
 use dropcast::receipt::{FailureReceipt, UtcTime};
 use dropcast::secret::Secret;
 use dropcast::status::{self, StatusHandle};
@@ -42,7 +44,14 @@ impl Fixture {
             None => text.push_str("status: {listen: off}\n"),
         }
         let config = Config::parse(&text, None, dir.path()).unwrap();
-        let ctx = Arc::new(Context::build(config).await.unwrap());
+        let ctx = {
+            let lock = DriverLock::take(&config, Role::Agent).unwrap();
+            let access = Access::Driver {
+                lock: &lock,
+                new_ledger: false,
+            };
+            Arc::new(Context::build(config, access).await.unwrap())
+        };
         let hashes = populate(&ctx).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let token = ctx.config.status.token.clone();
@@ -851,7 +860,14 @@ async fn start_refuses_a_public_address_without_a_token() {
         dir.path(),
     )
     .unwrap();
-    let ctx = Arc::new(Context::build(config).await.unwrap());
+    let ctx = {
+        let lock = DriverLock::take(&config, Role::Agent).unwrap();
+        let access = Access::Driver {
+            lock: &lock,
+            new_ledger: false,
+        };
+        Arc::new(Context::build(config, access).await.unwrap())
+    };
     let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
     let err = status::start(listener, Arc::clone(&ctx), None)
         .await

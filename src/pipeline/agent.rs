@@ -1,5 +1,7 @@
 //! The watch loop: discovers videos (events and scans), settles them, bundles them with
-//! their captions and hands finished bundles to jobs, `publish.concurrency` at a time.
+//! their captions and hands finished bundles to jobs, `publish.concurrency` at a time. It
+//! also takes the work `publish` and `retry` hand over (`handoff`), and stops when its
+//! ledger file is lost.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -21,8 +23,9 @@ use crate::watch::{
 use super::context::Context;
 use super::error::{FatalError, JobFailure};
 use super::folders;
+use super::handoff::{self, Answer, Request, Requests};
 use super::job::{self, ArchiveAttempt, Bundle, Outcome};
-use super::live;
+use super::{live, retry};
 
 /// How long a shutdown waits for jobs in flight before stopping them. A stopped job loses
 /// nothing: it resumes from its last ledger checkpoint on the next start.
@@ -38,6 +41,9 @@ const ARCHIVE_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
 
 /// How often videos waiting for a caption look for one.
 const CAPTION_LOOK_EVERY: Duration = Duration::from_millis(500);
+
+/// How often the ledger's file is checked while nothing writes to it.
+const LEDGER_LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -180,6 +186,11 @@ struct Agent {
     archiving: HashMap<PathBuf, Stuck>,
     archive_retry: ArchiveRetry,
     archive_results: mpsc::UnboundedSender<Vec<ArchiveAttempt>>,
+    /// Work handed over by `dropcast publish` and `dropcast retry`.
+    requests: Requests,
+    /// Publish requests waiting for the outcome of their video's job.
+    waiters: HashMap<PathBuf, Vec<String>>,
+    last_ledger_look: Instant,
 }
 
 /// Runs the agent until `shutdown` resolves (or, with `once`, until the inbox is drained).
@@ -240,6 +251,9 @@ pub async fn run(
         symlinks_logged: HashSet::new(),
         last_caption_look: Instant::now(),
         summary: Summary::default(),
+        requests: Requests::new(&config.state_dir),
+        waiters: HashMap::new(),
+        last_ledger_look: Instant::now(),
         once: options.once,
         events: options.events.clone(),
         ctx: Arc::clone(&ctx),
@@ -261,6 +275,8 @@ pub async fn run(
         config.watch.rescan_interval,
     );
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut requests = tokio::time::interval(handoff::POLL_EVERY);
+    requests.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         agent.settle_due().await;
@@ -293,6 +309,14 @@ pub async fn run(
                 agent.full_scan().await;
             }
             _ = poll.tick(), if polling => agent.full_scan().await,
+            _ = requests.tick() => {
+                if let Some(lost) = agent.on_requests_tick().await {
+                    // Not one more write: jobs stop where they are (dropping the agent
+                    // aborts them); the ledger they would write to is gone.
+                    agent.jobs.abort_all();
+                    return Err(FatalError::Ledger(lost));
+                }
+            }
             _ = tokio::time::sleep_until(tick) => {}
         }
     }
@@ -996,8 +1020,122 @@ impl Agent {
         }
     }
 
+    /// Every [`handoff::POLL_EVERY`]: is the ledger still there (the error that must
+    /// stop the agent if not), and has a command handed over work?
+    async fn on_requests_tick(&mut self) -> Option<crate::ledger::LedgerError> {
+        let look = self.last_ledger_look.elapsed() >= LEDGER_LOOK_EVERY;
+        if look {
+            self.last_ledger_look = Instant::now();
+        }
+        if let Some(lost) = self.ctx.ledger_lost(look).await {
+            return Some(lost);
+        }
+        for (id, request) in self.requests.poll() {
+            match request {
+                Request::Publish {
+                    video,
+                    caption,
+                    since_ms,
+                } => self.on_publish_request(id, video, caption, since_ms).await,
+                Request::Retry { hash, all_failed } => {
+                    self.on_retry_request(id, hash, all_failed).await
+                }
+            }
+        }
+        None
+    }
+
+    /// `dropcast publish VIDEO` beside this agent: the video goes through this agent's
+    /// dispatch, never a second job for a video in flight; the command gets its outcome.
+    async fn on_publish_request(
+        &mut self,
+        id: String,
+        video: PathBuf,
+        caption: Option<PathBuf>,
+        since_ms: i64,
+    ) {
+        let name = job::display_name(&self.ctx, &video);
+        if self.in_flight.contains(&video) || self.blocked.contains(&video) {
+            info!(file = %name, "`dropcast publish` asked for a video already in flight; it gets that job's outcome");
+            self.waiters.entry(video).or_default().push(id);
+            return;
+        }
+        match std::fs::symlink_metadata(&video) {
+            Ok(meta) if meta.is_file() => {
+                info!(file = %name, "`dropcast publish` handed this video to the agent");
+                self.waiting.remove(&video);
+                self.incomplete.remove(&video);
+                self.settler.forget(&video);
+                let settled = Settled {
+                    path: video.clone(),
+                    size: meta.len(),
+                    modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                };
+                self.waiters.entry(video).or_default().push(id);
+                self.dispatch(settled, caption);
+            }
+            Ok(_) => self.requests.answer(
+                &id,
+                &Answer::NotPublished {
+                    reason: format!("{} is not a file", video.display()),
+                },
+            ),
+            Err(_) => {
+                // Gone: a job that ended since the command started may have archived it.
+                let rel = self.ctx.relative(&video).to_path_buf();
+                let since = handoff::from_unix_ms(since_ms);
+                let answer = self
+                    .ctx
+                    .ledger(move |l| Answer::from_ledger(l, &rel, since))
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(Answer::NotPublished {
+                        reason: "the video vanished".into(),
+                    });
+                self.requests.answer(&id, &answer);
+            }
+        }
+    }
+
+    /// `dropcast retry` beside this agent: done here, then the inbox is looked at.
+    async fn on_retry_request(&mut self, id: String, hash: Option<String>, all_failed: bool) {
+        let ctx = Arc::clone(&self.ctx);
+        let results = self
+            .ctx
+            .ledger(move |l| {
+                Ok(match hash {
+                    Some(hash) if !all_failed => vec![retry::retry_hash(&ctx.config, l, &hash)],
+                    _ => retry::retry_all_failed(&ctx.config, l),
+                })
+            })
+            .await;
+        let answer = match results {
+            Ok(results) => handoff::render_retry(&results),
+            Err(e) => Answer::Retried {
+                lines: vec![format!("not requeued: ledger: {e}")],
+                ok: false,
+            },
+        };
+        info!("`dropcast retry` was handed to the agent; looking at the inbox");
+        self.requests.answer(&id, &answer);
+        self.full_scan().await;
+    }
+
     fn on_outcome(&mut self, path: PathBuf, outcome: Outcome) {
         self.in_flight.remove(&path);
+        // Commands waiting for this video hear how it ended; a job that starts over
+        // (abandoned, or waiting for an earlier copy) has not ended yet.
+        if !matches!(
+            outcome,
+            Outcome::Abandoned { .. } | Outcome::WaitingForEarlier { .. }
+        ) && let Some(ids) = self.waiters.remove(&path)
+        {
+            let answer = Answer::of(&outcome);
+            for id in ids {
+                self.requests.answer(&id, &answer);
+            }
+        }
         if !matches!(outcome, Outcome::WaitingForEarlier { .. }) {
             // A job ended: copies that waited for an earlier one of the same video are
             // looked at again (they settle first, so their file is checked anew).

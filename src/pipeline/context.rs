@@ -2,7 +2,7 @@
 //! the ledger, the folders, and the built-in sandbox when `platform.sandbox` is on.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::archive::Folders;
 use crate::config::{Config, CookieSource};
+use crate::driver::DriverLock;
 use crate::ledger::{Ledger, LedgerError};
 use crate::platform::{Account, ClientSettings, DouyinWeb, RetryPolicy};
 use crate::sandbox::{self, SandboxHandle, SandboxOptions};
@@ -20,6 +21,21 @@ use super::accounts::Accounts;
 use super::error::FatalError;
 use super::live::Live;
 
+/// What a [`Context`] may do to the state folder.
+#[derive(Clone, Copy, Debug)]
+pub enum Access<'a> {
+    /// This process drives the state folder (it holds the lock): it opens the ledger and
+    /// may write it. `new_ledger`: start with an empty ledger even though receipts of
+    /// earlier posts exist (`--new-ledger`).
+    Driver {
+        lock: &'a DriverLock,
+        new_ledger: bool,
+    },
+    /// Looks only (`dropcast check`): the ledger is not opened, let alone written, so a
+    /// running agent's checkpoints are never touched.
+    Inspect,
+}
+
 /// Shared by every job of one agent (or one command).
 pub struct Context {
     pub config: Config,
@@ -29,7 +45,10 @@ pub struct Context {
     pub live: Live,
     pub filter: NameFilter,
     pub folders: Folders,
-    ledger: Arc<Mutex<Ledger>>,
+    /// `None` for [`Access::Inspect`].
+    ledger: Option<Arc<Mutex<Ledger>>>,
+    /// Set when a ledger call found its file deleted, replaced or emptied.
+    ledger_lost: Mutex<Option<(PathBuf, &'static str)>>,
     /// Per account: when its last post went out (for `publish.min_interval`).
     last_post: Mutex<HashMap<String, Instant>>,
     /// The built-in simulator, kept alive as long as the context.
@@ -37,9 +56,10 @@ pub struct Context {
 }
 
 impl Context {
-    /// Creates the folders, opens the ledger, loads every account's cookie and, with
-    /// `platform.sandbox: true`, starts the simulator on 127.0.0.1 and points the client at it.
-    pub async fn build(config: Config) -> Result<Context, FatalError> {
+    /// Creates the folders, opens the ledger (as the driver only), loads every account's
+    /// cookie and, with `platform.sandbox: true`, starts the simulator on 127.0.0.1 and
+    /// points the client at it.
+    pub async fn build(config: Config, access: Access<'_>) -> Result<Context, FatalError> {
         for dir in config.folders_to_create() {
             std::fs::create_dir_all(dir).map_err(|source| FatalError::Folder {
                 path: dir.to_path_buf(),
@@ -119,10 +139,16 @@ impl Context {
             (settings, accounts, None)
         };
         let client = DouyinWeb::new(settings).map_err(|e| FatalError::Client(e.to_string()))?;
-        let mut ledger = Ledger::open(&config.state_dir)?;
-        if sandbox.is_some() {
-            restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
-        }
+        let ledger = match access {
+            Access::Driver { lock, new_ledger } => {
+                let mut ledger = crate::lost_ledger::open_for_driver(&config, lock, new_ledger)?;
+                if sandbox.is_some() {
+                    restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
+                }
+                Some(Arc::new(Mutex::new(ledger)))
+            }
+            Access::Inspect => None,
+        };
         let filter = NameFilter::new(&config.watch.extensions, config.watch.ignore.clone());
         let folders = Folders {
             inbox: config.inbox.clone(),
@@ -137,7 +163,8 @@ impl Context {
             live: Live::new(""),
             filter,
             folders,
-            ledger: Arc::new(Mutex::new(ledger)),
+            ledger,
+            ledger_lost: Mutex::new(None),
             last_post: Mutex::new(HashMap::new()),
             sandbox,
         })
@@ -154,8 +181,12 @@ impl Context {
         T: Send + 'static,
         F: FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
     {
-        let ledger = Arc::clone(&self.ledger);
-        match tokio::task::spawn_blocking(move || {
+        let Some(ledger) = self.ledger.as_ref().map(Arc::clone) else {
+            return Err(LedgerError::Invalid(
+                "this command only looks: it did not open the ledger",
+            ));
+        };
+        let result = match tokio::task::spawn_blocking(move || {
             let mut guard = ledger
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -165,7 +196,29 @@ impl Context {
         {
             Ok(result) => result,
             Err(join) => std::panic::resume_unwind(join.into_panic()),
+        };
+        if let Err(LedgerError::Lost { path, what }) = &result {
+            *self.ledger_lost.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((path.clone(), what));
         }
+        result
+    }
+
+    /// The ledger's file was found deleted, replaced or emptied: the error that must stop
+    /// the agent. Also looks at the file itself when `look` is set.
+    pub async fn ledger_lost(&self, look: bool) -> Option<LedgerError> {
+        if look && self.ledger.is_some() {
+            // `ledger` records a `Lost` answer; other errors are not a lost ledger.
+            let _ = self.ledger(|l| l.check_file()).await;
+        }
+        self.ledger_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(path, what)| LedgerError::Lost {
+                path: path.clone(),
+                what,
+            })
     }
 
     /// Waits until `publish.min_interval` has passed since this account's last post, then

@@ -27,6 +27,17 @@ pub enum FatalError {
     Client(String),
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    /// No ledger (or an empty one) while receipts show earlier posts (issue 9).
+    #[error(
+        "the ledger {} {what}, but {} records a post made before: publishing now could post those videos again. Run `dropcast ledger rebuild` to restore the ledger from the receipts in done/ and duplicates/, or start `dropcast watch --new-ledger` (or `publish --new-ledger`) to begin with an empty ledger anyway.",
+        ledger.display(),
+        receipt.display()
+    )]
+    LedgerMissing {
+        ledger: PathBuf,
+        what: &'static str,
+        receipt: PathBuf,
+    },
 }
 
 impl FatalError {
@@ -36,7 +47,8 @@ impl FatalError {
             FatalError::Config(_)
             | FatalError::Folder { .. }
             | FatalError::Account { .. }
-            | FatalError::Lock(_) => 2,
+            | FatalError::Lock(_)
+            | FatalError::LedgerMissing { .. } => 2,
             _ => 1,
         }
     }

@@ -9,11 +9,12 @@ pub mod agent;
 pub mod context;
 pub mod error;
 pub mod folders;
+pub mod handoff;
 pub mod job;
 pub mod live;
 pub mod retry;
 
 pub use agent::{AgentEvent, RunOptions, Summary, run};
-pub use context::Context;
+pub use context::{Access, Context};
 pub use error::{FatalError, JobFailure};
 pub use job::{Bundle, Outcome};

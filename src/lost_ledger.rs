@@ -1,0 +1,284 @@
+//! A lost ledger (issue 9): the ledger is what remembers which videos were posted, so a
+//! start that finds none (or an empty one) while `done/` or `duplicates/` hold receipts of
+//! earlier posts must not publish: every one of those videos dropped again would be
+//! posted again. It refuses until the user rebuilds the ledger from the receipts
+//! (`dropcast ledger rebuild`) or says to start fresh (`--new-ledger`, remembered in the
+//! ledger so it is needed once).
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::domain::ContentHash;
+use crate::driver::DriverLock;
+use crate::ledger::{self, Ledger, LedgerError, Restore, RestoredPost};
+use crate::pipeline::FatalError;
+use crate::receipt::UtcTime;
+
+/// Receipts are small; anything bigger is not one of ours.
+const RECEIPT_LIMIT: u64 = 1024 * 1024;
+const RECEIPT_SUFFIX: &str = ".receipt.json";
+
+/// Opens the ledger for the driver of the state folder (the lock is the proof), refusing
+/// a missing or empty ledger while receipts of earlier posts exist, unless `new_ledger`.
+pub fn open_for_driver(
+    config: &Config,
+    _driver: &DriverLock,
+    new_ledger: bool,
+) -> Result<Ledger, FatalError> {
+    let path = config.state_dir.join(ledger::FILE_NAME);
+    let was_there = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+    let mut ledger = Ledger::open(&config.state_dir)?;
+    if ledger.job_count()? > 0 || ledger.fresh_start_accepted()? {
+        if new_ledger {
+            tracing::info!("--new-ledger: this ledger is in use already; nothing to do");
+        }
+        return Ok(ledger);
+    }
+    let Some(receipt) = first_receipt(config) else {
+        return Ok(ledger);
+    };
+    if new_ledger {
+        ledger.accept_fresh_start()?;
+        tracing::warn!(
+            receipt = %receipt.display(),
+            "--new-ledger: starting with an empty ledger although done/ or duplicates/ hold receipts; videos published before will not be recognised as duplicates"
+        );
+        return Ok(ledger);
+    }
+    Err(FatalError::LedgerMissing {
+        ledger: path,
+        what: if was_there { "is empty" } else { "is missing" },
+        receipt,
+    })
+}
+
+/// The first receipt found in `done/` or `duplicates/`, if any.
+fn first_receipt(config: &Config) -> Option<PathBuf> {
+    let mut found = None;
+    for dir in [&config.done, &config.duplicates] {
+        walk(dir, &mut |path| {
+            found = Some(path);
+            false
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    found
+}
+
+/// Calls `f` with every `*.receipt.json` under `dir` (symlinks not followed) until it
+/// returns false. Unreadable folders are skipped.
+fn walk(dir: &Path, f: &mut dyn FnMut(PathBuf) -> bool) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        if kind.is_dir() {
+            if !walk(&path, f) {
+                return false;
+            }
+        } else if kind.is_file()
+            && entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(RECEIPT_SUFFIX))
+            && !f(path)
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// What `dropcast ledger rebuild` did.
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    /// Receipts found and parsed.
+    pub read: usize,
+    /// Posts recorded as Done jobs.
+    pub restored: usize,
+    /// Receipts that added nothing, with why.
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Receipts that could not be used, with why.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// The fields of a receipt a rebuild needs, from `done/` (a published receipt) or
+/// `duplicates/` (a duplicate receipt naming the earlier post).
+#[derive(Debug, Deserialize)]
+struct AnyReceipt {
+    sha256: String,
+    account: String,
+    file: String,
+    aweme_id: Option<String>,
+    published_at: Option<UtcTime>,
+    earlier: Option<Earlier>,
+    detected_at: Option<UtcTime>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Earlier {
+    aweme_id: Option<String>,
+    file: Option<String>,
+    published_at: Option<UtcTime>,
+}
+
+/// Reads every receipt in `done/`, then `duplicates/`, and records each post they name
+/// that the ledger does not know yet. An unreadable receipt is reported, never fatal.
+pub fn rebuild(config: &Config, ledger: &mut Ledger) -> Result<RebuildReport, LedgerError> {
+    let mut report = RebuildReport::default();
+    let (mut paths, mut seen) = (Vec::new(), std::collections::HashSet::new());
+    for dir in [&config.done, &config.duplicates] {
+        walk(dir, &mut |path| {
+            if seen.insert(path.clone()) {
+                paths.push(path);
+            }
+            true
+        });
+    }
+    for path in paths {
+        let post = match read_receipt(&path) {
+            Ok(Some(post)) => post,
+            Ok(None) => {
+                report.read += 1;
+                report.skipped.push((
+                    path,
+                    "names no post (the earlier post was still in progress)".into(),
+                ));
+                continue;
+            }
+            Err(reason) => {
+                report.unreadable.push((path, reason));
+                continue;
+            }
+        };
+        report.read += 1;
+        match ledger.restore_done(&post)? {
+            Restore::Restored(_) => report.restored += 1,
+            Restore::Known(id) => report.skipped.push((
+                path,
+                format!("the ledger knows this post already (job {id})"),
+            )),
+        }
+    }
+    Ok(report)
+}
+
+/// The post a receipt names; `Ok(None)` for a duplicate receipt whose earlier post had no
+/// address yet.
+fn read_receipt(path: &Path) -> Result<Option<RestoredPost>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.len() > RECEIPT_LIMIT {
+        return Err(format!("larger than {RECEIPT_LIMIT} bytes: not a receipt"));
+    }
+    let text = std::fs::read(path).map_err(|e| e.to_string())?;
+    let r: AnyReceipt = serde_json::from_slice(&text).map_err(|e| format!("not a receipt: {e}"))?;
+    let sha256 = ContentHash::parse(&r.sha256)
+        .ok_or_else(|| format!("sha256 {:?} is not a SHA-256", r.sha256))?;
+    if r.account.is_empty() {
+        return Err("no account".into());
+    }
+    let (aweme_id, video, archived, at) = match (r.aweme_id, r.earlier) {
+        (Some(id), _) => {
+            let archived = beside(path, &r.file);
+            (id, r.file, archived, r.published_at)
+        }
+        (None, Some(earlier)) => match earlier.aweme_id {
+            Some(id) => (
+                id,
+                earlier.file.unwrap_or(r.file),
+                None,
+                earlier.published_at.or(r.detected_at),
+            ),
+            None => return Ok(None),
+        },
+        (None, None) => return Err("names neither a post nor an earlier post".into()),
+    };
+    if aweme_id.is_empty() || !aweme_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("aweme_id {aweme_id:?} is not a post id"));
+    }
+    let size = archived
+        .as_deref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len());
+    Ok(Some(RestoredPost {
+        sha256,
+        account: r.account,
+        video: PathBuf::from(video),
+        size,
+        aweme_id,
+        archived_to: archived,
+        published_at: at
+            .map(|t| SystemTime::from(t.offset_date_time()))
+            .unwrap_or_else(SystemTime::now),
+    }))
+}
+
+/// The archived video beside a published receipt (`clip.receipt.json` → `clip.mp4`),
+/// when it is there.
+fn beside(receipt: &Path, original: &str) -> Option<PathBuf> {
+    let name = receipt.file_name()?.to_str()?;
+    let stem = name.strip_suffix(RECEIPT_SUFFIX)?;
+    let ext = Path::new(original).extension()?.to_str()?;
+    let video = receipt.with_file_name(format!("{stem}.{ext}"));
+    video.is_file().then_some(video)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_finds_receipts_in_subfolders_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/clip.receipt.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("a/clip.mp4"), "").unwrap();
+        std::fs::write(dir.path().join("x.error.json"), "{}").unwrap();
+        let mut found = Vec::new();
+        walk(dir.path(), &mut |p| {
+            found.push(p);
+            true
+        });
+        assert_eq!(found, vec![dir.path().join("a/b/clip.receipt.json")]);
+    }
+
+    #[test]
+    fn a_published_receipt_names_its_post_and_video() {
+        let dir = tempfile::tempdir().unwrap();
+        let receipt = dir.path().join("clip-1.receipt.json");
+        std::fs::write(dir.path().join("clip-1.mp4"), b"12345").unwrap();
+        std::fs::write(
+            &receipt,
+            serde_json::json!({
+                "sha256": "ab".repeat(32), "account": "main", "file": "sub/clip.mp4",
+                "vid": "v", "aweme_id": "7001", "url": "u",
+                "published_at": "2026-01-02T03:04:05Z"
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let post = read_receipt(&receipt).unwrap().unwrap();
+        assert_eq!(post.aweme_id, "7001");
+        assert_eq!(post.video, PathBuf::from("sub/clip.mp4"));
+        assert_eq!(post.size, 5);
+        assert_eq!(post.archived_to, Some(dir.path().join("clip-1.mp4")));
+
+        std::fs::write(&receipt, "{\"sha256\": \"zz\"}").unwrap();
+        assert!(
+            read_receipt(&receipt)
+                .unwrap_err()
+                .contains("not a receipt")
+        );
+    }
+}
