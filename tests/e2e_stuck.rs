@@ -82,10 +82,12 @@ fn held_reason(status: &Value, file: &str) -> Option<String> {
         .and_then(|h| h["reason"].as_str().map(str::to_string))
 }
 
+/// The user's files in `dir`: the agent's own inbox lock (`.dropcast.lock`) left out.
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".dropcast.lock")
         .collect();
     names.sort();
     names
