@@ -274,11 +274,7 @@ async fn publish_cmd(
             watch::CaptionLookup::Missing => None,
         },
     };
-    let settled = watch::Settled {
-        path: video.clone(),
-        size: meta.len(),
-        modified: meta.modified()?,
-    };
+    let settled = watch::Settled::from_metadata(video.clone(), &meta);
     let name = ctx.relative(&video).to_string_lossy().into_owned();
     let bar = std::io::stderr()
         .is_terminal()

@@ -19,5 +19,6 @@ pub mod report;
 pub mod sandbox;
 pub mod secret;
 pub mod status;
+pub mod video;
 pub mod watch;
 pub mod yaml;
