@@ -318,6 +318,32 @@ async fn step1_status_8_is_an_expired_cookie() {
     assert_eq!(server.seen().len(), 1, "an expired cookie is not retried");
 }
 
+// Regression (issue 9, smaller): answers were read whole, however large.
+#[tokio::test]
+async fn an_answer_over_the_cap_is_refused_naming_the_step() {
+    let huge = "x".repeat(2 << 20);
+    let server = Server::start(vec![
+        ok(json!({"status_code": 0, "ak": AK, "auth": AUTH, "pad": huge})),
+        ok(json!({"status_code": 0, "aweme": {"aweme_id": "1"}, "pad": huge})),
+    ])
+    .await;
+    let client = server.client();
+    let err = client.credentials(&account()).await.unwrap_err();
+    assert_eq!(err.class(), "rejected");
+    assert!(err.to_string().contains("credentials"), "{err}");
+    assert!(
+        err.to_string().contains("larger than 1048576 bytes"),
+        "{err}"
+    );
+    // At step 5 the post may exist all the same: the outcome is unknown, not refused.
+    let err = client
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "unknown", "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
+}
+
 #[tokio::test]
 async fn step1_other_code_is_rejected_with_the_platforms_message() {
     let server = Server::start(vec![ok(

@@ -455,6 +455,30 @@ mod tests {
         assert!(!unchanged(&settled).unwrap());
     }
 
+    // Regression (issue 9 item 3): a same-size write that put the mtime back (`cp -p`,
+    // `rsync --inplace -t`) passed the size-and-mtime check.
+    #[cfg(unix)]
+    #[test]
+    fn unchanged_sees_a_same_size_write_that_keeps_the_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.mp4");
+        write(&p, b"hello");
+        let meta = fs::metadata(&p).unwrap();
+        let settled = Settled::from_metadata(p.clone(), &meta);
+        assert!(unchanged(&settled).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        (&f).write_all(b"HELLO").unwrap();
+        f.set_modified(meta.modified().unwrap()).unwrap();
+        drop(f);
+        let now = fs::metadata(&p).unwrap();
+        assert_eq!(
+            (now.len(), now.modified().unwrap()),
+            (5, meta.modified().unwrap())
+        );
+        assert!(!unchanged(&settled).unwrap());
+    }
+
     #[test]
     fn content_check_walks_the_boxes_of_the_settled_file() {
         let dir = tempfile::tempdir().unwrap();
