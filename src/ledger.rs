@@ -847,7 +847,8 @@ impl Ledger {
 
     /// Stores what a restart needs to go on with a multipart upload (upload id, target,
     /// credentials: the ledger is as private as a cookie file). A new session voids the
-    /// parts of an earlier one. Active jobs only.
+    /// parts of an earlier one. Active jobs only. The session is deleted (overwritten, with
+    /// `secure_delete`) once the upload is committed or the job ends.
     pub fn save_upload_session(
         &mut self,
         id: JobId,
