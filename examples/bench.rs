@@ -29,6 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 const LATENCY_FILES: usize = 60;
 const IDLE_FILES: usize = 10_000;
 const IDLE_SECONDS: u64 = 60;
+/// The default `upload.part_size`: the hashing pass records a CRC-32 per part of this size.
+const PART_SIZE: u64 = 8 << 20;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -308,7 +310,7 @@ fn hash() -> Result<String, Error> {
     big_video(&path, GIB, 1)?;
     let runs = 3;
     // Warm the page cache so every contender reads from memory.
-    dropcast::hash::fingerprint(&path)?;
+    dropcast::hash::fingerprint(&path, PART_SIZE)?;
     let sha_only = best_of(runs, || {
         use std::io::Read;
         let mut file = std::fs::File::open(&path)?;
@@ -325,7 +327,7 @@ fn hash() -> Result<String, Error> {
         Ok(())
     })?;
     let fingerprint = best_of(runs, || {
-        std::hint::black_box(dropcast::hash::fingerprint(&path)?);
+        std::hint::black_box(dropcast::hash::fingerprint(&path, PART_SIZE)?);
         Ok(())
     })?;
     let sha256sum = time_command(runs, || {
@@ -371,7 +373,7 @@ async fn e2e() -> Result<String, Error> {
     let staged = staging.join("big.mp4");
     big_video(&staged, GIB, 7)?;
     // Warm the cache for both contenders.
-    dropcast::hash::fingerprint(&staged)?;
+    dropcast::hash::fingerprint(&staged, PART_SIZE)?;
 
     // The bare minimum on the same sandbox: hash, then one streamed upload to its sink.
     let ctx = {

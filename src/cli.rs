@@ -420,11 +420,7 @@ async fn publish_as_driver(
     let ctx = Arc::new(Context::build(config, Access::Driver { lock, new_ledger }).await?);
     let answer = match std::fs::metadata(&video) {
         Ok(meta) if meta.is_file() => {
-            let settled = watch::Settled {
-                path: video.clone(),
-                size: meta.len(),
-                modified: meta.modified()?,
-            };
+            let settled = watch::Settled::from_metadata(video.clone(), &meta);
             let name = ctx.relative(&video).to_string_lossy().into_owned();
             let bar = std::io::stderr()
                 .is_terminal()

@@ -52,6 +52,26 @@ pub struct Fingerprint {
     /// CRC-32 (IEEE) of the whole file, for the whole-file upload's `Content-CRC32`.
     pub crc32: u32,
     pub size: u64,
+    /// CRC-32 of each multipart upload part, from the same pass: what every part sent
+    /// must match, so the bytes uploaded are proven to be the bytes hashed.
+    pub parts: PartCrcs,
+}
+
+/// The CRC-32 of each part of a file cut into parts of `part_size` bytes (the last one
+/// shorter), numbered from 1 as upload parts are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartCrcs {
+    /// 0: the whole file is one part.
+    pub part_size: u64,
+    pub crcs: Vec<u32>,
+}
+
+impl PartCrcs {
+    /// The CRC-32 of part `number` (1-based), if the file has that part.
+    pub fn get(&self, number: u32) -> Option<u32> {
+        let index = usize::try_from(number.checked_sub(1)?).ok()?;
+        self.crcs.get(index).copied()
+    }
 }
 
 /// The five steps of publishing (protocol.md §1–5), in order.

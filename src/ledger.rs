@@ -271,6 +271,13 @@ impl JobRecord {
     pub fn publish_in_doubt(&self) -> bool {
         self.publish_sent_at.is_some() && !self.steps.contains_key(&Step::Publish)
     }
+
+    /// Step 5 is known to have posted (the platform said the video is already published)
+    /// but the post's id is not known yet: never sent again, never failed or abandoned;
+    /// only the account's post list can finish it.
+    pub fn posted_without_id(&self) -> bool {
+        self.aweme_id.is_none() && self.steps.contains_key(&Step::Publish)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -351,7 +358,10 @@ impl Ledger {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Deleted upload credentials are overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", true)?;
         migrate(&mut conn)?;
+        forget_ended_upload_sessions(&conn)?;
         tracing::debug!(path = %path.display(), "ledger open");
         let file = FileId::of(&path);
         Ok(Ledger { conn, path, file })
@@ -478,6 +488,10 @@ impl Ledger {
                      ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
                     params![id, step.as_str(), step_ordinal(step), now, text],
                 )?;
+                if step >= Step::Commit {
+                    // The upload is committed: its session (credentials) is never used again.
+                    forget_upload_session(tx, id)?;
+                }
                 touch(tx, id, now)
             },
         )
@@ -531,9 +545,44 @@ impl Ledger {
                      ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
                     params![id, Step::Publish.as_str(), step_ordinal(Step::Publish), now, result],
                 )?;
-                Ok(())
+                forget_upload_session(tx, id)
             },
         )
+    }
+
+    /// The platform says step 5 posted (the video "already has a post"), but no post id is
+    /// known yet. Active only; the job stays Active with step 5's result recorded, so it is
+    /// never sent again (see [`JobRecord::posted_without_id`]) until
+    /// [`mark_published`](Self::mark_published) records the id found in the post list.
+    pub fn mark_posted_without_id(&mut self, id: JobId) -> Result<(), LedgerError> {
+        self.transition(
+            id,
+            "mark posted without an id",
+            None,
+            &[JobState::Active],
+            |tx, _, now| {
+                let result = serde_json::json!({ "aweme_id": null, "already_published": true })
+                    .to_string();
+                tx.execute(
+                    "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
+                    params![id, Step::Publish.as_str(), step_ordinal(Step::Publish), now, result],
+                )?;
+                forget_upload_session(tx, id)?;
+                touch(tx, id, now)
+            },
+        )
+    }
+
+    /// When step 5 was last sent for `account`, answered or not (for
+    /// `publish.min_interval` across restarts).
+    pub fn last_publish_sent(&self, account: &str) -> Result<Option<SystemTime>, LedgerError> {
+        let ms: Option<i64> = self.conn.query_row(
+            "SELECT MAX(publish_sent_at) FROM jobs WHERE account = ?1",
+            [account],
+            |row| row.get(0),
+        )?;
+        Ok(ms.map(from_ms))
     }
 
     /// The files are archived. Published → Done.
@@ -548,7 +597,7 @@ impl Ledger {
                 "UPDATE jobs SET state = 'done', archived_to = ?1, updated_at = ?2 WHERE id = ?3",
                 params![path_to_blob(archived_to), now, id],
             )?;
-                Ok(())
+                forget_upload_session(tx, id)
             },
         )
     }
@@ -653,7 +702,13 @@ impl Ledger {
             "mark failed",
             Some("after_commit:failed"),
             &[JobState::Active],
-            |tx, _, now| set_error(tx, id, JobState::Failed, step, class, reason, now),
+            |tx, job, now| {
+                if job.posted_without_id() {
+                    return Err(illegal(job, "mark failed", "step 5 posted"));
+                }
+                set_error(tx, id, JobState::Failed, step, class, reason, now)?;
+                forget_upload_session(tx, id)
+            },
         )
     }
 
@@ -673,7 +728,11 @@ impl Ledger {
                         "step 5 was sent without a recorded result; reconcile first",
                     ));
                 }
-                set_error(tx, id, JobState::Abandoned, None, "abandoned", reason, now)
+                if job.posted_without_id() {
+                    return Err(illegal(job, "mark abandoned", "step 5 posted"));
+                }
+                set_error(tx, id, JobState::Abandoned, None, "abandoned", reason, now)?;
+                forget_upload_session(tx, id)
             },
         )
     }
@@ -799,7 +858,8 @@ impl Ledger {
 
     /// Stores what a restart needs to go on with a multipart upload (upload id, target,
     /// credentials: the ledger is as private as a cookie file). A new session voids the
-    /// parts of an earlier one. Active jobs only.
+    /// parts of an earlier one. Active jobs only. The session is deleted (overwritten, with
+    /// `secure_delete`) once the upload is committed or the job ends.
     pub fn save_upload_session(
         &mut self,
         id: JobId,
@@ -1170,6 +1230,31 @@ fn illegal(job: &JobRecord, action: &'static str, why: &'static str) -> LedgerEr
         action,
         why,
     }
+}
+
+/// Deletes a job's multipart session (upload id, credentials, `tos_sign`, token) and its
+/// parts: once the upload is committed or the job has ended they are never used again,
+/// and credentials must not outlive their use.
+fn forget_upload_session(tx: &Transaction<'_>, id: JobId) -> Result<(), LedgerError> {
+    tx.execute("DELETE FROM upload_parts WHERE job_id = ?1", [id])?;
+    tx.execute("DELETE FROM upload_sessions WHERE job_id = ?1", [id])?;
+    Ok(())
+}
+
+/// [`forget_upload_session`] for every job that no longer needs one (a ledger written
+/// before sessions were deleted when their job ended).
+fn forget_ended_upload_sessions(conn: &Connection) -> Result<(), LedgerError> {
+    const ENDED: &str = "SELECT j.id FROM jobs j WHERE j.state NOT IN ('active', 'unconfirmed') \
+         OR EXISTS (SELECT 1 FROM steps s WHERE s.job_id = j.id AND s.step = 'commit')";
+    conn.execute(
+        &format!("DELETE FROM upload_parts WHERE job_id IN ({ENDED})"),
+        [],
+    )?;
+    conn.execute(
+        &format!("DELETE FROM upload_sessions WHERE job_id IN ({ENDED})"),
+        [],
+    )?;
+    Ok(())
 }
 
 fn touch(tx: &Transaction<'_>, id: JobId, now: i64) -> Result<(), LedgerError> {

@@ -23,5 +23,6 @@ pub mod sandbox;
 pub mod secret;
 pub mod status;
 pub mod userfile;
+pub mod video;
 pub mod watch;
 pub mod yaml;

@@ -15,11 +15,12 @@ use serde_json::{Value, json};
 
 use dropcast::domain::{Collection, EntityKind, PostDraft, TextEntity, Visibility};
 use dropcast::platform::{
-    Account, ClientSettings, DouyinWeb, Expired, PublishError, RetryPolicy, Upload,
+    Account, ClientSettings, Created, DouyinWeb, Expired, PublishError, RetryPolicy, Upload,
     UploadCredentials, UploadTarget,
 };
 use dropcast::progress::Progress;
 use dropcast::secret::Secret;
+use dropcast::video::VideoFile;
 
 const COOKIE: &str = "sessionid=SESSION-SECRET; csrf_token=CSRF-SECRET";
 const AK: &str = "0123456789abcdef0123456789abcdef";
@@ -317,6 +318,32 @@ async fn step1_status_8_is_an_expired_cookie() {
     assert_eq!(server.seen().len(), 1, "an expired cookie is not retried");
 }
 
+// Regression (issue 9, smaller): answers were read whole, however large.
+#[tokio::test]
+async fn an_answer_over_the_cap_is_refused_naming_the_step() {
+    let huge = "x".repeat(2 << 20);
+    let server = Server::start(vec![
+        ok(json!({"status_code": 0, "ak": AK, "auth": AUTH, "pad": huge})),
+        ok(json!({"status_code": 0, "aweme": {"aweme_id": "1"}, "pad": huge})),
+    ])
+    .await;
+    let client = server.client();
+    let err = client.credentials(&account()).await.unwrap_err();
+    assert_eq!(err.class(), "rejected");
+    assert!(err.to_string().contains("credentials"), "{err}");
+    assert!(
+        err.to_string().contains("larger than 1048576 bytes"),
+        "{err}"
+    );
+    // At step 5 the post may exist all the same: the outcome is unknown, not refused.
+    let err = client
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "unknown", "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
+}
+
 #[tokio::test]
 async fn step1_other_code_is_rejected_with_the_platforms_message() {
     let server = Server::start(vec![ok(
@@ -412,6 +439,19 @@ async fn step2_missing_fields_are_rejected_naming_the_field() {
 
 // ---- step 3a ----------------------------------------------------------------------------
 
+/// The post of a step 5 that posted.
+fn post_of(created: &Created) -> &dropcast::domain::Post {
+    match created {
+        Created::Posted(post) => post,
+        other => panic!("not posted: {other:?}"),
+    }
+}
+
+/// The file opened as the agent opens a video.
+fn open(path: &std::path::Path) -> VideoFile {
+    VideoFile::open_path(path).unwrap()
+}
+
 fn video_file(len: usize) -> (tempfile::NamedTempFile, Vec<u8>, u32) {
     let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -428,7 +468,13 @@ async fn step3a_streams_exact_bytes_with_length_crc_and_slashed_object_url() {
     server.push(ok(json!({"success": 0})));
     let progress = Progress::new();
     client
-        .upload_file(&target, file.path(), data.len() as u64, crc, &progress)
+        .upload_file(
+            &target,
+            &open(file.path()),
+            data.len() as u64,
+            crc,
+            &progress,
+        )
         .await
         .unwrap();
     assert_eq!((progress.done(), progress.total()), (300_000, 300_000));
@@ -461,7 +507,13 @@ async fn step3a_5xx_then_success_is_retried_with_the_whole_file_again() {
     server.push(ok(json!({"success": 0})));
     let progress = Progress::new();
     client
-        .upload_file(&target, file.path(), data.len() as u64, crc, &progress)
+        .upload_file(
+            &target,
+            &open(file.path()),
+            data.len() as u64,
+            crc,
+            &progress,
+        )
         .await
         .unwrap();
     // The failed try's bytes were taken back: the bar ends at the size, not twice it.
@@ -486,7 +538,7 @@ async fn step3a_401_means_fresh_upload_credentials() {
     let err = client
         .upload_file(
             &target,
-            file.path(),
+            &open(file.path()),
             data.len() as u64,
             crc,
             &Progress::new(),
@@ -511,7 +563,7 @@ async fn step3a_401_means_fresh_upload_credentials() {
 async fn step3a_crc_mismatch_400_is_rejected() {
     let server = Server::start(vec![]).await;
     let (client, _creds, target) = creds_and_target(&server).await;
-    let (file, data, _) = video_file(100);
+    let (file, data, crc) = video_file(100);
     server.push(reply(
         400,
         json!({"success": 1, "error": {"code": 4, "message": "crc32 mismatch"}}),
@@ -519,16 +571,44 @@ async fn step3a_crc_mismatch_400_is_rejected() {
     let err = client
         .upload_file(
             &target,
-            file.path(),
+            &open(file.path()),
             data.len() as u64,
-            0xdead_beef,
+            crc,
             &Progress::new(),
         )
         .await
         .unwrap_err();
     assert_eq!(err.class(), "rejected");
     assert!(err.to_string().contains("crc32 mismatch"), "{err}");
-    assert_eq!(server.seen()[0].header("content-crc32"), Some("deadbeef"));
+    assert_eq!(
+        server.seen()[0].header("content-crc32"),
+        Some(format!("{crc:08x}").as_str())
+    );
+}
+
+// Regression (issue 9 item 10): bytes that were not the ones hashed went out whole and the
+// platform's CRC refusal failed the job.
+#[tokio::test]
+async fn step3a_bytes_other_than_the_hashed_ones_are_a_change_and_never_arrive_whole() {
+    let server = Server::start(vec![]).await;
+    let (client, _creds, target) = creds_and_target(&server).await;
+    let (file, data, _) = video_file(100_000);
+    server.push(ok(json!({"success": 0})));
+    let err = client
+        .upload_file(
+            &target,
+            &open(file.path()),
+            data.len() as u64,
+            0xdead_beef,
+            &Progress::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "changed", "{err}");
+    assert!(
+        server.seen().iter().all(|s| s.body.len() < data.len()),
+        "the whole body arrived"
+    );
 }
 
 #[tokio::test]
@@ -537,10 +617,10 @@ async fn step3a_file_of_another_size_is_not_sent() {
     let (client, _creds, target) = creds_and_target(&server).await;
     let (file, _, crc) = video_file(100);
     let err = client
-        .upload_file(&target, file.path(), 101, crc, &Progress::new())
+        .upload_file(&target, &open(file.path()), 101, crc, &Progress::new())
         .await
         .unwrap_err();
-    assert_eq!(err.class(), "rejected");
+    assert_eq!(err.class(), "changed");
     assert!(server.seen().is_empty());
 }
 
@@ -630,7 +710,7 @@ async fn step5_sends_every_form_field_exactly() {
         .create_post(&account(), &upload(), &draft())
         .await
         .unwrap();
-    assert_eq!(post.aweme_id, "7300000000000000001");
+    assert_eq!(post_of(&post).aweme_id, "7300000000000000001");
     let seen = &server.seen()[0];
     assert_eq!(seen.method, Method::POST);
     assert_eq!(seen.uri.path(), "/web/api/media/aweme/create/");
@@ -684,9 +764,9 @@ async fn step5_accepts_item_id_and_falls_back_to_the_video_oid_as_poster() {
         .create_post(&account(), &up, &d)
         .await
         .unwrap();
-    assert_eq!(post.aweme_id, "7300000000000000002");
+    assert_eq!(post_of(&post).aweme_id, "7300000000000000002");
     assert_eq!(
-        post.url(),
+        post_of(&post).url(),
         "https://www.douyin.com/video/7300000000000000002"
     );
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&server.seen()[0].body).unwrap();
@@ -700,7 +780,7 @@ async fn step5_accepts_item_id_and_falls_back_to_the_video_oid_as_poster() {
 #[tokio::test]
 async fn step5_status_2_is_rejected_once() {
     let server = Server::start(vec![ok(
-        json!({"status_code": 2, "status_msg": "video already published"}),
+        json!({"status_code": 2, "status_msg": "text_extra: span 3..5 is not a hashtag"}),
     )])
     .await;
     let err = server
@@ -709,8 +789,24 @@ async fn step5_status_2_is_rejected_once() {
         .await
         .unwrap_err();
     assert_eq!(err.class(), "rejected");
-    assert!(err.to_string().contains("video already published"), "{err}");
+    assert!(err.to_string().contains("not a hashtag"), "{err}");
     assert_no_secret(&err);
+    assert_eq!(server.seen().len(), 1);
+}
+
+// Regression (issue 9 item 5): the pipeline matched the platform's wording itself.
+#[tokio::test]
+async fn step5_already_published_is_a_domain_outcome_not_a_refusal() {
+    let server = Server::start(vec![ok(
+        json!({"status_code": 2, "status_msg": "video already published"}),
+    )])
+    .await;
+    let created = server
+        .client()
+        .create_post(&account(), &upload(), &draft())
+        .await
+        .unwrap();
+    assert_eq!(created, Created::AlreadyPublished);
     assert_eq!(server.seen().len(), 1);
 }
 
@@ -747,7 +843,7 @@ async fn step5_status_7_is_retried_then_succeeds() {
         .create_post(&account(), &upload(), &draft())
         .await
         .unwrap();
-    assert_eq!(post.aweme_id, "1");
+    assert_eq!(post_of(&post).aweme_id, "1");
     assert_eq!(server.seen().len(), 2);
 }
 
@@ -766,7 +862,7 @@ async fn step5_rate_limits_do_not_use_up_attempts() {
         .create_post(&account(), &upload(), &draft())
         .await
         .unwrap();
-    assert_eq!(post.aweme_id, "9");
+    assert_eq!(post_of(&post).aweme_id, "9");
     assert_eq!(server.seen().len(), 4);
 }
 
@@ -785,7 +881,7 @@ async fn step5_429_honours_retry_after() {
         .create_post(&account(), &upload(), &draft())
         .await
         .unwrap();
-    assert_eq!(post.aweme_id, "5");
+    assert_eq!(post_of(&post).aweme_id, "5");
     assert_eq!(server.seen().len(), 2);
     // Waited the second the platform asked for (not the policy's 20 ms backoff).
     let waited = started.elapsed();
@@ -805,7 +901,7 @@ async fn step5_5xx_then_success_is_retried() {
         .create_post(&account(), &upload(), &draft())
         .await
         .unwrap();
-    assert_eq!(post.aweme_id, "6");
+    assert_eq!(post_of(&post).aweme_id, "6");
     assert_eq!(server.seen().len(), 2);
 }
 

@@ -419,6 +419,30 @@ async fn drop_answer_on_create_posts_but_the_client_gets_no_answer() {
 }
 
 #[tokio::test]
+async fn lag_on_post_list_hides_new_posts_until_they_are_old_enough() {
+    let sb = sb().await;
+    let (vid, poster) = sb.ready().await;
+    sb.add_faults(json!({"step": "post_list", "action": {"kind": "lag", "ms": 60000}}))
+        .await;
+    let created = send(sb.create_req(&vid, &poster)).await;
+    assert_eq!(created.json["status_code"], 0, "{}", created.json);
+    let list = || {
+        send(
+            sb.http
+                .get(sb.url("/web/api/media/aweme/post/?count=10&max_cursor=0"))
+                .header("Cookie", cookie_for("main")),
+        )
+    };
+    assert_eq!(list().await.json["aweme_list"], json!([]), "not listed yet");
+    send(sb.http.post(sb.url("/__sandbox/advance?seconds=61"))).await;
+    assert_eq!(
+        list().await.json["aweme_list"][0]["video"]["vid"],
+        vid.as_str()
+    );
+    assert_eq!(sb.inspect("posts").await.as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
 async fn hold_keeps_create_open_until_released() {
     let sb = sb().await;
     let (vid, poster) = sb.ready().await;

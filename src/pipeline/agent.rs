@@ -1066,11 +1066,7 @@ impl Agent {
                 self.waiting.remove(&video);
                 self.incomplete.remove(&video);
                 self.settler.forget(&video);
-                let settled = Settled {
-                    path: video.clone(),
-                    size: meta.len(),
-                    modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-                };
+                let settled = Settled::from_metadata(video.clone(), &meta);
                 self.waiters.entry(video).or_default().push(id);
                 self.dispatch(settled, caption);
             }

@@ -222,11 +222,48 @@ impl Context {
     }
 
     /// Waits until `publish.min_interval` has passed since this account's last post, then
-    /// books the slot for the post about to be sent.
+    /// books the slot for the post about to be sent. The last post is this process's own,
+    /// else the ledger's latest step-5 send for the account (answered or not), so a restart
+    /// (even after `kill -9`) keeps the interval.
     pub async fn wait_post_slot(&self, account: &str) {
         let interval = self.config.publish.min_interval;
         if interval.is_zero() {
             return;
+        }
+        let known = self
+            .last_post
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(account);
+        if !known {
+            let name = account.to_string();
+            match self.ledger(move |l| l.last_publish_sent(&name)).await {
+                Ok(Some(sent)) => {
+                    // How long ago, by the wall clock; a send "in the future" (the clock
+                    // went back) counts as just now.
+                    let ago = std::time::SystemTime::now()
+                        .duration_since(sent)
+                        .unwrap_or_default();
+                    if ago < interval {
+                        let now = Instant::now();
+                        let at = now.checked_sub(ago).unwrap_or(now);
+                        self.last_post
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(account.to_string())
+                            .or_insert(at);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(account, reason = %e, "cannot read the last post time from the ledger; publish.min_interval counts from now");
+                    self.last_post
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(account.to_string())
+                        .or_insert_with(Instant::now);
+                }
+            }
         }
         loop {
             let wait = {

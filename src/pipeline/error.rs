@@ -96,6 +96,10 @@ impl JobFailure {
                 "It is not known whether the post went out; check the account's posts before \
                  trying again."
             }
+            PublishError::Changed { .. } => {
+                "The video changed while it was being uploaded; it is published again from \
+                 its new content once it settles."
+            }
         };
         JobFailure {
             step: Some(step),

@@ -16,9 +16,12 @@ use crate::failpoint;
 use crate::hash;
 use crate::ledger::PartRecord;
 use crate::ledger::{Claim, JobRecord, JobState, LedgerError, NewJob};
-use crate::platform::{Account, Expired, PartDone, PublishError, SavedUpload, Upload};
+use crate::platform::{
+    Account, Created, Expired, MAX_CHALLENGE_LOOKUPS, PartDone, PublishError, SavedUpload, Upload,
+};
 use crate::progress::Progress;
 use crate::receipt;
+use crate::video::{OpenError, VideoFile};
 use crate::watch::{self, Settled};
 
 use super::context::Context;
@@ -116,7 +119,32 @@ fn at_step(ctx: &Context, bundle: &Bundle, step: &str) {
 
 async fn run_job(ctx: &Context, bundle: Bundle) -> Outcome {
     let name = ctx.relative(&bundle.video).display().to_string();
-    let fp = match hash::fingerprint_async(bundle.video.clone()).await {
+    // Opened once, never through a link, and only if it is the file that settled: the
+    // hash pass and every upload part read this one descriptor.
+    let video = match VideoFile::open_async(bundle.settled.clone()).await {
+        Ok(video) => video,
+        Err(OpenError::Gone { .. }) => {
+            info!(file = %name, "video vanished before it was read");
+            return Outcome::Vanished;
+        }
+        Err(e @ OpenError::Changed { .. }) => {
+            let reason = e.to_string();
+            info!(file = %name, %reason, "the video is not the file that settled; it starts over once it settles");
+            return Outcome::Abandoned { reason };
+        }
+        Err(OpenError::Io { source, .. }) => {
+            let failure = JobFailure {
+                step: None,
+                class: "video",
+                reason: format!("cannot read {name}: {source}"),
+                hint: "Check the file's permissions, then move it back into the inbox.".into(),
+            };
+            warn!(file = %name, reason = %failure.reason, "cannot read video");
+            return refuse(ctx, &bundle, failure).await;
+        }
+    };
+    let part_size = ctx.config.upload.part_size;
+    let fp = match hash::fingerprint_video_async(video.clone(), part_size).await {
         Ok(fp) => fp,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             info!(file = %name, "video vanished before it was read");
@@ -137,10 +165,10 @@ async fn run_job(ctx: &Context, bundle: Bundle) -> Outcome {
         return outcome;
     }
     let span = info_span!("job", file = %name, hash = fp.sha256.short());
-    run_hashed(ctx, bundle, fp).instrument(span).await
+    run_hashed(ctx, bundle, video, fp).instrument(span).await
 }
 
-async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
+async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerprint) -> Outcome {
     if fp.size != bundle.settled.size {
         return Outcome::Abandoned {
             reason: "the video changed while it was being hashed".into(),
@@ -305,7 +333,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, fp: Fingerprint) -> Outcome {
     }
     let account = &account;
 
-    let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &fp).await {
+    let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &video, &fp).await {
         Ok(done) => done,
         Err(Stop::Failed(failure)) => return fail(ctx, &bundle, &job, failure).await,
         Err(Stop::Held(reason)) => {
@@ -369,19 +397,25 @@ async fn publish(
     job: &JobRecord,
     caption: &Caption,
     account: &Account,
+    video: &VideoFile,
     fp: &Fingerprint,
 ) -> Result<(Post, PostDraft), Stop> {
-    if let Some(aweme_id) = &job.aweme_id {
-        info!(step = "publish", aweme_id = %aweme_id, "already published; archiving");
+    // The draft of a post that exists already: the caption's own challenge ids (nothing
+    // is looked up for a post that is not sent again).
+    let sent_draft = || {
         let known = caption
             .hashtags()
             .filter_map(|h| caption.challenges.get(h).cloned())
             .collect();
+        caption.to_draft(known)
+    };
+    if let Some(aweme_id) = &job.aweme_id {
+        info!(step = "publish", aweme_id = %aweme_id, "already published; archiving");
         return Ok((
             Post {
                 aweme_id: aweme_id.clone(),
             },
-            caption.to_draft(known),
+            sent_draft(),
         ));
     }
     let id = job.id;
@@ -390,15 +424,31 @@ async fn publish(
             info!(step = "commit", vid = %upload.vid, "reusing the committed upload");
             upload
         }
-        None => upload_and_commit(ctx, bundle, id, account, fp).await?,
+        None => upload_and_commit(ctx, bundle, id, account, video, fp).await?,
     };
+
+    if job.posted_without_id() {
+        // The platform said this video is published; only its post id is missing.
+        let since = job
+            .steps
+            .get(&Step::Publish)
+            .map_or_else(std::time::SystemTime::now, |s| s.at);
+        return match reconcile(ctx, id, account, &upload.vid, since).await? {
+            Some(post) => Ok((post, sent_draft())),
+            None => Err(Stop::Held(ID_NOT_LISTED.into())),
+        };
+    }
 
     let challenge_ids = challenge_ids(ctx, caption, account).await?;
     let draft = caption.to_draft(challenge_ids);
 
-    // A previous run marked step 5 as sent but never saw its answer: ask the platform.
+    // A previous run marked step 5 as sent but never saw its answer: ask the platform,
+    // reading its list for the whole reconcile window from that send.
     if job.publish_sent_at.is_some() || job.state == JobState::Unconfirmed {
-        if let Some(post) = reconcile(ctx, id, account, &upload.vid).await? {
+        let sent_at = job
+            .publish_sent_at
+            .unwrap_or_else(std::time::SystemTime::now);
+        if let Some(post) = reconcile(ctx, id, account, &upload.vid, sent_at).await? {
             return Ok((post, draft));
         }
         if job.state == JobState::Unconfirmed {
@@ -410,7 +460,7 @@ async fn publish(
         }
         info!(
             step = "publish",
-            "no post with our vid exists; sending it now"
+            "no post with our vid appeared in the account's list; sending it now"
         );
     }
 
@@ -430,18 +480,32 @@ async fn publish(
             .await
             .map_err(Stop::Held)?;
         ctx.ledger(move |l| l.mark_publish_sent(id)).await?;
+        let sent_at = std::time::SystemTime::now();
         sends += 1;
         match ctx.client.create_post(account, &upload, &draft).await {
-            Ok(post) => {
+            Ok(Created::Posted(post)) => {
                 failpoint::hit("after_request:publish");
                 let aweme = post.aweme_id.clone();
                 ctx.ledger(move |l| l.mark_published(id, &aweme)).await?;
                 info!(step = "publish", aweme_id = %post.aweme_id, url = %post.url(), "published");
                 return Ok((post, draft));
             }
+            Ok(Created::AlreadyPublished) => {
+                // An earlier send whose answer was lost did post: find its id.
+                info!(
+                    step = "publish",
+                    "the platform says this video is already published; looking for its post"
+                );
+                if let Some(post) = reconcile(ctx, id, account, &upload.vid, sent_at).await? {
+                    return Ok((post, draft));
+                }
+                ctx.ledger(move |l| l.mark_posted_without_id(id)).await?;
+                warn!(step = "publish", "{ID_NOT_LISTED}");
+                return Err(Stop::Held(ID_NOT_LISTED.into()));
+            }
             Err(PublishError::Unknown { reason }) => {
                 warn!(step = "publish", %reason, "no answer to the publish request; checking the account's posts");
-                if let Some(post) = reconcile(ctx, id, account, &upload.vid).await? {
+                if let Some(post) = reconcile(ctx, id, account, &upload.vid, sent_at).await? {
                     return Ok((post, draft));
                 }
                 if sends >= 3 {
@@ -449,38 +513,81 @@ async fn publish(
                         "no answer to {sends} publish requests and no post found: {reason}"
                     )));
                 }
-            }
-            Err(PublishError::Rejected { reason }) if reason.contains("already published") => {
-                if let Some(post) = reconcile(ctx, id, account, &upload.vid).await? {
-                    return Ok((post, draft));
-                }
-                return Err(Stop::Unconfirmed(format!(
-                    "the platform says the video is already published, but no such post was found: {reason}"
-                )));
+                info!(
+                    step = "publish",
+                    "no post with our vid appeared in the account's list; sending it again"
+                );
             }
             Err(e) => return Err(stop(ctx, Step::Publish, e)),
         }
     }
 }
 
-/// Asks the platform (protocol 6a) whether a post with our `vid` exists.
+/// Why a job that posted is held: the platform said so, but its post list does not show
+/// the post yet, so its id (for the receipt) is still unknown.
+const ID_NOT_LISTED: &str = "published (the platform says this video already has a post), but the post is not in the account's list yet; its address is looked up again on the next scan, and the video is never sent again";
+
+/// How long after a publish request the account's post list is read before a post that
+/// is not in it counts as not made (ours): lists lag behind new posts, and absence from
+/// one read is no proof.
+const RECONCILE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+/// The first wait between two reads of the list; it doubles up to [`RECONCILE_MAX_WAIT`].
+const RECONCILE_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+const RECONCILE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+/// Reads of the list, at least, before absence counts (even long after the send).
+const RECONCILE_MIN_READS: u32 = 2;
+
+/// Asks the platform (protocol 6a) whether a post with our `vid` exists, reading the
+/// account's list with backoff until [`RECONCILE_WINDOW`] has passed since `since` (the
+/// send) and it was read at least [`RECONCILE_MIN_READS`] times. A post found is recorded.
 async fn reconcile(
     ctx: &Context,
     id: i64,
     account: &Account,
     vid: &str,
+    since: std::time::SystemTime,
 ) -> Result<Option<Post>, Stop> {
-    match ctx.client.find_post(account, vid).await {
-        Ok(Some(post)) => {
-            let aweme = post.aweme_id.clone();
-            ctx.ledger(move |l| l.mark_published(id, &aweme)).await?;
-            info!(step = "publish", aweme_id = %post.aweme_id, "reconciled: the post exists");
-            Ok(Some(post))
+    let started = std::time::Instant::now();
+    let mut wait = RECONCILE_FIRST_WAIT;
+    let mut reads = 0u32;
+    loop {
+        match ctx.client.find_post(account, vid).await {
+            Ok(Some(post)) => {
+                let aweme = post.aweme_id.clone();
+                ctx.ledger(move |l| l.mark_published(id, &aweme)).await?;
+                info!(step = "publish", aweme_id = %post.aweme_id, reads = reads + 1, "reconciled: the post exists");
+                return Ok(Some(post));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Stop::Unconfirmed(format!(
+                    "cannot list the account's posts to check: {e}"
+                )));
+            }
         }
-        Ok(None) => Ok(None),
-        Err(e) => Err(Stop::Unconfirmed(format!(
-            "cannot list the account's posts to check: {e}"
-        ))),
+        reads += 1;
+        // Wall clock from the send (which may be from an earlier run), but never less
+        // than this process has itself waited, whatever the wall clock does.
+        let waited = std::time::SystemTime::now()
+            .duration_since(since)
+            .unwrap_or_default()
+            .max(started.elapsed());
+        if reads >= RECONCILE_MIN_READS && waited >= RECONCILE_WINDOW {
+            info!(
+                step = "publish",
+                reads, "no post with our vid in the account's list"
+            );
+            return Ok(None);
+        }
+        if reads == 1 {
+            info!(
+                step = "publish",
+                window = %humantime::format_duration(RECONCILE_WINDOW),
+                "our post is not in the account's list (yet); lists lag, so it is read again before anything is re-sent"
+            );
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RECONCILE_MAX_WAIT);
     }
 }
 
@@ -495,11 +602,12 @@ async fn upload_and_commit(
     bundle: &Bundle,
     id: i64,
     account: &Account,
+    video: &VideoFile,
     fp: &Fingerprint,
 ) -> Result<Upload, Stop> {
     let mut renewed = false;
     loop {
-        match upload_once(ctx, bundle, id, account, fp).await {
+        match upload_once(ctx, bundle, id, account, video, fp).await {
             Ok(upload) => return Ok(upload),
             Err((
                 step,
@@ -513,6 +621,15 @@ async fn upload_and_commit(
                 ctx.ledger(move |l| l.forget_steps_from(id, Step::Credentials))
                     .await?;
             }
+            // The bytes sent were not the ones hashed, or the platform refused them and the
+            // file is no longer the one that settled: an edit, not a refusal. Start over.
+            Err((step, e))
+                if matches!(e, PublishError::Changed { .. }) || !unchanged(&bundle.settled) =>
+            {
+                return Err(Stop::Abandoned(format!(
+                    "the video changed while it was being uploaded ({step}: {e})"
+                )));
+            }
             Err((step, e)) => return Err(stop(ctx, step, e)),
         }
     }
@@ -523,6 +640,7 @@ async fn upload_once(
     bundle: &Bundle,
     id: i64,
     account: &Account,
+    video: &VideoFile,
     fp: &Fingerprint,
 ) -> Result<Upload, (Step, PublishError)> {
     let ledger_error = |step: Step| {
@@ -591,7 +709,7 @@ async fn upload_once(
         if !multipart {
             return ctx
                 .client
-                .upload_file(&target, &bundle.video, fp.size, fp.crc32, &progress)
+                .upload_file(&target, video, fp.size, fp.crc32, &progress)
                 .await;
         }
         let upload_id = match upload_id {
@@ -634,9 +752,9 @@ async fn upload_once(
             .upload_parts(
                 &target,
                 &upload_id,
-                &bundle.video,
+                video,
                 fp.size,
-                ctx.config.upload.part_size,
+                &fp.parts,
                 ctx.config.upload.parallel_parts.get(),
                 &done,
                 &progress,
@@ -729,24 +847,34 @@ async fn log_progress<T>(
 }
 
 /// Challenge ids: the caption's own map first, then the platform's suggestions (6b),
-/// exact names only. A hashtag without a challenge is still posted as text.
+/// exact names only, for at most [`MAX_CHALLENGE_LOOKUPS`] hashtags (the rest are not
+/// looked up, with one log line). A hashtag without a challenge is still posted as text.
 async fn challenge_ids(
     ctx: &Context,
     caption: &Caption,
     account: &Account,
 ) -> Result<Vec<String>, Stop> {
     let mut ids: Vec<String> = Vec::new();
+    let mut lookups = 0usize;
+    let mut skipped = 0usize;
     for name in caption.hashtags() {
         let id = match caption.challenges.get(name) {
             Some(id) => Some(id.clone()),
-            None => match ctx.client.challenge_id(account, name).await {
-                Ok(id) => id,
-                Err(e @ PublishError::Rejected { .. }) => {
-                    warn!(hashtag = name, reason = %e, "challenge lookup refused; posting the hashtag without a challenge id");
-                    None
+            None if lookups >= MAX_CHALLENGE_LOOKUPS => {
+                skipped += 1;
+                continue;
+            }
+            None => {
+                lookups += 1;
+                match ctx.client.challenge_id(account, name).await {
+                    Ok(id) => id,
+                    Err(e @ PublishError::Rejected { .. }) => {
+                        warn!(hashtag = name, reason = %e, "challenge lookup refused; posting the hashtag without a challenge id");
+                        None
+                    }
+                    Err(e) => return Err(stop(ctx, Step::Publish, e)),
                 }
-                Err(e) => return Err(stop(ctx, Step::Publish, e)),
-            },
+            }
         };
         match id {
             Some(id) if !ids.contains(&id) => ids.push(id),
@@ -756,6 +884,14 @@ async fn challenge_ids(
                 "no challenge with this exact name; posted as plain hashtag"
             ),
         }
+    }
+    if skipped > 0 {
+        warn!(
+            step = "publish",
+            skipped,
+            limit = MAX_CHALLENGE_LOOKUPS,
+            "too many hashtags to look up; the rest are posted as plain hashtags"
+        );
     }
     Ok(ids)
 }
@@ -779,6 +915,7 @@ fn stop_for(step: Step, e: PublishError) -> Stop {
             Stop::Held(format!("{step}: {e}"))
         }
         PublishError::Unknown { reason } => Stop::Unconfirmed(format!("{step}: {reason}")),
+        PublishError::Changed { reason } => Stop::Abandoned(format!("{step}: {reason}")),
     }
 }
 

@@ -1,19 +1,15 @@
-//! Upload bodies: a byte range of a file streamed from disk in bounded chunks, each chunk
-//! waiting for the bandwidth limit and counted in the job's progress as it goes out.
+//! Upload bodies: a byte range of the open video streamed from disk in bounded chunks, each
+//! chunk waiting for the bandwidth limit and counted in the job's progress as it goes out,
+//! and the whole range checked against the CRC-32 the fingerprint pass computed for it.
 //!
 //! Memory stays bounded whatever the file size: at most one chunk per stream is held.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::ratelimit::RateLimiter;
 use crate::progress::Progress;
+use crate::video::VideoFile;
 
 /// Chunk size without a bandwidth limit: few syscalls and wakeups per MiB.
 pub const CHUNK: usize = 512 * 1024;
@@ -30,122 +26,125 @@ pub fn chunk_size(max_rate: Option<u64>) -> usize {
     }
 }
 
-/// Why a range of the file cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum RangeError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is {on_disk} bytes, expected {expected}: it changed")]
-    Changed {
-        path: PathBuf,
-        on_disk: u64,
-        expected: u64,
-    },
+/// What the body of one attempt found wrong with the file, if anything: set before the
+/// stream fails, so the caller can tell "the file changed" from a network error.
+#[derive(Clone, Debug, Default)]
+pub struct Check(Arc<Mutex<Option<String>>>);
+
+impl Check {
+    fn set(&self, why: String) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+    }
+
+    /// Why the body stopped because of the file, if it did.
+    pub fn failed(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
-/// `path` opened at `offset`, after checking it is still `file_size` bytes long, with the
-/// CRC-32 of the `len` bytes there (read once, before sending, so the header can lead).
-pub async fn open_range(
-    path: &Path,
-    file_size: u64,
-    offset: u64,
-    len: u64,
-) -> Result<(tokio::fs::File, u32), RangeError> {
-    let (file, crc) = open(path, file_size, offset, len, true).await?;
-    Ok((file, crc.unwrap_or(0)))
+/// Where one body reads from and what its bytes must add up to.
+#[derive(Clone, Debug)]
+pub struct Range {
+    pub video: VideoFile,
+    pub offset: u64,
+    pub len: u64,
+    /// The CRC-32 the fingerprint pass computed for these bytes.
+    pub crc32: u32,
 }
 
-/// `path` opened at its start, after checking it is still `file_size` bytes long.
-pub async fn open_whole(path: &Path, file_size: u64) -> Result<tokio::fs::File, RangeError> {
-    Ok(open(path, file_size, 0, file_size, false).await?.0)
+impl Range {
+    /// Whether the range lies inside the file as it was opened.
+    pub fn fits(&self) -> bool {
+        self.offset
+            .checked_add(self.len)
+            .is_some_and(|end| end <= self.video.size())
+    }
 }
 
-async fn open(
-    path: &Path,
-    file_size: u64,
-    offset: u64,
-    len: u64,
-    crc: bool,
-) -> Result<(tokio::fs::File, Option<u32>), RangeError> {
-    let owned = path.to_path_buf();
-    let joined = tokio::task::spawn_blocking(move || {
-        open_blocking(&owned, file_size, offset, len, crc).map_err(|e| e.at(&owned, file_size))
-    })
-    .await;
-    let (file, crc) = match joined {
-        Ok(result) => result?,
-        Err(join) => {
-            return Err(RangeError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(join.to_string()),
-            });
-        }
+/// One read of a stream: the range's state, carried through the blocking pool.
+struct Cursor {
+    range: Range,
+    at: u64,
+    crc: crc32fast::Hasher,
+}
+
+/// `range` as a streamed request body, read by position from the open video in chunks of
+/// `pacing.chunk`, paced and counted. The bytes are run through CRC-32 as they are read;
+/// before the last chunk goes out, the CRC must equal `range.crc32` (what was hashed).
+/// If it does not, or the file ends early, `check` says why and the stream fails, so the
+/// request is cut off and the platform never stores those bytes.
+pub fn checked_body(range: Range, pacing: &Pacing, sent: &Sent, check: &Check) -> reqwest::Body {
+    reqwest::Body::wrap_stream(checked(range, pacing, sent, check))
+}
+
+fn checked(
+    range: Range,
+    pacing: &Pacing,
+    sent: &Sent,
+    check: &Check,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    let chunk = pacing.chunk.max(1) as u64;
+    let limiter = pacing.limiter.clone();
+    let progress = pacing.progress.clone();
+    let sent = sent.0.clone();
+    let check = check.clone();
+    let start = Cursor {
+        at: range.offset,
+        range,
+        crc: crc32fast::Hasher::new(),
     };
-    Ok((tokio::fs::File::from_std(file), crc))
-}
-
-/// A [`RangeError`] before it knows its path.
-enum Unplaced {
-    Io(std::io::Error),
-    Changed { on_disk: u64 },
-}
-
-impl From<std::io::Error> for Unplaced {
-    fn from(e: std::io::Error) -> Self {
-        Unplaced::Io(e)
-    }
-}
-
-impl Unplaced {
-    fn at(self, path: &Path, expected: u64) -> RangeError {
-        let path = path.to_path_buf();
-        match self {
-            Unplaced::Io(source) => RangeError::Io { path, source },
-            Unplaced::Changed { on_disk } => RangeError::Changed {
-                path,
-                on_disk,
-                expected,
-            },
+    futures_util::stream::try_unfold(start, move |cur| {
+        let (limiter, progress, sent, check) = (
+            limiter.clone(),
+            progress.clone(),
+            sent.clone(),
+            check.clone(),
+        );
+        async move {
+            let end = cur.range.offset + cur.range.len;
+            if cur.at >= end {
+                return Ok(None);
+            }
+            let want = usize::try_from((end - cur.at).min(chunk)).unwrap_or(CHUNK);
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; want];
+                let result = cur.range.video.read_exact_at(&mut buf, cur.at);
+                (cur, buf, result)
+            })
+            .await
+            .map_err(|join| std::io::Error::other(format!("read task failed: {join}")))?;
+            let (mut cur, buf, result) = read;
+            if let Err(e) = result {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    check.set("the file got shorter while it was being uploaded".into());
+                }
+                return Err(e);
+            }
+            cur.crc.update(&buf);
+            cur.at += buf.len() as u64;
+            if cur.at >= end {
+                let got = cur.crc.clone().finalize();
+                if got != cur.range.crc32 {
+                    let why = format!(
+                        "the bytes at {}..{end} are not the ones hashed (CRC-32 {got:08x}, expected {:08x}): the file was written to while it was being uploaded",
+                        cur.range.offset, cur.range.crc32
+                    );
+                    check.set(why.clone());
+                    return Err(std::io::Error::other(why));
+                }
+            }
+            let n = buf.len() as u64;
+            if let Some(limiter) = &limiter {
+                limiter.acquire(n).await;
+            }
+            progress.add(n);
+            sent.fetch_add(n, Ordering::Relaxed);
+            Ok(Some((bytes::Bytes::from(buf), cur)))
         }
-    }
-}
-
-/// Blocking: opens and checks the size; with `crc`, reads `len` bytes at `offset` into a
-/// CRC-32. Leaves the file positioned at `offset`.
-fn open_blocking(
-    path: &Path,
-    file_size: u64,
-    offset: u64,
-    len: u64,
-    crc: bool,
-) -> Result<(std::fs::File, Option<u32>), Unplaced> {
-    let mut file = std::fs::File::open(path)?;
-    let on_disk = file.metadata()?.len();
-    if on_disk != file_size || offset.saturating_add(len) > on_disk {
-        return Err(Unplaced::Changed { on_disk });
-    }
-    file.seek(SeekFrom::Start(offset))?;
-    if !crc {
-        return Ok((file, None));
-    }
-    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(CHUNK).clamp(1, CHUNK)];
-    let mut hasher = crc32fast::Hasher::new();
-    let mut left = len;
-    while left > 0 {
-        let want = usize::try_from(left).unwrap_or(buf.len()).min(buf.len());
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(Unplaced::Changed { on_disk });
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    file.seek(SeekFrom::Start(offset))?;
-    Ok((file, Some(hasher.finalize())))
+    })
 }
 
 /// Bytes one attempt handed to the connection, to take back from the progress if the
@@ -167,101 +166,95 @@ pub struct Pacing {
     pub progress: Progress,
 }
 
-/// The next `len` bytes of `file` as a streamed request body, paced and counted.
-pub fn stream_body(file: tokio::fs::File, len: u64, pacing: &Pacing, sent: &Sent) -> reqwest::Body {
-    reqwest::Body::wrap_stream(paced(file, len, pacing, sent))
-}
-
-/// The next `len` bytes of `file` in chunks of `pacing.chunk`. Every chunk waits for the
-/// limiter, then is added to the progress and to `sent` as it is handed on.
-fn paced(
-    file: tokio::fs::File,
-    len: u64,
-    pacing: &Pacing,
-    sent: &Sent,
-) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-    let limiter = pacing.limiter.clone();
-    let progress = pacing.progress.clone();
-    let sent = sent.0.clone();
-    ReaderStream::with_capacity(file.take(len), pacing.chunk).then(move |item| {
-        let limiter = limiter.clone();
-        let progress = progress.clone();
-        let sent = sent.clone();
-        async move {
-            if let Ok(bytes) = &item {
-                let n = bytes.len() as u64;
-                if let Some(limiter) = &limiter {
-                    limiter.acquire(n).await;
-                }
-                progress.add(n);
-                sent.fetch_add(n, Ordering::Relaxed);
-            }
-            item
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
     use std::io::Write;
 
-    fn file_with(data: &[u8]) -> tempfile::NamedTempFile {
+    fn file_with(data: &[u8]) -> (tempfile::NamedTempFile, VideoFile) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(data).unwrap();
         f.flush().unwrap();
-        f
+        let video = VideoFile::open_path(f.path()).unwrap();
+        (f, video)
     }
 
-    #[tokio::test]
-    async fn crc_of_a_range_and_the_file_left_at_its_offset() {
-        let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let f = file_with(&data);
-        let (mut file, crc) = open_range(f.path(), 3000, 1000, 1500).await.unwrap();
-        assert_eq!(crc, crc32fast::hash(&data[1000..2500]));
-        let mut first = [0u8; 4];
-        file.read_exact(&mut first).await.unwrap();
-        assert_eq!(first, data[1000..1004]);
-    }
-
-    #[tokio::test]
-    async fn a_file_of_another_size_is_refused() {
-        let f = file_with(b"0123456789");
-        let err = open_range(f.path(), 11, 0, 10).await.unwrap_err();
-        assert!(
-            matches!(err, RangeError::Changed { on_disk: 10, .. }),
-            "{err}"
-        );
-        assert!(open_range(f.path(), 10, 5, 6).await.is_err());
-        let err = open_range(Path::new("/nonexistent/x.mp4"), 1, 0, 1)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, RangeError::Io { .. }), "{err}");
-    }
-
-    #[tokio::test]
-    async fn the_body_counts_what_it_hands_on() {
-        let data = vec![5u8; 100_000];
-        let f = file_with(&data);
-        let (file, _) = open_range(f.path(), 100_000, 10_000, 50_000).await.unwrap();
-        let progress = Progress::new();
-        let pacing = Pacing {
+    fn pacing() -> Pacing {
+        Pacing {
             chunk: MIN_CHUNK,
             limiter: None,
-            progress: progress.clone(),
-        };
-        let sent = Sent::default();
-        let mut stream = std::pin::pin!(paced(file, 50_000, &pacing, &sent));
-        let mut total = 0usize;
-        let mut biggest = 0usize;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.unwrap();
-            biggest = biggest.max(chunk.len());
-            total += chunk.len();
+            progress: Progress::new(),
         }
-        assert_eq!(total, 50_000);
-        assert!(biggest <= MIN_CHUNK, "{biggest}");
-        assert_eq!((progress.done(), sent.get()), (50_000, 50_000));
+    }
+
+    async fn drain(
+        range: Range,
+        pacing: &Pacing,
+        sent: &Sent,
+        check: &Check,
+    ) -> (Vec<u8>, Option<std::io::Error>) {
+        let mut stream = std::pin::pin!(checked(range, pacing, sent, check));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => {
+                    assert!(chunk.len() <= MIN_CHUNK);
+                    out.extend_from_slice(&chunk);
+                }
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn the_body_is_the_range_and_counts_what_it_hands_on() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (_f, video) = file_with(&data);
+        let range = Range {
+            video,
+            offset: 10_000,
+            len: 50_000,
+            crc32: crc32fast::hash(&data[10_000..60_000]),
+        };
+        assert!(range.fits());
+        let (pacing, sent, check) = (pacing(), Sent::default(), Check::default());
+        let (body, err) = drain(range, &pacing, &sent, &check).await;
+        assert!(err.is_none());
+        assert_eq!(body, data[10_000..60_000]);
+        assert_eq!((pacing.progress.done(), sent.get()), (50_000, 50_000));
+        assert_eq!(check.failed(), None);
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_the_hashed_ones_never_all_go_out() {
+        let data = vec![5u8; 40_000];
+        let (_f, video) = file_with(&data);
+        let range = Range {
+            video: video.clone(),
+            offset: 0,
+            len: 40_000,
+            crc32: crc32fast::hash(b"something else"),
+        };
+        let (pacing, sent, check) = (pacing(), Sent::default(), Check::default());
+        let (body, err) = drain(range, &pacing, &sent, &check).await;
+        assert!(err.is_some());
+        assert!(body.len() < 40_000, "the last chunk is held back");
+        assert!(check.failed().unwrap().contains("written to"), "{check:?}");
+
+        // A range past the end of the file: refused up front, and cut off if tried.
+        let range = Range {
+            video,
+            offset: 30_000,
+            len: 20_000,
+            crc32: 0,
+        };
+        assert!(!range.fits());
+        let check = Check::default();
+        let (_, err) = drain(range, &pacing, &sent, &check).await;
+        assert!(err.is_some());
+        assert!(check.failed().unwrap().contains("shorter"));
     }
 
     #[test]

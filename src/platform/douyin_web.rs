@@ -2,7 +2,6 @@
 //! sorted into the error classes of §7, with retries where a retry is safe.
 
 use std::num::NonZeroU64;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
-use super::body::{self, Pacing, RangeError, Sent};
+use super::body::{self, Check, Pacing, Range, Sent};
 use super::ratelimit::RateLimiter;
 use super::retry::retrying;
 use super::wire;
@@ -22,6 +21,17 @@ use super::{
 use crate::domain::{Post, PostDraft};
 use crate::progress::Progress;
 use crate::secret::Secret;
+use crate::video::VideoFile;
+
+/// What step 5 achieved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The post was created now.
+    Posted(Post),
+    /// The platform says this upload already has a post: it was published (by an earlier
+    /// send whose answer was lost), though its id is not known from this answer.
+    AlreadyPublished,
+}
 
 /// Uploads get `timeout` plus one second per this many bytes, so a slow link can finish
 /// a large file while a stalled one still fails.
@@ -372,9 +382,24 @@ pub(super) fn tos_answer(call: Call, reply: &Reply) -> Result<(), PublishError> 
     }
 }
 
-/// A file that cannot be read as it was fingerprinted: no retry helps.
-pub(super) fn file_error(call: Call, e: RangeError) -> PublishError {
-    rejected(call, e)
+/// The video is not what was fingerprinted any more: no retry helps, the job starts over.
+pub(super) fn changed(call: Call, why: impl std::fmt::Display) -> PublishError {
+    PublishError::Changed {
+        reason: format!("{}: {why}", call.name()),
+    }
+}
+
+/// One upload attempt's outcome, with the file check first: a body cut off because the
+/// file changed is [`PublishError::Changed`] whatever the connection made of it.
+pub(super) fn checked_upload<T>(
+    call: Call,
+    check: &Check,
+    result: Result<T, PublishError>,
+) -> Result<T, PublishError> {
+    match check.failed() {
+        Some(why) => Err(changed(call, why)),
+        None => result,
+    }
 }
 
 /// `base` with `path` appended to its own path, no query.
@@ -419,6 +444,31 @@ fn object_url(scheme: &str, tos_host: &str, oid: &str) -> Result<Url, String> {
         return Err("tos_host is not a bare host[:port]".to_owned());
     }
     Ok(url)
+}
+
+/// Why an answer's body was not read.
+enum Capped {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// The answer's body, read chunk by chunk and never more than `cap` bytes of it: a body
+/// that says (or turns out) to be larger is refused, not buffered.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Bytes, Capped> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX))
+    {
+        return Err(Capped::TooLarge);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Capped::Http)? {
+        if body.len() + chunk.len() > cap {
+            return Err(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn non_empty(field: Option<String>) -> Option<String> {
@@ -523,13 +573,22 @@ impl DouyinWeb {
             .map_err(|e| transport_error(call, &e))?;
         let status = resp.status();
         let retry_after = retry_after(resp.headers());
-        let body = match resp.bytes().await {
+        let body = match read_capped(resp, wire::MAX_ANSWER_BYTES).await {
             Ok(body) => body,
             // The status alone says enough for these.
             Err(_) if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
                 Bytes::new()
             }
-            Err(e) => return Err(transport_error(call, &e)),
+            Err(Capped::TooLarge) => {
+                return Err(bad_answer(
+                    call,
+                    format_args!(
+                        "the answer is larger than {} bytes; not read",
+                        wire::MAX_ANSWER_BYTES
+                    ),
+                ));
+            }
+            Err(Capped::Http(e)) => return Err(transport_error(call, &e)),
         };
         tracing::debug!(step = call.name(), %status, "response");
         Ok(Reply {
@@ -640,14 +699,16 @@ impl DouyinWeb {
         .await
     }
 
-    /// Step 3a: the whole file in one request, streamed from disk with an exact
-    /// `Content-Length` and its CRC-32. `size` and `crc32` are those of the whole file.
-    /// `progress` is started at `size` and follows the bytes as they go out (a failed
-    /// attempt's bytes are taken back before the retry).
+    /// Step 3a: the whole file in one request, streamed from the open video with an exact
+    /// `Content-Length` and its CRC-32. `size` and `crc32` are those the fingerprint pass
+    /// found; the bytes sent are checked against `crc32` as they go, and a file that no
+    /// longer matches is [`PublishError::Changed`] (the request is cut off before its last
+    /// byte). `progress` is started at `size` and follows the bytes as they go out (a
+    /// failed attempt's bytes are taken back before the retry).
     pub async fn upload_file(
         &self,
         target: &UploadTarget,
-        path: &Path,
+        video: &VideoFile,
         size: u64,
         crc32: u32,
         progress: &Progress,
@@ -656,13 +717,27 @@ impl DouyinWeb {
         let sign = secret_header(call, "tos_sign", &target.tos_sign)?;
         let timeout = self.upload_timeout(size, 1);
         let pacing = self.pacing(progress);
+        let range = Range {
+            video: video.clone(),
+            offset: 0,
+            len: size,
+            crc32,
+        };
+        if video.size() != size {
+            return Err(changed(
+                call,
+                format_args!(
+                    "{} is {} bytes, {size} were hashed",
+                    video.path().display(),
+                    video.size()
+                ),
+            ));
+        }
         progress.start(size);
         retrying(&self.inner.retry, call.name(), || async {
-            // A streamed body is consumed by sending it: every try opens the file anew.
-            let file = body::open_whole(path, size)
-                .await
-                .map_err(|e| file_error(call, e))?;
-            let sent = Sent::default();
+            // A streamed body is consumed by sending it: every try makes a new one, from
+            // the same open file.
+            let (sent, check) = (Sent::default(), Check::default());
             let req = self
                 .inner
                 .http
@@ -672,11 +747,12 @@ impl DouyinWeb {
                 .header(CONTENT_TYPE, wire::CT_OCTET_STREAM)
                 .header(CONTENT_LENGTH, size)
                 .header(wire::H_CONTENT_CRC32, wire::crc32_hex(crc32))
-                .body(body::stream_body(file, size, &pacing, &sent));
+                .body(body::checked_body(range.clone(), &pacing, &sent, &check));
             let result = match self.exchange(call, req).await {
                 Ok(reply) => tos_answer(call, &reply),
                 Err(e) => Err(e),
             };
+            let result = checked_upload(call, &check, result);
             if result.is_err() {
                 progress.sub(sent.get());
             }
@@ -738,13 +814,14 @@ impl DouyinWeb {
     }
 
     /// Step 5: publish. Retried only when the request provably did not reach the server
-    /// or got a 5xx/429/`status_code` 7 answer; a lost answer is `Unknown`.
+    /// or got a 5xx/429/`status_code` 7 answer; a lost answer is `Unknown`. The platform's
+    /// "this video already has a post" refusal is [`Created::AlreadyPublished`].
     pub async fn create_post(
         &self,
         account: &Account,
         upload: &Upload,
         draft: &PostDraft,
-    ) -> Result<Post, PublishError> {
+    ) -> Result<Created, PublishError> {
         let call = Call::Publish;
         let url = endpoint(&self.inner.creator_url, wire::PATH_CREATE_POST);
         let poster = upload.poster_oid.as_deref().unwrap_or(&upload.oid);
@@ -765,11 +842,18 @@ impl DouyinWeb {
                 .header(CONTENT_TYPE, wire::CT_FORM)
                 .body(body.clone());
             let reply = self.exchange(call, req).await?;
+            if reply.status.is_success()
+                && serde_json::from_slice::<wire::StatusOnly>(&reply.body).is_ok_and(|s| {
+                    wire::is_already_published(s.status_code, s.status_msg.as_deref())
+                })
+            {
+                return Ok(Created::AlreadyPublished);
+            }
             let created: wire::CreateResponse = creator_answer(call, &reply)?;
             match created.post_id() {
-                Some(id) => Ok(Post {
+                Some(id) => Ok(Created::Posted(Post {
                     aweme_id: id.to_owned(),
-                }),
+                })),
                 None => Err(bad_answer(
                     call,
                     "status_code 0 but neither `aweme.aweme_id` nor `item_id`",

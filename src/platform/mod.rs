@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-pub use douyin_web::DouyinWeb;
+pub use douyin_web::{Created, DouyinWeb};
 pub use multipart::{PartDone, part_layout};
 pub use saved::{SavedUpload, SavedUploadError};
+pub use wire::MAX_CHALLENGE_LOOKUPS;
 
 /// One configured Douyin account: its name, cookie and the csrf token step 5 sends.
 #[derive(Clone)]
@@ -262,6 +263,11 @@ pub enum PublishError {
     /// Step 5 was sent and no answer came: reconcile (protocol 6a), never resend blindly.
     #[error("outcome unknown: {reason}")]
     Unknown { reason: String },
+    /// The local video is not what was fingerprinted any more (written to, shortened or
+    /// replaced while it was being read for the upload): nothing was stored from it; the
+    /// job must start over from the file as it is now.
+    #[error("the video changed: {reason}")]
+    Changed { reason: String },
 }
 
 fn fmt_after(after: Option<Duration>) -> String {
@@ -272,7 +278,7 @@ fn fmt_after(after: Option<Duration>) -> String {
 }
 
 impl PublishError {
-    /// `transient`, `rate_limited`, `auth_expired`, `rejected` or `unknown`.
+    /// `transient`, `rate_limited`, `auth_expired`, `rejected`, `unknown` or `changed`.
     pub fn class(&self) -> &'static str {
         match self {
             PublishError::Transient { .. } => "transient",
@@ -280,6 +286,7 @@ impl PublishError {
             PublishError::AuthExpired { .. } => "auth_expired",
             PublishError::Rejected { .. } => "rejected",
             PublishError::Unknown { .. } => "unknown",
+            PublishError::Changed { .. } => "changed",
         }
     }
 

@@ -1,26 +1,29 @@
 //! Step 3b, the multipart upload: start it, send the parts that are still missing (several
 //! at a time, each retried on its own), and complete it with the list of part CRCs.
 //!
-//! A part is never held in memory: each attempt opens the file, reads the part once for its
-//! CRC-32 (so `Content-CRC32` can lead the body), seeks back and streams it. The caller is
-//! told about each part as it lands (`on_part`), so it can checkpoint it and resume later
-//! with the same `uploadID` (see [`SavedUpload`](super::SavedUpload)).
+//! A part is never held in memory: each attempt streams it from the open video by position
+//! (parts in parallel share the one descriptor), with the CRC-32 the fingerprint pass
+//! computed for it as `Content-CRC32`; the bytes are checked against that CRC as they go,
+//! so a part whose bytes changed since they were hashed is cut off, never stored. The
+//! caller is told about each part as it lands (`on_part`), so it can checkpoint it and
+//! resume later with the same `uploadID` (see [`SavedUpload`](super::SavedUpload)).
 
 use std::future::Future;
-use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::body::{self, Pacing, Sent};
+use super::body::{self, Check, Pacing, Range, Sent};
 use super::douyin_web::{
-    Call, Reply, bad_answer, file_error, parse, rejected, secret_header, tos_answer,
+    Call, Reply, bad_answer, changed, checked_upload, parse, rejected, secret_header, tos_answer,
 };
 use super::retry::retrying;
 use super::{DouyinWeb, PublishError, UploadTarget, wire};
+use crate::domain::PartCrcs;
 use crate::progress::Progress;
+use crate::video::VideoFile;
 
 /// A part the platform has accepted: what the completion list needs, and what the ledger
 /// keeps to resume.
@@ -103,14 +106,15 @@ struct PartSpec {
     number: u32,
     offset: u64,
     len: u64,
+    /// What the fingerprint pass found for these bytes.
+    crc32: u32,
 }
 
 /// What every part of one upload shares.
 struct PartJob<'a> {
     target: &'a UploadTarget,
     upload_id: &'a str,
-    path: &'a Path,
-    file_size: u64,
+    video: &'a VideoFile,
     streams: usize,
     sign: HeaderValue,
     pacing: Pacing,
@@ -143,8 +147,12 @@ impl DouyinWeb {
         .await
     }
 
-    /// 3b.2: sends every part of the `size`-byte file at `path` that is not in `done`,
+    /// 3b.2: sends every part of the open `size`-byte video that is not in `done`,
     /// `parallel` at a time, and returns all parts (those of `done` included), sorted.
+    /// The parts are those of `crcs` (its part size, and each part's CRC-32 from the
+    /// fingerprint pass); a part whose bytes no longer match is [`PublishError::Changed`],
+    /// and so is a video that is no longer `size` bytes. A part of `done` whose size or
+    /// CRC does not match is sent again.
     ///
     /// Each part is retried on its own (transient errors and rate limits, as every step);
     /// a rejection or expired credentials end the whole call, and parts still in flight
@@ -156,9 +164,9 @@ impl DouyinWeb {
         &self,
         target: &UploadTarget,
         upload_id: &str,
-        path: &Path,
+        video: &VideoFile,
         size: u64,
-        part_size: u64,
+        crcs: &PartCrcs,
         parallel: usize,
         done: &[PartDone],
         progress: &Progress,
@@ -169,6 +177,7 @@ impl DouyinWeb {
         Fut: Future<Output = Result<(), PublishError>>,
     {
         let call = Call::UploadPart;
+        let part_size = crcs.part_size;
         if size == 0 || part_size == 0 {
             return Err(rejected(
                 call,
@@ -185,12 +194,21 @@ impl DouyinWeb {
                 ),
             ));
         }
+        if video.size() != size {
+            return Err(changed(
+                call,
+                format_args!(
+                    "{} is {} bytes, {size} were hashed",
+                    video.path().display(),
+                    video.size()
+                ),
+            ));
+        }
         let parallel = parallel.max(1);
         let job = PartJob {
             target,
             upload_id,
-            path,
-            file_size: size,
+            video,
             streams: parallel,
             sign: secret_header(call, "tos_sign", &target.tos_sign)?,
             pacing: self.pacing(progress),
@@ -199,8 +217,14 @@ impl DouyinWeb {
         let mut parts = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         let mut todo = Vec::new();
         for (number, offset, len) in part_layout(size, part_size) {
+            let Some(crc32) = crcs.get(number) else {
+                return Err(rejected(
+                    call,
+                    format_args!("no CRC-32 from the fingerprint pass for part {number}"),
+                ));
+            };
             match done.iter().find(|d| d.number == number) {
-                Some(d) if d.size == len => {
+                Some(d) if d.size == len && d.crc32 == crc32 => {
                     parts.push(*d);
                     progress.add(len);
                 }
@@ -210,13 +234,14 @@ impl DouyinWeb {
                             part = number,
                             saved_size = d.size,
                             size = len,
-                            "a saved part does not fit this layout; sending it again"
+                            "a saved part does not fit this layout or these bytes; sending it again"
                         );
                     }
                     todo.push(PartSpec {
                         number,
                         offset,
                         len,
+                        crc32,
                     });
                 }
             }
@@ -254,7 +279,20 @@ impl DouyinWeb {
             number,
             offset,
             len,
+            crc32,
         } = spec;
+        let range = Range {
+            video: job.video.clone(),
+            offset,
+            len,
+            crc32,
+        };
+        if !range.fits() {
+            return Err(changed(
+                call,
+                format_args!("part {number} lies past the end of the file"),
+            ));
+        }
         let url = object_url_with(
             job.target,
             &[
@@ -264,10 +302,7 @@ impl DouyinWeb {
         );
         let timeout = self.upload_timeout(len, job.streams);
         retrying(&self.inner.retry, call.name(), || async {
-            let (file, crc32) = body::open_range(job.path, job.file_size, offset, len)
-                .await
-                .map_err(|e| file_error(call, e))?;
-            let sent = Sent::default();
+            let (sent, check) = (Sent::default(), Check::default());
             let req = self
                 .inner
                 .http
@@ -277,12 +312,18 @@ impl DouyinWeb {
                 .header(CONTENT_TYPE, wire::CT_OCTET_STREAM)
                 .header(CONTENT_LENGTH, len)
                 .header(wire::H_CONTENT_CRC32, wire::crc32_hex(crc32))
-                .body(body::stream_body(file, len, &job.pacing, &sent));
+                .body(body::checked_body(
+                    range.clone(),
+                    &job.pacing,
+                    &sent,
+                    &check,
+                ));
             let result = match self.exchange(call, req).await {
                 Ok(reply) => tos_answer(call, &reply)
                     .and_then(|()| check_part_payload(call, &reply, number, crc32)),
                 Err(e) => Err(e),
             };
+            let result = checked_upload(call, &check, result);
             match &result {
                 Ok(()) => tracing::debug!(part = number, bytes = len, "part uploaded"),
                 Err(e) => {

@@ -41,6 +41,14 @@ pub const LIST_PAGE_SIZE: u32 = 50;
 /// 6a gives up after this many pages (ours): reconciliation looks at recent posts only.
 pub const LIST_MAX_PAGES: u32 = 20;
 
+/// Most hashtags of one caption looked up with 6b (ours; the protocol names no limit).
+/// Hashtags beyond it are posted as plain hashtags, without a challenge id.
+pub const MAX_CHALLENGE_LOOKUPS: usize = 20;
+
+/// The largest answer body read from any endpoint (ours; real answers are a few KiB).
+/// A larger one is refused as a bad answer, never buffered whole.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 // ---- headers ----------------------------------------------------------------------------
 
 pub const H_COOKIE: &str = "cookie";
@@ -62,8 +70,19 @@ pub const COOKIE_SESSION_NAME: &str = "sessionid";
 /// Creator endpoints: `status_code`, read first by [`StatusOnly`] (seen / ours as tagged in protocol §1, §5).
 /// Every other non-zero code (2 = invalid parameter, ...) is a rejection.
 pub const STATUS_OK: i64 = 0;
+pub const STATUS_INVALID: i64 = 2;
 pub const STATUS_TOO_OFTEN: i64 = 7;
 pub const STATUS_NOT_LOGGED_IN: i64 = 8;
+
+/// Step 5's `status_msg` (with `status_code` 2) for a `video_id` that already has a post
+/// (protocol §5).
+pub const MSG_ALREADY_PUBLISHED: &str = "video already published";
+
+/// Whether a step-5 answer says the video already has a post.
+pub fn is_already_published(status_code: i64, status_msg: Option<&str>) -> bool {
+    status_code == STATUS_INVALID
+        && status_msg.is_some_and(|m| m.trim().eq_ignore_ascii_case(MSG_ALREADY_PUBLISHED))
+}
 
 /// VOD endpoints: `code` (seen: 2000; ours: 4001, 4004).
 pub const VOD_OK: i64 = 2000;

@@ -3,16 +3,17 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
 use super::account::{self, Account};
 use super::challenges;
+use super::faults::ListLag;
 use super::form;
 use super::state::{App, Grant, PostRecord, millis};
 
@@ -176,6 +177,7 @@ pub async fn create(State(app): State<App>, headers: HeaderMap, body: Bytes) -> 
         size,
         sha256,
         create_time: now_ms.div_euclid(1000),
+        created_ms: now_ms,
         form: post.fields,
     });
     tracing::debug!(account = %account.name, %aweme_id, "post created");
@@ -202,6 +204,7 @@ fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Ref
 /// is opaque: pass back the `max_cursor` of the previous page (0 = newest).
 pub async fn post_list(
     State(app): State<App>,
+    lag: Option<Extension<ListLag>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -221,11 +224,13 @@ pub async fn post_list(
         Err(r) => return r.into_response(),
     };
     let st = app.lock();
-    let mut older = st
-        .posts
-        .iter()
-        .rev()
-        .filter(|p| p.account == account.name && (cursor == 0 || p.seq < cursor));
+    // A lagging list (the `lag` fault) does not show the newest posts yet.
+    let shown_before = st
+        .now_ms()
+        .saturating_sub(lag.map_or(0, |Extension(ListLag(d))| millis(d)));
+    let mut older = st.posts.iter().rev().filter(|p| {
+        p.account == account.name && (cursor == 0 || p.seq < cursor) && p.created_ms <= shown_before
+    });
     let page: Vec<&PostRecord> = older.by_ref().take(count).collect();
     let has_more = older.next().is_some();
     let next_cursor = page.last().map_or(0, |p| p.seq);

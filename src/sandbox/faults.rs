@@ -23,6 +23,8 @@
 //!   connections dropped (as if the server had died), and later holds do not wait.
 //! - Faulted requests count in `/__sandbox/requests`; a held request counts when it is
 //!   released and its work runs.
+//! - `lag` (on `post_list`) does the work, but the list leaves out the posts created less
+//!   than `ms` ago: a list that lags behind new posts. On other steps it changes nothing.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,6 +177,9 @@ pub enum FaultAction {
     DropAnswer,
     /// Wait until released (`POST /__sandbox/release`), then do the work.
     Hold,
+    /// `post_list` only: answer as usual, but without the posts created less than this
+    /// many milliseconds ago (sandbox time), as a list that lags behind does.
+    Lag { ms: u64 },
 }
 
 fn http_status<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
@@ -203,7 +208,15 @@ impl<'de> Deserialize<'de> for FaultAction {
 /// Accepts a bare name for the actions without fields, else the tagged map.
 struct ActionVisitor;
 
-const KINDS: &[&str] = &["status", "body", "reset", "delay", "drop_answer", "hold"];
+const KINDS: &[&str] = &[
+    "status",
+    "body",
+    "reset",
+    "delay",
+    "drop_answer",
+    "hold",
+    "lag",
+];
 
 impl<'de> Visitor<'de> for ActionVisitor {
     type Value = FaultAction;
@@ -225,6 +238,9 @@ impl<'de> Visitor<'de> for ActionVisitor {
             )),
             "delay" => Err(E::custom(
                 "action `delay` needs fields: {kind: delay, ms: 500}",
+            )),
+            "lag" => Err(E::custom(
+                "action `lag` needs fields: {kind: lag, ms: 5000}",
             )),
             other => Err(E::unknown_variant(other, KINDS)),
         }
@@ -265,6 +281,7 @@ impl FaultAction {
             FaultAction::Delay { ms } => format!("delay {ms} ms"),
             FaultAction::DropAnswer => "drop_answer".to_owned(),
             FaultAction::Hold => "hold".to_owned(),
+            FaultAction::Lag { ms } => format!("lag {ms} ms"),
         }
     }
 }
@@ -367,6 +384,10 @@ impl Faults {
         for fault in faults {
             tracing::info!(step = %fault.step, action = %fault.action.summary(),
                 times = ?fault.times, after = fault.after, "sandbox fault armed");
+            if matches!(fault.action, FaultAction::Lag { .. }) && fault.step != FaultStep::PostList
+            {
+                tracing::warn!(step = %fault.step, "a `lag` fault only changes `post_list`; here it does nothing");
+            }
             rules.push(Rule {
                 remaining: fault.times,
                 seen: 0,
@@ -458,6 +479,11 @@ impl Faults {
         !self.closing.load(Ordering::SeqCst)
     }
 }
+
+/// How far the post list lags behind new posts, for the request it is attached to (a
+/// `lag` fault).
+#[derive(Clone, Copy, Debug)]
+pub struct ListLag(pub Duration);
 
 /// Count a request that never reaches its handler (`op`: which object request it is).
 fn count(app: &App, step: FaultStep, op: Option<tos::Op>) {
@@ -609,6 +635,12 @@ pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response
             })
             .await
         }
+        FaultAction::Lag { ms } => {
+            let mut req = req;
+            req.extensions_mut()
+                .insert(ListLag(Duration::from_millis(ms)));
+            next.run(req).await
+        }
         FaultAction::DropAnswer => {
             let answer = detached(next.run(req)).await;
             tracing::info!(%step, status = answer.status().as_u16(), "sandbox fault: answer dropped");
@@ -669,7 +701,8 @@ mod tests {
              - step: create\n  action: {kind: status, status: 429, retry_after: 3}\n\
              - {step: credentials, action: {kind: body, body: {status_code: 8}}}\n\
              - {step: commit, action: {kind: delay, ms: 20}}\n\
-             - {step: post_list, action: hold}\n",
+             - {step: post_list, action: hold}\n\
+             - {step: post_list, action: {kind: lag, ms: 3000}}\n",
         )
         .expect("parses");
         assert_eq!(
@@ -693,6 +726,7 @@ mod tests {
                 ),
                 Fault::new(FaultStep::Commit, FaultAction::Delay { ms: 20 }),
                 Fault::new(FaultStep::PostList, FaultAction::Hold),
+                Fault::new(FaultStep::PostList, FaultAction::Lag { ms: 3000 }),
             ]
         );
     }
@@ -724,6 +758,7 @@ mod tests {
         assert!(err("- {step: creat, action: reset}").contains("creat"));
         assert!(err("- {step: create, action: explode}").contains("explode"));
         assert!(err("- {step: create, action: delay}").contains("ms"));
+        assert!(err("- {step: post_list, action: lag}").contains("ms"));
         assert!(err("- {step: create, action: {kind: delay, ms: 5, x: 1}}").contains("`x`"));
         assert!(err("- {step: create, action: {kind: reset, x: 1}}").contains("`x`"));
         assert!(err("- {step: create, action: {kind: nope}}").contains("nope"));

@@ -142,6 +142,9 @@ pub struct PostRecord {
     pub size: u64,
     pub sha256: String,
     pub create_time: i64,
+    /// Sandbox time of creation in milliseconds (for a lagging post list).
+    #[serde(skip)]
+    pub created_ms: i64,
     /// Every form field of the step 5 request, as received.
     pub form: BTreeMap<String, String>,
 }

@@ -16,12 +16,30 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::video::FileIdentity;
+
 /// A file that was seen unchanged for the settle period.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settled {
     pub path: PathBuf,
     pub size: u64,
     pub modified: SystemTime,
+    /// Which file it was (device, inode) and its change time: what proves later that the
+    /// file read and uploaded is this one, unwritten (a same-size write that puts the
+    /// mtime back still moves the change time).
+    pub identity: FileIdentity,
+}
+
+impl Settled {
+    /// The stamp of `meta`, as if `path` had settled with it now.
+    pub fn from_metadata(path: PathBuf, meta: &fs::Metadata) -> Settled {
+        Settled {
+            path,
+            size: meta.len(),
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            identity: FileIdentity::of(meta),
+        }
+    }
 }
 
 /// What `stat` says, as far as settling cares.
@@ -29,6 +47,7 @@ pub struct Settled {
 struct Stamp {
     size: u64,
     modified: SystemTime,
+    identity: FileIdentity,
 }
 
 impl Stamp {
@@ -43,6 +62,7 @@ impl Stamp {
             // Every platform we run on has mtimes; a file system without them can only
             // settle on size, which is still an observation.
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            identity: FileIdentity::of(&meta),
         })
     }
 }
@@ -146,6 +166,7 @@ impl Settler {
                     path: path.clone(),
                     size: stamp.size,
                     modified: stamp.modified,
+                    identity: stamp.identity,
                 });
                 return false;
             }
@@ -175,8 +196,10 @@ impl Settler {
     }
 }
 
-/// Whether the settled file still has the size and mtime it settled with; `false` also
-/// when it is gone or no longer a regular file. Used to detect "changed while publishing".
+/// Whether the settled file is still there as it settled: the same file (device, inode),
+/// size, mtime and change time; `false` also when it is gone, was replaced, or is no longer
+/// a regular file. Used to detect "changed while publishing": any write, even one that
+/// keeps size and mtime (`cp -p`, `rsync --inplace -t`), moves the change time.
 pub fn unchanged(settled: &Settled) -> io::Result<bool> {
     let meta = match fs::symlink_metadata(&settled.path) {
         Ok(meta) => meta,
@@ -185,7 +208,8 @@ pub fn unchanged(settled: &Settled) -> io::Result<bool> {
     };
     Ok(meta.file_type().is_file()
         && meta.len() == settled.size
-        && meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) == settled.modified)
+        && meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) == settled.modified
+        && FileIdentity::of(&meta) == settled.identity)
 }
 
 /// What a settled video's content says about whether it is finished.
@@ -431,6 +455,30 @@ mod tests {
         assert!(!unchanged(&settled).unwrap());
     }
 
+    // Regression (issue 9 item 3): a same-size write that put the mtime back (`cp -p`,
+    // `rsync --inplace -t`) passed the size-and-mtime check.
+    #[cfg(unix)]
+    #[test]
+    fn unchanged_sees_a_same_size_write_that_keeps_the_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.mp4");
+        write(&p, b"hello");
+        let meta = fs::metadata(&p).unwrap();
+        let settled = Settled::from_metadata(p.clone(), &meta);
+        assert!(unchanged(&settled).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        (&f).write_all(b"HELLO").unwrap();
+        f.set_modified(meta.modified().unwrap()).unwrap();
+        drop(f);
+        let now = fs::metadata(&p).unwrap();
+        assert_eq!(
+            (now.len(), now.modified().unwrap()),
+            (5, meta.modified().unwrap())
+        );
+        assert!(!unchanged(&settled).unwrap());
+    }
+
     #[test]
     fn content_check_walks_the_boxes_of_the_settled_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -440,12 +488,7 @@ mod tests {
             let path = dir.path().join(name);
             write(&path, content);
             let meta = fs::metadata(&path).unwrap();
-            check_content(&Settled {
-                path,
-                size: meta.len(),
-                modified: meta.modified().unwrap(),
-            })
-            .unwrap()
+            check_content(&Settled::from_metadata(path, &meta)).unwrap()
         };
         assert_eq!(check("whole.mp4", &bytes), Completeness::Complete);
         assert!(matches!(
