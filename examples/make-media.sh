@@ -10,7 +10,7 @@
 # single-threaded x264, bitexact muxer/encoders, no metadata. (A different ffmpeg/x264
 # version may still produce different bytes, so the clip is committed, not rebuilt in CI.)
 #
-# The caption beside it, examples/media/clip.yaml, is hand-written (see design.md §3).
+# The caption beside it, examples/media/clip.yaml, is hand-written (see README "Caption reference").
 # Try it:  cp examples/media/* inbox/
 #
 # Needs ffmpeg. On Debian/Ubuntu:  apt-get update && apt-get install -y ffmpeg

@@ -1,4 +1,4 @@
-//! The command line (design.md §5): parses arguments, sets up logging, runs one command
+//! The command line (README "Commands"): parses arguments, sets up logging, runs one command
 //! and turns its result into an exit status. anyhow stops here; nothing below uses it.
 
 use std::io::IsTerminal;

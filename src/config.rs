@@ -1,4 +1,4 @@
-//! The config file (design.md §4): every key, its default, and its checks, turned into a
+//! The config file (README "Config reference"): every key, its default, and its checks, turned into a
 //! [`Config`] that can only hold valid values. Every problem is reported at once, each with
 //! the file, the dotted key, the line and the column.
 
@@ -17,7 +17,7 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// Smallest and largest multipart part (protocol §3b, ours).
+/// Smallest and largest multipart part (docs/douyin-web.md §3b, ours).
 pub const MIN_PART_SIZE: u64 = 5 * MIB;
 /// The slowest `upload.max_rate` accepted, in bytes per second.
 const MIN_RATE: u64 = 64 * 1024;

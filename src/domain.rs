@@ -74,7 +74,7 @@ impl PartCrcs {
     }
 }
 
-/// The five steps of publishing (protocol.md §1–5), in order.
+/// The five steps of publishing (docs/douyin-web.md §1–5), in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {

@@ -1,4 +1,4 @@
-//! Who drives a state folder's jobs (design.md §2): one process at a time. Every command
+//! Who drives a state folder's jobs (ARCHITECTURE.md "Invariants"): one process at a time. Every command
 //! that can publish or move files becomes the driver (it holds the state lock and the
 //! inbox lock, see `crate::lock`) or hands its work to the agent that is the driver.
 //!

@@ -1,4 +1,4 @@
-//! The JSON receipts archived beside each video (design.md §6): what was published,
+//! The JSON receipts archived beside each video (README "Folder rules"): what was published,
 //! why a job failed, which earlier post a duplicate repeats.
 //!
 //! Times are RFC 3339 in UTC. No receipt type has a field that could hold a secret.

@@ -1,4 +1,4 @@
-//! The client's multipart upload (protocol §3b), bandwidth limit and progress, against a
+//! The client's multipart upload (docs/douyin-web.md §3b), bandwidth limit and progress, against a
 //! small TOS on 127.0.0.1 that records every request and checks each part's length and
 //! CRC the way the real one does.
 

@@ -1,4 +1,4 @@
-//! The `douyin-web` client against canned answers of every shape protocol.md describes,
+//! The `douyin-web` client against canned answers of every shape docs/douyin-web.md describes,
 //! served by a small axum server on 127.0.0.1 that records what it was sent.
 
 use std::collections::VecDeque;

@@ -55,7 +55,7 @@ async fn example_bundle_is_published_once_with_bytes_and_fields_intact() {
     assert_eq!(post["sha256"], json!(sha));
     assert_eq!(post["aweme_id"], json!(aweme_id));
 
-    // Every form field as protocol.md §5 says, for
+    // Every form field as docs/douyin-web.md §5 says, for
     // text: "第一次用 dropcast 发视频 #dropcast #音乐 @小明".
     let text = "第一次用 dropcast 发视频 #dropcast #音乐 @小明";
     assert_eq!(form(post, "text"), text);

@@ -1,4 +1,4 @@
-//! A randomized check of the promises of design.md §2: random bundles (some the same
+//! A randomized check of the promises of ARCHITECTURE.md "Invariants": random bundles (some the same
 //! video, some with a broken caption), random platform faults and random crashes at the
 //! failpoints, then clean restarts. Whatever happened:
 //! - at most one post per content hash (one account);

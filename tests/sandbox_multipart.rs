@@ -1,4 +1,4 @@
-//! Multipart uploads (protocol §3b) and the benchmark sink, driven over real HTTP (reqwest
+//! Multipart uploads (docs/douyin-web.md §3b) and the benchmark sink, driven over real HTTP (reqwest
 //! against a sandbox on 127.0.0.1:0): a correct client written here, then every rule
 //! broken one at a time, faults on parts, and `/__sandbox/sink`.
 

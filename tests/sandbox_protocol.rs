@@ -1,4 +1,4 @@
-//! The sandbox enforces protocol.md: each rule is driven here over real HTTP (reqwest
+//! The sandbox enforces docs/douyin-web.md: each rule is driven here over real HTTP (reqwest
 //! against a sandbox on 127.0.0.1:0), with a correct client written in this file, and
 //! then broken one rule at a time.
 

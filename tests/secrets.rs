@@ -1,4 +1,4 @@
-//! Secrets never leak (design.md §2): with `RUST_LOG=trace`, the account cookie (and its
+//! Secrets never leak (ARCHITECTURE.md "Invariants"): with `RUST_LOG=trace`, the account cookie (and its
 //! `sessionid` and `csrf_token` alone), every `auth`, `tos_sign` and upload `token` appear
 //! nowhere in stderr, stdout, receipts, `error.json` files or anything else the binary
 //! writes under its folders. What to look for comes from the sandbox itself

@@ -1,4 +1,4 @@
-//! The caption file (`clip.yaml`, design.md §3): read it, check every field, report every
+//! The caption file (`clip.yaml`, README "Caption reference"): read it, check every field, report every
 //! problem with its line and column, and produce a [`Caption`] ready for step 5.
 //!
 //! Two stages: [`parse_fields`] turns a YAML mapping into [`CaptionFields`] (each field
@@ -25,9 +25,9 @@ use self::text::RawKind;
 /// Captions larger than this are refused unread.
 pub const MAX_CAPTION_BYTES: u64 = 64 * 1024;
 
-/// The earliest a scheduled post may be, from now (platform limit, protocol §5).
+/// The earliest a scheduled post may be, from now (platform limit, docs/douyin-web.md §5).
 pub const SCHEDULE_MIN_AHEAD: Duration = Duration::from_secs(2 * 3600);
-/// The latest a scheduled post may be, from now (platform limit, protocol §5).
+/// The latest a scheduled post may be, from now (platform limit, docs/douyin-web.md §5).
 pub const SCHEDULE_MAX_AHEAD: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// The field names of a caption file (and of the config's `defaults`).
@@ -158,7 +158,7 @@ impl CaptionFields {
 pub struct Caption {
     /// The text as written, hashtags and mentions included.
     pub text: String,
-    /// The text without hashtags and mentions, white space folded (protocol §5 `third_text`).
+    /// The text without hashtags and mentions, white space folded (docs/douyin-web.md §5 `third_text`).
     pub plain_text: String,
     /// Hashtags and mentions, in order, mentions with their ids.
     pub entities: Vec<TextEntity>,
@@ -239,7 +239,7 @@ impl Caption {
     }
 
     /// The step-5 draft; `challenge_ids` are the resolved ids of [`Caption::hashtags`]
-    /// that have one (given here or looked up, protocol §6b).
+    /// that have one (given here or looked up, docs/douyin-web.md §6b).
     pub fn to_draft(&self, challenge_ids: Vec<String>) -> PostDraft {
         PostDraft {
             text: self.text.clone(),

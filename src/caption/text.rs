@@ -1,4 +1,4 @@
-//! Finding `#hashtags` and `@mentions` in caption text (protocol.md §5), pure functions.
+//! Finding `#hashtags` and `@mentions` in caption text (docs/douyin-web.md §5), pure functions.
 //!
 //! A hashtag is `#` followed by one or more characters up to (not including) white space,
 //! `#`, `@`, or the end of the text; a mention is the same with `@`. Offsets count UTF-16
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn hash_inside_a_word_starts_a_tag() {
-        // The rule (protocol §5, ours) needs no boundary before `#`.
+        // The rule (docs/douyin-web.md §5, ours) needs no boundary before `#`.
         assert_eq!(spans("a#b"), vec![(H, "b", 1, 3)]);
         assert_eq!(plain_text("a#b", &entities("a#b")), "a");
     }

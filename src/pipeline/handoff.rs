@@ -1,5 +1,5 @@
 //! `publish` and `retry` beside a running agent: the command hands its work to the agent
-//! (the one driver of the state folder, design.md §2) through files in
+//! (the one driver of the state folder, ARCHITECTURE.md "Invariants") through files in
 //! `state_dir/requests/`, and prints the answer as if it had done the work itself.
 //!
 //! - The command writes `<id>.json` (temp file, then rename) and waits.

@@ -537,7 +537,7 @@ const RECONCILE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(8
 /// Reads of the list, at least, before absence counts (even long after the send).
 const RECONCILE_MIN_READS: u32 = 2;
 
-/// Asks the platform (protocol 6a) whether a post with our `vid` exists, reading the
+/// Asks the platform (docs/douyin-web.md §6a) whether a post with our `vid` exists, reading the
 /// account's list with backoff until [`RECONCILE_WINDOW`] has passed since `since` (the
 /// send) and it was read at least [`RECONCILE_MIN_READS`] times. A post found is recorded.
 async fn reconcile(
@@ -902,7 +902,7 @@ fn stop(ctx: &Context, step: Step, e: PublishError) -> Stop {
     stop_for(step, e)
 }
 
-/// What a platform error means for the job (protocol.md §7).
+/// What a platform error means for the job (docs/douyin-web.md §7).
 fn stop_for(step: Step, e: PublishError) -> Stop {
     match &e {
         PublishError::Rejected { .. } => Stop::Failed(JobFailure::from_publish(step, &e)),

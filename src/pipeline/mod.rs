@@ -1,4 +1,4 @@
-//! The pipeline: what happens to a video between the inbox and `done/` (design.md §1).
+//! The pipeline: what happens to a video between the inbox and `done/` (README "Folder rules").
 //!
 //! `agent` finds and settles files, `job` publishes one bundle, `context` holds what
 //! jobs share, `error` says which errors stop the agent and which end one job, `folders`

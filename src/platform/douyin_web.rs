@@ -1,4 +1,4 @@
-//! The `douyin-web` client: protocol.md steps 1–5 and 6a/6b over HTTP, each answer
+//! The `douyin-web` client: docs/douyin-web.md steps 1–5 and 6a/6b over HTTP, each answer
 //! sorted into the error classes of §7, with retries where a retry is safe.
 
 use std::num::NonZeroU64;
@@ -259,7 +259,7 @@ fn message_or_none(msg: Option<&str>) -> &str {
     }
 }
 
-/// `status_code` of the creator endpoints (protocol §1, §5, §6).
+/// `status_code` of the creator endpoints (docs/douyin-web.md §1, §5, §6).
 fn creator_status(
     call: Call,
     reply: &Reply,
@@ -412,7 +412,7 @@ fn endpoint(base: &Url, path: &str) -> Url {
     url
 }
 
-/// Percent-encodes `oid` for a URL path, keeping every `/` (it is a path, protocol §2).
+/// Percent-encodes `oid` for a URL path, keeping every `/` (it is a path, docs/douyin-web.md §2).
 fn encode_oid(oid: &str) -> String {
     let mut out = String::with_capacity(oid.len());
     for b in oid.bytes() {
@@ -769,7 +769,7 @@ impl DouyinWeb {
     ) -> Result<Upload, PublishError> {
         let call = Call::Commit;
         let mut url = endpoint(&self.inner.vod_url, wire::PATH_VOD_OPENAPI);
-        // `extra_param` goes on verbatim after `&` (protocol §4).
+        // `extra_param` goes on verbatim after `&` (docs/douyin-web.md §4).
         url.set_query(Some(&format!(
             "{}={}&{}",
             wire::Q_ACTION,

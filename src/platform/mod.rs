@@ -1,5 +1,5 @@
 //! The Douyin platform as the pipeline sees it: accounts, the steps of publishing in
-//! domain terms, and the error classes of protocol.md §7.
+//! domain terms, and the error classes of docs/douyin-web.md §7.
 //!
 //! Only this module knows URLs and wire types (they live in `wire`); the client itself
 //! is [`DouyinWeb`]. Every type here that holds a secret redacts it in `Debug`, and no
@@ -130,7 +130,7 @@ fn is_header_value(s: &str) -> bool {
 pub struct ClientSettings {
     pub creator_url: reqwest::Url,
     pub vod_url: reqwest::Url,
-    /// `http` or `https`: the scheme of the TOS object URL (protocol §3).
+    /// `http` or `https`: the scheme of the TOS object URL (docs/douyin-web.md §3).
     pub upload_scheme: String,
     /// Per request; uploads get extra time in proportion to their size.
     pub timeout: Duration,
@@ -243,7 +243,7 @@ impl fmt::Display for Expired {
     }
 }
 
-/// The error classes of protocol.md §7. `Display` never contains a secret.
+/// The error classes of docs/douyin-web.md §7. `Display` never contains a secret.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum PublishError {
     /// Worth retrying later: connection trouble, a timeout before any response, a 5xx.
@@ -260,7 +260,7 @@ pub enum PublishError {
     /// The platform said no; retrying will not help.
     #[error("rejected: {reason}")]
     Rejected { reason: String },
-    /// Step 5 was sent and no answer came: reconcile (protocol 6a), never resend blindly.
+    /// Step 5 was sent and no answer came: reconcile (docs/douyin-web.md §6a), never resend blindly.
     #[error("outcome unknown: {reason}")]
     Unknown { reason: String },
     /// The local video is not what was fingerprinted any more (written to, shortened or

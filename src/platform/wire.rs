@@ -1,4 +1,4 @@
-//! The wire side of protocol.md in one place: every path, query, header and form field
+//! The wire side of docs/douyin-web.md in one place: every path, query, header and form field
 //! name, every code and every (ours) constant, plus the serde types of the responses.
 //!
 //! Nothing outside `platform` sees these types; `douyin_web` translates them into the
@@ -67,7 +67,7 @@ pub const COOKIE_SESSION_NAME: &str = "sessionid";
 
 // ---- codes ------------------------------------------------------------------------------
 
-/// Creator endpoints: `status_code`, read first by [`StatusOnly`] (seen / ours as tagged in protocol §1, §5).
+/// Creator endpoints: `status_code`, read first by [`StatusOnly`] (seen / ours as tagged in docs/douyin-web.md §1, §5).
 /// Every other non-zero code (2 = invalid parameter, ...) is a rejection.
 pub const STATUS_OK: i64 = 0;
 pub const STATUS_INVALID: i64 = 2;
@@ -75,7 +75,7 @@ pub const STATUS_TOO_OFTEN: i64 = 7;
 pub const STATUS_NOT_LOGGED_IN: i64 = 8;
 
 /// Step 5's `status_msg` (with `status_code` 2) for a `video_id` that already has a post
-/// (protocol §5).
+/// (docs/douyin-web.md §5).
 pub const MSG_ALREADY_PUBLISHED: &str = "video already published";
 
 /// Whether a step-5 answer says the video already has a post.
@@ -176,7 +176,7 @@ pub struct UploadParamsData {
 
 impl UploadParamsData {
     /// The top-level fields when complete, else `edge_nodes[0]` when that is complete
-    /// (protocol §2: both layouts occur). `Err` names a missing field.
+    /// (docs/douyin-web.md §2: both layouts occur). `Err` names a missing field.
     pub fn into_node(mut self) -> Result<UploadNode, &'static str> {
         if self.top.is_complete() {
             return Ok(self.top);
@@ -330,7 +330,7 @@ fn visibility_type(v: Visibility) -> u8 {
     }
 }
 
-/// Step 5's form fields in the seed order of protocol §5.
+/// Step 5's form fields in the seed order of docs/douyin-web.md §5.
 pub fn create_post_form(
     video_id: &str,
     poster: &str,
@@ -378,7 +378,7 @@ pub struct CreatedAweme {
 }
 
 impl CreateResponse {
-    /// `aweme.aweme_id`, else `item_id` (protocol §5: both occur).
+    /// `aweme.aweme_id`, else `item_id` (docs/douyin-web.md §5: both occur).
     pub fn post_id(&self) -> Option<&str> {
         self.aweme
             .as_ref()

@@ -1,5 +1,5 @@
 //! The sandbox's built-in challenges (hashtags with ids) and its suggestion list for
-//! protocol 6b. Suggestions include near misses, so a client must pick the exact name.
+//! docs/douyin-web.md §6b. Suggestions include near misses, so a client must pick the exact name.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};

@@ -1,5 +1,5 @@
 //! Step 5's form, parsed then validated into a [`PostForm`] that can only hold what the
-//! platform accepts (protocol.md §5). State checks (is the video committed, and whose)
+//! platform accepts (docs/douyin-web.md §5). State checks (is the video committed, and whose)
 //! are the handler's; everything that the form alone decides is here.
 
 use std::collections::BTreeMap;

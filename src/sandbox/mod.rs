@@ -1,6 +1,6 @@
-//! The sandbox: a faithful simulator of the Douyin creator-web platform (protocol.md),
+//! The sandbox: a faithful simulator of the Douyin creator-web platform (docs/douyin-web.md),
 //! served on one local listener. Users try dropcast with it without an account, and
-//! tests run against it: it enforces every rule of protocol.md, so a client bug fails.
+//! tests run against it: it enforces every rule of docs/douyin-web.md, so a client bug fails.
 //!
 //! Code map: [`account`] (which cookies are users), [`creator`] (steps 1, 5, 6a, 6b),
 //! [`vod`] (steps 2 and 4), [`tos`] (step 3, objects streamed to disk), [`multipart`]
@@ -11,7 +11,7 @@
 //! (errors injected on purpose, and `/__sandbox/faults` + `/__sandbox/release`),
 //! [`state`] (shared memory and clock).
 //!
-//! Choices where protocol.md leaves room (ours):
+//! Choices where docs/douyin-web.md leaves room (ours):
 //! - vod errors (`code` ≠ 2000) come with HTTP 200, except an expired upload `token` at
 //!   step 4, which is HTTP 401 (`code` 4010); bad parameters are `code` 4000.
 //! - Rate limiting (step 5) answers the 1st, 3rd, … limited call with HTTP 200

@@ -1,4 +1,4 @@
-//! Multipart uploads (protocol §3b): `?uploads` opens one, `?partNumber=N&uploadID=…`
+//! Multipart uploads (docs/douyin-web.md §3b): `?uploads` opens one, `?partNumber=N&uploadID=…`
 //! streams a part to its own file on disk (concurrently, in any order, a re-sent part
 //! replacing the earlier copy), and `?uploadID=…` checks the client's part list against
 //! what arrived and stream-copies the parts into the object.

@@ -113,7 +113,7 @@ impl Phase {
     }
 }
 
-/// One multipart upload (protocol §3b), from `?uploads` to its completion. It belongs to
+/// One multipart upload (docs/douyin-web.md §3b), from `?uploads` to its completion. It belongs to
 /// one upload slot (`vid`/`oid`) and lives as long as that slot's `tos_sign`.
 #[derive(Debug)]
 pub struct Multipart {

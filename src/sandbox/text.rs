@@ -1,7 +1,7 @@
 //! Caption text as the platform reads it: where the `#hashtags` and `@mentions` are
 //! (in UTF-16 code units, as the JavaScript front end counts) and what `third_text` must be.
 //!
-//! Written from protocol.md §5 on its own, not shared with the client.
+//! Written from docs/douyin-web.md §5 on its own, not shared with the client.
 
 /// Whether a span is a `#hashtag` or an `@mention`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

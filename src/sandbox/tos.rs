@@ -112,7 +112,7 @@ pub(super) fn content_length(headers: &HeaderMap) -> Result<u64, TosError> {
     }
 }
 
-/// Which kind of TOS request a query makes (protocol §3).
+/// Which kind of TOS request a query makes (docs/douyin-web.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// 3a: the whole file.

@@ -18,9 +18,9 @@ use super::tos;
 
 /// `code` for a bad or missing parameter (ours).
 const BAD_PARAM: i64 = 4000;
-/// `code` for an expired or unknown `auth` / `x-tt-access` (protocol §2).
+/// `code` for an expired or unknown `auth` / `x-tt-access` (docs/douyin-web.md §2).
 const BAD_AUTH: i64 = 4001;
-/// `code` for a commit that does not fit an upload (protocol §4).
+/// `code` for a commit that does not fit an upload (docs/douyin-web.md §4).
 const BAD_COMMIT: i64 = 4004;
 /// `code` (with HTTP 401) for an expired upload `token` at step 4 (ours).
 const TOKEN_EXPIRED: i64 = 4010;
@@ -177,7 +177,7 @@ pub async fn upload_params(
     ok(data)
 }
 
-/// Step 4's body (protocol §4): all six fields, nothing else.
+/// Step 4's body (docs/douyin-web.md §4): all six fields, nothing else.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommitBody {

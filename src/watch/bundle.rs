@@ -1,4 +1,4 @@
-//! Pairing videos with caption files (design.md §1.3).
+//! Pairing videos with caption files (README "Folder rules").
 //!
 //! For a video `X.<ext>` the caption is, in this order of precedence:
 //! 1. its own caption beside it: `X.yaml`, then `X.yml`, then `X.caption.yaml` (the

@@ -1,5 +1,5 @@
 //! Whether a quiet video file is also a *finished* one, judged from its container
-//! (design.md §1.2): MP4/MOV/M4V must be a walk of top-level boxes that tiles the file
+//! (README "Folder rules"): MP4/MOV/M4V must be a walk of top-level boxes that tiles the file
 //! exactly and holds `moov` (and `mdat`); WebM must start with the EBML magic.
 //!
 //! Only box headers are read (8 or 16 bytes each, with seeks in between), never payloads,

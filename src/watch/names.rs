@@ -1,5 +1,5 @@
 //! Which file names are input: videos, captions, and the temp names tools use while a
-//! file is still being written (design.md §1.2).
+//! file is still being written (README "Folder rules").
 
 use std::ffi::OsStr;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! File system events for the inbox: notify's native watcher (inotify, FSEvents, …) or its
 //! poll watcher, debounced by notify-debouncer-full and reduced to "look at these paths"
-//! or "rescan everything" (design.md §1.1).
+//! or "rescan everything" (README "Folder rules").
 //!
 //! Events are hints, never proof that a file is complete: every path still goes through
 //! the settler. Removals are not forwarded (the settler notices a vanished file itself).

@@ -1,5 +1,5 @@
 //! A full walk of the inbox: every regular file under it, without following symlinks and
-//! without entering the output folders that may live inside it (design.md §1.1).
+//! without entering the output folders that may live inside it (README "Folder rules").
 
 use std::fs;
 use std::io;

@@ -1,4 +1,4 @@
-//! Deciding when a file has finished being written (design.md §1.2): it must be seen with
+//! Deciding when a file has finished being written (README "Folder rules"): it must be seen with
 //! the same size and mtime for the whole `settle` period. Pure bookkeeping over `stat`;
 //! the clock is passed in, so tests need no sleeps.
 //!
