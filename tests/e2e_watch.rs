@@ -58,7 +58,12 @@ async fn export_that_pauses_before_writing_moov_is_published_once_with_its_final
     append(&video, moov);
 
     let posts = wait_for_posts(&env, &agent, 1).await;
-    let final_bytes = std::fs::read(env.path("done/export.mp4")).unwrap();
+    // The post exists a moment before the archive: wait for the move, not the post.
+    let archived = env.path("done/export.mp4");
+    wait_until(Duration::from_secs(30), || archived.exists())
+        .await
+        .expect("archived");
+    let final_bytes = std::fs::read(&archived).unwrap();
     assert_eq!(final_bytes, parts.concat());
     assert_eq!(posts[0]["sha256"], Value::from(sha256_hex(&final_bytes)));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -79,7 +84,10 @@ async fn written_under_a_temp_name_then_renamed_is_published_once() {
     std::fs::rename(&part, env.inbox().join("clip.mp4")).unwrap();
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], Value::from(sha256_hex(&bytes)));
-    assert!(env.path("done/clip.mp4").exists());
+    let archived = env.path("done/clip.mp4");
+    wait_until(Duration::from_secs(30), || archived.exists())
+        .await
+        .expect("archived");
     assert!(!agent.log_text().contains("job{file=clip.mp4.part"));
 }
 
