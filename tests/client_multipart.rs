@@ -2,6 +2,8 @@
 //! small TOS on 127.0.0.1 that records every request and checks each part's length and
 //! CRC the way the real one does.
 
+mod common;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Method;
+use axum::response::Response;
+use common::canned::{self, Seen, json_reply};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -33,30 +36,7 @@ const PART: u64 = 64 * 1024;
 
 // ---- the recording TOS ------------------------------------------------------------------
 
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
 impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn query(&self) -> Vec<(String, String)> {
-        serde_urlencoded::from_str(self.uri.query().unwrap_or("")).unwrap()
-    }
-
-    fn query_value(&self, key: &str) -> Option<String> {
-        self.query()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-    }
-
     fn part(&self) -> Option<u32> {
         self.query_value("partNumber").map(|n| n.parse().unwrap())
     }
@@ -64,8 +44,6 @@ impl Seen {
 
 #[derive(Default)]
 struct Tos {
-    addr: Mutex<Option<SocketAddr>>,
-    seen: Mutex<Vec<Seen>>,
     /// Statuses a part answers before it succeeds.
     fail: Mutex<HashMap<u32, VecDeque<u16>>>,
     /// Part requests hold their answer until this many have arrived (0: no gate).
@@ -75,24 +53,9 @@ struct Tos {
     max_in_flight: AtomicUsize,
 }
 
-fn json_reply(status: u16, body: Value) -> Response {
-    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
-}
-
-async fn handle(
-    State(tos): State<Arc<Tos>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let seen = Seen {
-        method,
-        uri,
-        headers,
-        body,
-    };
-    tos.seen.lock().unwrap().push(seen.clone());
+/// Steps 1 and 2 as the platform answers them, then the TOS: its checks, the scripted
+/// failures and the gate.
+async fn answer(tos: Arc<Tos>, addr: SocketAddr, seen: Seen) -> Response {
     match seen.uri.path() {
         "/web/api/media/upload/auth/" => {
             return json_reply(
@@ -101,7 +64,6 @@ async fn handle(
             );
         }
         "/video/openapi/v1/" => {
-            let addr = tos.addr.lock().unwrap().unwrap();
             return json_reply(
                 200,
                 json!({"code": 2000, "data": {"vid": "v02", "oid": "tos-cn-v-0000/obj1",
@@ -165,7 +127,7 @@ async fn handle(
 }
 
 struct Server {
-    addr: SocketAddr,
+    canned: canned::Server,
     tos: Arc<Tos>,
 }
 
@@ -185,15 +147,11 @@ impl Server {
 
     async fn with(tos: Tos) -> Server {
         let tos = Arc::new(tos);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        *tos.addr.lock().unwrap() = Some(addr);
-        let app = Router::new()
-            .fallback(handle)
-            .layer(DefaultBodyLimit::disable())
-            .with_state(tos.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Server { addr, tos }
+        let state = tos.clone();
+        let canned =
+            canned::Server::answering(move |addr| move |seen| answer(state.clone(), addr, seen))
+                .await;
+        Server { canned, tos }
     }
 
     fn fail(&self, part: u32, statuses: &[u16]) {
@@ -205,7 +163,11 @@ impl Server {
     }
 
     fn seen(&self) -> Vec<Seen> {
-        self.tos.seen.lock().unwrap().clone()
+        self.canned.seen()
+    }
+
+    fn forget(&self) {
+        self.canned.forget();
     }
 
     fn parts_seen(&self) -> Vec<Seen> {
@@ -216,7 +178,7 @@ impl Server {
     }
 
     fn client(&self, max_rate: Option<u64>) -> DouyinWeb {
-        client_for(self.addr, max_rate)
+        client_for(self.canned.addr, max_rate)
     }
 
     /// Steps 1–2 against this server, their requests forgotten.
@@ -224,7 +186,7 @@ impl Server {
         let account = Account::new("main", Secret::new("sessionid=s; csrf_token=c"), None).unwrap();
         let creds = client.credentials(&account).await.unwrap();
         let target = client.upload_target(&creds, size).await.unwrap();
-        self.tos.seen.lock().unwrap().clear();
+        self.forget();
         target
     }
 }
@@ -378,7 +340,7 @@ async fn three_parts_with_a_short_last_one_start_upload_and_complete() {
     }
     assert_eq!(joined, data, "the parts put together are the file");
 
-    server.tos.seen.lock().unwrap().clear();
+    server.forget();
     client.finish_multipart(&target, &id, &parts).await.unwrap();
     let finish = &server.seen()[0];
     assert_eq!(finish.method, Method::POST);
@@ -532,7 +494,7 @@ async fn resume_sends_only_the_missing_parts() {
     assert_eq!((progress.done(), progress.total()), (size, size));
 
     // Everything done: nothing is sent, all parts come back.
-    server.tos.seen.lock().unwrap().clear();
+    server.forget();
     let again = upload(
         &client,
         &target,
@@ -704,7 +666,7 @@ async fn a_saved_upload_resumes_after_a_restart() {
         let target = client.upload_target(&creds, size).await.unwrap();
         serde_json::to_string(&SavedUpload::save(&creds, &target)).unwrap()
     };
-    server.tos.seen.lock().unwrap().clear();
+    server.forget();
     // A new process: a new client and what the ledger kept.
     let saved: SavedUpload = serde_json::from_str(&stored).unwrap();
     assert!(!format!("{saved:?}").contains(TOS_SIGN));

@@ -1,16 +1,13 @@
 //! The `douyin-web` client against canned answers of every shape docs/douyin-web.md describes,
 //! served by a small axum server on 127.0.0.1 that records what it was sent.
 
-use std::collections::VecDeque;
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
+use common::canned::{Reply, Server, hang, ok, raw, reply};
 use serde_json::{Value, json};
 
 use dropcast::domain::{Collection, EntityKind, PostDraft, TextEntity, Visibility};
@@ -29,132 +26,9 @@ const TOS_SIGN: &str = "TOS-SIGN-SECRET";
 const TOKEN: &str = "UPLOAD-TOKEN-SECRET";
 const SECRETS: [&str; 5] = ["SESSION-SECRET", "CSRF-SECRET", "AUTH-SIG", TOS_SIGN, TOKEN];
 
-// ---- the canned server ------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn query(&self) -> Vec<(String, String)> {
-        serde_urlencoded::from_str(self.uri.query().unwrap_or("")).unwrap()
-    }
-
-    fn query_value(&self, key: &str) -> Option<String> {
-        self.query()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    hang: bool,
-}
-
-fn reply(status: u16, body: Value) -> Reply {
-    Reply {
-        status,
-        headers: Vec::new(),
-        body: body.to_string(),
-        hang: false,
-    }
-}
-
-fn ok(body: Value) -> Reply {
-    reply(200, body)
-}
-
-fn raw(status: u16, body: &str) -> Reply {
-    Reply {
-        status,
-        headers: Vec::new(),
-        body: body.to_owned(),
-        hang: false,
-    }
-}
-
-fn hang() -> Reply {
-    Reply {
-        status: 200,
-        headers: Vec::new(),
-        body: String::new(),
-        hang: true,
-    }
-}
-
-#[derive(Clone, Default)]
-struct Canned {
-    replies: Arc<Mutex<VecDeque<Reply>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-async fn handle(
-    State(canned): State<Canned>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    canned.seen.lock().unwrap().push(Seen {
-        method,
-        uri,
-        headers,
-        body,
-    });
-    let next = canned.replies.lock().unwrap().pop_front();
-    let Some(r) = next else {
-        return (StatusCode::IM_A_TEAPOT, "no canned reply left").into_response();
-    };
-    if r.hang {
-        std::future::pending::<()>().await;
-    }
-    let mut resp = (StatusCode::from_u16(r.status).unwrap(), r.body).into_response();
-    resp.headers_mut().insert(
-        "content-type",
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    for (k, v) in r.headers {
-        resp.headers_mut().insert(k, v.parse().unwrap());
-    }
-    resp
-}
-
-struct Server {
-    addr: SocketAddr,
-    canned: Canned,
-}
+// ---- the client against the canned server ----------------------------------------------
 
 impl Server {
-    async fn start(replies: Vec<Reply>) -> Server {
-        let canned = Canned::default();
-        canned.replies.lock().unwrap().extend(replies);
-        let app = Router::new().fallback(handle).with_state(canned.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Server { addr, canned }
-    }
-
-    fn push(&self, r: Reply) {
-        self.canned.replies.lock().unwrap().push_back(r);
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.canned.seen.lock().unwrap().clone()
-    }
-
     fn client_with(&self, timeout: Duration, attempts: u32) -> DouyinWeb {
         let base: reqwest::Url = format!("http://{}", self.addr).parse().unwrap();
         DouyinWeb::new(ClientSettings {
@@ -215,7 +89,7 @@ async fn creds_and_target(server: &Server) -> (DouyinWeb, UploadCredentials, Upl
     let client = server.client();
     let creds = client.credentials(&account()).await.unwrap();
     let target = client.upload_target(&creds, 917_394).await.unwrap();
-    server.canned.seen.lock().unwrap().clear();
+    server.forget();
     (client, creds, target)
 }
 

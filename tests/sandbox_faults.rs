@@ -2,282 +2,26 @@
 //! 127.0.0.1:0): every action on some step, `times`/`after` counting, the control
 //! endpoints, and faults given through `SandboxOptions`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use dropcast::sandbox::{
-    self, Fault, FaultAction, FaultStep, ParamsLayout, SandboxHandle, SandboxOptions, cookie_for,
-};
+use common::fixtures::mp4_with_media;
+use common::sandbox_client::*;
+use dropcast::sandbox::{Fault, FaultAction, FaultStep, ParamsLayout, SandboxOptions, cookie_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-// ---------- a small, correct client ----------
-
-struct Sb {
-    handle: SandboxHandle,
-    http: reqwest::Client,
-    base: String,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    retry_after: Option<String>,
-    json: Value,
-}
-
-struct Creds {
-    ak: String,
-    auth: String,
-}
-
-struct Params {
-    vid: String,
-    oid: String,
-    tos_host: String,
-    tos_sign: String,
-    token: String,
-    extra_param: String,
-}
-
 async fn start(options: SandboxOptions) -> Sb {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let handle = sandbox::start(
-        listener,
-        SandboxOptions {
-            layout: ParamsLayout::Top,
-            ..options
-        },
-    )
+    Sb::start(SandboxOptions {
+        layout: ParamsLayout::Top,
+        ..options
+    })
     .await
-    .expect("start");
-    let base = handle.base_url();
-    Sb {
-        handle,
-        http: reqwest::Client::new(),
-        base,
-    }
 }
 
 async fn sb() -> Sb {
     start(SandboxOptions::default()).await
-}
-
-/// Send, and read the whole answer; `Err` when no HTTP answer came.
-async fn try_send(req: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
-    let resp = req.send().await?;
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let bytes = resp.bytes().await?;
-    Ok(Reply {
-        status,
-        retry_after,
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    })
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Reply {
-    try_send(req).await.expect("an HTTP answer")
-}
-
-/// The request got no HTTP answer at all: a reset or an early EOF, not a status.
-fn assert_no_answer(result: Result<Reply, reqwest::Error>) {
-    match result {
-        Ok(r) => panic!("expected a dropped connection, got {} {}", r.status, r.json),
-        Err(e) => {
-            assert!(!e.is_status(), "{e:?}");
-            assert_eq!(e.status(), None, "{e:?}");
-            assert!(!e.is_timeout(), "{e:?}");
-            assert!(e.is_request() || e.is_connect() || e.is_body(), "{e:?}");
-        }
-    }
-}
-
-fn crc_hex(bytes: &[u8]) -> String {
-    format!("{:08x}", crc32fast::hash(bytes))
-}
-
-fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-    let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-    v.extend_from_slice(kind);
-    v.extend_from_slice(body);
-    v
-}
-
-/// A small MP4: 2.5 s, 720x1280, `payload` bytes of media data.
-fn tiny_mp4(payload: usize) -> Vec<u8> {
-    let mut mvhd = vec![0u8; 12];
-    mvhd.extend_from_slice(&1000u32.to_be_bytes());
-    mvhd.extend_from_slice(&2500u32.to_be_bytes());
-    mvhd.extend_from_slice(&[0; 80]);
-    let mut tkhd = vec![0u8; 4 + 20 + 8 + 8 + 36];
-    tkhd.extend_from_slice(&(720u32 << 16).to_be_bytes());
-    tkhd.extend_from_slice(&(1280u32 << 16).to_be_bytes());
-    let mut moov = mp4_box(b"mvhd", &mvhd);
-    moov.extend(mp4_box(b"trak", &mp4_box(b"tkhd", &tkhd)));
-    let mut file = mp4_box(b"ftyp", b"isom\0\0\x02\0isomiso2mp41");
-    file.extend(mp4_box(b"moov", &moov));
-    let media: Vec<u8> = (0..payload).map(|i| (i * 7 % 251) as u8).collect();
-    file.extend(mp4_box(b"mdat", &media));
-    file
-}
-
-fn csrf_of(account: &str) -> String {
-    cookie_for(account)
-        .split(';')
-        .map(str::trim)
-        .find_map(|kv| kv.strip_prefix("csrf_token="))
-        .expect("cookie_for has csrf_token")
-        .to_owned()
-}
-
-/// A correct step 5 form with a plain caption.
-fn form(vid: &str, poster: &str) -> String {
-    let fields = [
-        ("video_id", vid),
-        ("poster", poster),
-        ("poster_delay", "0"),
-        ("text", "hello sandbox"),
-        ("text_extra", "[]"),
-        ("challenges", "[]"),
-        ("mentions", "[]"),
-        ("visibility_type", "0"),
-        ("third_text", "hello sandbox"),
-        ("download", "0"),
-        ("upload_source", "1"),
-        ("mix_id", ""),
-        ("mix_order", ""),
-        ("is_preview", "0"),
-        ("timing", "0"),
-    ];
-    serde_urlencoded::to_string(fields).expect("form encodes")
-}
-
-impl Sb {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn creds_req(&self) -> reqwest::RequestBuilder {
-        self.http
-            .get(self.url("/web/api/media/upload/auth/"))
-            .header("Cookie", cookie_for("main"))
-    }
-
-    async fn creds(&self) -> Creds {
-        let r = send(self.creds_req()).await;
-        assert_eq!(r.json["status_code"], 0, "{}", r.json);
-        Creds {
-            ak: r.json["ak"].as_str().expect("ak").to_owned(),
-            auth: r.json["auth"].as_str().expect("auth").to_owned(),
-        }
-    }
-
-    async fn params(&self, c: &Creds, size: usize) -> Params {
-        let url = self.url(&format!(
-            "/video/openapi/v1/?action=GetVideoUploadParams&use_edge_node=1&file_size={size}"
-        ));
-        let r = send(
-            self.http
-                .get(url)
-                .header("authorization", &c.auth)
-                .header("x-tt-access", &c.ak),
-        )
-        .await;
-        assert_eq!(r.json["code"], 2000, "{}", r.json);
-        let s = |k: &str| r.json["data"][k].as_str().expect(k).to_owned();
-        Params {
-            vid: s("vid"),
-            oid: s("oid"),
-            tos_host: s("tos_host"),
-            tos_sign: s("tos_sign"),
-            token: s("token"),
-            extra_param: s("extra_param"),
-        }
-    }
-
-    fn upload_req(&self, p: &Params, bytes: &[u8]) -> reqwest::RequestBuilder {
-        self.http
-            .post(format!("http://{}/{}", p.tos_host, p.oid))
-            .header("Authorization", &p.tos_sign)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-CRC32", crc_hex(bytes))
-            .body(bytes.to_vec())
-    }
-
-    fn commit_req(&self, c: &Creds, p: &Params) -> reqwest::RequestBuilder {
-        let url = self.url(&format!(
-            "/video/openapi/v1/?action=UpdateVideoUploadInfos&{}",
-            p.extra_param
-        ));
-        let body = json!({"vid": p.vid, "oid": p.oid, "token": p.token, "poster_ss": 0,
-                          "is_exact_poster": true, "user_reference": ""});
-        self.http
-            .post(url)
-            .header("authorization", &c.auth)
-            .header("x-tt-access", &c.ak)
-            .json(&body)
-    }
-
-    /// Steps 1–4; returns the `vid` and the poster oid for step 5.
-    async fn ready(&self) -> (String, String) {
-        let bytes = tiny_mp4(4096);
-        let c = self.creds().await;
-        let p = self.params(&c, bytes.len()).await;
-        let up = send(self.upload_req(&p, &bytes)).await;
-        assert_eq!(up.json, json!({"success": 0}), "{}", up.status);
-        let r = send(self.commit_req(&c, &p)).await;
-        assert_eq!(r.json["code"], 2000, "{}", r.json);
-        let poster = r.json["data"]["poster"]["oid"]
-            .as_str()
-            .expect("poster")
-            .to_owned();
-        (p.vid, poster)
-    }
-
-    fn create_req(&self, vid: &str, poster: &str) -> reqwest::RequestBuilder {
-        self.http
-            .post(self.url("/web/api/media/aweme/create/"))
-            .header("Cookie", cookie_for("main"))
-            .header("csrf_token", csrf_of("main"))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form(vid, poster))
-    }
-
-    async fn inspect(&self, what: &str) -> Value {
-        send(self.http.get(self.url(&format!("/__sandbox/{what}"))))
-            .await
-            .json
-    }
-
-    async fn add_faults(&self, faults: Value) -> Reply {
-        send(self.http.post(self.url("/__sandbox/faults")).json(&faults)).await
-    }
-
-    async fn count(&self, step: &str) -> u64 {
-        self.inspect("requests").await[step]
-            .as_u64()
-            .expect("a count")
-    }
-
-    /// Posts made so far, waiting (bounded) until there are `n`: work detached from a
-    /// request that the client gave up on finishes on its own time.
-    async fn wait_posts(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let posts = self.inspect("posts").await;
-            let posts = posts.as_array().expect("a list").clone();
-            if posts.len() >= n || Instant::now() > deadline {
-                return posts;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 // ---------- one test per action ----------
@@ -285,7 +29,7 @@ impl Sb {
 #[tokio::test]
 async fn status_with_retry_after_replaces_create_once() {
     let sb = sb().await;
-    let (vid, poster) = sb.ready().await;
+    let (vid, poster) = sb.ready_video().await;
     let r = sb
         .add_faults(json!({"step": "create", "action": {"kind": "status", "status": 429, "retry_after": 3}, "times": 1}))
         .await;
@@ -293,7 +37,7 @@ async fn status_with_retry_after_replaces_create_once() {
 
     let limited = send(sb.create_req(&vid, &poster)).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(limited.retry_after.as_deref(), Some("3"));
+    assert_eq!(limited.retry_after(), Some("3"));
     assert_eq!(limited.json["status_code"], 7, "{}", limited.json);
     assert_eq!(sb.inspect("posts").await, json!([]), "no work was done");
 
@@ -305,8 +49,8 @@ async fn status_with_retry_after_replaces_create_once() {
 #[tokio::test]
 async fn status_on_upload_drains_the_body_so_the_client_sees_it() {
     let sb = sb().await;
-    let bytes = tiny_mp4(2 * 1024 * 1024);
-    let c = sb.creds().await;
+    let bytes = mp4_with_media(2 * 1024 * 1024);
+    let c = sb.creds("main").await;
     let p = sb.params(&c, bytes.len()).await;
     sb.handle.inject(
         Fault::new(
@@ -345,7 +89,7 @@ async fn body_on_credentials_says_not_logged_in() {
         r.json,
         json!({"status_code": 8, "status_msg": "cookie expired"})
     );
-    sb.creds().await;
+    sb.creds("main").await;
     assert_eq!(sb.count("credentials").await, 2);
 }
 
@@ -355,7 +99,7 @@ async fn reset_on_credentials_is_a_request_error_not_a_status() {
     sb.handle
         .inject(Fault::new(FaultStep::Credentials, FaultAction::Reset).times(1));
     assert_no_answer(try_send(sb.creds_req()).await);
-    sb.creds().await;
+    sb.creds("main").await;
     assert_eq!(sb.count("credentials").await, 2);
 }
 
@@ -363,8 +107,8 @@ async fn reset_on_credentials_is_a_request_error_not_a_status() {
 async fn reset_on_upload_cuts_it_off_before_the_body_is_stored() {
     let sb = sb().await;
     // Large enough that the client is still sending when the connection goes.
-    let bytes = tiny_mp4(8 * 1024 * 1024);
-    let c = sb.creds().await;
+    let bytes = mp4_with_media(8 * 1024 * 1024);
+    let c = sb.creds("main").await;
     let p = sb.params(&c, bytes.len()).await;
     sb.handle
         .inject(Fault::new(FaultStep::Upload, FaultAction::Reset).times(1));
@@ -380,8 +124,8 @@ async fn reset_on_upload_cuts_it_off_before_the_body_is_stored() {
 #[tokio::test]
 async fn delay_on_commit_waits_then_works() {
     let sb = sb().await;
-    let bytes = tiny_mp4(1024);
-    let c = sb.creds().await;
+    let bytes = mp4_with_media(1024);
+    let c = sb.creds("main").await;
     let p = sb.params(&c, bytes.len()).await;
     send(sb.upload_req(&p, &bytes)).await;
     sb.add_faults(json!({"step": "commit", "action": {"kind": "delay", "ms": 150}}))
@@ -396,7 +140,7 @@ async fn delay_on_commit_waits_then_works() {
 #[tokio::test]
 async fn drop_answer_on_create_posts_but_the_client_gets_no_answer() {
     let sb = sb().await;
-    let (vid, poster) = sb.ready().await;
+    let (vid, poster) = sb.ready_video().await;
     sb.add_faults(json!({"step": "create", "action": "drop_answer", "times": 1}))
         .await;
     assert_no_answer(try_send(sb.create_req(&vid, &poster)).await);
@@ -405,12 +149,7 @@ async fn drop_answer_on_create_posts_but_the_client_gets_no_answer() {
     assert_eq!(posts.as_array().map(Vec::len), Some(1), "{posts}");
     assert_eq!(posts[0]["vid"], vid.as_str());
     // Reconciliation (6a) finds it; publishing again is refused.
-    let list = send(
-        sb.http
-            .get(sb.url("/web/api/media/aweme/post/?count=10&max_cursor=0"))
-            .header("Cookie", cookie_for("main")),
-    )
-    .await;
+    let list = sb.post_list().await;
     assert_eq!(list.json["aweme_list"][0]["video"]["vid"], vid.as_str());
     let again = send(sb.create_req(&vid, &poster)).await;
     assert_eq!(again.json["status_code"], 2);
@@ -421,20 +160,14 @@ async fn drop_answer_on_create_posts_but_the_client_gets_no_answer() {
 #[tokio::test]
 async fn lag_on_post_list_hides_new_posts_until_they_are_old_enough() {
     let sb = sb().await;
-    let (vid, poster) = sb.ready().await;
+    let (vid, poster) = sb.ready_video().await;
     sb.add_faults(json!({"step": "post_list", "action": {"kind": "lag", "ms": 60000}}))
         .await;
     let created = send(sb.create_req(&vid, &poster)).await;
     assert_eq!(created.json["status_code"], 0, "{}", created.json);
-    let list = || {
-        send(
-            sb.http
-                .get(sb.url("/web/api/media/aweme/post/?count=10&max_cursor=0"))
-                .header("Cookie", cookie_for("main")),
-        )
-    };
+    let list = || sb.post_list();
     assert_eq!(list().await.json["aweme_list"], json!([]), "not listed yet");
-    send(sb.http.post(sb.url("/__sandbox/advance?seconds=61"))).await;
+    sb.advance(61).await;
     assert_eq!(
         list().await.json["aweme_list"][0]["video"]["vid"],
         vid.as_str()
@@ -445,7 +178,7 @@ async fn lag_on_post_list_hides_new_posts_until_they_are_old_enough() {
 #[tokio::test]
 async fn hold_keeps_create_open_until_released() {
     let sb = sb().await;
-    let (vid, poster) = sb.ready().await;
+    let (vid, poster) = sb.ready_video().await;
     sb.handle
         .inject(Fault::new(FaultStep::Create, FaultAction::Hold).times(1));
     let pending = tokio::spawn(try_send(sb.create_req(&vid, &poster)));
@@ -469,7 +202,7 @@ async fn hold_keeps_create_open_until_released() {
 #[tokio::test]
 async fn held_create_is_done_on_release_even_when_the_client_left() {
     let sb = sb().await;
-    let (vid, poster) = sb.ready().await;
+    let (vid, poster) = sb.ready_video().await;
     sb.handle
         .inject(Fault::new(FaultStep::Create, FaultAction::Hold).times(1));
     let gave_up = try_send(
@@ -539,13 +272,13 @@ async fn clear_removes_every_rule() {
     assert_no_answer(try_send(sb.creds_req()).await);
     let r = send(sb.http.delete(sb.url("/__sandbox/faults"))).await;
     assert_eq!(r.json["faults"], json!([]));
-    sb.creds().await;
+    sb.creds("main").await;
 
     sb.handle
         .inject(Fault::new(FaultStep::Credentials, FaultAction::Reset));
     assert_no_answer(try_send(sb.creds_req()).await);
     sb.handle.clear_faults();
-    sb.creds().await;
+    sb.creds("main").await;
 }
 
 #[tokio::test]
@@ -584,7 +317,7 @@ async fn faults_from_options_apply_from_the_start() {
     })
     .await;
     assert_eq!(send(sb.creds_req()).await.json, json!({"status_code": 8}));
-    sb.creds().await;
+    sb.creds("main").await;
 }
 
 #[tokio::test]
@@ -644,7 +377,7 @@ async fn lost_answers_send_no_bytes_at_all() {
 #[tokio::test]
 async fn shutdown_does_not_wait_for_held_requests() {
     let sb = sb().await;
-    let (vid, poster) = sb.ready().await;
+    let (vid, poster) = sb.ready_video().await;
     sb.handle
         .inject(Fault::new(FaultStep::Create, FaultAction::Hold));
     let pending = tokio::spawn(try_send(sb.create_req(&vid, &poster)));

@@ -2,338 +2,26 @@
 //! against a sandbox on 127.0.0.1:0): a correct client written here, then every rule
 //! broken one at a time, faults on parts, and `/__sandbox/sink`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use dropcast::sandbox::{
-    self, Fault, FaultAction, FaultStep, ParamsLayout, SandboxHandle, SandboxOptions, cookie_for,
-};
+use common::fixtures::{crc_hex, mp4_of_size, noise, sha256_hex};
+use common::sandbox_client::*;
+use dropcast::sandbox::{Fault, FaultAction, FaultStep, ParamsLayout, SandboxOptions};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use sha2::Digest;
+use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
 const PART: usize = 5 * MIB;
 
-// ---------- a small, correct client ----------
-
-struct Sb {
-    handle: SandboxHandle,
-    http: reqwest::Client,
-    base: String,
-    storage: tempfile::TempDir,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    json: Value,
-}
-
-impl Reply {
-    fn msg(&self) -> String {
-        self.json["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// A TOS refusal: this HTTP status, `success: 1`, a message containing `words`.
-    #[track_caller]
-    fn refused(&self, status: StatusCode, words: &str) {
-        assert_eq!(self.status, status, "{}", self.json);
-        assert_eq!(self.json["success"], json!(1), "{}", self.json);
-        assert!(
-            self.msg().contains(words),
-            "{:?} lacks {words:?}",
-            self.msg()
-        );
-    }
-
-    #[track_caller]
-    fn ok(&self) {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.json);
-        assert_eq!(self.json["success"], json!(0), "{}", self.json);
-    }
-}
-
-struct Creds {
-    ak: String,
-    auth: String,
-}
-
-#[derive(Clone)]
-struct Params {
-    vid: String,
-    oid: String,
-    tos_host: String,
-    tos_sign: String,
-    token: String,
-    extra_param: String,
-}
-
-impl Params {
-    fn object_url(&self) -> String {
-        format!("http://{}/{}", self.tos_host, self.oid)
-    }
-}
-
 async fn start(faults: Vec<Fault>) -> Sb {
-    let storage = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let options = SandboxOptions {
+    Sb::with_storage(SandboxOptions {
         layout: ParamsLayout::Top,
-        storage_dir: Some(storage.path().to_path_buf()),
         faults,
         ..SandboxOptions::default()
-    };
-    let handle = sandbox::start(listener, options).await.expect("start");
-    let base = handle.base_url();
-    Sb {
-        handle,
-        http: reqwest::Client::new(),
-        base,
-        storage,
-    }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Reply {
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status();
-    let bytes = resp.bytes().await.expect("body read");
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, json }
-}
-
-fn crc_hex(bytes: &[u8]) -> String {
-    format!("{:08x}", crc32fast::hash(bytes))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    base16ct::lower::encode_string(&sha2::Sha256::digest(bytes))
-}
-
-/// `1:<crc1>,2:<crc2>,…` for these parts.
-fn part_list(parts: &[&[u8]]) -> String {
-    let entries: Vec<String> = (1..)
-        .zip(parts)
-        .map(|(n, p)| format!("{n}:{}", crc_hex(p)))
-        .collect();
-    entries.join(",")
-}
-
-struct PartHeaders<'a> {
-    sign: &'a str,
-    content_type: &'a str,
-    crc: &'a str,
-}
-
-impl Sb {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn creds(&self) -> Creds {
-        let r = send(
-            self.http
-                .get(self.url("/web/api/media/upload/auth/"))
-                .header("Cookie", cookie_for("main")),
-        )
-        .await;
-        assert_eq!(r.json["status_code"], json!(0), "{}", r.json);
-        let s = |k: &str| r.json[k].as_str().expect(k).to_owned();
-        Creds {
-            ak: s("ak"),
-            auth: s("auth"),
-        }
-    }
-
-    async fn params(&self, c: &Creds, size: usize) -> Params {
-        let q = format!("action=GetVideoUploadParams&use_edge_node=1&file_size={size}");
-        let r = send(
-            self.http
-                .get(self.url(&format!("/video/openapi/v1/?{q}")))
-                .header("authorization", &c.auth)
-                .header("x-tt-access", &c.ak),
-        )
-        .await;
-        assert_eq!(r.json["code"], json!(2000), "{}", r.json);
-        let d = &r.json["data"];
-        let s = |k: &str| d[k].as_str().expect(k).to_owned();
-        Params {
-            vid: s("vid"),
-            oid: s("oid"),
-            tos_host: s("tos_host"),
-            tos_sign: s("tos_sign"),
-            token: s("token"),
-            extra_param: s("extra_param"),
-        }
-    }
-
-    async fn init_reply(&self, p: &Params) -> Reply {
-        send(
-            self.http
-                .post(format!("{}?uploads", p.object_url()))
-                .header("Authorization", &p.tos_sign),
-        )
-        .await
-    }
-
-    async fn init(&self, p: &Params) -> String {
-        let r = self.init_reply(p).await;
-        r.ok();
-        r.json["payload"]["uploadID"]
-            .as_str()
-            .expect("uploadID")
-            .to_owned()
-    }
-
-    fn part_request(&self, p: &Params, id: &str, n: u32, bytes: &[u8]) -> reqwest::RequestBuilder {
-        let url = format!("{}?partNumber={n}&uploadID={id}", p.object_url());
-        let headers = PartHeaders {
-            sign: &p.tos_sign,
-            content_type: "application/octet-stream",
-            crc: &crc_hex(bytes),
-        };
-        self.raw_part(url, headers).body(bytes.to_vec())
-    }
-
-    /// A part `PUT` with exactly these headers (reqwest appends, never replaces, headers).
-    fn raw_part(&self, url: String, h: PartHeaders<'_>) -> reqwest::RequestBuilder {
-        self.http
-            .put(url)
-            .header("Authorization", h.sign)
-            .header("Content-Type", h.content_type)
-            .header("Content-CRC32", h.crc)
-    }
-
-    async fn part(&self, p: &Params, id: &str, n: u32, bytes: &[u8]) -> Reply {
-        send(self.part_request(p, id, n, bytes)).await
-    }
-
-    /// Sends a part and checks the answer names it and its CRC.
-    async fn part_ok(&self, p: &Params, id: &str, n: u32, bytes: &[u8]) {
-        let r = self.part(p, id, n, bytes).await;
-        r.ok();
-        assert_eq!(
-            r.json["payload"],
-            json!({"part_number": n, "crc32": crc_hex(bytes)})
-        );
-    }
-
-    async fn complete(&self, p: &Params, id: &str, list: &str) -> Reply {
-        send(
-            self.http
-                .post(format!("{}?uploadID={id}", p.object_url()))
-                .header("Authorization", &p.tos_sign)
-                .header("Content-Type", "text/plain")
-                .body(list.to_owned()),
-        )
-        .await
-    }
-
-    async fn commit(&self, c: &Creds, p: &Params) -> Reply {
-        let q = format!("action=UpdateVideoUploadInfos&{}", p.extra_param);
-        let body = json!({"vid": p.vid, "oid": p.oid, "token": p.token, "poster_ss": 0,
-                          "is_exact_poster": true, "user_reference": ""});
-        send(
-            self.http
-                .post(self.url(&format!("/video/openapi/v1/?{q}")))
-                .header("authorization", &c.auth)
-                .header("x-tt-access", &c.ak)
-                .json(&body),
-        )
-        .await
-    }
-
-    async fn create(&self, vid: &str, poster: &str) -> Reply {
-        let cookie = cookie_for("main");
-        let csrf = cookie
-            .split(';')
-            .map(str::trim)
-            .find_map(|kv| kv.strip_prefix("csrf_token="))
-            .expect("csrf_token")
-            .to_owned();
-        let form = [
-            ("video_id", vid),
-            ("poster", poster),
-            ("poster_delay", "0"),
-            ("text", "hello"),
-            ("text_extra", "[]"),
-            ("challenges", "[]"),
-            ("mentions", "[]"),
-            ("visibility_type", "0"),
-            ("third_text", "hello"),
-            ("download", "0"),
-            ("upload_source", "1"),
-            ("mix_id", ""),
-            ("mix_order", ""),
-            ("is_preview", "0"),
-            ("timing", "0"),
-        ];
-        send(
-            self.http
-                .post(self.url("/web/api/media/aweme/create/"))
-                .header("Cookie", &cookie)
-                .header("csrf_token", csrf)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(serde_urlencoded::to_string(form).expect("form")),
-        )
-        .await
-    }
-
-    async fn inspect(&self, what: &str) -> Value {
-        send(self.http.get(self.url(&format!("/__sandbox/{what}"))))
-            .await
-            .json
-    }
-
-    fn object_path(&self, p: &Params) -> PathBuf {
-        self.storage.path().join(&p.oid)
-    }
-}
-
-fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-    let mut v = u32::try_from(body.len() + 8)
-        .expect("box fits")
-        .to_be_bytes()
-        .to_vec();
-    v.extend_from_slice(kind);
-    v.extend_from_slice(body);
-    v
-}
-
-/// An MP4 of exactly `size` bytes: 2.5 s, 720x1280, the rest pseudo-random media data
-/// (so parts in the wrong order or place never look right).
-fn video(size: usize) -> Vec<u8> {
-    let mut mvhd = vec![0u8; 12];
-    mvhd.extend_from_slice(&1000u32.to_be_bytes());
-    mvhd.extend_from_slice(&2500u32.to_be_bytes());
-    mvhd.extend_from_slice(&[0; 80]);
-    let mut tkhd = vec![0u8; 4 + 20 + 8 + 8 + 36];
-    tkhd.extend_from_slice(&(720u32 << 16).to_be_bytes());
-    tkhd.extend_from_slice(&(1280u32 << 16).to_be_bytes());
-    let mut moov = mp4_box(b"mvhd", &mvhd);
-    moov.extend(mp4_box(b"trak", &mp4_box(b"tkhd", &tkhd)));
-    let mut file = mp4_box(b"ftyp", b"isom\0\0\x02\0isomiso2mp41");
-    file.extend(mp4_box(b"moov", &moov));
-    let payload = size - file.len() - 8;
-    file.extend(mp4_box(b"mdat", &noise(payload, 7)));
-    assert_eq!(file.len(), size);
-    file
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
+    })
+    .await
 }
 
 fn split(bytes: &[u8]) -> Vec<&[u8]> {
@@ -365,10 +53,10 @@ const ODD_SIZE: usize = 2 * PART + 1_363_149;
 #[tokio::test]
 async fn three_parts_with_an_odd_last_part_are_assembled_committed_and_posted() {
     let sb = start(Vec::new()).await;
-    let bytes = video(ODD_SIZE);
+    let bytes = mp4_of_size(ODD_SIZE);
     let parts = split(&bytes);
     assert_eq!(parts.len(), 3);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     let id = sb.init(&p).await;
     for (n, part) in (1..).zip(&parts) {
@@ -380,7 +68,7 @@ async fn three_parts_with_an_odd_last_part_are_assembled_committed_and_posted() 
 
     let stored = std::fs::read(sb.object_path(&p)).expect("object on disk");
     assert!(stored == bytes, "object is byte-identical to the file");
-    let files = files_under(sb.storage.path());
+    let files = files_under(sb.storage());
     assert_eq!(
         files,
         vec![PathBuf::from(&p.oid)],
@@ -392,7 +80,7 @@ async fn three_parts_with_an_odd_last_part_are_assembled_committed_and_posted() 
     assert_eq!(c.json["data"]["video"]["width"], json!(720));
     assert_eq!(c.json["data"]["video"]["height"], json!(1280));
     let poster = c.json["data"]["poster"]["oid"].as_str().expect("poster");
-    let r = sb.create(&p.vid, poster).await;
+    let r = sb.create("main", &plain_form(&p.vid, poster)).await;
     assert_eq!(r.json["status_code"], json!(0), "{}", r.json);
 
     let posts = sb.inspect("posts").await;
@@ -419,9 +107,9 @@ async fn three_parts_with_an_odd_last_part_are_assembled_committed_and_posted() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_sent_concurrently_and_out_of_order_assemble_in_order() {
     let sb = start(Vec::new()).await;
-    let bytes = video(ODD_SIZE);
+    let bytes = mp4_of_size(ODD_SIZE);
     let parts = split(&bytes);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     let id = sb.init(&p).await;
     let sends = [3u32, 1, 2].map(|n| send(sb.part_request(&p, &id, n, parts[n as usize - 1])));
@@ -437,9 +125,9 @@ async fn parts_sent_concurrently_and_out_of_order_assemble_in_order() {
 #[tokio::test]
 async fn a_resent_part_replaces_the_earlier_copy() {
     let sb = start(Vec::new()).await;
-    let bytes = video(PART + 1000);
+    let bytes = mp4_of_size(PART + 1000);
     let parts = split(&bytes);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     let id = sb.init(&p).await;
     let wrong = noise(1000, 99);
@@ -463,9 +151,9 @@ async fn a_resent_part_replaces_the_earlier_copy() {
 #[tokio::test]
 async fn completion_refuses_every_bad_list_and_then_accepts_the_right_one() {
     let sb = start(Vec::new()).await;
-    let bytes = video(2 * PART + 100);
+    let bytes = mp4_of_size(2 * PART + 100);
     let parts = split(&bytes);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     let id = sb.init(&p).await;
     for (n, part) in (1..).zip(&parts) {
@@ -525,7 +213,7 @@ async fn completion_refuses_every_bad_list_and_then_accepts_the_right_one() {
 #[tokio::test]
 async fn a_part_over_64_mib_is_refused_before_it_is_stored() {
     let sb = start(Vec::new()).await;
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, 200 * MIB).await;
     let id = sb.init(&p).await;
     let len = 64 * MIB as u64 + 1;
@@ -556,9 +244,9 @@ async fn a_part_over_64_mib_is_refused_before_it_is_stored() {
 #[tokio::test]
 async fn each_request_rule_is_enforced() {
     let sb = start(Vec::new()).await;
-    let bytes = video(PART + 10);
+    let bytes = mp4_of_size(PART + 10);
     let parts = split(&bytes);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     let other = sb.params(&creds, bytes.len()).await;
     let id = sb.init(&p).await;
@@ -710,9 +398,9 @@ async fn each_request_rule_is_enforced() {
 #[tokio::test]
 async fn upload_ids_expire_with_their_tos_sign() {
     let sb = start(Vec::new()).await;
-    let bytes = video(PART + 10);
+    let bytes = mp4_of_size(PART + 10);
     let parts = split(&bytes);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     let id = sb.init(&p).await;
     sb.part_ok(&p, &id, 1, parts[0]).await;
@@ -735,9 +423,9 @@ async fn upload_ids_expire_with_their_tos_sign() {
 #[tokio::test]
 async fn a_part_that_fails_twice_then_succeeds_is_counted_once_as_received() {
     let sb = start(Vec::new()).await;
-    let bytes = video(PART + 10);
+    let bytes = mp4_of_size(PART + 10);
     let parts = split(&bytes);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     let id = sb.init(&p).await;
     // Armed over HTTP, as the documented JSON.
@@ -784,9 +472,9 @@ async fn upload_rules_hit_every_object_request_and_upload_part_rules_only_parts(
         .times(1),
     ])
     .await;
-    let bytes = video(PART + 10);
+    let bytes = mp4_of_size(PART + 10);
     let parts = split(&bytes);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     // The init meets the `upload` rule (the part rule does not see it).
     sb.init_reply(&p)
@@ -822,9 +510,9 @@ async fn a_held_part_is_stored_when_released() {
         Fault::new(FaultStep::UploadPart, FaultAction::Hold).times(1),
     ])
     .await;
-    let bytes = video(PART + 10);
+    let bytes = mp4_of_size(PART + 10);
     let parts = split(&bytes);
-    let creds = sb.creds().await;
+    let creds = sb.creds("main").await;
     let p = sb.params(&creds, bytes.len()).await;
     let id = sb.init(&p).await;
     let held = tokio::spawn(send(sb.part_request(&p, &id, 2, parts[1])));
@@ -864,7 +552,7 @@ async fn the_sink_receives_any_body_and_keeps_nothing() {
     assert_eq!(r.json["crc32"], json!("00000000"));
 
     // Sink bodies leave no file behind, and the sink is no upload.
-    let left: Vec<PathBuf> = files_under(sb.storage.path());
+    let left: Vec<PathBuf> = files_under(sb.storage());
     assert!(left.is_empty(), "{left:?}");
     let counts = sb.inspect("requests").await;
     assert_eq!(counts["upload"], json!(0), "{counts}");

@@ -2,263 +2,22 @@
 //! against a sandbox on 127.0.0.1:0), with a correct client written in this file, and
 //! then broken one rule at a time.
 
+mod common;
+
 use std::time::Duration;
 
-use dropcast::sandbox::{self, ParamsLayout, SandboxHandle, SandboxOptions, cookie_for};
+use common::fixtures::{crc_hex, mp4_with_media, sha256_hex};
+use common::sandbox_client::*;
+use dropcast::sandbox::{self, ParamsLayout, SandboxOptions, cookie_for};
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
-
-// ---------- a small, correct client ----------
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    json: Value,
-}
-
-impl Reply {
-    fn code(&self) -> i64 {
-        self.json["code"].as_i64().unwrap_or(-1)
-    }
-    fn status_code(&self) -> i64 {
-        self.json["status_code"].as_i64().unwrap_or(-1)
-    }
-    fn msg(&self) -> String {
-        let m = &self.json;
-        [&m["status_msg"], &m["message"], &m["error"]["message"]]
-            .iter()
-            .find_map(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    }
-}
-
-#[derive(Clone)]
-struct Creds {
-    ak: String,
-    auth: String,
-}
-
-#[derive(Clone, Debug)]
-struct Params {
-    vid: String,
-    oid: String,
-    tos_host: String,
-    tos_sign: String,
-    token: String,
-    extra_param: String,
-}
-
-/// Steps 1–4 done for one video.
-struct Ready {
-    params: Params,
-    poster: String,
-}
-
-struct Sb {
-    handle: SandboxHandle,
-    http: reqwest::Client,
-    base: String,
-}
+use serde_json::json;
 
 async fn start(options: SandboxOptions) -> Sb {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let handle = sandbox::start(listener, options).await.expect("start");
-    let base = handle.base_url();
-    Sb {
-        handle,
-        http: reqwest::Client::new(),
-        base,
-    }
+    Sb::start(options).await
 }
 
 async fn sb() -> Sb {
     start(SandboxOptions::default()).await
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Reply {
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.expect("body read");
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        json,
-    }
-}
-
-fn crc_hex(bytes: &[u8]) -> String {
-    format!("{:08x}", crc32fast::hash(bytes))
-}
-
-fn params_from(data: &Value) -> Params {
-    let node = if data["vid"].is_string() {
-        data
-    } else {
-        &data["edge_nodes"][0]
-    };
-    let s = |k: &str| node[k].as_str().expect(k).to_owned();
-    Params {
-        vid: s("vid"),
-        oid: s("oid"),
-        tos_host: s("tos_host"),
-        tos_sign: s("tos_sign"),
-        token: s("token"),
-        extra_param: s("extra_param"),
-    }
-}
-
-impl Sb {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn creds_reply(&self, cookie: &str) -> Reply {
-        send(
-            self.http
-                .get(self.url("/web/api/media/upload/auth/"))
-                .header("Cookie", cookie),
-        )
-        .await
-    }
-
-    async fn creds(&self, account: &str) -> Creds {
-        let r = self.creds_reply(&cookie_for(account)).await;
-        assert_eq!(r.status_code(), 0, "{}", r.json);
-        Creds {
-            ak: r.json["ak"].as_str().expect("ak").to_owned(),
-            auth: r.json["auth"].as_str().expect("auth").to_owned(),
-        }
-    }
-
-    async fn params_reply(&self, c: &Creds, query: &str) -> Reply {
-        send(
-            self.http
-                .get(self.url(&format!("/video/openapi/v1/?{query}")))
-                .header("authorization", &c.auth)
-                .header("x-tt-access", &c.ak),
-        )
-        .await
-    }
-
-    async fn params(&self, c: &Creds, size: usize) -> Params {
-        let q = format!("action=GetVideoUploadParams&use_edge_node=1&file_size={size}");
-        let r = self.params_reply(c, &q).await;
-        assert_eq!(r.code(), 2000, "{}", r.json);
-        params_from(&r.json["data"])
-    }
-
-    fn object_url(p: &Params) -> String {
-        format!("http://{}/{}", p.tos_host, p.oid)
-    }
-
-    async fn upload(&self, p: &Params, bytes: &[u8]) -> Reply {
-        send(
-            self.http
-                .post(Self::object_url(p))
-                .header("Authorization", &p.tos_sign)
-                .header("Content-Type", "application/octet-stream")
-                .header("Content-CRC32", crc_hex(bytes))
-                .body(bytes.to_vec()),
-        )
-        .await
-    }
-
-    async fn commit_with(&self, c: &Creds, query: &str, body: &Value) -> Reply {
-        send(
-            self.http
-                .post(self.url(&format!("/video/openapi/v1/?{query}")))
-                .header("authorization", &c.auth)
-                .header("x-tt-access", &c.ak)
-                .json(body),
-        )
-        .await
-    }
-
-    async fn commit(&self, c: &Creds, p: &Params) -> Reply {
-        let q = format!("action=UpdateVideoUploadInfos&{}", p.extra_param);
-        self.commit_with(c, &q, &commit_body(p)).await
-    }
-
-    /// Steps 1–4 for `bytes`, as `account`.
-    async fn ready(&self, account: &str, bytes: &[u8]) -> Ready {
-        let creds = self.creds(account).await;
-        let params = self.params(&creds, bytes.len()).await;
-        let up = self.upload(&params, bytes).await;
-        assert_eq!(up.json, json!({"success": 0}), "{}", up.status);
-        let r = self.commit(&creds, &params).await;
-        assert_eq!(r.code(), 2000, "{}", r.json);
-        let poster = r.json["data"]["poster"]["oid"]
-            .as_str()
-            .expect("poster oid")
-            .to_owned();
-        Ready { params, poster }
-    }
-
-    async fn create_raw(&self, cookie: &str, csrf: &str, body: String) -> Reply {
-        send(
-            self.http
-                .post(self.url("/web/api/media/aweme/create/"))
-                .header("Cookie", cookie)
-                .header("csrf_token", csrf)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
-        .await
-    }
-
-    async fn create(&self, account: &str, form: &[(String, String)]) -> Reply {
-        let body = serde_urlencoded::to_string(form).expect("form encodes");
-        self.create_raw(&cookie_for(account), &csrf_of(account), body)
-            .await
-    }
-
-    async fn get_json(&self, path: &str, cookie: Option<&str>) -> Reply {
-        let mut req = self.http.get(self.url(path));
-        if let Some(c) = cookie {
-            req = req.header("Cookie", c);
-        }
-        send(req).await
-    }
-
-    async fn inspect(&self, what: &str) -> Value {
-        self.get_json(&format!("/__sandbox/{what}"), None)
-            .await
-            .json
-    }
-
-    async fn expire(&self) {
-        let r = send(self.http.post(self.url("/__sandbox/expire"))).await;
-        assert_eq!(r.status, StatusCode::OK);
-    }
-
-    async fn advance(&self, seconds: u64) -> i64 {
-        let r = send(
-            self.http
-                .post(self.url(&format!("/__sandbox/advance?seconds={seconds}"))),
-        )
-        .await;
-        r.json["now"].as_i64().expect("now")
-    }
-}
-
-fn commit_body(p: &Params) -> Value {
-    json!({"vid": p.vid, "oid": p.oid, "token": p.token, "poster_ss": 0,
-           "is_exact_poster": true, "user_reference": ""})
-}
-
-fn csrf_of(account: &str) -> String {
-    cookie_for(account)
-        .split(';')
-        .map(str::trim)
-        .find_map(|kv| kv.strip_prefix("csrf_token="))
-        .expect("cookie_for has csrf_token")
-        .to_owned()
 }
 
 const TEXT: &str = "遇见就是一种缘分 #音乐 @小明";
@@ -269,66 +28,16 @@ fn form(vid: &str, poster: &str) -> Vec<(String, String)> {
         {"start": 9, "end": 12, "user_id": "", "type": 1, "hashtag_name": "音乐"},
         {"start": 13, "end": 16, "user_id": "84990209480", "type": 0, "hashtag_name": ""},
     ]);
-    [
-        ("video_id", vid),
-        ("poster", poster),
-        ("poster_delay", "0"),
-        ("text", TEXT),
-        ("text_extra", &text_extra.to_string()),
-        ("challenges", r#"["1550712576368642"]"#),
-        ("mentions", r#"["84990209480"]"#),
-        ("visibility_type", "0"),
-        ("third_text", "遇见就是一种缘分"),
-        ("download", "0"),
-        ("upload_source", "1"),
-        ("mix_id", ""),
-        ("mix_order", ""),
-        ("is_preview", "0"),
-        ("timing", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
-fn set(mut form: Vec<(String, String)>, changes: &[(&str, &str)]) -> Vec<(String, String)> {
-    for (k, v) in changes {
-        match form.iter_mut().find(|(fk, _)| fk == k) {
-            Some(pair) => pair.1 = (*v).to_owned(),
-            None => form.push(((*k).to_owned(), (*v).to_owned())),
-        }
-    }
-    form
-}
-
-fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-    let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-    v.extend_from_slice(kind);
-    v.extend_from_slice(body);
-    v
-}
-
-/// A small MP4: 2.5 s (timescale 1000), 720x1280, `payload` bytes of media data.
-fn tiny_mp4(payload: usize) -> Vec<u8> {
-    let mut mvhd = vec![0u8; 12];
-    mvhd.extend_from_slice(&1000u32.to_be_bytes());
-    mvhd.extend_from_slice(&2500u32.to_be_bytes());
-    mvhd.extend_from_slice(&[0; 80]);
-    let mut tkhd = vec![0u8; 4 + 20 + 8 + 8 + 36];
-    tkhd.extend_from_slice(&(720u32 << 16).to_be_bytes());
-    tkhd.extend_from_slice(&(1280u32 << 16).to_be_bytes());
-    let mut moov = mp4_box(b"mvhd", &mvhd);
-    moov.extend(mp4_box(b"trak", &mp4_box(b"tkhd", &tkhd)));
-    let mut file = mp4_box(b"ftyp", b"isom\0\0\x02\0isomiso2mp41");
-    file.extend(mp4_box(b"moov", &moov));
-    let media: Vec<u8> = (0..payload).map(|i| (i * 7 % 251) as u8).collect();
-    file.extend(mp4_box(b"mdat", &media));
-    file
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    base16ct::lower::encode_string(&sha2::Sha256::digest(bytes))
+    set(
+        plain_form(vid, poster),
+        &[
+            ("text", TEXT),
+            ("text_extra", &text_extra.to_string()),
+            ("challenges", r#"["1550712576368642"]"#),
+            ("mentions", r#"["84990209480"]"#),
+            ("third_text", "遇见就是一种缘分"),
+        ],
+    )
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -523,7 +232,7 @@ async fn step3_stores_the_bytes_on_disk_under_the_oid_path() {
         ..SandboxOptions::default()
     })
     .await;
-    let bytes = tiny_mp4(300_000);
+    let bytes = mp4_with_media(300_000);
     let c = sb.creds("main").await;
     let p = sb.params(&c, bytes.len()).await;
     let r = sb.upload(&p, &bytes).await;
@@ -534,7 +243,7 @@ async fn step3_stores_the_bytes_on_disk_under_the_oid_path() {
     // PUT works too, and replaces the object.
     let r = send(
         sb.http
-            .put(Sb::object_url(&p))
+            .put(p.object_url())
             .header("Authorization", &p.tos_sign)
             .header("Content-Type", "application/octet-stream")
             .header("Content-CRC32", crc_hex(&bytes))
@@ -597,7 +306,7 @@ async fn step3_refuses_chunked_bodies_with_411() {
         vec![Ok(bytes[..5].to_vec()), Ok(bytes[5..].to_vec())];
     let r = send(
         sb.http
-            .post(Sb::object_url(&p))
+            .post(p.object_url())
             .header("Authorization", &p.tos_sign)
             .header("Content-Type", "application/octet-stream")
             .header("Content-CRC32", crc_hex(&bytes))
@@ -618,7 +327,7 @@ async fn step3_checks_content_type_crc_and_size() {
     let p = sb.params(&c, bytes.len()).await;
     let post = |ctype: &str, crc: String, body: Vec<u8>| {
         sb.http
-            .post(Sb::object_url(&p))
+            .post(p.object_url())
             .header("Authorization", &p.tos_sign)
             .header("Content-Type", ctype)
             .header("Content-CRC32", crc)
@@ -678,7 +387,7 @@ async fn step3_checks_content_type_crc_and_size() {
     }
     let r = send(
         sb.http
-            .post(Sb::object_url(&p))
+            .post(p.object_url())
             .header("Authorization", &p.tos_sign)
             .header("Content-Type", "application/octet-stream")
             .body(bytes.clone()),
@@ -714,7 +423,7 @@ async fn step3_oid_slash_must_be_a_real_path_separator() {
 #[tokio::test]
 async fn step4_commits_and_reports_the_video() {
     let sb = sb().await;
-    let bytes = tiny_mp4(1000);
+    let bytes = mp4_with_media(1000);
     let c = sb.creds("main").await;
     let p = sb.params(&c, bytes.len()).await;
     sb.upload(&p, &bytes).await;
@@ -851,7 +560,7 @@ async fn step4_expired_token_is_http_401() {
 #[tokio::test]
 async fn step5_publishes_and_records_everything() {
     let sb = sb().await;
-    let bytes = tiny_mp4(5000);
+    let bytes = mp4_with_media(5000);
     let ready = sb.ready("main", &bytes).await;
     let f = set(
         form(&ready.params.vid, &ready.poster),

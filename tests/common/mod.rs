@@ -3,13 +3,19 @@
 
 #![allow(dead_code)]
 
+pub mod canned;
+pub mod fixtures;
+pub mod sandbox_client;
+
+#[allow(unused_imports)]
+pub use fixtures::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dropcast::sandbox::{self, SandboxHandle, SandboxOptions};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub const COOKIE_VAR: &str = "DROPCAST_TEST_COOKIE";
 
@@ -192,26 +198,6 @@ pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Resu
     if cond() { Ok(()) } else { Err(()) }
 }
 
-pub fn media(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/media")
-        .join(name)
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    base16ct::lower::encode_string(&Sha256::digest(bytes))
-}
-
-/// The example clip with an extra `free` box appended: still a well-formed MP4, other bytes.
-pub fn clip_variant(n: u8) -> Vec<u8> {
-    let mut bytes = std::fs::read(media("clip.mp4")).unwrap();
-    let payload = [n; 8];
-    bytes.extend_from_slice(&(8u32 + payload.len() as u32).to_be_bytes());
-    bytes.extend_from_slice(b"free");
-    bytes.extend_from_slice(&payload);
-    bytes
-}
-
 pub fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -220,71 +206,4 @@ pub fn read_json(path: &Path) -> Value {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The top-level boxes of an MP4, as (type, bytes).
-pub fn boxes(bytes: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 8 <= bytes.len() {
-        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        let kind: [u8; 4] = bytes[at + 4..at + 8].try_into().unwrap();
-        out.push((kind, bytes[at..at + size].to_vec()));
-        at += size;
-    }
-    out
-}
-
-/// The example clip with its boxes reordered so `moov` comes last, as exporters write it.
-pub fn clip_moov_last() -> Vec<Vec<u8>> {
-    let all = boxes(&std::fs::read(media("clip.mp4")).unwrap());
-    let (moov, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|(k, _)| k == b"moov");
-    rest.into_iter().chain(moov).map(|(_, b)| b).collect()
-}
-
-fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut b = ((8 + payload.len()) as u32).to_be_bytes().to_vec();
-    b.extend_from_slice(kind);
-    b.extend_from_slice(payload);
-    b
-}
-
-/// A tiny, well-formed MP4 (ftyp, moov with an mvhd, mdat) whose bytes depend on `n`.
-pub fn tiny_mp4(n: u32) -> Vec<u8> {
-    let mut ftyp = b"isom".to_vec();
-    ftyp.extend_from_slice(&0x200u32.to_be_bytes());
-    ftyp.extend_from_slice(b"isomiso2mp41");
-    let mut mvhd = vec![0u8; 100];
-    mvhd[12..16].copy_from_slice(&1000u32.to_be_bytes()); // timescale
-    mvhd[16..20].copy_from_slice(&2000u32.to_be_bytes()); // duration: 2 s
-    let moov = mp4_box(b"moov", &mp4_box(b"mvhd", &mvhd));
-    let mut out = mp4_box(b"ftyp", &ftyp);
-    out.extend_from_slice(&moov);
-    out.extend_from_slice(&mp4_box(b"mdat", &n.to_be_bytes().repeat(16)));
-    out
-}
-
-/// A well-formed MP4 of about `mib` MiB: the example clip's `ftyp` and `moov`, then an
-/// `mdat` of deterministic bytes that depend on `seed`.
-pub fn big_mp4(mib: u64, extra: u64, seed: u8) -> Vec<u8> {
-    let clip = std::fs::read(media("clip.mp4")).unwrap();
-    let all = boxes(&clip);
-    let mut out = Vec::new();
-    for (kind, bytes) in &all {
-        if kind == b"ftyp" || kind == b"moov" {
-            out.extend_from_slice(bytes);
-        }
-    }
-    let payload = (mib << 20) + extra;
-    out.extend_from_slice(&((payload + 8) as u32).to_be_bytes());
-    out.extend_from_slice(b"mdat");
-    let mut x: u32 = 0x9E37_79B9 ^ u32::from(seed);
-    out.reserve(payload as usize);
-    for _ in 0..payload {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        out.push(x as u8);
-    }
-    out
 }
