@@ -55,6 +55,46 @@ fn account() -> Account {
     Account::new("main", Secret::new(COOKIE), None).unwrap()
 }
 
+/// `err` asks for fresh credentials of this kind.
+macro_rules! assert_expired {
+    ($err:expr, $what:path) => {
+        assert!(
+            matches!($err, PublishError::AuthExpired { what: $what, .. }),
+            "{:?}",
+            $err
+        )
+    };
+}
+
+/// Step 5 of the usual upload and draft.
+async fn post_via(client: &DouyinWeb) -> Result<Created, PublishError> {
+    client.create_post(&account(), &upload(), &draft()).await
+}
+
+impl Server {
+    /// A server that answers one request with `body`.
+    async fn answer(body: Value) -> Server {
+        Server::start(vec![ok(body)]).await
+    }
+
+    async fn post(&self) -> Result<Created, PublishError> {
+        post_via(&self.client()).await
+    }
+}
+
+/// `err` is the platform's refusal, naming `words`.
+#[track_caller]
+fn assert_rejected(err: &PublishError, words: &str) {
+    assert_eq!(err.class(), "rejected");
+    assert!(err.to_string().contains(words), "{err}");
+}
+
+/// The pairs of a query written out, to compare with
+/// [`Seen::query`](common::canned::Seen::query).
+fn pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(query).unwrap()
+}
+
 fn assert_no_secret(err: &PublishError) {
     let shown = format!("{err} {err:?}");
     for s in SECRETS {
@@ -82,15 +122,49 @@ fn params_top(addr: SocketAddr) -> Reply {
     ok(json!({"code": 2000, "message": "ok", "data": data}))
 }
 
-/// Steps 1 and 2 against `server`, their requests forgotten.
-async fn creds_and_target(server: &Server) -> (DouyinWeb, UploadCredentials, UploadTarget) {
+/// Steps 1 and 2 of a 917394-byte video against `server`, answered as `params_top`.
+async fn target_top(server: &Server) -> (DouyinWeb, UploadCredentials, UploadTarget) {
     server.push(auth_ok());
     server.push(params_top(server.addr));
     let client = server.client();
     let creds = client.credentials(&account()).await.unwrap();
     let target = client.upload_target(&creds, 917_394).await.unwrap();
-    server.forget();
     (client, creds, target)
+}
+
+/// A server, and steps 1 and 2 against it, their requests forgotten.
+async fn creds_and_target() -> (Server, DouyinWeb, UploadCredentials, UploadTarget) {
+    let server = Server::start(vec![]).await;
+    let (client, creds, target) = target_top(&server).await;
+    server.forget();
+    (server, client, creds, target)
+}
+
+/// What step 3a of a file did.
+struct Sent {
+    server: Server,
+    result: Result<(), PublishError>,
+    data: Vec<u8>,
+    crc: u32,
+    progress: Progress,
+}
+
+/// Step 3a of a `len`-byte file after steps 1 and 2, the server answering `answers`.
+async fn upload_answered(answers: Vec<Reply>, len: usize) -> Sent {
+    let (server, client, _creds, target) = creds_and_target().await;
+    let (file, data, crc) = video_file(len);
+    for answer in answers {
+        server.push(answer);
+    }
+    let progress = Progress::new();
+    let result = send_file(&client, &target, &file, &data, crc, &progress).await;
+    Sent {
+        server,
+        result,
+        data,
+        crc,
+        progress,
+    }
 }
 
 fn upload() -> Upload {
@@ -172,21 +246,9 @@ async fn step1_ok_sends_the_cookie_and_redacts_credentials() {
 
 #[tokio::test]
 async fn step1_status_8_is_an_expired_cookie() {
-    let server = Server::start(vec![ok(
-        json!({"status_code": 8, "status_msg": "user not login"}),
-    )])
-    .await;
+    let server = Server::answer(json!({"status_code": 8, "status_msg": "user not login"})).await;
     let err = server.client().credentials(&account()).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PublishError::AuthExpired {
-                what: Expired::Cookie,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_expired!(err, Expired::Cookie);
     assert_eq!(err.class(), "auth_expired");
     assert_no_secret(&err);
     assert_eq!(server.seen().len(), 1, "an expired cookie is not retried");
@@ -203,30 +265,22 @@ async fn an_answer_over_the_cap_is_refused_naming_the_step() {
     .await;
     let client = server.client();
     let err = client.credentials(&account()).await.unwrap_err();
-    assert_eq!(err.class(), "rejected");
-    assert!(err.to_string().contains("credentials"), "{err}");
+    assert_rejected(&err, "credentials");
     assert!(
         err.to_string().contains("larger than 1048576 bytes"),
         "{err}"
     );
     // At step 5 the post may exist all the same: the outcome is unknown, not refused.
-    let err = client
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap_err();
+    let err = post_via(&client).await.unwrap_err();
     assert_eq!(err.class(), "unknown", "{err}");
     assert!(err.to_string().contains("larger than"), "{err}");
 }
 
 #[tokio::test]
 async fn step1_other_code_is_rejected_with_the_platforms_message() {
-    let server = Server::start(vec![ok(
-        json!({"status_code": 5, "status_msg": "account banned"}),
-    )])
-    .await;
+    let server = Server::answer(json!({"status_code": 5, "status_msg": "account banned"})).await;
     let err = server.client().credentials(&account()).await.unwrap_err();
-    assert_eq!(err.class(), "rejected");
-    assert!(err.to_string().contains("account banned"), "{err}");
+    assert_rejected(&err, "account banned");
     assert_eq!(server.seen().len(), 1);
 }
 
@@ -235,11 +289,7 @@ async fn step1_other_code_is_rejected_with_the_platforms_message() {
 #[tokio::test]
 async fn step2_top_level_layout() {
     let server = Server::start(vec![]).await;
-    server.push(auth_ok());
-    server.push(params_top(server.addr));
-    let client = server.client();
-    let creds = client.credentials(&account()).await.unwrap();
-    let target = client.upload_target(&creds, 917_394).await.unwrap();
+    let (_, _, target) = target_top(&server).await;
     assert_eq!(target.vid, "v0200top");
     assert_eq!(target.oid, "tos-cn-v-0000/c747f5e1");
     let shown = format!("{target:?}");
@@ -251,11 +301,7 @@ async fn step2_top_level_layout() {
     assert_eq!(seen.uri.path(), "/video/openapi/v1/");
     assert_eq!(
         seen.query(),
-        [
-            ("action".to_owned(), "GetVideoUploadParams".to_owned()),
-            ("use_edge_node".to_owned(), "1".to_owned()),
-            ("file_size".to_owned(), "917394".to_owned()),
-        ]
+        pairs("action=GetVideoUploadParams&use_edge_node=1&file_size=917394")
     );
 }
 
@@ -282,16 +328,7 @@ async fn step2_code_4001_means_fresh_upload_credentials() {
     let client = server.client();
     let creds = client.credentials(&account()).await.unwrap();
     let err = client.upload_target(&creds, 5).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PublishError::AuthExpired {
-                what: Expired::UploadCredentials,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_expired!(err, Expired::UploadCredentials);
     assert_no_secret(&err);
 }
 
@@ -307,8 +344,7 @@ async fn step2_missing_fields_are_rejected_naming_the_field() {
     let client = server.client();
     let creds = client.credentials(&account()).await.unwrap();
     let err = client.upload_target(&creds, 5).await.unwrap_err();
-    assert_eq!(err.class(), "rejected");
-    assert!(err.to_string().contains("tos_sign"), "{err}");
+    assert_rejected(&err, "tos_sign");
 }
 
 // ---- step 3a ----------------------------------------------------------------------------
@@ -326,6 +362,29 @@ fn open(path: &std::path::Path) -> VideoFile {
     VideoFile::open_path(path).unwrap()
 }
 
+/// Step 3a of `file`, which holds `data`, said to have this CRC.
+async fn send_file(
+    client: &DouyinWeb,
+    target: &UploadTarget,
+    file: &tempfile::NamedTempFile,
+    data: &[u8],
+    crc: u32,
+    progress: &Progress,
+) -> Result<(), PublishError> {
+    let len = data.len() as u64;
+    client
+        .upload_file(target, &open(file.path()), len, crc, progress)
+        .await
+}
+
+/// A TOS refusal.
+fn tos_error(status: u16, code: u16, message: &str) -> Reply {
+    reply(
+        status,
+        json!({"success": 1, "error": {"code": code, "message": message}}),
+    )
+}
+
 fn video_file(len: usize) -> (tempfile::NamedTempFile, Vec<u8>, u32) {
     let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -336,21 +395,10 @@ fn video_file(len: usize) -> (tempfile::NamedTempFile, Vec<u8>, u32) {
 
 #[tokio::test]
 async fn step3a_streams_exact_bytes_with_length_crc_and_slashed_object_url() {
-    let server = Server::start(vec![]).await;
-    let (client, _creds, target) = creds_and_target(&server).await;
-    let (file, data, crc) = video_file(300_000);
-    server.push(ok(json!({"success": 0})));
-    let progress = Progress::new();
-    client
-        .upload_file(
-            &target,
-            &open(file.path()),
-            data.len() as u64,
-            crc,
-            &progress,
-        )
-        .await
-        .unwrap();
+    let answers = vec![ok(json!({"success": 0}))];
+    let sent = upload_answered(answers, 300_000).await;
+    sent.result.unwrap();
+    let (server, data, crc, progress) = (sent.server, sent.data, sent.crc, sent.progress);
     assert_eq!((progress.done(), progress.total()), (300_000, 300_000));
     let seen = &server.seen()[0];
     assert_eq!(seen.method, Method::POST);
@@ -371,28 +419,13 @@ async fn step3a_streams_exact_bytes_with_length_crc_and_slashed_object_url() {
 
 #[tokio::test]
 async fn step3a_5xx_then_success_is_retried_with_the_whole_file_again() {
-    let server = Server::start(vec![]).await;
-    let (client, _creds, target) = creds_and_target(&server).await;
-    let (file, data, crc) = video_file(10_000);
-    server.push(reply(
-        503,
-        json!({"success": 1, "error": {"code": 1, "message": "busy"}}),
-    ));
-    server.push(ok(json!({"success": 0})));
-    let progress = Progress::new();
-    client
-        .upload_file(
-            &target,
-            &open(file.path()),
-            data.len() as u64,
-            crc,
-            &progress,
-        )
-        .await
-        .unwrap();
+    let answers = vec![tos_error(503, 1, "busy"), ok(json!({"success": 0}))];
+    let sent = upload_answered(answers, 10_000).await;
+    sent.result.unwrap();
+    let (data, progress) = (sent.data, sent.progress);
     // The failed try's bytes were taken back: the bar ends at the size, not twice it.
     assert_eq!((progress.done(), progress.total()), (10_000, 10_000));
-    let seen = server.seen();
+    let seen = sent.server.seen();
     assert_eq!(seen.len(), 2);
     for s in &seen {
         assert_eq!(s.body.as_ref(), data.as_slice());
@@ -402,58 +435,18 @@ async fn step3a_5xx_then_success_is_retried_with_the_whole_file_again() {
 
 #[tokio::test]
 async fn step3a_401_means_fresh_upload_credentials() {
-    let server = Server::start(vec![]).await;
-    let (client, _creds, target) = creds_and_target(&server).await;
-    let (file, data, crc) = video_file(100);
-    server.push(reply(
-        401,
-        json!({"success": 1, "error": {"code": 401, "message": "sign expired"}}),
-    ));
-    let err = client
-        .upload_file(
-            &target,
-            &open(file.path()),
-            data.len() as u64,
-            crc,
-            &Progress::new(),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PublishError::AuthExpired {
-                what: Expired::UploadCredentials,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let sent = upload_answered(vec![tos_error(401, 401, "sign expired")], 100).await;
+    let (server, err) = (sent.server, sent.result.unwrap_err());
+    assert_expired!(err, Expired::UploadCredentials);
     assert_no_secret(&err);
     assert_eq!(server.seen().len(), 1);
 }
 
 #[tokio::test]
 async fn step3a_crc_mismatch_400_is_rejected() {
-    let server = Server::start(vec![]).await;
-    let (client, _creds, target) = creds_and_target(&server).await;
-    let (file, data, crc) = video_file(100);
-    server.push(reply(
-        400,
-        json!({"success": 1, "error": {"code": 4, "message": "crc32 mismatch"}}),
-    ));
-    let err = client
-        .upload_file(
-            &target,
-            &open(file.path()),
-            data.len() as u64,
-            crc,
-            &Progress::new(),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.class(), "rejected");
-    assert!(err.to_string().contains("crc32 mismatch"), "{err}");
+    let sent = upload_answered(vec![tos_error(400, 4, "crc32 mismatch")], 100).await;
+    let (server, err, crc) = (sent.server, sent.result.unwrap_err(), sent.crc);
+    assert_rejected(&err, "crc32 mismatch");
     assert_eq!(
         server.seen()[0].header("content-crc32"),
         Some(format!("{crc:08x}").as_str())
@@ -464,20 +457,19 @@ async fn step3a_crc_mismatch_400_is_rejected() {
 // platform's CRC refusal failed the job.
 #[tokio::test]
 async fn step3a_bytes_other_than_the_hashed_ones_are_a_change_and_never_arrive_whole() {
-    let server = Server::start(vec![]).await;
-    let (client, _creds, target) = creds_and_target(&server).await;
+    let (server, client, _creds, target) = creds_and_target().await;
     let (file, data, _) = video_file(100_000);
     server.push(ok(json!({"success": 0})));
-    let err = client
-        .upload_file(
-            &target,
-            &open(file.path()),
-            data.len() as u64,
-            0xdead_beef,
-            &Progress::new(),
-        )
-        .await
-        .unwrap_err();
+    let err = send_file(
+        &client,
+        &target,
+        &file,
+        &data,
+        0xdead_beef,
+        &Progress::new(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.class(), "changed", "{err}");
     assert!(
         server.seen().iter().all(|s| s.body.len() < data.len()),
@@ -487,8 +479,7 @@ async fn step3a_bytes_other_than_the_hashed_ones_are_a_change_and_never_arrive_w
 
 #[tokio::test]
 async fn step3a_file_of_another_size_is_not_sent() {
-    let server = Server::start(vec![]).await;
-    let (client, _creds, target) = creds_and_target(&server).await;
+    let (server, client, _creds, target) = creds_and_target().await;
     let (file, _, crc) = video_file(100);
     let err = client
         .upload_file(&target, &open(file.path()), 101, crc, &Progress::new())
@@ -502,8 +493,7 @@ async fn step3a_file_of_another_size_is_not_sent() {
 
 #[tokio::test]
 async fn step4_ok_appends_extra_param_verbatim_and_describes_the_video() {
-    let server = Server::start(vec![]).await;
-    let (client, creds, target) = creds_and_target(&server).await;
+    let (server, client, creds, target) = creds_and_target().await;
     server.push(ok(json!({"code": 2000, "message": "ok", "data": {
         "video": {"vid": "v0200top", "oid": "tos-cn-v-0000/c747f5e1", "width": 1080, "height": 1920, "duration": 12.5},
         "poster": {"oid": "tos-cn-p-0015/poster1"}}})));
@@ -531,8 +521,7 @@ async fn step4_ok_appends_extra_param_verbatim_and_describes_the_video() {
 
 #[tokio::test]
 async fn step4_without_poster_or_size_still_commits() {
-    let server = Server::start(vec![]).await;
-    let (client, creds, target) = creds_and_target(&server).await;
+    let (server, client, creds, target) = creds_and_target().await;
     server.push(ok(json!({"code": 2000, "data": {
         "video": {"vid": "v0200top", "width": 0, "height": 0, "duration": 3.25}}})));
     let up = client.commit(&creds, &target).await.unwrap();
@@ -543,47 +532,31 @@ async fn step4_without_poster_or_size_still_commits() {
 
 #[tokio::test]
 async fn step4_code_4004_is_rejected() {
-    let server = Server::start(vec![]).await;
-    let (client, creds, target) = creds_and_target(&server).await;
+    let (server, client, creds, target) = creds_and_target().await;
     server.push(ok(json!({"code": 4004, "message": "object incomplete"})));
     let err = client.commit(&creds, &target).await.unwrap_err();
-    assert_eq!(err.class(), "rejected");
-    assert!(err.to_string().contains("object incomplete"), "{err}");
+    assert_rejected(&err, "object incomplete");
     assert_no_secret(&err);
     assert_eq!(server.seen().len(), 1);
 }
 
 #[tokio::test]
 async fn step4_401_means_fresh_upload_credentials() {
-    let server = Server::start(vec![]).await;
-    let (client, creds, target) = creds_and_target(&server).await;
+    let (server, client, creds, target) = creds_and_target().await;
     server.push(raw(401, ""));
     let err = client.commit(&creds, &target).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PublishError::AuthExpired {
-                what: Expired::UploadCredentials,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_expired!(err, Expired::UploadCredentials);
 }
 
 // ---- step 5 -----------------------------------------------------------------------------
 
 #[tokio::test]
 async fn step5_sends_every_form_field_exactly() {
-    let server = Server::start(vec![ok(
+    let server = Server::answer(
         json!({"status_code": 0, "status_msg": "", "aweme": {"aweme_id": "7300000000000000001"}}),
-    )])
+    )
     .await;
-    let post = server
-        .client()
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap();
+    let post = server.post().await.unwrap();
     assert_eq!(post_of(&post).aweme_id, "7300000000000000001");
     let seen = &server.seen()[0];
     assert_eq!(seen.method, Method::POST);
@@ -624,10 +597,7 @@ async fn step5_sends_every_form_field_exactly() {
 
 #[tokio::test]
 async fn step5_accepts_item_id_and_falls_back_to_the_video_oid_as_poster() {
-    let server = Server::start(vec![ok(
-        json!({"status_code": 0, "item_id": "7300000000000000002"}),
-    )])
-    .await;
+    let server = Server::answer(json!({"status_code": 0, "item_id": "7300000000000000002"})).await;
     let mut up = upload();
     up.poster_oid = None;
     let mut d = draft();
@@ -653,17 +623,12 @@ async fn step5_accepts_item_id_and_falls_back_to_the_video_oid_as_poster() {
 
 #[tokio::test]
 async fn step5_status_2_is_rejected_once() {
-    let server = Server::start(vec![ok(
+    let server = Server::answer(
         json!({"status_code": 2, "status_msg": "text_extra: span 3..5 is not a hashtag"}),
-    )])
+    )
     .await;
-    let err = server
-        .client()
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap_err();
-    assert_eq!(err.class(), "rejected");
-    assert!(err.to_string().contains("not a hashtag"), "{err}");
+    let err = server.post().await.unwrap_err();
+    assert_rejected(&err, "not a hashtag");
     assert_no_secret(&err);
     assert_eq!(server.seen().len(), 1);
 }
@@ -671,37 +636,18 @@ async fn step5_status_2_is_rejected_once() {
 // Regression (issue 9 item 5): the pipeline matched the platform's wording itself.
 #[tokio::test]
 async fn step5_already_published_is_a_domain_outcome_not_a_refusal() {
-    let server = Server::start(vec![ok(
-        json!({"status_code": 2, "status_msg": "video already published"}),
-    )])
-    .await;
-    let created = server
-        .client()
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap();
+    let server =
+        Server::answer(json!({"status_code": 2, "status_msg": "video already published"})).await;
+    let created = server.post().await.unwrap();
     assert_eq!(created, Created::AlreadyPublished);
     assert_eq!(server.seen().len(), 1);
 }
 
 #[tokio::test]
 async fn step5_status_8_is_an_expired_cookie() {
-    let server = Server::start(vec![ok(json!({"status_code": 8, "status_msg": ""}))]).await;
-    let err = server
-        .client()
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PublishError::AuthExpired {
-                what: Expired::Cookie,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let server = Server::answer(json!({"status_code": 8, "status_msg": ""})).await;
+    let err = server.post().await.unwrap_err();
+    assert_expired!(err, Expired::Cookie);
     assert_eq!(server.seen().len(), 1);
 }
 
@@ -712,11 +658,7 @@ async fn step5_status_7_is_retried_then_succeeds() {
         ok(json!({"status_code": 0, "aweme": {"aweme_id": "1"}})),
     ])
     .await;
-    let post = server
-        .client()
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap();
+    let post = server.post().await.unwrap();
     assert_eq!(post_of(&post).aweme_id, "1");
     assert_eq!(server.seen().len(), 2);
 }
@@ -731,9 +673,7 @@ async fn step5_rate_limits_do_not_use_up_attempts() {
     ])
     .await;
     // One attempt allowed: the three rate limits are waited out, not counted.
-    let post = server
-        .client_with(Duration::from_secs(5), 1)
-        .create_post(&account(), &upload(), &draft())
+    let post = post_via(&server.client_with(Duration::from_secs(5), 1))
         .await
         .unwrap();
     assert_eq!(post_of(&post).aweme_id, "9");
@@ -750,9 +690,7 @@ async fn step5_429_honours_retry_after() {
     ])
     .await;
     let started = std::time::Instant::now();
-    let post = server
-        .client_with(Duration::from_secs(5), 1)
-        .create_post(&account(), &upload(), &draft())
+    let post = post_via(&server.client_with(Duration::from_secs(5), 1))
         .await
         .unwrap();
     assert_eq!(post_of(&post).aweme_id, "5");
@@ -770,11 +708,7 @@ async fn step5_5xx_then_success_is_retried() {
         ok(json!({"status_code": 0, "aweme": {"aweme_id": "6"}})),
     ])
     .await;
-    let post = server
-        .client()
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap();
+    let post = server.post().await.unwrap();
     assert_eq!(post_of(&post).aweme_id, "6");
     assert_eq!(server.seen().len(), 2);
 }
@@ -786,9 +720,7 @@ async fn step5_sent_without_an_answer_is_unknown_and_never_resent() {
         ok(json!({"status_code": 0, "aweme": {"aweme_id": "twice"}})),
     ])
     .await;
-    let err = server
-        .client_with(Duration::from_millis(300), 5)
-        .create_post(&account(), &upload(), &draft())
+    let err = post_via(&server.client_with(Duration::from_millis(300), 5))
         .await
         .unwrap_err();
     assert!(matches!(err, PublishError::Unknown { .. }), "{err:?}");
@@ -798,12 +730,8 @@ async fn step5_sent_without_an_answer_is_unknown_and_never_resent() {
 
 #[tokio::test]
 async fn step5_answer_without_an_id_is_unknown() {
-    let server = Server::start(vec![ok(json!({"status_code": 0}))]).await;
-    let err = server
-        .client()
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap_err();
+    let server = Server::answer(json!({"status_code": 0})).await;
+    let err = server.post().await.unwrap_err();
     assert_eq!(err.class(), "unknown");
     assert_eq!(server.seen().len(), 1);
 }
@@ -827,10 +755,7 @@ async fn step5_connection_refused_is_transient() {
         max_rate: None,
     })
     .unwrap();
-    let err = client
-        .create_post(&account(), &upload(), &draft())
-        .await
-        .unwrap_err();
+    let err = post_via(&client).await.unwrap_err();
     assert_eq!(err.class(), "transient", "{err:?}");
 }
 
@@ -885,7 +810,7 @@ async fn find_post_stops_at_the_last_page() {
 
 #[tokio::test]
 async fn find_post_with_expired_cookie_says_so() {
-    let server = Server::start(vec![ok(json!({"status_code": 8}))]).await;
+    let server = Server::answer(json!({"status_code": 8})).await;
     let err = server
         .client()
         .find_post(&account(), "vz")
@@ -916,10 +841,6 @@ async fn challenge_id_counts_only_an_exact_name() {
     assert_eq!(seen.uri.path(), "/aweme/v1/search/challengesug/");
     assert_eq!(
         seen.query(),
-        [
-            ("keyword".to_owned(), "音乐".to_owned()),
-            ("source".to_owned(), "challenge_create".to_owned()),
-            ("aid".to_owned(), "2906".to_owned()),
-        ]
+        pairs("keyword=音乐&source=challenge_create&aid=2906")
     );
 }
