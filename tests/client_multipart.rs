@@ -241,36 +241,80 @@ fn recorder() -> Arc<Mutex<Vec<PartDone>>> {
     Arc::new(Mutex::new(Vec::new()))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn upload(
-    client: &DouyinWeb,
-    target: &UploadTarget,
-    path: &Path,
-    size: u64,
-    parallel: usize,
-    done: &[PartDone],
-    progress: &Progress,
-    told: &Arc<Mutex<Vec<PartDone>>>,
-) -> Result<Vec<PartDone>, PublishError> {
-    client
-        .upload_parts(
+/// A video file and steps 1–2 for it.
+struct Staged {
+    client: DouyinWeb,
+    target: UploadTarget,
+    file: tempfile::NamedTempFile,
+    data: Vec<u8>,
+}
+
+impl Server {
+    /// A `size`-byte file and steps 1–2 for it, their requests forgotten.
+    async fn stage(&self, max_rate: Option<u64>, size: u64) -> Staged {
+        let client = self.client(max_rate);
+        let (file, data) = video_file(size);
+        let target = self.target(&client, size).await;
+        Staged {
+            client,
             target,
-            UPLOAD_ID,
-            &open(path),
-            size,
-            &crcs(path, PART),
-            parallel,
-            done,
-            progress,
-            |part| {
-                let told = told.clone();
-                async move {
-                    told.lock().unwrap().push(part);
-                    Ok(())
-                }
-            },
-        )
-        .await
+            file,
+            data,
+        }
+    }
+}
+
+impl Staged {
+    /// The parts of the whole file.
+    async fn upload(
+        &self,
+        parallel: usize,
+        done: &[PartDone],
+        progress: &Progress,
+        told: &Arc<Mutex<Vec<PartDone>>>,
+    ) -> Result<Vec<PartDone>, PublishError> {
+        let size = self.data.len() as u64;
+        self.upload_as(size, parallel, done, progress, told).await
+    }
+
+    /// The parts of the file, said to be `size` bytes.
+    async fn upload_as(
+        &self,
+        size: u64,
+        parallel: usize,
+        done: &[PartDone],
+        progress: &Progress,
+        told: &Arc<Mutex<Vec<PartDone>>>,
+    ) -> Result<Vec<PartDone>, PublishError> {
+        let path = self.file.path();
+        self.client
+            .upload_parts(
+                &self.target,
+                UPLOAD_ID,
+                &open(path),
+                size,
+                &crcs(path, PART),
+                parallel,
+                done,
+                progress,
+                |part| {
+                    let told = told.clone();
+                    async move {
+                        told.lock().unwrap().push(part);
+                        Ok(())
+                    }
+                },
+            )
+            .await
+    }
+
+    /// The whole file in one request.
+    async fn upload_whole(&self, progress: &Progress) -> Result<(), PublishError> {
+        let (size, crc) = (self.data.len() as u64, crc32fast::hash(&self.data));
+        self.client
+            .upload_file(&self.target, &open(self.file.path()), size, crc, progress)
+            .await
+    }
 }
 
 // ---- the happy path ---------------------------------------------------------------------
@@ -278,12 +322,10 @@ async fn upload(
 #[tokio::test]
 async fn three_parts_with_a_short_last_one_start_upload_and_complete() {
     let server = Server::start().await;
-    let client = server.client(None);
     let size = 2 * PART + 10_001;
-    let (file, data) = video_file(size);
-    let target = server.target(&client, size).await;
+    let up = server.stage(None, size).await;
 
-    let id = client.start_multipart(&target).await.unwrap();
+    let id = up.client.start_multipart(&up.target).await.unwrap();
     assert_eq!(id, UPLOAD_ID);
     let start = &server.seen()[0];
     assert_eq!(start.method, Method::POST);
@@ -295,19 +337,8 @@ async fn three_parts_with_a_short_last_one_start_upload_and_complete() {
 
     let progress = Progress::new();
     let told = recorder();
-    let parts = upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        2,
-        &[],
-        &progress,
-        &told,
-    )
-    .await
-    .unwrap();
-    let want = expected_parts(&data, PART);
+    let parts = up.upload(2, &[], &progress, &told).await.unwrap();
+    let want = expected_parts(&up.data, PART);
     assert_eq!(parts, want);
     assert_eq!(
         want.iter().map(|p| p.size).collect::<Vec<_>>(),
@@ -338,10 +369,13 @@ async fn three_parts_with_a_short_last_one_start_upload_and_complete() {
         assert_eq!(s.header("transfer-encoding"), None);
         joined.extend_from_slice(&s.body);
     }
-    assert_eq!(joined, data, "the parts put together are the file");
+    assert_eq!(joined, up.data, "the parts put together are the file");
 
     server.forget();
-    client.finish_multipart(&target, &id, &parts).await.unwrap();
+    up.client
+        .finish_multipart(&up.target, &id, &parts)
+        .await
+        .unwrap();
     let finish = &server.seen()[0];
     assert_eq!(finish.method, Method::POST);
     assert_eq!(
@@ -359,22 +393,11 @@ async fn three_parts_with_a_short_last_one_start_upload_and_complete() {
 #[tokio::test]
 async fn parts_really_go_in_parallel() {
     let server = Server::gated(3).await;
-    let client = server.client(None);
-    let size = 3 * PART;
-    let (file, _) = video_file(size);
-    let target = server.target(&client, size).await;
-    let parts = upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        3,
-        &[],
-        &Progress::new(),
-        &recorder(),
-    )
-    .await
-    .unwrap();
+    let up = server.stage(None, 3 * PART).await;
+    let parts = up
+        .upload(3, &[], &Progress::new(), &recorder())
+        .await
+        .unwrap();
     assert_eq!(parts.len(), 3);
     assert_eq!(server.tos.max_in_flight.load(Ordering::SeqCst), 3);
 }
@@ -382,22 +405,10 @@ async fn parts_really_go_in_parallel() {
 #[tokio::test]
 async fn one_at_a_time_when_parallel_is_one() {
     let server = Server::start().await;
-    let client = server.client(None);
-    let size = 4 * PART;
-    let (file, _) = video_file(size);
-    let target = server.target(&client, size).await;
-    upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        1,
-        &[],
-        &Progress::new(),
-        &recorder(),
-    )
-    .await
-    .unwrap();
+    let up = server.stage(None, 4 * PART).await;
+    up.upload(1, &[], &Progress::new(), &recorder())
+        .await
+        .unwrap();
     assert_eq!(server.tos.max_in_flight.load(Ordering::SeqCst), 1);
     let order: Vec<_> = server
         .parts_seen()
@@ -413,31 +424,21 @@ async fn one_at_a_time_when_parallel_is_one() {
 async fn a_part_failing_503_twice_is_resent_alone() {
     let server = Server::start().await;
     server.fail(2, &[503, 503]);
-    let client = server.client(None);
     let size = 2 * PART + 1;
-    let (file, data) = video_file(size);
-    let target = server.target(&client, size).await;
+    let up = server.stage(None, size).await;
     let progress = Progress::new();
     let told = recorder();
-    let parts = upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        3,
-        &[],
-        &progress,
-        &told,
-    )
-    .await
-    .unwrap();
-    assert_eq!(parts, expected_parts(&data, PART));
+    let parts = up.upload(3, &[], &progress, &told).await.unwrap();
+    assert_eq!(parts, expected_parts(&up.data, PART));
     let mut per_part: HashMap<u32, usize> = HashMap::new();
     for s in server.parts_seen() {
         *per_part.entry(s.part().unwrap()).or_default() += 1;
         let (n, off, len) = part_layout(size, PART)[s.part().unwrap() as usize - 1];
         assert_eq!(n, s.part().unwrap());
-        assert_eq!(s.body.as_ref(), &data[off as usize..(off + len) as usize]);
+        assert_eq!(
+            s.body.as_ref(),
+            &up.data[off as usize..(off + len) as usize]
+        );
     }
     assert_eq!(per_part, HashMap::from([(1, 1), (2, 3), (3, 1)]));
     assert_eq!(
@@ -452,11 +453,9 @@ async fn a_part_failing_503_twice_is_resent_alone() {
 #[tokio::test]
 async fn resume_sends_only_the_missing_parts() {
     let server = Server::start().await;
-    let client = server.client(None);
     let size = 2 * PART + 777;
-    let (file, data) = video_file(size);
-    let target = server.target(&client, size).await;
-    let want = expected_parts(&data, PART);
+    let up = server.stage(None, size).await;
+    let want = expected_parts(&up.data, PART);
     // Part 1 landed before a restart; the saved part 3 does not fit this layout.
     let done = [
         want[0],
@@ -468,18 +467,7 @@ async fn resume_sends_only_the_missing_parts() {
     ];
     let progress = Progress::new();
     let told = recorder();
-    let parts = upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        2,
-        &done,
-        &progress,
-        &told,
-    )
-    .await
-    .unwrap();
+    let parts = up.upload(2, &done, &progress, &told).await.unwrap();
     assert_eq!(parts, want);
     let mut sent: Vec<_> = server
         .parts_seen()
@@ -495,18 +483,7 @@ async fn resume_sends_only_the_missing_parts() {
 
     // Everything done: nothing is sent, all parts come back.
     server.forget();
-    let again = upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        2,
-        &want,
-        &progress,
-        &recorder(),
-    )
-    .await
-    .unwrap();
+    let again = up.upload(2, &want, &progress, &recorder()).await.unwrap();
     assert_eq!(again, want);
     assert!(server.seen().is_empty());
     assert_eq!(progress.done(), size);
@@ -516,24 +493,10 @@ async fn resume_sends_only_the_missing_parts() {
 async fn a_part_400_is_rejected_and_stops_the_upload() {
     let server = Server::start().await;
     server.fail(1, &[400]);
-    let client = server.client(None);
-    let size = 3 * PART;
-    let (file, _) = video_file(size);
-    let target = server.target(&client, size).await;
+    let up = server.stage(None, 3 * PART).await;
     let told = recorder();
     let progress = Progress::new();
-    let err = upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        1,
-        &[],
-        &progress,
-        &told,
-    )
-    .await
-    .unwrap_err();
+    let err = up.upload(1, &[], &progress, &told).await.unwrap_err();
     assert_eq!(err.class(), "rejected", "{err:?}");
     assert!(err.to_string().contains("scripted"), "{err}");
     assert!(!err.to_string().contains(TOS_SIGN));
@@ -546,22 +509,11 @@ async fn a_part_400_is_rejected_and_stops_the_upload() {
 async fn a_part_401_means_fresh_upload_credentials() {
     let server = Server::start().await;
     server.fail(2, &[401]);
-    let client = server.client(None);
-    let size = 2 * PART;
-    let (file, _) = video_file(size);
-    let target = server.target(&client, size).await;
-    let err = upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        1,
-        &[],
-        &Progress::new(),
-        &recorder(),
-    )
-    .await
-    .unwrap_err();
+    let up = server.stage(None, 2 * PART).await;
+    let err = up
+        .upload(1, &[], &Progress::new(), &recorder())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -577,17 +529,16 @@ async fn a_part_401_means_fresh_upload_credentials() {
 #[tokio::test]
 async fn an_on_part_error_ends_the_upload() {
     let server = Server::start().await;
-    let client = server.client(None);
     let size = 3 * PART;
-    let (file, _) = video_file(size);
-    let target = server.target(&client, size).await;
-    let err = client
+    let up = server.stage(None, size).await;
+    let err = up
+        .client
         .upload_parts(
-            &target,
+            &up.target,
             UPLOAD_ID,
-            &open(file.path()),
+            &open(up.file.path()),
             size,
-            &crcs(file.path(), PART),
+            &crcs(up.file.path(), PART),
             1,
             &[],
             &Progress::new(),
@@ -607,21 +558,11 @@ async fn an_on_part_error_ends_the_upload() {
 #[tokio::test]
 async fn a_file_that_changed_is_not_sent() {
     let server = Server::start().await;
-    let client = server.client(None);
-    let (file, _) = video_file(3 * PART);
-    let target = server.target(&client, 3 * PART).await;
-    let err = upload(
-        &client,
-        &target,
-        file.path(),
-        3 * PART + 1,
-        2,
-        &[],
-        &Progress::new(),
-        &recorder(),
-    )
-    .await
-    .unwrap_err();
+    let up = server.stage(None, 3 * PART).await;
+    let err = up
+        .upload_as(3 * PART + 1, 2, &[], &Progress::new(), &recorder())
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), "changed");
     assert!(err.to_string().contains("were hashed"), "{err}");
     assert!(server.seen().is_empty());
@@ -671,22 +612,19 @@ async fn a_saved_upload_resumes_after_a_restart() {
     let saved: SavedUpload = serde_json::from_str(&stored).unwrap();
     assert!(!format!("{saved:?}").contains(TOS_SIGN));
     let (_creds, target) = saved.restore();
-    let client = server.client(None);
-    let parts = upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        2,
-        &want[..1],
-        &Progress::new(),
-        &recorder(),
-    )
-    .await
-    .unwrap();
+    let up = Staged {
+        client: server.client(None),
+        target,
+        file,
+        data,
+    };
+    let parts = up
+        .upload(2, &want[..1], &Progress::new(), &recorder())
+        .await
+        .unwrap();
     assert_eq!(parts, want);
-    client
-        .finish_multipart(&target, UPLOAD_ID, &parts)
+    up.client
+        .finish_multipart(&up.target, UPLOAD_ID, &parts)
         .await
         .unwrap();
     let seen = server.seen();
@@ -700,24 +638,11 @@ async fn a_saved_upload_resumes_after_a_restart() {
 async fn max_rate_is_shared_by_parallel_parts() {
     let server = Server::start().await;
     let rate = 512 * 1024;
-    let client = server.client(Some(rate));
     let size = 12 * PART; // 768 KiB
-    let (file, _) = video_file(size);
-    let target = server.target(&client, size).await;
+    let up = server.stage(Some(rate), size).await;
     let progress = Progress::new();
     let started = Instant::now();
-    upload(
-        &client,
-        &target,
-        file.path(),
-        size,
-        3,
-        &[],
-        &progress,
-        &recorder(),
-    )
-    .await
-    .unwrap();
+    up.upload(3, &[], &progress, &recorder()).await.unwrap();
     let took = started.elapsed();
     // One limit for all three streams: 768 KiB at 512 KiB/s, less one chunk of burst
     // (64 KiB), is 1.375 s. Three separate limits would take under half a second.
@@ -729,28 +654,17 @@ async fn max_rate_is_shared_by_parallel_parts() {
 #[tokio::test]
 async fn max_rate_holds_for_a_whole_file() {
     let server = Server::start().await;
-    let client = server.client(Some(256 * 1024));
     let size = 320 * 1024;
-    let (file, data) = video_file(size);
-    let target = server.target(&client, size).await;
+    let up = server.stage(Some(256 * 1024), size).await;
     let progress = Progress::new();
     let started = Instant::now();
-    client
-        .upload_file(
-            &target,
-            &open(file.path()),
-            size,
-            crc32fast::hash(&data),
-            &progress,
-        )
-        .await
-        .unwrap();
+    up.upload_whole(&progress).await.unwrap();
     let took = started.elapsed();
     // (320 − 32) KiB at 256 KiB/s after a 32 KiB burst: 1.125 s.
     assert!(took >= Duration::from_millis(1050), "{took:?}");
     assert!(took < Duration::from_secs(6), "{took:?}");
     assert_eq!((progress.done(), progress.total()), (size, size));
-    assert_eq!(server.seen()[0].body.as_ref(), data.as_slice());
+    assert_eq!(server.seen()[0].body.as_ref(), up.data.as_slice());
 }
 
 #[test]
