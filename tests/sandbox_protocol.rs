@@ -233,8 +233,7 @@ async fn step3_stores_the_bytes_on_disk_under_the_oid_path() {
     })
     .await;
     let bytes = mp4_with_media(300_000);
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (_, p) = sb.prepared(&bytes).await;
     let r = sb.upload(&p, &bytes).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json, json!({"success": 0}));
@@ -263,8 +262,7 @@ async fn step3_stores_the_bytes_on_disk_under_the_oid_path() {
 async fn step3_refuses_bad_or_expired_tos_sign_with_401() {
     let sb = sb().await;
     let bytes = b"0123456789".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (c, p) = sb.prepared(&bytes).await;
     let other = sb.params(&c, bytes.len()).await;
     for sign in ["", "nonsense", other.tos_sign.as_str()] {
         let bad = Params {
@@ -290,8 +288,7 @@ async fn step3_tos_sign_expires_after_its_ttl() {
     })
     .await;
     let bytes = b"abc".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (_, p) = sb.prepared(&bytes).await;
     sb.advance(101).await;
     assert_eq!(sb.upload(&p, &bytes).await.status, StatusCode::UNAUTHORIZED);
 }
@@ -300,8 +297,7 @@ async fn step3_tos_sign_expires_after_its_ttl() {
 async fn step3_refuses_chunked_bodies_with_411() {
     let sb = sb().await;
     let bytes = b"0123456789".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (_, p) = sb.prepared(&bytes).await;
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         vec![Ok(bytes[..5].to_vec()), Ok(bytes[5..].to_vec())];
     let r = send(
@@ -323,8 +319,7 @@ async fn step3_refuses_chunked_bodies_with_411() {
 async fn step3_checks_content_type_crc_and_size() {
     let sb = sb().await;
     let bytes = b"0123456789".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (c, p) = sb.prepared(&bytes).await;
     let post = |ctype: &str, crc: String, body: Vec<u8>| {
         sb.http
             .post(p.object_url())
@@ -404,8 +399,7 @@ async fn step3_checks_content_type_crc_and_size() {
 async fn step3_oid_slash_must_be_a_real_path_separator() {
     let sb = sb().await;
     let bytes = b"abc".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (_, p) = sb.prepared(&bytes).await;
     let encoded = format!("http://{}/{}", p.tos_host, p.oid.replace('/', "%2F"));
     let r = send(
         sb.http
@@ -424,9 +418,7 @@ async fn step3_oid_slash_must_be_a_real_path_separator() {
 async fn step4_commits_and_reports_the_video() {
     let sb = sb().await;
     let bytes = mp4_with_media(1000);
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
-    sb.upload(&p, &bytes).await;
+    let (c, p) = sb.uploaded(&bytes).await;
     let r = sb.commit(&c, &p).await;
     assert_eq!(r.code(), 2000, "{}", r.json);
     let v = &r.json["data"]["video"];
@@ -448,8 +440,7 @@ async fn step4_commits_and_reports_the_video() {
 async fn step4_needs_extra_param_verbatim() {
     let sb = sb().await;
     let bytes = b"some bytes".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (c, p) = sb.prepared(&bytes).await;
     let other = sb.params(&c, bytes.len()).await;
     sb.upload(&p, &bytes).await;
     let body = commit_body(&p);
@@ -486,9 +477,7 @@ async fn step4_needs_extra_param_verbatim() {
 async fn step4_checks_auth_content_type_and_body() {
     let sb = sb().await;
     let bytes = b"some bytes".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
-    sb.upload(&p, &bytes).await;
+    let (c, p) = sb.uploaded(&bytes).await;
     let q = format!("action=UpdateVideoUploadInfos&{}", p.extra_param);
     let bad = Creds {
         ak: c.ak.clone(),
@@ -520,8 +509,7 @@ async fn step4_checks_auth_content_type_and_body() {
 async fn step4_refuses_mismatched_or_incomplete_uploads_with_4004() {
     let sb = sb().await;
     let bytes = b"some bytes".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (c, p) = sb.prepared(&bytes).await;
     let other = sb.params(&c, bytes.len()).await;
     let q = format!("action=UpdateVideoUploadInfos&{}", p.extra_param);
     assert_eq!(sb.commit(&c, &p).await.code(), 4004, "nothing uploaded yet");
@@ -546,9 +534,7 @@ async fn step4_refuses_mismatched_or_incomplete_uploads_with_4004() {
 async fn step4_expired_token_is_http_401() {
     let sb = sb().await;
     let bytes = b"some bytes".to_vec();
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
-    sb.upload(&p, &bytes).await;
+    let (_, p) = sb.uploaded(&bytes).await;
     sb.expire().await;
     let fresh = sb.creds("main").await;
     let r = sb.commit(&fresh, &p).await;

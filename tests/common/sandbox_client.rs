@@ -358,10 +358,16 @@ impl Sb {
         send(self.upload_req(p, bytes)).await
     }
 
-    /// Steps 1–3 for `bytes` as `main`.
-    pub async fn uploaded(&self, bytes: &[u8]) -> (Creds, Params) {
+    /// Steps 1 and 2 for `bytes` as `main`.
+    pub async fn prepared(&self, bytes: &[u8]) -> (Creds, Params) {
         let c = self.creds("main").await;
         let p = self.params(&c, bytes.len()).await;
+        (c, p)
+    }
+
+    /// Steps 1–3 for `bytes` as `main`.
+    pub async fn uploaded(&self, bytes: &[u8]) -> (Creds, Params) {
+        let (c, p) = self.prepared(bytes).await;
         self.upload(&p, bytes).await;
         (c, p)
     }
