@@ -227,12 +227,7 @@ async fn kill_9_while_publishing_and_the_platform_answers_only_after_the_restart
 /// never saw.
 #[tokio::test(flavor = "multi_thread")]
 async fn built_in_sandbox_restart_uploads_again_and_publishes() {
-    let env = Env::configured(
-        SandboxOptions::default(),
-        &[("platform", "{sandbox: true}")],
-        "",
-    )
-    .await;
+    let env = Env::with("platform", "{sandbox: true}").await;
     std::fs::write(env.inbox().join("a.mp4"), clip_variant(1)).unwrap();
     std::fs::copy(media("clip.yaml"), env.inbox().join("a.yaml")).unwrap();
     let mut first = env.cmd();

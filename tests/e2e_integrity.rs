@@ -7,32 +7,15 @@ mod common;
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use dropcast::sandbox::{Fault, FaultAction, FaultStep, SandboxOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Multipart above 5 MiB, parts of 5 MiB, one at a time: a 12 MiB + 300 KiB video goes up
 /// in 3 parts, in order.
 const UPLOAD: &str = "{multipart_threshold: 5MiB, part_size: 5MiB, parallel_parts: 1}";
-
-async fn wait_for_posts(env: &Env, agent: &Agent, n: usize) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let posts = env.posts().await;
-        if posts.len() >= n {
-            return posts;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "only {} of {n} posts after 120 s:\n{}",
-            posts.len(),
-            agent.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Overwrites `path` in place (same inode, same size) with `bytes` from `offset`, then puts
 /// the old mtime back, as `cp -p` or `rsync --inplace -t` do.
@@ -157,12 +140,7 @@ async fn a_symlink_swapped_in_mid_upload_is_not_followed() {
 async fn a_video_edited_during_a_single_request_upload_is_abandoned_and_starts_over() {
     // 2 MiB at 128 KiB/s: 16 s in one request; the progress line at 10 s comes when
     // about 1.25 MiB went out.
-    let env = Env::configured(
-        SandboxOptions::default(),
-        &[("upload", "{max_rate: 128KiB}")],
-        "",
-    )
-    .await;
+    let env = Env::with("upload", "{max_rate: 128KiB}").await;
     let agent = env.spawn_watch();
     let video = env.inbox().join("clip.mp4");
     let bytes = big_mp4(2, 0, 4);

@@ -8,24 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use dropcast::sandbox::{self, Fault, FaultAction, FaultStep, SandboxOptions};
-use serde_json::{Value, json};
-
-async fn wait_posts(env: &Env, agent: &Agent, n: usize) -> Vec<Value> {
-    let start = std::time::Instant::now();
-    loop {
-        let posts = env.posts().await;
-        if posts.len() >= n {
-            return posts;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "only {} of {n} posts:\n{}",
-            posts.len(),
-            agent.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use serde_json::json;
 
 fn drop_example(env: &Env, stem: &str, variant: u8) -> Vec<u8> {
     let bytes = clip_variant(variant);
@@ -36,12 +19,7 @@ fn drop_example(env: &Env, stem: &str, variant: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_cookie_pauses_the_account_and_a_new_cookie_file_resumes_it() {
-    let env = Env::configured(
-        SandboxOptions::default(),
-        &[("accounts", "{main: {cookie_file: ./main.cookie}}")],
-        "",
-    )
-    .await;
+    let env = Env::with("accounts", "{main: {cookie_file: ./main.cookie}}").await;
     let cookie = env.path("main.cookie");
     std::fs::write(&cookie, "sessionid=logged-out-1234; csrf_token=abcd\n").unwrap();
     let agent = env.spawn_watch();
@@ -57,7 +35,7 @@ async fn expired_cookie_pauses_the_account_and_a_new_cookie_file_resumes_it() {
     );
 
     std::fs::write(&cookie, sandbox::cookie_for("main")).unwrap();
-    let posts = wait_posts(&env, &agent, 1).await;
+    let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&bytes)));
     assert!(agent.log_text().contains("works again"));
 }
@@ -99,14 +77,7 @@ async fn publishes_once_despite(faults: Vec<Fault>) -> Env {
     env
 }
 
-const STEPS: [FaultStep; 6] = [
-    FaultStep::Credentials,
-    FaultStep::UploadParams,
-    FaultStep::Upload,
-    FaultStep::Commit,
-    FaultStep::Create,
-    FaultStep::ChallengeSug,
-];
+const STEPS: [FaultStep; 6] = publish_steps_and(FaultStep::ChallengeSug);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn service_unavailable_twice_at_each_step_is_retried() {
@@ -173,7 +144,7 @@ async fn upload_credentials_expiring_mid_job_are_renewed_once() {
     let expire = format!("{}/__sandbox/expire", env.sandbox.base_url());
     reqwest::Client::new().post(expire).send().await.unwrap();
     env.sandbox.release();
-    let posts = wait_posts(&env, &agent, 1).await;
+    let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&bytes)));
     let requests = env.requests().await;
     assert_eq!(requests["credentials"], json!(2), "{requests:#}");
@@ -414,7 +385,7 @@ async fn a_copy_waiting_for_a_refused_video_is_published_itself() {
     std::fs::copy(media("clip.yaml"), env.inbox().join("b.yaml")).unwrap();
     agent.wait_for_log("waiting for that job").await;
     env.sandbox.release();
-    let posts = wait_posts(&env, &agent, 1).await;
+    let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&bytes)));
     let receipt = env.path("done/b.receipt.json");
     wait_until(Duration::from_secs(30), || receipt.exists())

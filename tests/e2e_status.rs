@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dropcast::sandbox::SandboxOptions;
 use serde_json::Value;
 
 fn stdout(out: &std::process::Output) -> String {
@@ -67,12 +66,7 @@ async fn status_and_history_after_a_run_human_and_json() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_agent_serves_its_status_and_shows_in_dropcast_status() {
-    let env = Env::configured(
-        SandboxOptions::default(),
-        &[("status", "{listen: \"127.0.0.1:0\"}")],
-        "",
-    )
-    .await;
+    let env = Env::with("status", "{listen: \"127.0.0.1:0\"}").await;
     let agent = env.spawn_watch();
     agent.wait_for_log("status server and dashboard").await;
     let log = agent.log_text();

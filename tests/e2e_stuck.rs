@@ -607,12 +607,7 @@ async fn once_with_a_video_left_without_caption_exits_1_naming_it() {
 // account as expired, and a cookie file others can read was accepted silently.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cookie_file_with_a_bom_works_and_loose_permissions_are_warned_about() {
-    let env = Env::configured(
-        SandboxOptions::default(),
-        &[("accounts", "{main: {cookie_file: ./main.cookie}}")],
-        "",
-    )
-    .await;
+    let env = Env::with("accounts", "{main: {cookie_file: ./main.cookie}}").await;
     let cookie = env.path("main.cookie");
     std::fs::write(
         &cookie,

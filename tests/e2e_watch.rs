@@ -19,23 +19,6 @@ fn append(path: &std::path::Path, bytes: &[u8]) {
     f.write_all(bytes).unwrap();
 }
 
-async fn wait_for_posts(env: &Env, agent: &Agent, n: usize) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let posts = env.posts().await;
-        if posts.len() >= n {
-            return posts;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "only {} of {n} posts after 120 s:\n{}",
-            posts.len(),
-            agent.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn export_that_pauses_before_writing_moov_is_published_once_with_its_final_bytes() {
     let env = Env::start("").await;

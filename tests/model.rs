@@ -20,14 +20,7 @@ use dropcast::sandbox::{Fault, FaultAction, FaultStep, SandboxOptions};
 use proptest::prelude::*;
 use serde_json::json;
 
-const STEPS: [FaultStep; 6] = [
-    FaultStep::Credentials,
-    FaultStep::UploadParams,
-    FaultStep::Upload,
-    FaultStep::Commit,
-    FaultStep::Create,
-    FaultStep::PostList,
-];
+const STEPS: [FaultStep; 6] = publish_steps_and(FaultStep::PostList);
 
 fn action(n: u8) -> FaultAction {
     match n {

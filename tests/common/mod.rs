@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dropcast::sandbox::{self, SandboxHandle, SandboxOptions};
+use dropcast::sandbox::{self, FaultStep, SandboxHandle, SandboxOptions};
 use serde_json::Value;
 
 pub const COOKIE_VAR: &str = "DROPCAST_TEST_COOKIE";
@@ -33,6 +33,11 @@ impl Env {
     /// A sandbox and a config with short settle times; `extra` is appended to the config.
     pub async fn start(extra: &str) -> Env {
         Self::configured(SandboxOptions::default(), &[], extra).await
+    }
+
+    /// A default sandbox and a config whose top-level `key` is `value` (YAML flow style).
+    pub async fn with(key: &str, value: &str) -> Env {
+        Self::configured(SandboxOptions::default(), &[(key, value)], "").await
     }
 
     /// Like [`start`](Self::start) with the config's `watch:` mapping (flow style) given.
@@ -147,6 +152,36 @@ impl Env {
         let url = format!("{}/__sandbox/requests", self.sandbox.base_url());
         reqwest::get(url).await.unwrap().json().await.unwrap()
     }
+}
+
+/// The sandbox's posts once there are at least `n`, waiting (generously) for the agent.
+pub async fn wait_for_posts(env: &Env, agent: &Agent, n: usize) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let posts = env.posts().await;
+        if posts.len() >= n {
+            return posts;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {} of {n} posts after 120 s:\n{}",
+            posts.len(),
+            agent.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The five steps of every publish, then `last`.
+pub const fn publish_steps_and(last: FaultStep) -> [FaultStep; 6] {
+    [
+        FaultStep::Credentials,
+        FaultStep::UploadParams,
+        FaultStep::Upload,
+        FaultStep::Commit,
+        FaultStep::Create,
+        last,
+    ]
 }
 
 pub async fn run(mut cmd: Command) -> Output {
