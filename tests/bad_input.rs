@@ -586,10 +586,9 @@ async fn symlinked_video_is_left_alone_not_posted_and_logged_once() {
     put_good_bundle(&env, "good");
 
     let agent = env.spawn_watch();
-    let done = env.path("done/good.receipt.json");
-    wait_until(Duration::from_secs(60), || done.exists())
-        .await
-        .unwrap_or_else(|_| panic!("good bundle never published:\n{}", agent.log_text()));
+    agent
+        .wait_for_file(env.path("done/good.receipt.json"), Duration::from_secs(60))
+        .await;
     // Several full scans see the link again; it is logged only the first time.
     let log_path = agent.log.clone();
     wait_until(Duration::from_secs(60), move || {
@@ -603,10 +602,9 @@ async fn symlinked_video_is_left_alone_not_posted_and_logged_once() {
     // The agent is still running: a bundle dropped now is published.
     std::fs::write(env.inbox().join("later.mp4"), clip_variant(19)).unwrap();
     std::fs::copy(media("clip.yaml"), env.inbox().join("later.yaml")).unwrap();
-    let later = env.path("done/later.receipt.json");
-    wait_until(Duration::from_secs(60), || later.exists())
-        .await
-        .unwrap_or_else(|_| panic!("agent stopped publishing:\n{}", agent.log_text()));
+    agent
+        .wait_for_file(env.path("done/later.receipt.json"), Duration::from_secs(60))
+        .await;
 
     let log = agent.log_text();
     assert_eq!(

@@ -235,14 +235,10 @@ async fn built_in_sandbox_restart_uploads_again_and_publishes() {
         .args(["watch", "--once"])
         .env("DROPCAST_FAILPOINT", "after_commit:commit");
     let out = run(first).await;
-    assert!(stderr(&out).contains("aborting"), "{}", stderr(&out));
+    assert_said(&out, "aborting");
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("unfinished uploads start over"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "unfinished uploads start over");
     let receipt = read_json(&env.path("done/a.receipt.json"));
     assert!(receipt["aweme_id"].as_str().is_some());
 }

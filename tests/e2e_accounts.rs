@@ -81,10 +81,12 @@ async fn an_expired_cookie_pauses_only_its_own_account() {
     bundle(&env, "studio/for-studio", 1, "text: studio\n");
     agent.wait_for_log("The account is paused").await;
     bundle(&env, "for-main", 2, "text: main\n");
-    let receipt = env.path("done/for-main.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
-        .await
-        .unwrap_or_else(|_| panic!("main never published:\n{}", agent.log_text()));
+    agent
+        .wait_for_file(
+            env.path("done/for-main.receipt.json"),
+            Duration::from_secs(60),
+        )
+        .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["account"], "main");

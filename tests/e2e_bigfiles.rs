@@ -95,11 +95,7 @@ async fn kill_9_mid_multipart_then_restart_sends_only_the_missing_parts() {
 
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("resuming the multipart upload"),
-        "{}",
-        stderr(&out)
-    );
+    assert_said(&out, "resuming the multipart upload");
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&bytes)));

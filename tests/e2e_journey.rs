@@ -173,10 +173,9 @@ async fn video_waits_for_a_caption_that_arrives_later() {
     assert!(env.posts().await.is_empty());
 
     std::fs::copy(media("clip.yaml"), env.inbox().join("late.yaml")).unwrap();
-    let receipt = env.path("done/late.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
-        .await
-        .unwrap_or_else(|_| panic!("never published:\n{}", agent.log_text()));
+    agent
+        .wait_for_file(env.path("done/late.receipt.json"), Duration::from_secs(60))
+        .await;
     assert_eq!(env.posts().await.len(), 1);
     assert!(env.path("done/late.mp4").exists());
 }
@@ -259,9 +258,7 @@ async fn validate_prints_every_problem_with_line_and_column() {
 #[tokio::test(flavor = "multi_thread")]
 async fn check_tries_each_account_cookie() {
     let env = Env::start("").await;
-    let mut cmd = env.cmd();
-    cmd.arg("check");
-    let out = run(cmd).await;
+    let out = env.run(&["check"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     assert!(text.contains("main: cookie ok"), "{text}");
@@ -300,9 +297,7 @@ async fn check_tries_each_account_cookie() {
 async fn bad_config_exits_2_naming_key_and_line() {
     let env = Env::start("").await;
     std::fs::write(&env.config, "inbox: ./inbox\nwatch:\n  setle: 3s\n").unwrap();
-    let mut cmd = env.cmd();
-    cmd.args(["watch", "--once"]);
-    let out = run(cmd).await;
+    let out = env.run(&["watch", "--once"]).await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains(":3:"), "{err}");

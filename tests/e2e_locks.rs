@@ -59,8 +59,7 @@ async fn publish_beside_a_running_agent_is_handed_to_it_and_posts_once() {
     // The agent's upload waits until released: its job is certainly in flight.
     env.sandbox
         .inject(Fault::new(FaultStep::Upload, FaultAction::Hold).times(1));
-    let agent = env.spawn_watch();
-    agent.wait_for_log("watching").await;
+    let agent = env.spawn_watching().await;
     copy_example(&env, "clip");
     held(&env, 1).await;
 
@@ -163,14 +162,12 @@ async fn three_publish_of_one_file_post_once_and_print_the_same_address() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_beside_a_running_agent_is_done_by_the_agent() {
     let env = Env::start("").await;
-    let agent = env.spawn_watch();
-    agent.wait_for_log("watching").await;
+    let agent = env.spawn_watching().await;
     std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
     std::fs::write(env.inbox().join("clip.yaml"), "txet: typo\n").unwrap();
-    let failed = env.path("failed/clip.mp4");
-    wait_until(LIMIT, || failed.exists())
-        .await
-        .unwrap_or_else(|_| panic!("never failed:\n{}", agent.log_text()));
+    agent
+        .wait_for_file(env.path("failed/clip.mp4"), LIMIT)
+        .await;
     std::fs::copy(media("clip.yaml"), env.path("failed/clip.yaml")).unwrap();
 
     let sha = sha256_hex(&std::fs::read(media("clip.mp4")).unwrap());
@@ -190,10 +187,9 @@ async fn retry_beside_a_running_agent_is_done_by_the_agent() {
         "{}",
         agent.log_text()
     );
-    let done = env.path("done/clip.receipt.json");
-    wait_until(LIMIT, || done.exists())
-        .await
-        .unwrap_or_else(|_| panic!("never published:\n{}", agent.log_text()));
+    agent
+        .wait_for_file(env.path("done/clip.receipt.json"), LIMIT)
+        .await;
     assert_eq!(env.posts().await.len(), 1);
 }
 
@@ -211,8 +207,7 @@ fn second_config(env: &Env) -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_agent_on_the_same_inbox_exits_2_naming_the_first() {
     let env = Env::start("").await;
-    let first = env.spawn_watch();
-    first.wait_for_log("watching").await;
+    let first = env.spawn_watching().await;
 
     let mut second = Command::new(assert_cmd::cargo::cargo_bin!("dropcast"));
     second
@@ -242,10 +237,9 @@ async fn a_second_agent_on_the_same_inbox_exits_2_naming_the_first() {
 
     // The first agent still works, alone.
     copy_example(&env, "clip");
-    let done = env.path("done/clip.receipt.json");
-    wait_until(LIMIT, || done.exists())
-        .await
-        .unwrap_or_else(|_| panic!("never published:\n{}", first.log_text()));
+    first
+        .wait_for_file(env.path("done/clip.receipt.json"), LIMIT)
+        .await;
     assert_eq!(env.posts().await.len(), 1);
     assert!(!env.path(".dropcast-2/ledger.sqlite3").exists());
 }
@@ -291,8 +285,7 @@ async fn check_beside_a_running_agent_leaves_its_ledger_alone() {
         "",
     )
     .await;
-    let agent = env.spawn_watch();
-    agent.wait_for_log("watching").await;
+    let agent = env.spawn_watching().await;
     copy_example(&env, "clip");
     // Held at step 4: steps 1–3 are committed.
     let state = env.path(".dropcast");
@@ -301,9 +294,7 @@ async fn check_beside_a_running_agent_leaves_its_ledger_alone() {
         .unwrap_or_else(|_| panic!("never uploaded:\n{}", agent.log_text()));
     let before = steps(&state);
 
-    let mut check = env.cmd();
-    check.arg("check");
-    let out = run(check).await;
+    let out = env.run(&["check"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(steps(&state), before, "check changed the agent's ledger");
 }

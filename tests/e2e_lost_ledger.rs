@@ -41,10 +41,9 @@ async fn a_ledger_deleted_under_a_running_agent_stops_it_and_nothing_more_is_pos
     let mut agent = env.spawn_watch();
     agent.wait_for_log("watching").await;
     copy_example(&env, "first");
-    let done = env.path("done/first.receipt.json");
-    wait_until(LIMIT, || done.exists())
-        .await
-        .unwrap_or_else(|_| panic!("never published:\n{}", agent.log_text()));
+    agent
+        .wait_for_file(env.path("done/first.receipt.json"), LIMIT)
+        .await;
 
     std::fs::remove_file(ledger(&env)).unwrap();
     // The same video again, and another one: neither may be posted.
@@ -87,15 +86,11 @@ async fn an_emptied_ledger_blocks_publishing_until_rebuilt_and_the_rebuild_resto
     assert!(err.contains("dropcast ledger rebuild"), "{err}");
     assert!(err.contains("--new-ledger"), "{err}");
     assert!(env.inbox().join("again.mp4").exists());
-    let mut publish = env.cmd();
-    publish.args(["publish", "inbox/again.mp4"]);
-    let out = run(publish).await;
+    let out = env.run(&["publish", "inbox/again.mp4"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(env.posts().await.len(), 1);
 
-    let mut rebuild = env.cmd();
-    rebuild.args(["ledger", "rebuild"]);
-    let out = run(rebuild).await;
+    let out = env.run(&["ledger", "rebuild"]).await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
     assert!(
@@ -122,11 +117,9 @@ async fn new_ledger_starts_fresh_and_is_needed_once() {
     }
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is missing"), "{}", stderr(&out));
+    assert_said(&out, "is missing");
 
-    let mut fresh = env.cmd();
-    fresh.args(["watch", "--once", "--new-ledger"]);
-    let out = run(fresh).await;
+    let out = env.run(&["watch", "--once", "--new-ledger"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -136,11 +129,8 @@ async fn new_ledger_starts_fresh_and_is_needed_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ledger_rebuild_refuses_while_an_agent_runs() {
     let env = Env::start("").await;
-    let agent = env.spawn_watch();
-    agent.wait_for_log("watching").await;
-    let mut rebuild = env.cmd();
-    rebuild.args(["ledger", "rebuild"]);
-    let out = run(rebuild).await;
+    let agent = env.spawn_watching().await;
+    let out = env.run(&["ledger", "rebuild"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(
         stderr(&out).contains(&format!("pid {}", agent.child.id())),

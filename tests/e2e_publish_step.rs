@@ -80,10 +80,9 @@ async fn already_published_in_answer_to_a_re_send_means_published() {
         .await;
     let url = format!("{}/__sandbox/advance?seconds=700", env.sandbox.base_url());
     reqwest::Client::new().post(url).send().await.unwrap();
-    let receipt = env.path("done/clip.receipt.json");
-    wait_until(Duration::from_secs(90), || receipt.exists())
-        .await
-        .unwrap_or_else(|_| panic!("no receipt:\n{}", agent.log_text()));
+    let receipt = agent
+        .wait_for_file(env.path("done/clip.receipt.json"), Duration::from_secs(90))
+        .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);
     assert_eq!(read_json(&receipt)["aweme_id"], posts[0]["aweme_id"]);

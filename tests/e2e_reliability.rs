@@ -43,11 +43,8 @@ async fn expired_cookie_pauses_the_account_and_a_new_cookie_file_resumes_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_agent_on_the_same_state_folder_exits_2_naming_the_first() {
     let env = Env::start("").await;
-    let first = env.spawn_watch();
-    first.wait_for_log("watching").await;
-    let mut cmd = env.cmd();
-    cmd.arg("watch");
-    let out = run(cmd).await;
+    let first = env.spawn_watching().await;
+    let out = env.run(&["watch"]).await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("another dropcast agent"), "{err}");
@@ -224,7 +221,7 @@ async fn unconfirmed_job_is_never_sent_again_on_its_own_only_after_retry() {
         env.inbox().join("clip.mp4").exists(),
         "an unconfirmed job keeps its files"
     );
-    assert!(stderr(&out).contains("unconfirmed"), "{}", stderr(&out));
+    assert_said(&out, "unconfirmed");
     let creates = env.requests().await["create"].as_u64().unwrap();
 
     // A restart can check now (no post with our vid), but does not send on its own.
@@ -232,7 +229,7 @@ async fn unconfirmed_job_is_never_sent_again_on_its_own_only_after_retry() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(env.requests().await["create"].as_u64().unwrap(), creates);
     assert!(env.posts().await.is_empty());
-    assert!(stderr(&out).contains("dropcast retry"), "{}", stderr(&out));
+    assert_said(&out, "dropcast retry");
 
     let mut cmd = env.cmd();
     cmd.args(["retry", &sha256_hex(&bytes)]);
@@ -255,9 +252,7 @@ async fn retry_says_clearly_what_it_cannot_do() {
             "only failed, unconfirmed or abandoned",
         ),
     ] {
-        let mut cmd = env.cmd();
-        cmd.args(["retry", arg]);
-        let out = run(cmd).await;
+        let out = env.run(&["retry", arg]).await;
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{arg}: {text}");
         assert!(text.contains(wanted), "{arg}: {text}");
@@ -289,8 +284,7 @@ async fn sigterm_from_a_service_manager_stops_the_agent_cleanly() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The state folder is free again.
-    let again = env.spawn_watch();
-    again.wait_for_log("watching").await;
+    let _again = env.spawn_watching().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -305,7 +299,7 @@ async fn an_archive_that_cannot_be_written_keeps_the_job_and_finishes_later() {
     std::fs::write(env.path("done/shoot"), "in the way").unwrap();
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cannot archive"), "{}", stderr(&out));
+    assert_said(&out, "cannot archive");
     assert!(
         sub.join("clip.mp4").exists(),
         "the video stays in the inbox"
@@ -351,10 +345,12 @@ async fn a_copy_waits_for_the_same_video_in_flight_then_names_its_post() {
     std::fs::copy(media("clip.yaml"), env.inbox().join("later/b.yaml")).unwrap();
     agent.wait_for_log("waiting for that job").await;
     env.sandbox.release();
-    let receipt = env.path("duplicates/later/b.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
-        .await
-        .unwrap_or_else(|_| panic!("{}", agent.log_text()));
+    let receipt = agent
+        .wait_for_file(
+            env.path("duplicates/later/b.receipt.json"),
+            Duration::from_secs(60),
+        )
+        .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);
     assert_eq!(

@@ -26,9 +26,7 @@ async fn status_and_history_after_a_run_human_and_json() {
     std::fs::write(env.inbox().join("lonely.mp4"), clip_variant(3)).unwrap();
     assert_eq!(env.watch_once().await.status.code(), Some(1));
 
-    let mut cmd = env.cmd();
-    cmd.arg("status");
-    let out = run(cmd).await;
+    let out = env.run(&["status"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("bad.mp4"), "{text}");
@@ -44,9 +42,7 @@ async fn status_and_history_after_a_run_human_and_json() {
     let json: Value = serde_json::from_slice(&run(cmd).await.stdout).unwrap();
     assert_eq!(json["failed"][0]["class"], "caption", "{json:#}");
 
-    let mut cmd = env.cmd();
-    cmd.args(["history", "-n", "5"]);
-    let out = run(cmd).await;
+    let out = env.run(&["history", "-n", "5"]).await;
     let text = stdout(&out);
     let posts = env.posts().await;
     let aweme = posts[0]["aweme_id"].as_str().unwrap();

@@ -100,8 +100,7 @@ async fn folder_copied_in_with_cp_r_is_published() {
 #[tokio::test(flavor = "multi_thread")]
 async fn nested_mkdir_p_tree_is_watched_at_once() {
     let env = Env::start("").await;
-    let agent = env.spawn_watch();
-    agent.wait_for_log("watching").await;
+    let agent = env.spawn_watching().await;
     let deep = env.inbox().join("a/b/c");
     std::fs::create_dir_all(&deep).unwrap();
     std::fs::copy(media("clip.mp4"), deep.join("clip.mp4")).unwrap();
@@ -200,8 +199,7 @@ async fn poll_mode_finds_new_files() {
         "",
     )
     .await;
-    let agent = env.spawn_watch();
-    agent.wait_for_log("watching").await;
+    let agent = env.spawn_watching().await;
     std::fs::create_dir_all(env.inbox().join("sub")).unwrap();
     std::fs::copy(media("clip.mp4"), env.inbox().join("sub/clip.mp4")).unwrap();
     std::fs::copy(media("clip.yaml"), env.inbox().join("sub/clip.yaml")).unwrap();
@@ -227,8 +225,7 @@ async fn burst_of_500_bundles_each_published_exactly_once() {
         "",
     )
     .await;
-    let agent = env.spawn_watch();
-    agent.wait_for_log("watching").await;
+    let agent = env.spawn_watching().await;
     for n in 0..N {
         let dir = env.inbox().join(format!("batch{}", n % 10));
         std::fs::create_dir_all(&dir).unwrap();

@@ -132,9 +132,7 @@ async fn unusable_config_values_are_refused_with_key_line_and_column() {
         "",
     )
     .await;
-    let mut cmd = env.cmd();
-    cmd.arg("check");
-    let out = run(cmd).await;
+    let out = env.run(&["check"]).await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     for says in [

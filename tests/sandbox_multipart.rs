@@ -56,9 +56,7 @@ async fn three_parts_with_an_odd_last_part_are_assembled_committed_and_posted() 
     let bytes = mp4_of_size(ODD_SIZE);
     let parts = split(&bytes);
     assert_eq!(parts.len(), 3);
-    let creds = sb.creds("main").await;
-    let p = sb.params(&creds, bytes.len()).await;
-    let id = sb.init(&p).await;
+    let (creds, p, id) = sb.begin(&bytes).await;
     for (n, part) in (1..).zip(&parts) {
         sb.part_ok(&p, &id, n, part).await;
     }
@@ -109,9 +107,7 @@ async fn parts_sent_concurrently_and_out_of_order_assemble_in_order() {
     let sb = start(Vec::new()).await;
     let bytes = mp4_of_size(ODD_SIZE);
     let parts = split(&bytes);
-    let creds = sb.creds("main").await;
-    let p = sb.params(&creds, bytes.len()).await;
-    let id = sb.init(&p).await;
+    let (creds, p, id) = sb.begin(&bytes).await;
     let sends = [3u32, 1, 2].map(|n| send(sb.part_request(&p, &id, n, parts[n as usize - 1])));
     for r in futures_util::future::join_all(sends).await {
         r.ok();
@@ -127,9 +123,7 @@ async fn a_resent_part_replaces_the_earlier_copy() {
     let sb = start(Vec::new()).await;
     let bytes = mp4_of_size(PART + 1000);
     let parts = split(&bytes);
-    let creds = sb.creds("main").await;
-    let p = sb.params(&creds, bytes.len()).await;
-    let id = sb.init(&p).await;
+    let (_, p, id) = sb.begin(&bytes).await;
     let wrong = noise(1000, 99);
     sb.part_ok(&p, &id, 1, parts[0]).await;
     sb.part_ok(&p, &id, 2, &wrong).await;
@@ -153,9 +147,7 @@ async fn completion_refuses_every_bad_list_and_then_accepts_the_right_one() {
     let sb = start(Vec::new()).await;
     let bytes = mp4_of_size(2 * PART + 100);
     let parts = split(&bytes);
-    let creds = sb.creds("main").await;
-    let p = sb.params(&creds, bytes.len()).await;
-    let id = sb.init(&p).await;
+    let (_, p, id) = sb.begin(&bytes).await;
     for (n, part) in (1..).zip(&parts) {
         sb.part_ok(&p, &id, n, part).await;
     }
@@ -400,9 +392,7 @@ async fn upload_ids_expire_with_their_tos_sign() {
     let sb = start(Vec::new()).await;
     let bytes = mp4_of_size(PART + 10);
     let parts = split(&bytes);
-    let creds = sb.creds("main").await;
-    let p = sb.params(&creds, bytes.len()).await;
-    let id = sb.init(&p).await;
+    let (_, p, id) = sb.begin(&bytes).await;
     sb.part_ok(&p, &id, 1, parts[0]).await;
     let r = send(sb.http.post(sb.url("/__sandbox/advance?seconds=3601"))).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -425,9 +415,7 @@ async fn a_part_that_fails_twice_then_succeeds_is_counted_once_as_received() {
     let sb = start(Vec::new()).await;
     let bytes = mp4_of_size(PART + 10);
     let parts = split(&bytes);
-    let creds = sb.creds("main").await;
-    let p = sb.params(&creds, bytes.len()).await;
-    let id = sb.init(&p).await;
+    let (_, p, id) = sb.begin(&bytes).await;
     // Armed over HTTP, as the documented JSON.
     let rule =
         json!({"step": "upload_part", "action": {"kind": "status", "status": 503}, "times": 2});
@@ -512,9 +500,7 @@ async fn a_held_part_is_stored_when_released() {
     .await;
     let bytes = mp4_of_size(PART + 10);
     let parts = split(&bytes);
-    let creds = sb.creds("main").await;
-    let p = sb.params(&creds, bytes.len()).await;
-    let id = sb.init(&p).await;
+    let (_, p, id) = sb.begin(&bytes).await;
     let held = tokio::spawn(send(sb.part_request(&p, &id, 2, parts[1])));
     sb.handle.wait_held(1).await;
     assert_eq!(sb.inspect("uploads").await[&id]["parts"], json!({}));

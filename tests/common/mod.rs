@@ -115,6 +115,14 @@ impl Env {
         cmd
     }
 
+    /// Runs `dropcast ARGS…` to the end (off the async threads, so the in-process sandbox
+    /// keeps serving).
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        run(cmd).await
+    }
+
     /// Runs `dropcast watch --once` to the end (off the async threads, so the in-process
     /// sandbox keeps serving).
     pub async fn watch_once(&self) -> Output {
@@ -135,6 +143,13 @@ impl Env {
             .spawn()
             .unwrap();
         Agent { child, log }
+    }
+
+    /// Starts `dropcast watch` in the background and waits until it is watching.
+    pub async fn spawn_watching(&self) -> Agent {
+        let agent = self.spawn_watch();
+        agent.wait_for_log("watching").await;
+        agent
     }
 
     pub async fn posts(&self) -> Vec<Value> {
@@ -200,6 +215,15 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits up to `limit` until `path` exists (a receipt, an archived file); `path` back.
+    pub async fn wait_for_file(&self, path: PathBuf, limit: Duration) -> PathBuf {
+        let probe = path.clone();
+        wait_until(limit, move || probe.exists())
+            .await
+            .unwrap_or_else(|_| panic!("{} never appeared:\n{}", path.display(), self.log_text()));
+        path
+    }
+
     /// Waits (generously) until the agent's log contains `needle`.
     pub async fn wait_for_log(&self, needle: &str) {
         let log = self.log.clone();
@@ -241,4 +265,10 @@ pub fn read_json(path: &Path) -> Value {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The command's stderr says `words`.
+#[track_caller]
+pub fn assert_said(out: &Output, words: &str) {
+    assert!(stderr(out).contains(words), "{}", stderr(out));
 }
