@@ -48,8 +48,8 @@ struct Ran {
 async fn bad_caption_row(n: u8, stem: &str, caption: &[u8], expect: Expect<'_>) -> Ran {
     let env = Env::start("").await;
     let video = clip_variant(n);
-    std::fs::write(env.inbox().join(format!("{stem}.mp4")), &video).unwrap();
-    std::fs::write(env.inbox().join(format!("{stem}.yaml")), caption).unwrap();
+    env.write_inbox(format!("{stem}.mp4"), &video);
+    env.write_inbox(format!("{stem}.yaml"), caption);
     put_good_bundle(&env, "good");
 
     let started = Instant::now();
@@ -481,15 +481,14 @@ async fn collection_without_order_names_the_missing_key() {
 async fn publish_at_3_hours_ahead_is_sent_as_timing() {
     let env = Env::start("").await;
     let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + time::Duration::hours(3);
-    std::fs::write(env.inbox().join("later.mp4"), clip_variant(17)).unwrap();
-    std::fs::write(
-        env.inbox().join("later.yaml"),
+    env.write_inbox("later.mp4", clip_variant(17));
+    env.write_inbox(
+        "later.yaml",
         format!(
             "text: \"三小时后见 #dropcast\"\npublish_at: {}\n",
             rfc3339_beijing(at)
         ),
-    )
-    .unwrap();
+    );
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
     let posts = env.posts().await;
@@ -509,7 +508,7 @@ async fn publish_at_3_hours_ahead_is_sent_as_timing() {
 async fn not_a_video_row(name: &str, bytes: &[u8], wording: &str) {
     let env = Env::start("").await;
     let stem = Path::new(name).file_stem().unwrap().to_str().unwrap();
-    std::fs::write(env.inbox().join(name), bytes).unwrap();
+    env.write_inbox(name, bytes);
     std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
     put_good_bundle(&env, "good");
 
@@ -587,7 +586,7 @@ async fn symlinked_video_is_left_alone_not_posted_and_logged_once() {
 
     let agent = env.spawn_watch();
     agent
-        .wait_for_file(env.path("done/good.receipt.json"), Duration::from_secs(60))
+        .wait_for_file(env.path("done/good.receipt.json"), 60)
         .await;
     // Several full scans see the link again; it is logged only the first time.
     let log_path = agent.log.clone();
@@ -600,10 +599,10 @@ async fn symlinked_video_is_left_alone_not_posted_and_logged_once() {
     .unwrap_or_else(|_| panic!("no rescans:\n{}", agent.log_text()));
 
     // The agent is still running: a bundle dropped now is published.
-    std::fs::write(env.inbox().join("later.mp4"), clip_variant(19)).unwrap();
+    env.write_inbox("later.mp4", clip_variant(19));
     std::fs::copy(media("clip.yaml"), env.inbox().join("later.yaml")).unwrap();
     agent
-        .wait_for_file(env.path("done/later.receipt.json"), Duration::from_secs(60))
+        .wait_for_file(env.path("done/later.receipt.json"), 60)
         .await;
 
     let log = agent.log_text();
@@ -648,7 +647,7 @@ async fn non_utf8_names_are_published_and_archived_under_their_own_names() {
         bytes.extend_from_slice(ext.as_bytes());
         OsStr::from_bytes(&bytes).to_owned()
     };
-    std::fs::write(env.inbox().join(name("mp4")), clip_variant(20)).unwrap();
+    env.write_inbox(name("mp4"), clip_variant(20));
     std::fs::copy(media("clip.yaml"), env.inbox().join(name("yaml"))).unwrap();
 
     let out = env.watch_once().await;
@@ -676,12 +675,8 @@ async fn non_utf8_named_bundle_with_a_bad_caption_fails_under_its_own_name() {
         bytes.extend_from_slice(ext.as_bytes());
         OsStr::from_bytes(&bytes).to_owned()
     };
-    std::fs::write(env.inbox().join(name("mp4")), clip_variant(21)).unwrap();
-    std::fs::write(
-        env.inbox().join(name("yaml")),
-        "text: hello\nvisiblity: public\n",
-    )
-    .unwrap();
+    env.write_inbox(name("mp4"), clip_variant(21));
+    env.write_inbox(name("yaml"), "text: hello\nvisiblity: public\n");
     put_good_bundle(&env, "good");
 
     let out = env.watch_once().await;

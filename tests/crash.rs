@@ -20,21 +20,13 @@ use serde_json::json;
 /// The inbox of every crash run: a good bundle, the same video under another name, and a
 /// bundle whose caption is refused.
 fn fill_inbox(env: &Env) {
-    std::fs::write(env.inbox().join("a.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("a.mp4", clip_variant(1));
     std::fs::copy(media("clip.yaml"), env.inbox().join("a.yaml")).unwrap();
     std::fs::create_dir_all(env.inbox().join("later")).unwrap();
-    std::fs::write(env.inbox().join("later/dup.mp4"), clip_variant(1)).unwrap();
-    std::fs::write(
-        env.inbox().join("later/dup.yaml"),
-        "text: same video again\n",
-    )
-    .unwrap();
-    std::fs::write(env.inbox().join("bad.mp4"), clip_variant(2)).unwrap();
-    std::fs::write(
-        env.inbox().join("bad.yaml"),
-        "text: hi\nvisiblity: public\n",
-    )
-    .unwrap();
+    env.write_inbox("later/dup.mp4", clip_variant(1));
+    env.write_inbox("later/dup.yaml", "text: same video again\n");
+    env.write_inbox("bad.mp4", clip_variant(2));
+    env.write_inbox("bad.yaml", "text: hi\nvisiblity: public\n");
 }
 
 /// Every file below `dir`, relative to it, sorted.
@@ -228,7 +220,7 @@ async fn kill_9_while_publishing_and_the_platform_answers_only_after_the_restart
 #[tokio::test(flavor = "multi_thread")]
 async fn built_in_sandbox_restart_uploads_again_and_publishes() {
     let env = Env::with("platform", "{sandbox: true}").await;
-    std::fs::write(env.inbox().join("a.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("a.mp4", clip_variant(1));
     std::fs::copy(media("clip.yaml"), env.inbox().join("a.yaml")).unwrap();
     let mut first = env.cmd();
     first

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::*;
 use dropcast::sandbox::{self, SandboxOptions};
@@ -21,7 +20,7 @@ fn bundle(env: &Env, rel: &str, variant: u8, caption: &str) {
     let video = env.inbox().join(format!("{rel}.mp4"));
     std::fs::create_dir_all(video.parent().unwrap()).unwrap();
     std::fs::write(&video, clip_variant(variant)).unwrap();
-    std::fs::write(env.inbox().join(format!("{rel}.yaml")), caption).unwrap();
+    env.write_inbox(format!("{rel}.yaml"), caption);
 }
 
 fn account_of<'a>(posts: &'a [Value], sha: &str) -> Vec<&'a str> {
@@ -82,10 +81,7 @@ async fn an_expired_cookie_pauses_only_its_own_account() {
     agent.wait_for_log("The account is paused").await;
     bundle(&env, "for-main", 2, "text: main\n");
     agent
-        .wait_for_file(
-            env.path("done/for-main.receipt.json"),
-            Duration::from_secs(60),
-        )
+        .wait_for_file(env.path("done/for-main.receipt.json"), 60)
         .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);

@@ -29,8 +29,8 @@ async fn uploads(env: &Env) -> Value {
 
 fn drop_big(env: &Env, seed: u8) -> Vec<u8> {
     let bytes = big_mp4(12, 300 * 1024, seed);
-    std::fs::write(env.inbox().join("big.mp4"), &bytes).unwrap();
-    std::fs::write(env.inbox().join("big.yaml"), "text: a big one\n").unwrap();
+    env.write_inbox("big.mp4", &bytes);
+    env.write_inbox("big.yaml", "text: a big one\n");
     bytes
 }
 

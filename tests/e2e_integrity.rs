@@ -60,7 +60,7 @@ async fn a_same_size_overwrite_keeping_the_mtime_mid_upload_is_abandoned_and_sta
     let new = big_mp4(12, 300 * 1024, 2);
     assert_eq!(old.len(), new.len());
     std::fs::write(&video, &old).unwrap();
-    std::fs::write(env.inbox().join("big.yaml"), "text: a big one\n").unwrap();
+    env.write_inbox("big.yaml", "text: a big one\n");
 
     // Part 1 is on its way (held); the rest is still to be read from the file.
     tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
@@ -72,14 +72,10 @@ async fn a_same_size_overwrite_keeping_the_mtime_mid_upload_is_abandoned_and_sta
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&new)), "posted bytes");
     let receipt = agent
-        .wait_for_file(env.path("done/big.receipt.json"), Duration::from_secs(60))
+        .wait_for_file(env.path("done/big.receipt.json"), 60)
         .await;
     assert_eq!(read_json(&receipt)["sha256"], json!(sha256_hex(&new)));
-    assert!(
-        agent.log_text().contains("abandoned"),
-        "{}",
-        agent.log_text()
-    );
+    agent.assert_logged("abandoned");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.posts().await.len(), 1);
 }
@@ -100,7 +96,7 @@ async fn a_symlink_swapped_in_mid_upload_is_not_followed() {
     let video = env.inbox().join("big.mp4");
     let bytes = big_mp4(12, 300 * 1024, 3);
     std::fs::write(&video, &bytes).unwrap();
-    std::fs::write(env.inbox().join("big.yaml"), "text: a big one\n").unwrap();
+    env.write_inbox("big.yaml", "text: a big one\n");
     // A private file of the same size, outside the inbox.
     const MARK: &[u8] = b"PRIVATE-FILE-OUTSIDE-THE-INBOX/";
     let private: Vec<u8> = MARK.iter().copied().cycle().take(bytes.len()).collect();
@@ -144,7 +140,7 @@ async fn a_video_edited_during_a_single_request_upload_is_abandoned_and_starts_o
     let video = env.inbox().join("clip.mp4");
     let bytes = big_mp4(2, 0, 4);
     std::fs::write(&video, &bytes).unwrap();
-    std::fs::write(env.inbox().join("clip.yaml"), "text: edited late\n").unwrap();
+    env.write_inbox("clip.yaml", "text: edited late\n");
 
     agent.wait_for_log("uploading").await;
     // The last 256 KiB (inside `mdat`) are not sent yet: the export is touched up there.
@@ -157,7 +153,7 @@ async fn a_video_edited_during_a_single_request_upload_is_abandoned_and_starts_o
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&edited)));
     let receipt = agent
-        .wait_for_file(env.path("done/clip.receipt.json"), Duration::from_secs(60))
+        .wait_for_file(env.path("done/clip.receipt.json"), 60)
         .await;
     assert_eq!(read_json(&receipt)["sha256"], json!(sha256_hex(&edited)));
     assert!(
@@ -166,9 +162,5 @@ async fn a_video_edited_during_a_single_request_upload_is_abandoned_and_starts_o
         all_files(&env.path("failed")),
         agent.log_text()
     );
-    assert!(
-        agent.log_text().contains("abandoned"),
-        "{}",
-        agent.log_text()
-    );
+    agent.assert_logged("abandoned");
 }

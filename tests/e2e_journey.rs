@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -141,11 +140,7 @@ async fn same_video_under_another_name_goes_to_duplicates_and_is_not_posted() {
 async fn caption_with_an_error_fails_with_a_reason_naming_the_line() {
     let env = Env::start("").await;
     std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
-    std::fs::write(
-        env.inbox().join("clip.yaml"),
-        "text: \"hello #音乐\"\nvisiblity: public\n",
-    )
-    .unwrap();
+    env.write_inbox("clip.yaml", "text: \"hello #音乐\"\nvisiblity: public\n");
 
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -174,7 +169,7 @@ async fn video_waits_for_a_caption_that_arrives_later() {
 
     std::fs::copy(media("clip.yaml"), env.inbox().join("late.yaml")).unwrap();
     agent
-        .wait_for_file(env.path("done/late.receipt.json"), Duration::from_secs(60))
+        .wait_for_file(env.path("done/late.receipt.json"), 60)
         .await;
     assert_eq!(env.posts().await.len(), 1);
     assert!(env.path("done/late.mp4").exists());
@@ -183,12 +178,12 @@ async fn video_waits_for_a_caption_that_arrives_later() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_files_with_the_same_name_both_end_in_done_without_overwriting() {
     let env = Env::start("").await;
-    std::fs::write(env.inbox().join("clip.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("clip.mp4", clip_variant(1));
     std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
 
-    std::fs::write(env.inbox().join("clip.mp4"), clip_variant(2)).unwrap();
+    env.write_inbox("clip.mp4", clip_variant(2));
     std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -324,7 +319,7 @@ async fn publish_command_posts_one_video_now() {
 async fn caption_naming_an_unknown_account_fails_naming_the_caption() {
     let env = Env::start("").await;
     std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
-    std::fs::write(env.inbox().join("clip.yaml"), "text: hi\naccount: other\n").unwrap();
+    env.write_inbox("clip.yaml", "text: hi\naccount: other\n");
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = read_json(&env.path("failed/clip.error.json"));
@@ -337,7 +332,7 @@ async fn caption_naming_an_unknown_account_fails_naming_the_caption() {
 #[tokio::test(flavor = "multi_thread")]
 async fn empty_video_fails_at_once_as_not_a_video() {
     let env = Env::start("").await;
-    std::fs::write(env.inbox().join("empty.mp4"), b"").unwrap();
+    env.write_inbox("empty.mp4", b"");
     std::fs::copy(media("clip.yaml"), env.inbox().join("empty.yaml")).unwrap();
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -41,10 +41,6 @@ async fn held(env: &Env, n: usize) {
         .expect("the sandbox never held the request");
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn url_of(post: &Value) -> String {
     format!(
         "https://www.douyin.com/video/{}",
@@ -164,9 +160,9 @@ async fn retry_beside_a_running_agent_is_done_by_the_agent() {
     let env = Env::start("").await;
     let agent = env.spawn_watching().await;
     std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
-    std::fs::write(env.inbox().join("clip.yaml"), "txet: typo\n").unwrap();
+    env.write_inbox("clip.yaml", "txet: typo\n");
     agent
-        .wait_for_file(env.path("failed/clip.mp4"), LIMIT)
+        .wait_for_file(env.path("failed/clip.mp4"), LIMIT.as_secs())
         .await;
     std::fs::copy(media("clip.yaml"), env.path("failed/clip.yaml")).unwrap();
 
@@ -188,7 +184,7 @@ async fn retry_beside_a_running_agent_is_done_by_the_agent() {
         agent.log_text()
     );
     agent
-        .wait_for_file(env.path("done/clip.receipt.json"), LIMIT)
+        .wait_for_file(env.path("done/clip.receipt.json"), LIMIT.as_secs())
         .await;
     assert_eq!(env.posts().await.len(), 1);
 }
@@ -238,7 +234,7 @@ async fn a_second_agent_on_the_same_inbox_exits_2_naming_the_first() {
     // The first agent still works, alone.
     copy_example(&env, "clip");
     first
-        .wait_for_file(env.path("done/clip.receipt.json"), LIMIT)
+        .wait_for_file(env.path("done/clip.receipt.json"), LIMIT.as_secs())
         .await;
     assert_eq!(env.posts().await.len(), 1);
     assert!(!env.path(".dropcast-2/ledger.sqlite3").exists());

@@ -21,10 +21,6 @@ fn ledger(env: &Env) -> PathBuf {
     env.path(".dropcast/ledger.sqlite3")
 }
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Publishes the example clip as `first.mp4` with `watch --once`.
 async fn publish_first(env: &Env) -> Value {
     copy_example(env, "first");
@@ -42,13 +38,13 @@ async fn a_ledger_deleted_under_a_running_agent_stops_it_and_nothing_more_is_pos
     agent.wait_for_log("watching").await;
     copy_example(&env, "first");
     agent
-        .wait_for_file(env.path("done/first.receipt.json"), LIMIT)
+        .wait_for_file(env.path("done/first.receipt.json"), LIMIT.as_secs())
         .await;
 
     std::fs::remove_file(ledger(&env)).unwrap();
     // The same video again, and another one: neither may be posted.
     copy_example(&env, "again");
-    std::fs::write(env.inbox().join("other.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("other.mp4", clip_variant(1));
     std::fs::copy(media("clip.yaml"), env.inbox().join("other.yaml")).unwrap();
 
     let child = &mut agent.child;

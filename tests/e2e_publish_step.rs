@@ -20,12 +20,8 @@ fn options(faults: Vec<Fault>) -> SandboxOptions {
 
 fn drop_clip(env: &Env, n: u8, stem: &str) -> Vec<u8> {
     let bytes = clip_variant(n);
-    std::fs::write(env.inbox().join(format!("{stem}.mp4")), &bytes).unwrap();
-    std::fs::write(
-        env.inbox().join(format!("{stem}.yaml")),
-        format!("text: clip {n}\n"),
-    )
-    .unwrap();
+    env.write_inbox(format!("{stem}.mp4"), &bytes);
+    env.write_inbox(format!("{stem}.yaml"), format!("text: clip {n}\n"));
     bytes
 }
 
@@ -81,7 +77,7 @@ async fn already_published_in_answer_to_a_re_send_means_published() {
     let url = format!("{}/__sandbox/advance?seconds=700", env.sandbox.base_url());
     reqwest::Client::new().post(url).send().await.unwrap();
     let receipt = agent
-        .wait_for_file(env.path("done/clip.receipt.json"), Duration::from_secs(90))
+        .wait_for_file(env.path("done/clip.receipt.json"), 90)
         .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);
@@ -143,8 +139,8 @@ async fn upload_credentials_leave_the_ledger_when_the_job_ends() {
         "",
     )
     .await;
-    std::fs::write(env.inbox().join("big.mp4"), big_mp4(11, 0, 5)).unwrap();
-    std::fs::write(env.inbox().join("big.yaml"), "text: a big one\n").unwrap();
+    env.write_inbox("big.mp4", big_mp4(11, 0, 5));
+    env.write_inbox("big.yaml", "text: a big one\n");
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(env.posts().await.len(), 1);
@@ -182,13 +178,12 @@ async fn upload_credentials_leave_the_ledger_when_the_job_ends() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_caption_full_of_hashtags_makes_a_bounded_number_of_look_ups() {
     let env = Env::configured(options(vec![]), &[], "").await;
-    std::fs::write(env.inbox().join("tags.mp4"), clip_variant(6)).unwrap();
+    env.write_inbox("tags.mp4", clip_variant(6));
     let tags: Vec<String> = (0..300).map(|i| format!("#tag{i}")).collect();
-    std::fs::write(
-        env.inbox().join("tags.yaml"),
+    env.write_inbox(
+        "tags.yaml",
         format!("text: \"so many {}\"\n", tags.join(" ")),
-    )
-    .unwrap();
+    );
     let started = SystemTime::now();
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));

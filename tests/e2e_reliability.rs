@@ -12,7 +12,7 @@ use serde_json::json;
 
 fn drop_example(env: &Env, stem: &str, variant: u8) -> Vec<u8> {
     let bytes = clip_variant(variant);
-    std::fs::write(env.inbox().join(format!("{stem}.mp4")), &bytes).unwrap();
+    env.write_inbox(format!("{stem}.mp4"), &bytes);
     std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
     bytes
 }
@@ -341,15 +341,12 @@ async fn a_copy_waits_for_the_same_video_in_flight_then_names_its_post() {
         .await
         .expect("the publish request never arrived");
     std::fs::create_dir_all(env.inbox().join("later")).unwrap();
-    std::fs::write(env.inbox().join("later/b.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("later/b.mp4", clip_variant(1));
     std::fs::copy(media("clip.yaml"), env.inbox().join("later/b.yaml")).unwrap();
     agent.wait_for_log("waiting for that job").await;
     env.sandbox.release();
     let receipt = agent
-        .wait_for_file(
-            env.path("duplicates/later/b.receipt.json"),
-            Duration::from_secs(60),
-        )
+        .wait_for_file(env.path("duplicates/later/b.receipt.json"), 60)
         .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);
@@ -377,7 +374,7 @@ async fn a_copy_waiting_for_a_refused_video_is_published_itself() {
     tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
         .await
         .expect("the commit never arrived");
-    std::fs::write(env.inbox().join("b.mp4"), &bytes).unwrap();
+    env.write_inbox("b.mp4", &bytes);
     std::fs::copy(media("clip.yaml"), env.inbox().join("b.yaml")).unwrap();
     agent.wait_for_log("waiting for that job").await;
     env.sandbox.release();

@@ -8,22 +8,14 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_history_after_a_run_human_and_json() {
     let env = Env::start("").await;
-    std::fs::write(env.inbox().join("good.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("good.mp4", clip_variant(1));
     std::fs::copy(media("clip.yaml"), env.inbox().join("good.yaml")).unwrap();
-    std::fs::write(env.inbox().join("bad.mp4"), clip_variant(2)).unwrap();
-    std::fs::write(
-        env.inbox().join("bad.yaml"),
-        "text: hi\nvisiblity: public\n",
-    )
-    .unwrap();
-    std::fs::write(env.inbox().join("lonely.mp4"), clip_variant(3)).unwrap();
+    env.write_inbox("bad.mp4", clip_variant(2));
+    env.write_inbox("bad.yaml", "text: hi\nvisiblity: public\n");
+    env.write_inbox("lonely.mp4", clip_variant(3));
     assert_eq!(env.watch_once().await.status.code(), Some(1));
 
     let out = env.run(&["status"]).await;
@@ -83,7 +75,7 @@ async fn a_running_agent_serves_its_status_and_shows_in_dropcast_status() {
     assert!(metrics.contains("dropcast_up 1"), "{metrics}");
 
     // A video waiting for its caption shows in `dropcast status` (from live.json).
-    std::fs::write(env.inbox().join("waiting.mp4"), clip_variant(4)).unwrap();
+    env.write_inbox("waiting.mp4", clip_variant(4));
     agent.wait_for_log("waiting for a caption").await;
     let mut seen = String::new();
     let ok = wait_until(Duration::from_secs(30), || {

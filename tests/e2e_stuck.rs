@@ -204,7 +204,7 @@ async fn a_device_or_a_huge_file_as_cookie_file_is_refused_unread() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fifo_as_caption_fails_the_job_at_once() {
     let env = Env::start("").await;
-    std::fs::write(env.inbox().join("clip.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("clip.mp4", clip_variant(1));
     let fifo = env.path("fifo.yaml");
     mkfifo(&fifo);
     let mut cmd = env.cmd();
@@ -297,10 +297,7 @@ async fn an_archive_that_cannot_finish_is_retried_and_status_says_archiving() {
     // The user moves the file out of the way; the agent finishes the archive by itself.
     std::fs::rename(env.path("done/trip"), env.path("done/trip.old")).unwrap();
     agent
-        .wait_for_file(
-            env.path("done/trip/clip.receipt.json"),
-            Duration::from_secs(90),
-        )
+        .wait_for_file(env.path("done/trip/clip.receipt.json"), 90)
         .await;
     assert!(env.path("done/trip/clip.mp4").exists());
     assert!(env.path("done/trip/clip.yaml").exists());
@@ -444,7 +441,7 @@ async fn an_unreadable_video_is_said_once_shown_in_status_and_fails_once() {
     // Many settle periods later (another video came and went), still said only once.
     drop_bundle(&env, "later.mp4", 3);
     agent
-        .wait_for_file(env.path("done/later.receipt.json"), Duration::from_secs(60))
+        .wait_for_file(env.path("done/later.receipt.json"), 60)
         .await;
     assert_eq!(
         agent.log_text().matches("cannot read this video").count(),
@@ -454,10 +451,7 @@ async fn an_unreadable_video_is_said_once_shown_in_status_and_fails_once() {
     );
     set_mode(&locked, 0o644);
     agent
-        .wait_for_file(
-            env.path("done/locked.receipt.json"),
-            Duration::from_secs(60),
-        )
+        .wait_for_file(env.path("done/locked.receipt.json"), 60)
         .await;
     assert_eq!(env.posts().await.len(), 3);
 }
@@ -501,7 +495,7 @@ async fn an_unwritable_done_folder_is_found_before_anything_is_posted() {
     assert!(env.inbox().join("clip.mp4").exists());
     set_mode(&env.path("done"), 0o777);
     agent
-        .wait_for_file(env.path("done/clip.receipt.json"), Duration::from_secs(60))
+        .wait_for_file(env.path("done/clip.receipt.json"), 60)
         .await;
     assert_eq!(env.posts().await.len(), 1);
 }
@@ -514,7 +508,7 @@ async fn an_unwritable_done_folder_is_found_before_anything_is_posted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn publish_with_a_caption_from_elsewhere_leaves_that_caption_where_it_is() {
     let env = Env::start("").await;
-    std::fs::write(env.inbox().join("clip.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("clip.mp4", clip_variant(1));
     let elsewhere = env.path("notes");
     std::fs::create_dir_all(&elsewhere).unwrap();
     let caption = elsewhere.join("notes.yaml");
@@ -542,8 +536,8 @@ async fn publish_with_a_caption_from_elsewhere_leaves_that_caption_where_it_is()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_caption_shared_by_two_videos_publishes_neither_until_renamed() {
     let env = Env::start("").await;
-    std::fs::write(env.inbox().join("clip.mp4"), clip_variant(1)).unwrap();
-    std::fs::write(env.inbox().join("clip.mov"), clip_variant(2)).unwrap();
+    env.write_inbox("clip.mp4", clip_variant(1));
+    env.write_inbox("clip.mov", clip_variant(2));
     std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
     let reason = "clip.yaml fits clip.mov and clip.mp4; rename one video and its caption";
 
@@ -576,9 +570,7 @@ async fn a_caption_shared_by_two_videos_publishes_neither_until_renamed() {
     std::fs::copy(media("clip.yaml"), env.inbox().join("other.yaml")).unwrap();
     std::fs::rename(env.inbox().join("clip.mov"), env.inbox().join("other.mov")).unwrap();
     for receipt in ["done/clip.receipt.json", "done/other.receipt.json"] {
-        agent
-            .wait_for_file(env.path(receipt), Duration::from_secs(60))
-            .await;
+        agent.wait_for_file(env.path(receipt), 60).await;
     }
     assert_eq!(env.posts().await.len(), 2);
     assert!(env.path("done/clip.yaml").exists());
@@ -594,7 +586,7 @@ async fn a_caption_shared_by_two_videos_publishes_neither_until_renamed() {
 async fn once_with_a_video_left_without_caption_exits_1_naming_it() {
     let env = Env::start("").await;
     std::fs::create_dir_all(env.inbox().join("trip")).unwrap();
-    std::fs::write(env.inbox().join("trip/sunset.mp4"), clip_variant(1)).unwrap();
+    env.write_inbox("trip/sunset.mp4", clip_variant(1));
     let out = env.watch_once().await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");

@@ -121,11 +121,7 @@ async fn caption_arriving_5_s_late_is_used() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(env.posts().await.is_empty());
     assert!(agent.log_text().contains("waiting for a caption"));
-    std::fs::write(
-        env.inbox().join("late.yaml"),
-        "text: \"晚到的字幕 #音乐\"\n",
-    )
-    .unwrap();
+    env.write_inbox("late.yaml", "text: \"晚到的字幕 #音乐\"\n");
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["form"]["text"], "晚到的字幕 #音乐");
 }
@@ -135,12 +131,8 @@ async fn caption_edited_before_publishing_is_read_in_its_final_form() {
     let env = Env::start_watch("{settle: 2s, poll_interval: 100ms}", "").await;
     let agent = env.spawn_watch();
     std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
-    std::fs::write(env.inbox().join("clip.yaml"), "text: first draft\n").unwrap();
-    std::fs::write(
-        env.inbox().join("clip.yaml"),
-        "text: \"final words #音乐\"\n",
-    )
-    .unwrap();
+    env.write_inbox("clip.yaml", "text: first draft\n");
+    env.write_inbox("clip.yaml", "text: \"final words #音乐\"\n");
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["form"]["text"], "final words #音乐");
 }
@@ -153,7 +145,7 @@ async fn truncated_mp4_fails_after_incomplete_timeout() {
     )
     .await;
     let bytes = std::fs::read(media("clip.mp4")).unwrap();
-    std::fs::write(env.inbox().join("cut.mp4"), &bytes[..100_000]).unwrap();
+    env.write_inbox("cut.mp4", &bytes[..100_000]);
     std::fs::copy(media("clip.yaml"), env.inbox().join("cut.yaml")).unwrap();
     let started = Instant::now();
     let out = env.watch_once().await;
@@ -176,11 +168,7 @@ async fn text_file_named_mp4_fails_at_once() {
         "",
     )
     .await;
-    std::fs::write(
-        env.inbox().join("notes.mp4"),
-        "hello, this is not a video\n",
-    )
-    .unwrap();
+    env.write_inbox("notes.mp4", "hello, this is not a video\n");
     std::fs::copy(media("clip.yaml"), env.inbox().join("notes.yaml")).unwrap();
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -204,7 +192,7 @@ async fn poll_mode_finds_new_files() {
     std::fs::copy(media("clip.mp4"), env.inbox().join("sub/clip.mp4")).unwrap();
     std::fs::copy(media("clip.yaml"), env.inbox().join("sub/clip.yaml")).unwrap();
     wait_for_posts(&env, &agent, 1).await;
-    assert!(agent.log_text().contains("poll"), "{}", agent.log_text());
+    agent.assert_logged("poll");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -282,7 +270,7 @@ async fn non_utf8_names_are_archived_under_their_own_name_and_symlinks_left_alon
     let target = env.path("elsewhere.mp4");
     std::fs::write(&target, tiny_mp4(7)).unwrap();
     std::os::unix::fs::symlink(&target, env.inbox().join("link.mp4")).unwrap();
-    std::fs::write(env.inbox().join("link.yaml"), "text: via a link\n").unwrap();
+    env.write_inbox("link.yaml", "text: via a link\n");
 
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -363,11 +351,7 @@ async fn video_changed_while_being_published_is_abandoned_and_starts_over() {
         !env.path("done/clip-1.mp4").exists(),
         "nothing archived for the abandoned job"
     );
-    assert!(
-        agent.log_text().contains("abandoned"),
-        "{}",
-        agent.log_text()
-    );
+    agent.assert_logged("abandoned");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.posts().await.len(), 1);
 }
@@ -382,11 +366,11 @@ async fn caption_edited_after_publishing_started_is_logged_and_ignored() {
     let env = Env::configured(options, &[], "").await;
     let agent = env.spawn_watch();
     std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
-    std::fs::write(env.inbox().join("clip.yaml"), "text: as sent\n").unwrap();
+    env.write_inbox("clip.yaml", "text: as sent\n");
     tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
         .await
         .expect("publish request never arrived");
-    std::fs::write(env.inbox().join("clip.yaml"), "text: too late\n").unwrap();
+    env.write_inbox("clip.yaml", "text: too late\n");
     env.sandbox.release();
 
     let posts = wait_for_posts(&env, &agent, 1).await;

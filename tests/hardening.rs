@@ -100,7 +100,7 @@ async fn control_characters_in_file_names_are_escaped_in_the_log() {
     let env = Env::start("").await;
     let name = "evil\u{1b}[2J\u{1b}[31mred\nFAKE line";
     std::fs::copy(media("clip.mp4"), env.inbox().join(format!("{name}.mp4"))).unwrap();
-    std::fs::write(env.inbox().join(format!("{name}.yaml")), "text: hello\n").unwrap();
+    env.write_inbox(format!("{name}.yaml"), "text: hello\n");
     let out = env.watch_once().await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");

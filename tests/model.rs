@@ -85,13 +85,13 @@ async fn check(case: Case) {
     };
     let env = Env::configured(options, &[], "").await;
     for (i, &(content, broken)) in case.bundles.iter().enumerate() {
-        std::fs::write(env.inbox().join(format!("b{i}.mp4")), clip_variant(content)).unwrap();
+        env.write_inbox(format!("b{i}.mp4"), clip_variant(content));
         let caption = if broken {
             "text: hi\nvisiblity: public\n".to_string()
         } else {
             format!("text: bundle {i}\n")
         };
-        std::fs::write(env.inbox().join(format!("b{i}.yaml")), caption).unwrap();
+        env.write_inbox(format!("b{i}.yaml"), caption);
     }
     for &k in &case.crashes {
         let mut cmd = env.cmd();

@@ -103,6 +103,11 @@ impl Env {
         self.path("inbox")
     }
 
+    /// Writes `bytes` to `rel` in the inbox, as a user drops a file.
+    pub fn write_inbox(&self, rel: impl AsRef<Path>, bytes: impl AsRef<[u8]>) {
+        std::fs::write(self.inbox().join(rel), bytes).unwrap();
+    }
+
     /// The `dropcast` command with this env's config and the sandbox account's cookie.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("dropcast"));
@@ -215,10 +220,17 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits up to `limit` until `path` exists (a receipt, an archived file); `path` back.
-    pub async fn wait_for_file(&self, path: PathBuf, limit: Duration) -> PathBuf {
+    /// The agent's log says `words`.
+    #[track_caller]
+    pub fn assert_logged(&self, words: &str) {
+        assert!(self.log_text().contains(words), "{}", self.log_text());
+    }
+
+    /// Waits up to `secs` seconds until `path` exists (a receipt, an archived file); `path`
+    /// back.
+    pub async fn wait_for_file(&self, path: PathBuf, secs: u64) -> PathBuf {
         let probe = path.clone();
-        wait_until(limit, move || probe.exists())
+        wait_until(Duration::from_secs(secs), move || probe.exists())
             .await
             .unwrap_or_else(|_| panic!("{} never appeared:\n{}", path.display(), self.log_text()));
         path
@@ -265,6 +277,10 @@ pub fn read_json(path: &Path) -> Value {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The command's stderr says `words`.
