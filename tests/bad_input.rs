@@ -99,9 +99,7 @@ async fn bad_caption_row(n: u8, stem: &str, caption: &[u8], expect: Expect<'_>) 
 
     // `dropcast validate` on the same caption exits 2 with the same reason.
     let moved = env.path(&format!("failed/{stem}.yaml"));
-    let mut cmd = env.cmd();
-    cmd.arg("validate").arg(&moved);
-    let checked = run(cmd).await;
+    let checked = env.validate(&moved).await;
     let printed = String::from_utf8_lossy(&checked.stdout).into_owned();
     assert_eq!(
         checked.status.code(),
@@ -141,8 +139,8 @@ fn messages(text: &str, file: &str) -> Vec<String> {
 
 /// The example clip and caption under `stem`: bytes no bad row uses.
 fn put_good_bundle(env: &Env, stem: &str) {
-    std::fs::copy(media("clip.mp4"), env.inbox().join(format!("{stem}.mp4"))).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
+    env.drop_media("clip.mp4", format!("{stem}.mp4"));
+    env.drop_media("clip.yaml", format!("{stem}.yaml"));
 }
 
 /// The good bundle is in `done/` and is the only post.
@@ -509,7 +507,7 @@ async fn not_a_video_row(name: &str, bytes: &[u8], wording: &str) {
     let env = Env::start("").await;
     let stem = Path::new(name).file_stem().unwrap().to_str().unwrap();
     env.write_inbox(name, bytes);
-    std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
+    env.drop_media("clip.yaml", format!("{stem}.yaml"));
     put_good_bundle(&env, "good");
 
     let started = Instant::now();
@@ -571,17 +569,13 @@ async fn png_named_mov_fails_at_once() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn symlinked_video_is_left_alone_not_posted_and_logged_once() {
-    let env = Env::start_watch(
-        "{settle: 300ms, poll_interval: 100ms, caption_wait: 30s, rescan_interval: 200ms}",
-        "",
-    )
-    .await;
+    let env = Env::start_watch(&watch_rescanning("200ms"), "").await;
     let target = env.path("outside/real.mp4");
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     std::fs::write(&target, clip_variant(18)).unwrap();
     let link = env.inbox().join("link.mp4");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join("link.yaml")).unwrap();
+    env.drop_media("clip.yaml", "link.yaml");
     put_good_bundle(&env, "good");
 
     let agent = env.spawn_watch();
@@ -600,7 +594,7 @@ async fn symlinked_video_is_left_alone_not_posted_and_logged_once() {
 
     // The agent is still running: a bundle dropped now is published.
     env.write_inbox("later.mp4", clip_variant(19));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("later.yaml")).unwrap();
+    env.drop_media("clip.yaml", "later.yaml");
     agent
         .wait_for_file(env.path("done/later.receipt.json"), 60)
         .await;
@@ -648,7 +642,7 @@ async fn non_utf8_names_are_published_and_archived_under_their_own_names() {
         OsStr::from_bytes(&bytes).to_owned()
     };
     env.write_inbox(name("mp4"), clip_variant(20));
-    std::fs::copy(media("clip.yaml"), env.inbox().join(name("yaml"))).unwrap();
+    env.drop_media("clip.yaml", name("yaml"));
 
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));

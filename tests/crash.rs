@@ -21,7 +21,7 @@ use serde_json::json;
 /// bundle whose caption is refused.
 fn fill_inbox(env: &Env) {
     env.write_inbox("a.mp4", clip_variant(1));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("a.yaml")).unwrap();
+    env.drop_media("clip.yaml", "a.yaml");
     std::fs::create_dir_all(env.inbox().join("later")).unwrap();
     env.write_inbox("later/dup.mp4", clip_variant(1));
     env.write_inbox("later/dup.yaml", "text: same video again\n");
@@ -221,7 +221,7 @@ async fn kill_9_while_publishing_and_the_platform_answers_only_after_the_restart
 async fn built_in_sandbox_restart_uploads_again_and_publishes() {
     let env = Env::with("platform", "{sandbox: true}").await;
     env.write_inbox("a.mp4", clip_variant(1));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("a.yaml")).unwrap();
+    env.drop_media("clip.yaml", "a.yaml");
     let mut first = env.cmd();
     first
         .args(["watch", "--once"])

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::*;
 use dropcast::sandbox::{self, SandboxOptions};
 use serde_json::Value;

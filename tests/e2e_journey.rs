@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::*;
 use serde_json::{Value, json};
 
@@ -15,8 +14,8 @@ fn form<'a>(post: &'a Value, field: &str) -> &'a str {
 }
 
 fn copy_example(env: &Env, stem: &str) {
-    std::fs::copy(media("clip.mp4"), env.inbox().join(format!("{stem}.mp4"))).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
+    env.drop_media("clip.mp4", format!("{stem}.mp4"));
+    env.drop_media("clip.yaml", format!("{stem}.yaml"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,8 +115,8 @@ async fn same_video_under_another_name_goes_to_duplicates_and_is_not_posted() {
     let first = read_json(&env.path("done/clip.receipt.json"));
 
     std::fs::create_dir_all(env.inbox().join("later")).unwrap();
-    std::fs::copy(media("clip.mp4"), env.inbox().join("later/again.mp4")).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join("later/again.yaml")).unwrap();
+    env.drop_media("clip.mp4", "later/again.mp4");
+    env.drop_media("clip.yaml", "later/again.yaml");
     let out = env.watch_once().await;
     assert!(
         out.status.success(),
@@ -139,7 +138,7 @@ async fn same_video_under_another_name_goes_to_duplicates_and_is_not_posted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn caption_with_an_error_fails_with_a_reason_naming_the_line() {
     let env = Env::start("").await;
-    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.drop_media("clip.mp4", "clip.mp4");
     env.write_inbox("clip.yaml", "text: \"hello #音乐\"\nvisiblity: public\n");
 
     let out = env.watch_once().await;
@@ -159,7 +158,7 @@ async fn caption_with_an_error_fails_with_a_reason_naming_the_line() {
 async fn video_waits_for_a_caption_that_arrives_later() {
     let env = Env::start("").await;
     let agent = env.spawn_watch();
-    std::fs::copy(media("clip.mp4"), env.inbox().join("late.mp4")).unwrap();
+    env.drop_media("clip.mp4", "late.mp4");
     agent.wait_for_log("waiting for a caption").await;
     assert!(
         env.inbox().join("late.mp4").exists(),
@@ -167,7 +166,7 @@ async fn video_waits_for_a_caption_that_arrives_later() {
     );
     assert!(env.posts().await.is_empty());
 
-    std::fs::copy(media("clip.yaml"), env.inbox().join("late.yaml")).unwrap();
+    env.drop_media("clip.yaml", "late.yaml");
     agent
         .wait_for_file(env.path("done/late.receipt.json"), 60)
         .await;
@@ -179,12 +178,12 @@ async fn video_waits_for_a_caption_that_arrives_later() {
 async fn two_files_with_the_same_name_both_end_in_done_without_overwriting() {
     let env = Env::start("").await;
     env.write_inbox("clip.mp4", clip_variant(1));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
+    env.drop_media("clip.yaml", "clip.yaml");
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
 
     env.write_inbox("clip.mp4", clip_variant(2));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
+    env.drop_media("clip.yaml", "clip.yaml");
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -229,9 +228,7 @@ async fn validate_prints_every_problem_with_line_and_column() {
         "text: \"hi @nobody\"\nvisiblity: public\ncover_at: soon\n",
     )
     .unwrap();
-    let mut cmd = env.cmd();
-    cmd.arg("validate").arg(&bad);
-    let out = run(cmd).await;
+    let out = env.validate(&bad).await;
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("bad.yaml:1:"), "{text}");
@@ -240,9 +237,7 @@ async fn validate_prints_every_problem_with_line_and_column() {
     assert!(text.contains("visibility"), "{text}");
     assert!(text.contains("bad.yaml:3:"), "{text}");
 
-    let mut cmd = env.cmd();
-    cmd.arg("validate").arg(media("clip.yaml"));
-    let out = run(cmd).await;
+    let out = env.validate(&media("clip.yaml")).await;
     assert!(
         out.status.success(),
         "{}",
@@ -318,12 +313,11 @@ async fn publish_command_posts_one_video_now() {
 #[tokio::test(flavor = "multi_thread")]
 async fn caption_naming_an_unknown_account_fails_naming_the_caption() {
     let env = Env::start("").await;
-    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.drop_media("clip.mp4", "clip.mp4");
     env.write_inbox("clip.yaml", "text: hi\naccount: other\n");
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = read_json(&env.path("failed/clip.error.json"));
-    let reason = err["reason"].as_str().unwrap();
+    let reason = env.failure_reason("failed/clip.error.json");
     assert!(reason.contains("clip.yaml"), "{reason}");
     assert!(reason.contains("`other` is not configured"), "{reason}");
     assert!(env.posts().await.is_empty());
@@ -333,7 +327,7 @@ async fn caption_naming_an_unknown_account_fails_naming_the_caption() {
 async fn empty_video_fails_at_once_as_not_a_video() {
     let env = Env::start("").await;
     env.write_inbox("empty.mp4", b"");
-    std::fs::copy(media("clip.yaml"), env.inbox().join("empty.yaml")).unwrap();
+    env.drop_media("clip.yaml", "empty.yaml");
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(env.path("failed/empty.mp4").exists());

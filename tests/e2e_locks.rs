@@ -17,8 +17,8 @@ use serde_json::Value;
 const LIMIT: Duration = Duration::from_secs(90);
 
 fn copy_example(env: &Env, stem: &str) {
-    std::fs::copy(media("clip.mp4"), env.inbox().join(format!("{stem}.mp4"))).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
+    env.drop_media("clip.mp4", format!("{stem}.mp4"));
+    env.drop_media("clip.yaml", format!("{stem}.yaml"));
 }
 
 /// Starts `cmd` with stdout piped and stderr to `log`.
@@ -159,7 +159,7 @@ async fn three_publish_of_one_file_post_once_and_print_the_same_address() {
 async fn retry_beside_a_running_agent_is_done_by_the_agent() {
     let env = Env::start("").await;
     let agent = env.spawn_watching().await;
-    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.drop_media("clip.mp4", "clip.mp4");
     env.write_inbox("clip.yaml", "txet: typo\n");
     agent
         .wait_for_file(env.path("failed/clip.mp4"), LIMIT.as_secs())

@@ -13,8 +13,8 @@ use serde_json::Value;
 const LIMIT: Duration = Duration::from_secs(90);
 
 fn copy_example(env: &Env, stem: &str) {
-    std::fs::copy(media("clip.mp4"), env.inbox().join(format!("{stem}.mp4"))).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
+    env.drop_media("clip.mp4", format!("{stem}.mp4"));
+    env.drop_media("clip.yaml", format!("{stem}.yaml"));
 }
 
 fn ledger(env: &Env) -> PathBuf {
@@ -45,7 +45,7 @@ async fn a_ledger_deleted_under_a_running_agent_stops_it_and_nothing_more_is_pos
     // The same video again, and another one: neither may be posted.
     copy_example(&env, "again");
     env.write_inbox("other.mp4", clip_variant(1));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("other.yaml")).unwrap();
+    env.drop_media("clip.yaml", "other.yaml");
 
     let child = &mut agent.child;
     let stopped = wait_until(LIMIT, || child.try_wait().unwrap().is_some()).await;

@@ -33,14 +33,10 @@ fn ledger(env: &Env) -> rusqlite::Connection {
 // did not show the post yet, so step 5 was sent again 0.1 s later.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_answer_and_a_lagging_list_send_step_5_once() {
-    let env = Env::configured(
-        options(vec![
-            Fault::new(FaultStep::Create, FaultAction::DropAnswer).times(1),
-            Fault::new(FaultStep::PostList, FaultAction::Lag { ms: 4000 }),
-        ]),
-        &[],
-        "",
-    )
+    let env = Env::with_faults(vec![
+        Fault::new(FaultStep::Create, FaultAction::DropAnswer).times(1),
+        Fault::new(FaultStep::PostList, FaultAction::Lag { ms: 4000 }),
+    ])
     .await;
     drop_clip(&env, 1, "clip");
     let out = env.watch_once().await;
@@ -60,14 +56,10 @@ async fn already_published_in_answer_to_a_re_send_means_published() {
     // The list lags ten minutes: the reconcile window ends without the post, the re-send
     // is told the video is already published, and the post shows up once the sandbox's
     // clock is moved on.
-    let env = Env::configured(
-        options(vec![
-            Fault::new(FaultStep::Create, FaultAction::DropAnswer).times(1),
-            Fault::new(FaultStep::PostList, FaultAction::Lag { ms: 600_000 }),
-        ]),
-        &[],
-        "",
-    )
+    let env = Env::with_faults(vec![
+        Fault::new(FaultStep::Create, FaultAction::DropAnswer).times(1),
+        Fault::new(FaultStep::PostList, FaultAction::Lag { ms: 600_000 }),
+    ])
     .await;
     let agent = env.spawn_watch();
     drop_clip(&env, 2, "clip");
@@ -177,7 +169,7 @@ async fn upload_credentials_leave_the_ledger_when_the_job_ends() {
 // Regression (issue 9, smaller): a caption with 300 hashtags made 300 challenge look-ups.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_caption_full_of_hashtags_makes_a_bounded_number_of_look_ups() {
-    let env = Env::configured(options(vec![]), &[], "").await;
+    let env = Env::with_faults(vec![]).await;
     env.write_inbox("tags.mp4", clip_variant(6));
     let tags: Vec<String> = (0..300).map(|i| format!("#tag{i}")).collect();
     env.write_inbox(

@@ -13,7 +13,7 @@ use serde_json::json;
 fn drop_example(env: &Env, stem: &str, variant: u8) -> Vec<u8> {
     let bytes = clip_variant(variant);
     env.write_inbox(format!("{stem}.mp4"), &bytes);
-    std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
+    env.drop_media("clip.yaml", format!("{stem}.yaml"));
     bytes
 }
 
@@ -342,7 +342,7 @@ async fn a_copy_waits_for_the_same_video_in_flight_then_names_its_post() {
         .expect("the publish request never arrived");
     std::fs::create_dir_all(env.inbox().join("later")).unwrap();
     env.write_inbox("later/b.mp4", clip_variant(1));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("later/b.yaml")).unwrap();
+    env.drop_media("clip.yaml", "later/b.yaml");
     agent.wait_for_log("waiting for that job").await;
     env.sandbox.release();
     let receipt = agent
@@ -375,7 +375,7 @@ async fn a_copy_waiting_for_a_refused_video_is_published_itself() {
         .await
         .expect("the commit never arrived");
     env.write_inbox("b.mp4", &bytes);
-    std::fs::copy(media("clip.yaml"), env.inbox().join("b.yaml")).unwrap();
+    env.drop_media("clip.yaml", "b.yaml");
     agent.wait_for_log("waiting for that job").await;
     env.sandbox.release();
     let posts = wait_for_posts(&env, &agent, 1).await;

@@ -12,7 +12,7 @@ use serde_json::Value;
 async fn status_and_history_after_a_run_human_and_json() {
     let env = Env::start("").await;
     env.write_inbox("good.mp4", clip_variant(1));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("good.yaml")).unwrap();
+    env.drop_media("clip.yaml", "good.yaml");
     env.write_inbox("bad.mp4", clip_variant(2));
     env.write_inbox("bad.yaml", "text: hi\nvisiblity: public\n");
     env.write_inbox("lonely.mp4", clip_variant(3));

@@ -460,11 +460,7 @@ async fn an_unreadable_video_is_said_once_shown_in_status_and_fails_once() {
 // writable: checked at start (exit 2, naming it) and before step 5 (held, nothing posted).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unwritable_done_folder_is_found_before_anything_is_posted() {
-    let env = Env::start_watch(
-        "{settle: 300ms, poll_interval: 100ms, caption_wait: 30s, rescan_interval: 1s}",
-        "",
-    )
-    .await;
+    let env = Env::start_watch(&watch_rescanning("1s"), "").await;
     drop_bundle(&env, "clip.mp4", 1);
     let mut once = env.cmd();
     once.args(["watch", "--once"]);
@@ -538,7 +534,7 @@ async fn a_caption_shared_by_two_videos_publishes_neither_until_renamed() {
     let env = Env::start("").await;
     env.write_inbox("clip.mp4", clip_variant(1));
     env.write_inbox("clip.mov", clip_variant(2));
-    std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
+    env.drop_media("clip.yaml", "clip.yaml");
     let reason = "clip.yaml fits clip.mov and clip.mp4; rename one video and its caption";
 
     let out = env.watch_once().await;
@@ -567,7 +563,7 @@ async fn a_caption_shared_by_two_videos_publishes_neither_until_renamed() {
     assert_eq!(seen["waiting_for_caption"], serde_json::json!([]));
 
     // Renaming one video (with a caption of its own) resolves it: both are published.
-    std::fs::copy(media("clip.yaml"), env.inbox().join("other.yaml")).unwrap();
+    env.drop_media("clip.yaml", "other.yaml");
     std::fs::rename(env.inbox().join("clip.mov"), env.inbox().join("other.mov")).unwrap();
     for receipt in ["done/clip.receipt.json", "done/other.receipt.json"] {
         agent.wait_for_file(env.path(receipt), 60).await;

@@ -22,7 +22,7 @@ fn append(path: &std::path::Path, bytes: &[u8]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn export_that_pauses_before_writing_moov_is_published_once_with_its_final_bytes() {
     let env = Env::start("").await;
-    std::fs::copy(media("clip.yaml"), env.inbox().join("export.yaml")).unwrap();
+    env.drop_media("clip.yaml", "export.yaml");
     let agent = env.spawn_watch();
     let video = env.inbox().join("export.mp4");
     let parts = clip_moov_last();
@@ -63,7 +63,7 @@ async fn written_under_a_temp_name_then_renamed_is_published_once() {
         append(&part, chunk);
         tokio::time::sleep(Duration::from_millis(400)).await; // longer than settle
     }
-    std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
+    env.drop_media("clip.yaml", "clip.yaml");
     std::fs::rename(&part, env.inbox().join("clip.mp4")).unwrap();
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], Value::from(sha256_hex(&bytes)));
@@ -116,7 +116,7 @@ async fn nested_mkdir_p_tree_is_watched_at_once() {
 async fn caption_arriving_5_s_late_is_used() {
     let env = Env::start("").await;
     let agent = env.spawn_watch();
-    std::fs::copy(media("clip.mp4"), env.inbox().join("late.mp4")).unwrap();
+    env.drop_media("clip.mp4", "late.mp4");
     // The scenario itself: the caption comes five seconds after the video.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(env.posts().await.is_empty());
@@ -130,7 +130,7 @@ async fn caption_arriving_5_s_late_is_used() {
 async fn caption_edited_before_publishing_is_read_in_its_final_form() {
     let env = Env::start_watch("{settle: 2s, poll_interval: 100ms}", "").await;
     let agent = env.spawn_watch();
-    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.drop_media("clip.mp4", "clip.mp4");
     env.write_inbox("clip.yaml", "text: first draft\n");
     env.write_inbox("clip.yaml", "text: \"final words #音乐\"\n");
     let posts = wait_for_posts(&env, &agent, 1).await;
@@ -146,7 +146,7 @@ async fn truncated_mp4_fails_after_incomplete_timeout() {
     .await;
     let bytes = std::fs::read(media("clip.mp4")).unwrap();
     env.write_inbox("cut.mp4", &bytes[..100_000]);
-    std::fs::copy(media("clip.yaml"), env.inbox().join("cut.yaml")).unwrap();
+    env.drop_media("clip.yaml", "cut.yaml");
     let started = Instant::now();
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -154,8 +154,7 @@ async fn truncated_mp4_fails_after_incomplete_timeout() {
         started.elapsed() >= Duration::from_secs(2),
         "failed before the timeout"
     );
-    let err = read_json(&env.path("failed/cut.error.json"));
-    let reason = err["reason"].as_str().unwrap();
+    let reason = env.failure_reason("failed/cut.error.json");
     assert!(reason.contains("still incomplete"), "{reason}");
     assert!(reason.contains("past the end"), "{reason}");
     assert!(env.posts().await.is_empty());
@@ -169,7 +168,7 @@ async fn text_file_named_mp4_fails_at_once() {
     )
     .await;
     env.write_inbox("notes.mp4", "hello, this is not a video\n");
-    std::fs::copy(media("clip.yaml"), env.inbox().join("notes.yaml")).unwrap();
+    env.drop_media("clip.yaml", "notes.yaml");
     let out = env.watch_once().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = read_json(&env.path("failed/notes.error.json"));
@@ -189,8 +188,8 @@ async fn poll_mode_finds_new_files() {
     .await;
     let agent = env.spawn_watching().await;
     std::fs::create_dir_all(env.inbox().join("sub")).unwrap();
-    std::fs::copy(media("clip.mp4"), env.inbox().join("sub/clip.mp4")).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join("sub/clip.yaml")).unwrap();
+    env.drop_media("clip.mp4", "sub/clip.mp4");
+    env.drop_media("clip.yaml", "sub/clip.yaml");
     wait_for_posts(&env, &agent, 1).await;
     agent.assert_logged("poll");
 }
@@ -305,7 +304,7 @@ async fn video_replaced_while_waiting_for_its_caption_settles_again() {
     std::fs::write(&video, clip_variant(1)).unwrap();
     agent.wait_for_log("waiting for a caption").await;
     std::fs::write(&video, clip_variant(2)).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
+    env.drop_media("clip.yaml", "clip.yaml");
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(
         posts[0]["sha256"],
@@ -325,7 +324,7 @@ async fn video_changed_while_being_published_is_abandoned_and_starts_over() {
     let agent = env.spawn_watch();
     let video = env.inbox().join("clip.mp4");
     std::fs::write(&video, clip_variant(1)).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join("clip.yaml")).unwrap();
+    env.drop_media("clip.yaml", "clip.yaml");
 
     // The upload is done and the commit is held open: now the export changes.
     tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
@@ -365,7 +364,7 @@ async fn caption_edited_after_publishing_started_is_logged_and_ignored() {
     };
     let env = Env::configured(options, &[], "").await;
     let agent = env.spawn_watch();
-    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.drop_media("clip.mp4", "clip.mp4");
     env.write_inbox("clip.yaml", "text: as sent\n");
     tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
         .await

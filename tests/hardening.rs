@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Env, media, run, stderr};
+use common::{Env, stderr};
 
 fn dropcast() -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("dropcast"));
@@ -44,9 +44,7 @@ async fn validate_refuses_an_unknown_account_with_line_and_column() {
     let env = Env::start("").await;
     let caption = env.inbox().join("clip.yaml");
     std::fs::write(&caption, "text: hello\naccount: mian\n").unwrap();
-    let mut cmd = env.cmd();
-    cmd.arg("validate").arg(&caption);
-    let out = run(cmd).await;
+    let out = env.validate(&caption).await;
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -55,9 +53,7 @@ async fn validate_refuses_an_unknown_account_with_line_and_column() {
     );
     // The same caption naming a configured account is fine.
     std::fs::write(&caption, "text: hello\naccount: main\n").unwrap();
-    let mut cmd = env.cmd();
-    cmd.arg("validate").arg(&caption);
-    let out = run(cmd).await;
+    let out = env.validate(&caption).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -70,12 +66,10 @@ async fn validate_refuses_an_unknown_account_with_line_and_column() {
 #[tokio::test]
 async fn a_yaml_tag_in_a_caption_is_refused_and_nothing_is_posted() {
     let env = Env::start("").await;
-    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.drop_media("clip.mp4", "clip.mp4");
     let caption = env.inbox().join("clip.yaml");
     std::fs::write(&caption, "text: !!binary aGVsbG8gd29ybGQ=\n").unwrap();
-    let mut cmd = env.cmd();
-    cmd.arg("validate").arg(&caption);
-    let out = run(cmd).await;
+    let out = env.validate(&caption).await;
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("clip.yaml:1:"), "{said}");
@@ -99,7 +93,7 @@ async fn a_yaml_tag_in_a_caption_is_refused_and_nothing_is_posted() {
 async fn control_characters_in_file_names_are_escaped_in_the_log() {
     let env = Env::start("").await;
     let name = "evil\u{1b}[2J\u{1b}[31mred\nFAKE line";
-    std::fs::copy(media("clip.mp4"), env.inbox().join(format!("{name}.mp4"))).unwrap();
+    env.drop_media("clip.mp4", format!("{name}.mp4"));
     env.write_inbox(format!("{name}.yaml"), "text: hello\n");
     let out = env.watch_once().await;
     let err = stderr(&out);

@@ -50,8 +50,7 @@ async fn status_with_retry_after_replaces_create_once() {
 async fn status_on_upload_drains_the_body_so_the_client_sees_it() {
     let sb = sb().await;
     let bytes = mp4_with_media(2 * 1024 * 1024);
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (_, p) = sb.prepared(&bytes).await;
     sb.handle.inject(
         Fault::new(
             FaultStep::Upload,
@@ -108,8 +107,7 @@ async fn reset_on_upload_cuts_it_off_before_the_body_is_stored() {
     let sb = sb().await;
     // Large enough that the client is still sending when the connection goes.
     let bytes = mp4_with_media(8 * 1024 * 1024);
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (c, p) = sb.prepared(&bytes).await;
     sb.handle
         .inject(Fault::new(FaultStep::Upload, FaultAction::Reset).times(1));
     assert_no_answer(try_send(sb.upload_req(&p, &bytes)).await);
@@ -125,8 +123,7 @@ async fn reset_on_upload_cuts_it_off_before_the_body_is_stored() {
 async fn delay_on_commit_waits_then_works() {
     let sb = sb().await;
     let bytes = mp4_with_media(1024);
-    let c = sb.creds("main").await;
-    let p = sb.params(&c, bytes.len()).await;
+    let (c, p) = sb.prepared(&bytes).await;
     send(sb.upload_req(&p, &bytes)).await;
     sb.add_faults(json!({"step": "commit", "action": {"kind": "delay", "ms": 150}}))
         .await;

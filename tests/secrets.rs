@@ -287,8 +287,8 @@ async fn check_traced(env: &Env) -> Output {
 }
 
 fn drop_example(env: &Env, stem: &str) {
-    std::fs::copy(media("clip.mp4"), env.inbox().join(format!("{stem}.mp4"))).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join(format!("{stem}.yaml"))).unwrap();
+    env.drop_media("clip.mp4", format!("{stem}.mp4"));
+    env.drop_media("clip.yaml", format!("{stem}.yaml"));
 }
 
 /// The kinds of the non-cookie secrets the sandbox lists.
@@ -322,8 +322,8 @@ fn a_planted_secret_is_found() {
 async fn full_publish_at_trace_leaks_no_secret() {
     let env = Env::start("").await;
     drop_example(&env, "clip");
-    std::fs::copy(media("clip.mp4"), env.inbox().join("again.mp4")).unwrap();
-    std::fs::copy(media("clip.yaml"), env.inbox().join("again.yaml")).unwrap();
+    env.drop_media("clip.mp4", "again.mp4");
+    env.drop_media("clip.yaml", "again.yaml");
 
     let out = watch_once_traced(&env).await;
     assert!(out.status.success(), "{}", stderr(&out));

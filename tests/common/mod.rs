@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dropcast::sandbox::{self, FaultStep, SandboxHandle, SandboxOptions};
+use dropcast::sandbox::{self, Fault, FaultStep, SandboxHandle, SandboxOptions};
 use serde_json::Value;
 
 pub const COOKIE_VAR: &str = "DROPCAST_TEST_COOKIE";
@@ -22,6 +22,11 @@ pub const COOKIE_VAR: &str = "DROPCAST_TEST_COOKIE";
 /// The tests' usual `watch:` settings: short settle, fast polling.
 pub const DEFAULT_WATCH: &str =
     "{settle: 300ms, poll_interval: 100ms, caption_wait: 30s, rescan_interval: 10m}";
+
+/// The test defaults for `watch:` with another `rescan_interval`.
+pub fn watch_rescanning(every: &str) -> String {
+    format!("{{settle: 300ms, poll_interval: 100ms, caption_wait: 30s, rescan_interval: {every}}}")
+}
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -38,6 +43,15 @@ impl Env {
     /// A default sandbox and a config whose top-level `key` is `value` (YAML flow style).
     pub async fn with(key: &str, value: &str) -> Env {
         Self::configured(SandboxOptions::default(), &[(key, value)], "").await
+    }
+
+    /// A sandbox armed with `faults` and the test defaults.
+    pub async fn with_faults(faults: Vec<Fault>) -> Env {
+        let options = SandboxOptions {
+            faults,
+            ..SandboxOptions::default()
+        };
+        Self::configured(options, &[], "").await
     }
 
     /// Like [`start`](Self::start) with the config's `watch:` mapping (flow style) given.
@@ -103,6 +117,17 @@ impl Env {
         self.path("inbox")
     }
 
+    /// Copies the example media file `name` to `rel` in the inbox.
+    pub fn drop_media(&self, name: &str, rel: impl AsRef<Path>) {
+        std::fs::copy(media(name), self.inbox().join(rel)).unwrap();
+    }
+
+    /// The `reason` of the error file at `rel` (`failed/clip.error.json`).
+    pub fn failure_reason(&self, rel: &str) -> String {
+        let error = read_json(&self.path(rel));
+        error["reason"].as_str().unwrap().to_owned()
+    }
+
     /// Writes `bytes` to `rel` in the inbox, as a user drops a file.
     pub fn write_inbox(&self, rel: impl AsRef<Path>, bytes: impl AsRef<[u8]>) {
         std::fs::write(self.inbox().join(rel), bytes).unwrap();
@@ -125,6 +150,13 @@ impl Env {
     pub async fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.cmd();
         cmd.args(args);
+        run(cmd).await
+    }
+
+    /// Runs `dropcast validate PATH` to the end.
+    pub async fn validate(&self, path: &Path) -> Output {
+        let mut cmd = self.cmd();
+        cmd.arg("validate").arg(path);
         run(cmd).await
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dropcast::sandbox::{self, SandboxHandle, SandboxOptions, cookie_for};
 use reqwest::header::HeaderMap;
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 use super::fixtures::{crc_hex, mp4_with_media};
@@ -335,13 +335,24 @@ impl Sb {
 
     // ---- step 3a ----
 
-    /// A whole-file `POST` to `url` with these headers and no body yet.
-    pub fn object_post(&self, url: String, h: PartHeaders<'_>) -> RequestBuilder {
+    /// An object request to `url` with exactly these headers (reqwest appends, never
+    /// replaces, headers) and no body yet.
+    pub fn object_request(
+        &self,
+        method: Method,
+        url: String,
+        h: PartHeaders<'_>,
+    ) -> RequestBuilder {
         self.http
-            .post(url)
+            .request(method, url)
             .header("Authorization", h.sign)
             .header("Content-Type", h.content_type)
             .header("Content-CRC32", h.crc)
+    }
+
+    /// A whole-file `POST` to `url` with these headers and no body yet.
+    pub fn object_post(&self, url: String, h: PartHeaders<'_>) -> RequestBuilder {
+        self.object_request(Method::POST, url, h)
     }
 
     pub fn upload_req(&self, p: &Params, bytes: &[u8]) -> RequestBuilder {
@@ -431,13 +442,9 @@ impl Sb {
         self.raw_part(url, headers).body(bytes.to_vec())
     }
 
-    /// A part `PUT` with exactly these headers (reqwest appends, never replaces, headers).
+    /// A part `PUT` with these headers and no body yet.
     pub fn raw_part(&self, url: String, h: PartHeaders<'_>) -> RequestBuilder {
-        self.http
-            .put(url)
-            .header("Authorization", h.sign)
-            .header("Content-Type", h.content_type)
-            .header("Content-CRC32", h.crc)
+        self.object_request(Method::PUT, url, h)
     }
 
     pub async fn part(&self, p: &Params, id: &str, n: u32, bytes: &[u8]) -> Reply {
