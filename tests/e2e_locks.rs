@@ -41,6 +41,29 @@ async fn held(env: &Env, n: usize) {
         .expect("the sandbox never held the request");
 }
 
+/// `child`'s stdout, once it exited 0 (its log, `log` in the test folder, said otherwise).
+async fn finished_ok(env: &Env, child: Child, log: &str) -> String {
+    let out = finish(child).await;
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{log}: {text}\n{}",
+        std::fs::read_to_string(env.path(log)).unwrap_or_default()
+    );
+    text
+}
+
+/// One upload and one publish request reached the sandbox.
+async fn assert_one_upload_and_create(env: &Env) {
+    let requests = env.requests().await;
+    assert_eq!(
+        (&requests["upload"], &requests["create"]),
+        (&Value::from(1), &Value::from(1)),
+        "{requests}"
+    );
+}
+
 fn url_of(post: &Value) -> String {
     format!(
         "https://www.douyin.com/video/{}",
@@ -80,21 +103,9 @@ async fn publish_beside_a_running_agent_is_handed_to_it_and_posts_once() {
     .await
     .unwrap_or_else(|_| panic!("the agent's job never ended:\n{}", agent.log_text()));
 
-    let out = finish(publish).await;
-    let text = stdout(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{}",
-        std::fs::read_to_string(env.path("publish.log")).unwrap_or_default()
-    );
+    let text = finished_ok(&env, publish, "publish.log").await;
     // The agent answered after its job ended: one upload, one publish request, one post.
-    let requests = env.requests().await;
-    assert_eq!(
-        (&requests["upload"], &requests["create"]),
-        (&Value::from(1), &Value::from(1)),
-        "{requests}"
-    );
+    assert_one_upload_and_create(&env).await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1, "{posts:#?}\n{}", agent.log_text());
     assert_eq!(text.trim(), format!("published: {}", url_of(&posts[0])));
@@ -132,22 +143,10 @@ async fn three_publish_of_one_file_post_once_and_print_the_same_address() {
 
     let mut printed = Vec::new();
     for (child, log) in [(first, "p1.log"), (second, "p2.log"), (third, "p3.log")] {
-        let out = finish(child).await;
-        let text = stdout(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{log}: {text}\n{}",
-            std::fs::read_to_string(env.path(log)).unwrap_or_default()
-        );
+        let text = finished_ok(&env, child, log).await;
         printed.push(text.trim().to_string());
     }
-    let requests = env.requests().await;
-    assert_eq!(
-        (&requests["upload"], &requests["create"]),
-        (&Value::from(1), &Value::from(1)),
-        "{requests}"
-    );
+    assert_one_upload_and_create(&env).await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1, "{posts:#?}");
     let expected = format!("published: {}", url_of(&posts[0]));

@@ -330,12 +330,8 @@ fn status_with_a_running_agent_shows_every_kind_of_job() {
     assert_eq!(v["queued"][0]["last_step"], "credentials");
     assert_eq!(v["failed"][1]["step"], "upload");
     assert_eq!(v["failed"][1]["class"], "rejected");
-    assert!(
-        v["scheduled"][0]["publish_at"]
-            .as_str()
-            .unwrap()
-            .ends_with('Z')
-    );
+    let publish_at = v["scheduled"][0]["publish_at"].as_str().unwrap();
+    assert!(publish_at.ends_with('Z'), "{publish_at}");
     assert!(v["generated_at"].is_string());
 
     let text = report::render_status(&r, None);

@@ -24,6 +24,12 @@ async fn sb() -> Sb {
     start(SandboxOptions::default()).await
 }
 
+/// The next step 5 is held until released.
+fn hold_next_create(sb: &Sb) {
+    sb.handle
+        .inject(Fault::new(FaultStep::Create, FaultAction::Hold).times(1));
+}
+
 // ---------- one test per action ----------
 
 #[tokio::test]
@@ -176,8 +182,7 @@ async fn lag_on_post_list_hides_new_posts_until_they_are_old_enough() {
 async fn hold_keeps_create_open_until_released() {
     let sb = sb().await;
     let (vid, poster) = sb.ready_video().await;
-    sb.handle
-        .inject(Fault::new(FaultStep::Create, FaultAction::Hold).times(1));
+    hold_next_create(&sb);
     let pending = tokio::spawn(try_send(sb.create_req(&vid, &poster)));
     sb.handle.wait_held(1).await;
     assert_eq!(sb.inspect("faults").await["held"], 1);
@@ -200,8 +205,7 @@ async fn hold_keeps_create_open_until_released() {
 async fn held_create_is_done_on_release_even_when_the_client_left() {
     let sb = sb().await;
     let (vid, poster) = sb.ready_video().await;
-    sb.handle
-        .inject(Fault::new(FaultStep::Create, FaultAction::Hold).times(1));
+    hold_next_create(&sb);
     let gave_up = try_send(
         sb.create_req(&vid, &poster)
             .timeout(Duration::from_millis(100)),
@@ -319,9 +323,8 @@ async fn faults_from_options_apply_from_the_start() {
 
 #[tokio::test]
 async fn control_endpoints_are_never_faulted() {
-    let sb = sb().await;
     // Rules only match protocol steps; inspecting works while every step is broken.
-    for step in [
+    let steps = [
         "credentials",
         "upload_params",
         "upload",
@@ -329,7 +332,9 @@ async fn control_endpoints_are_never_faulted() {
         "create",
         "post_list",
         "challenge_sug",
-    ] {
+    ];
+    let sb = sb().await;
+    for step in steps {
         sb.add_faults(json!({"step": step, "action": "reset"}))
             .await;
     }

@@ -45,6 +45,14 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A sandbox and a `size`-byte video whose multipart upload is started.
+async fn begun(size: usize) -> (Sb, Vec<u8>, Creds, Params, String) {
+    let sb = start(Vec::new()).await;
+    let bytes = mp4_of_size(size);
+    let (creds, p, id) = sb.begin(&bytes).await;
+    (sb, bytes, creds, p, id)
+}
+
 /// 5 MiB, 5 MiB, 1.3 MiB.
 const ODD_SIZE: usize = 2 * PART + 1_363_149;
 
@@ -104,10 +112,8 @@ async fn three_parts_with_an_odd_last_part_are_assembled_committed_and_posted() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_sent_concurrently_and_out_of_order_assemble_in_order() {
-    let sb = start(Vec::new()).await;
-    let bytes = mp4_of_size(ODD_SIZE);
+    let (sb, bytes, creds, p, id) = begun(ODD_SIZE).await;
     let parts = split(&bytes);
-    let (creds, p, id) = sb.begin(&bytes).await;
     let sends = [3u32, 1, 2].map(|n| send(sb.part_request(&p, &id, n, parts[n as usize - 1])));
     for r in futures_util::future::join_all(sends).await {
         r.ok();
@@ -120,10 +126,8 @@ async fn parts_sent_concurrently_and_out_of_order_assemble_in_order() {
 
 #[tokio::test]
 async fn a_resent_part_replaces_the_earlier_copy() {
-    let sb = start(Vec::new()).await;
-    let bytes = mp4_of_size(PART + 1000);
+    let (sb, bytes, _, p, id) = begun(PART + 1000).await;
     let parts = split(&bytes);
-    let (_, p, id) = sb.begin(&bytes).await;
     let wrong = noise(1000, 99);
     sb.part_ok(&p, &id, 1, parts[0]).await;
     sb.part_ok(&p, &id, 2, &wrong).await;
@@ -144,10 +148,8 @@ async fn a_resent_part_replaces_the_earlier_copy() {
 
 #[tokio::test]
 async fn completion_refuses_every_bad_list_and_then_accepts_the_right_one() {
-    let sb = start(Vec::new()).await;
-    let bytes = mp4_of_size(2 * PART + 100);
+    let (sb, bytes, _, p, id) = begun(2 * PART + 100).await;
     let parts = split(&bytes);
-    let (_, p, id) = sb.begin(&bytes).await;
     for (n, part) in (1..).zip(&parts) {
         sb.part_ok(&p, &id, n, part).await;
     }
@@ -389,10 +391,8 @@ async fn each_request_rule_is_enforced() {
 
 #[tokio::test]
 async fn upload_ids_expire_with_their_tos_sign() {
-    let sb = start(Vec::new()).await;
-    let bytes = mp4_of_size(PART + 10);
+    let (sb, bytes, _, p, id) = begun(PART + 10).await;
     let parts = split(&bytes);
-    let (_, p, id) = sb.begin(&bytes).await;
     sb.part_ok(&p, &id, 1, parts[0]).await;
     let r = send(sb.http.post(sb.url("/__sandbox/advance?seconds=3601"))).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -412,10 +412,8 @@ async fn upload_ids_expire_with_their_tos_sign() {
 
 #[tokio::test]
 async fn a_part_that_fails_twice_then_succeeds_is_counted_once_as_received() {
-    let sb = start(Vec::new()).await;
-    let bytes = mp4_of_size(PART + 10);
+    let (sb, bytes, _, p, id) = begun(PART + 10).await;
     let parts = split(&bytes);
-    let (_, p, id) = sb.begin(&bytes).await;
     // Armed over HTTP, as the documented JSON.
     let rule =
         json!({"step": "upload_part", "action": {"kind": "status", "status": 503}, "times": 2});
