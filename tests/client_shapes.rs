@@ -102,6 +102,11 @@ fn assert_no_secret(err: &PublishError) {
     }
 }
 
+/// Step 5's answer when it posted, with this id.
+fn posted(aweme_id: &str) -> Reply {
+    ok(json!({"status_code": 0, "aweme": {"aweme_id": aweme_id}}))
+}
+
 fn auth_ok() -> Reply {
     ok(json!({"status_code": 0, "ak": AK, "auth": AUTH}))
 }
@@ -655,7 +660,7 @@ async fn step5_status_8_is_an_expired_cookie() {
 async fn step5_status_7_is_retried_then_succeeds() {
     let server = Server::start(vec![
         ok(json!({"status_code": 7, "status_msg": "too often"})),
-        ok(json!({"status_code": 0, "aweme": {"aweme_id": "1"}})),
+        posted("1"),
     ])
     .await;
     let post = server.post().await.unwrap();
@@ -669,7 +674,7 @@ async fn step5_rate_limits_do_not_use_up_attempts() {
         ok(json!({"status_code": 7})),
         ok(json!({"status_code": 7})),
         ok(json!({"status_code": 7})),
-        ok(json!({"status_code": 0, "aweme": {"aweme_id": "9"}})),
+        posted("9"),
     ])
     .await;
     // One attempt allowed: the three rate limits are waited out, not counted.
@@ -684,11 +689,7 @@ async fn step5_rate_limits_do_not_use_up_attempts() {
 async fn step5_429_honours_retry_after() {
     let mut limited = reply(429, json!({"status_code": 7}));
     limited.headers.push(("retry-after", "1".into()));
-    let server = Server::start(vec![
-        limited,
-        ok(json!({"status_code": 0, "aweme": {"aweme_id": "5"}})),
-    ])
-    .await;
+    let server = Server::start(vec![limited, posted("5")]).await;
     let started = std::time::Instant::now();
     let post = post_via(&server.client_with(Duration::from_secs(5), 1))
         .await
@@ -703,11 +704,7 @@ async fn step5_429_honours_retry_after() {
 
 #[tokio::test]
 async fn step5_5xx_then_success_is_retried() {
-    let server = Server::start(vec![
-        raw(502, "bad gateway"),
-        ok(json!({"status_code": 0, "aweme": {"aweme_id": "6"}})),
-    ])
-    .await;
+    let server = Server::start(vec![raw(502, "bad gateway"), posted("6")]).await;
     let post = server.post().await.unwrap();
     assert_eq!(post_of(&post).aweme_id, "6");
     assert_eq!(server.seen().len(), 2);
@@ -715,11 +712,7 @@ async fn step5_5xx_then_success_is_retried() {
 
 #[tokio::test]
 async fn step5_sent_without_an_answer_is_unknown_and_never_resent() {
-    let server = Server::start(vec![
-        hang(),
-        ok(json!({"status_code": 0, "aweme": {"aweme_id": "twice"}})),
-    ])
-    .await;
+    let server = Server::start(vec![hang(), posted("twice")]).await;
     let err = post_via(&server.client_with(Duration::from_millis(300), 5))
         .await
         .unwrap_err();

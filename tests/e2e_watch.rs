@@ -315,11 +315,8 @@ async fn video_replaced_while_waiting_for_its_caption_settles_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn video_changed_while_being_published_is_abandoned_and_starts_over() {
-    use dropcast::sandbox::{Fault, FaultAction, FaultStep};
-    let env = Env::with_faults(vec![
-        Fault::new(FaultStep::Commit, FaultAction::Hold).times(1),
-    ])
-    .await;
+    use dropcast::sandbox::FaultStep;
+    let env = Env::holding_once(FaultStep::Commit).await;
     let agent = env.spawn_watch();
     let video = env.inbox().join("clip.mp4");
     std::fs::write(&video, clip_variant(1)).unwrap();
@@ -356,11 +353,8 @@ async fn video_changed_while_being_published_is_abandoned_and_starts_over() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn caption_edited_after_publishing_started_is_logged_and_ignored() {
-    use dropcast::sandbox::{Fault, FaultAction, FaultStep};
-    let env = Env::with_faults(vec![
-        Fault::new(FaultStep::Create, FaultAction::Hold).times(1),
-    ])
-    .await;
+    use dropcast::sandbox::FaultStep;
+    let env = Env::holding_once(FaultStep::Create).await;
     let agent = env.spawn_watch();
     env.drop_media("clip.mp4", "clip.mp4");
     env.write_inbox("clip.yaml", "text: as sent\n");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::fixtures::{crc_hex, mp4_of_size, noise, sha256_hex};
 use common::sandbox_client::*;
 use dropcast::sandbox::{Fault, FaultAction, FaultStep, ParamsLayout, SandboxOptions};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
@@ -247,12 +247,11 @@ async fn each_request_rule_is_enforced() {
     let url = |q: &str| format!("{}?{q}", p.object_url());
 
     // Init: POST only, empty body, this upload's tos_sign.
-    let r = send(
-        sb.http
-            .put(url("uploads"))
-            .header("Authorization", &p.tos_sign),
-    )
-    .await;
+    let init = |method, sign: &str| {
+        let req = sb.http.request(method, url("uploads"));
+        send(req.header("Authorization", sign))
+    };
+    let r = init(Method::PUT, &p.tos_sign).await;
     r.refused(StatusCode::METHOD_NOT_ALLOWED, "POST");
     let r = send(
         sb.http
@@ -262,12 +261,7 @@ async fn each_request_rule_is_enforced() {
     )
     .await;
     r.refused(StatusCode::BAD_REQUEST, "empty");
-    let r = send(
-        sb.http
-            .post(url("uploads"))
-            .header("Authorization", &other.tos_sign),
-    )
-    .await;
+    let r = init(Method::POST, &other.tos_sign).await;
     r.refused(StatusCode::UNAUTHORIZED, "tos_sign");
 
     // Parts.

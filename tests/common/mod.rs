@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dropcast::sandbox::{self, Fault, FaultStep, SandboxHandle, SandboxOptions};
+use dropcast::sandbox::{self, Fault, FaultAction, FaultStep, SandboxHandle, SandboxOptions};
 use serde_json::Value;
 
 pub const COOKIE_VAR: &str = "DROPCAST_TEST_COOKIE";
@@ -52,6 +52,11 @@ impl Env {
             ..SandboxOptions::default()
         };
         Self::configured(options, &[], "").await
+    }
+
+    /// A sandbox that holds the first request to `step` until released.
+    pub async fn holding_once(step: FaultStep) -> Env {
+        Self::with_faults(vec![Fault::new(step, FaultAction::Hold).times(1)]).await
     }
 
     /// Like [`start`](Self::start) with the config's `watch:` mapping (flow style) given.
