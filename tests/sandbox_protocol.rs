@@ -9,11 +9,25 @@ use std::time::Duration;
 use common::fixtures::{crc_hex, mp4_with_media, sha256_hex};
 use common::sandbox_client::*;
 use dropcast::sandbox::{self, ParamsLayout, SandboxOptions, cookie_for};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 async fn start(options: SandboxOptions) -> Sb {
     Sb::start(options).await
+}
+
+/// A sandbox with the default options as `change` leaves them.
+async fn start_with(change: impl FnOnce(&mut SandboxOptions)) -> Sb {
+    let mut options = SandboxOptions::default();
+    change(&mut options);
+    start(options).await
+}
+
+/// Step 5 as `main` with `form` is refused with 2, the message naming `words`.
+async fn assert_create_refused(sb: &Sb, form: &[(String, String)], words: &str) {
+    let r = sb.create("main", form).await;
+    assert_eq!(r.status_code(), 2);
+    assert!(r.msg().contains(words), "{}", r.json);
 }
 
 async fn sb() -> Sb {
@@ -149,11 +163,7 @@ async fn step2_refuses_bad_or_expired_auth_with_4001() {
 
 #[tokio::test]
 async fn step2_auth_expires_after_its_ttl() {
-    let sb = start(SandboxOptions {
-        auth_ttl: Duration::from_secs(60),
-        ..SandboxOptions::default()
-    })
-    .await;
+    let sb = start_with(|o| o.auth_ttl = Duration::from_secs(60)).await;
     let q = "action=GetVideoUploadParams&use_edge_node=1&file_size=10";
     let c = sb.creds("main").await;
     sb.advance(59).await;
@@ -207,11 +217,7 @@ async fn step2_alternates_layouts_and_formats_extra_param() {
 #[tokio::test]
 async fn step2_fixed_layouts() {
     for (layout, top) in [(ParamsLayout::Top, true), (ParamsLayout::EdgeNodes, false)] {
-        let sb = start(SandboxOptions {
-            layout,
-            ..SandboxOptions::default()
-        })
-        .await;
+        let sb = start_with(|o| o.layout = layout).await;
         let c = sb.creds("main").await;
         let q = "action=GetVideoUploadParams&use_edge_node=1&file_size=1";
         for _ in 0..2 {
@@ -227,11 +233,7 @@ async fn step2_fixed_layouts() {
 #[tokio::test]
 async fn step3_stores_the_bytes_on_disk_under_the_oid_path() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sb = start(SandboxOptions {
-        storage_dir: Some(dir.path().to_path_buf()),
-        ..SandboxOptions::default()
-    })
-    .await;
+    let sb = start_with(|o| o.storage_dir = Some(dir.path().to_path_buf())).await;
     let bytes = mp4_with_media(300_000);
     let (_, p) = sb.prepared(&bytes).await;
     let r = sb.upload(&p, &bytes).await;
@@ -240,15 +242,8 @@ async fn step3_stores_the_bytes_on_disk_under_the_oid_path() {
     let stored = std::fs::read(dir.path().join(&p.oid)).expect("object on disk");
     assert_eq!(stored, bytes);
     // PUT works too, and replaces the object.
-    let r = send(
-        sb.http
-            .put(p.object_url())
-            .header("Authorization", &p.tos_sign)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-CRC32", crc_hex(&bytes))
-            .body(bytes.clone()),
-    )
-    .await;
+    let put = sb.signed(Method::PUT, &p, &crc_hex(&bytes));
+    let r = send(put.body(bytes.clone())).await;
     assert_eq!(r.json, json!({"success": 0}));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("tos-cn-v-0000"))
         .expect("bucket dir")
@@ -262,8 +257,7 @@ async fn step3_stores_the_bytes_on_disk_under_the_oid_path() {
 async fn step3_refuses_bad_or_expired_tos_sign_with_401() {
     let sb = sb().await;
     let bytes = b"0123456789".to_vec();
-    let (c, p) = sb.prepared(&bytes).await;
-    let other = sb.params(&c, bytes.len()).await;
+    let (_, p, other) = sb.prepared_twice(&bytes).await;
     for sign in ["", "nonsense", other.tos_sign.as_str()] {
         let bad = Params {
             tos_sign: sign.to_owned(),
@@ -282,11 +276,7 @@ async fn step3_refuses_bad_or_expired_tos_sign_with_401() {
 
 #[tokio::test]
 async fn step3_tos_sign_expires_after_its_ttl() {
-    let sb = start(SandboxOptions {
-        sign_ttl: Duration::from_secs(100),
-        ..SandboxOptions::default()
-    })
-    .await;
+    let sb = start_with(|o| o.sign_ttl = Duration::from_secs(100)).await;
     let bytes = b"abc".to_vec();
     let (_, p) = sb.prepared(&bytes).await;
     sb.advance(101).await;
@@ -300,17 +290,8 @@ async fn step3_refuses_chunked_bodies_with_411() {
     let (_, p) = sb.prepared(&bytes).await;
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         vec![Ok(bytes[..5].to_vec()), Ok(bytes[5..].to_vec())];
-    let r = send(
-        sb.http
-            .post(p.object_url())
-            .header("Authorization", &p.tos_sign)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-CRC32", crc_hex(&bytes))
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-                chunks,
-            ))),
-    )
-    .await;
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let r = send(sb.signed(Method::POST, &p, &crc_hex(&bytes)).body(body)).await;
     assert_eq!(r.status, StatusCode::LENGTH_REQUIRED);
     assert_eq!(r.json["success"], json!(1));
 }
@@ -440,8 +421,7 @@ async fn step4_commits_and_reports_the_video() {
 async fn step4_needs_extra_param_verbatim() {
     let sb = sb().await;
     let bytes = b"some bytes".to_vec();
-    let (c, p) = sb.prepared(&bytes).await;
-    let other = sb.params(&c, bytes.len()).await;
+    let (c, p, other) = sb.prepared_twice(&bytes).await;
     sb.upload(&p, &bytes).await;
     let body = commit_body(&p);
     let wrong_vts = p
@@ -509,8 +489,7 @@ async fn step4_checks_auth_content_type_and_body() {
 async fn step4_refuses_mismatched_or_incomplete_uploads_with_4004() {
     let sb = sb().await;
     let bytes = b"some bytes".to_vec();
-    let (c, p) = sb.prepared(&bytes).await;
-    let other = sb.params(&c, bytes.len()).await;
+    let (c, p, other) = sb.prepared_twice(&bytes).await;
     let q = format!("action=UpdateVideoUploadInfos&{}", p.extra_param);
     assert_eq!(sb.commit(&c, &p).await.code(), 4004, "nothing uploaded yet");
     sb.upload(&p, &bytes).await;
@@ -626,13 +605,7 @@ async fn step5_needs_cookie_and_matching_csrf_token() {
     )
     .await;
     assert_eq!(r.status_code(), 2, "json content type");
-    assert!(
-        sb.inspect("posts")
-            .await
-            .as_array()
-            .expect("list")
-            .is_empty()
-    );
+    assert!(sb.posts().await.is_empty());
     assert_eq!(
         sb.create_raw(&cookie_for("main"), &csrf_of("main"), body)
             .await
@@ -648,26 +621,16 @@ async fn step5_video_must_be_committed_by_the_same_user() {
     let c = sb.creds("main").await;
     let p = sb.params(&c, 5).await;
     sb.upload(&p, b"12345").await;
-    let r = sb.create("main", &form(&p.vid, &p.oid)).await;
-    assert_eq!(r.status_code(), 2);
-    assert!(r.msg().contains("video_id"), "{}", r.json);
+    assert_create_refused(&sb, &form(&p.vid, &p.oid), "video_id").await;
     // Unknown video.
     let r = sb.create("main", &form("v0200fnope", &p.oid)).await;
     assert_eq!(r.status_code(), 2);
     // Someone else's committed video.
     let theirs = sb.ready("other", b"their video").await;
-    let r = sb
-        .create("main", &form(&theirs.params.vid, &theirs.poster))
-        .await;
-    assert_eq!(r.status_code(), 2);
-    assert!(r.msg().contains("video_id"), "{}", r.json);
+    assert_create_refused(&sb, &form(&theirs.params.vid, &theirs.poster), "video_id").await;
     // A poster that is neither the committed poster nor the video oid.
     let mine = sb.ready("main", b"my video").await;
-    let r = sb
-        .create("main", &form(&mine.params.vid, &theirs.poster))
-        .await;
-    assert_eq!(r.status_code(), 2);
-    assert!(r.msg().contains("poster"), "{}", r.json);
+    assert_create_refused(&sb, &form(&mine.params.vid, &theirs.poster), "poster").await;
     assert_eq!(
         sb.create("main", &form(&mine.params.vid, &mine.poster))
             .await
@@ -741,13 +704,7 @@ async fn step5_each_bad_field_is_refused_by_name() {
         &[("mix_id", "7012345678901234567"), ("mix_order", "0")],
     );
     assert!(sb.create("main", &mix).await.msg().starts_with("mix_order"));
-    assert!(
-        sb.inspect("posts")
-            .await
-            .as_array()
-            .expect("list")
-            .is_empty()
-    );
+    assert!(sb.posts().await.is_empty());
     // A schedule inside the window is fine.
     let later = (now + 3 * 3600).to_string();
     let r = sb.create("main", &set(good, &[("timing", &later)])).await;
@@ -795,11 +752,7 @@ async fn step5_spans_count_utf16_units_for_astral_characters() {
 
 #[tokio::test]
 async fn step5_rate_limit_answers_7_then_429_and_lifts() {
-    let sb = start(SandboxOptions {
-        min_post_interval: Duration::from_secs(60),
-        ..SandboxOptions::default()
-    })
-    .await;
+    let sb = start_with(|o| o.min_post_interval = Duration::from_secs(60)).await;
     let a = sb.ready("main", b"first").await;
     let b = sb.ready("main", b"second").await;
     let other = sb.ready("other", b"third").await;

@@ -355,14 +355,19 @@ impl Sb {
         self.object_request(Method::POST, url, h)
     }
 
-    pub fn upload_req(&self, p: &Params, bytes: &[u8]) -> RequestBuilder {
+    /// An object request for `p` with its tos_sign, a binary type and this CRC, no body yet.
+    pub fn signed(&self, method: Method, p: &Params, crc: &str) -> RequestBuilder {
         let headers = PartHeaders {
             sign: &p.tos_sign,
             content_type: "application/octet-stream",
-            crc: &crc_hex(bytes),
+            crc,
         };
-        self.object_post(p.object_url(), headers)
-            .body(bytes.to_vec())
+        self.object_request(method, p.object_url(), headers)
+    }
+
+    pub fn upload_req(&self, p: &Params, bytes: &[u8]) -> RequestBuilder {
+        let crc = crc_hex(bytes);
+        self.signed(Method::POST, p, &crc).body(bytes.to_vec())
     }
 
     pub async fn upload(&self, p: &Params, bytes: &[u8]) -> Reply {
@@ -374,6 +379,13 @@ impl Sb {
         let c = self.creds("main").await;
         let p = self.params(&c, bytes.len()).await;
         (c, p)
+    }
+
+    /// Like [`prepared`](Self::prepared), and step 2 once more: another object of that size.
+    pub async fn prepared_twice(&self, bytes: &[u8]) -> (Creds, Params, Params) {
+        let (c, p) = self.prepared(bytes).await;
+        let other = self.params(&c, bytes.len()).await;
+        (c, p, other)
     }
 
     /// Steps 1–3 for `bytes` as `main`.
@@ -513,6 +525,12 @@ impl Sb {
     pub async fn post_list(&self) -> Reply {
         let path = "/web/api/media/aweme/post/?count=10&max_cursor=0";
         self.get_json(path, Some(&cookie_for("main"))).await
+    }
+
+    /// The sandbox's posts, as `/__sandbox/posts` lists them.
+    pub async fn posts(&self) -> Vec<Value> {
+        let posts = self.inspect("posts").await;
+        posts.as_array().expect("list").clone()
     }
 
     pub async fn inspect(&self, what: &str) -> Value {
