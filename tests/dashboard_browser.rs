@@ -13,85 +13,33 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dropcast::archive::{self, Destination};
 use dropcast::config::Config;
-use dropcast::domain::{ContentHash, Step};
 use dropcast::driver::DriverLock;
-use dropcast::ledger::{Claim, JobRecord, JobState, Ledger, NewJob};
+use dropcast::ledger::JobState;
 use dropcast::lock::Role;
 use dropcast::pipeline::live::Waiting;
 use dropcast::pipeline::{Access, Context};
-use dropcast::receipt::{FailureReceipt, UtcTime};
+use dropcast::receipt::UtcTime;
 use dropcast::status;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
+#[path = "common/failed_jobs.rs"]
+mod failed_jobs;
+
+use failed_jobs::{Failure, claim, failed_job};
+
 /// The key W3C WebDriver puts element references under.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-fn hash_of(bytes: &[u8]) -> ContentHash {
-    ContentHash::from_digest(&Sha256::digest(bytes))
-}
-
-fn claim(l: &mut Ledger, video: &str, bytes: &[u8], caption: Option<&Path>) -> JobRecord {
-    let job = NewJob {
-        sha256: hash_of(bytes),
-        account: "main".into(),
-        video: video.into(),
-        caption: caption.map(Path::to_path_buf),
-        size: bytes.len() as u64,
-    };
-    match l.claim(&job, false).unwrap() {
-        Claim::New(j) => j,
-        other => panic!("expected a new job, got {other:?}"),
-    }
-}
-
-/// A job that failed at step 5, its video and caption archived to `failed/` with their
-/// error receipt the way the pipeline does it (plan stored, then executed), so that
-/// retry can bring them back.
-fn failed_job(ctx: &Context, l: &mut Ledger, video: &str, bytes: &[u8]) -> JobRecord {
-    let video_path = ctx.config.inbox.join(video);
-    let caption_path = video_path.with_extension("yaml");
-    std::fs::create_dir_all(video_path.parent().unwrap()).unwrap();
-    std::fs::write(&video_path, bytes).unwrap();
-    std::fs::write(&caption_path, "text: \"sunset #travel\"\n").unwrap();
-    let job = claim(
-        l,
-        video,
-        bytes,
-        Some(&Path::new(video).with_extension("yaml")),
-    );
-    let reason = "the platform refused the post: caption too long (status_code 8)";
-    l.mark_failed(job.id, Some(Step::Publish), "rejected", reason)
-        .unwrap();
-    let receipt = FailureReceipt {
-        sha256: Some(job.sha256.clone()),
-        account: "main".into(),
-        file: video.into(),
-        step: Some(Step::Publish),
-        class: "rejected".into(),
-        reason: reason.into(),
-        hint: "Shorten the caption, then press Retry (or run `dropcast retry`).".into(),
-        failed_at: UtcTime::now(),
-    };
-    let plan = archive::plan(
-        &ctx.folders,
-        Destination::Failed,
-        &video_path,
-        Some(&caption_path),
-        &receipt,
-    )
-    .unwrap();
-    l.set_archive_plan(job.id, &serde_json::to_value(&plan).unwrap())
-        .unwrap();
-    let archived = archive::execute(&plan).unwrap();
-    l.record_archived(job.id, &archived.video).unwrap();
-    l.job(job.id).unwrap().unwrap()
-}
+/// How the failed job failed.
+const FAILURE: Failure = Failure {
+    caption: "text: \"sunset #travel\"\n",
+    reason: "the platform refused the post: caption too long (status_code 8)",
+    hint: "Shorten the caption, then press Retry (or run `dropcast retry`).",
+};
 
 /// Finds a program: the variable's value, else the first name found on `PATH`.
 fn program(var: &str, names: &[&str]) -> Option<PathBuf> {
@@ -322,7 +270,7 @@ async fn dashboard_shows_live_jobs_and_retry_requeues_a_failed_one() {
     let c = Arc::clone(&ctx);
     let (failed, uploading) = ctx
         .ledger(move |l| {
-            let failed = failed_job(&c, l, "trips/sunset.mp4", b"sunset video");
+            let failed = failed_job(&c, l, "trips/sunset.mp4", b"sunset video", &FAILURE);
             let p = claim(l, "cats/nap.mp4", b"earlier post", None);
             l.mark_publish_sent(p.id).unwrap();
             l.mark_published(p.id, "7301234567890123456").unwrap();

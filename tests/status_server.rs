@@ -6,21 +6,24 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use dropcast::archive::{self, Destination};
 use dropcast::config::Config;
-use dropcast::domain::{ContentHash, Step};
+use dropcast::domain::ContentHash;
 use dropcast::driver::DriverLock;
-use dropcast::ledger::{Claim, JobRecord, JobState, Ledger, NewJob};
+use dropcast::ledger::{Claim, JobRecord, JobState, NewJob};
 use dropcast::lock::Role;
 use dropcast::pipeline::live::{PausedAccount, Waiting};
 use dropcast::pipeline::{Access, Context};
-use dropcast::receipt::{FailureReceipt, UtcTime};
+use dropcast::receipt::UtcTime;
 use dropcast::secret::Secret;
 use dropcast::status::{self, StatusHandle};
 use reqwest::StatusCode;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+
+#[path = "common/failed_jobs.rs"]
+mod failed_jobs;
+
+use failed_jobs::{Failure, claim, failed_job};
 
 const TOKEN: &str = "status-token-5f1e9a";
 
@@ -91,70 +94,12 @@ impl Fixture {
     }
 }
 
-fn hash_of(bytes: &[u8]) -> ContentHash {
-    ContentHash::from_digest(&Sha256::digest(bytes))
-}
-
-fn claim(l: &mut Ledger, video: &str, bytes: &[u8]) -> JobRecord {
-    let job = NewJob {
-        sha256: hash_of(bytes),
-        account: "main".into(),
-        video: video.into(),
-        caption: None,
-        size: bytes.len() as u64,
-    };
-    match l.claim(&job, false).unwrap() {
-        Claim::New(j) => j,
-        other => panic!("expected a new job, got {other:?}"),
-    }
-}
-
-/// A job that failed at step 5 and whose video and caption were archived to `failed/`
-/// with their error receipt, as the pipeline does it (plan stored, then executed).
-pub fn failed_job(ctx: &Context, l: &mut Ledger, video: &str, bytes: &[u8]) -> JobRecord {
-    let video_path = ctx.config.inbox.join(video);
-    let caption_path = video_path.with_extension("yaml");
-    std::fs::create_dir_all(video_path.parent().unwrap()).unwrap();
-    std::fs::write(&video_path, bytes).unwrap();
-    std::fs::write(&caption_path, "text: \"hello \\\"world\\\"\"\n").unwrap();
-    let job = NewJob {
-        sha256: hash_of(bytes),
-        account: "main".into(),
-        video: video.into(),
-        caption: Some(Path::new(video).with_extension("yaml")),
-        size: bytes.len() as u64,
-    };
-    let Claim::New(job) = l.claim(&job, false).unwrap() else {
-        panic!("expected a new job");
-    };
-    let reason = "the platform refused the caption: <b>\"too long\"</b>";
-    l.mark_failed(job.id, Some(Step::Publish), "rejected", reason)
-        .unwrap();
-    let receipt = FailureReceipt {
-        sha256: Some(job.sha256.clone()),
-        account: "main".into(),
-        file: video.into(),
-        step: Some(Step::Publish),
-        class: "rejected".into(),
-        reason: reason.into(),
-        hint: "Shorten the caption, then retry.".into(),
-        failed_at: UtcTime::now(),
-    };
-    let plan = archive::plan(
-        &ctx.folders,
-        Destination::Failed,
-        &video_path,
-        Some(&caption_path),
-        &receipt,
-    )
-    .unwrap();
-    l.set_archive_plan(job.id, &serde_json::to_value(&plan).unwrap())
-        .unwrap();
-    let archived = archive::execute(&plan).unwrap();
-    l.record_archived(job.id, &archived.video).unwrap();
-    assert!(!video_path.exists() && archived.video.exists());
-    l.job(job.id).unwrap().unwrap()
-}
+/// How the failed job failed.
+const FAILURE: Failure = Failure {
+    caption: "text: \"hello \\\"world\\\"\"\n",
+    reason: "the platform refused the caption: <b>\"too long\"</b>",
+    hint: "Shorten the caption, then retry.",
+};
 
 /// One job in every ledger state, plus live state: a job in flight, a video waiting for
 /// its caption, a paused account, counters.
@@ -166,25 +111,25 @@ async fn populate(ctx: &Arc<Context>) -> BTreeMap<&'static str, String> {
             let mut note = |name: &'static str, job: &JobRecord| {
                 h.insert(name, job.sha256.as_str().to_string());
             };
-            let q = claim(l, "queue/q.mp4", b"queued");
+            let q = claim(l, "queue/q.mp4", b"queued", None);
             note("queue/q.mp4", &q);
-            let live = claim(l, "live.mp4", b"in flight");
+            let live = claim(l, "live.mp4", b"in flight", None);
             note("live.mp4", &live);
-            let f = failed_job(&c, l, "bad/clip.mp4", b"failed video");
+            let f = failed_job(&c, l, "bad/clip.mp4", b"failed video", &FAILURE);
             note("bad/clip.mp4", &f);
-            let a = claim(l, "changed.mp4", b"abandoned");
+            let a = claim(l, "changed.mp4", b"abandoned", None);
             l.mark_abandoned(a.id, "the video changed while it was uploaded")
                 .unwrap();
             note("changed.mp4", &a);
-            let u = claim(l, "doubt.mp4", b"unconfirmed");
+            let u = claim(l, "doubt.mp4", b"unconfirmed", None);
             l.mark_publish_sent(u.id).unwrap();
             l.mark_unconfirmed(u.id, "step 5 answer lost").unwrap();
             note("doubt.mp4", &u);
-            let p = claim(l, "pub.mp4", b"published");
+            let p = claim(l, "pub.mp4", b"published", None);
             l.mark_publish_sent(p.id).unwrap();
             l.mark_published(p.id, "7001").unwrap();
             note("pub.mp4", &p);
-            let d = claim(l, "done.mp4", b"done");
+            let d = claim(l, "done.mp4", b"done", None);
             l.mark_publish_sent(d.id).unwrap();
             l.mark_published(d.id, "7002").unwrap();
             l.mark_done(d.id, Path::new("/tmp/done/done.mp4")).unwrap();
