@@ -14,11 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dropcast::config::Config;
-use dropcast::driver::DriverLock;
 use dropcast::ledger::JobState;
-use dropcast::lock::Role;
 use dropcast::pipeline::live::Waiting;
-use dropcast::pipeline::{Access, Context};
 use dropcast::receipt::UtcTime;
 use dropcast::status;
 use serde_json::{Value, json};
@@ -26,10 +23,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
-#[path = "common/failed_jobs.rs"]
-mod failed_jobs;
+#[path = "common/in_process.rs"]
+mod in_process;
 
-use failed_jobs::{Failure, claim, failed_job};
+use in_process::{Failure, agent_context, claim, failed_job};
 
 /// The key W3C WebDriver puts element references under.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -259,14 +256,7 @@ async fn dashboard_shows_live_jobs_and_retry_requeues_a_failed_one() {
         dir.path(),
     )
     .unwrap();
-    let ctx = {
-        let lock = DriverLock::take(&config, Role::Agent).unwrap();
-        let access = Access::Driver {
-            lock: &lock,
-            new_ledger: false,
-        };
-        Arc::new(Context::build(config, access).await.unwrap())
-    };
+    let ctx = agent_context(config).await;
     let c = Arc::clone(&ctx);
     let (failed, uploading) = ctx
         .ledger(move |l| {

@@ -8,11 +8,9 @@ use std::sync::Arc;
 
 use dropcast::config::Config;
 use dropcast::domain::ContentHash;
-use dropcast::driver::DriverLock;
 use dropcast::ledger::{Claim, JobRecord, JobState, NewJob};
-use dropcast::lock::Role;
 use dropcast::pipeline::live::{PausedAccount, Waiting};
-use dropcast::pipeline::{Access, Context};
+use dropcast::pipeline::Context;
 use dropcast::receipt::UtcTime;
 use dropcast::secret::Secret;
 use dropcast::status::{self, StatusHandle};
@@ -20,10 +18,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-#[path = "common/failed_jobs.rs"]
-mod failed_jobs;
+#[path = "common/in_process.rs"]
+mod in_process;
 
-use failed_jobs::{Failure, claim, failed_job};
+use in_process::{Failure, agent_context, claim, failed_job};
 
 const TOKEN: &str = "status-token-5f1e9a";
 
@@ -47,14 +45,7 @@ impl Fixture {
             None => text.push_str("status: {listen: off}\n"),
         }
         let config = Config::parse(&text, None, dir.path()).unwrap();
-        let ctx = {
-            let lock = DriverLock::take(&config, Role::Agent).unwrap();
-            let access = Access::Driver {
-                lock: &lock,
-                new_ledger: false,
-            };
-            Arc::new(Context::build(config, access).await.unwrap())
-        };
+        let ctx = agent_context(config).await;
         let hashes = populate(&ctx).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let token = ctx.config.status.token.clone();
@@ -554,37 +545,24 @@ async fn retry_refuses_cross_site_requests_and_requeues_a_failed_job() {
         StatusCode::FORBIDDEN,
         "without X-Dropcast-Request"
     );
-    let res = post_retry(
-        &f,
-        &hash,
-        &[
-            ("x-dropcast-request", "1"),
-            ("sec-fetch-site", "cross-site"),
-        ],
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "cross-site");
-    let res = post_retry(
-        &f,
-        &hash,
-        &[("x-dropcast-request", "1"), ("sec-fetch-site", "same-site")],
-    )
-    .await;
-    assert_eq!(
-        res.status(),
-        StatusCode::FORBIDDEN,
-        "same-site is not same-origin"
-    );
-    let res = post_retry(
-        &f,
-        &hash,
-        &[
-            ("x-dropcast-request", "1"),
-            ("origin", "http://evil.example"),
-        ],
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "foreign Origin");
+    for (headers, why) in [
+        (
+            "x-dropcast-request=1&sec-fetch-site=cross-site",
+            "cross-site",
+        ),
+        (
+            "x-dropcast-request=1&sec-fetch-site=same-site",
+            "same-site is not same-origin",
+        ),
+        (
+            "x-dropcast-request=1&origin=http://evil.example",
+            "foreign Origin",
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = serde_urlencoded::from_str(headers).unwrap();
+        let res = post_retry(&f, &hash, &headers).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{why}");
+    }
     assert_eq!(f.state_of("bad/clip.mp4").await, JobState::Failed);
     assert!(!f.ctx.config.inbox.join("bad/clip.mp4").exists());
 
@@ -805,14 +783,7 @@ async fn start_refuses_a_public_address_without_a_token() {
         dir.path(),
     )
     .unwrap();
-    let ctx = {
-        let lock = DriverLock::take(&config, Role::Agent).unwrap();
-        let access = Access::Driver {
-            lock: &lock,
-            new_ledger: false,
-        };
-        Arc::new(Context::build(config, access).await.unwrap())
-    };
+    let ctx = agent_context(config).await;
     let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
     let err = status::start(listener, Arc::clone(&ctx), None)
         .await

@@ -1,15 +1,30 @@
-//! Jobs put straight into a ledger, for the in-process status tests (tests/status_server.rs,
-//! tests/dashboard_browser.rs). They include this file with `#[path]`: it is not part of
-//! `mod common`, so the tests that drive the binary never depend on the ledger's API.
+//! The agent's context built in-process, and jobs put straight into its ledger, for the
+//! in-process status tests (tests/status_server.rs, tests/dashboard_browser.rs). They
+//! include this file with `#[path]`: it is not part of `mod common`, so the tests that drive
+//! the binary never depend on the pipeline's or the ledger's API.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use dropcast::archive::{self, Destination};
+use dropcast::config::Config;
 use dropcast::domain::{ContentHash, Step};
+use dropcast::driver::DriverLock;
 use dropcast::ledger::{Claim, JobRecord, Ledger, NewJob};
-use dropcast::pipeline::Context;
+use dropcast::lock::Role;
+use dropcast::pipeline::{Access, Context};
 use dropcast::receipt::{FailureReceipt, UtcTime};
 use sha2::{Digest, Sha256};
+
+/// The context an agent builds for `config`, the driver lock taken and let go again.
+pub async fn agent_context(config: Config) -> Arc<Context> {
+    let lock = DriverLock::take(&config, Role::Agent).unwrap();
+    let access = Access::Driver {
+        lock: &lock,
+        new_ledger: false,
+    };
+    Arc::new(Context::build(config, access).await.unwrap())
+}
 
 pub fn hash_of(bytes: &[u8]) -> ContentHash {
     ContentHash::from_digest(&Sha256::digest(bytes))
