@@ -65,9 +65,7 @@ async fn three_parts_with_an_odd_last_part_are_assembled_committed_and_posted() 
     let parts = split(&bytes);
     assert_eq!(parts.len(), 3);
     let (creds, p, id) = sb.begin(&bytes).await;
-    for (n, part) in (1..).zip(&parts) {
-        sb.part_ok(&p, &id, n, part).await;
-    }
+    sb.parts_ok(&p, &id, &parts).await;
     // Nothing to commit before completion.
     assert_eq!(sb.commit(&creds, &p).await.json["code"], json!(4004));
     sb.complete(&p, &id, &part_list(&parts)).await.ok();
@@ -150,9 +148,7 @@ async fn a_resent_part_replaces_the_earlier_copy() {
 async fn completion_refuses_every_bad_list_and_then_accepts_the_right_one() {
     let (sb, bytes, _, p, id) = begun(2 * PART + 100).await;
     let parts = split(&bytes);
-    for (n, part) in (1..).zip(&parts) {
-        sb.part_ok(&p, &id, n, part).await;
-    }
+    sb.parts_ok(&p, &id, &parts).await;
     let [c1, c2, c3] = [0, 1, 2].map(|i| crc_hex(parts[i]));
     let bad = |list: String, words: &'static str| {
         let sb = &sb;
@@ -420,8 +416,7 @@ async fn a_part_that_fails_twice_then_succeeds_is_counted_once_as_received() {
     sb.part(&p, &id, 1, parts[0])
         .await
         .refused(StatusCode::SERVICE_UNAVAILABLE, "503");
-    sb.part_ok(&p, &id, 1, parts[0]).await;
-    sb.part_ok(&p, &id, 2, parts[1]).await;
+    sb.parts_ok(&p, &id, &parts).await;
     sb.complete(&p, &id, &part_list(&parts)).await.ok();
 
     let counts = sb.inspect("requests").await;
@@ -464,8 +459,7 @@ async fn upload_rules_hit_every_object_request_and_upload_part_rules_only_parts(
     // The first part meets the `upload_part` reset: no answer at all.
     let lost = sb.part_request(&p, &id, 1, parts[0]).send().await;
     assert!(lost.is_err(), "connection dropped: {lost:?}");
-    sb.part_ok(&p, &id, 1, parts[0]).await;
-    sb.part_ok(&p, &id, 2, parts[1]).await;
+    sb.parts_ok(&p, &id, &parts).await;
     sb.complete(&p, &id, &part_list(&parts)).await.ok();
     let counts = sb.inspect("requests").await;
     assert_eq!(counts["upload_init"], json!(2), "{counts}");

@@ -424,6 +424,22 @@ async fn expired_cookie_leaks_no_secret() {
     );
 }
 
+/// A traced `watch --once` of the example clip with `fault` armed: it fails the job,
+/// posts nothing and writes an error.json to scan.
+async fn failed_run_with(fault: Fault) -> (Env, Output) {
+    let env = Env::with_faults(vec![fault]).await;
+    drop_example(&env, "clip");
+    let out = watch_once_traced(&env).await;
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(env.posts().await.is_empty());
+    assert!(
+        env.path("failed/clip.error.json").exists(),
+        "no error.json to scan:\n{}",
+        stderr(&out)
+    );
+    (env, out)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_refused_with_401_leaks_no_secret() {
     // Every upload is refused as if `tos_sign` had expired.
@@ -435,21 +451,7 @@ async fn upload_refused_with_401_leaks_no_secret() {
             body: None,
         },
     );
-    let options = SandboxOptions {
-        faults: vec![refused],
-        ..SandboxOptions::default()
-    };
-    let env = Env::configured(options, &[], "").await;
-    drop_example(&env, "clip");
-
-    let out = watch_once_traced(&env).await;
-    assert!(!out.status.success(), "{}", stderr(&out));
-    assert!(env.posts().await.is_empty());
-    assert!(
-        env.path("failed/clip.error.json").exists(),
-        "no error.json to scan:\n{}",
-        stderr(&out)
-    );
+    let (env, out) = failed_run_with(refused).await;
     let counts = env.requests().await;
     assert!(counts["upload"].as_u64().unwrap_or(0) >= 1, "{counts}");
 
@@ -489,21 +491,7 @@ async fn platform_error_quoting_the_cookie_leaks_no_secret() {
             body: json!({"status_code": 2, "status_msg": message}),
         },
     );
-    let options = SandboxOptions {
-        faults: vec![echo],
-        ..SandboxOptions::default()
-    };
-    let env = Env::configured(options, &[], "").await;
-    drop_example(&env, "clip");
-
-    let out = watch_once_traced(&env).await;
-    assert!(!out.status.success(), "{}", stderr(&out));
-    assert!(env.posts().await.is_empty());
-    assert!(
-        env.path("failed/clip.error.json").exists(),
-        "no error.json to scan:\n{}",
-        stderr(&out)
-    );
+    let (env, out) = failed_run_with(echo).await;
 
     let (_, needles) = needles_after_run(&env).await;
     assert_no_leaks(&env, &[("watch", &out)], &needles);

@@ -473,6 +473,13 @@ impl Sb {
         );
     }
 
+    /// Sends every part in order, each checked as [`part_ok`](Self::part_ok) does.
+    pub async fn parts_ok(&self, p: &Params, id: &str, parts: &[&[u8]]) {
+        for (n, part) in (1..).zip(parts) {
+            self.part_ok(p, id, n, part).await;
+        }
+    }
+
     pub async fn complete(&self, p: &Params, id: &str, list: &str) -> Reply {
         send(
             self.http
