@@ -12,7 +12,7 @@ pub mod folders;
 pub mod handoff;
 pub mod job;
 pub mod live;
-pub mod retry;
+pub mod requeue;
 
 pub use agent::{AgentEvent, RunOptions, Summary, run};
 pub use context::{Access, Context};

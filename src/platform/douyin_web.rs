@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::body::{self, Check, Pacing, Range, Sent};
 use super::ratelimit::RateLimiter;
-use super::retry::retrying;
+use super::backoff::retrying;
 use super::wire;
 use super::{
     Account, ClientSettings, Expired, PublishError, RetryPolicy, SettingsError, Upload,

@@ -9,7 +9,7 @@ mod body;
 mod douyin_web;
 mod multipart;
 mod ratelimit;
-mod retry;
+mod backoff;
 mod saved;
 mod wire;
 

@@ -19,7 +19,7 @@ use super::body::{self, Check, Pacing, Range, Sent};
 use super::douyin_web::{
     Call, Reply, bad_answer, changed, checked_upload, parse, rejected, secret_header, tos_answer,
 };
-use super::retry::retrying;
+use super::backoff::retrying;
 use super::{DouyinWeb, PublishError, UploadTarget, wire};
 use crate::domain::PartCrcs;
 use crate::progress::Progress;
