@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod agent;
 pub mod context;
+mod cookie;
 pub mod error;
 pub mod folders;
 pub mod handoff;

@@ -18,8 +18,9 @@ pub mod scan;
 pub mod settle;
 
 pub use bundle::{CaptionLookup, SharedCaption, find_caption, videos_for_caption};
+pub use media::Completeness;
 pub use mounts::{Mount, RemoteFs, remote_fs};
 pub use names::NameFilter;
 pub use native::{Backend, InboxWatcher, WatchError, WatchEvent, WatchOptions, watch, watch_with};
 pub use scan::{Scan, is_excluded, scan};
-pub use settle::{Completeness, Settled, Settler, check_content, unchanged};
+pub use settle::{Settled, Settler, check_content, unchanged};
