@@ -499,7 +499,7 @@ impl Agent {
     }
 
     fn is_excluded(&self, path: &Path) -> bool {
-        self.excluded.iter().any(|dir| path.starts_with(dir))
+        watch::is_excluded(path, &self.excluded)
     }
 
     async fn full_scan(&mut self) {
