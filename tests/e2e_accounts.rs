@@ -82,7 +82,7 @@ async fn an_expired_cookie_pauses_only_its_own_account() {
     agent.wait_for_log("The account is paused").await;
     bundle(&env, "for-main", 2, "text: main\n");
     let receipt = env.path("done/for-main.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
+    wait_until(Duration::from_secs(60), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("main never published:\n{}", agent.log_text()));
     let posts = env.posts().await;

@@ -89,7 +89,7 @@ async fn a_same_size_overwrite_keeping_the_mtime_mid_upload_is_abandoned_and_sta
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&new)), "posted bytes");
     let receipt = env.path("done/big.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
+    wait_until(Duration::from_secs(60), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("no receipt:\n{}", agent.log_text()));
     assert_eq!(read_json(&receipt)["sha256"], json!(sha256_hex(&new)));
@@ -180,7 +180,7 @@ async fn a_video_edited_during_a_single_request_upload_is_abandoned_and_starts_o
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&edited)));
     let receipt = env.path("done/clip.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
+    wait_until(Duration::from_secs(60), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("no receipt:\n{}", agent.log_text()));
     assert_eq!(read_json(&receipt)["sha256"], json!(sha256_hex(&edited)));

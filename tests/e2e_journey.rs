@@ -174,7 +174,7 @@ async fn video_waits_for_a_caption_that_arrives_later() {
 
     std::fs::copy(media("clip.yaml"), env.inbox().join("late.yaml")).unwrap();
     let receipt = env.path("done/late.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
+    wait_until(Duration::from_secs(60), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("never published:\n{}", agent.log_text()));
     assert_eq!(env.posts().await.len(), 1);

@@ -81,7 +81,7 @@ async fn already_published_in_answer_to_a_re_send_means_published() {
     let url = format!("{}/__sandbox/advance?seconds=700", env.sandbox.base_url());
     reqwest::Client::new().post(url).send().await.unwrap();
     let receipt = env.path("done/clip.receipt.json");
-    wait_until(Duration::from_secs(90), || receipt.exists())
+    wait_until(Duration::from_secs(90), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("no receipt:\n{}", agent.log_text()));
     let posts = env.posts().await;

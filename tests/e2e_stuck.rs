@@ -297,7 +297,7 @@ async fn an_archive_that_cannot_finish_is_retried_and_status_says_archiving() {
     // The user moves the file out of the way; the agent finishes the archive by itself.
     std::fs::rename(env.path("done/trip"), env.path("done/trip.old")).unwrap();
     let receipt = env.path("done/trip/clip.receipt.json");
-    wait_until(Duration::from_secs(90), || receipt.exists())
+    wait_until(Duration::from_secs(90), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("never archived:\n{}", agent.log_text()));
     assert!(env.path("done/trip/clip.mp4").exists());
@@ -442,7 +442,7 @@ async fn an_unreadable_video_is_said_once_shown_in_status_and_fails_once() {
     // Many settle periods later (another video came and went), still said only once.
     drop_bundle(&env, "later.mp4", 3);
     let receipt = env.path("done/later.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
+    wait_until(Duration::from_secs(60), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("{}", agent.log_text()));
     assert_eq!(
@@ -453,7 +453,7 @@ async fn an_unreadable_video_is_said_once_shown_in_status_and_fails_once() {
     );
     set_mode(&locked, 0o644);
     let receipt = env.path("done/locked.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
+    wait_until(Duration::from_secs(60), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("{}", agent.log_text()));
     assert_eq!(env.posts().await.len(), 3);
@@ -498,7 +498,7 @@ async fn an_unwritable_done_folder_is_found_before_anything_is_posted() {
     assert!(env.inbox().join("clip.mp4").exists());
     set_mode(&env.path("done"), 0o777);
     let receipt = env.path("done/clip.receipt.json");
-    wait_until(Duration::from_secs(60), || receipt.exists())
+    wait_until(Duration::from_secs(60), || common::archived(&receipt))
         .await
         .unwrap_or_else(|_| panic!("{}", agent.log_text()));
     assert_eq!(env.posts().await.len(), 1);
@@ -575,7 +575,7 @@ async fn a_caption_shared_by_two_videos_publishes_neither_until_renamed() {
     std::fs::rename(env.inbox().join("clip.mov"), env.inbox().join("other.mov")).unwrap();
     for receipt in ["done/clip.receipt.json", "done/other.receipt.json"] {
         let receipt = env.path(receipt);
-        wait_until(Duration::from_secs(60), || receipt.exists())
+        wait_until(Duration::from_secs(60), || common::archived(&receipt))
             .await
             .unwrap_or_else(|_| panic!("{}", agent.log_text()));
     }

@@ -288,3 +288,22 @@ pub fn big_mp4(mib: u64, extra: u64, seed: u8) -> Vec<u8> {
     }
     out
 }
+
+/// Whether the archive whose receipt is `receipt` is complete. An archive writes its
+/// receipt first and moves the video last, so a receipt alone means "under way": wait on
+/// this, not on the receipt, before looking at the archived files.
+pub fn archived(receipt: &Path) -> bool {
+    let Some(name) = receipt.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Some(stem) = name
+        .strip_suffix(".receipt.json")
+        .or_else(|| name.strip_suffix(".error.json"))
+    else {
+        return false;
+    };
+    receipt.exists()
+        && ["mp4", "mov", "m4v", "webm"]
+            .iter()
+            .any(|ext| receipt.with_file_name(format!("{stem}.{ext}")).exists())
+}
