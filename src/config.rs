@@ -16,9 +16,9 @@ use crate::yaml::{Document, Node, Problems};
 mod accounts;
 mod platforms;
 
+pub(crate) use accounts::not_available_yet;
 pub use accounts::{
     AccountConfig, AccountKind, CookieSource, DouyinWebAccount, TiktokAccount, TiktokMode,
-    not_available_yet,
 };
 pub use platforms::{
     Browser, DouyinSettings, DouyinWebSettings, Platform, PlatformConfig, TiktokSettings,

@@ -79,7 +79,7 @@ pub enum TiktokMode {
 const AVAILABLE: &[Platform] = &[Platform::DouyinWeb];
 
 /// The one sentence for an account whose platform has no backend yet.
-pub fn not_available_yet(account: &str, platform: Platform) -> String {
+pub(crate) fn not_available_yet(account: &str, platform: Platform) -> String {
     let available: Vec<String> = AVAILABLE.iter().map(|p| format!("`{p}`")).collect();
     format!(
         "account `{account}`: platform `{platform}` is not available yet in this version of \

@@ -22,7 +22,7 @@ pub enum Platform {
 
 impl Platform {
     /// Every platform with its name in the config, in the order messages list them.
-    pub const CHOICES: [(&'static str, Platform); 3] = [
+    pub(crate) const CHOICES: [(&'static str, Platform); 3] = [
         ("douyin-web", Platform::DouyinWeb),
         ("douyin", Platform::Douyin),
         ("tiktok", Platform::Tiktok),
