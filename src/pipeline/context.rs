@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 use crate::archive::Folders;
-use crate::config::Config;
+use crate::config::{AccountConfig, Config, DouyinWebAccount};
 use crate::driver::DriverLock;
 use crate::ledger::{Ledger, LedgerError};
 use crate::platform::{Account, ClientSettings, DouyinWeb, RetryPolicy};
@@ -107,6 +107,7 @@ impl Context {
             };
             let accounts = Accounts::new();
             for acc in &config.accounts {
+                douyin_web(acc)?;
                 let account =
                     Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
                         .map_err(|e| FatalError::Account {
@@ -118,24 +119,25 @@ impl Context {
             (settings, accounts, Some(handle))
         } else {
             let settings = ClientSettings {
-                creator_url: config.platform.creator_url.clone(),
-                vod_url: config.platform.vod_url.clone(),
-                upload_scheme: config.platform.upload_scheme.as_str().into(),
+                creator_url: config.platform.douyin_web.creator_url.clone(),
+                vod_url: config.platform.douyin_web.vod_url.clone(),
+                upload_scheme: config.platform.douyin_web.upload_scheme.as_str().into(),
                 timeout: config.platform.timeout,
                 retry,
                 max_rate: config.upload.max_rate,
             };
             let accounts = Accounts::new();
             for acc in &config.accounts {
-                let cookie = load_cookie(&acc.name, &acc.cookie)?;
+                let web = douyin_web(acc)?;
+                let cookie = load_cookie(&acc.name, &web.cookie)?;
                 let account =
-                    Account::new(&acc.name, cookie, acc.csrf_token.clone()).map_err(|e| {
+                    Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(|e| {
                         FatalError::Account {
                             account: acc.name.clone(),
                             reason: e.to_string(),
                         }
                     })?;
-                accounts.insert(account, Some(acc.cookie.clone()), acc.csrf_token.clone());
+                accounts.insert(account, Some(web.cookie.clone()), web.csrf_token.clone());
             }
             (settings, accounts, None)
         };
@@ -329,4 +331,12 @@ fn restart_uploads_for_a_fresh_sandbox(ledger: &mut Ledger) -> Result<(), Ledger
 
 fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
+}
+
+/// The account's `douyin-web` settings; the only backend there is (config refuses the others).
+fn douyin_web(acc: &AccountConfig) -> Result<&DouyinWebAccount, FatalError> {
+    acc.douyin_web().ok_or_else(|| FatalError::Account {
+        account: acc.name.clone(),
+        reason: crate::config::not_available_yet(&acc.name, acc.platform()),
+    })
 }
