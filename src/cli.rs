@@ -614,7 +614,7 @@ async fn retry_cmd(
     hash: Option<String>,
     all_failed: bool,
 ) -> anyhow::Result<ExitCode> {
-    use crate::pipeline::retry;
+    use crate::pipeline::requeue;
     let config = load_config(config)?;
     loop {
         match driver::acquire(&config, Role::Retry, say_waiting).await? {
@@ -632,9 +632,9 @@ async fn retry_cmd(
                 let mut ledger = crate::lost_ledger::open_for_driver(&config, &lock, false)?;
                 let results = match hash.as_deref() {
                     Some(hash) if !all_failed => {
-                        vec![retry::retry_hash(&config, &mut ledger, hash)]
+                        vec![requeue::retry_hash(&config, &mut ledger, hash)]
                     }
-                    _ => retry::retry_all_failed(&config, &mut ledger),
+                    _ => requeue::retry_all_failed(&config, &mut ledger),
                 };
                 return Ok(print_answer(&handoff::render_retry(&results)));
             }

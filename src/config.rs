@@ -13,6 +13,17 @@ use crate::caption::{self, CaptionFields};
 use crate::secret::Secret;
 use crate::yaml::{Document, Node, Problems};
 
+mod accounts;
+mod platforms;
+
+pub(crate) use accounts::not_available_yet;
+pub use accounts::{
+    AccountConfig, AccountKind, CookieSource, DouyinWebAccount, TiktokAccount, TiktokMode,
+};
+pub use platforms::{
+    Browser, DouyinSettings, DouyinWebSettings, Platform, PlatformConfig, TiktokSettings,
+};
+
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
@@ -166,53 +177,6 @@ impl UploadScheme {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct PlatformConfig {
-    /// Run the built-in simulator on 127.0.0.1 and point everything at it.
-    pub sandbox: bool,
-    pub creator_url: reqwest::Url,
-    pub vod_url: reqwest::Url,
-    pub upload_scheme: UploadScheme,
-    pub timeout: Duration,
-    /// Faults the built-in sandbox injects, for demos (protocol steps failing on purpose).
-    pub sandbox_faults: Vec<crate::sandbox::Fault>,
-}
-
-impl Default for PlatformConfig {
-    fn default() -> Self {
-        PlatformConfig {
-            sandbox: false,
-            creator_url: known_url("https://media.douyin.com"),
-            vod_url: known_url("https://vas-lf-x.snssdk.com"),
-            upload_scheme: UploadScheme::Https,
-            timeout: Duration::from_secs(60),
-            sandbox_faults: Vec::new(),
-        }
-    }
-}
-
-/// One of the built-in URLs above (never user input).
-fn known_url(url: &str) -> reqwest::Url {
-    reqwest::Url::parse(url).expect("built-in URL is valid")
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct AccountConfig {
-    pub name: String,
-    pub cookie: CookieSource,
-    /// Only where the cookie has no `csrf_token`.
-    pub csrf_token: Option<Secret>,
-}
-
-/// Where an account's cookie comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CookieSource {
-    /// The name of an environment variable.
-    Env(String),
-    /// A file holding the cookie (resolved path).
-    File(PathBuf),
-}
-
-#[derive(Clone, Debug, PartialEq)]
 pub struct StatusConfig {
     /// `None`: no status server.
     pub listen: Option<SocketAddr>,
@@ -316,8 +280,10 @@ impl Config {
             platform: PlatformConfig::default(),
             accounts: vec![AccountConfig {
                 name: "main".to_owned(),
-                cookie: CookieSource::Env("DOUYIN_COOKIE".to_owned()),
-                csrf_token: None,
+                kind: AccountKind::DouyinWeb(DouyinWebAccount {
+                    cookie: CookieSource::Env("DOUYIN_COOKIE".to_owned()),
+                    csrf_token: None,
+                }),
             }],
             status: StatusConfig::default(),
             defaults: CaptionFields::default(),
@@ -393,10 +359,10 @@ fn read_config(doc: &Document, base_dir: &Path, problems: &mut Problems) -> Opti
         read_upload(n, &mut config.upload, problems);
     }
     if let Some(n) = fields.get("platform") {
-        read_platform(n, &mut config.platform, problems);
+        platforms::read_platform(n, base_dir, &mut config.platform, problems);
     }
     if let Some(n) = fields.get("accounts")
-        && let Some(accounts) = read_accounts(n, base_dir, problems)
+        && let Some(accounts) = accounts::read_accounts(n, base_dir, problems)
     {
         config.accounts = accounts;
     }
@@ -658,135 +624,6 @@ fn read_upload(node: &Node<'_>, out: &mut UploadConfig, problems: &mut Problems)
     }
 }
 
-fn read_platform(node: &Node<'_>, out: &mut PlatformConfig, problems: &mut Problems) {
-    let Some(f) = node.fields(
-        &[
-            "sandbox",
-            "creator_url",
-            "vod_url",
-            "upload_scheme",
-            "timeout",
-            "sandbox_faults",
-        ],
-        problems,
-    ) else {
-        return;
-    };
-    if let Some(n) = f.get("sandbox_faults")
-        && let Some(items) = n.items(problems)
-    {
-        for item in items {
-            match serde_yaml::from_value::<crate::sandbox::Fault>(item.value().clone()) {
-                Ok(fault) => out.sandbox_faults.push(fault),
-                Err(e) => problems.push(item.problem(format!(
-                    "not a sandbox fault: {e} (e.g. {{step: create, action: drop_answer, times: 1}})"
-                ))),
-            }
-        }
-    }
-    if let Some(n) = f.get("sandbox")
-        && let Some(b) = n.bool(problems)
-    {
-        out.sandbox = b;
-    }
-    for (key, slot) in [
-        ("creator_url", &mut out.creator_url),
-        ("vod_url", &mut out.vod_url),
-    ] {
-        if let Some(n) = f.get(key)
-            && let Some(u) = n.parse_str("an http(s) URL", problems, parse_url)
-        {
-            *slot = u;
-        }
-    }
-    if let Some(n) = f.get("upload_scheme")
-        && let Some(s) = n.choice(
-            &[("http", UploadScheme::Http), ("https", UploadScheme::Https)],
-            problems,
-        )
-    {
-        out.upload_scheme = s;
-    }
-    set_duration(f.get("timeout"), &mut out.timeout, (SEC, HOUR), problems);
-}
-
-fn parse_url(s: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(s.trim()).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("`{s}` must start with http:// or https://"));
-    }
-    if url.host().is_none() {
-        return Err(format!("`{s}` has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("`{s}` must not have a query or fragment"));
-    }
-    Ok(url)
-}
-
-fn read_accounts(
-    node: &Node<'_>,
-    base_dir: &Path,
-    problems: &mut Problems,
-) -> Option<Vec<AccountConfig>> {
-    let entries = node.entries(problems)?;
-    if entries.is_empty() {
-        problems.push(node.problem("configure at least one account"));
-        return None;
-    }
-    let mut accounts = Vec::new();
-    let mut ok = true;
-    for (name, n) in entries {
-        if name.trim().is_empty() || name.chars().any(char::is_control) {
-            problems.push(n.key_problem("an account needs a printable name"));
-            ok = false;
-            continue;
-        }
-        let Some(f) = n.fields(&["cookie_env", "cookie_file", "csrf_token"], problems) else {
-            ok = false;
-            continue;
-        };
-        let cookie = match (f.get("cookie_env"), f.get("cookie_file")) {
-            (Some(e), None) => e.parse_str("an environment variable name", problems, |s| {
-                let valid = s
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if valid {
-                    Ok(CookieSource::Env(s.to_owned()))
-                } else {
-                    // Never echo the value: it may be a pasted cookie.
-                    Err(
-                        "expected the name of an environment variable (letters, digits, `_`), \
-                         not the cookie itself"
-                            .to_owned(),
-                    )
-                }
-            }),
-            (None, Some(p)) => path(p, base_dir, problems).map(CookieSource::File),
-            (Some(_), Some(p)) => {
-                problems.push(p.key_problem("give `cookie_env` or `cookie_file`, not both"));
-                None
-            }
-            (None, None) => {
-                problems.push(n.key_problem("give `cookie_env` or `cookie_file`"));
-                None
-            }
-        };
-        let csrf_token = f.get("csrf_token").and_then(|t| secret(t, problems));
-        match cookie {
-            Some(cookie) => accounts.push(AccountConfig {
-                name,
-                cookie,
-                csrf_token,
-            }),
-            None => ok = false,
-        }
-    }
-    ok.then_some(accounts)
-}
-
 fn read_status(node: &Node<'_>, out: &mut StatusConfig, problems: &mut Problems) {
     let Some(f) = node.fields(&["listen", "token"], problems) else {
         return;
@@ -988,6 +825,12 @@ mod tests {
             .unwrap_or_else(|e| panic!("unexpected problems:\n{e}"))
     }
 
+    fn web(account: &AccountConfig) -> &DouyinWebAccount {
+        account
+            .douyin_web()
+            .unwrap_or_else(|| panic!("{} is not douyin-web", account.name))
+    }
+
     fn bad(text: &str) -> String {
         match Config::parse(text, Some(Path::new("dropcast.yaml")), base()) {
             Ok(c) => panic!("expected problems, got {c:?}"),
@@ -998,8 +841,26 @@ mod tests {
     #[test]
     fn default_urls_parse() {
         let p = PlatformConfig::default();
-        assert_eq!(p.creator_url.as_str(), "https://media.douyin.com/");
-        assert_eq!(p.vod_url.as_str(), "https://vas-lf-x.snssdk.com/");
+        assert_eq!(
+            p.douyin_web.creator_url.as_str(),
+            "https://media.douyin.com/"
+        );
+        assert_eq!(
+            p.douyin_web.vod_url.as_str(),
+            "https://vas-lf-x.snssdk.com/"
+        );
+        assert_eq!(p.douyin_web.upload_scheme, UploadScheme::Https);
+        assert_eq!(p.douyin.creator_url.as_str(), "https://creator.douyin.com/");
+        assert_eq!(p.douyin.vod_url.as_str(), "https://vod.bytedanceapi.com/");
+        assert_eq!(
+            p.douyin.imagex_url.as_str(),
+            "https://imagex.bytedanceapi.com/"
+        );
+        assert_eq!(p.douyin.upload_scheme, UploadScheme::Https);
+        assert_eq!(p.tiktok.api_url.as_str(), "https://open.tiktokapis.com/");
+        assert_eq!(p.tiktok.auth_url.as_str(), "https://www.tiktok.com/");
+        assert_eq!(p.browser, Browser::Auto);
+        assert_eq!(p.browser_idle, Duration::from_secs(30));
     }
 
     #[test]
@@ -1010,8 +871,9 @@ mod tests {
         assert_eq!(parse("# nothing\n"), expected);
         let c = parse("");
         assert_eq!(c.default_account().name, "main");
+        assert_eq!(c.default_account().platform(), Platform::DouyinWeb);
         assert_eq!(
-            c.default_account().cookie,
+            web(c.default_account()).cookie,
             CookieSource::Env("DOUYIN_COOKIE".into())
         );
         assert_eq!(c.inbox, Path::new("/srv/drop/inbox"));
@@ -1104,17 +966,23 @@ defaults:
         assert_eq!(c.upload.parallel_parts.get(), 4);
         assert_eq!(c.upload.max_rate, Some(20 * MIB));
         assert!(c.platform.sandbox);
-        assert_eq!(c.platform.vod_url.as_str(), "http://127.0.0.1:8930/vod");
-        assert_eq!(c.platform.upload_scheme.as_str(), "http");
+        assert_eq!(
+            c.platform.douyin_web.vod_url.as_str(),
+            "http://127.0.0.1:8930/vod"
+        );
+        assert_eq!(c.platform.douyin_web.upload_scheme.as_str(), "http");
         assert_eq!(c.platform.timeout, Duration::from_secs(5));
         let names: Vec<&str> = c.accounts.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, vec!["zeta", "alpha"], "file order");
         assert_eq!(
-            c.default_account().cookie,
+            web(c.default_account()).cookie,
             CookieSource::File("/srv/drop/cookies/zeta.txt".into())
         );
         assert_eq!(
-            c.default_account().csrf_token.as_ref().map(Secret::expose),
+            web(c.default_account())
+                .csrf_token
+                .as_ref()
+                .map(Secret::expose),
             Some("abc123")
         );
         assert!(c.account("alpha").is_some() && c.account("beta").is_none());
@@ -1164,7 +1032,7 @@ defaults:
         assert!(bad("accounts: {}\n").contains("accounts: configure at least one account"));
         assert!(bad("accounts:\n  a: {cookie_env: X, cookie_file: f}\n").contains("not both"));
         assert!(
-            bad("accounts:\n  a: {}\n")
+            bad("accounts:\n  a: {platform: douyin-web}\n")
                 .contains("dropcast.yaml:2:3: accounts.a: give `cookie_env` or `cookie_file`")
         );
         let msg = bad("accounts:\n  a: {cookie_env: \"sessionid=abc123\"}\n");

@@ -2,7 +2,8 @@
 //! the test starts on 127.0.0.1:0: every bad caption or video ends in `failed/` with a
 //! reason that names the file, the line and column (and the field), a good bundle next to
 //! it is published anyway, and `dropcast validate` prints the same reason. Symlinks are
-//! left alone and logged once; non-UTF-8 names keep their own names.
+//! left alone and logged once; non-UTF-8 names keep their own names. Bad configs (accounts
+//! and platforms) stop the agent with exit 2 before it touches anything, naming the position.
 
 mod common;
 
@@ -685,5 +686,163 @@ async fn non_utf8_named_bundle_with_a_bad_caption_fails_under_its_own_name() {
         reason.contains("bad-\u{fffd}.yaml:2:1: unknown field `visiblity`"),
         "{err:#}"
     );
+    assert_good_published(&env, "good", &log).await;
+}
+
+// ---- Config rows: accounts and platforms (issue 10 item 3) ----
+
+/// The `line:column` where `marker` (unique in the config) starts.
+fn position_of(config: &str, marker: &str) -> String {
+    assert_eq!(config.matches(marker).count(), 1, "{marker:?} in\n{config}");
+    let at = config.find(marker).unwrap();
+    let line = config[..at].matches('\n').count() + 1;
+    let line_start = config[..at].rfind('\n').map_or(0, |i| i + 1);
+    let column = config[line_start..at].chars().count() + 1;
+    format!("{line}:{column}")
+}
+
+/// A bad config through the real binary: `watch --once` exits 2 before it creates or
+/// publishes anything, naming the file, the position of `marker`, the key, and `message`.
+async fn bad_config_row(overrides: &[(&str, &str)], marker: &str, key: &str, message: &str) {
+    let env = Env::configured(dropcast::sandbox::SandboxOptions::default(), overrides, "").await;
+    put_good_bundle(&env, "good");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let out = env.watch_once().await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let expected = format!(
+        "{}:{}: {key}: {message}",
+        env.config.display(),
+        position_of(&text, marker)
+    );
+    assert!(err.contains(&expected), "lacks {expected:?}:\n{err}");
+    assert!(env.inbox().join("good.mp4").exists(), "{err}");
+    assert!(!env.path(".dropcast").exists(), "state was created: {err}");
+    assert!(env.posts().await.is_empty());
+}
+
+// Regression (issue 10 item 3): an account could not name its platform; `douyin`, which has
+// no backend yet, must stop the agent at load with its line, not later.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_account_on_douyin_is_not_available_yet() {
+    let accounts = format!("{{main: {{cookie_env: {COOKIE_VAR}}}, studio: {{platform: douyin}}}}");
+    bad_config_row(
+        &[("accounts", &accounts)],
+        "douyin}}",
+        "accounts.studio.platform",
+        "account `studio`: platform `douyin` is not available yet in this version of dropcast \
+         (only `douyin-web`)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_account_on_tiktok_is_not_available_yet() {
+    bad_config_row(
+        &[(
+            "accounts",
+            "{global: {platform: tiktok, client_key: aw1, client_secret_env: TT_SECRET}}",
+        )],
+        "tiktok,",
+        "accounts.global.platform",
+        "account `global`: platform `tiktok` is not available yet in this version of dropcast \
+         (only `douyin-web`)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_unknown_platform_suggests_the_near_one() {
+    bad_config_row(
+        &[("accounts", "{main: {platform: tiktk}}")],
+        "tiktk",
+        "accounts.main.platform",
+        "unknown value `tiktk`, did you mean `tiktok`?",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_key_of_another_platform_is_named() {
+    let accounts =
+        format!("{{main: {{platform: douyin-web, cookie_env: {COOKIE_VAR}, client_key: k}}}}");
+    bad_config_row(
+        &[("accounts", &accounts)],
+        "client_key",
+        "accounts.main.client_key",
+        "`client_key` is not a key of a `douyin-web` account",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_account_without_platform_or_cookie_lists_the_platforms() {
+    bad_config_row(
+        &[("accounts", "{main: {}}")],
+        "main",
+        "accounts.main",
+        "name the account's platform: `platform: douyin-web` (with `cookie_env` or \
+         `cookie_file`), `platform: douyin` or `platform: tiktok`",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_old_and_new_name_of_one_setting_is_an_error_naming_both() {
+    bad_config_row(
+        &[(
+            "platform",
+            "{upload_scheme: http, douyin-web: {upload_scheme: http}}",
+        )],
+        "upload_scheme: http,",
+        "platform.upload_scheme",
+        "`platform.upload_scheme` and `platform.douyin-web.upload_scheme` (line",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_unknown_key_under_a_platform_suggests_the_near_one() {
+    bad_config_row(
+        &[(
+            "platform",
+            "{douyin-web: {creator_ur: \"http://127.0.0.1:9\"}}",
+        )],
+        "creator_ur:",
+        "platform.douyin-web",
+        "unknown field `creator_ur`, did you mean `creator_url`?",
+    )
+    .await;
+}
+
+// Regression (issue 10 item 3): the control row: the new form (`platform.douyin-web`,
+// `platform: douyin-web` on the account) must reach the client, not just parse.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_in_the_new_form_publishes_through_the_douyin_web_settings() {
+    let env = Env::start("").await;
+    let url = env.sandbox.base_url();
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text: String = text
+        .lines()
+        .map(|line| match line.split_once(':').map(|(k, _)| k) {
+            Some("platform") => format!(
+                "platform: {{sandbox: false, timeout: 10s, douyin-web: {{creator_url: \"{url}\", \
+                 vod_url: \"{url}\", upload_scheme: http}}}}\n"
+            ),
+            Some("accounts") => {
+                format!("accounts: {{main: {{platform: douyin-web, cookie_env: {COOKIE_VAR}}}}}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert!(
+        !text.contains(" creator_url: \"http"),
+        "old flat keys gone:\n{text}"
+    );
+    std::fs::write(&env.config, &text).unwrap();
+    put_good_bundle(&env, "good");
+    let out = env.watch_once().await;
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
     assert_good_published(&env, "good", &log).await;
 }

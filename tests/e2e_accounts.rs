@@ -80,7 +80,7 @@ async fn an_expired_cookie_pauses_only_its_own_account() {
     agent.wait_for_log("The account is paused").await;
     bundle(&env, "for-main", 2, "text: main\n");
     agent
-        .wait_for_file(env.path("done/for-main.receipt.json"), 60)
+        .wait_for_archive(env.path("done/for-main.receipt.json"), 60)
         .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);

@@ -72,7 +72,7 @@ async fn a_same_size_overwrite_keeping_the_mtime_mid_upload_is_abandoned_and_sta
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&new)), "posted bytes");
     let receipt = agent
-        .wait_for_file(env.path("done/big.receipt.json"), 60)
+        .wait_for_archive(env.path("done/big.receipt.json"), 60)
         .await;
     assert_eq!(read_json(&receipt)["sha256"], json!(sha256_hex(&new)));
     agent.assert_logged("abandoned");
@@ -153,7 +153,7 @@ async fn a_video_edited_during_a_single_request_upload_is_abandoned_and_starts_o
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&edited)));
     let receipt = agent
-        .wait_for_file(env.path("done/clip.receipt.json"), 60)
+        .wait_for_archive(env.path("done/clip.receipt.json"), 60)
         .await;
     assert_eq!(read_json(&receipt)["sha256"], json!(sha256_hex(&edited)));
     assert!(

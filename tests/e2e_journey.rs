@@ -168,7 +168,7 @@ async fn video_waits_for_a_caption_that_arrives_later() {
 
     env.drop_media("clip.yaml", "late.yaml");
     agent
-        .wait_for_file(env.path("done/late.receipt.json"), 60)
+        .wait_for_archive(env.path("done/late.receipt.json"), 60)
         .await;
     assert_eq!(env.posts().await.len(), 1);
     assert!(env.path("done/late.mp4").exists());

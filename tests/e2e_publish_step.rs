@@ -69,7 +69,7 @@ async fn already_published_in_answer_to_a_re_send_means_published() {
     let url = format!("{}/__sandbox/advance?seconds=700", env.sandbox.base_url());
     reqwest::Client::new().post(url).send().await.unwrap();
     let receipt = agent
-        .wait_for_file(env.path("done/clip.receipt.json"), 90)
+        .wait_for_archive(env.path("done/clip.receipt.json"), 90)
         .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);

@@ -346,7 +346,7 @@ async fn a_copy_waits_for_the_same_video_in_flight_then_names_its_post() {
     agent.wait_for_log("waiting for that job").await;
     env.sandbox.release();
     let receipt = agent
-        .wait_for_file(env.path("duplicates/later/b.receipt.json"), 60)
+        .wait_for_archive(env.path("duplicates/later/b.receipt.json"), 60)
         .await;
     let posts = env.posts().await;
     assert_eq!(posts.len(), 1);
@@ -381,7 +381,7 @@ async fn a_copy_waiting_for_a_refused_video_is_published_itself() {
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["sha256"], json!(sha256_hex(&bytes)));
     let receipt = env.path("done/b.receipt.json");
-    wait_until(Duration::from_secs(30), || receipt.exists())
+    wait_until(Duration::from_secs(30), || common::archived(&receipt))
         .await
         .unwrap();
     assert!(env.path("failed/a.error.json").exists());

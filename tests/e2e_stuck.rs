@@ -297,7 +297,7 @@ async fn an_archive_that_cannot_finish_is_retried_and_status_says_archiving() {
     // The user moves the file out of the way; the agent finishes the archive by itself.
     std::fs::rename(env.path("done/trip"), env.path("done/trip.old")).unwrap();
     agent
-        .wait_for_file(env.path("done/trip/clip.receipt.json"), 90)
+        .wait_for_archive(env.path("done/trip/clip.receipt.json"), 90)
         .await;
     assert!(env.path("done/trip/clip.mp4").exists());
     assert!(env.path("done/trip/clip.yaml").exists());
@@ -441,7 +441,7 @@ async fn an_unreadable_video_is_said_once_shown_in_status_and_fails_once() {
     // Many settle periods later (another video came and went), still said only once.
     drop_bundle(&env, "later.mp4", 3);
     agent
-        .wait_for_file(env.path("done/later.receipt.json"), 60)
+        .wait_for_archive(env.path("done/later.receipt.json"), 60)
         .await;
     assert_eq!(
         agent.log_text().matches("cannot read this video").count(),
@@ -451,7 +451,7 @@ async fn an_unreadable_video_is_said_once_shown_in_status_and_fails_once() {
     );
     set_mode(&locked, 0o644);
     agent
-        .wait_for_file(env.path("done/locked.receipt.json"), 60)
+        .wait_for_archive(env.path("done/locked.receipt.json"), 60)
         .await;
     assert_eq!(env.posts().await.len(), 3);
 }
@@ -491,7 +491,7 @@ async fn an_unwritable_done_folder_is_found_before_anything_is_posted() {
     assert!(env.inbox().join("clip.mp4").exists());
     set_mode(&env.path("done"), 0o777);
     agent
-        .wait_for_file(env.path("done/clip.receipt.json"), 60)
+        .wait_for_archive(env.path("done/clip.receipt.json"), 60)
         .await;
     assert_eq!(env.posts().await.len(), 1);
 }
@@ -566,7 +566,7 @@ async fn a_caption_shared_by_two_videos_publishes_neither_until_renamed() {
     env.drop_media("clip.yaml", "other.yaml");
     std::fs::rename(env.inbox().join("clip.mov"), env.inbox().join("other.mov")).unwrap();
     for receipt in ["done/clip.receipt.json", "done/other.receipt.json"] {
-        agent.wait_for_file(env.path(receipt), 60).await;
+        agent.wait_for_archive(env.path(receipt), 60).await;
     }
     assert_eq!(env.posts().await.len(), 2);
     assert!(env.path("done/clip.yaml").exists());

@@ -91,7 +91,7 @@ async fn folder_copied_in_with_cp_r_is_published() {
     assert!(status.success());
     wait_for_posts(&env, &agent, 1).await;
     let receipt = env.path("done/shoot-42/video.receipt.json");
-    wait_until(Duration::from_secs(30), || receipt.exists())
+    wait_until(Duration::from_secs(30), || common::archived(&receipt))
         .await
         .unwrap();
     assert!(env.path("done/shoot-42/caption.yaml").exists());
@@ -107,7 +107,7 @@ async fn nested_mkdir_p_tree_is_watched_at_once() {
     std::fs::copy(media("clip.yaml"), deep.join("clip.yaml")).unwrap();
     wait_for_posts(&env, &agent, 1).await;
     let receipt = env.path("done/a/b/c/clip.receipt.json");
-    wait_until(Duration::from_secs(30), || receipt.exists())
+    wait_until(Duration::from_secs(30), || common::archived(&receipt))
         .await
         .unwrap();
 }
@@ -335,7 +335,7 @@ async fn video_changed_while_being_published_is_abandoned_and_starts_over() {
         Value::from(sha256_hex(&clip_variant(2)))
     );
     let receipt = env.path("done/clip.receipt.json");
-    wait_until(Duration::from_secs(30), || receipt.exists())
+    wait_until(Duration::from_secs(30), || common::archived(&receipt))
         .await
         .unwrap();
     assert_eq!(
@@ -367,7 +367,7 @@ async fn caption_edited_after_publishing_started_is_logged_and_ignored() {
     let posts = wait_for_posts(&env, &agent, 1).await;
     assert_eq!(posts[0]["form"]["text"], "as sent");
     let receipt = env.path("done/clip.receipt.json");
-    wait_until(Duration::from_secs(30), || receipt.exists())
+    wait_until(Duration::from_secs(30), || common::archived(&receipt))
         .await
         .unwrap();
     assert_eq!(read_json(&receipt)["caption"]["text"], "as sent");

@@ -12,7 +12,7 @@ use crate::config::CookieSource;
 use crate::platform::Account;
 use crate::secret::Secret;
 
-use super::context::load_cookie_async;
+use super::cookie::load_cookie_async;
 
 /// A paused account, as `status` will show it.
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@ use super::error::{FatalError, JobFailure};
 use super::folders;
 use super::handoff::{self, Answer, Request, Requests};
 use super::job::{self, ArchiveAttempt, Bundle, Outcome};
-use super::{live, retry};
+use super::{live, requeue};
 
 /// How long a shutdown waits for jobs in flight before stopping them. A stopped job loses
 /// nothing: it resumes from its last ledger checkpoint on the next start.
@@ -370,7 +370,7 @@ enum Nudge {
 async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudge>) {
     let mut tick = tokio::time::interval(ACCOUNT_LOOK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let marker = ctx.config.state_dir.join(super::retry::REQUEUED_MARKER);
+    let marker = ctx.config.state_dir.join(super::requeue::REQUEUED_MARKER);
     let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut requeued = stamp(&marker);
     loop {
@@ -499,7 +499,7 @@ impl Agent {
     }
 
     fn is_excluded(&self, path: &Path) -> bool {
-        self.excluded.iter().any(|dir| path.starts_with(dir))
+        watch::is_excluded(path, &self.excluded)
     }
 
     async fn full_scan(&mut self) {
@@ -1101,8 +1101,8 @@ impl Agent {
             .ctx
             .ledger(move |l| {
                 Ok(match hash {
-                    Some(hash) if !all_failed => vec![retry::retry_hash(&ctx.config, l, &hash)],
-                    _ => retry::retry_all_failed(&ctx.config, l),
+                    Some(hash) if !all_failed => vec![requeue::retry_hash(&ctx.config, l, &hash)],
+                    _ => requeue::retry_all_failed(&ctx.config, l),
                 })
             })
             .await;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 use crate::archive::Folders;
-use crate::config::{Config, CookieSource};
+use crate::config::{AccountConfig, Config, DouyinWebAccount};
 use crate::driver::DriverLock;
 use crate::ledger::{Ledger, LedgerError};
 use crate::platform::{Account, ClientSettings, DouyinWeb, RetryPolicy};
@@ -18,6 +18,7 @@ use crate::secret::Secret;
 use crate::watch::NameFilter;
 
 use super::accounts::Accounts;
+use super::cookie::load_cookie;
 use super::error::FatalError;
 use super::live::Live;
 
@@ -106,6 +107,7 @@ impl Context {
             };
             let accounts = Accounts::new();
             for acc in &config.accounts {
+                douyin_web(acc)?;
                 let account =
                     Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
                         .map_err(|e| FatalError::Account {
@@ -117,24 +119,25 @@ impl Context {
             (settings, accounts, Some(handle))
         } else {
             let settings = ClientSettings {
-                creator_url: config.platform.creator_url.clone(),
-                vod_url: config.platform.vod_url.clone(),
-                upload_scheme: config.platform.upload_scheme.as_str().into(),
+                creator_url: config.platform.douyin_web.creator_url.clone(),
+                vod_url: config.platform.douyin_web.vod_url.clone(),
+                upload_scheme: config.platform.douyin_web.upload_scheme.as_str().into(),
                 timeout: config.platform.timeout,
                 retry,
                 max_rate: config.upload.max_rate,
             };
             let accounts = Accounts::new();
             for acc in &config.accounts {
-                let cookie = load_cookie(&acc.name, &acc.cookie)?;
+                let web = douyin_web(acc)?;
+                let cookie = load_cookie(&acc.name, &web.cookie)?;
                 let account =
-                    Account::new(&acc.name, cookie, acc.csrf_token.clone()).map_err(|e| {
+                    Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(|e| {
                         FatalError::Account {
                             account: acc.name.clone(),
                             reason: e.to_string(),
                         }
                     })?;
-                accounts.insert(account, Some(acc.cookie.clone()), acc.csrf_token.clone());
+                accounts.insert(account, Some(web.cookie.clone()), web.csrf_token.clone());
             }
             (settings, accounts, None)
         };
@@ -330,98 +333,10 @@ fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
-/// Cookie files larger than this are refused unread (a real cookie is a few KiB).
-pub(crate) const MAX_COOKIE_BYTES: u64 = 64 * 1024;
-
-/// Reads an account's cookie from its variable or file. Never logs the value.
-///
-/// A cookie file is read only if it is a regular file of at most [`MAX_COOKIE_BYTES`]
-/// (a FIFO or `/dev/zero` is refused at once, see [`crate::userfile`]). Blocking callers
-/// use this; async code reads the file with [`load_cookie_async`].
-pub fn load_cookie(account: &str, source: &CookieSource) -> Result<Secret, FatalError> {
-    let file = match source {
-        CookieSource::File(path) => {
-            Some(crate::userfile::read(path, MAX_COOKIE_BYTES).map_err(|e| e.to_string()))
-        }
-        CookieSource::Env(_) => None,
-    };
-    cookie_from(account, source, file)
+/// The account's `douyin-web` settings; the only backend there is (config refuses the others).
+fn douyin_web(acc: &AccountConfig) -> Result<&DouyinWebAccount, FatalError> {
+    acc.douyin_web().ok_or_else(|| FatalError::Account {
+        account: acc.name.clone(),
+        reason: crate::config::not_available_yet(&acc.name, acc.platform()),
+    })
 }
-
-/// [`load_cookie`] with the file read off the async threads, with a time limit.
-pub async fn load_cookie_async(account: &str, source: &CookieSource) -> Result<Secret, FatalError> {
-    let file = match source {
-        CookieSource::File(path) => Some(
-            crate::userfile::read_async(path.clone(), MAX_COOKIE_BYTES)
-                .await
-                .map_err(|e| e.to_string()),
-        ),
-        CookieSource::Env(_) => None,
-    };
-    cookie_from(account, source, file)
-}
-
-/// The cookie from the variable, or from the file's bytes already read.
-fn cookie_from(
-    account: &str,
-    source: &CookieSource,
-    file: Option<Result<Vec<u8>, String>>,
-) -> Result<Secret, FatalError> {
-    let fail = |reason: String| FatalError::Account {
-        account: account.to_string(),
-        reason,
-    };
-    let value = match source {
-        CookieSource::Env(var) => std::env::var(var).map_err(|_| {
-            fail(format!(
-                "environment variable {var} is not set; put the account's cookie in it (see README, \"Using a real account\")"
-            ))
-        })?,
-        CookieSource::File(path) => {
-            let bytes = file
-                .unwrap_or_else(|| Err(format!("{} was not read", path.display())))
-                .map_err(|e| fail(format!("cookie file: {e}")))?;
-            warn_if_readable_by_others(account, path);
-            String::from_utf8(bytes)
-                .map_err(|_| fail(format!("cookie file {} is not UTF-8 text", path.display())))?
-        }
-    };
-    // Editors on some systems start a file with a byte-order mark; it is no part of a cookie.
-    let value = value.trim_start_matches('\u{feff}').trim();
-    if value.is_empty() {
-        return Err(fail("the cookie is empty".into()));
-    }
-    Ok(Secret::new(value))
-}
-
-/// Says once per file (per run) that a cookie file other users can read should be
-/// `chmod 600`: a cookie is a password.
-#[cfg(unix)]
-fn warn_if_readable_by_others(account: &str, path: &Path) {
-    use std::collections::HashSet;
-    use std::os::unix::fs::PermissionsExt;
-    static WARNED: Mutex<Option<HashSet<std::path::PathBuf>>> = Mutex::new(None);
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
-    let mode = meta.permissions().mode();
-    if mode & 0o077 == 0 {
-        return;
-    }
-    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
-    if warned
-        .get_or_insert_with(HashSet::new)
-        .insert(path.to_path_buf())
-    {
-        tracing::warn!(
-            account,
-            file = %path.display(),
-            mode = format!("{:o}", mode & 0o777),
-            "the cookie file can be read by other users of this machine; a cookie is as good as a password: run `chmod 600 {}`",
-            path.display()
-        );
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_account: &str, _path: &Path) {}

@@ -24,7 +24,7 @@ use crate::lock::{Holder, StateLock};
 use crate::receipt::post_url;
 
 use super::job::Outcome;
-use super::retry::{Retried, RetryError};
+use super::requeue::{Retried, RetryError};
 
 /// The folder in `state_dir`.
 pub const DIR: &str = "requests";

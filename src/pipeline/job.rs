@@ -187,47 +187,32 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
             .map_err(|e| e.to_string()),
         None => Caption::from_defaults(&ctx.config.defaults, now).map_err(|e| e.to_string()),
     };
-    // Which account: the caption's `account:`, else an inbox subfolder named after an
-    // account (`inbox/<account>/…`), else the first account.
-    let folder_account = ctx
-        .relative(&bundle.video)
-        .components()
-        .next()
-        .and_then(|c| c.as_os_str().to_str())
-        .filter(|first| ctx.accounts.contains(first) && ctx.in_inbox(&bundle.video))
-        .filter(|_| ctx.relative(&bundle.video).components().count() > 1)
-        .map(str::to_string);
-    let default_account =
-        folder_account.unwrap_or_else(|| ctx.config.default_account().name.clone());
-    let account_name = match &caption {
-        Ok(c) => c.account.clone().unwrap_or(default_account),
-        Err(_) => default_account,
-    };
-    let caption = caption.and_then(|c| {
-        if ctx.accounts.contains(&account_name) {
-            Ok(c)
-        } else {
-            let known: Vec<&str> = ctx
-                .config
-                .accounts
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect();
-            let file = bundle
-                .caption
-                .as_deref()
-                .map(|c| format!("{}: ", ctx.relative(c).display()))
-                .unwrap_or_default();
-            Err(format!(
-                "{file}account: `{account_name}` is not configured (configured: {})",
-                known.join(", ")
-            ))
+    let configured: Vec<&str> = ctx
+        .config
+        .accounts
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    let in_inbox = ctx.in_inbox(&bundle.video);
+    let (account_name, caption) = match caption {
+        Ok(c) => {
+            let account = route(
+                ctx.relative(&bundle.video),
+                in_inbox,
+                c.account.as_deref(),
+                &configured,
+            );
+            // An `account:` the config lacks fails the job, pointing at where it was
+            // written; the job itself is recorded under the default account.
+            match c.check_account(&configured) {
+                Ok(()) => (account, Ok(c)),
+                Err(problem) => (account, Err(problem.to_string())),
+            }
         }
-    });
-    let account_name = if ctx.accounts.contains(&account_name) {
-        account_name
-    } else {
-        ctx.config.default_account().name.clone()
+        Err(reason) => (
+            route(ctx.relative(&bundle.video), in_inbox, None, &configured),
+            Err(reason),
+        ),
     };
 
     // The same video is being published for this account from another file (an earlier
@@ -335,48 +320,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
 
     let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &video, &fp).await {
         Ok(done) => done,
-        Err(Stop::Failed(failure)) => return fail(ctx, &bundle, &job, failure).await,
-        Err(Stop::Held(reason)) => {
-            warn!(%reason, "job held; the video stays in the inbox and is tried again later");
-            return Outcome::Held { reason };
-        }
-        Err(Stop::CookieExpired(reason)) => {
-            if ctx.accounts.pause(&job.account, &reason) {
-                error!(
-                    account = %job.account,
-                    %reason,
-                    "the platform refuses this account's cookie (expired or logged out). The account is paused: its videos stay queued in the inbox. To fix: {}. dropcast also re-checks the cookie every minute.",
-                    ctx.accounts.renew_hint(&job.account)
-                );
-            }
-            return Outcome::Held {
-                reason: format!("account `{}` paused: {reason}", job.account),
-            };
-        }
-        Err(Stop::Unconfirmed(reason)) => {
-            error!(%reason, "publish outcome unknown and could not be checked; parked as unconfirmed, never re-sent on its own");
-            let id = job.id;
-            let r = reason.clone();
-            if let Err(e) = ctx.ledger(move |l| l.mark_unconfirmed(id, &r)).await {
-                error!(reason = %e, "ledger error");
-            }
-            return Outcome::Held { reason };
-        }
-        Err(Stop::Abandoned(reason)) => {
-            warn!(%reason, "job abandoned; it starts over once the video settles again");
-            let id = job.id;
-            let r = reason.clone();
-            if let Err(e) = ctx.ledger(move |l| l.mark_abandoned(id, &r)).await {
-                error!(reason = %e, "ledger error");
-            }
-            return Outcome::Abandoned { reason };
-        }
-        Err(Stop::Ledger(e)) => {
-            error!(reason = %e, "ledger error; the video stays in the inbox");
-            return Outcome::Held {
-                reason: format!("ledger: {e}"),
-            };
-        }
+        Err(stop) => return stopped(ctx, &bundle, &job, stop).await,
     };
     if let Some(path) = &bundle.caption
         && stamp(path) != caption_read
@@ -387,6 +331,77 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
         );
     }
     archive_published(ctx, &bundle, job.id, &draft, post).await
+}
+
+/// How a job ends when its publish steps stopped short of a post: the ledger and the
+/// account's pause are updated, the outcome says where the files stay.
+async fn stopped(ctx: &Context, bundle: &Bundle, job: &JobRecord, stop: Stop) -> Outcome {
+    match stop {
+        Stop::Failed(failure) => fail(ctx, bundle, job, failure).await,
+        Stop::Held(reason) => {
+            warn!(%reason, "job held; the video stays in the inbox and is tried again later");
+            Outcome::Held { reason }
+        }
+        Stop::CookieExpired(reason) => {
+            if ctx.accounts.pause(&job.account, &reason) {
+                error!(
+                    account = %job.account,
+                    %reason,
+                    "the platform refuses this account's cookie (expired or logged out). The account is paused: its videos stay queued in the inbox. To fix: {}. dropcast also re-checks the cookie every minute.",
+                    ctx.accounts.renew_hint(&job.account)
+                );
+            }
+            Outcome::Held {
+                reason: format!("account `{}` paused: {reason}", job.account),
+            }
+        }
+        Stop::Unconfirmed(reason) => {
+            error!(%reason, "publish outcome unknown and could not be checked; parked as unconfirmed, never re-sent on its own");
+            let id = job.id;
+            let r = reason.clone();
+            if let Err(e) = ctx.ledger(move |l| l.mark_unconfirmed(id, &r)).await {
+                error!(reason = %e, "ledger error");
+            }
+            Outcome::Held { reason }
+        }
+        Stop::Abandoned(reason) => {
+            warn!(%reason, "job abandoned; it starts over once the video settles again");
+            let id = job.id;
+            let r = reason.clone();
+            if let Err(e) = ctx.ledger(move |l| l.mark_abandoned(id, &r)).await {
+                error!(reason = %e, "ledger error");
+            }
+            Outcome::Abandoned { reason }
+        }
+        Stop::Ledger(e) => {
+            error!(reason = %e, "ledger error; the video stays in the inbox");
+            Outcome::Held {
+                reason: format!("ledger: {e}"),
+            }
+        }
+    }
+}
+
+/// Which account a video goes to: the caption's `account:` when the config has it, else
+/// an inbox subfolder named after an account (`inbox/<account>/…`), else the first
+/// account. `relative` is the video's path relative to the inbox.
+fn route(
+    relative: &Path,
+    in_inbox: bool,
+    caption_account: Option<&str>,
+    configured: &[&str],
+) -> String {
+    let known = |name: &str| configured.contains(&name);
+    if let Some(name) = caption_account.filter(|n| known(n)) {
+        return name.to_string();
+    }
+    let mut parts = relative.components();
+    let first = parts.next().and_then(|c| c.as_os_str().to_str());
+    let in_subfolder = parts.next().is_some();
+    match first {
+        Some(folder) if in_inbox && in_subfolder && known(folder) => folder.to_string(),
+        _ => configured.first().copied().unwrap_or_default().to_string(),
+    }
 }
 
 /// Steps 1–5, each checkpointed, resuming from what the ledger already holds. Returns
@@ -1272,4 +1287,84 @@ pub async fn finish_pending_archives(
 /// For logs: a path relative to the inbox.
 pub fn display_name(ctx: &Context, path: &Path) -> String {
     ctx.relative(path).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCOUNTS: &[&str] = &["main", "studio", "global"];
+
+    fn routed(relative: &str, in_inbox: bool, caption: Option<&str>) -> String {
+        route(Path::new(relative), in_inbox, caption, ACCOUNTS)
+    }
+
+    #[test]
+    fn the_caption_account_wins_then_the_subfolder_then_the_first_account() {
+        assert_eq!(routed("studio/clip.mp4", true, Some("global")), "global");
+        assert_eq!(routed("studio/clip.mp4", true, None), "studio");
+        assert_eq!(routed("studio/deep/clip.mp4", true, None), "studio");
+        assert_eq!(routed("clip.mp4", true, None), "main");
+        // A folder that is no account's, or a file named like an account, routes nowhere.
+        assert_eq!(routed("holiday/clip.mp4", true, None), "main");
+        assert_eq!(routed("studio", true, None), "main");
+        // Outside the inbox the path means nothing.
+        assert_eq!(routed("/tmp/studio/clip.mp4", false, None), "main");
+        // An account the config lacks is the caption's error; the job goes by the rest.
+        assert_eq!(routed("studio/clip.mp4", true, Some("nope")), "studio");
+        assert_eq!(routed("clip.mp4", true, Some("nope")), "main");
+    }
+
+    fn stop_kind(e: PublishError) -> &'static str {
+        match stop_for(Step::Upload, e) {
+            Stop::Failed(_) => "failed",
+            Stop::Held(_) => "held",
+            Stop::CookieExpired(_) => "pause account",
+            Stop::Abandoned(_) => "abandoned",
+            Stop::Unconfirmed(_) => "unconfirmed",
+            Stop::Ledger(_) => "ledger",
+        }
+    }
+
+    #[test]
+    fn each_error_class_ends_the_job_its_own_way() {
+        let reason = || "r".to_string();
+        assert_eq!(
+            stop_kind(PublishError::Rejected { reason: reason() }),
+            "failed"
+        );
+        assert_eq!(
+            stop_kind(PublishError::AuthExpired {
+                what: Expired::Cookie,
+                reason: reason()
+            }),
+            "pause account"
+        );
+        assert_eq!(
+            stop_kind(PublishError::AuthExpired {
+                what: Expired::UploadCredentials,
+                reason: reason()
+            }),
+            "failed"
+        );
+        assert_eq!(
+            stop_kind(PublishError::Transient {
+                reason: reason(),
+                retry_after: None
+            }),
+            "held"
+        );
+        assert_eq!(
+            stop_kind(PublishError::RateLimited { retry_after: None }),
+            "held"
+        );
+        assert_eq!(
+            stop_kind(PublishError::Unknown { reason: reason() }),
+            "unconfirmed"
+        );
+        assert_eq!(
+            stop_kind(PublishError::Changed { reason: reason() }),
+            "abandoned"
+        );
+    }
 }

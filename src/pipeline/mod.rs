@@ -7,12 +7,13 @@
 pub mod accounts;
 pub mod agent;
 pub mod context;
+mod cookie;
 pub mod error;
 pub mod folders;
 pub mod handoff;
 pub mod job;
 pub mod live;
-pub mod retry;
+pub mod requeue;
 
 pub use agent::{AgentEvent, RunOptions, Summary, run};
 pub use context::{Access, Context};

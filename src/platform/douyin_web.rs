@@ -10,9 +10,9 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
+use super::backoff::retrying;
 use super::body::{self, Check, Pacing, Range, Sent};
 use super::ratelimit::RateLimiter;
-use super::retry::retrying;
 use super::wire;
 use super::{
     Account, ClientSettings, Expired, PublishError, RetryPolicy, SettingsError, Upload,

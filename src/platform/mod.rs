@@ -5,11 +5,11 @@
 //! is [`DouyinWeb`]. Every type here that holds a secret redacts it in `Debug`, and no
 //! error message ever contains one.
 
+mod backoff;
 mod body;
 mod douyin_web;
 mod multipart;
 mod ratelimit;
-mod retry;
 mod saved;
 mod wire;
 

@@ -15,11 +15,11 @@ use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
 
+use super::backoff::retrying;
 use super::body::{self, Check, Pacing, Range, Sent};
 use super::douyin_web::{
     Call, Reply, bad_answer, changed, checked_upload, parse, rejected, secret_header, tos_answer,
 };
-use super::retry::retrying;
 use super::{DouyinWeb, PublishError, UploadTarget, wire};
 use crate::domain::PartCrcs;
 use crate::progress::Progress;

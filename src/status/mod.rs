@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::pipeline::Context;
-use crate::pipeline::retry::{self, RetryError};
+use crate::pipeline::requeue::{self, RetryError};
 use crate::receipt::file_label;
 use crate::secret::Secret;
 
@@ -174,7 +174,7 @@ async fn retry(State(app): State<App>, Path(hash): Path<String>) -> Response {
     let ctx = Arc::clone(&app.ctx);
     let result = app
         .ctx
-        .ledger(move |l| Ok(retry::retry_hash(&ctx.config, l, &hash)))
+        .ledger(move |l| Ok(requeue::retry_hash(&ctx.config, l, &hash)))
         .await
         .map_err(RetryError::from)
         .and_then(|r| r);

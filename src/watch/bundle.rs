@@ -97,27 +97,6 @@ pub fn find_caption(video: &Path, filter: &NameFilter) -> io::Result<CaptionLook
     })
 }
 
-/// The videos whose caption is `caption` (for a caption event), sorted. Empty when
-/// `caption` is not a caption name or belongs to no video.
-pub fn videos_for_caption(caption: &Path, filter: &NameFilter) -> io::Result<Vec<PathBuf>> {
-    let Some(caption_name) = caption.file_name() else {
-        return Ok(Vec::new());
-    };
-    if !filter.is_caption(caption) {
-        return Ok(Vec::new());
-    }
-    let dir = parent(caption);
-    let listing = Listing::read(dir, filter)?;
-    let mut videos: Vec<PathBuf> = listing
-        .videos
-        .iter()
-        .filter(|v| listing.lookup(v).is_some_and(|(_, c)| c == caption_name))
-        .map(|v| dir.join(v))
-        .collect();
-    videos.sort();
-    Ok(videos)
-}
-
 /// The folder of `path`; `""` for a bare file name (joins back to the bare name).
 fn parent(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new(""))
@@ -263,10 +242,6 @@ mod tests {
         find_caption(&dir.join(video), &filter()).unwrap()
     }
 
-    fn videos(dir: &Path, caption: &str) -> Vec<PathBuf> {
-        videos_for_caption(&dir.join(caption), &filter()).unwrap()
-    }
-
     #[test]
     fn own_yaml() {
         let d = dir_with(&["clip.mp4", "clip.yaml", "other.mp4"]);
@@ -275,7 +250,6 @@ mod tests {
             lookup(p, "clip.mp4"),
             CaptionLookup::Own(p.join("clip.yaml"))
         );
-        assert_eq!(videos(p, "clip.yaml"), vec![p.join("clip.mp4")]);
     }
 
     #[test]
@@ -286,7 +260,6 @@ mod tests {
             lookup(p, "clip.mp4"),
             CaptionLookup::Own(p.join("clip.yml"))
         );
-        assert_eq!(videos(p, "clip.yml"), vec![p.join("clip.mp4")]);
     }
 
     #[test]
@@ -297,7 +270,6 @@ mod tests {
             lookup(p, "clip.mp4"),
             CaptionLookup::Own(p.join("clip.caption.yaml"))
         );
-        assert_eq!(videos(p, "clip.caption.yaml"), vec![p.join("clip.mp4")]);
     }
 
     #[test]
@@ -319,8 +291,6 @@ mod tests {
             lookup(p, "clip.mp4"),
             CaptionLookup::Own(p.join("clip.yaml"))
         );
-        assert_eq!(videos(p, "clip.yml"), Vec::<PathBuf>::new());
-        assert_eq!(videos(p, "clip.caption.yaml"), Vec::<PathBuf>::new());
 
         fs::remove_file(p.join("clip.yaml")).unwrap();
         assert_eq!(
@@ -343,7 +313,6 @@ mod tests {
             lookup(p, "clip.mp4"),
             CaptionLookup::Own(p.join("clip.yaml"))
         );
-        assert!(videos(p, "caption.yaml").is_empty());
     }
 
     #[test]
@@ -356,10 +325,6 @@ mod tests {
             CaptionLookup::Own(p.join("clip.caption.yaml"))
         );
         assert_eq!(lookup(p, "clip.mp4"), CaptionLookup::Missing);
-        assert_eq!(
-            videos(p, "clip.caption.yaml"),
-            vec![p.join("clip.caption.mp4")]
-        );
     }
 
     #[test]
@@ -370,7 +335,6 @@ mod tests {
             lookup(p, "take7.mp4"),
             CaptionLookup::Folder(p.join("caption.yaml"))
         );
-        assert_eq!(videos(p, "caption.yaml"), vec![p.join("take7.mp4")]);
     }
 
     #[test]
@@ -386,7 +350,6 @@ mod tests {
             lookup(p, "take7.mp4"),
             CaptionLookup::Folder(p.join("caption.yaml"))
         );
-        assert!(videos(p, "caption.yml").is_empty());
     }
 
     #[test]
@@ -395,7 +358,6 @@ mod tests {
         let p = d.path();
         assert_eq!(lookup(p, "a.mp4"), CaptionLookup::Missing);
         assert_eq!(lookup(p, "b.mov"), CaptionLookup::Missing);
-        assert!(videos(p, "caption.yaml").is_empty());
     }
 
     #[test]
@@ -417,7 +379,6 @@ mod tests {
             CaptionLookup::Own(p.join("caption.yaml"))
         );
         assert_eq!(lookup(p, "other.mp4"), CaptionLookup::Missing);
-        assert_eq!(videos(p, "caption.yaml"), vec![p.join("caption.mp4")]);
     }
 
     // Regression (issue 9 item 14): of two videos sharing a stem and a caption, the
@@ -426,10 +387,6 @@ mod tests {
     fn same_stem_videos_make_their_caption_ambiguous() {
         let d = dir_with(&["clip.mp4", "clip.mov", "clip.yaml", "other.mp4"]);
         let p = d.path();
-        assert_eq!(
-            videos(p, "clip.yaml"),
-            vec![p.join("clip.mov"), p.join("clip.mp4")]
-        );
         let shared = SharedCaption {
             caption: p.join("clip.yaml"),
             videos: vec![p.join("clip.mov"), p.join("clip.mp4")],
@@ -461,8 +418,6 @@ mod tests {
         let d = dir_with(&["clip.mp4", "clip.yaml.tmp", ".clip.yaml"]);
         let p = d.path();
         assert_eq!(lookup(p, "clip.mp4"), CaptionLookup::Missing);
-        assert!(videos(p, "clip.yaml.tmp").is_empty());
-        assert!(videos(p, "clip.mp4").is_empty(), "a video is no caption");
     }
 
     #[cfg(unix)]
@@ -489,10 +444,6 @@ mod tests {
         assert_eq!(
             find_caption(&video, &filter()).unwrap(),
             CaptionLookup::Own(caption.clone())
-        );
-        assert_eq!(
-            videos_for_caption(&caption, &filter()).unwrap(),
-            vec![video]
         );
     }
 

@@ -22,7 +22,17 @@
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::settle::Completeness;
+/// What a settled video's content says about whether it is finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completeness {
+    /// Good to bundle and hash.
+    Complete,
+    /// Quiet but not finished (e.g. no `moov` yet): keep waiting, up to
+    /// `watch.incomplete_timeout` after its last change.
+    Incomplete { reason: String },
+    /// Cannot become a video: fail it at once with this reason.
+    NotAVideo { reason: String },
+}
 
 /// The container family of a video file, as far as completeness checks care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 //! How the pieces fit (the agent loop owns the wiring): scans and [`WatchEvent`]s yield
 //! candidate paths; paths under excluded folders and temp names are dropped with
 //! [`NameFilter`] and [`is_excluded`]; videos are fed to a [`Settler`]; each [`Settled`]
-//! video passes [`check_content`] (the [`media`] box walk) and then [`find_caption`]. A caption event maps back to
-//! its videos with [`videos_for_caption`]. Nothing here touches the ledger or moves files.
+//! video passes [`check_content`] (the [`media`] box walk) and then [`find_caption`].
+//! Nothing here touches the ledger or moves files.
 
 pub mod bundle;
 pub mod media;
@@ -17,9 +17,10 @@ pub mod native;
 pub mod scan;
 pub mod settle;
 
-pub use bundle::{CaptionLookup, SharedCaption, find_caption, videos_for_caption};
+pub use bundle::{CaptionLookup, SharedCaption, find_caption};
+pub use media::Completeness;
 pub use mounts::{Mount, RemoteFs, remote_fs};
 pub use names::NameFilter;
 pub use native::{Backend, InboxWatcher, WatchError, WatchEvent, WatchOptions, watch, watch_with};
 pub use scan::{Scan, is_excluded, scan};
-pub use settle::{Completeness, Settled, Settler, check_content, unchanged};
+pub use settle::{Settled, Settler, check_content, unchanged};

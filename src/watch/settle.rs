@@ -18,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::video::FileIdentity;
 
+use super::media::Completeness;
+
 /// A file that was seen unchanged for the settle period.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settled {
@@ -210,18 +212,6 @@ pub fn unchanged(settled: &Settled) -> io::Result<bool> {
         && meta.len() == settled.size
         && meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) == settled.modified
         && FileIdentity::of(&meta) == settled.identity)
-}
-
-/// What a settled video's content says about whether it is finished.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Completeness {
-    /// Good to bundle and hash.
-    Complete,
-    /// Quiet but not finished (e.g. no `moov` yet): keep waiting, up to
-    /// `watch.incomplete_timeout` after its last change.
-    Incomplete { reason: String },
-    /// Cannot become a video: fail it at once with this reason.
-    NotAVideo { reason: String },
 }
 
 /// The content seam of settling, for videos only: decides whether a quiet file is also a

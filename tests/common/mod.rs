@@ -273,6 +273,19 @@ impl Agent {
         path
     }
 
+    /// Waits up to `secs` seconds until the archive whose receipt is `receipt` is complete
+    /// (see [`archived`]); `receipt` back.
+    pub async fn wait_for_archive(&self, receipt: PathBuf, secs: u64) -> PathBuf {
+        let probe = receipt.clone();
+        wait_until(Duration::from_secs(secs), move || archived(&probe))
+            .await
+            .unwrap_or_else(|_| {
+                let log = self.log_text();
+                panic!("{} was never archived:\n{log}", receipt.display())
+            });
+        receipt
+    }
+
     /// Waits (generously) until the agent's log contains `needle`.
     pub async fn wait_for_log(&self, needle: &str) {
         let log = self.log.clone();
@@ -324,4 +337,23 @@ pub fn stdout(out: &Output) -> String {
 #[track_caller]
 pub fn assert_said(out: &Output, words: &str) {
     assert!(stderr(out).contains(words), "{}", stderr(out));
+}
+
+/// Whether the archive whose receipt is `receipt` is complete. An archive writes its
+/// receipt first and moves the video last, so a receipt alone means "under way": wait on
+/// this, not on the receipt, before looking at the archived files.
+pub fn archived(receipt: &Path) -> bool {
+    let Some(name) = receipt.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Some(stem) = name
+        .strip_suffix(".receipt.json")
+        .or_else(|| name.strip_suffix(".error.json"))
+    else {
+        return false;
+    };
+    receipt.exists()
+        && ["mp4", "mov", "m4v", "webm"]
+            .iter()
+            .any(|ext| receipt.with_file_name(format!("{stem}.{ext}")).exists())
 }
