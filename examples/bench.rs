@@ -77,21 +77,27 @@ fn config(dir: &Path, watch: &str, done: &str) -> Result<Config, Error> {
     Ok(Config::parse(&text, None, dir)?)
 }
 
+/// The state lock and a context built under it: the lock is held as long as the context
+/// is used, as `dropcast watch` holds it.
+async fn driver_context(config: Config) -> Result<(DriverLock, Arc<Context>), Error> {
+    let lock = DriverLock::take(&config, Role::Agent)?;
+    let access = Access::Driver {
+        lock: &lock,
+        new_ledger: false,
+    };
+    let ctx = Arc::new(Context::build(config, access).await?);
+    Ok((lock, ctx))
+}
+
 struct Running {
+    _lock: DriverLock,
     events: mpsc::UnboundedReceiver<AgentEvent>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 async fn start_agent(config: Config, finished_hints: bool) -> Result<Running, Error> {
-    let ctx = {
-        let lock = DriverLock::take(&config, Role::Agent)?;
-        let access = Access::Driver {
-            lock: &lock,
-            new_ledger: false,
-        };
-        Arc::new(Context::build(config, access).await?)
-    };
+    let (lock, ctx) = driver_context(config).await?;
     let (tx, events) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel::<()>();
     let options = RunOptions {
@@ -107,7 +113,12 @@ async fn start_agent(config: Config, finished_hints: bool) -> Result<Running, Er
             eprintln!("agent: {e}");
         }
     });
-    Ok(Running { events, stop, task })
+    Ok(Running {
+        _lock: lock,
+        events,
+        stop,
+        task,
+    })
 }
 
 impl Running {
@@ -376,14 +387,7 @@ async fn e2e() -> Result<String, Error> {
     dropcast::hash::fingerprint(&staged, PART_SIZE)?;
 
     // The bare minimum on the same sandbox: hash, then one streamed upload to its sink.
-    let ctx = {
-        let lock = DriverLock::take(&config, Role::Agent)?;
-        let access = Access::Driver {
-            lock: &lock,
-            new_ledger: false,
-        };
-        Arc::new(Context::build(config, access).await?)
-    };
+    let (_lock, ctx) = driver_context(config).await?;
     let sink = format!("{}/__sandbox/sink", ctx.sandbox_url().ok_or("no sandbox")?);
     let staged_for_cmd = staged.clone();
     let sink_for_cmd = sink.clone();
