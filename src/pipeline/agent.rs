@@ -43,7 +43,7 @@ const ARCHIVE_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
 const CAPTION_LOOK_EVERY: Duration = Duration::from_millis(500);
 
 /// How often the ledger's file is checked while nothing writes to it.
-const LEDGER_LOOK_EVERY: Duration = Duration::from_secs(1);
+const LEDGER_LOOK_EVERY: Duration = Duration::from_secs(2);
 
 /// How the agent runs.
 #[derive(Debug, Clone)]

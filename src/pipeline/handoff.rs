@@ -29,7 +29,7 @@ use super::requeue::{Retried, RetryError};
 /// The folder in `state_dir`.
 pub const DIR: &str = "requests";
 /// How often the agent looks for requests.
-pub const POLL_EVERY: Duration = Duration::from_millis(250);
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// A request older than this when the agent first sees it is removed unread.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 /// An answer older than this is removed: the command that asked is gone.
@@ -289,7 +289,14 @@ fn read_answer(path: &Path) -> io::Result<Option<Answer>> {
 pub struct Requests {
     dir: PathBuf,
     taken: HashSet<String>,
+    /// The folder's modification time at the last full look, and when that was: an idle
+    /// agent only stats the folder between full looks.
+    last_look: Option<(SystemTime, std::time::Instant)>,
 }
+
+/// A full look at the requests folder at least this often, even when its modification
+/// time says nothing changed (file systems with coarse timestamps; stale files to clean).
+const FULL_LOOK_EVERY: Duration = Duration::from_secs(2);
 
 impl Requests {
     pub fn new(state_dir: &Path) -> Requests {
@@ -300,12 +307,24 @@ impl Requests {
         Requests {
             dir,
             taken: HashSet::new(),
+            last_look: None,
         }
     }
 
     /// New requests since the last look, oldest first. Stale requests and forgotten
     /// answers are removed; an unreadable request is answered with the reason.
     pub fn poll(&mut self) -> Vec<(String, Request)> {
+        // A request arrives by rename into the folder, which changes its modification time.
+        let stamp = std::fs::metadata(&self.dir).and_then(|m| m.modified()).ok();
+        if let (Some(stamp), Some((seen, at))) = (stamp, self.last_look)
+            && stamp == seen
+            && at.elapsed() < FULL_LOOK_EVERY
+        {
+            return Vec::new();
+        }
+        if let Some(stamp) = stamp {
+            self.last_look = Some((stamp, std::time::Instant::now()));
+        }
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
