@@ -1,6 +1,8 @@
 //! `dropcast status` and `dropcast history`: what the ledger, the running agent's live
 //! snapshot (`state_dir/live.json`) and the agent lock say, gathered into reports that
 //! serialize as the stable `--json` output and render as plain aligned tables for people.
+//! The jobs come from the one read model ([`crate::read_model`]), which `/api/jobs` uses
+//! too; this module judges the lock and `live.json`, names the model's fields and renders.
 //!
 //! Reading never changes anything: no folder or lock file is created, the ledger is only
 //! opened when it exists. Nothing here can hold a secret: the reports are built from the
@@ -295,7 +297,7 @@ pub fn status_at(config: &Config, now: SystemTime) -> Result<StatusReport, Repor
 
 impl StatusReport {
     /// Chooses and names the model's fields for `status` (see the module docs).
-    fn from_model(m: Model, agent: AgentStatus) -> StatusReport {
+    pub(crate) fn from_model(m: Model, agent: AgentStatus) -> StatusReport {
         // A failure is settled once the same video was published for the account since.
         let problems = |state: JobState| {
             m.problems

@@ -263,3 +263,65 @@ fn receipt_beside_keeps_non_utf8_stems() {
         assert_eq!(p.as_os_str().as_bytes(), b"/done/\xffx.error.json");
     }
 }
+
+// Regression (issue 10 item 5): `status` and `/api/jobs` worded an unconfirmed job
+// differently, and `/api/jobs` had no hint at all for a failure without a receipt.
+#[test]
+fn status_and_api_jobs_word_every_problem_alike() {
+    use crate::report::{AgentStatus, LiveState, LiveStatus, StatusReport};
+    use crate::status::view::{AgentView, JobsView};
+    let (_d, mut l) = ledger();
+    let f = claim(&mut l, 1, "failed.mp4");
+    l.mark_failed(f.id, Some(Step::Upload), "auth_expired", "cookie expired")
+        .unwrap();
+    let u = claim(&mut l, 2, "doubt.mp4");
+    l.mark_publish_sent(u.id).unwrap();
+    l.mark_unconfirmed(u.id, "answer lost").unwrap();
+
+    let status = StatusReport::from_model(
+        model(&l, None),
+        AgentStatus {
+            running: false,
+            pid: None,
+            host: None,
+            since: None,
+            holder: None,
+            watching: None,
+            live: LiveStatus {
+                state: LiveState::Missing,
+                updated_at: None,
+                age_seconds: None,
+                pid: None,
+                problem: None,
+            },
+        },
+    );
+    let api = JobsView::from_model(
+        model(&l, None),
+        AgentView {
+            pid: 1,
+            started_at: None,
+            updated_at: None,
+            watching: String::new(),
+            sandbox: true,
+        },
+    );
+    let (status, api) = (
+        serde_json::to_value(&status).unwrap(),
+        serde_json::to_value(&api).unwrap(),
+    );
+    for (ours, theirs) in [
+        (&status["failed"][0], &api["failures"][0]),
+        (&status["unconfirmed"][0], &api["unconfirmed"][0]),
+    ] {
+        for key in ["sha256", "step", "class", "reason", "hint", "retry", "at"] {
+            assert_eq!(ours[key], theirs[key], "{key}: {ours:#} vs {theirs:#}");
+        }
+    }
+    assert_eq!(api["failures"][0]["class"], "auth_expired");
+    assert_eq!(api["failures"][0]["hint"], FailureClass::AuthExpired.hint());
+    assert_eq!(
+        api["unconfirmed"][0]["hint"],
+        FailureClass::Unconfirmed.hint()
+    );
+}

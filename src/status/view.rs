@@ -146,7 +146,7 @@ pub async fn collect(ctx: &Arc<Context>) -> Result<(JobsView, Counters), ViewErr
 
 impl JobsView {
     /// Chooses and names the model's fields for `/api/jobs`.
-    fn from_model(m: Model, agent: AgentView) -> JobsView {
+    pub(crate) fn from_model(m: Model, agent: AgentView) -> JobsView {
         let problem = |p: &read_model::ProblemJob| ProblemJob {
             id: p.id,
             sha256: p.sha256.clone(),
