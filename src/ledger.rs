@@ -191,6 +191,12 @@ impl fmt::Display for JobState {
     }
 }
 
+impl serde::Serialize for JobState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A video about to be claimed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewJob {
@@ -987,6 +993,40 @@ impl Ledger {
             "state IN ('done', 'published') ORDER BY updated_at DESC, id DESC LIMIT ?1",
             [limit],
         )
+    }
+
+    /// Jobs per state, every state present (one `COUNT`, not every job loaded).
+    pub fn count_by_state(&self) -> Result<BTreeMap<JobState, u64>, LedgerError> {
+        let mut counts: BTreeMap<JobState, u64> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (state, n) = row?;
+            if let Some(state) = JobState::parse(&state) {
+                counts.insert(state, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The (sha256, account) pairs some live job holds: a failure of the same content
+    /// for the same account is settled.
+    pub fn live_contents(&self) -> Result<Vec<(String, String)>, LedgerError> {
+        let list = JobState::ALL
+            .iter()
+            .filter(|s| s.is_live())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT DISTINCT sha256, account FROM jobs WHERE state IN ({list})"
+        ))?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn load_where(

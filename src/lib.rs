@@ -17,6 +17,7 @@ pub mod lost_ledger;
 pub mod pipeline;
 pub mod platform;
 pub mod progress;
+pub mod read_model;
 pub mod receipt;
 pub mod report;
 pub mod sandbox;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use dropcast::config::Config;
 use dropcast::ledger::JobState;
-use dropcast::pipeline::live::Waiting;
+use dropcast::pipeline::live::{Held, Waiting};
 use dropcast::receipt::UtcTime;
 use dropcast::status;
 use serde_json::{Value, json};
@@ -285,6 +285,11 @@ async fn dashboard_shows_live_jobs_and_retry_requeues_a_failed_one() {
         video: "drafts/untitled.mp4".into(),
         since: Some(UtcTime::now()),
     }]);
+    ctx.live.set_held(vec![Held {
+        video: "trips/locked.mp4".into(),
+        reason: "cannot read this video: permission denied".into(),
+        since: Some(UtcTime::now()),
+    }]);
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = status::start(listener, Arc::clone(&ctx), None)
@@ -324,6 +329,18 @@ async fn dashboard_shows_live_jobs_and_retry_requeues_a_failed_one() {
     ] {
         assert!(text.contains(words), "{text}");
     }
+
+    // Regression (issue 10 item 5): the dashboard did not show videos held in the inbox,
+    // which `dropcast status` lists from the same read model.
+    let held = session
+        .wait_for(
+            "document.querySelector('#held tr[data-video=\"trips/locked.mp4\"]')?.textContent",
+        )
+        .await;
+    assert!(
+        held.as_str().unwrap().contains("permission denied"),
+        "{held}"
+    );
 
     // Progress moves on the page as the upload does.
     progress.add(10 << 20);

@@ -139,6 +139,8 @@
       el("td", {}, when(j.since)), hashCell(j.sha256)));
     fill("waiting", v.waiting_for_caption, (w) => el("tr", { "data-video": w.video },
       el("td", {}, w.video), el("td", {}, when(w.since))));
+    fill("held", v.held_in_inbox || [], (h) => el("tr", { "data-video": h.video },
+      el("td", {}, h.video), el("td", { class: "reason" }, h.reason), el("td", {}, when(h.since))));
     fill("paused", v.paused_accounts, (p) => el("tr", {},
       el("td", {}, p.account), el("td", {}, p.reason), el("td", {}, when(p.since))));
     fill("failures", v.failures, problemRow);

@@ -4,21 +4,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::ledger::JobState;
 use crate::pipeline::live::{Counters, Histogram};
+use crate::read_model::FailureClass;
 
 use super::view::JobsView;
 
 /// The `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Error classes always exported (at 0 until seen), so dashboards can rely on them.
-const ERROR_CLASSES: [&str; 5] = [
-    "transient",
-    "rate_limited",
-    "auth_expired",
-    "rejected",
-    "unknown",
-];
 
 /// Renders every metric.
 pub fn render(view: &JobsView, counters: &Counters) -> String {
@@ -53,9 +46,9 @@ pub fn render(view: &JobsView, counters: &Counters) -> String {
         view.waiting_for_caption.len() as f64,
     );
 
-    let posts = ["published", "done"]
+    let posts = [JobState::Published, JobState::Done]
         .iter()
-        .filter_map(|s| view.counts.get(s))
+        .filter_map(|s| view.counts.get(s.as_str()))
         .sum::<u64>();
     out.header(
         "dropcast_posts_total",
@@ -115,7 +108,10 @@ pub fn render(view: &JobsView, counters: &Counters) -> String {
         "counter",
         "Errors seen since the agent started, by class.",
     );
-    let mut errors: BTreeMap<&str, u64> = ERROR_CLASSES.iter().map(|c| (*c, 0)).collect();
+    // The platform's error classes are always exported (at 0 until seen), so dashboards
+    // can rely on them.
+    let publish = FailureClass::PUBLISH;
+    let mut errors: BTreeMap<&str, u64> = publish.iter().map(|c| (c.as_str(), 0)).collect();
     for (class, n) in &counters.errors {
         errors.insert(class, *n);
     }

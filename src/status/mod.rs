@@ -11,8 +11,9 @@
 //! headers are sent) and no cross-site `Sec-Fetch-Site` or foreign `Origin`. Without a
 //! token, only loopback `Host` names are answered (no DNS rebinding).
 //!
-//! Code map: [`view`] (what is shown), [`metrics`] (the exposition format), `guard`
-//! (token, host and cross-site checks), `page` (the dashboard).
+//! Code map: [`view`] (the read model's fields as `/api/jobs` names them), [`metrics`]
+//! (the exposition format), `guard` (token, host and cross-site checks), `page` (the
+//! dashboard).
 
 mod guard;
 pub mod metrics;

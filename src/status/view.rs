@@ -1,20 +1,18 @@
-//! What `/api/jobs` serves and the dashboard shows: the ledger's jobs by state (counts,
-//! the queue, recent posts, failures) joined with the agent's live state (jobs in
-//! flight, videos waiting for a caption, paused accounts). Built from selected fields
-//! only, so no secret can slip in (step results are never served).
+//! What `/api/jobs` serves and the dashboard shows: the fields of the one read model
+//! ([`crate::read_model`]) under the names this API has always used. Built from selected
+//! fields only, so no secret can slip in (step results are never served).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::archive::ArchivePlan;
 use crate::domain::Step;
-use crate::ledger::{JobRecord, JobState, LedgerError};
+use crate::ledger::{JobState, LedgerError};
 use crate::pipeline::Context;
-use crate::pipeline::live::{Counters, InFlight, PausedAccount, Waiting};
-use crate::receipt::{FailureReceipt, UtcTime, file_label, post_url};
+use crate::pipeline::live::{Counters, Held, PausedAccount, Waiting};
+use crate::read_model::{self, FailureClass, LedgerPart, Model, Query, Stage};
+use crate::receipt::UtcTime;
 
 /// How many recent posts are listed.
 pub const RECENT_POSTS: usize = 50;
@@ -27,10 +25,12 @@ pub struct JobsView {
     pub agent: AgentView,
     /// Jobs in the ledger by state; every state is present.
     pub counts: BTreeMap<&'static str, u64>,
-    pub in_flight: Vec<InFlight>,
+    pub in_flight: Vec<InFlightJob>,
     /// Active in the ledger, not being worked on right now (new, requeued, or between tries).
     pub queued: Vec<QueuedJob>,
     pub waiting_for_caption: Vec<Waiting>,
+    /// Videos the agent keeps in the inbox, and why.
+    pub held_in_inbox: Vec<Held>,
     pub paused_accounts: Vec<PausedAccount>,
     /// Failed and abandoned jobs, newest first.
     pub failures: Vec<ProblemJob>,
@@ -51,6 +51,22 @@ pub struct AgentView {
     pub sandbox: bool,
 }
 
+/// A job being worked on right now.
+#[derive(Debug, Clone, Serialize)]
+pub struct InFlightJob {
+    /// Relative to the inbox.
+    pub video: String,
+    pub sha256: Option<String>,
+    pub account: Option<String>,
+    /// `hash`, `ledger`, `credentials`, …, `publish`, `archive`.
+    pub step: Stage,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub started_at: Option<UtcTime>,
+    pub percent: Option<u8>,
+    pub elapsed_seconds: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct QueuedJob {
     pub id: i64,
@@ -59,6 +75,8 @@ pub struct QueuedJob {
     pub account: String,
     pub attempts: u32,
     pub since: UtcTime,
+    /// What happens to it next, in words.
+    pub next: String,
 }
 
 /// A job that needs the user: failed, abandoned or unconfirmed. All can be retried.
@@ -68,13 +86,15 @@ pub struct ProblemJob {
     pub sha256: String,
     pub video: String,
     pub account: String,
-    pub state: &'static str,
+    pub state: JobState,
     pub step: Option<Step>,
-    pub class: Option<String>,
+    pub class: Option<FailureClass>,
     pub reason: Option<String>,
     /// What the user can do about it (from the error receipt when there is one).
     pub hint: Option<String>,
     pub at: UtcTime,
+    /// The command that puts it back in the queue.
+    pub retry: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,211 +107,131 @@ pub struct PostedJob {
     pub url: Option<String>,
     pub published_at: UtcTime,
     /// `done`, or `published` while its files are being archived.
-    pub state: &'static str,
+    pub state: JobState,
+    /// When the post goes public, if it is scheduled for later.
+    pub publish_at: Option<UtcTime>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("cannot count the ledger's jobs: {0}")]
-    Count(#[from] rusqlite::Error),
-}
-
-/// The ledger's side of the view, read in one go.
-struct FromLedger {
-    counts: BTreeMap<&'static str, u64>,
-    open: Vec<JobRecord>,
-    posts: Vec<JobRecord>,
-    /// Where each listed failed job's error receipt is.
-    receipts: BTreeMap<i64, PathBuf>,
 }
 
 /// Reads the ledger and the live state into one view.
 pub async fn collect(ctx: &Arc<Context>) -> Result<(JobsView, Counters), ViewError> {
-    let from_ledger = ctx
-        .ledger(|l| {
-            let counts = count_states(l.path());
-            let open = l.jobs_in(&[
-                JobState::Active,
-                JobState::Failed,
-                JobState::Abandoned,
-                JobState::Unconfirmed,
-            ])?;
-            let posts = l.history(RECENT_POSTS)?;
-            let mut receipts = BTreeMap::new();
-            for job in open
-                .iter()
-                .rev()
-                .filter(|j| j.state == JobState::Failed)
-                .take(MAX_FAILURES)
-            {
-                if let Some(value) = l.archive_plan(job.id)?
-                    && let Ok(plan) = serde_json::from_value::<ArchivePlan>(value)
-                {
-                    receipts.insert(job.id, plan.receipt);
-                }
-            }
-            Ok(counts.map(|counts| FromLedger {
-                counts,
-                open,
-                posts,
-                receipts,
-            }))
-        })
-        .await??;
-    let hints = read_hints(from_ledger.receipts.clone()).await;
+    let query = Query {
+        recent_posts: RECENT_POSTS,
+        max_problems: MAX_FAILURES,
+        scheduled: false,
+    };
+    let part = ctx.ledger(move |l| LedgerPart::read(l, &query)).await?;
     let snapshot = ctx.live.snapshot();
-    let view = assemble(
-        from_ledger,
-        &hints,
-        AgentView {
-            pid: snapshot.pid,
-            started_at: snapshot.started_at,
-            updated_at: snapshot.updated_at,
-            watching: snapshot.watching.clone(),
-            sandbox: ctx.config.platform.sandbox,
-        },
-        snapshot.in_flight,
-        snapshot.waiting_for_caption,
-        snapshot.paused_accounts,
-    );
-    Ok((view, snapshot.counters))
+    let agent = AgentView {
+        pid: snapshot.pid,
+        started_at: snapshot.started_at,
+        updated_at: snapshot.updated_at,
+        watching: snapshot.watching.clone(),
+        sandbox: ctx.config.platform.sandbox,
+    };
+    // Receipts are files: read them off the async threads.
+    let (model, snapshot) = tokio::task::spawn_blocking(move || {
+        let model = Model::assemble(part, Some(&snapshot), UtcTime::now());
+        (model, snapshot)
+    })
+    .await
+    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
+    Ok((JobsView::from_model(model, agent), snapshot.counters))
 }
 
-fn assemble(
-    l: FromLedger,
-    hints: &BTreeMap<i64, String>,
-    agent: AgentView,
-    in_flight: Vec<InFlight>,
-    waiting_for_caption: Vec<Waiting>,
-    paused_accounts: Vec<PausedAccount>,
-) -> JobsView {
-    let busy: BTreeSet<&str> = in_flight.iter().map(|j| j.video.as_str()).collect();
-    let mut queued = Vec::new();
-    let mut failures = Vec::new();
-    let mut unconfirmed = Vec::new();
-    for job in l.open.iter().rev() {
-        let video = file_label(&job.video);
-        match job.state {
-            JobState::Active if !busy.contains(video.as_str()) => queued.push(QueuedJob {
-                id: job.id,
-                sha256: job.sha256.as_str().to_string(),
-                video,
-                account: job.account.clone(),
-                attempts: job.attempts,
-                since: job.updated_at.into(),
-            }),
-            JobState::Failed | JobState::Abandoned if failures.len() < MAX_FAILURES => {
-                failures.push(problem(job, video, hints.get(&job.id).cloned()));
-            }
-            JobState::Unconfirmed if unconfirmed.len() < MAX_FAILURES => {
-                unconfirmed.push(problem(job, video, None));
-            }
-            _ => {}
+impl JobsView {
+    /// Chooses and names the model's fields for `/api/jobs`.
+    pub(crate) fn from_model(m: Model, agent: AgentView) -> JobsView {
+        let problem = |p: &read_model::ProblemJob| ProblemJob {
+            id: p.id,
+            sha256: p.sha256.clone(),
+            video: p.video.clone(),
+            account: p.account.clone(),
+            state: p.state,
+            step: p.step,
+            class: p.class.clone(),
+            reason: p.reason.clone(),
+            hint: Some(p.hint.clone()),
+            at: p.at,
+            retry: p.retry.clone(),
+        };
+        JobsView {
+            agent,
+            counts: m.counts.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+            in_flight: m
+                .in_flight
+                .iter()
+                .map(|j| InFlightJob {
+                    video: j.video.clone(),
+                    sha256: j.sha256.clone(),
+                    account: j.account.clone(),
+                    step: j.stage.clone(),
+                    bytes_done: j.bytes_done,
+                    bytes_total: j.bytes_total,
+                    started_at: j.started_at,
+                    percent: j.percent,
+                    elapsed_seconds: j.elapsed_seconds,
+                })
+                .collect(),
+            queued: m
+                .queued
+                .iter()
+                .filter(|j| j.state == JobState::Active)
+                .map(|j| QueuedJob {
+                    id: j.id,
+                    sha256: j.sha256.clone(),
+                    video: j.video.clone(),
+                    account: j.account.clone(),
+                    attempts: j.attempts,
+                    since: j.updated_at,
+                    next: j.next.clone(),
+                })
+                .collect(),
+            waiting_for_caption: m.waiting_for_caption,
+            held_in_inbox: m.held_in_inbox,
+            paused_accounts: m.paused_accounts,
+            failures: m
+                .problems
+                .iter()
+                .filter(|p| matches!(p.state, JobState::Failed | JobState::Abandoned))
+                .map(problem)
+                .collect(),
+            unconfirmed: m
+                .problems
+                .iter()
+                .filter(|p| p.state == JobState::Unconfirmed)
+                .map(problem)
+                .collect(),
+            recent_posts: m
+                .recent_posts
+                .iter()
+                .map(|p| PostedJob {
+                    id: p.id,
+                    sha256: p.sha256.clone(),
+                    video: p.video.clone(),
+                    account: p.account.clone(),
+                    aweme_id: p.aweme_id.clone(),
+                    url: p.url.clone(),
+                    published_at: p.published_at,
+                    state: p.state,
+                    publish_at: p.publish_at,
+                })
+                .collect(),
         }
     }
-    // Oldest first: the order they will be picked up in.
-    queued.reverse();
-    let recent_posts = l
-        .posts
-        .iter()
-        .map(|job| PostedJob {
-            id: job.id,
-            sha256: job.sha256.as_str().to_string(),
-            video: file_label(&job.video),
-            account: job.account.clone(),
-            aweme_id: job.aweme_id.clone(),
-            url: job.aweme_id.as_deref().map(post_url),
-            published_at: job
-                .steps
-                .get(&Step::Publish)
-                .map_or(job.updated_at, |s| s.at)
-                .into(),
-            state: job.state.as_str(),
-        })
-        .collect();
-    JobsView {
-        agent,
-        counts: l.counts,
-        in_flight,
-        queued,
-        waiting_for_caption,
-        paused_accounts,
-        failures,
-        unconfirmed,
-        recent_posts,
-    }
-}
-
-fn problem(job: &JobRecord, video: String, hint: Option<String>) -> ProblemJob {
-    let hint = hint.or_else(|| match job.state {
-        JobState::Unconfirmed => Some(
-            "Step 5 was sent but its answer was lost. Check the account's posts on Douyin; \
-             retry only if the video is not there."
-                .to_string(),
-        ),
-        JobState::Abandoned => Some(
-            "The video changed while it was being published; the new version is a new job."
-                .to_string(),
-        ),
-        _ => None,
-    });
-    ProblemJob {
-        id: job.id,
-        sha256: job.sha256.as_str().to_string(),
-        video,
-        account: job.account.clone(),
-        state: job.state.as_str(),
-        step: job.error.as_ref().and_then(|e| e.step),
-        class: job.error.as_ref().map(|e| e.class.clone()),
-        reason: job.error.as_ref().map(|e| e.reason.clone()),
-        hint,
-        at: job.updated_at.into(),
-    }
-}
-
-/// The hints of failed jobs, from their `*.error.json` receipts (missing ones are skipped).
-async fn read_hints(receipts: BTreeMap<i64, PathBuf>) -> BTreeMap<i64, String> {
-    let mut hints = BTreeMap::new();
-    for (id, path) in receipts {
-        if let Ok(bytes) = tokio::fs::read(&path).await
-            && let Ok(receipt) = serde_json::from_slice::<FailureReceipt>(&bytes)
-        {
-            hints.insert(id, receipt.hint);
-        }
-    }
-    hints
-}
-
-/// Jobs per state, every state present, with one `COUNT` on a read-only connection (the
-/// `Ledger` API would load every job to count them).
-fn count_states(ledger_file: &Path) -> Result<BTreeMap<&'static str, u64>, rusqlite::Error> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
-        ledger_file,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let mut counts: BTreeMap<&'static str, u64> =
-        JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    let mut stmt = conn.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-    })?;
-    for row in rows {
-        let (state, n) = row?;
-        if let Some(state) = JobState::parse(&state) {
-            counts.insert(state.as_str(), u64::try_from(n).unwrap_or(0));
-        }
-    }
-    Ok(counts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::ContentHash;
-    use crate::ledger::{Claim, Ledger, NewJob};
+    use crate::ledger::{Claim, JobRecord, Ledger, NewJob};
+    use crate::pipeline::live::{InFlight, Snapshot};
 
     fn hash(n: u8) -> ContentHash {
         ContentHash::from_digest(&[n; 32])
@@ -324,26 +264,20 @@ mod tests {
         l.mark_publish_sent(d.id).unwrap();
         l.mark_published(d.id, "7001").unwrap();
 
-        let counts = count_states(l.path()).unwrap();
-        assert_eq!(counts.len(), JobState::ALL.len());
-        assert_eq!(counts["active"], 2);
-        assert_eq!(counts["failed"], 1);
-        assert_eq!(counts["published"], 1);
-        assert_eq!(counts["done"], 0);
-
-        let from_ledger = FromLedger {
-            counts,
-            open: l
-                .jobs_in(&[JobState::Active, JobState::Failed, JobState::Unconfirmed])
-                .unwrap(),
-            posts: l.history(RECENT_POSTS).unwrap(),
-            receipts: BTreeMap::new(),
+        let query = Query {
+            recent_posts: RECENT_POSTS,
+            max_problems: MAX_FAILURES,
+            scheduled: false,
         };
-        let live = InFlight {
-            video: "a.mp4".into(),
-            sha256: Some(a.sha256.as_str().into()),
-            step: "upload".into(),
-            ..InFlight::default()
+        let part = LedgerPart::read(&l, &query).unwrap();
+        let snapshot = Snapshot {
+            in_flight: vec![InFlight {
+                video: "a.mp4".into(),
+                sha256: Some(a.sha256.as_str().into()),
+                step: "upload".into(),
+                ..InFlight::default()
+            }],
+            ..Snapshot::default()
         };
         let agent = AgentView {
             pid: 1,
@@ -352,17 +286,34 @@ mod tests {
             watching: "native".into(),
             sandbox: true,
         };
-        let hints = BTreeMap::from([(c.id, "shoot a longer one".to_string())]);
-        let view = assemble(from_ledger, &hints, agent, vec![live], vec![], vec![]);
+        let model = Model::assemble(part, Some(&snapshot), UtcTime::now());
+        let view = JobsView::from_model(model, agent);
+        assert_eq!(view.counts.len(), JobState::ALL.len());
+        assert_eq!(view.counts["active"], 2);
+        assert_eq!(view.counts["failed"], 1);
+        assert_eq!(view.counts["published"], 1);
+        assert_eq!(view.counts["done"], 0);
         let queued: Vec<&str> = view.queued.iter().map(|j| j.video.as_str()).collect();
-        assert_eq!(queued, ["b.mp4"]);
+        assert_eq!(
+            queued,
+            ["b.mp4"],
+            "a published job is archived, not queued here"
+        );
         assert_eq!(view.failures.len(), 1);
         assert_eq!(view.failures[0].step, Some(Step::Upload));
-        assert_eq!(view.failures[0].hint.as_deref(), Some("shoot a longer one"));
+        assert_eq!(
+            view.failures[0].hint.as_deref(),
+            Some(FailureClass::Rejected.hint())
+        );
         assert_eq!(view.recent_posts[0].aweme_id.as_deref(), Some("7001"));
         assert_eq!(
             view.recent_posts[0].url.as_deref(),
             Some("https://www.douyin.com/video/7001")
         );
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["in_flight"][0]["step"], "upload");
+        assert_eq!(json["failures"][0]["class"], "rejected");
+        assert_eq!(json["failures"][0]["state"], "failed");
+        assert_eq!(json["recent_posts"][0]["state"], "published");
     }
 }
