@@ -392,7 +392,7 @@ fn os_from_bytes(bytes: &[u8]) -> OsString {
 
 /// Whether `path` lies in `inbox` (both absolute), judged by the real folders so that
 /// `inbox/../elsewhere` is not inside. Only such files are ever moved.
-pub fn in_inbox(inbox: &Path, path: &Path) -> bool {
+pub(crate) fn in_inbox(inbox: &Path, path: &Path) -> bool {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => return false,

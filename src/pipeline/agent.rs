@@ -94,18 +94,18 @@ pub struct Summary {
     /// Videos still waiting for a caption when a `--once` run ended.
     pub waiting_for_caption: Vec<PathBuf>,
     /// Videos whose caption also fits another video (`clip.mp4`, `clip.mov`, `clip.yaml`).
-    pub shared_caption: Vec<PathBuf>,
+    pub(crate) shared_caption: Vec<PathBuf>,
     /// Videos that could not be read (permission denied, say).
     pub unreadable: Vec<PathBuf>,
     /// Videos whose archive could not be finished yet (they were posted or refused).
-    pub archive_pending: Vec<PathBuf>,
+    pub(crate) archive_pending: Vec<PathBuf>,
 }
 
 impl Summary {
     /// Whether the run left work undone: `watch --once` then exits 1. A video left in the
     /// inbox (no caption, a shared caption, unreadable, not archived) counts: the user
     /// asked for what is there to be processed, and it was not.
-    pub fn any_failed(&self) -> bool {
+    pub(crate) fn any_failed(&self) -> bool {
         self.failed > 0
             || self.held > 0
             || !self.waiting_for_caption.is_empty()

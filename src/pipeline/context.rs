@@ -209,7 +209,7 @@ impl Context {
 
     /// The ledger's file was found deleted, replaced or emptied: the error that must stop
     /// the agent. Also looks at the file itself when `look` is set.
-    pub async fn ledger_lost(&self, look: bool) -> Option<LedgerError> {
+    pub(crate) async fn ledger_lost(&self, look: bool) -> Option<LedgerError> {
         if look && self.ledger.is_some() {
             // `ledger` records a `Lost` answer; other errors are not a lost ledger.
             let _ = self.ledger(|l| l.check_file()).await;
@@ -228,7 +228,7 @@ impl Context {
     /// books the slot for the post about to be sent. The last post is this process's own,
     /// else the ledger's latest step-5 send for the account (answered or not), so a restart
     /// (even after `kill -9`) keeps the interval.
-    pub async fn wait_post_slot(&self, account: &str) {
+    pub(crate) async fn wait_post_slot(&self, account: &str) {
         let interval = self.config.publish.min_interval;
         if interval.is_zero() {
             return;
@@ -296,7 +296,7 @@ impl Context {
     }
 
     /// Whether `file` lies in the inbox (only those files are ever moved).
-    pub fn in_inbox(&self, file: &Path) -> bool {
+    pub(crate) fn in_inbox(&self, file: &Path) -> bool {
         // The archive's own rule: `inbox/../elsewhere` is not in the inbox.
         file.starts_with(&self.config.inbox) && crate::archive::in_inbox(&self.config.inbox, file)
     }

@@ -70,11 +70,6 @@ impl Outcome {
             Outcome::WaitingForEarlier { .. } => "waiting",
         }
     }
-
-    /// Counts against `watch --once` and `publish` (exit status 1).
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Failed(_) | Outcome::Held { .. })
-    }
 }
 
 /// Why the publish steps stopped.
@@ -1217,7 +1212,7 @@ async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
 
 /// One try at an archive that was planned but not finished.
 #[derive(Debug)]
-pub struct ArchiveAttempt {
+pub(crate) struct ArchiveAttempt {
     /// The video the plan moves (where it lies in the inbox).
     pub video: PathBuf,
     pub job: i64,
@@ -1229,14 +1224,14 @@ pub struct ArchiveAttempt {
 /// Finishes every archive an earlier run planned but did not complete (a crash or a power
 /// cut in the middle of moving files, a full or unwritable archive folder). Returns what
 /// happened to each.
-pub async fn recover_archives(ctx: &Context) -> Vec<ArchiveAttempt> {
+pub(crate) async fn recover_archives(ctx: &Context) -> Vec<ArchiveAttempt> {
     finish_pending_archives(ctx, &std::collections::HashSet::new()).await
 }
 
 /// Tries every unfinished archive plan again, except those whose video is in `skip` (a
 /// job working on it right now finishes its own plan). The running agent calls this with
 /// backoff until each one is done.
-pub async fn finish_pending_archives(
+pub(crate) async fn finish_pending_archives(
     ctx: &Context,
     skip: &std::collections::HashSet<PathBuf>,
 ) -> Vec<ArchiveAttempt> {
@@ -1285,7 +1280,7 @@ pub async fn finish_pending_archives(
 }
 
 /// For logs: a path relative to the inbox.
-pub fn display_name(ctx: &Context, path: &Path) -> String {
+pub(crate) fn display_name(ctx: &Context, path: &Path) -> String {
     ctx.relative(path).display().to_string()
 }
 
