@@ -13,7 +13,10 @@ use crate::caption::{self, CaptionFields};
 use crate::secret::Secret;
 use crate::yaml::{Document, Node, Problems};
 
+pub use bind::check_bind;
+
 mod accounts;
+mod bind;
 mod platforms;
 
 pub(crate) use accounts::not_available_yet;
@@ -640,7 +643,7 @@ fn read_status(node: &Node<'_>, out: &mut StatusConfig, problems: &mut Problems)
         out.token = secret(n, problems);
     }
     if let (Some(addr), Some(n)) = (out.listen, f.get("listen"))
-        && let Err(reason) = crate::status::check_bind(addr, out.token.as_ref())
+        && let Err(reason) = check_bind(addr, out.token.as_ref())
     {
         problems.push(n.problem(reason.trim_start_matches("status.listen: ")));
     }
