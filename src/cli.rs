@@ -331,10 +331,7 @@ async fn publish_cmd(
     // archived it while this command was starting) is this command's answer.
     let since = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
     let video = std::path::absolute(video)?;
-    let rel = video
-        .strip_prefix(&config.inbox)
-        .unwrap_or(&video)
-        .to_path_buf();
+    let rel = crate::archive::inbox_relative(&config.inbox, &video).to_path_buf();
     let meta = match std::fs::metadata(&video) {
         Ok(meta) => meta,
         Err(e) => {

@@ -338,7 +338,7 @@ pub async fn run(
     summary.archive_pending = agent.archiving.into_keys().collect();
     summary.archive_pending.sort();
     if options.once {
-        let name = |p: &PathBuf| job::display_name(&ctx, p);
+        let name = |p: &PathBuf| ctx.relative(p).display().to_string();
         for path in &summary.shared_caption {
             warn!(file = %name(path), "left in the inbox: its caption also fits another video");
         }
@@ -608,7 +608,7 @@ impl Agent {
             }
             let content = watch::check_content(&file);
             if content.is_ok() && self.unreadable.remove(&file.path).is_some() {
-                info!(file = %job::display_name(&self.ctx, &file.path), "the video can be read now");
+                info!(file = %self.ctx.relative(&file.path).display(), "the video can be read now");
             }
             match content {
                 Ok(Completeness::Complete) => {}
@@ -643,7 +643,7 @@ impl Agent {
                         self.dispatch(file, None);
                     } else {
                         info!(
-                            file = %job::display_name(&self.ctx, &file.path),
+                            file = %self.ctx.relative(&file.path).display(),
                             "waiting for a caption: put {} beside it",
                             caption_names(&file.path)
                         );
@@ -676,7 +676,7 @@ impl Agent {
             && waiting.shared.as_ref() != Some(shared)
         {
             warn!(
-                file = %job::display_name(&self.ctx, path),
+                file = %self.ctx.relative(path).display(),
                 reason = %shared,
                 "the caption fits more than one video, so neither is published; they wait in the inbox"
             );
@@ -691,7 +691,7 @@ impl Agent {
         let path = file.path;
         if !self.unreadable.contains_key(&path) {
             warn!(
-                file = %job::display_name(&self.ctx, &path),
+                file = %self.ctx.relative(&path).display(),
                 reason = %e,
                 "{what}; it stays in the inbox and is looked at again (check its permissions)"
             );
@@ -748,7 +748,7 @@ impl Agent {
                 }
             } else if overdue && !require && self.waiting[&path].shared.is_none() {
                 if let Some(w) = self.waiting.remove(&path) {
-                    info!(file = %job::display_name(&self.ctx, &path), "no caption after watch.caption_wait; publishing with the config's defaults");
+                    info!(file = %self.ctx.relative(&path).display(), "no caption after watch.caption_wait; publishing with the config's defaults");
                     self.dispatch(w.settled, None);
                 }
             } else if overdue
@@ -758,7 +758,7 @@ impl Agent {
             {
                 w.warned = true;
                 warn!(
-                    file = %job::display_name(&self.ctx, &path),
+                    file = %self.ctx.relative(&path).display(),
                     waited = %humantime::format_duration(wait),
                     "still no caption; put {} beside the video (or set require_caption: false)",
                     caption_names(&path)
@@ -835,7 +835,7 @@ impl Agent {
             match attempt.result {
                 Ok(to) => {
                     info!(
-                        file = %job::display_name(&self.ctx, &attempt.video),
+                        file = %self.ctx.relative(&attempt.video).display(),
                         to = %to.display(),
                         job = attempt.job,
                         dest = ?attempt.dest,
@@ -851,7 +851,7 @@ impl Agent {
                     any_new |= new_problem;
                     if new_problem {
                         warn!(
-                            file = %job::display_name(&self.ctx, &attempt.video),
+                            file = %self.ctx.relative(&attempt.video).display(),
                             %reason,
                             "cannot finish archiving; the files stay where they are and the move is tried again by itself"
                         );
@@ -1054,7 +1054,7 @@ impl Agent {
         caption: Option<PathBuf>,
         since_ms: i64,
     ) {
-        let name = job::display_name(&self.ctx, &video);
+        let name = self.ctx.relative(&video).display().to_string();
         if self.in_flight.contains(&video) || self.blocked.contains(&video) {
             info!(file = %name, "`dropcast publish` asked for a video already in flight; it gets that job's outcome");
             self.waiters.entry(video).or_default().push(id);

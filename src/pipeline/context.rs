@@ -290,9 +290,10 @@ impl Context {
         }
     }
 
-    /// The path of `file` relative to the inbox, or the path itself when outside it.
+    /// The path of `file` relative to the inbox, or the path itself when outside it
+    /// ([`archive::inbox_relative`](crate::archive::inbox_relative)).
     pub fn relative<'a>(&self, file: &'a Path) -> &'a Path {
-        file.strip_prefix(&self.config.inbox).unwrap_or(file)
+        crate::archive::inbox_relative(&self.config.inbox, file)
     }
 
     /// Whether `file` lies in the inbox (only those files are ever moved).

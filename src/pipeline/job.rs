@@ -1279,11 +1279,6 @@ pub(crate) async fn finish_pending_archives(
     attempts
 }
 
-/// For logs: a path relative to the inbox.
-pub(crate) fn display_name(ctx: &Context, path: &Path) -> String {
-    ctx.relative(path).display().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
