@@ -171,10 +171,52 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
     }
     info!(step = "hash", size = fp.size, "hashed");
 
-    // The caption is read now, at the start of publishing: a caption edited while the
-    // video waited is read in its final form.
-    let now = OffsetDateTime::now_utc();
     let caption_read = bundle.caption.as_deref().and_then(stamp);
+    let (account_name, caption) = read_caption_and_route(ctx, &bundle).await;
+    if let Some(waiting) = wait_for_earlier_copy(ctx, &bundle, &fp, &account_name).await {
+        return waiting;
+    }
+    let job = match claim_job(ctx, &bundle, &fp, account_name).await {
+        Ok(job) => job,
+        Err(outcome) => return outcome,
+    };
+    let caption = match caption {
+        Ok(c) => c,
+        Err(reason) => {
+            warn!(step = "caption", %reason, "caption refused");
+            return fail(ctx, &bundle, &job, JobFailure::caption(reason)).await;
+        }
+    };
+    let account = match usable_account(ctx, &job) {
+        Ok(account) => account,
+        Err(held) => return held,
+    };
+    let account = &account;
+
+    let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &video, &fp).await {
+        Ok(done) => done,
+        Err(stop) => return stopped(ctx, &bundle, &job, stop).await,
+    };
+    if let Some(path) = &bundle.caption
+        && stamp(path) != caption_read
+    {
+        info!(
+            caption = %ctx.relative(path).display(),
+            "the caption changed after publishing started; the post used the version read then (see the receipt); the edit is archived but not published"
+        );
+    }
+    archive_published(ctx, &bundle, job.id, &draft, post).await
+}
+
+/// Reads the caption and picks the account the job is for. The caption is read now, at
+/// the start of publishing: a caption edited while the video waited is read in its final
+/// form. A caption that cannot be used is returned as the reason, so that the job is
+/// recorded (under the account routing picks without it) before it fails.
+async fn read_caption_and_route(
+    ctx: &Context,
+    bundle: &Bundle,
+) -> (String, Result<Caption, String>) {
+    let now = OffsetDateTime::now_utc();
     let require_text = bundle.caption.is_some();
     let caption: Result<Caption, String> = match &bundle.caption {
         Some(path) => caption::load_caption_async(path, &ctx.config.defaults, require_text, now)
@@ -189,7 +231,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
         .map(|a| a.name.as_str())
         .collect();
     let in_inbox = ctx.in_inbox(&bundle.video);
-    let (account_name, caption) = match caption {
+    match caption {
         Ok(c) => {
             let account = route(
                 ctx.relative(&bundle.video),
@@ -208,16 +250,23 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
             route(ctx.relative(&bundle.video), in_inbox, None, &configured),
             Err(reason),
         ),
-    };
+    }
+}
 
-    // The same video is being published for this account from another file (an earlier
-    // copy still in flight, or resumed after a restart): wait for that job rather than
-    // calling this one a duplicate now. The earlier one may yet fail, and then this copy
-    // must be published; if it succeeds, this one's receipt can name its post.
+/// The same video is being published for this account from another file (an earlier
+/// copy still in flight, or resumed after a restart): wait for that job rather than
+/// calling this one a duplicate now. The earlier one may yet fail, and then this copy
+/// must be published; if it succeeds, this one's receipt can name its post.
+async fn wait_for_earlier_copy(
+    ctx: &Context,
+    bundle: &Bundle,
+    fp: &Fingerprint,
+    account: &str,
+) -> Option<Outcome> {
     let rel = ctx.relative(&bundle.video).to_path_buf();
-    let (sha, account) = (fp.sha256.clone(), account_name.clone());
+    let (sha, account) = (fp.sha256.clone(), account.to_owned());
     let inbox = ctx.config.inbox.clone();
-    let in_flight = ctx
+    let earlier = ctx
         .ledger(move |l| l.jobs_with_hash(&sha))
         .await
         .ok()
@@ -228,19 +277,26 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
                     && j.video != rel
                     && inbox.join(&j.video).exists()
             })
-        });
-    if let Some(earlier) = in_flight {
-        let reason = format!(
-            "the same video is being published from {}; waiting for that job",
-            earlier.video.display()
-        );
-        info!(step = "dedupe", %reason);
-        return Outcome::WaitingForEarlier { reason };
-    }
+        })?;
+    let reason = format!(
+        "the same video is being published from {}; waiting for that job",
+        earlier.video.display()
+    );
+    info!(step = "dedupe", %reason);
+    Some(Outcome::WaitingForEarlier { reason })
+}
 
+/// Claims the ledger job for the bundle (new, resumed, or a duplicate that ends here)
+/// and counts the attempt; `Err` is how the job ends instead.
+async fn claim_job(
+    ctx: &Context,
+    bundle: &Bundle,
+    fp: &Fingerprint,
+    account: String,
+) -> Result<JobRecord, Outcome> {
     let new = NewJob {
         sha256: fp.sha256.clone(),
-        account: account_name.clone(),
+        account,
         video: ctx.relative(&bundle.video).to_path_buf(),
         caption: bundle
             .caption
@@ -256,13 +312,15 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
         Ok(c) => c,
         Err(e) => {
             error!(reason = %e, "ledger error; the video stays in the inbox");
-            return Outcome::Held {
+            return Err(Outcome::Held {
                 reason: format!("ledger: {e}"),
-            };
+            });
         }
     };
     let job = match claim {
-        Claim::Duplicate { job, earlier } => return duplicate(ctx, &bundle, job, earlier).await,
+        Claim::Duplicate { job, earlier } => {
+            return Err(duplicate(ctx, bundle, job, earlier).await);
+        }
         Claim::New(job) => {
             info!(step = "ledger", job = job.id, account = %job.account, "new job");
             job
@@ -279,7 +337,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
     };
 
     ctx.live.job_step(
-        &live_name(ctx, &bundle),
+        &live_name(ctx, bundle),
         "ledger",
         Some(job.sha256.as_str()),
         Some(&job.account),
@@ -288,44 +346,27 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
     let counts = matches!(job.state, JobState::Active | JobState::Unconfirmed);
     if counts && let Err(e) = ctx.ledger(move |l| l.bump_attempts(id)).await {
         error!(reason = %e, "ledger error; the video stays in the inbox");
-        return Outcome::Held {
+        return Err(Outcome::Held {
             reason: format!("ledger: {e}"),
-        };
+        });
     }
+    Ok(job)
+}
 
-    let caption = match caption {
-        Ok(c) => c,
-        Err(reason) => {
-            warn!(step = "caption", %reason, "caption refused");
-            return fail(ctx, &bundle, &job, JobFailure::caption(reason)).await;
-        }
-    };
+/// The job's account, unless it is not configured or paused (then nothing is sent and
+/// the video stays queued).
+fn usable_account(ctx: &Context, job: &JobRecord) -> Result<Account, Outcome> {
     let Some(account) = ctx.accounts.get(&job.account) else {
-        return Outcome::Held {
+        return Err(Outcome::Held {
             reason: format!("account `{}` is not configured", job.account),
-        };
+        });
     };
     if let Some(pause) = ctx.accounts.paused(&job.account) {
-        // Nothing is sent for a paused account; the video stays queued.
-        return Outcome::Held {
+        return Err(Outcome::Held {
             reason: format!("account `{}` is paused: {}", job.account, pause.reason),
-        };
+        });
     }
-    let account = &account;
-
-    let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &video, &fp).await {
-        Ok(done) => done,
-        Err(stop) => return stopped(ctx, &bundle, &job, stop).await,
-    };
-    if let Some(path) = &bundle.caption
-        && stamp(path) != caption_read
-    {
-        info!(
-            caption = %ctx.relative(path).display(),
-            "the caption changed after publishing started; the post used the version read then (see the receipt); the edit is archived but not published"
-        );
-    }
-    archive_published(ctx, &bundle, job.id, &draft, post).await
+    Ok(account)
 }
 
 /// How a job ends when its publish steps stopped short of a post: the ledger and the
