@@ -61,42 +61,14 @@ impl Context {
     /// cookie and, with `platform.sandbox: true`, starts the simulator on 127.0.0.1 and
     /// points the client at it.
     pub async fn build(config: Config, access: Access<'_>) -> Result<Context, FatalError> {
-        for dir in config.folders_to_create() {
-            std::fs::create_dir_all(dir).map_err(|source| FatalError::Folder {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        create_folders(&config)?;
         let retry = RetryPolicy {
             attempts: config.publish.retry.attempts.get(),
             initial: config.publish.retry.initial,
             max: config.publish.retry.max,
         };
         let (settings, accounts, sandbox) = if config.platform.sandbox {
-            let listener = TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .map_err(FatalError::Sandbox)?;
-            let options = SandboxOptions {
-                faults: config.platform.sandbox_faults.clone(),
-                ..SandboxOptions::default()
-            };
-            if !options.faults.is_empty() {
-                tracing::warn!(
-                    faults = options.faults.len(),
-                    "the sandbox will fail some requests on purpose (platform.sandbox_faults)"
-                );
-            }
-            let handle = sandbox::start(listener, options)
-                .await
-                .map_err(FatalError::Sandbox)?;
-            let base: reqwest::Url = handle
-                .base_url()
-                .parse()
-                .map_err(|e| FatalError::Client(format!("sandbox address: {e}")))?;
-            tracing::info!(
-                address = %handle.base_url(),
-                "sandbox mode: publishing to the built-in simulator; nothing reaches Douyin"
-            );
+            let (handle, base) = start_sandbox(&config).await?;
             let settings = ClientSettings {
                 creator_url: base.clone(),
                 vod_url: base,
@@ -105,18 +77,7 @@ impl Context {
                 retry,
                 max_rate: config.upload.max_rate,
             };
-            let accounts = Accounts::new();
-            for acc in &config.accounts {
-                douyin_web(acc)?;
-                let account =
-                    Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
-                        .map_err(|e| FatalError::Account {
-                            account: acc.name.clone(),
-                            reason: e.to_string(),
-                        })?;
-                accounts.insert(account, None, None);
-            }
-            (settings, accounts, Some(handle))
+            (settings, sandbox_accounts(&config)?, Some(handle))
         } else {
             let settings = ClientSettings {
                 creator_url: config.platform.douyin_web.creator_url.clone(),
@@ -126,32 +87,10 @@ impl Context {
                 retry,
                 max_rate: config.upload.max_rate,
             };
-            let accounts = Accounts::new();
-            for acc in &config.accounts {
-                let web = douyin_web(acc)?;
-                let cookie = load_cookie(&acc.name, &web.cookie)?;
-                let account =
-                    Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(|e| {
-                        FatalError::Account {
-                            account: acc.name.clone(),
-                            reason: e.to_string(),
-                        }
-                    })?;
-                accounts.insert(account, Some(web.cookie.clone()), web.csrf_token.clone());
-            }
-            (settings, accounts, None)
+            (settings, cookie_accounts(&config)?, None)
         };
         let client = DouyinWeb::new(settings).map_err(|e| FatalError::Client(e.to_string()))?;
-        let ledger = match access {
-            Access::Driver { lock, new_ledger } => {
-                let mut ledger = crate::lost_ledger::open_for_driver(&config, lock, new_ledger)?;
-                if sandbox.is_some() {
-                    restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
-                }
-                Some(Arc::new(Mutex::new(ledger)))
-            }
-            Access::Inspect => None,
-        };
+        let ledger = open_ledger(&config, access, sandbox.is_some())?;
         let filter = NameFilter::new(&config.watch.extensions, config.watch.ignore.clone());
         let folders = Folders {
             inbox: config.inbox.clone(),
@@ -332,6 +271,98 @@ fn restart_uploads_for_a_fresh_sandbox(ledger: &mut Ledger) -> Result<(), Ledger
 
 fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
+}
+
+/// Creates the inbox, the archive folders and the state folder.
+fn create_folders(config: &Config) -> Result<(), FatalError> {
+    for dir in config.folders_to_create() {
+        std::fs::create_dir_all(dir).map_err(|source| FatalError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Starts the built-in simulator on 127.0.0.1 (`platform.sandbox: true`) with the
+/// configured faults; returns it and its address.
+async fn start_sandbox(config: &Config) -> Result<(SandboxHandle, reqwest::Url), FatalError> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(FatalError::Sandbox)?;
+    let options = SandboxOptions {
+        faults: config.platform.sandbox_faults.clone(),
+        ..SandboxOptions::default()
+    };
+    if !options.faults.is_empty() {
+        tracing::warn!(
+            faults = options.faults.len(),
+            "the sandbox will fail some requests on purpose (platform.sandbox_faults)"
+        );
+    }
+    let handle = sandbox::start(listener, options)
+        .await
+        .map_err(FatalError::Sandbox)?;
+    let base: reqwest::Url = handle
+        .base_url()
+        .parse()
+        .map_err(|e| FatalError::Client(format!("sandbox address: {e}")))?;
+    tracing::info!(
+        address = %handle.base_url(),
+        "sandbox mode: publishing to the built-in simulator; nothing reaches Douyin"
+    );
+    Ok((handle, base))
+}
+
+/// The configured accounts with the simulator's cookies (never the real ones).
+fn sandbox_accounts(config: &Config) -> Result<Accounts, FatalError> {
+    let accounts = Accounts::new();
+    for acc in &config.accounts {
+        douyin_web(acc)?;
+        let account = Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
+            .map_err(|e| FatalError::Account {
+                account: acc.name.clone(),
+                reason: e.to_string(),
+            })?;
+        accounts.insert(account, None, None);
+    }
+    Ok(accounts)
+}
+
+/// The configured accounts, each with its cookie loaded from where the config says.
+fn cookie_accounts(config: &Config) -> Result<Accounts, FatalError> {
+    let accounts = Accounts::new();
+    for acc in &config.accounts {
+        let web = douyin_web(acc)?;
+        let cookie = load_cookie(&acc.name, &web.cookie)?;
+        let account = Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(|e| {
+            FatalError::Account {
+                account: acc.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        accounts.insert(account, Some(web.cookie.clone()), web.csrf_token.clone());
+    }
+    Ok(accounts)
+}
+
+/// Opens the ledger for the driver (with a fresh simulator, uploads begun against the
+/// last one start again); an inspecting context has none.
+fn open_ledger(
+    config: &Config,
+    access: Access<'_>,
+    fresh_sandbox: bool,
+) -> Result<Option<Arc<Mutex<Ledger>>>, FatalError> {
+    match access {
+        Access::Driver { lock, new_ledger } => {
+            let mut ledger = crate::lost_ledger::open_for_driver(config, lock, new_ledger)?;
+            if fresh_sandbox {
+                restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
+            }
+            Ok(Some(Arc::new(Mutex::new(ledger))))
+        }
+        Access::Inspect => Ok(None),
+    }
 }
 
 /// The account's `douyin-web` settings; the only backend there is (config refuses the others).
