@@ -172,41 +172,7 @@ impl Context {
         if interval.is_zero() {
             return;
         }
-        let known = self
-            .last_post
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(account);
-        if !known {
-            let name = account.to_string();
-            match self.ledger(move |l| l.last_publish_sent(&name)).await {
-                Ok(Some(sent)) => {
-                    // How long ago, by the wall clock; a send "in the future" (the clock
-                    // went back) counts as just now.
-                    let ago = std::time::SystemTime::now()
-                        .duration_since(sent)
-                        .unwrap_or_default();
-                    if ago < interval {
-                        let now = Instant::now();
-                        let at = now.checked_sub(ago).unwrap_or(now);
-                        self.last_post
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .entry(account.to_string())
-                            .or_insert(at);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(account, reason = %e, "cannot read the last post time from the ledger; publish.min_interval counts from now");
-                    self.last_post
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .entry(account.to_string())
-                        .or_insert_with(Instant::now);
-                }
-            }
-        }
+        self.recall_last_post(account, interval).await;
         loop {
             let wait = {
                 let mut last = self.last_post.lock().unwrap_or_else(|p| p.into_inner());
@@ -225,6 +191,48 @@ impl Context {
                     tokio::time::sleep(d).await;
                 }
                 None => return,
+            }
+        }
+    }
+
+    /// When this process has not posted for `account` yet, takes its last post time from
+    /// the ledger (only if it is within `interval`); a ledger that cannot be read counts
+    /// the interval from now.
+    async fn recall_last_post(&self, account: &str, interval: Duration) {
+        let known = self
+            .last_post
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(account);
+        if known {
+            return;
+        }
+        let name = account.to_string();
+        match self.ledger(move |l| l.last_publish_sent(&name)).await {
+            Ok(Some(sent)) => {
+                // How long ago, by the wall clock; a send "in the future" (the clock
+                // went back) counts as just now.
+                let ago = std::time::SystemTime::now()
+                    .duration_since(sent)
+                    .unwrap_or_default();
+                if ago < interval {
+                    let now = Instant::now();
+                    let at = now.checked_sub(ago).unwrap_or(now);
+                    self.last_post
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(account.to_string())
+                        .or_insert(at);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(account, reason = %e, "cannot read the last post time from the ledger; publish.min_interval counts from now");
+                self.last_post
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(account.to_string())
+                    .or_insert_with(Instant::now);
             }
         }
     }
