@@ -304,20 +304,7 @@ async fn claim_job(
             .map(|c| ctx.relative(c).to_path_buf()),
         size: fp.size,
     };
-    let allow = matches!(
-        ctx.config.publish.duplicates,
-        crate::config::DuplicatePolicy::Allow
-    );
-    let claim = match ctx.ledger(move |l| l.claim(&new, allow)).await {
-        Ok(c) => c,
-        Err(e) => {
-            error!(reason = %e, "ledger error; the video stays in the inbox");
-            return Err(Outcome::Held {
-                reason: format!("ledger: {e}"),
-            });
-        }
-    };
-    let job = match claim {
+    let job = match ledger_claim(ctx, new).await? {
         Claim::Duplicate { job, earlier } => {
             return Err(duplicate(ctx, bundle, job, earlier).await);
         }
@@ -351,6 +338,23 @@ async fn claim_job(
         });
     }
     Ok(job)
+}
+
+/// Asks the ledger for the job (`publish.duplicates` decides whether a published video is
+/// a duplicate); a ledger that cannot answer holds the video in the inbox.
+async fn ledger_claim(ctx: &Context, new: NewJob) -> Result<Claim, Outcome> {
+    let allow = matches!(
+        ctx.config.publish.duplicates,
+        crate::config::DuplicatePolicy::Allow
+    );
+    ctx.ledger(move |l| l.claim(&new, allow))
+        .await
+        .map_err(|e| {
+            error!(reason = %e, "ledger error; the video stays in the inbox");
+            Outcome::Held {
+                reason: format!("ledger: {e}"),
+            }
+        })
 }
 
 /// The job's account, unless it is not configured or paused (then nothing is sent and
@@ -1148,22 +1152,9 @@ where
     for _ in 0..5 {
         let current = match plan.take() {
             Some(plan) => plan,
-            None => {
-                let folders = ctx.folders.clone();
-                let (video, caption) = (bundle.video.clone(), bundle.caption.clone());
-                let receipt = Arc::clone(&receipt);
-                let new = blocking(move || {
-                    archive::plan(&folders, dest, &video, caption.as_deref(), &*receipt)
-                })
+            None => plan_archive(ctx, bundle, id, dest, Arc::clone(&receipt))
                 .await
-                .map_err(held)?;
-                let value =
-                    serde_json::to_value(&new).map_err(|e| held(format!("archive plan: {e}")))?;
-                ctx.ledger(move |l| l.set_archive_plan(id, &value))
-                    .await
-                    .map_err(|e| held(format!("ledger: {e}")))?;
-                new
-            }
+                .map_err(held)?,
         };
         match tokio::task::spawn_blocking(move || archive::execute(&current)).await {
             Ok(Ok(archived)) => {
@@ -1179,6 +1170,30 @@ where
     Err(held(
         "archive: every name chosen was taken meanwhile".into(),
     ))
+}
+
+/// Chooses the archive's names and writes the receipt's text into a plan, and commits
+/// the plan to the ledger before anything moves; `Err` is the hold reason.
+async fn plan_archive<R>(
+    ctx: &Context,
+    bundle: &Bundle,
+    id: i64,
+    dest: Destination,
+    receipt: Arc<R>,
+) -> Result<ArchivePlan, String>
+where
+    R: serde::Serialize + Send + Sync + 'static,
+{
+    let folders = ctx.folders.clone();
+    let (video, caption) = (bundle.video.clone(), bundle.caption.clone());
+    let new =
+        blocking(move || archive::plan(&folders, dest, &video, caption.as_deref(), &*receipt))
+            .await?;
+    let value = serde_json::to_value(&new).map_err(|e| format!("archive plan: {e}"))?;
+    ctx.ledger(move |l| l.set_archive_plan(id, &value))
+        .await
+        .map_err(|e| format!("ledger: {e}"))?;
+    Ok(new)
 }
 
 /// Runs an archive step off the async threads; errors become the hold reason.
