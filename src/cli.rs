@@ -22,19 +22,19 @@ use crate::watch;
 /// Publishes short videos dropped into a folder to Douyin, exactly once.
 #[derive(Debug, Parser)]
 #[command(name = "dropcast", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file [default: $DROPCAST_CONFIG, else ./dropcast.yaml]
     #[arg(short = 'c', long = "config", global = true, env = "DROPCAST_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -331,10 +331,7 @@ async fn publish_cmd(
     // archived it while this command was starting) is this command's answer.
     let since = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
     let video = std::path::absolute(video)?;
-    let rel = video
-        .strip_prefix(&config.inbox)
-        .unwrap_or(&video)
-        .to_path_buf();
+    let rel = crate::archive::inbox_relative(&config.inbox, &video).to_path_buf();
     let meta = match std::fs::metadata(&video) {
         Ok(meta) => meta,
         Err(e) => {

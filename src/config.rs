@@ -13,7 +13,10 @@ use crate::caption::{self, CaptionFields};
 use crate::secret::Secret;
 use crate::yaml::{Document, Node, Problems};
 
+pub use bind::check_bind;
+
 mod accounts;
+mod bind;
 mod platforms;
 
 pub(crate) use accounts::not_available_yet;
@@ -29,10 +32,10 @@ const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
 /// Smallest and largest multipart part (docs/douyin-web.md §3b, ours).
-pub const MIN_PART_SIZE: u64 = 5 * MIB;
+pub(crate) const MIN_PART_SIZE: u64 = 5 * MIB;
 /// The slowest `upload.max_rate` accepted, in bytes per second.
 const MIN_RATE: u64 = 64 * 1024;
-pub const MAX_PART_SIZE: u64 = 64 * MIB;
+pub(crate) const MAX_PART_SIZE: u64 = 64 * MIB;
 
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,7 +47,7 @@ pub struct Config {
     pub failed: PathBuf,
     pub duplicates: PathBuf,
     pub state_dir: PathBuf,
-    pub require_caption: bool,
+    pub(crate) require_caption: bool,
     pub watch: WatchConfig,
     pub publish: PublishConfig,
     pub upload: UploadConfig,
@@ -73,7 +76,7 @@ pub struct WatchConfig {
     pub incomplete_timeout: Duration,
     pub rescan_interval: Duration,
     /// Video extensions: lower-case, without the dot, never empty.
-    pub extensions: Vec<String>,
+    pub(crate) extensions: Vec<String>,
     /// Extra file-name patterns to ignore.
     pub ignore: Vec<glob::Pattern>,
 }
@@ -291,7 +294,7 @@ impl Config {
     }
 
     /// inbox, done, failed, duplicates, state_dir.
-    pub fn folders_to_create(&self) -> [&Path; 5] {
+    pub(crate) fn folders_to_create(&self) -> [&Path; 5] {
         [
             &self.inbox,
             &self.done,
@@ -302,7 +305,7 @@ impl Config {
     }
 
     /// Folders that are never input, even when they lie inside the inbox.
-    pub fn excluded_dirs(&self) -> Vec<PathBuf> {
+    pub(crate) fn excluded_dirs(&self) -> Vec<PathBuf> {
         vec![
             self.done.clone(),
             self.failed.clone(),
@@ -313,11 +316,6 @@ impl Config {
 
     pub fn account(&self, name: &str) -> Option<&AccountConfig> {
         self.accounts.iter().find(|a| a.name == name)
-    }
-
-    /// The first account (there is always one).
-    pub fn default_account(&self) -> &AccountConfig {
-        &self.accounts[0]
     }
 }
 
@@ -645,7 +643,7 @@ fn read_status(node: &Node<'_>, out: &mut StatusConfig, problems: &mut Problems)
         out.token = secret(n, problems);
     }
     if let (Some(addr), Some(n)) = (out.listen, f.get("listen"))
-        && let Err(reason) = crate::status::check_bind(addr, out.token.as_ref())
+        && let Err(reason) = check_bind(addr, out.token.as_ref())
     {
         problems.push(n.problem(reason.trim_start_matches("status.listen: ")));
     }
@@ -734,7 +732,7 @@ fn size(node: &Node<'_>, problems: &mut Problems) -> Option<u64> {
 
 /// Parses `64MiB`, `8 MiB`, `512KiB`, `1.5GiB`, `20MB`, `100KB`, `4096`, `4096B`.
 /// Binary units are powers of 1024, `KB`/`MB`/`GB` powers of 1000; units ignore case.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let bad = || {
         format!("`{s}` is not a size like `8MiB`, `512KiB`, `1GiB`, `20MB` or a number of bytes")
     };
@@ -870,10 +868,10 @@ mod tests {
         assert_eq!(parse(""), expected);
         assert_eq!(parse("# nothing\n"), expected);
         let c = parse("");
-        assert_eq!(c.default_account().name, "main");
-        assert_eq!(c.default_account().platform(), Platform::DouyinWeb);
+        assert_eq!(c.accounts[0].name, "main");
+        assert_eq!(c.accounts[0].platform(), Platform::DouyinWeb);
         assert_eq!(
-            web(c.default_account()).cookie,
+            web(&c.accounts[0]).cookie,
             CookieSource::Env("DOUYIN_COOKIE".into())
         );
         assert_eq!(c.inbox, Path::new("/srv/drop/inbox"));
@@ -975,14 +973,11 @@ defaults:
         let names: Vec<&str> = c.accounts.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, vec!["zeta", "alpha"], "file order");
         assert_eq!(
-            web(c.default_account()).cookie,
+            web(&c.accounts[0]).cookie,
             CookieSource::File("/srv/drop/cookies/zeta.txt".into())
         );
         assert_eq!(
-            web(c.default_account())
-                .csrf_token
-                .as_ref()
-                .map(Secret::expose),
+            web(&c.accounts[0]).csrf_token.as_ref().map(Secret::expose),
             Some("abc123")
         );
         assert!(c.account("alpha").is_some() && c.account("beta").is_none());

@@ -22,14 +22,9 @@ const WAIT_STEP: Duration = Duration::from_millis(100);
 pub struct DriverLock {
     _state: StateLock,
     _inbox: InboxLock,
-    role: Role,
 }
 
 impl DriverLock {
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     /// Takes both locks now or fails naming the holder; never waits (for tests and
     /// tools that build a [`Context`](crate::pipeline::Context) themselves).
     pub fn take(config: &Config, role: Role) -> Result<DriverLock, LockError> {
@@ -39,7 +34,6 @@ impl DriverLock {
                     Attempt::Taken(inbox) => Ok(DriverLock {
                         _state: state,
                         _inbox: inbox,
-                        role,
                     }),
                     Attempt::Busy(text) => Err(LockError::InboxHeld {
                         inbox: config.inbox.clone(),
@@ -99,7 +93,6 @@ pub async fn acquire(
                 return Ok(Driver::Us(DriverLock {
                     _state: state,
                     _inbox: inbox,
-                    role,
                 }));
             }
             Attempt::Busy(text) => match Holder::parse(&text) {
@@ -120,7 +113,7 @@ pub async fn acquire(
 }
 
 /// The line a waiting command prints once on stderr.
-pub fn waiting_line(holder: &Holder) -> String {
+pub(crate) fn waiting_line(holder: &Holder) -> String {
     format!(
         "waiting for {} (pid {}) to finish with this folder…",
         holder.role.unwrap_or(Role::Agent).command(),

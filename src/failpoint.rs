@@ -36,7 +36,7 @@ pub const NAMES: &[&str] = &[
 
 /// Aborts the process if `DROPCAST_FAILPOINT` names this point.
 #[cfg(feature = "failpoints")]
-pub fn hit(name: &str) {
+pub(crate) fn hit(name: &str) {
     use std::sync::OnceLock;
     static ARMED: OnceLock<Option<String>> = OnceLock::new();
     let armed = ARMED.get_or_init(|| std::env::var("DROPCAST_FAILPOINT").ok());
@@ -49,4 +49,4 @@ pub fn hit(name: &str) {
 /// Failpoints are compiled out without the `failpoints` feature.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub fn hit(_name: &str) {}
+pub(crate) fn hit(_name: &str) {}

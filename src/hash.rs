@@ -28,12 +28,15 @@ pub fn fingerprint(path: &Path, part_size: u64) -> io::Result<Fingerprint> {
 
 /// [`fingerprint`] of an open video, read by position from its one descriptor (the one the
 /// upload reads too).
-pub fn fingerprint_video(video: &VideoFile, part_size: u64) -> io::Result<Fingerprint> {
+pub(crate) fn fingerprint_video(video: &VideoFile, part_size: u64) -> io::Result<Fingerprint> {
     fingerprint_reader(video::Reader::new(video), part_size)
 }
 
 /// [`fingerprint_video`] on the blocking thread pool, for async callers.
-pub async fn fingerprint_video_async(video: VideoFile, part_size: u64) -> io::Result<Fingerprint> {
+pub(crate) async fn fingerprint_video_async(
+    video: VideoFile,
+    part_size: u64,
+) -> io::Result<Fingerprint> {
     tokio::task::spawn_blocking(move || fingerprint_video(&video, part_size))
         .await
         .map_err(|join| io::Error::other(format!("hashing task failed: {join}")))?

@@ -26,10 +26,10 @@ use crate::domain::{ContentHash, Step};
 use crate::failpoint;
 
 /// A job's row id.
-pub type JobId = i64;
+pub(crate) type JobId = i64;
 
 /// The ledger's file name inside `state_dir`.
-pub const FILE_NAME: &str = "ledger.sqlite3";
+pub(crate) const FILE_NAME: &str = "ledger.sqlite3";
 
 const SCHEMA_VERSION: i64 = 3;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -169,7 +169,7 @@ impl JobState {
     }
 
     /// A live job blocks any other job for the same (sha256, account).
-    pub fn is_live(self) -> bool {
+    pub(crate) fn is_live(self) -> bool {
         matches!(
             self,
             JobState::Active | JobState::Published | JobState::Done | JobState::Unconfirmed
@@ -177,7 +177,7 @@ impl JobState {
     }
 
     /// A job in this state is picked up again when its video is claimed again.
-    pub fn is_resumable(self) -> bool {
+    pub(crate) fn is_resumable(self) -> bool {
         matches!(
             self,
             JobState::Active | JobState::Published | JobState::Unconfirmed
@@ -254,11 +254,11 @@ pub struct JobRecord {
     pub publish_sent_at: Option<SystemTime>,
     pub aweme_id: Option<String>,
     pub error: Option<JobError>,
-    pub duplicate_of: Option<JobId>,
-    pub archived_to: Option<PathBuf>,
+    pub(crate) duplicate_of: Option<JobId>,
+    pub(crate) archived_to: Option<PathBuf>,
     pub attempts: u32,
-    pub created_at: SystemTime,
-    pub updated_at: SystemTime,
+    pub(crate) created_at: SystemTime,
+    pub(crate) updated_at: SystemTime,
     /// When the post is scheduled to appear (unix seconds); `None`: at once.
     pub publish_at: Option<i64>,
 }
@@ -662,7 +662,9 @@ impl Ledger {
     /// Jobs with a stored archive plan whose archive is not recorded as finished,
     /// oldest first, each with its plan: what a restart must finish before it looks
     /// at the inbox.
-    pub fn pending_archives(&self) -> Result<Vec<(JobRecord, serde_json::Value)>, LedgerError> {
+    pub(crate) fn pending_archives(
+        &self,
+    ) -> Result<Vec<(JobRecord, serde_json::Value)>, LedgerError> {
         let rows: Vec<(JobId, String)> = {
             let mut stmt = self.conn.prepare(&format!(
                 "SELECT id, archive_plan FROM jobs WHERE {PENDING_ARCHIVE_SQL} ORDER BY id"
@@ -769,7 +771,7 @@ impl Ledger {
     /// command): clears the error, the archive plan and `archived_to`, and resets
     /// attempts; steps are kept. Refused with [`LedgerError::LiveJobExists`] if another
     /// live job holds the same content, and while a planned archive is unfinished.
-    pub fn requeue(&mut self, id: JobId) -> Result<(), LedgerError> {
+    pub(crate) fn requeue(&mut self, id: JobId) -> Result<(), LedgerError> {
         self.transition(
             id,
             "requeue",
@@ -804,7 +806,7 @@ impl Ledger {
     }
 
     /// Counts one more attempt; returns the new count. Active or Unconfirmed jobs.
-    pub fn bump_attempts(&mut self, id: JobId) -> Result<u32, LedgerError> {
+    pub(crate) fn bump_attempts(&mut self, id: JobId) -> Result<u32, LedgerError> {
         let mut count = 0;
         self.transition(
             id,
@@ -826,7 +828,7 @@ impl Ledger {
     /// Forgets the results of `step` and every later step (credentials expired: redo
     /// from there). Active jobs only; refused once step 5 was sent, since the recorded
     /// `vid` is what reconciliation needs.
-    pub fn forget_steps_from(&mut self, id: JobId, step: Step) -> Result<(), LedgerError> {
+    pub(crate) fn forget_steps_from(&mut self, id: JobId, step: Step) -> Result<(), LedgerError> {
         self.transition(
             id,
             "forget steps",
@@ -852,7 +854,7 @@ impl Ledger {
 
     /// When the job's post is scheduled to appear (unix seconds), or `None` for at once.
     /// Active jobs only.
-    pub fn set_publish_at(&mut self, id: JobId, at: Option<i64>) -> Result<(), LedgerError> {
+    pub(crate) fn set_publish_at(&mut self, id: JobId, at: Option<i64>) -> Result<(), LedgerError> {
         self.transition(id, "schedule", None, &[JobState::Active], |tx, _, now| {
             tx.execute(
                 "UPDATE jobs SET publish_at = ?1, updated_at = ?2 WHERE id = ?3",
@@ -1112,7 +1114,7 @@ impl FileId {
 
 /// A post known from a receipt, restored by `dropcast ledger rebuild`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RestoredPost {
+pub(crate) struct RestoredPost {
     pub sha256: ContentHash,
     pub account: String,
     /// The video's original path relative to the inbox.
@@ -1120,13 +1122,13 @@ pub struct RestoredPost {
     pub size: u64,
     pub aweme_id: String,
     /// Where the archived video lies now, when known.
-    pub archived_to: Option<PathBuf>,
-    pub published_at: SystemTime,
+    pub(crate) archived_to: Option<PathBuf>,
+    pub(crate) published_at: SystemTime,
 }
 
 /// What [`Ledger::restore_done`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Restore {
+pub(crate) enum Restore {
     /// A Done job was recorded.
     Restored(JobId),
     /// The ledger already knows this content for this account, or this post.
@@ -1140,7 +1142,7 @@ impl Ledger {
     /// Fails with [`LedgerError::Lost`] when the database file was deleted, replaced by
     /// another file, or emptied since it was opened. Every write checks it first; the
     /// agent also checks it now and then while idle.
-    pub fn check_file(&self) -> Result<(), LedgerError> {
+    pub(crate) fn check_file(&self) -> Result<(), LedgerError> {
         let lost = |what| {
             Err(LedgerError::Lost {
                 path: self.path.clone(),
@@ -1160,7 +1162,7 @@ impl Ledger {
     }
 
     /// How many jobs were ever recorded.
-    pub fn job_count(&self) -> Result<u64, LedgerError> {
+    pub(crate) fn job_count(&self) -> Result<u64, LedgerError> {
         let n: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM jobs", [], |row| row.get(0))?;
@@ -1169,7 +1171,7 @@ impl Ledger {
 
     /// True once a start was told to begin with this empty ledger although receipts
     /// of earlier posts exist (`--new-ledger`).
-    pub fn fresh_start_accepted(&self) -> Result<bool, LedgerError> {
+    pub(crate) fn fresh_start_accepted(&self) -> Result<bool, LedgerError> {
         if !self.has_notes()? {
             return Ok(false);
         }
@@ -1185,7 +1187,7 @@ impl Ledger {
     }
 
     /// Remembers that this ledger starts fresh on purpose (`--new-ledger`).
-    pub fn accept_fresh_start(&mut self) -> Result<(), LedgerError> {
+    pub(crate) fn accept_fresh_start(&mut self) -> Result<(), LedgerError> {
         let now = crate::receipt::UtcTime::now().to_rfc3339();
         let tx = self.begin()?;
         tx.execute_batch(
@@ -1212,7 +1214,7 @@ impl Ledger {
     /// Records a post known from a receipt as a Done job, so that the same content is
     /// a duplicate again. Nothing is written when a live job already holds this content
     /// for this account, or another job holds this post.
-    pub fn restore_done(&mut self, post: &RestoredPost) -> Result<Restore, LedgerError> {
+    pub(crate) fn restore_done(&mut self, post: &RestoredPost) -> Result<Restore, LedgerError> {
         if post.aweme_id.is_empty() {
             return Err(LedgerError::Invalid("empty aweme_id"));
         }

@@ -25,7 +25,7 @@ pub struct StateLock {
 
 /// Held by the process that drives the agent of an inbox; dropping it releases the lock.
 #[derive(Debug)]
-pub struct InboxLock {
+pub(crate) struct InboxLock {
     _file: File,
 }
 
@@ -88,7 +88,7 @@ impl Role {
 
 /// What trying a lock found.
 #[derive(Debug)]
-pub enum Attempt<L> {
+pub(crate) enum Attempt<L> {
     /// Ours now.
     Taken(L),
     /// Someone else's; the lock file's text. Empty while its holder has not written it yet.
@@ -96,7 +96,7 @@ pub enum Attempt<L> {
 }
 
 impl StateLock {
-    pub const FILE_NAME: &'static str = "agent.lock";
+    pub(crate) const FILE_NAME: &'static str = "agent.lock";
 
     /// Takes the lock as the agent, or says who holds it. Never waits.
     pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
@@ -110,7 +110,10 @@ impl StateLock {
     }
 
     /// Takes the lock in `role`, or returns the holder's lock file text. Never waits.
-    pub fn try_acquire(state_dir: &Path, role: Role) -> Result<Attempt<StateLock>, LockError> {
+    pub(crate) fn try_acquire(
+        state_dir: &Path,
+        role: Role,
+    ) -> Result<Attempt<StateLock>, LockError> {
         let path = state_dir.join(Self::FILE_NAME);
         std::fs::create_dir_all(state_dir).map_err(|source| LockError::Io {
             path: path.clone(),
@@ -133,13 +136,13 @@ impl StateLock {
     /// It checks by taking a *shared* lock for an instant, so two `status` commands do
     /// not disturb each other; an agent starting in that very instant is refused as if
     /// another agent ran, and can simply be started again.
-    pub fn is_held(state_dir: &Path) -> Result<Option<String>, LockError> {
+    pub(crate) fn is_held(state_dir: &Path) -> Result<Option<String>, LockError> {
         Ok(Self::holder_text(state_dir)?
             .map(|text| text.lines().next().unwrap_or_default().trim().to_string()))
     }
 
     /// Like [`is_held`](Self::is_held), with the lock file's whole text.
-    pub fn holder_text(state_dir: &Path) -> Result<Option<String>, LockError> {
+    pub(crate) fn holder_text(state_dir: &Path) -> Result<Option<String>, LockError> {
         let path = state_dir.join(Self::FILE_NAME);
         let mut file = match File::open(&path) {
             Ok(file) => file,
@@ -160,11 +163,11 @@ impl StateLock {
 
 impl InboxLock {
     /// A dot-file: the watcher takes dot-files for temp names, so it is never input.
-    pub const FILE_NAME: &'static str = ".dropcast.lock";
+    pub(crate) const FILE_NAME: &'static str = ".dropcast.lock";
 
     /// Takes the inbox's lock in `role` for the agent of `state_dir`, or returns the
     /// holder's lock file text. Never waits.
-    pub fn try_acquire(
+    pub(crate) fn try_acquire(
         inbox: &Path,
         role: Role,
         state_dir: &Path,
@@ -215,7 +218,7 @@ fn lock_file(path: &Path, role: Role, state_dir: &Path) -> Result<Attempt<File>,
 }
 
 /// A lock file's text as a message names its holder.
-pub fn describe(text: &str) -> String {
+pub(crate) fn describe(text: &str) -> String {
     match Holder::parse(text) {
         Some(h) => h.describe(),
         None if text.trim().is_empty() => "a process that has not said who it is yet".into(),
@@ -232,7 +235,7 @@ pub struct Holder {
     pub host: String,
     pub since: Option<crate::receipt::UtcTime>,
     /// `None`: an older dropcast wrote the file; only agents held locks then.
-    pub role: Option<Role>,
+    pub(crate) role: Option<Role>,
     pub state_dir: Option<PathBuf>,
 }
 
@@ -269,12 +272,12 @@ impl Holder {
     }
 
     /// True for an agent (`watch`), which runs until stopped; false for a one-off command.
-    pub fn is_agent(&self) -> bool {
+    pub(crate) fn is_agent(&self) -> bool {
         matches!(self.role, None | Some(Role::Agent))
     }
 
     /// `pid 42 on box (dropcast publish, state folder /srv/.dropcast)`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut out = self.to_string();
         let command = self.role.unwrap_or(Role::Agent).command();
         match &self.state_dir {

@@ -23,7 +23,7 @@ const RECEIPT_SUFFIX: &str = ".receipt.json";
 
 /// Opens the ledger for the driver of the state folder (the lock is the proof), refusing
 /// a missing or empty ledger while receipts of earlier posts exist, unless `new_ledger`.
-pub fn open_for_driver(
+pub(crate) fn open_for_driver(
     config: &Config,
     _driver: &DriverLock,
     new_ledger: bool,

@@ -32,7 +32,7 @@ impl UtcTime {
         self.0
     }
 
-    pub fn to_rfc3339(self) -> String {
+    pub(crate) fn to_rfc3339(self) -> String {
         // Formatting a UTC time whose year has four digits cannot fail; the fallback
         // keeps this total anyway.
         self.0
@@ -82,7 +82,7 @@ impl<'de> Deserialize<'de> for UtcTime {
 }
 
 /// A path as receipts show it: lossy UTF-8, `/`-separated.
-pub fn file_label(path: &Path) -> String {
+pub(crate) fn file_label(path: &Path) -> String {
     path.components()
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
@@ -91,7 +91,7 @@ pub fn file_label(path: &Path) -> String {
 }
 
 /// The post's public address.
-pub fn post_url(aweme_id: &str) -> String {
+pub(crate) fn post_url(aweme_id: &str) -> String {
     crate::domain::Post {
         aweme_id: aweme_id.to_string(),
     }
@@ -112,7 +112,7 @@ pub struct PublishedReceipt {
     pub publish_at: Option<UtcTime>,
     pub steps: Vec<StepTime>,
     pub attempts: u32,
-    pub published_at: UtcTime,
+    pub(crate) published_at: UtcTime,
 }
 
 impl PublishedReceipt {
@@ -177,7 +177,7 @@ pub struct CaptionAsSent {
     pub mentions: Vec<String>,
     pub visibility: Visibility,
     pub allow_download: bool,
-    pub cover_at_ms: u64,
+    pub(crate) cover_at_ms: u64,
     pub collection: Option<Collection>,
     pub publish_at: Option<UtcTime>,
 }
@@ -225,7 +225,7 @@ pub struct StepTime {
 }
 
 /// The finished steps of a job, in protocol order.
-pub fn steps_of(job: &JobRecord) -> Vec<StepTime> {
+pub(crate) fn steps_of(job: &JobRecord) -> Vec<StepTime> {
     job.steps
         .iter()
         .map(|(step, record)| StepTime {
@@ -252,21 +252,21 @@ pub struct FailureReceipt {
 
 /// `duplicates/…/<stem>.receipt.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DuplicateReceipt {
+pub(crate) struct DuplicateReceipt {
     pub sha256: ContentHash,
     pub account: String,
     pub file: String,
     pub earlier: EarlierPost,
-    pub detected_at: UtcTime,
+    pub(crate) detected_at: UtcTime,
 }
 
 /// The job a duplicate repeats. Its post fields are null while it is still in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EarlierPost {
+pub(crate) struct EarlierPost {
     pub aweme_id: Option<String>,
     pub url: Option<String>,
     pub file: String,
-    pub published_at: Option<UtcTime>,
+    pub(crate) published_at: Option<UtcTime>,
 }
 
 impl DuplicateReceipt {

@@ -32,16 +32,6 @@ pub enum UserFileError {
     TimedOut { path: PathBuf },
 }
 
-impl UserFileError {
-    /// The underlying I/O error, when the file could not be opened or read.
-    pub fn io_kind(&self) -> Option<io::ErrorKind> {
-        match self {
-            UserFileError::Io { source, .. } => Some(source.kind()),
-            _ => None,
-        }
-    }
-}
-
 /// Reads `path` if it is a regular file of at most `cap` bytes. Never blocks on a FIFO
 /// or a device, and never holds more than `cap + 1` bytes in memory.
 pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, UserFileError> {
@@ -70,7 +60,7 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, UserFileError> {
 
 /// Opens `path` for reading, without blocking on a FIFO and only if it is a regular file
 /// (`InvalidInput` otherwise), for callers that read it themselves.
-pub fn open_regular(path: &Path) -> io::Result<File> {
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
     let file = open_nonblocking(path)?;
     let kind = file.metadata()?.file_type();
     if kind.is_file() {
@@ -88,7 +78,7 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 }
 
 /// [`read`] off the async threads, giving up after [`READ_TIMEOUT`].
-pub async fn read_async(path: PathBuf, cap: u64) -> Result<Vec<u8>, UserFileError> {
+pub(crate) async fn read_async(path: PathBuf, cap: u64) -> Result<Vec<u8>, UserFileError> {
     read_async_with(path, cap, READ_TIMEOUT).await
 }
 
@@ -167,7 +157,10 @@ mod tests {
         let err = read(dir.path(), 4).unwrap_err();
         assert!(err.to_string().contains("a folder"), "{err}");
         let err = read(&dir.path().join("none"), 4).unwrap_err();
-        assert_eq!(err.io_kind(), Some(io::ErrorKind::NotFound));
+        assert!(
+            matches!(&err, UserFileError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{err}"
+        );
     }
 
     #[cfg(unix)]

@@ -16,7 +16,7 @@ use crate::watch::Settled;
 /// ctime, which no user can set back). Where the OS tells none of this, every identity
 /// is equal and only size, mtime and the CRC-32 checks guard the upload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FileIdentity {
+pub(crate) struct FileIdentity {
     dev: u64,
     ino: u64,
     ctime_s: i64,
@@ -29,7 +29,7 @@ impl FileIdentity {
     }
 
     /// The same file (device and inode), written to since or not.
-    pub fn same_file(&self, other: &FileIdentity) -> bool {
+    pub(crate) fn same_file(&self, other: &FileIdentity) -> bool {
         self.dev == other.dev && self.ino == other.ino
     }
 }
@@ -118,7 +118,7 @@ impl VideoFile {
     }
 
     /// [`open`](Self::open) on the blocking thread pool.
-    pub async fn open_async(settled: Settled) -> Result<VideoFile, OpenError> {
+    pub(crate) async fn open_async(settled: Settled) -> Result<VideoFile, OpenError> {
         let path = settled.path.clone();
         tokio::task::spawn_blocking(move || VideoFile::open(&settled))
             .await
@@ -141,7 +141,7 @@ impl VideoFile {
 
     /// Reads up to `buf.len()` bytes at `offset`; 0 at the end. Does not move any shared
     /// cursor, so parts may be read in parallel. Blocking.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         loop {
             match os::read_at(&self.file, buf, offset) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -151,7 +151,7 @@ impl VideoFile {
     }
 
     /// Fills `buf` from `offset`; `UnexpectedEof` if the file ends first. Blocking.
-    pub fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    pub(crate) fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {
             match self.read_at(buf, offset)? {
                 0 => {
@@ -171,7 +171,7 @@ impl VideoFile {
 }
 
 /// A reader over a [`VideoFile`] from its start, by position.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     video: &'a VideoFile,
     pos: u64,
 }
@@ -201,7 +201,7 @@ mod os {
 
     use super::FileIdentity;
 
-    pub fn identity(meta: &Metadata) -> FileIdentity {
+    pub(crate) fn identity(meta: &Metadata) -> FileIdentity {
         FileIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -213,17 +213,17 @@ mod os {
     /// `O_NOFOLLOW`: a link at the name is refused (ELOOP), not followed. `O_NONBLOCK`:
     /// a FIFO put in its place does not block the open (it is refused after, as not a
     /// regular file).
-    pub fn open_no_follow(path: &Path) -> io::Result<File> {
+    pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let fd = rustix::fs::open(path, flags, Mode::empty())?;
         Ok(File::from(fd))
     }
 
-    pub fn is_link_refusal(e: &io::Error) -> bool {
+    pub(crate) fn is_link_refusal(e: &io::Error) -> bool {
         e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
     }
 
-    pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         file.read_at(buf, offset)
     }
 }
@@ -241,22 +241,22 @@ mod os {
     /// regular file.
     const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 
-    pub fn identity(_meta: &Metadata) -> FileIdentity {
+    pub(crate) fn identity(_meta: &Metadata) -> FileIdentity {
         FileIdentity::default()
     }
 
-    pub fn open_no_follow(path: &Path) -> io::Result<File> {
+    pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
         OpenOptions::new()
             .read(true)
             .custom_flags(OPEN_REPARSE_POINT)
             .open(path)
     }
 
-    pub fn is_link_refusal(_e: &io::Error) -> bool {
+    pub(crate) fn is_link_refusal(_e: &io::Error) -> bool {
         false
     }
 
-    pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         file.seek_read(buf, offset)
     }
 }

@@ -73,7 +73,7 @@ impl Problems {
     }
 
     /// `Ok(value)` when nothing was found, else every problem sorted by position.
-    pub fn into_result<T>(mut self, value: T) -> Result<T, Problems> {
+    pub(crate) fn into_result<T>(mut self, value: T) -> Result<T, Problems> {
         if self.0.is_empty() {
             Ok(value)
         } else {
@@ -111,7 +111,7 @@ pub enum Seg {
 }
 
 /// Dotted form of a path: `watch.extensions[2]`.
-pub fn dotted(path: &[Seg]) -> String {
+pub(crate) fn dotted(path: &[Seg]) -> String {
     let mut out = String::new();
     for seg in path {
         match seg {
@@ -246,7 +246,7 @@ impl Document {
 
     /// A problem at the start of the file, for things that belong to no one field
     /// (a missing required field).
-    pub fn problem_at_start(&self, field: &str, message: impl Into<String>) -> Problem {
+    pub(crate) fn problem_at_start(&self, field: &str, message: impl Into<String>) -> Problem {
         Problem {
             file: self.file.clone(),
             line: Pos::START.line,
@@ -297,7 +297,7 @@ fn syntax_problem(err: &serde_yaml::Error, file: Option<PathBuf>) -> Problem {
 }
 
 /// Deeper nesting than this is refused (no config or caption comes close).
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 struct Indexed {
     index: HashMap<Vec<Seg>, Span>,
@@ -518,7 +518,7 @@ impl Indexer {
 }
 
 /// What a value is, for "expected …, found …" messages.
-pub fn type_name(value: &Value) -> &'static str {
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "nothing",
         Value::Bool(_) => "a boolean",
@@ -573,14 +573,14 @@ impl<'a> Node<'a> {
     }
 
     /// Where the key of this value starts (the value's position for list items and the root).
-    pub fn key_position(&self) -> Pos {
+    pub(crate) fn key_position(&self) -> Pos {
         let span = self.doc.span(&self.path);
         span.key.unwrap_or(span.value)
     }
 
     /// The comment that ends this value's line, when the value is a plain (unquoted)
     /// scalar: in `text: hello #music`, YAML reads `hello` and drops `#music` as a comment.
-    pub fn trailing_comment(&self) -> Option<&'a str> {
+    pub(crate) fn trailing_comment(&self) -> Option<&'a str> {
         if !matches!(self.value, Value::String(_)) {
             return None;
         }
@@ -608,7 +608,7 @@ impl<'a> Node<'a> {
     }
 
     /// A problem with this key (e.g. a field that must not be combined with another).
-    pub fn key_problem(&self, message: impl Into<String>) -> Problem {
+    pub(crate) fn key_problem(&self, message: impl Into<String>) -> Problem {
         self.problem_at(self.key_position(), self.field(), message)
     }
 
@@ -633,7 +633,7 @@ impl<'a> Node<'a> {
     }
 
     /// "expected X, found Y" at this value.
-    pub fn wrong_type(&self, expected: &str) -> Problem {
+    pub(crate) fn wrong_type(&self, expected: &str) -> Problem {
         self.problem(format!(
             "expected {expected}, found {}",
             type_name(self.value)
@@ -745,7 +745,7 @@ impl<'a> Node<'a> {
 
     /// A string parsed by `parse`; its error message is reported at this value.
     /// `expected` names what is wanted when the value is no string at all.
-    pub fn parse_str<T>(
+    pub(crate) fn parse_str<T>(
         &self,
         expected: &str,
         problems: &mut Problems,
@@ -767,7 +767,11 @@ impl<'a> Node<'a> {
     }
 
     /// One of a few words (`public`, `private`, …), with a did-you-mean when misspelt.
-    pub fn choice<T: Copy>(&self, choices: &[(&str, T)], problems: &mut Problems) -> Option<T> {
+    pub(crate) fn choice<T: Copy>(
+        &self,
+        choices: &[(&str, T)],
+        problems: &mut Problems,
+    ) -> Option<T> {
         let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
         let expected = format!("one of {}", list_names(&names));
         self.parse_str(&expected, problems, |s| {
@@ -825,7 +829,7 @@ fn list_names(names: &[&str]) -> String {
 
 /// The candidate nearest to `input`, if it is close enough to be a typo (edit distance
 /// ≤ 2, and less than the input's length so `a` does not suggest `at`).
-pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let input_lower = input.to_lowercase();
     let input_len = input.chars().count();
     candidates

@@ -390,9 +390,16 @@ fn os_from_bytes(bytes: &[u8]) -> OsString {
     OsString::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
+/// How every log line, live-state row, ledger row and answer names a file: its path
+/// relative to the inbox, or the path itself when it is not under the inbox. (The archive
+/// places files with the stricter [`relative_dir`].)
+pub(crate) fn inbox_relative<'a>(inbox: &Path, file: &'a Path) -> &'a Path {
+    file.strip_prefix(inbox).unwrap_or(file)
+}
+
 /// Whether `path` lies in `inbox` (both absolute), judged by the real folders so that
 /// `inbox/../elsewhere` is not inside. Only such files are ever moved.
-pub fn in_inbox(inbox: &Path, path: &Path) -> bool {
+pub(crate) fn in_inbox(inbox: &Path, path: &Path) -> bool {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => return false,
@@ -737,6 +744,19 @@ mod tests {
         folders.inbox = f.folders.inbox.join("a/..");
         let out = archive(&folders, Destination::Done, &video, None, &json!({})).unwrap();
         assert_eq!(out.video, f.folders.done.join("a/b/clip.mp4"));
+    }
+
+    #[test]
+    fn inbox_relative_names_files_under_the_inbox_by_their_relative_path() {
+        let inbox = Path::new("/in");
+        assert_eq!(
+            inbox_relative(inbox, Path::new("/in/x/y.mp4")),
+            Path::new("x/y.mp4")
+        );
+        assert_eq!(
+            inbox_relative(inbox, Path::new("/other/y.mp4")),
+            Path::new("/other/y.mp4")
+        );
     }
 
     #[test]

@@ -23,15 +23,15 @@ use crate::yaml::{Document, Node, Pos, Problem, Problems};
 use self::text::RawKind;
 
 /// Captions larger than this are refused unread.
-pub const MAX_CAPTION_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_CAPTION_BYTES: u64 = 64 * 1024;
 
 /// The earliest a scheduled post may be, from now (platform limit, docs/douyin-web.md §5).
-pub const SCHEDULE_MIN_AHEAD: Duration = Duration::from_secs(2 * 3600);
+pub(crate) const SCHEDULE_MIN_AHEAD: Duration = Duration::from_secs(2 * 3600);
 /// The latest a scheduled post may be, from now (platform limit, docs/douyin-web.md §5).
-pub const SCHEDULE_MAX_AHEAD: Duration = Duration::from_secs(14 * 24 * 3600);
+pub(crate) const SCHEDULE_MAX_AHEAD: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// The field names of a caption file (and of the config's `defaults`).
-pub const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "text",
     "mentions",
     "challenges",
@@ -188,7 +188,7 @@ impl PartialEq for Whence {
 impl Caption {
     /// Refuses an `account:` that the config does not have, pointing at where it was
     /// written, with a did-you-mean.
-    pub fn check_account(&self, configured: &[&str]) -> Result<(), Problem> {
+    pub(crate) fn check_account(&self, configured: &[&str]) -> Result<(), Problem> {
         let Some(name) = self.account.as_deref() else {
             return Ok(());
         };
@@ -240,7 +240,7 @@ impl Caption {
 
     /// The step-5 draft; `challenge_ids` are the resolved ids of [`Caption::hashtags`]
     /// that have one (given here or looked up, docs/douyin-web.md §6b).
-    pub fn to_draft(&self, challenge_ids: Vec<String>) -> PostDraft {
+    pub(crate) fn to_draft(&self, challenge_ids: Vec<String>) -> PostDraft {
         PostDraft {
             text: self.text.clone(),
             plain_text: self.plain_text.clone(),
@@ -256,7 +256,7 @@ impl Caption {
     }
 
     /// The caption of a video that has no caption file (`require_caption: false`).
-    pub fn from_defaults(
+    pub(crate) fn from_defaults(
         defaults: &CaptionFields,
         now: OffsetDateTime,
     ) -> Result<Caption, Problems> {
@@ -268,7 +268,7 @@ impl Caption {
 
 /// Why a caption file could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum CaptionError {
+pub(crate) enum CaptionError {
     #[error("cannot read caption {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -300,7 +300,7 @@ impl From<UserFileError> for CaptionError {
 
 /// Read and check a caption file, reading at most 64 KiB + 1 bytes of it, and only if
 /// it is a regular file (see [`crate::userfile`]).
-pub fn load_caption(
+pub(crate) fn load_caption(
     path: &Path,
     defaults: &CaptionFields,
     require_text: bool,
@@ -312,7 +312,7 @@ pub fn load_caption(
 
 /// [`load_caption`] for async code: the file is read off the async threads, with a
 /// time limit.
-pub async fn load_caption_async(
+pub(crate) async fn load_caption_async(
     path: &Path,
     defaults: &CaptionFields,
     require_text: bool,
@@ -348,7 +348,7 @@ fn caption_from_bytes(
 }
 
 /// Check a caption file's text; `defaults` fill the fields it leaves out.
-pub fn parse_caption(
+pub(crate) fn parse_caption(
     text: &str,
     file: &Path,
     defaults: &CaptionFields,
@@ -377,7 +377,7 @@ pub fn parse_caption(
 /// Read a caption mapping (a caption file's top level, or the config's `defaults`) into
 /// fields, reporting every malformed one. Cross-field checks happen later, once defaults
 /// are merged in.
-pub fn parse_fields(node: &Node<'_>, problems: &mut Problems) -> CaptionFields {
+pub(crate) fn parse_fields(node: &Node<'_>, problems: &mut Problems) -> CaptionFields {
     let mut out = CaptionFields::default();
     let Some(fields) = node.fields(FIELDS, problems) else {
         return out;

@@ -24,7 +24,7 @@ impl AccountConfig {
     }
 
     /// The account's cookie settings, when it is a `douyin-web` account.
-    pub fn douyin_web(&self) -> Option<&DouyinWebAccount> {
+    pub(crate) fn douyin_web(&self) -> Option<&DouyinWebAccount> {
         match &self.kind {
             AccountKind::DouyinWeb(web) => Some(web),
             _ => None,

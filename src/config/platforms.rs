@@ -54,9 +54,9 @@ pub struct PlatformConfig {
     /// The browser `douyin` accounts use.
     pub browser: Browser,
     /// Close the browser after this long unused.
-    pub browser_idle: Duration,
+    pub(crate) browser_idle: Duration,
     /// `platform.douyin-web` (or the old flat keys).
-    pub douyin_web: DouyinWebSettings,
+    pub(crate) douyin_web: DouyinWebSettings,
     /// `platform.douyin`.
     pub douyin: DouyinSettings,
     /// `platform.tiktok`.
@@ -112,7 +112,7 @@ pub struct DouyinSettings {
     pub creator_url: reqwest::Url,
     pub vod_url: reqwest::Url,
     /// Where covers are uploaded.
-    pub imagex_url: reqwest::Url,
+    pub(crate) imagex_url: reqwest::Url,
     pub upload_scheme: UploadScheme,
 }
 
@@ -130,9 +130,9 @@ impl Default for DouyinSettings {
 /// Base URLs of the `tiktok` platform (the Content Posting API).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TiktokSettings {
-    pub api_url: reqwest::Url,
+    pub(crate) api_url: reqwest::Url,
     /// Where the user authorizes dropcast (OAuth).
-    pub auth_url: reqwest::Url,
+    pub(crate) auth_url: reqwest::Url,
 }
 
 impl Default for TiktokSettings {

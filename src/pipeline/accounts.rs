@@ -39,7 +39,7 @@ pub struct Accounts {
 }
 
 /// An account due for a re-check, with the cookie to try.
-pub struct Recheck {
+pub(crate) struct Recheck {
     pub name: String,
     pub account: Account,
 }
@@ -103,7 +103,7 @@ impl Accounts {
     }
 
     /// Every paused account with its pause, by name.
-    pub fn paused_list(&self) -> Vec<(String, Pause)> {
+    pub(crate) fn paused_list(&self) -> Vec<(String, Pause)> {
         let mut list: Vec<(String, Pause)> = self
             .lock()
             .iter()
@@ -120,7 +120,7 @@ impl Accounts {
     }
 
     /// How to renew this account's cookie, for the log.
-    pub fn renew_hint(&self, name: &str) -> String {
+    pub(crate) fn renew_hint(&self, name: &str) -> String {
         match self.lock().get(name).and_then(|e| e.source.clone()) {
             Some(CookieSource::File(path)) => format!(
                 "log in at https://creator.douyin.com, copy the Cookie header into {} and \
@@ -142,7 +142,7 @@ impl Accounts {
     /// Changed cookie files are read without holding the accounts' lock, off the async
     /// threads and with a time limit: a cookie file swapped for a FIFO or a device must not
     /// stop every job (they all look accounts up).
-    pub async fn due_for_check(&self, every: std::time::Duration) -> Vec<Recheck> {
+    pub(crate) async fn due_for_check(&self, every: std::time::Duration) -> Vec<Recheck> {
         let now = Instant::now();
         let mut due = Vec::new();
         let mut to_read = Vec::new();

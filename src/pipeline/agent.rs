@@ -94,18 +94,18 @@ pub struct Summary {
     /// Videos still waiting for a caption when a `--once` run ended.
     pub waiting_for_caption: Vec<PathBuf>,
     /// Videos whose caption also fits another video (`clip.mp4`, `clip.mov`, `clip.yaml`).
-    pub shared_caption: Vec<PathBuf>,
+    pub(crate) shared_caption: Vec<PathBuf>,
     /// Videos that could not be read (permission denied, say).
     pub unreadable: Vec<PathBuf>,
     /// Videos whose archive could not be finished yet (they were posted or refused).
-    pub archive_pending: Vec<PathBuf>,
+    pub(crate) archive_pending: Vec<PathBuf>,
 }
 
 impl Summary {
     /// Whether the run left work undone: `watch --once` then exits 1. A video left in the
     /// inbox (no caption, a shared caption, unreadable, not archived) counts: the user
     /// asked for what is there to be processed, and it was not.
-    pub fn any_failed(&self) -> bool {
+    pub(crate) fn any_failed(&self) -> bool {
         self.failed > 0
             || self.held > 0
             || !self.waiting_for_caption.is_empty()
@@ -199,7 +199,6 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Summary, FatalError> {
-    let config = &ctx.config;
     // Nothing is posted that could not be archived: an archive folder that cannot take
     // files stops the agent before it starts, naming the folder.
     folders::check_async(&ctx.folders)
@@ -208,8 +207,43 @@ pub async fn run(
             path: problem.path,
             source: problem.source,
         })?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, events) = mpsc::unbounded_channel();
     // Kept alive for the whole run; dropping it stops the watcher.
+    let discovery = start_discovery(&ctx, &options, tx)?;
+    let (archive_results, archive_rx) = mpsc::unbounded_channel();
+    let mut agent = Agent::new(Arc::clone(&ctx), &options, archive_results);
+    // Paused accounts are tried again in the background; a resumed one brings its
+    // queued videos back through a full scan.
+    let (resumed_tx, resumed_rx) = mpsc::unbounded_channel::<Nudge>();
+    let _rechecks = (!options.once)
+        .then(|| AbortOnDrop(tokio::spawn(recheck_accounts(Arc::clone(&ctx), resumed_tx))));
+    info!(inbox = %ctx.config.inbox.display(), once = options.once, "watching");
+    // Files half-way out of the inbox when the last run stopped go where they were going
+    // before anything else is looked at; those that still cannot go are tried again.
+    let recovered = job::recover_archives(&ctx).await;
+    agent.on_archive_attempts(recovered);
+    agent.full_scan().await;
+
+    let inputs = Inputs {
+        events,
+        resumed: resumed_rx,
+        archived: archive_rx,
+        polling: matches!(discovery, Discovery::Polling),
+    };
+    agent.event_loop(inputs, shutdown).await?;
+    drop(discovery);
+    agent.publish_held();
+    Ok(agent.into_summary(options.once))
+}
+
+/// Starts finding files in the inbox (none but scans with `once`) and tells the live
+/// state how.
+fn start_discovery(
+    ctx: &Context,
+    options: &RunOptions,
+    tx: mpsc::UnboundedSender<WatchEvent>,
+) -> Result<Discovery, FatalError> {
+    let config = &ctx.config;
     let discovery = if options.once {
         Discovery::ScansOnly
     } else {
@@ -221,137 +255,32 @@ pub async fn run(
             tx,
         )?
     };
-    let polling = matches!(discovery, Discovery::Polling);
     ctx.live.set_watching(match discovery {
         Discovery::Events(_) => "native",
         Discovery::Polling => "poll",
         Discovery::ScansOnly => "once",
     });
-    let mut poll = tokio::time::interval(config.watch.poll_interval);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (archive_results, mut archive_rx) = mpsc::unbounded_channel();
-    let mut agent = Agent {
-        unreadable: HashMap::new(),
-        archiving: HashMap::new(),
-        archive_retry: ArchiveRetry {
-            at: None,
-            delay: ARCHIVE_RETRY_FIRST,
-            running: None,
-        },
-        archive_results,
-        excluded: config.excluded_dirs(),
-        settler: Settler::new(config.watch.settle),
-        waiting: HashMap::new(),
-        incomplete: HashMap::new(),
-        in_flight: HashSet::new(),
-        blocked: HashSet::new(),
-        jobs: JoinSet::new(),
-        task_paths: HashMap::new(),
-        permits: Arc::new(Semaphore::new(config.publish.concurrency.get())),
-        symlinks_logged: HashSet::new(),
-        last_caption_look: Instant::now(),
-        summary: Summary::default(),
-        requests: Requests::new(&config.state_dir),
-        waiters: HashMap::new(),
-        last_ledger_look: Instant::now(),
-        once: options.once,
-        events: options.events.clone(),
-        ctx: Arc::clone(&ctx),
-    };
-    // Paused accounts are tried again in the background; a resumed one brings its
-    // queued videos back through a full scan.
-    let (resumed_tx, mut resumed_rx) = mpsc::unbounded_channel::<Nudge>();
-    let _rechecks = (!options.once)
-        .then(|| AbortOnDrop(tokio::spawn(recheck_accounts(Arc::clone(&ctx), resumed_tx))));
-    info!(inbox = %config.inbox.display(), once = options.once, "watching");
-    // Files half-way out of the inbox when the last run stopped go where they were going
-    // before anything else is looked at; those that still cannot go are tried again.
-    let recovered = job::recover_archives(&ctx).await;
-    agent.on_archive_attempts(recovered);
-    agent.full_scan().await;
-
-    let mut rescan = tokio::time::interval_at(
-        Instant::now() + config.watch.rescan_interval,
-        config.watch.rescan_interval,
-    );
-    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut requests = tokio::time::interval(handoff::POLL_EVERY);
-    requests.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        agent.settle_due().await;
-        agent.check_waiting();
-        agent.retry_archives_if_due();
-        if agent.once && agent.settler.is_empty() && agent.jobs.is_empty() {
-            break;
-        }
-        let tick = agent.next_tick();
-        tokio::select! {
-            _ = &mut shutdown => {
-                agent.drain(SHUTDOWN_GRACE).await;
-                break;
-            }
-            Some(event) = rx.recv() => agent.on_event(event).await,
-            Some(nudge) = resumed_rx.recv() => {
-                match nudge {
-                    Nudge::Resumed(account) => info!(%account, "account resumed; looking for its queued videos"),
-                    Nudge::Requeued => info!("jobs were put back in the queue (dropcast retry); looking at the inbox"),
-                }
-                agent.full_scan().await;
-            }
-            Some(done) = agent.jobs.join_next_with_id(), if !agent.jobs.is_empty() => agent.on_joined(done),
-            Some(attempts) = archive_rx.recv() => {
-                agent.archive_retry.running = None;
-                agent.on_archive_attempts(attempts);
-            }
-            _ = rescan.tick() => {
-                debug!("periodic rescan");
-                agent.full_scan().await;
-            }
-            _ = poll.tick(), if polling => agent.full_scan().await,
-            _ = requests.tick() => {
-                if let Some(lost) = agent.on_requests_tick().await {
-                    // Not one more write: jobs stop where they are (dropping the agent
-                    // aborts them); the ledger they would write to is gone.
-                    agent.jobs.abort_all();
-                    return Err(FatalError::Ledger(lost));
-                }
-            }
-            _ = tokio::time::sleep_until(tick) => {}
-        }
-    }
-    drop(discovery);
-    agent.publish_held();
-    let mut summary = std::mem::take(&mut agent.summary);
-    // Copies still waiting for an earlier job when a `--once` run ends stay queued.
-    summary.held += agent.blocked.len();
-    for (path, w) in agent.waiting {
-        match w.shared {
-            Some(_) => summary.shared_caption.push(path),
-            None => summary.waiting_for_caption.push(path),
-        }
-    }
-    summary.waiting_for_caption.sort();
-    summary.shared_caption.sort();
-    summary.unreadable = agent.unreadable.into_keys().collect();
-    summary.unreadable.sort();
-    summary.archive_pending = agent.archiving.into_keys().collect();
-    summary.archive_pending.sort();
-    if options.once {
-        let name = |p: &PathBuf| job::display_name(&ctx, p);
-        for path in &summary.shared_caption {
-            warn!(file = %name(path), "left in the inbox: its caption also fits another video");
-        }
-        for path in &summary.unreadable {
-            warn!(file = %name(path), "left in the inbox: it cannot be read");
-        }
-        for path in &summary.archive_pending {
-            warn!(file = %name(path), "left in the inbox: its archive could not be finished");
-        }
-    }
-    Ok(summary)
+    Ok(discovery)
 }
 
+/// What the agent's loop listens to besides its own timers and jobs.
+struct Inputs {
+    /// File events from the watcher.
+    events: mpsc::UnboundedReceiver<WatchEvent>,
+    /// Paused accounts that work again, and `dropcast retry`.
+    resumed: mpsc::UnboundedReceiver<Nudge>,
+    /// Archive plans tried again in the background.
+    archived: mpsc::UnboundedReceiver<Vec<ArchiveAttempt>>,
+    /// The inbox is scanned every `watch.poll_interval`.
+    polling: bool,
+}
+
+/// An interval whose missed ticks are not made up.
+fn interval_at(start: Instant, period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(start, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
 /// How often paused accounts are looked at (a changed cookie file is noticed this fast).
 const ACCOUNT_LOOK_EVERY: Duration = Duration::from_secs(2);
 /// How often a paused account's cookie is tried again even if nothing changed.
@@ -481,6 +410,135 @@ fn start_watcher(
 }
 
 impl Agent {
+    fn new(
+        ctx: Arc<Context>,
+        options: &RunOptions,
+        archive_results: mpsc::UnboundedSender<Vec<ArchiveAttempt>>,
+    ) -> Agent {
+        let config = &ctx.config;
+        Agent {
+            unreadable: HashMap::new(),
+            archiving: HashMap::new(),
+            archive_retry: ArchiveRetry {
+                at: None,
+                delay: ARCHIVE_RETRY_FIRST,
+                running: None,
+            },
+            archive_results,
+            excluded: config.excluded_dirs(),
+            settler: Settler::new(config.watch.settle),
+            waiting: HashMap::new(),
+            incomplete: HashMap::new(),
+            in_flight: HashSet::new(),
+            blocked: HashSet::new(),
+            jobs: JoinSet::new(),
+            task_paths: HashMap::new(),
+            permits: Arc::new(Semaphore::new(config.publish.concurrency.get())),
+            symlinks_logged: HashSet::new(),
+            last_caption_look: Instant::now(),
+            summary: Summary::default(),
+            requests: Requests::new(&config.state_dir),
+            waiters: HashMap::new(),
+            last_ledger_look: Instant::now(),
+            once: options.once,
+            events: options.events.clone(),
+            ctx: Arc::clone(&ctx),
+        }
+    }
+
+    /// Settles, bundles and publishes until `shutdown` (or, with `once`, until nothing is
+    /// left to do); `Err` when the ledger is gone.
+    async fn event_loop(
+        &mut self,
+        mut inputs: Inputs,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), FatalError> {
+        let watch = &self.ctx.config.watch;
+        let mut poll = interval_at(Instant::now(), watch.poll_interval);
+        let mut rescan = interval_at(
+            Instant::now() + watch.rescan_interval,
+            watch.rescan_interval,
+        );
+        let mut requests = interval_at(Instant::now(), handoff::POLL_EVERY);
+        let polling = inputs.polling;
+        tokio::pin!(shutdown);
+        loop {
+            self.settle_due().await;
+            self.check_waiting();
+            self.retry_archives_if_due();
+            if self.once && self.settler.is_empty() && self.jobs.is_empty() {
+                return Ok(());
+            }
+            let tick = self.next_tick();
+            tokio::select! {
+                _ = &mut shutdown => {
+                    self.drain(SHUTDOWN_GRACE).await;
+                    return Ok(());
+                }
+                Some(event) = inputs.events.recv() => self.on_event(event).await,
+                Some(nudge) = inputs.resumed.recv() => {
+                    match nudge {
+                        Nudge::Resumed(account) => info!(%account, "account resumed; looking for its queued videos"),
+                        Nudge::Requeued => info!("jobs were put back in the queue (dropcast retry); looking at the inbox"),
+                    }
+                    self.full_scan().await;
+                }
+                Some(done) = self.jobs.join_next_with_id(), if !self.jobs.is_empty() => self.on_joined(done),
+                Some(attempts) = inputs.archived.recv() => {
+                    self.archive_retry.running = None;
+                    self.on_archive_attempts(attempts);
+                }
+                _ = rescan.tick() => {
+                    debug!("periodic rescan");
+                    self.full_scan().await;
+                }
+                _ = poll.tick(), if polling => self.full_scan().await,
+                _ = requests.tick() => {
+                    if let Some(lost) = self.on_requests_tick().await {
+                        // Not one more write: jobs stop where they are (dropping the agent
+                        // aborts them); the ledger they would write to is gone.
+                        self.jobs.abort_all();
+                        return Err(FatalError::Ledger(lost));
+                    }
+                }
+                _ = tokio::time::sleep_until(tick) => {}
+            }
+        }
+    }
+
+    /// The run's summary: what was done, and what is left in the inbox and why (said in
+    /// the log too at the end of a `once` run).
+    fn into_summary(mut self, once: bool) -> Summary {
+        let mut summary = std::mem::take(&mut self.summary);
+        // Copies still waiting for an earlier job when a `--once` run ends stay queued.
+        summary.held += self.blocked.len();
+        for (path, w) in self.waiting {
+            match w.shared {
+                Some(_) => summary.shared_caption.push(path),
+                None => summary.waiting_for_caption.push(path),
+            }
+        }
+        summary.waiting_for_caption.sort();
+        summary.shared_caption.sort();
+        summary.unreadable = self.unreadable.into_keys().collect();
+        summary.unreadable.sort();
+        summary.archive_pending = self.archiving.into_keys().collect();
+        summary.archive_pending.sort();
+        if once {
+            let name = |p: &PathBuf| self.ctx.relative(p).display().to_string();
+            for path in &summary.shared_caption {
+                warn!(file = %name(path), "left in the inbox: its caption also fits another video");
+            }
+            for path in &summary.unreadable {
+                warn!(file = %name(path), "left in the inbox: it cannot be read");
+            }
+            for path in &summary.archive_pending {
+                warn!(file = %name(path), "left in the inbox: its archive could not be finished");
+            }
+        }
+        summary
+    }
+
     /// When the loop should look again even if nothing happens.
     fn next_tick(&self) -> Instant {
         let now = Instant::now();
@@ -608,7 +666,7 @@ impl Agent {
             }
             let content = watch::check_content(&file);
             if content.is_ok() && self.unreadable.remove(&file.path).is_some() {
-                info!(file = %job::display_name(&self.ctx, &file.path), "the video can be read now");
+                info!(file = %self.ctx.relative(&file.path).display(), "the video can be read now");
             }
             match content {
                 Ok(Completeness::Complete) => {}
@@ -643,7 +701,7 @@ impl Agent {
                         self.dispatch(file, None);
                     } else {
                         info!(
-                            file = %job::display_name(&self.ctx, &file.path),
+                            file = %self.ctx.relative(&file.path).display(),
                             "waiting for a caption: put {} beside it",
                             caption_names(&file.path)
                         );
@@ -676,7 +734,7 @@ impl Agent {
             && waiting.shared.as_ref() != Some(shared)
         {
             warn!(
-                file = %job::display_name(&self.ctx, path),
+                file = %self.ctx.relative(path).display(),
                 reason = %shared,
                 "the caption fits more than one video, so neither is published; they wait in the inbox"
             );
@@ -691,7 +749,7 @@ impl Agent {
         let path = file.path;
         if !self.unreadable.contains_key(&path) {
             warn!(
-                file = %job::display_name(&self.ctx, &path),
+                file = %self.ctx.relative(&path).display(),
                 reason = %e,
                 "{what}; it stays in the inbox and is looked at again (check its permissions)"
             );
@@ -748,7 +806,7 @@ impl Agent {
                 }
             } else if overdue && !require && self.waiting[&path].shared.is_none() {
                 if let Some(w) = self.waiting.remove(&path) {
-                    info!(file = %job::display_name(&self.ctx, &path), "no caption after watch.caption_wait; publishing with the config's defaults");
+                    info!(file = %self.ctx.relative(&path).display(), "no caption after watch.caption_wait; publishing with the config's defaults");
                     self.dispatch(w.settled, None);
                 }
             } else if overdue
@@ -758,7 +816,7 @@ impl Agent {
             {
                 w.warned = true;
                 warn!(
-                    file = %job::display_name(&self.ctx, &path),
+                    file = %self.ctx.relative(&path).display(),
                     waited = %humantime::format_duration(wait),
                     "still no caption; put {} beside the video (or set require_caption: false)",
                     caption_names(&path)
@@ -835,7 +893,7 @@ impl Agent {
             match attempt.result {
                 Ok(to) => {
                     info!(
-                        file = %job::display_name(&self.ctx, &attempt.video),
+                        file = %self.ctx.relative(&attempt.video).display(),
                         to = %to.display(),
                         job = attempt.job,
                         dest = ?attempt.dest,
@@ -851,7 +909,7 @@ impl Agent {
                     any_new |= new_problem;
                     if new_problem {
                         warn!(
-                            file = %job::display_name(&self.ctx, &attempt.video),
+                            file = %self.ctx.relative(&attempt.video).display(),
                             %reason,
                             "cannot finish archiving; the files stay where they are and the move is tried again by itself"
                         );
@@ -1054,7 +1112,7 @@ impl Agent {
         caption: Option<PathBuf>,
         since_ms: i64,
     ) {
-        let name = job::display_name(&self.ctx, &video);
+        let name = self.ctx.relative(&video).display().to_string();
         if self.in_flight.contains(&video) || self.blocked.contains(&video) {
             info!(file = %name, "`dropcast publish` asked for a video already in flight; it gets that job's outcome");
             self.waiters.entry(video).or_default().push(id);

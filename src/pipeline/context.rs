@@ -61,42 +61,14 @@ impl Context {
     /// cookie and, with `platform.sandbox: true`, starts the simulator on 127.0.0.1 and
     /// points the client at it.
     pub async fn build(config: Config, access: Access<'_>) -> Result<Context, FatalError> {
-        for dir in config.folders_to_create() {
-            std::fs::create_dir_all(dir).map_err(|source| FatalError::Folder {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        create_folders(&config)?;
         let retry = RetryPolicy {
             attempts: config.publish.retry.attempts.get(),
             initial: config.publish.retry.initial,
             max: config.publish.retry.max,
         };
         let (settings, accounts, sandbox) = if config.platform.sandbox {
-            let listener = TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .map_err(FatalError::Sandbox)?;
-            let options = SandboxOptions {
-                faults: config.platform.sandbox_faults.clone(),
-                ..SandboxOptions::default()
-            };
-            if !options.faults.is_empty() {
-                tracing::warn!(
-                    faults = options.faults.len(),
-                    "the sandbox will fail some requests on purpose (platform.sandbox_faults)"
-                );
-            }
-            let handle = sandbox::start(listener, options)
-                .await
-                .map_err(FatalError::Sandbox)?;
-            let base: reqwest::Url = handle
-                .base_url()
-                .parse()
-                .map_err(|e| FatalError::Client(format!("sandbox address: {e}")))?;
-            tracing::info!(
-                address = %handle.base_url(),
-                "sandbox mode: publishing to the built-in simulator; nothing reaches Douyin"
-            );
+            let (handle, base) = start_sandbox(&config).await?;
             let settings = ClientSettings {
                 creator_url: base.clone(),
                 vod_url: base,
@@ -105,18 +77,7 @@ impl Context {
                 retry,
                 max_rate: config.upload.max_rate,
             };
-            let accounts = Accounts::new();
-            for acc in &config.accounts {
-                douyin_web(acc)?;
-                let account =
-                    Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
-                        .map_err(|e| FatalError::Account {
-                            account: acc.name.clone(),
-                            reason: e.to_string(),
-                        })?;
-                accounts.insert(account, None, None);
-            }
-            (settings, accounts, Some(handle))
+            (settings, sandbox_accounts(&config)?, Some(handle))
         } else {
             let settings = ClientSettings {
                 creator_url: config.platform.douyin_web.creator_url.clone(),
@@ -126,32 +87,10 @@ impl Context {
                 retry,
                 max_rate: config.upload.max_rate,
             };
-            let accounts = Accounts::new();
-            for acc in &config.accounts {
-                let web = douyin_web(acc)?;
-                let cookie = load_cookie(&acc.name, &web.cookie)?;
-                let account =
-                    Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(|e| {
-                        FatalError::Account {
-                            account: acc.name.clone(),
-                            reason: e.to_string(),
-                        }
-                    })?;
-                accounts.insert(account, Some(web.cookie.clone()), web.csrf_token.clone());
-            }
-            (settings, accounts, None)
+            (settings, cookie_accounts(&config)?, None)
         };
         let client = DouyinWeb::new(settings).map_err(|e| FatalError::Client(e.to_string()))?;
-        let ledger = match access {
-            Access::Driver { lock, new_ledger } => {
-                let mut ledger = crate::lost_ledger::open_for_driver(&config, lock, new_ledger)?;
-                if sandbox.is_some() {
-                    restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
-                }
-                Some(Arc::new(Mutex::new(ledger)))
-            }
-            Access::Inspect => None,
-        };
+        let ledger = open_ledger(&config, access, sandbox.is_some())?;
         let filter = NameFilter::new(&config.watch.extensions, config.watch.ignore.clone());
         let folders = Folders {
             inbox: config.inbox.clone(),
@@ -209,7 +148,7 @@ impl Context {
 
     /// The ledger's file was found deleted, replaced or emptied: the error that must stop
     /// the agent. Also looks at the file itself when `look` is set.
-    pub async fn ledger_lost(&self, look: bool) -> Option<LedgerError> {
+    pub(crate) async fn ledger_lost(&self, look: bool) -> Option<LedgerError> {
         if look && self.ledger.is_some() {
             // `ledger` records a `Lost` answer; other errors are not a lost ledger.
             let _ = self.ledger(|l| l.check_file()).await;
@@ -228,46 +167,12 @@ impl Context {
     /// books the slot for the post about to be sent. The last post is this process's own,
     /// else the ledger's latest step-5 send for the account (answered or not), so a restart
     /// (even after `kill -9`) keeps the interval.
-    pub async fn wait_post_slot(&self, account: &str) {
+    pub(crate) async fn wait_post_slot(&self, account: &str) {
         let interval = self.config.publish.min_interval;
         if interval.is_zero() {
             return;
         }
-        let known = self
-            .last_post
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(account);
-        if !known {
-            let name = account.to_string();
-            match self.ledger(move |l| l.last_publish_sent(&name)).await {
-                Ok(Some(sent)) => {
-                    // How long ago, by the wall clock; a send "in the future" (the clock
-                    // went back) counts as just now.
-                    let ago = std::time::SystemTime::now()
-                        .duration_since(sent)
-                        .unwrap_or_default();
-                    if ago < interval {
-                        let now = Instant::now();
-                        let at = now.checked_sub(ago).unwrap_or(now);
-                        self.last_post
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .entry(account.to_string())
-                            .or_insert(at);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(account, reason = %e, "cannot read the last post time from the ledger; publish.min_interval counts from now");
-                    self.last_post
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .entry(account.to_string())
-                        .or_insert_with(Instant::now);
-                }
-            }
-        }
+        self.recall_last_post(account, interval).await;
         loop {
             let wait = {
                 let mut last = self.last_post.lock().unwrap_or_else(|p| p.into_inner());
@@ -290,13 +195,56 @@ impl Context {
         }
     }
 
-    /// The path of `file` relative to the inbox, or the path itself when outside it.
+    /// When this process has not posted for `account` yet, takes its last post time from
+    /// the ledger (only if it is within `interval`); a ledger that cannot be read counts
+    /// the interval from now.
+    async fn recall_last_post(&self, account: &str, interval: Duration) {
+        let known = self
+            .last_post
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(account);
+        if known {
+            return;
+        }
+        let name = account.to_string();
+        match self.ledger(move |l| l.last_publish_sent(&name)).await {
+            Ok(Some(sent)) => {
+                // How long ago, by the wall clock; a send "in the future" (the clock
+                // went back) counts as just now.
+                let ago = std::time::SystemTime::now()
+                    .duration_since(sent)
+                    .unwrap_or_default();
+                if ago < interval {
+                    let now = Instant::now();
+                    let at = now.checked_sub(ago).unwrap_or(now);
+                    self.last_post
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(account.to_string())
+                        .or_insert(at);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(account, reason = %e, "cannot read the last post time from the ledger; publish.min_interval counts from now");
+                self.last_post
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(account.to_string())
+                    .or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    /// The path of `file` relative to the inbox, or the path itself when outside it
+    /// ([`archive::inbox_relative`](crate::archive::inbox_relative)).
     pub fn relative<'a>(&self, file: &'a Path) -> &'a Path {
-        file.strip_prefix(&self.config.inbox).unwrap_or(file)
+        crate::archive::inbox_relative(&self.config.inbox, file)
     }
 
     /// Whether `file` lies in the inbox (only those files are ever moved).
-    pub fn in_inbox(&self, file: &Path) -> bool {
+    pub(crate) fn in_inbox(&self, file: &Path) -> bool {
         // The archive's own rule: `inbox/../elsewhere` is not in the inbox.
         file.starts_with(&self.config.inbox) && crate::archive::in_inbox(&self.config.inbox, file)
     }
@@ -331,6 +279,98 @@ fn restart_uploads_for_a_fresh_sandbox(ledger: &mut Ledger) -> Result<(), Ledger
 
 fn round(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
+}
+
+/// Creates the inbox, the archive folders and the state folder.
+fn create_folders(config: &Config) -> Result<(), FatalError> {
+    for dir in config.folders_to_create() {
+        std::fs::create_dir_all(dir).map_err(|source| FatalError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Starts the built-in simulator on 127.0.0.1 (`platform.sandbox: true`) with the
+/// configured faults; returns it and its address.
+async fn start_sandbox(config: &Config) -> Result<(SandboxHandle, reqwest::Url), FatalError> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(FatalError::Sandbox)?;
+    let options = SandboxOptions {
+        faults: config.platform.sandbox_faults.clone(),
+        ..SandboxOptions::default()
+    };
+    if !options.faults.is_empty() {
+        tracing::warn!(
+            faults = options.faults.len(),
+            "the sandbox will fail some requests on purpose (platform.sandbox_faults)"
+        );
+    }
+    let handle = sandbox::start(listener, options)
+        .await
+        .map_err(FatalError::Sandbox)?;
+    let base: reqwest::Url = handle
+        .base_url()
+        .parse()
+        .map_err(|e| FatalError::Client(format!("sandbox address: {e}")))?;
+    tracing::info!(
+        address = %handle.base_url(),
+        "sandbox mode: publishing to the built-in simulator; nothing reaches Douyin"
+    );
+    Ok((handle, base))
+}
+
+/// The configured accounts with the simulator's cookies (never the real ones).
+fn sandbox_accounts(config: &Config) -> Result<Accounts, FatalError> {
+    let accounts = Accounts::new();
+    for acc in &config.accounts {
+        douyin_web(acc)?;
+        let account = Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
+            .map_err(|e| FatalError::Account {
+                account: acc.name.clone(),
+                reason: e.to_string(),
+            })?;
+        accounts.insert(account, None, None);
+    }
+    Ok(accounts)
+}
+
+/// The configured accounts, each with its cookie loaded from where the config says.
+fn cookie_accounts(config: &Config) -> Result<Accounts, FatalError> {
+    let accounts = Accounts::new();
+    for acc in &config.accounts {
+        let web = douyin_web(acc)?;
+        let cookie = load_cookie(&acc.name, &web.cookie)?;
+        let account = Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(|e| {
+            FatalError::Account {
+                account: acc.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        accounts.insert(account, Some(web.cookie.clone()), web.csrf_token.clone());
+    }
+    Ok(accounts)
+}
+
+/// Opens the ledger for the driver (with a fresh simulator, uploads begun against the
+/// last one start again); an inspecting context has none.
+fn open_ledger(
+    config: &Config,
+    access: Access<'_>,
+    fresh_sandbox: bool,
+) -> Result<Option<Arc<Mutex<Ledger>>>, FatalError> {
+    match access {
+        Access::Driver { lock, new_ledger } => {
+            let mut ledger = crate::lost_ledger::open_for_driver(config, lock, new_ledger)?;
+            if fresh_sandbox {
+                restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
+            }
+            Ok(Some(Arc::new(Mutex::new(ledger))))
+        }
+        Access::Inspect => Ok(None),
+    }
 }
 
 /// The account's `douyin-web` settings; the only backend there is (config refuses the others).

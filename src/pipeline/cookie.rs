@@ -18,7 +18,7 @@ pub(crate) const MAX_COOKIE_BYTES: u64 = 64 * 1024;
 /// A cookie file is read only if it is a regular file of at most [`MAX_COOKIE_BYTES`]
 /// (a FIFO or `/dev/zero` is refused at once, see [`crate::userfile`]). Blocking callers
 /// use this; async code reads the file with [`load_cookie_async`].
-pub fn load_cookie(account: &str, source: &CookieSource) -> Result<Secret, FatalError> {
+pub(crate) fn load_cookie(account: &str, source: &CookieSource) -> Result<Secret, FatalError> {
     let file = match source {
         CookieSource::File(path) => {
             Some(crate::userfile::read(path, MAX_COOKIE_BYTES).map_err(|e| e.to_string()))
@@ -29,7 +29,10 @@ pub fn load_cookie(account: &str, source: &CookieSource) -> Result<Secret, Fatal
 }
 
 /// [`load_cookie`] with the file read off the async threads, with a time limit.
-pub async fn load_cookie_async(account: &str, source: &CookieSource) -> Result<Secret, FatalError> {
+pub(crate) async fn load_cookie_async(
+    account: &str,
+    source: &CookieSource,
+) -> Result<Secret, FatalError> {
     let file = match source {
         CookieSource::File(path) => Some(
             crate::userfile::read_async(path.clone(), MAX_COOKIE_BYTES)

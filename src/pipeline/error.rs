@@ -42,7 +42,7 @@ pub enum FatalError {
 
 impl FatalError {
     /// Exit status: 2 for what the user must fix in config or setup, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             FatalError::Config(_)
             | FatalError::Folder { .. }
@@ -77,7 +77,7 @@ impl JobFailure {
         }
     }
 
-    pub fn from_publish(step: Step, err: &PublishError) -> Self {
+    pub(crate) fn from_publish(step: Step, err: &PublishError) -> Self {
         let hint = match err {
             PublishError::Rejected { .. } => {
                 "The platform refused this post; fix what the reason names, then run \

@@ -29,7 +29,7 @@ pub fn check(folders: &Folders) -> Result<(), FolderProblem> {
 }
 
 /// [`check`] off the async threads.
-pub async fn check_async(folders: &Folders) -> Result<(), FolderProblem> {
+pub(crate) async fn check_async(folders: &Folders) -> Result<(), FolderProblem> {
     let folders = folders.clone();
     match tokio::task::spawn_blocking(move || check(&folders)).await {
         Ok(result) => result,
@@ -42,7 +42,7 @@ pub async fn check_async(folders: &Folders) -> Result<(), FolderProblem> {
 
 /// The hook `job::publish` calls right before it marks step 5 as sent: `Err` holds the job
 /// (its files stay in the inbox and nothing is posted) with the reason.
-pub async fn ready_to_publish(ctx: &super::Context) -> Result<(), String> {
+pub(crate) async fn ready_to_publish(ctx: &super::Context) -> Result<(), String> {
     check_async(&ctx.folders).await.map_err(|e| {
         tracing::error!(reason = %e, "the archive folder cannot take files; nothing is posted until it can");
         format!("{e}; nothing was posted")

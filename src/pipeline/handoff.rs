@@ -27,13 +27,13 @@ use super::job::Outcome;
 use super::requeue::{Retried, RetryError};
 
 /// The folder in `state_dir`.
-pub const DIR: &str = "requests";
+pub(crate) const DIR: &str = "requests";
 /// How often the agent looks for requests.
-pub const POLL_EVERY: Duration = Duration::from_millis(500);
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(500);
 /// A request older than this when the agent first sees it is removed unread.
-pub const STALE_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30);
 /// An answer older than this is removed: the command that asked is gone.
-pub const FORGOTTEN_AFTER: Duration = Duration::from_secs(600);
+pub(crate) const FORGOTTEN_AFTER: Duration = Duration::from_secs(600);
 /// How often a waiting command looks for its answer.
 const WAIT_STEP: Duration = Duration::from_millis(100);
 
@@ -104,7 +104,7 @@ impl Answer {
     }
 
     /// The text to print on stdout and the exit status.
-    pub fn render(&self) -> (String, u8) {
+    pub(crate) fn render(&self) -> (String, u8) {
         match self {
             Answer::Published { url } => (format!("published: {url}"), 0),
             Answer::Duplicate { earlier } => (
@@ -123,7 +123,7 @@ impl Answer {
     /// How the ledger says the last job for `video` (relative to the inbox) ended, if it
     /// ended at or after `since`: the answer for a video that is gone because that job
     /// archived it. `None` when no such job ended.
-    pub fn from_ledger(
+    pub(crate) fn from_ledger(
         ledger: &Ledger,
         video: &Path,
         since: SystemTime,
@@ -166,7 +166,7 @@ impl Answer {
 }
 
 /// What `retry` prints for its results, and whether all went well.
-pub fn render_retry(results: &[Result<Retried, RetryError>]) -> Answer {
+pub(crate) fn render_retry(results: &[Result<Retried, RetryError>]) -> Answer {
     let mut lines = Vec::new();
     if results.is_empty() {
         lines.push("no failed jobs".to_string());
@@ -195,13 +195,13 @@ pub fn render_retry(results: &[Result<Retried, RetryError>]) -> Answer {
 }
 
 /// Unix milliseconds.
-pub fn unix_ms(t: SystemTime) -> i64 {
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-pub fn from_unix_ms(ms: i64) -> SystemTime {
+pub(crate) fn from_unix_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
@@ -229,7 +229,7 @@ fn write_atomic(path: &Path, value: &impl Serialize) -> io::Result<()> {
 
 /// How a handed-off request ended for the command.
 #[derive(Debug)]
-pub enum Handoff {
+pub(crate) enum Handoff {
     /// The agent answered.
     Answered(Answer),
     /// The agent stopped (or a one-off command drives now) before answering; the
@@ -238,7 +238,11 @@ pub enum Handoff {
 }
 
 /// Hands `request` to the agent `holder` of `state_dir` and waits for its answer.
-pub async fn ask(state_dir: &Path, holder: &Holder, request: &Request) -> io::Result<Handoff> {
+pub(crate) async fn ask(
+    state_dir: &Path,
+    holder: &Holder,
+    request: &Request,
+) -> io::Result<Handoff> {
     let dir = state_dir.join(DIR);
     std::fs::create_dir_all(&dir)?;
     let id = format!("{}-{}", std::process::id(), unix_ms(SystemTime::now()));

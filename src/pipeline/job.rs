@@ -70,11 +70,6 @@ impl Outcome {
             Outcome::WaitingForEarlier { .. } => "waiting",
         }
     }
-
-    /// Counts against `watch --once` and `publish` (exit status 1).
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Failed(_) | Outcome::Held { .. })
-    }
 }
 
 /// Why the publish steps stopped.
@@ -176,10 +171,52 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
     }
     info!(step = "hash", size = fp.size, "hashed");
 
-    // The caption is read now, at the start of publishing: a caption edited while the
-    // video waited is read in its final form.
-    let now = OffsetDateTime::now_utc();
     let caption_read = bundle.caption.as_deref().and_then(stamp);
+    let (account_name, caption) = read_caption_and_route(ctx, &bundle).await;
+    if let Some(waiting) = wait_for_earlier_copy(ctx, &bundle, &fp, &account_name).await {
+        return waiting;
+    }
+    let job = match claim_job(ctx, &bundle, &fp, account_name).await {
+        Ok(job) => job,
+        Err(outcome) => return outcome,
+    };
+    let caption = match caption {
+        Ok(c) => c,
+        Err(reason) => {
+            warn!(step = "caption", %reason, "caption refused");
+            return fail(ctx, &bundle, &job, JobFailure::caption(reason)).await;
+        }
+    };
+    let account = match usable_account(ctx, &job) {
+        Ok(account) => account,
+        Err(held) => return held,
+    };
+    let account = &account;
+
+    let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &video, &fp).await {
+        Ok(done) => done,
+        Err(stop) => return stopped(ctx, &bundle, &job, stop).await,
+    };
+    if let Some(path) = &bundle.caption
+        && stamp(path) != caption_read
+    {
+        info!(
+            caption = %ctx.relative(path).display(),
+            "the caption changed after publishing started; the post used the version read then (see the receipt); the edit is archived but not published"
+        );
+    }
+    archive_published(ctx, &bundle, job.id, &draft, post).await
+}
+
+/// Reads the caption and picks the account the job is for. The caption is read now, at
+/// the start of publishing: a caption edited while the video waited is read in its final
+/// form. A caption that cannot be used is returned as the reason, so that the job is
+/// recorded (under the account routing picks without it) before it fails.
+async fn read_caption_and_route(
+    ctx: &Context,
+    bundle: &Bundle,
+) -> (String, Result<Caption, String>) {
+    let now = OffsetDateTime::now_utc();
     let require_text = bundle.caption.is_some();
     let caption: Result<Caption, String> = match &bundle.caption {
         Some(path) => caption::load_caption_async(path, &ctx.config.defaults, require_text, now)
@@ -194,7 +231,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
         .map(|a| a.name.as_str())
         .collect();
     let in_inbox = ctx.in_inbox(&bundle.video);
-    let (account_name, caption) = match caption {
+    match caption {
         Ok(c) => {
             let account = route(
                 ctx.relative(&bundle.video),
@@ -213,16 +250,23 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
             route(ctx.relative(&bundle.video), in_inbox, None, &configured),
             Err(reason),
         ),
-    };
+    }
+}
 
-    // The same video is being published for this account from another file (an earlier
-    // copy still in flight, or resumed after a restart): wait for that job rather than
-    // calling this one a duplicate now. The earlier one may yet fail, and then this copy
-    // must be published; if it succeeds, this one's receipt can name its post.
+/// The same video is being published for this account from another file (an earlier
+/// copy still in flight, or resumed after a restart): wait for that job rather than
+/// calling this one a duplicate now. The earlier one may yet fail, and then this copy
+/// must be published; if it succeeds, this one's receipt can name its post.
+async fn wait_for_earlier_copy(
+    ctx: &Context,
+    bundle: &Bundle,
+    fp: &Fingerprint,
+    account: &str,
+) -> Option<Outcome> {
     let rel = ctx.relative(&bundle.video).to_path_buf();
-    let (sha, account) = (fp.sha256.clone(), account_name.clone());
+    let (sha, account) = (fp.sha256.clone(), account.to_owned());
     let inbox = ctx.config.inbox.clone();
-    let in_flight = ctx
+    let earlier = ctx
         .ledger(move |l| l.jobs_with_hash(&sha))
         .await
         .ok()
@@ -233,19 +277,26 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
                     && j.video != rel
                     && inbox.join(&j.video).exists()
             })
-        });
-    if let Some(earlier) = in_flight {
-        let reason = format!(
-            "the same video is being published from {}; waiting for that job",
-            earlier.video.display()
-        );
-        info!(step = "dedupe", %reason);
-        return Outcome::WaitingForEarlier { reason };
-    }
+        })?;
+    let reason = format!(
+        "the same video is being published from {}; waiting for that job",
+        earlier.video.display()
+    );
+    info!(step = "dedupe", %reason);
+    Some(Outcome::WaitingForEarlier { reason })
+}
 
+/// Claims the ledger job for the bundle (new, resumed, or a duplicate that ends here)
+/// and counts the attempt; `Err` is how the job ends instead.
+async fn claim_job(
+    ctx: &Context,
+    bundle: &Bundle,
+    fp: &Fingerprint,
+    account: String,
+) -> Result<JobRecord, Outcome> {
     let new = NewJob {
         sha256: fp.sha256.clone(),
-        account: account_name.clone(),
+        account,
         video: ctx.relative(&bundle.video).to_path_buf(),
         caption: bundle
             .caption
@@ -253,21 +304,10 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
             .map(|c| ctx.relative(c).to_path_buf()),
         size: fp.size,
     };
-    let allow = matches!(
-        ctx.config.publish.duplicates,
-        crate::config::DuplicatePolicy::Allow
-    );
-    let claim = match ctx.ledger(move |l| l.claim(&new, allow)).await {
-        Ok(c) => c,
-        Err(e) => {
-            error!(reason = %e, "ledger error; the video stays in the inbox");
-            return Outcome::Held {
-                reason: format!("ledger: {e}"),
-            };
+    let job = match ledger_claim(ctx, new).await? {
+        Claim::Duplicate { job, earlier } => {
+            return Err(duplicate(ctx, bundle, job, earlier).await);
         }
-    };
-    let job = match claim {
-        Claim::Duplicate { job, earlier } => return duplicate(ctx, &bundle, job, earlier).await,
         Claim::New(job) => {
             info!(step = "ledger", job = job.id, account = %job.account, "new job");
             job
@@ -284,7 +324,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
     };
 
     ctx.live.job_step(
-        &live_name(ctx, &bundle),
+        &live_name(ctx, bundle),
         "ledger",
         Some(job.sha256.as_str()),
         Some(&job.account),
@@ -293,44 +333,44 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
     let counts = matches!(job.state, JobState::Active | JobState::Unconfirmed);
     if counts && let Err(e) = ctx.ledger(move |l| l.bump_attempts(id)).await {
         error!(reason = %e, "ledger error; the video stays in the inbox");
-        return Outcome::Held {
+        return Err(Outcome::Held {
             reason: format!("ledger: {e}"),
-        };
+        });
     }
+    Ok(job)
+}
 
-    let caption = match caption {
-        Ok(c) => c,
-        Err(reason) => {
-            warn!(step = "caption", %reason, "caption refused");
-            return fail(ctx, &bundle, &job, JobFailure::caption(reason)).await;
-        }
-    };
+/// Asks the ledger for the job (`publish.duplicates` decides whether a published video is
+/// a duplicate); a ledger that cannot answer holds the video in the inbox.
+async fn ledger_claim(ctx: &Context, new: NewJob) -> Result<Claim, Outcome> {
+    let allow = matches!(
+        ctx.config.publish.duplicates,
+        crate::config::DuplicatePolicy::Allow
+    );
+    ctx.ledger(move |l| l.claim(&new, allow))
+        .await
+        .map_err(|e| {
+            error!(reason = %e, "ledger error; the video stays in the inbox");
+            Outcome::Held {
+                reason: format!("ledger: {e}"),
+            }
+        })
+}
+
+/// The job's account, unless it is not configured or paused (then nothing is sent and
+/// the video stays queued).
+fn usable_account(ctx: &Context, job: &JobRecord) -> Result<Account, Outcome> {
     let Some(account) = ctx.accounts.get(&job.account) else {
-        return Outcome::Held {
+        return Err(Outcome::Held {
             reason: format!("account `{}` is not configured", job.account),
-        };
+        });
     };
     if let Some(pause) = ctx.accounts.paused(&job.account) {
-        // Nothing is sent for a paused account; the video stays queued.
-        return Outcome::Held {
+        return Err(Outcome::Held {
             reason: format!("account `{}` is paused: {}", job.account, pause.reason),
-        };
+        });
     }
-    let account = &account;
-
-    let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &video, &fp).await {
-        Ok(done) => done,
-        Err(stop) => return stopped(ctx, &bundle, &job, stop).await,
-    };
-    if let Some(path) = &bundle.caption
-        && stamp(path) != caption_read
-    {
-        info!(
-            caption = %ctx.relative(path).display(),
-            "the caption changed after publishing started; the post used the version read then (see the receipt); the edit is archived but not published"
-        );
-    }
-    archive_published(ctx, &bundle, job.id, &draft, post).await
+    Ok(account)
 }
 
 /// How a job ends when its publish steps stopped short of a post: the ledger and the
@@ -1112,22 +1152,9 @@ where
     for _ in 0..5 {
         let current = match plan.take() {
             Some(plan) => plan,
-            None => {
-                let folders = ctx.folders.clone();
-                let (video, caption) = (bundle.video.clone(), bundle.caption.clone());
-                let receipt = Arc::clone(&receipt);
-                let new = blocking(move || {
-                    archive::plan(&folders, dest, &video, caption.as_deref(), &*receipt)
-                })
+            None => plan_archive(ctx, bundle, id, dest, Arc::clone(&receipt))
                 .await
-                .map_err(held)?;
-                let value =
-                    serde_json::to_value(&new).map_err(|e| held(format!("archive plan: {e}")))?;
-                ctx.ledger(move |l| l.set_archive_plan(id, &value))
-                    .await
-                    .map_err(|e| held(format!("ledger: {e}")))?;
-                new
-            }
+                .map_err(held)?,
         };
         match tokio::task::spawn_blocking(move || archive::execute(&current)).await {
             Ok(Ok(archived)) => {
@@ -1143,6 +1170,30 @@ where
     Err(held(
         "archive: every name chosen was taken meanwhile".into(),
     ))
+}
+
+/// Chooses the archive's names and writes the receipt's text into a plan, and commits
+/// the plan to the ledger before anything moves; `Err` is the hold reason.
+async fn plan_archive<R>(
+    ctx: &Context,
+    bundle: &Bundle,
+    id: i64,
+    dest: Destination,
+    receipt: Arc<R>,
+) -> Result<ArchivePlan, String>
+where
+    R: serde::Serialize + Send + Sync + 'static,
+{
+    let folders = ctx.folders.clone();
+    let (video, caption) = (bundle.video.clone(), bundle.caption.clone());
+    let new =
+        blocking(move || archive::plan(&folders, dest, &video, caption.as_deref(), &*receipt))
+            .await?;
+    let value = serde_json::to_value(&new).map_err(|e| format!("archive plan: {e}"))?;
+    ctx.ledger(move |l| l.set_archive_plan(id, &value))
+        .await
+        .map_err(|e| format!("ledger: {e}"))?;
+    Ok(new)
 }
 
 /// Runs an archive step off the async threads; errors become the hold reason.
@@ -1217,7 +1268,7 @@ async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
 
 /// One try at an archive that was planned but not finished.
 #[derive(Debug)]
-pub struct ArchiveAttempt {
+pub(crate) struct ArchiveAttempt {
     /// The video the plan moves (where it lies in the inbox).
     pub video: PathBuf,
     pub job: i64,
@@ -1229,14 +1280,14 @@ pub struct ArchiveAttempt {
 /// Finishes every archive an earlier run planned but did not complete (a crash or a power
 /// cut in the middle of moving files, a full or unwritable archive folder). Returns what
 /// happened to each.
-pub async fn recover_archives(ctx: &Context) -> Vec<ArchiveAttempt> {
+pub(crate) async fn recover_archives(ctx: &Context) -> Vec<ArchiveAttempt> {
     finish_pending_archives(ctx, &std::collections::HashSet::new()).await
 }
 
 /// Tries every unfinished archive plan again, except those whose video is in `skip` (a
 /// job working on it right now finishes its own plan). The running agent calls this with
 /// backoff until each one is done.
-pub async fn finish_pending_archives(
+pub(crate) async fn finish_pending_archives(
     ctx: &Context,
     skip: &std::collections::HashSet<PathBuf>,
 ) -> Vec<ArchiveAttempt> {
@@ -1282,11 +1333,6 @@ pub async fn finish_pending_archives(
         });
     }
     attempts
-}
-
-/// For logs: a path relative to the inbox.
-pub fn display_name(ctx: &Context, path: &Path) -> String {
-    ctx.relative(path).display().to_string()
 }
 
 #[cfg(test)]

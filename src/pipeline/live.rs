@@ -13,14 +13,14 @@ use crate::progress::Progress;
 use crate::receipt::UtcTime;
 
 /// The file `dropcast status` reads.
-pub const SNAPSHOT_FILE: &str = "live.json";
+pub(crate) const SNAPSHOT_FILE: &str = "live.json";
 
 /// A moment's view of the agent, as served and as saved.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Snapshot {
     pub pid: u32,
-    pub started_at: Option<UtcTime>,
-    pub updated_at: Option<UtcTime>,
+    pub(crate) started_at: Option<UtcTime>,
+    pub(crate) updated_at: Option<UtcTime>,
     /// `native`, `poll` or `once`.
     pub watching: String,
     pub in_flight: Vec<InFlight>,
@@ -43,7 +43,7 @@ pub struct InFlight {
     pub step: String,
     pub bytes_done: u64,
     pub bytes_total: u64,
-    pub started_at: Option<UtcTime>,
+    pub(crate) started_at: Option<UtcTime>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -72,20 +72,20 @@ pub struct PausedAccount {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Counters {
     /// Jobs ended, by outcome (`published`, `duplicate`, `failed`, `held`, …).
-    pub outcomes: BTreeMap<String, u64>,
+    pub(crate) outcomes: BTreeMap<String, u64>,
     /// Errors seen, by class (`transient`, `rate_limited`, `auth_expired`, `rejected`, `unknown`).
-    pub errors: BTreeMap<String, u64>,
-    pub bytes_uploaded: u64,
+    pub(crate) errors: BTreeMap<String, u64>,
+    pub(crate) bytes_uploaded: u64,
     /// Seconds spent uploading (with `bytes_uploaded`: throughput).
-    pub upload_seconds: f64,
+    pub(crate) upload_seconds: f64,
     /// Publish latency (settled → published), seconds, one entry per published job.
-    pub publish_latency: Histogram,
+    pub(crate) publish_latency: Histogram,
 }
 
 /// A Prometheus-style cumulative histogram.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Histogram {
-    pub bounds: Vec<f64>,
+pub(crate) struct Histogram {
+    pub(crate) bounds: Vec<f64>,
     /// `counts[i]`: observations ≤ `bounds[i]`; one more for +Inf.
     pub counts: Vec<u64>,
     pub sum: f64,

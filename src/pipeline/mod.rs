@@ -10,10 +10,10 @@ pub mod context;
 mod cookie;
 pub mod error;
 pub mod folders;
-pub mod handoff;
+pub(crate) mod handoff;
 pub mod job;
 pub mod live;
-pub mod requeue;
+pub(crate) mod requeue;
 
 pub use agent::{AgentEvent, RunOptions, Summary, run};
 pub use context::{Access, Context};

@@ -9,11 +9,11 @@ use crate::config::Config;
 use crate::ledger::{JobRecord, JobState, Ledger, LedgerError};
 
 /// The file a running agent watches: `retry` touches it, the agent rescans.
-pub const REQUEUED_MARKER: &str = "requeued";
+pub(crate) const REQUEUED_MARKER: &str = "requeued";
 
 /// One job put back in the queue.
 #[derive(Debug)]
-pub struct Retried {
+pub(crate) struct Retried {
     pub id: i64,
     pub video: PathBuf,
     pub was: JobState,
@@ -22,7 +22,7 @@ pub struct Retried {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RetryError {
+pub(crate) enum RetryError {
     #[error("`{0}` is not a content hash or the start of one (at least 6 hex digits)")]
     BadHash(String),
     #[error("no job has a hash starting with {0}")]
@@ -48,7 +48,7 @@ pub enum RetryError {
 }
 
 /// Retries the newest retryable job whose hash starts with `prefix`.
-pub fn retry_hash(
+pub(crate) fn retry_hash(
     config: &Config,
     ledger: &mut Ledger,
     prefix: &str,
@@ -87,7 +87,10 @@ pub fn retry_hash(
 }
 
 /// Retries every failed job.
-pub fn retry_all_failed(config: &Config, ledger: &mut Ledger) -> Vec<Result<Retried, RetryError>> {
+pub(crate) fn retry_all_failed(
+    config: &Config,
+    ledger: &mut Ledger,
+) -> Vec<Result<Retried, RetryError>> {
     match ledger.jobs_in(&[JobState::Failed]) {
         Ok(jobs) => jobs
             .into_iter()

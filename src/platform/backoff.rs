@@ -9,11 +9,11 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use super::{PublishError, RetryPolicy};
 
 /// The longest `Retry-After` honoured as asked; a longer one is waited in this size.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How many rate-limit answers in a row one call sits out before it gives up (the job is
 /// then held and tried again later). Rate limits do not use up `attempts`.
-pub const MAX_RATE_LIMITED: u32 = 50;
+pub(crate) const MAX_RATE_LIMITED: u32 = 50;
 
 fn backoff(policy: &RetryPolicy) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
@@ -28,7 +28,7 @@ fn backoff(policy: &RetryPolicy) -> impl Iterator<Item = Duration> {
 /// exponential backoff and jitter, up to `policy.attempts` tries in all. Rate limits wait
 /// what the platform asked for (`Retry-After`, else the backoff) and do not count as a
 /// try. Anything else is returned at once.
-pub async fn retrying<T, F, Fut>(
+pub(crate) async fn retrying<T, F, Fut>(
     policy: &RetryPolicy,
     step: &'static str,
     mut attempt: F,

@@ -12,12 +12,12 @@ use crate::progress::Progress;
 use crate::video::VideoFile;
 
 /// Chunk size without a bandwidth limit: few syscalls and wakeups per MiB.
-pub const CHUNK: usize = 512 * 1024;
+pub(crate) const CHUNK: usize = 512 * 1024;
 /// The smallest chunk, used under a low bandwidth limit so it is not bursty.
 const MIN_CHUNK: usize = 16 * 1024;
 
 /// The read size for uploads: [`CHUNK`], or about an eighth of a second at `max_rate`.
-pub fn chunk_size(max_rate: Option<u64>) -> usize {
+pub(crate) fn chunk_size(max_rate: Option<u64>) -> usize {
     match max_rate {
         None => CHUNK,
         Some(rate) => usize::try_from(rate / 8)
@@ -29,7 +29,7 @@ pub fn chunk_size(max_rate: Option<u64>) -> usize {
 /// What the body of one attempt found wrong with the file, if anything: set before the
 /// stream fails, so the caller can tell "the file changed" from a network error.
 #[derive(Clone, Debug, Default)]
-pub struct Check(Arc<Mutex<Option<String>>>);
+pub(crate) struct Check(Arc<Mutex<Option<String>>>);
 
 impl Check {
     fn set(&self, why: String) {
@@ -47,7 +47,7 @@ impl Check {
 
 /// Where one body reads from and what its bytes must add up to.
 #[derive(Clone, Debug)]
-pub struct Range {
+pub(crate) struct Range {
     pub video: VideoFile,
     pub offset: u64,
     pub len: u64,
@@ -76,7 +76,12 @@ struct Cursor {
 /// before the last chunk goes out, the CRC must equal `range.crc32` (what was hashed).
 /// If it does not, or the file ends early, `check` says why and the stream fails, so the
 /// request is cut off and the platform never stores those bytes.
-pub fn checked_body(range: Range, pacing: &Pacing, sent: &Sent, check: &Check) -> reqwest::Body {
+pub(crate) fn checked_body(
+    range: Range,
+    pacing: &Pacing,
+    sent: &Sent,
+    check: &Check,
+) -> reqwest::Body {
     reqwest::Body::wrap_stream(checked(range, pacing, sent, check))
 }
 
@@ -160,9 +165,9 @@ impl Sent {
 
 /// How a body is paced and counted.
 #[derive(Clone, Debug)]
-pub struct Pacing {
+pub(crate) struct Pacing {
     pub chunk: usize,
-    pub limiter: Option<Arc<RateLimiter>>,
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub progress: Progress,
 }
 

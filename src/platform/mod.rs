@@ -23,7 +23,7 @@ use crate::secret::Secret;
 pub use douyin_web::{Created, DouyinWeb};
 pub use multipart::{PartDone, part_layout};
 pub use saved::{SavedUpload, SavedUploadError};
-pub use wire::MAX_CHALLENGE_LOOKUPS;
+pub(crate) use wire::MAX_CHALLENGE_LOOKUPS;
 
 /// One configured Douyin account: its name, cookie and the csrf token step 5 sends.
 #[derive(Clone)]

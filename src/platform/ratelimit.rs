@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 /// Bytes per second over all streams, with a small allowance for a burst after idling.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: NonZeroU64,
     /// Link time that may be booked ahead of now without waiting.
     burst: Duration,

@@ -11,91 +11,91 @@ use crate::domain::{EntityKind, PostDraft, TextEntity, Visibility};
 // ---- paths (relative to `creator_url` / `vod_url`) -------------------------------------
 
 /// Step 1 (seen).
-pub const PATH_UPLOAD_AUTH: &str = "/web/api/media/upload/auth/";
+pub(crate) const PATH_UPLOAD_AUTH: &str = "/web/api/media/upload/auth/";
 /// Steps 2 and 4 (seen).
-pub const PATH_VOD_OPENAPI: &str = "/video/openapi/v1/";
+pub(crate) const PATH_VOD_OPENAPI: &str = "/video/openapi/v1/";
 /// Step 5 (seen).
-pub const PATH_CREATE_POST: &str = "/web/api/media/aweme/create/";
+pub(crate) const PATH_CREATE_POST: &str = "/web/api/media/aweme/create/";
 /// Step 6a (ours).
-pub const PATH_LIST_POSTS: &str = "/web/api/media/aweme/post/";
+pub(crate) const PATH_LIST_POSTS: &str = "/web/api/media/aweme/post/";
 /// Step 6b (seen).
-pub const PATH_CHALLENGE_SUG: &str = "/aweme/v1/search/challengesug/";
+pub(crate) const PATH_CHALLENGE_SUG: &str = "/aweme/v1/search/challengesug/";
 
 // ---- query parameters -------------------------------------------------------------------
 
-pub const ACTION_UPLOAD_PARAMS: &str = "GetVideoUploadParams";
-pub const ACTION_COMMIT: &str = "UpdateVideoUploadInfos";
-pub const Q_ACTION: &str = "action";
-pub const Q_USE_EDGE_NODE: &str = "use_edge_node";
-pub const Q_FILE_SIZE: &str = "file_size";
-pub const Q_COUNT: &str = "count";
-pub const Q_MAX_CURSOR: &str = "max_cursor";
-pub const Q_KEYWORD: &str = "keyword";
-pub const Q_SOURCE: &str = "source";
-pub const CHALLENGE_SOURCE: &str = "challenge_create";
-pub const Q_AID: &str = "aid";
-pub const CHALLENGE_AID: &str = "2906";
+pub(crate) const ACTION_UPLOAD_PARAMS: &str = "GetVideoUploadParams";
+pub(crate) const ACTION_COMMIT: &str = "UpdateVideoUploadInfos";
+pub(crate) const Q_ACTION: &str = "action";
+pub(crate) const Q_USE_EDGE_NODE: &str = "use_edge_node";
+pub(crate) const Q_FILE_SIZE: &str = "file_size";
+pub(crate) const Q_COUNT: &str = "count";
+pub(crate) const Q_MAX_CURSOR: &str = "max_cursor";
+pub(crate) const Q_KEYWORD: &str = "keyword";
+pub(crate) const Q_SOURCE: &str = "source";
+pub(crate) const CHALLENGE_SOURCE: &str = "challenge_create";
+pub(crate) const Q_AID: &str = "aid";
+pub(crate) const CHALLENGE_AID: &str = "2906";
 
 /// 6a page size (ours: the endpoint allows at most 50).
-pub const LIST_PAGE_SIZE: u32 = 50;
+pub(crate) const LIST_PAGE_SIZE: u32 = 50;
 /// 6a gives up after this many pages (ours): reconciliation looks at recent posts only.
-pub const LIST_MAX_PAGES: u32 = 20;
+pub(crate) const LIST_MAX_PAGES: u32 = 20;
 
 /// Most hashtags of one caption looked up with 6b (ours; the protocol names no limit).
 /// Hashtags beyond it are posted as plain hashtags, without a challenge id.
-pub const MAX_CHALLENGE_LOOKUPS: usize = 20;
+pub(crate) const MAX_CHALLENGE_LOOKUPS: usize = 20;
 
 /// The largest answer body read from any endpoint (ours; real answers are a few KiB).
 /// A larger one is refused as a bad answer, never buffered whole.
-pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+pub(crate) const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 // ---- headers ----------------------------------------------------------------------------
 
-pub const H_COOKIE: &str = "cookie";
-pub const H_CSRF_TOKEN: &str = "csrf_token";
-pub const H_VOD_AUTHORIZATION: &str = "authorization";
-pub const H_VOD_ACCESS: &str = "x-tt-access";
-pub const H_TOS_AUTHORIZATION: &str = "authorization";
-pub const H_CONTENT_CRC32: &str = "content-crc32";
-pub const CT_OCTET_STREAM: &str = "application/octet-stream";
-pub const CT_FORM: &str = "application/x-www-form-urlencoded";
+pub(crate) const H_COOKIE: &str = "cookie";
+pub(crate) const H_CSRF_TOKEN: &str = "csrf_token";
+pub(crate) const H_VOD_AUTHORIZATION: &str = "authorization";
+pub(crate) const H_VOD_ACCESS: &str = "x-tt-access";
+pub(crate) const H_TOS_AUTHORIZATION: &str = "authorization";
+pub(crate) const H_CONTENT_CRC32: &str = "content-crc32";
+pub(crate) const CT_OCTET_STREAM: &str = "application/octet-stream";
+pub(crate) const CT_FORM: &str = "application/x-www-form-urlencoded";
 
 /// The cookie entry step 5's `csrf_token` header is taken from (seen).
-pub const COOKIE_CSRF_NAME: &str = "csrf_token";
+pub(crate) const COOKIE_CSRF_NAME: &str = "csrf_token";
 /// The cookie entry that makes a session a logged-in one.
-pub const COOKIE_SESSION_NAME: &str = "sessionid";
+pub(crate) const COOKIE_SESSION_NAME: &str = "sessionid";
 
 // ---- codes ------------------------------------------------------------------------------
 
 /// Creator endpoints: `status_code`, read first by [`StatusOnly`] (seen / ours as tagged in docs/douyin-web.md §1, §5).
 /// Every other non-zero code (2 = invalid parameter, ...) is a rejection.
-pub const STATUS_OK: i64 = 0;
-pub const STATUS_INVALID: i64 = 2;
-pub const STATUS_TOO_OFTEN: i64 = 7;
-pub const STATUS_NOT_LOGGED_IN: i64 = 8;
+pub(crate) const STATUS_OK: i64 = 0;
+pub(crate) const STATUS_INVALID: i64 = 2;
+pub(crate) const STATUS_TOO_OFTEN: i64 = 7;
+pub(crate) const STATUS_NOT_LOGGED_IN: i64 = 8;
 
 /// Step 5's `status_msg` (with `status_code` 2) for a `video_id` that already has a post
 /// (docs/douyin-web.md §5).
-pub const MSG_ALREADY_PUBLISHED: &str = "video already published";
+pub(crate) const MSG_ALREADY_PUBLISHED: &str = "video already published";
 
 /// Whether a step-5 answer says the video already has a post.
-pub fn is_already_published(status_code: i64, status_msg: Option<&str>) -> bool {
+pub(crate) fn is_already_published(status_code: i64, status_msg: Option<&str>) -> bool {
     status_code == STATUS_INVALID
         && status_msg.is_some_and(|m| m.trim().eq_ignore_ascii_case(MSG_ALREADY_PUBLISHED))
 }
 
 /// VOD endpoints: `code` (seen: 2000; ours: 4001, 4004).
-pub const VOD_OK: i64 = 2000;
+pub(crate) const VOD_OK: i64 = 2000;
 /// Every other code (4004 = commit refused, ...) is a rejection.
-pub const VOD_AUTH_EXPIRED: i64 = 4001;
+pub(crate) const VOD_AUTH_EXPIRED: i64 = 4001;
 
 /// TOS: `success` (seen: 0 = ok).
-pub const TOS_OK: i64 = 0;
+pub(crate) const TOS_OK: i64 = 0;
 
 // ---- step 1 -----------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
-pub struct StatusOnly {
+pub(crate) struct StatusOnly {
     pub status_code: i64,
     #[serde(default)]
     pub status_msg: Option<String>,
@@ -103,13 +103,13 @@ pub struct StatusOnly {
 
 /// Step 1's answer once `status_code` was 0.
 #[derive(Deserialize)]
-pub struct AuthResponse {
+pub(crate) struct AuthResponse {
     pub ak: Option<String>,
     pub auth: Option<String>,
 }
 
 /// The expiry inside `HMAC-SHA1:1.0:<expiry unix s>:<ak>:<signature>` (seen), if it has one.
-pub fn auth_expiry(auth: &str) -> Option<i64> {
+pub(crate) fn auth_expiry(auth: &str) -> Option<i64> {
     let mut parts = auth.split(':');
     let _algo = parts.next()?;
     let _version = parts.next()?;
@@ -120,7 +120,7 @@ pub fn auth_expiry(auth: &str) -> Option<i64> {
 
 /// `code` and `message` of a VOD answer, read before anything else.
 #[derive(Deserialize)]
-pub struct VodCode {
+pub(crate) struct VodCode {
     pub code: i64,
     #[serde(default)]
     pub message: Option<String>,
@@ -128,13 +128,13 @@ pub struct VodCode {
 
 /// A VOD answer whose `code` was 2000.
 #[derive(Debug, Deserialize)]
-pub struct VodEnvelope<T> {
+pub(crate) struct VodEnvelope<T> {
     pub data: Option<T>,
 }
 
 /// The upload fields, at the top of `data` or in `edge_nodes[0]`.
 #[derive(Default, Deserialize)]
-pub struct UploadNode {
+pub(crate) struct UploadNode {
     pub vid: Option<String>,
     pub oid: Option<String>,
     pub tos_host: Option<String>,
@@ -145,7 +145,7 @@ pub struct UploadNode {
 
 impl UploadNode {
     /// True when every field the client needs is there.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.missing().is_none()
     }
 
@@ -167,7 +167,7 @@ impl UploadNode {
 }
 
 #[derive(Deserialize)]
-pub struct UploadParamsData {
+pub(crate) struct UploadParamsData {
     #[serde(flatten)]
     pub top: UploadNode,
     #[serde(default)]
@@ -177,7 +177,7 @@ pub struct UploadParamsData {
 impl UploadParamsData {
     /// The top-level fields when complete, else `edge_nodes[0]` when that is complete
     /// (docs/douyin-web.md §2: both layouts occur). `Err` names a missing field.
-    pub fn into_node(mut self) -> Result<UploadNode, &'static str> {
+    pub(crate) fn into_node(mut self) -> Result<UploadNode, &'static str> {
         if self.top.is_complete() {
             return Ok(self.top);
         }
@@ -193,7 +193,7 @@ impl UploadParamsData {
 }
 
 #[derive(Serialize)]
-pub struct CommitBody<'a> {
+pub(crate) struct CommitBody<'a> {
     pub vid: &'a str,
     pub oid: &'a str,
     pub token: &'a str,
@@ -203,13 +203,13 @@ pub struct CommitBody<'a> {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CommitData {
+pub(crate) struct CommitData {
     pub video: Option<CommitVideo>,
     pub poster: Option<CommitPoster>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CommitVideo {
+pub(crate) struct CommitVideo {
     #[serde(default)]
     pub vid: Option<String>,
     #[serde(default)]
@@ -221,7 +221,7 @@ pub struct CommitVideo {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CommitPoster {
+pub(crate) struct CommitPoster {
     #[serde(default)]
     pub oid: Option<String>,
 }
@@ -229,14 +229,14 @@ pub struct CommitPoster {
 // ---- step 3 -----------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
-pub struct TosResponse {
+pub(crate) struct TosResponse {
     pub success: i64,
     #[serde(default)]
     pub error: Option<TosError>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct TosError {
+pub(crate) struct TosError {
     #[serde(default)]
     pub code: Option<i64>,
     #[serde(default)]
@@ -244,35 +244,35 @@ pub struct TosError {
 }
 
 /// `Content-CRC32` and the completion list: 8 lower-case hex digits (seen).
-pub fn crc32_hex(crc: u32) -> String {
+pub(crate) fn crc32_hex(crc: u32) -> String {
     format!("{crc:08x}")
 }
 
 /// 3b.1: the query that starts a multipart upload (seen), and the content type of 3b.3.
-pub const Q_UPLOADS: &str = "uploads";
-pub const Q_PART_NUMBER: &str = "partNumber";
-pub const Q_UPLOAD_ID: &str = "uploadID";
-pub const CT_TEXT: &str = "text/plain";
+pub(crate) const Q_UPLOADS: &str = "uploads";
+pub(crate) const Q_PART_NUMBER: &str = "partNumber";
+pub(crate) const Q_UPLOAD_ID: &str = "uploadID";
+pub(crate) const CT_TEXT: &str = "text/plain";
 
 /// Most parts one upload may have (ours; with 64 MiB parts, 640 GiB).
-pub const MAX_PARTS: u64 = 10_000;
+pub(crate) const MAX_PARTS: u64 = 10_000;
 
 /// `payload` of a successful TOS answer.
 #[derive(Debug, Deserialize)]
-pub struct TosPayload<T> {
+pub(crate) struct TosPayload<T> {
     pub payload: Option<T>,
 }
 
 /// 3b.1's payload (seen).
 #[derive(Debug, Deserialize)]
-pub struct UploadsPayload {
+pub(crate) struct UploadsPayload {
     #[serde(rename = "uploadID")]
     pub upload_id: Option<String>,
 }
 
 /// 3b.2's payload (seen); both fields checked when present.
 #[derive(Debug, Deserialize)]
-pub struct PartPayload {
+pub(crate) struct PartPayload {
     #[serde(default)]
     pub part_number: Option<u64>,
     #[serde(default)]
@@ -280,7 +280,7 @@ pub struct PartPayload {
 }
 
 /// 3b.3's body: `1:<crc1>,2:<crc2>,…` (seen).
-pub fn completion_body(parts: impl IntoIterator<Item = (u32, u32)>) -> String {
+pub(crate) fn completion_body(parts: impl IntoIterator<Item = (u32, u32)>) -> String {
     parts
         .into_iter()
         .map(|(number, crc)| format!("{number}:{}", crc32_hex(crc)))
@@ -292,7 +292,7 @@ pub fn completion_body(parts: impl IntoIterator<Item = (u32, u32)>) -> String {
 
 /// One `text_extra` entry (seen), fields in the seen order.
 #[derive(Debug, PartialEq, Serialize)]
-pub struct TextExtra<'a> {
+pub(crate) struct TextExtra<'a> {
     pub start: usize,
     pub end: usize,
     pub user_id: &'a str,
@@ -331,7 +331,7 @@ fn visibility_type(v: Visibility) -> u8 {
 }
 
 /// Step 5's form fields in the seed order of docs/douyin-web.md §5.
-pub fn create_post_form(
+pub(crate) fn create_post_form(
     video_id: &str,
     poster: &str,
     draft: &PostDraft,
@@ -364,7 +364,7 @@ pub fn create_post_form(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CreateResponse {
+pub(crate) struct CreateResponse {
     #[serde(default)]
     pub aweme: Option<CreatedAweme>,
     #[serde(default, deserialize_with = "opt_id")]
@@ -372,14 +372,14 @@ pub struct CreateResponse {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CreatedAweme {
+pub(crate) struct CreatedAweme {
     #[serde(default, deserialize_with = "opt_id")]
     pub aweme_id: Option<String>,
 }
 
 impl CreateResponse {
     /// `aweme.aweme_id`, else `item_id` (docs/douyin-web.md §5: both occur).
-    pub fn post_id(&self) -> Option<&str> {
+    pub(crate) fn post_id(&self) -> Option<&str> {
         self.aweme
             .as_ref()
             .and_then(|a| a.aweme_id.as_deref())
@@ -401,7 +401,7 @@ pub struct PostList {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ListedPost {
+pub(crate) struct ListedPost {
     #[serde(default, deserialize_with = "opt_id")]
     pub aweme_id: Option<String>,
     #[serde(default)]
@@ -409,7 +409,7 @@ pub struct ListedPost {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ListedVideo {
+pub(crate) struct ListedVideo {
     #[serde(default)]
     pub vid: Option<String>,
 }
@@ -421,7 +421,7 @@ pub struct ChallengeSug {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Challenge {
+pub(crate) struct Challenge {
     #[serde(default)]
     pub cha_name: Option<String>,
     #[serde(default, deserialize_with = "opt_id")]

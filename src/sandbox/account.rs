@@ -45,7 +45,7 @@ pub fn cookie_for(name: &str) -> String {
 }
 
 /// A stable numeric user id for a demo account.
-pub fn uid_for(name: &str) -> String {
+pub(crate) fn uid_for(name: &str) -> String {
     let hex = derived_hex("uid", name);
     let n = u64::from_str_radix(&hex[..12], 16).unwrap_or(0);
     format!("{}", 10_000_000_000 + n % 90_000_000_000)
@@ -66,7 +66,7 @@ fn cookie_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 /// The account of a request, or `None` when its cookie is missing or not a sandbox one.
-pub fn from_headers(headers: &HeaderMap) -> Option<Account> {
+pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Account> {
     let pairs = cookie_pairs(headers);
     let find = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let name = find("sessionid")?.strip_prefix("sandbox-")?.to_owned();

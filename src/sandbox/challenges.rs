@@ -5,7 +5,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Built-in challenges: name, id, view count.
-pub const BUILT_IN: &[(&str, &str, u64)] = &[
+pub(crate) const BUILT_IN: &[(&str, &str, u64)] = &[
     ("音乐", "1550712576368642", 98_765_432_100),
     ("古典音乐", "1563401234567890", 1_234_567_890),
     ("音乐分享", "1571234567890123", 5_678_901_234),
@@ -22,7 +22,7 @@ pub const BUILT_IN: &[(&str, &str, u64)] = &[
 
 /// One `sug_list` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Suggestion {
+pub(crate) struct Suggestion {
     pub cha_name: String,
     pub cid: String,
     pub view_count: u64,
@@ -40,7 +40,7 @@ fn made_up_cid(name: &str) -> String {
 /// Suggestions for `keyword`: a made-up `<keyword>挑战` first (never an exact match),
 /// then every built-in challenge whose name contains the keyword (ASCII case ignored),
 /// the exact one (if any) last.
-pub fn suggest(keyword: &str) -> Vec<Suggestion> {
+pub(crate) fn suggest(keyword: &str) -> Vec<Suggestion> {
     let needle = keyword.to_lowercase();
     let made_up = format!("{keyword}挑战");
     let mut list = vec![Suggestion {

@@ -354,7 +354,7 @@ struct Listed<'a> {
 
 /// The rules of one sandbox and its held requests.
 #[derive(Debug)]
-pub struct Faults {
+pub(crate) struct Faults {
     rules: Mutex<Vec<Rule>>,
     release: Notify,
     held: watch::Sender<usize>,
@@ -404,13 +404,13 @@ impl Faults {
 
     /// Count a request to `step` and return the action due for it, if any.
     #[cfg(test)]
-    pub fn pick(&self, step: FaultStep) -> Option<FaultAction> {
+    pub(crate) fn pick(&self, step: FaultStep) -> Option<FaultAction> {
         self.pick_any(&[step]).map(|(_, action)| action)
     }
 
     /// Count a request that matches each of `steps` (every rule on one of them sees it)
     /// and return the first due rule's step and action, if any.
-    pub fn pick_any(&self, steps: &[FaultStep]) -> Option<(FaultStep, FaultAction)> {
+    pub(crate) fn pick_any(&self, steps: &[FaultStep]) -> Option<(FaultStep, FaultAction)> {
         let mut rules = self.rules();
         let mut due = None;
         for rule in rules.iter_mut().filter(|r| steps.contains(&r.fault.step)) {
@@ -483,7 +483,7 @@ impl Faults {
 /// How far the post list lags behind new posts, for the request it is attached to (a
 /// `lag` fault).
 #[derive(Clone, Copy, Debug)]
-pub struct ListLag(pub Duration);
+pub(crate) struct ListLag(pub Duration);
 
 /// Count a request that never reaches its handler (`op`: which object request it is).
 fn count(app: &App, step: FaultStep, op: Option<tos::Op>) {
@@ -572,7 +572,7 @@ async fn detached(work: impl Future<Output = Response> + Send + 'static) -> Resp
 }
 
 /// Middleware: apply the fault due for this request, if any.
-pub async fn apply(State(app): State<App>, req: Request, next: Next) -> Response {
+pub(crate) async fn apply(State(app): State<App>, req: Request, next: Next) -> Response {
     let Some((steps, op)) = FaultStep::matching(req.method(), req.uri()) else {
         return next.run(req).await;
     };

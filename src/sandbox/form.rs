@@ -11,7 +11,7 @@ use super::text::{self, SpanKind};
 /// A refused field: `status_code: 2`, with this as `status_msg`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
-pub struct FieldError {
+pub(crate) struct FieldError {
     pub field: &'static str,
     pub message: String,
 }
@@ -24,7 +24,7 @@ fn bad(field: &'static str, message: impl Into<String>) -> FieldError {
 }
 
 /// The fields step 5 must carry, in the seed order.
-pub const FIELDS: [&str; 15] = [
+pub(crate) const FIELDS: [&str; 15] = [
     "video_id",
     "poster",
     "poster_delay",
@@ -43,16 +43,16 @@ pub const FIELDS: [&str; 15] = [
 ];
 
 /// Scheduled posts must lie this far ahead at least…
-pub const TIMING_MIN_AHEAD_S: i64 = 2 * 3600;
+pub(crate) const TIMING_MIN_AHEAD_S: i64 = 2 * 3600;
 /// …and at most this far.
-pub const TIMING_MAX_AHEAD_S: i64 = 14 * 24 * 3600;
+pub(crate) const TIMING_MAX_AHEAD_S: i64 = 14 * 24 * 3600;
 
 /// A valid step 5 form.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PostForm {
+pub(crate) struct PostForm {
     pub video_id: String,
     pub poster: String,
-    pub poster_delay_ms: u64,
+    pub(crate) poster_delay_ms: u64,
     pub text: String,
     pub challenges: Vec<String>,
     pub mentions: Vec<String>,

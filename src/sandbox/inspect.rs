@@ -82,7 +82,7 @@ const SECRET_COOKIES: &[&str] = &[
 /// [`SECRET_COOKIES`], `authorization` headers (`auth` or `tos_sign`) and `csrf_token`
 /// headers. Shared through an `Extension`, filled by [`record_secrets`].
 #[derive(Debug, Default)]
-pub struct SeenSecrets(Mutex<BTreeSet<String>>);
+pub(crate) struct SeenSecrets(Mutex<BTreeSet<String>>);
 
 impl SeenSecrets {
     fn note(&self, headers: &HeaderMap) {
@@ -126,7 +126,7 @@ impl SeenSecrets {
 
 /// Middleware (outermost, so faulted requests count too): remembers the secrets in every
 /// request's headers. Never logs them.
-pub async fn record_secrets(
+pub(crate) async fn record_secrets(
     Extension(seen): Extension<Arc<SeenSecrets>>,
     req: Request,
     next: Next,

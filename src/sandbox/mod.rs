@@ -55,10 +55,10 @@ pub use faults::{BUFFER_LIMIT, Fault, FaultAction, FaultStep};
 
 /// The request paths of the protocol, for the router and for matching faults to steps.
 mod paths {
-    pub const CREDENTIALS: &str = "/web/api/media/upload/auth/";
-    pub const CREATE: &str = "/web/api/media/aweme/create/";
-    pub const POST_LIST: &str = "/web/api/media/aweme/post/";
-    pub const CHALLENGE_SUG: &str = "/aweme/v1/search/challengesug/";
+    pub(crate) const CREDENTIALS: &str = "/web/api/media/upload/auth/";
+    pub(crate) const CREATE: &str = "/web/api/media/aweme/create/";
+    pub(crate) const POST_LIST: &str = "/web/api/media/aweme/post/";
+    pub(crate) const CHALLENGE_SUG: &str = "/aweme/v1/search/challengesug/";
     /// Step 2 (`GET`) and step 4 (`POST`).
     pub const VOD: &str = "/video/openapi/v1/";
 }

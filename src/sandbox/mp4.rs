@@ -5,7 +5,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 /// What step 4 reports about a video.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct VideoInfo {
+pub(crate) struct VideoInfo {
     pub width: u32,
     pub height: u32,
     /// Seconds.

@@ -29,11 +29,11 @@ use super::tos::{
 
 const MIB: u64 = 1024 * 1024;
 /// Smallest part but the last.
-pub const MIN_PART: u64 = 5 * MIB;
+pub(crate) const MIN_PART: u64 = 5 * MIB;
 /// Largest part.
-pub const MAX_PART: u64 = 64 * MIB;
+pub(crate) const MAX_PART: u64 = 64 * MIB;
 /// Highest part number.
-pub const MAX_PARTS: u32 = 10_000;
+pub(crate) const MAX_PARTS: u32 = 10_000;
 /// Largest completion body (`1:<crc>,…` for every part fits).
 const MAX_LIST_BODY: u64 = 1024 * 1024;
 /// Read size when assembling the object.
@@ -266,7 +266,7 @@ pub async fn part(app: App, oid: String, query: &str, headers: HeaderMap, body: 
 
 /// The completion body `1:<crc1>,2:<crc2>,…` as (part number, CRC-32) pairs, in the
 /// order given. Surrounding white space is allowed; nothing else extra.
-pub fn parse_list(text: &str) -> Result<Vec<(u32, u32)>, String> {
+pub(crate) fn parse_list(text: &str) -> Result<Vec<(u32, u32)>, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("part list: empty; send 1:<crc1>,2:<crc2>,…".to_owned());
@@ -288,7 +288,7 @@ pub fn parse_list(text: &str) -> Result<Vec<(u32, u32)>, String> {
 }
 
 /// Checks a parsed part list against the parts received and step 2's `file_size`.
-pub fn check_list(
+pub(crate) fn check_list(
     list: &[(u32, u32)],
     parts: &BTreeMap<u32, StoredPart>,
     file_size: u64,

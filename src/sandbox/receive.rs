@@ -15,7 +15,7 @@ const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// What a streamed body turned out to be.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Received {
+pub(crate) struct Received {
     pub size: u64,
     pub crc32: u32,
     /// Lower-case hex.
@@ -24,7 +24,7 @@ pub struct Received {
 
 impl Received {
     /// The CRC-32 as 8 lower-case hex digits (the `Content-CRC32` form).
-    pub fn crc32_hex(&self) -> String {
+    pub(crate) fn crc32_hex(&self) -> String {
         format!("{:08x}", self.crc32)
     }
 }
@@ -55,7 +55,7 @@ pub async fn receive(body: Body, path: &Path) -> std::io::Result<Received> {
 }
 
 /// A `Content-CRC32` value: exactly 8 lower-case hex digits.
-pub fn parse_crc_hex(v: &str) -> Option<u32> {
+pub(crate) fn parse_crc_hex(v: &str) -> Option<u32> {
     let ok = v.len() == 8 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     ok.then(|| u32::from_str_radix(v, 16).ok()).flatten()
 }

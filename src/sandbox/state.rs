@@ -16,7 +16,7 @@ use super::ParamsLayout;
 
 /// What every handler shares: fixed settings plus the mutable state.
 #[derive(Clone)]
-pub struct App {
+pub(crate) struct App {
     pub cfg: Arc<Settings>,
     pub state: Arc<Mutex<State>>,
     pub faults: Arc<super::faults::Faults>,
@@ -31,7 +31,7 @@ impl App {
 
 /// Settings fixed when the sandbox starts.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub auth_ttl: Duration,
     pub sign_ttl: Duration,
     pub layout: ParamsLayout,
@@ -39,20 +39,20 @@ pub struct Settings {
     /// `127.0.0.1:PORT` of the listener, handed out as `tos_host`.
     pub tos_host: String,
     /// Where finished objects live, as `<objects_dir>/<oid>`.
-    pub objects_dir: PathBuf,
+    pub(crate) objects_dir: PathBuf,
 }
 
 /// An `auth` issued by step 1.
 #[derive(Debug)]
-pub struct Grant {
+pub(crate) struct Grant {
     pub ak: String,
     pub account: String,
-    pub expires_ms: i64,
+    pub(crate) expires_ms: i64,
 }
 
 /// A finished object: every byte arrived and matched its CRC.
 #[derive(Clone, Debug)]
-pub struct Object {
+pub(crate) struct Object {
     pub size: u64,
     pub sha256: String,
 }
@@ -77,7 +77,7 @@ pub struct Upload {
     pub token: String,
     pub extra_param: String,
     /// When `tos_sign` and `token` stop working.
-    pub sign_expires_ms: i64,
+    pub(crate) sign_expires_ms: i64,
     pub object: Option<Object>,
     pub commit: Option<Commit>,
     pub aweme_id: Option<String>,
@@ -85,7 +85,7 @@ pub struct Upload {
 
 /// A part of a multipart upload, received whole and CRC-checked, on disk at `path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredPart {
+pub(crate) struct StoredPart {
     pub size: u64,
     pub crc32: u32,
     pub path: PathBuf,
@@ -93,7 +93,7 @@ pub struct StoredPart {
 
 /// Where a multipart upload stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Taking parts.
     Open,
     /// Its parts are being assembled into the object; parts are refused meanwhile.
@@ -125,14 +125,14 @@ pub struct Multipart {
     pub parts: BTreeMap<u32, StoredPart>,
     /// How many times each part number was received whole, replacements included.
     pub received: BTreeMap<u32, u32>,
-    pub phase: Phase,
+    pub(crate) phase: Phase,
 }
 
 /// A published post, as `/__sandbox/posts` shows it.
 #[derive(Clone, Debug, Serialize)]
-pub struct PostRecord {
+pub(crate) struct PostRecord {
     #[serde(skip)]
-    pub seq: u64,
+    pub(crate) seq: u64,
     pub aweme_id: String,
     pub account: String,
     /// The account's numeric user id.
@@ -144,14 +144,14 @@ pub struct PostRecord {
     pub create_time: i64,
     /// Sandbox time of creation in milliseconds (for a lagging post list).
     #[serde(skip)]
-    pub created_ms: i64,
+    pub(crate) created_ms: i64,
     /// Every form field of the step 5 request, as received.
     pub form: BTreeMap<String, String>,
 }
 
 /// How often each endpoint was called (rejected calls included).
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct RequestCounts {
+pub(crate) struct RequestCounts {
     pub credentials: u64,
     pub upload_params: u64,
     /// Whole-file uploads (3a).
@@ -173,22 +173,22 @@ pub struct State {
     seed: [u8; 32],
     next_id: u64,
     /// Milliseconds added to the real clock (`/__sandbox/advance`).
-    pub clock_offset_ms: i64,
-    pub grants: HashMap<String, Grant>,
+    pub(crate) clock_offset_ms: i64,
+    pub(crate) grants: HashMap<String, Grant>,
     /// Uploads by `vid`.
     pub uploads: HashMap<String, Upload>,
     /// `oid` → `vid`.
-    pub oids: HashMap<String, String>,
+    pub(crate) oids: HashMap<String, String>,
     /// Multipart uploads by `uploadID`.
-    pub multiparts: HashMap<String, Multipart>,
+    pub(crate) multiparts: HashMap<String, Multipart>,
     pub posts: Vec<PostRecord>,
     /// Sandbox time (ms) of each account's last post.
-    pub last_post_ms: HashMap<String, i64>,
+    pub(crate) last_post_ms: HashMap<String, i64>,
     pub counts: RequestCounts,
     /// Step 2 calls so far, for the alternating layout.
-    pub params_served: u64,
+    pub(crate) params_served: u64,
     /// Rate-limited step 5 calls so far, to alternate the two ways of saying so.
-    pub rate_limited: u64,
+    pub(crate) rate_limited: u64,
     next_aweme: u64,
 }
 
@@ -228,17 +228,17 @@ impl State {
     }
 
     /// Sandbox time in milliseconds since the epoch.
-    pub fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         real_now_ms().saturating_add(self.clock_offset_ms)
     }
 
     /// Sandbox time in seconds since the epoch.
-    pub fn now_s(&self) -> i64 {
+    pub(crate) fn now_s(&self) -> i64 {
         self.now_ms().div_euclid(1000)
     }
 
     /// `2 * bytes` fresh lower-case hex digits (at most 64).
-    pub fn fresh_hex(&mut self, label: &str, bytes: usize) -> String {
+    pub(crate) fn fresh_hex(&mut self, label: &str, bytes: usize) -> String {
         self.next_id += 1;
         let mut h = Sha256::new();
         h.update(self.seed);
@@ -249,20 +249,20 @@ impl State {
     }
 
     /// A fresh 19-digit post id.
-    pub fn fresh_aweme_id(&mut self) -> String {
+    pub(crate) fn fresh_aweme_id(&mut self) -> String {
         self.next_aweme += 1;
         self.next_aweme.to_string()
     }
 
     /// The grant behind an `auth`, if it was issued and has not expired.
-    pub fn live_grant(&self, auth: &str) -> Option<&Grant> {
+    pub(crate) fn live_grant(&self, auth: &str) -> Option<&Grant> {
         let now = self.now_ms();
         self.grants.get(auth).filter(|g| now < g.expires_ms)
     }
 
     /// Expire every issued `auth`, `tos_sign` and `token` now; returns how many of each
     /// kind (grants, uploads) were touched.
-    pub fn expire_all(&mut self) -> (usize, usize) {
+    pub(crate) fn expire_all(&mut self) -> (usize, usize) {
         let now = self.now_ms();
         for g in self.grants.values_mut() {
             g.expires_ms = g.expires_ms.min(now);
@@ -275,7 +275,7 @@ impl State {
 }
 
 /// A duration in whole milliseconds, saturating.
-pub fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 

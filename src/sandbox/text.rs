@@ -5,20 +5,20 @@
 
 /// Whether a span is a `#hashtag` or an `@mention`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpanKind {
+pub(crate) enum SpanKind {
     Hashtag,
     Mention,
 }
 
 impl SpanKind {
-    pub fn sigil(self) -> char {
+    pub(crate) fn sigil(self) -> char {
         match self {
             SpanKind::Hashtag => '#',
             SpanKind::Mention => '@',
         }
     }
 
-    pub fn noun(self) -> &'static str {
+    pub(crate) fn noun(self) -> &'static str {
         match self {
             SpanKind::Hashtag => "hashtag",
             SpanKind::Mention => "mention",
@@ -28,7 +28,7 @@ impl SpanKind {
 
 /// One hashtag or mention found in a text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Span {
+pub(crate) struct Span {
     pub kind: SpanKind,
     /// UTF-16 offset of the `#`/`@`.
     pub start: usize,
@@ -44,7 +44,7 @@ fn ends_name(c: char) -> bool {
 
 /// Every hashtag and mention in `text`, in order: `#` or `@` followed by one or more
 /// characters up to (not including) white space, `#`, `@` or the end of the text.
-pub fn spans(text: &str) -> Vec<Span> {
+pub(crate) fn spans(text: &str) -> Vec<Span> {
     let chars: Vec<char> = text.chars().collect();
     let mut found = Vec::new();
     let mut offset = 0; // UTF-16 offset of chars[i]
@@ -84,7 +84,7 @@ pub fn spans(text: &str) -> Vec<Span> {
 
 /// The part of `text` between UTF-16 offsets `start` and `end`, or `None` when the range
 /// is empty, reversed, past the end or cuts a surrogate pair.
-pub fn utf16_slice(text: &str, start: usize, end: usize) -> Option<String> {
+pub(crate) fn utf16_slice(text: &str, start: usize, end: usize) -> Option<String> {
     let units: Vec<u16> = text.encode_utf16().collect();
     if start >= end || end > units.len() {
         return None;

@@ -19,7 +19,7 @@ use super::receive::{parse_crc_hex, receive};
 use super::state::{App, Object, RequestCounts};
 
 /// The bucket (first path segment) of every video oid.
-pub const BUCKET: &str = "tos-cn-v-0000";
+pub(crate) const BUCKET: &str = "tos-cn-v-0000";
 
 /// Bytes of a refused request's body read and thrown away, so the client sees the answer
 /// rather than a reset; a longer body is cut off.
@@ -114,7 +114,7 @@ pub(super) fn content_length(headers: &HeaderMap) -> Result<u64, TosError> {
 
 /// Which kind of TOS request a query makes (docs/douyin-web.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// 3a: the whole file.
     Whole,
     /// 3b.1: `?uploads`.

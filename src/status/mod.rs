@@ -78,19 +78,7 @@ impl StatusHandle {
     }
 }
 
-/// Whether the status server may listen on `addr`: loopback always, anything else only
-/// with a token.
-pub fn check_bind(addr: SocketAddr, token: Option<&Secret>) -> Result<(), String> {
-    if addr.ip().to_canonical().is_loopback() || token.is_some_and(|t| !t.is_empty()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "status.listen: refusing to serve the status page on {addr}, which is not a \
-             loopback address, without status.token; set status.token (clients then send \
-             `Authorization: Bearer <token>`) or listen on 127.0.0.1"
-        ))
-    }
-}
+pub use crate::config::check_bind;
 
 /// Serves the status pages on `listener` until [`StatusHandle::shutdown`]; refuses a
 /// non-loopback listener without a token (see [`check_bind`]).

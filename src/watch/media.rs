@@ -36,7 +36,7 @@ pub enum Completeness {
 
 /// The container family of a video file, as far as completeness checks care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Container {
+pub(crate) enum Container {
     /// ISO base media file format: MP4, MOV (QuickTime), M4V, 3GP. [`check`] also walks a
     /// file with another extension when its first box is a known ISO-BMFF box.
     IsoBmff,
@@ -47,7 +47,7 @@ pub enum Container {
 }
 
 /// The container a path names, by its extension (case-insensitive).
-pub fn container_for(path: &Path) -> Container {
+pub(crate) fn container_for(path: &Path) -> Container {
     let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
         return Container::Unknown;
     };

@@ -11,7 +11,7 @@
 
 pub mod bundle;
 pub mod media;
-pub mod mounts;
+pub(crate) mod mounts;
 pub mod names;
 pub mod native;
 pub mod scan;
@@ -19,7 +19,7 @@ pub mod settle;
 
 pub use bundle::{CaptionLookup, SharedCaption, find_caption};
 pub use media::Completeness;
-pub use mounts::{Mount, RemoteFs, remote_fs};
+pub(crate) use mounts::remote_fs;
 pub use names::NameFilter;
 pub use native::{Backend, InboxWatcher, WatchError, WatchEvent, WatchOptions, watch, watch_with};
 pub use scan::{Scan, is_excluded, scan};

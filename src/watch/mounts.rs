@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 /// One line of `/proc/self/mountinfo`, unescaped.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mount {
+pub(crate) struct Mount {
     /// Where it is mounted (relative to this process's root).
-    pub mount_point: PathBuf,
+    pub(crate) mount_point: PathBuf,
     /// Which folder of the source file system appears there (`/` unless a bind mount or
     /// a subvolume).
     pub root: PathBuf,
     /// File system type, with the FUSE subtype when there is one (`nfs4`, `fuse.sshfs`).
-    pub fs_type: String,
+    pub(crate) fs_type: String,
     /// The mount source (`server:/export`, `//server/share`, `/dev/sda1`, …).
     pub source: String,
 }
@@ -33,9 +33,9 @@ impl Mount {
 
 /// A mount on which native file events cannot be trusted to see every change.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteFs {
-    pub fs_type: String,
-    pub mount_point: PathBuf,
+pub(crate) struct RemoteFs {
+    pub(crate) fs_type: String,
+    pub(crate) mount_point: PathBuf,
 }
 
 impl fmt::Display for RemoteFs {
@@ -53,7 +53,7 @@ impl fmt::Display for RemoteFs {
 ///
 /// `None` when the path is on a local file system, when it cannot be resolved, when the
 /// mount table cannot be read, and on systems other than Linux.
-pub fn remote_fs(path: &Path) -> Option<RemoteFs> {
+pub(crate) fn remote_fs(path: &Path) -> Option<RemoteFs> {
     #[cfg(target_os = "linux")]
     {
         let path = match path.canonicalize() {
@@ -83,7 +83,7 @@ pub fn remote_fs(path: &Path) -> Option<RemoteFs> {
 /// The mount that holds `path` (absolute, already canonicalized): the one with the
 /// longest mount point containing it; of mounts stacked on the same point, the last
 /// listed (the one on top).
-pub fn find_mount<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
+pub(crate) fn find_mount<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
     mounts
         .iter()
         .filter(|m| path.starts_with(&m.mount_point))
@@ -100,7 +100,7 @@ pub fn find_mount<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
 ///
 /// virtiofs counts as remote: a guest sees no events for changes the host makes, and
 /// polling is merely slower where native events would have worked.
-pub fn is_remote_type(fs_type: &str) -> bool {
+pub(crate) fn is_remote_type(fs_type: &str) -> bool {
     const REMOTE: &[&str] = &[
         "nfs",
         "nfs4",
@@ -136,7 +136,8 @@ pub fn is_remote_type(fs_type: &str) -> bool {
 ///
 /// Each line: `id parent major:minor root mount-point options [optional…] - type source
 /// super-options`, where paths escape space, tab, newline and backslash as `\ooo` octal.
-pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+#[cfg(test)]
+fn parse_mountinfo(text: &str) -> Vec<Mount> {
     parse_mountinfo_bytes(text.as_bytes())
 }
 

@@ -37,7 +37,7 @@ impl NameFilter {
     }
 
     /// True for names of files that are not finished or not ours to touch.
-    pub fn is_temp_name(&self, name: &OsStr) -> bool {
+    pub(crate) fn is_temp_name(&self, name: &OsStr) -> bool {
         // Non-UTF-8 bytes become U+FFFD; every pattern we test is ASCII, so that is exact.
         let name = name.to_string_lossy();
         if name.starts_with('.') || name.starts_with('~') {
@@ -53,12 +53,12 @@ impl NameFilter {
 
     /// True when the path's extension is a video extension (any case) and its name is not
     /// a temp name.
-    pub fn is_video(&self, path: &Path) -> bool {
+    pub(crate) fn is_video(&self, path: &Path) -> bool {
         self.has_extension(path, |ext| self.extensions.iter().any(|e| e == ext))
     }
 
     /// True for `*.yaml` / `*.yml` (any case) that are not temp names.
-    pub fn is_caption(&self, path: &Path) -> bool {
+    pub(crate) fn is_caption(&self, path: &Path) -> bool {
         self.has_extension(path, |ext| CAPTION_EXTENSIONS.contains(&ext))
     }
 

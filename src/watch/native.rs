@@ -105,7 +105,7 @@ impl WatchError {
     /// True when the OS ran out of watches (`fs.inotify.max_user_watches`) or of inotify
     /// instances / file descriptors (EMFILE, ENFILE from `inotify_init`, e.g.
     /// `fs.inotify.max_user_instances`).
-    pub fn is_watch_limit(&self) -> bool {
+    pub(crate) fn is_watch_limit(&self) -> bool {
         self.notify_error().is_some_and(|e| match &e.kind {
             notify::ErrorKind::MaxFilesWatch => true,
             notify::ErrorKind::Io(io) => errno_is(io, Errno::OutOfDescriptors),
@@ -117,7 +117,7 @@ impl WatchError {
     /// [`WatchError::is_watch_limit`]) or a kernel or file system without native events
     /// (ENOSYS, EOPNOTSUPP). False for a missing or unreadable inbox, which polling
     /// cannot fix either.
-    pub fn should_poll(&self) -> bool {
+    pub(crate) fn should_poll(&self) -> bool {
         self.is_watch_limit()
             || self.notify_error().is_some_and(|e| match &e.kind {
                 notify::ErrorKind::Io(io) => errno_is(io, Errno::Unsupported),

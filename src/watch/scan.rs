@@ -11,9 +11,9 @@ pub struct Scan {
     /// Regular files, sorted. Names are not filtered: apply a `NameFilter`.
     pub files: Vec<PathBuf>,
     /// Symlinks (to anything), sorted. Never followed; reported so the caller can warn.
-    pub symlinks: Vec<PathBuf>,
+    pub(crate) symlinks: Vec<PathBuf>,
     /// Directories or entries that could not be read. The walk goes on past them.
-    pub errors: Vec<(PathBuf, io::Error)>,
+    pub(crate) errors: Vec<(PathBuf, io::Error)>,
 }
 
 /// Walks `root` recursively.

@@ -29,12 +29,12 @@ pub struct Settled {
     /// Which file it was (device, inode) and its change time: what proves later that the
     /// file read and uploaded is this one, unwritten (a same-size write that puts the
     /// mtime back still moves the change time).
-    pub identity: FileIdentity,
+    pub(crate) identity: FileIdentity,
 }
 
 impl Settled {
     /// The stamp of `meta`, as if `path` had settled with it now.
-    pub fn from_metadata(path: PathBuf, meta: &fs::Metadata) -> Settled {
+    pub(crate) fn from_metadata(path: PathBuf, meta: &fs::Metadata) -> Settled {
         Settled {
             path,
             size: meta.len(),
@@ -81,7 +81,7 @@ struct Tracked {
 /// How long a file must stay unchanged after a writer closed it (or renamed it into
 /// place) before its content is checked. Short: the hint is good evidence, and the
 /// content check still decides.
-pub const FINISHED_CONFIRM: Duration = Duration::from_millis(100);
+pub(crate) const FINISHED_CONFIRM: Duration = Duration::from_millis(100);
 
 /// Tracks candidate files until each has been quiet for `settle`.
 #[derive(Debug)]
@@ -126,7 +126,7 @@ impl Settler {
     /// place: the file must then stay unchanged only for [`FINISHED_CONFIRM`] (or `settle`,
     /// if shorter). Any later change puts it back on the full `settle` window. The
     /// content check after settling is never skipped.
-    pub fn observe_finished(&mut self, path: PathBuf, now: Instant) {
+    pub(crate) fn observe_finished(&mut self, path: PathBuf, now: Instant) {
         self.observe(path.clone(), now);
         if let Some(t) = self.tracked.get_mut(&path) {
             t.window = self.settle.min(FINISHED_CONFIRM);
@@ -135,7 +135,7 @@ impl Settler {
 
     /// Starts tracking `path` unless it is already tracked; never restarts a clock. For
     /// scan results, which say "this exists", not "this changed".
-    pub fn track(&mut self, path: PathBuf, now: Instant) {
+    pub(crate) fn track(&mut self, path: PathBuf, now: Instant) {
         if !self.tracked.contains_key(&path) {
             self.observe(path, now);
         }
@@ -180,7 +180,7 @@ impl Settler {
 
     /// The earliest time at which [`poll`](Self::poll) could return something, assuming
     /// nothing changes; `None` when nothing is tracked.
-    pub fn next_check(&self) -> Option<Instant> {
+    pub(crate) fn next_check(&self) -> Option<Instant> {
         self.tracked.values().map(|t| t.since + t.window).min()
     }
 
