@@ -389,6 +389,21 @@ pub(super) fn changed(call: Call, why: impl std::fmt::Display) -> PublishError {
     }
 }
 
+/// The open video must be as long as what was hashed; else it changed since.
+pub(super) fn hashed_size(call: Call, video: &VideoFile, size: u64) -> Result<(), PublishError> {
+    if video.size() == size {
+        return Ok(());
+    }
+    Err(changed(
+        call,
+        format_args!(
+            "{} is {} bytes, {size} were hashed",
+            video.path().display(),
+            video.size()
+        ),
+    ))
+}
+
 /// One upload attempt's outcome, with the file check first: a body cut off because the
 /// file changed is [`PublishError::Changed`] whatever the connection made of it.
 pub(super) fn checked_upload<T>(
@@ -723,16 +738,7 @@ impl DouyinWeb {
             len: size,
             crc32,
         };
-        if video.size() != size {
-            return Err(changed(
-                call,
-                format_args!(
-                    "{} is {} bytes, {size} were hashed",
-                    video.path().display(),
-                    video.size()
-                ),
-            ));
-        }
+        hashed_size(call, video, size)?;
         progress.start(size);
         retrying(&self.inner.retry, call.name(), || async {
             // A streamed body is consumed by sending it: every try makes a new one, from

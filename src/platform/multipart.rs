@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::backoff::retrying;
 use super::body::{self, Check, Pacing, Range, Sent};
 use super::douyin_web::{
-    Call, Reply, bad_answer, changed, checked_upload, parse, rejected, secret_header, tos_answer,
+    Call, Reply, bad_answer, changed, checked_upload, hashed_size, parse, rejected, secret_header,
+    tos_answer,
 };
 use super::{DouyinWeb, PublishError, UploadTarget, wire};
 use crate::domain::PartCrcs;
@@ -194,16 +195,7 @@ impl DouyinWeb {
                 ),
             ));
         }
-        if video.size() != size {
-            return Err(changed(
-                call,
-                format_args!(
-                    "{} is {} bytes, {size} were hashed",
-                    video.path().display(),
-                    video.size()
-                ),
-            ));
-        }
+        hashed_size(call, video, size)?;
         let parallel = parallel.max(1);
         let job = PartJob {
             target,
