@@ -85,7 +85,7 @@ async fn driver_context(config: Config) -> Result<(DriverLock, Arc<Context>), Er
         lock: &lock,
         new_ledger: false,
     };
-    let ctx = Arc::new(Context::build(config, access).await?);
+    let ctx = Arc::new(dropcast::root::build(config, access).await?);
     Ok((lock, ctx))
 }
 

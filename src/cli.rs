@@ -268,7 +268,7 @@ async fn watch_cmd(
     let status_listen = config.status.listen;
     let status_token = config.status.token.clone();
     let ctx = Arc::new(
-        Context::build(
+        crate::root::build(
             config,
             Access::Driver {
                 lock: &lock,
@@ -414,7 +414,7 @@ async fn publish_as_driver(
     since: std::time::SystemTime,
     new_ledger: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ctx = Arc::new(Context::build(config, Access::Driver { lock, new_ledger }).await?);
+    let ctx = Arc::new(crate::root::build(config, Access::Driver { lock, new_ledger }).await?);
     let answer = match std::fs::metadata(&video) {
         Ok(meta) if meta.is_file() => {
             let settled = watch::Settled::from_metadata(video.clone(), &meta);
@@ -474,7 +474,7 @@ async fn draw_progress(ctx: Arc<Context>, video: String) {
         }
     }
     let bar = Clear(bar);
-    let mut step = String::new();
+    let mut step = None;
     loop {
         if let Some(job) = ctx
             .live
@@ -483,12 +483,12 @@ async fn draw_progress(ctx: Arc<Context>, video: String) {
             .into_iter()
             .find(|j| j.video == video)
         {
-            if job.step != step {
+            if step.as_ref() != Some(&job.step) {
                 // A new step: its own rate and time left.
                 bar.0.reset();
-                step = job.step.clone();
+                step = Some(job.step.clone());
             }
-            bar.0.set_prefix(job.step);
+            bar.0.set_prefix(job.step.to_string());
             bar.0.set_length(job.bytes_total);
             bar.0.set_position(job.bytes_done);
         }
@@ -529,7 +529,7 @@ async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // problem of that account (exit 1), not of the config: the others are still checked.
     let mut config = config;
     let ctx = loop {
-        match Context::build(config.clone(), Access::Inspect).await {
+        match crate::root::build(config.clone(), Access::Inspect).await {
             Ok(ctx) => break Some(ctx),
             Err(FatalError::Account { account, reason }) => {
                 ok = false;
@@ -552,7 +552,7 @@ async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         let Some(account) = ctx.accounts.get(&acc.name) else {
             continue;
         };
-        match ctx.client.credentials(&account).await {
+        match account.backend.check_account(&account.account).await {
             Ok(_) => println!(
                 "account     {}: cookie ok (upload credentials granted)",
                 acc.name

@@ -1,6 +1,7 @@
 //! The words the pipeline speaks in: content hashes, protocol steps, posts and what a
 //! post is made of. No HTTP or wire type appears here; the platform module translates.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -74,44 +75,80 @@ impl PartCrcs {
     }
 }
 
-/// The five steps of publishing (docs/douyin-web.md §1–5), in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    Credentials,
-    UploadParams,
-    Upload,
-    Commit,
-    Publish,
+/// The name of one checkpointed step of a job, as the ledger, receipts and logs write it:
+/// 1 to 32 characters of `a`–`z`, `0`–`9` and `_`, starting with a letter. Each backend
+/// names its own steps before publishing (docs/douyin-web.md §1–4 for `douyin-web`); the
+/// last step of every job, sending the post, is the pipeline's [`StepName::PUBLISH`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct StepName(Cow<'static, str>);
+
+impl StepName {
+    /// Sending the post: the step every backend ends with, behind the publish fence.
+    pub const PUBLISH: StepName = StepName::of("publish");
+
+    /// A backend's step name, checked when the program is compiled (a bad one does not build).
+    pub const fn of(name: &'static str) -> StepName {
+        assert!(
+            valid_step(name.as_bytes()),
+            "a step name is 1 to 32 of a-z, 0-9 and _, starting with a letter"
+        );
+        StepName(Cow::Borrowed(name))
+    }
+
+    /// A step name read back (ledger, receipt); `None` for anything that is not one.
+    pub fn parse(name: &str) -> Option<StepName> {
+        valid_step(name.as_bytes()).then(|| StepName(Cow::Owned(name.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-impl Step {
-    pub const ALL: [Step; 5] = [
-        Step::Credentials,
-        Step::UploadParams,
-        Step::Upload,
-        Step::Commit,
-        Step::Publish,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Credentials => "credentials",
-            Step::UploadParams => "upload_params",
-            Step::Upload => "upload",
-            Step::Commit => "commit",
-            Step::Publish => "publish",
+const fn valid_step(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > 32 || !b[0].is_ascii_lowercase() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if !(b[i].is_ascii_lowercase() || b[i].is_ascii_digit() || b[i] == b'_') {
+            return false;
         }
+        i += 1;
     }
+    true
+}
 
-    pub fn parse(s: &str) -> Option<Step> {
-        Step::ALL.into_iter().find(|step| step.as_str() == s)
+impl<'de> Deserialize<'de> for StepName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        StepName::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a step name")))
     }
 }
 
-impl fmt::Display for Step {
+impl fmt::Display for StepName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for StepName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StepName({})", self.0)
+    }
+}
+
+impl PartialEq<str> for StepName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for StepName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 
@@ -132,6 +169,70 @@ impl Visibility {
             Visibility::Private => "private",
             Visibility::Friends => "friends",
         }
+    }
+}
+
+/// The platforms an account can name (`accounts.NAME.platform`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Platform {
+    /// The 2020 creator web flow, with a cookie (docs/douyin-web.md).
+    DouyinWeb,
+    /// The Douyin creator center as it is today, through a browser session.
+    Douyin,
+    /// TikTok's Content Posting API, with OAuth tokens.
+    Tiktok,
+}
+
+impl Platform {
+    /// Every platform with its name in the config, in the order messages list them.
+    pub(crate) const CHOICES: [(&'static str, Platform); 3] = [
+        ("douyin-web", Platform::DouyinWeb),
+        ("douyin", Platform::Douyin),
+        ("tiktok", Platform::Tiktok),
+    ];
+
+    /// The platform named exactly `name`.
+    pub fn parse(name: &str) -> Option<Platform> {
+        Platform::CHOICES
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| p)
+    }
+
+    /// The name in the config (`douyin-web`, `douyin`, `tiktok`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::DouyinWeb => "douyin-web",
+            Platform::Douyin => "douyin",
+            Platform::Tiktok => "tiktok",
+        }
+    }
+}
+
+impl Platform {
+    /// Douyin's platforms (their posts have an `aweme_id`).
+    pub fn is_douyin(self) -> bool {
+        matches!(self, Platform::DouyinWeb | Platform::Douyin)
+    }
+}
+
+impl Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Platform::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a platform")))
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -183,15 +284,10 @@ pub struct PostDraft {
     pub publish_at: Option<i64>,
 }
 
-/// A published post.
+/// A published post: the platform's id for it and its public address, both as the backend
+/// that made it says (the pipeline never builds an address).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Post {
-    pub aweme_id: String,
-}
-
-impl Post {
-    /// The post's public address.
-    pub fn url(&self) -> String {
-        format!("https://www.douyin.com/video/{}", self.aweme_id)
-    }
+    pub id: String,
+    pub url: String,
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use crate::domain::{ContentHash, Step};
+use crate::domain::{ContentHash, Platform, Post, StepName};
 use crate::failpoint;
 
 /// A job's row id.
@@ -31,11 +31,11 @@ pub(crate) type JobId = i64;
 /// The ledger's file name inside `state_dir`.
 pub(crate) const FILE_NAME: &str = "ledger.sqlite3";
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `MIGRATIONS[v]` takes the schema from version `v` to `v + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// Schema version 1.
 ///
@@ -110,6 +110,35 @@ CREATE TABLE upload_parts (
 ) STRICT;
 ";
 
+/// Schema version 4: many platforms (issue 10). Each job names its `platform` (every job
+/// before was `douyin-web`); the post is `post_id` and `post_url` as the backend gave them
+/// (was `aweme_id`, an address only Douyin's); a post id is unique per platform; step names
+/// are each backend's own, so the `steps` table checks only their form (the backend checks
+/// the name, see `checkpoint`).
+const SCHEMA_V4: &str = "
+ALTER TABLE jobs ADD COLUMN platform TEXT NOT NULL DEFAULT 'douyin-web'
+    CHECK (platform IN ('douyin-web', 'douyin', 'tiktok'));
+ALTER TABLE jobs RENAME COLUMN aweme_id TO post_id;
+ALTER TABLE jobs ADD COLUMN post_url TEXT;
+UPDATE jobs SET post_url = 'https://www.douyin.com/video/' || post_id WHERE post_id IS NOT NULL;
+DROP INDEX jobs_one_job_per_post;
+CREATE UNIQUE INDEX jobs_one_job_per_post ON jobs (platform, post_id) WHERE post_id IS NOT NULL;
+
+CREATE TABLE steps_v4 (
+    job_id  INTEGER NOT NULL REFERENCES jobs (id),
+    step    TEXT    NOT NULL CHECK (length(step) BETWEEN 1 AND 32 AND step GLOB '[a-z]*'
+                        AND step NOT GLOB '*[^a-z0-9_]*'),
+    ordinal INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    result  TEXT    NOT NULL,
+    PRIMARY KEY (job_id, step)
+) STRICT;
+INSERT INTO steps_v4 (job_id, step, ordinal, at, result)
+    SELECT job_id, step, ordinal, at, result FROM steps;
+DROP TABLE steps;
+ALTER TABLE steps_v4 RENAME TO steps;
+";
+
 /// Jobs whose archive was planned and is not recorded as finished: Published jobs not
 /// yet Done, Failed and Duplicate jobs without `archived_to`.
 const PENDING_ARCHIVE_SQL: &str = "archive_plan IS NOT NULL AND (state = 'published' \
@@ -119,8 +148,8 @@ const PENDING_ARCHIVE_SQL: &str = "archive_plan IS NOT NULL AND (state = 'publis
 const LIVE_STATES_SQL: &str = "('active', 'published', 'done', 'unconfirmed')";
 
 const JOB_COLUMNS: &str = "id, sha256, account, state, video, caption, size, publish_sent_at, \
-     aweme_id, error_step, error_class, error_reason, duplicate_of, archived_to, attempts, \
-     created_at, updated_at, publish_at";
+     post_id, error_step, error_class, error_reason, duplicate_of, archived_to, attempts, \
+     created_at, updated_at, publish_at, platform, post_url";
 
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -202,6 +231,8 @@ impl serde::Serialize for JobState {
 pub struct NewJob {
     pub sha256: ContentHash,
     pub account: String,
+    /// The account's platform.
+    pub platform: Platform,
     /// Relative to the inbox.
     pub video: PathBuf,
     pub caption: Option<PathBuf>,
@@ -225,7 +256,7 @@ pub enum Claim {
 /// Why a job failed, was abandoned or is unconfirmed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobError {
-    pub step: Option<Step>,
+    pub step: Option<StepName>,
     pub class: String,
     pub reason: String,
 }
@@ -237,22 +268,63 @@ pub struct StepRecord {
     pub result: serde_json::Value,
 }
 
+/// A job's finished steps, in the order they were recorded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Steps(Vec<(StepName, StepRecord)>);
+
+impl Steps {
+    pub fn get(&self, step: &StepName) -> Option<&StepRecord> {
+        self.0.iter().find(|(s, _)| s == step).map(|(_, r)| r)
+    }
+
+    pub fn contains(&self, step: &StepName) -> bool {
+        self.get(step).is_some()
+    }
+
+    /// The step recorded last.
+    pub fn last(&self) -> Option<&StepName> {
+        self.0.last().map(|(s, _)| s)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The steps, in the order they were recorded.
+    pub fn iter(&self) -> impl Iterator<Item = (&StepName, &StepRecord)> {
+        self.0.iter().map(|(s, r)| (s, r))
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|(s, _)| s.as_str()).collect()
+    }
+}
+
+impl FromIterator<(StepName, StepRecord)> for Steps {
+    fn from_iter<I: IntoIterator<Item = (StepName, StepRecord)>>(iter: I) -> Self {
+        Steps(iter.into_iter().collect())
+    }
+}
+
 /// Everything the ledger knows about one job.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRecord {
     pub id: JobId,
     pub sha256: ContentHash,
     pub account: String,
+    /// The account's platform when the job was claimed.
+    pub platform: Platform,
     pub state: JobState,
     /// Relative to the inbox.
     pub video: PathBuf,
     pub caption: Option<PathBuf>,
     pub size: u64,
     /// Each finished step: when, and its JSON result.
-    pub steps: BTreeMap<Step, StepRecord>,
+    pub steps: Steps,
     /// Set just before step 5 is sent.
     pub publish_sent_at: Option<SystemTime>,
-    pub aweme_id: Option<String>,
+    /// The post, once its id is known.
+    pub post: Option<Post>,
     pub error: Option<JobError>,
     pub(crate) duplicate_of: Option<JobId>,
     pub(crate) archived_to: Option<PathBuf>,
@@ -275,14 +347,14 @@ impl JobRecord {
     /// Step 5 was (maybe) sent and no result is recorded: only reconciliation (6a)
     /// may tell what happened.
     pub fn publish_in_doubt(&self) -> bool {
-        self.publish_sent_at.is_some() && !self.steps.contains_key(&Step::Publish)
+        self.publish_sent_at.is_some() && !self.steps.contains(&StepName::PUBLISH)
     }
 
     /// Step 5 is known to have posted (the platform said the video is already published)
     /// but the post's id is not known yet: never sent again, never failed or abandoned;
     /// only the account's post list can finish it.
     pub fn posted_without_id(&self) -> bool {
-        self.aweme_id.is_none() && self.steps.contains_key(&Step::Publish)
+        self.post.is_none() && self.steps.contains(&StepName::PUBLISH)
     }
 }
 
@@ -315,7 +387,7 @@ pub enum LedgerError {
     },
     #[error("another live job already holds this content for this account")]
     LiveJobExists,
-    #[error("an aweme_id can belong to one job only")]
+    #[error("a post id can belong to one job only")]
     PostTaken,
     #[error("ledger row for job {id} is corrupt: {what}")]
     Corrupt { id: JobId, what: String },
@@ -423,7 +495,7 @@ impl Ledger {
 
         let earlier = live
             .iter()
-            .find(|j| j.aweme_id.is_some())
+            .find(|j| j.post.is_some())
             .or(live.first())
             .cloned();
         let (state, generation, duplicate_of) = match &earlier {
@@ -443,7 +515,8 @@ impl Ledger {
         };
         tx.execute(
             "INSERT INTO jobs (sha256, account, state, generation, video, caption, size, \
-             duplicate_of, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+             duplicate_of, created_at, updated_at, platform) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
             params![
                 job.sha256.as_str(),
                 job.account,
@@ -454,6 +527,7 @@ impl Ledger {
                 size,
                 duplicate_of,
                 now,
+                job.platform.as_str(),
             ],
         )
         .map_err(constraint_error)?;
@@ -474,27 +548,32 @@ impl Ledger {
         })
     }
 
-    /// Records a finished step's result (replacing an earlier result of that step).
-    /// Active or Unconfirmed jobs only.
+    /// Records a finished step's result (replacing an earlier result of that step), then
+    /// hits `after_commit:<step>`. `ends_upload`: the upload is committed, so its session
+    /// (credentials) and parts are deleted in the same transaction. Active or Unconfirmed
+    /// jobs only; the publish step's result comes with [`mark_published`](Self::mark_published).
     pub fn record_step(
         &mut self,
         id: JobId,
-        step: Step,
+        step: &StepName,
         result: &serde_json::Value,
+        ends_upload: bool,
     ) -> Result<(), LedgerError> {
+        if *step == StepName::PUBLISH {
+            return Err(LedgerError::Invalid(
+                "the publish step is recorded by mark_published",
+            ));
+        }
         let text = serde_json::to_string(result)?;
+        let point = format!("after_commit:{step}");
         self.transition(
             id,
             "record a step",
-            step_point(step),
+            Some(&point),
             &[JobState::Active, JobState::Unconfirmed],
             |tx, _, now| {
-                tx.execute(
-                    "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
-                    params![id, step.as_str(), step_ordinal(step), now, text],
-                )?;
-                if step >= Step::Commit {
+                put_step(tx, id, step, now, &text)?;
+                if ends_upload {
                     // The upload is committed: its session (credentials) is never used again.
                     forget_upload_session(tx, id)?;
                 }
@@ -512,7 +591,7 @@ impl Ledger {
             Some("after_commit:publish_sent"),
             &[JobState::Active],
             |tx, job, now| {
-                if job.steps.contains_key(&Step::Publish) {
+                if job.steps.contains(&StepName::PUBLISH) {
                     return Err(illegal(
                         job,
                         "mark publish sent",
@@ -529,28 +608,26 @@ impl Ledger {
     }
 
     /// The post exists. Active or Unconfirmed → Published; clears any error.
-    pub fn mark_published(&mut self, id: JobId, aweme_id: &str) -> Result<(), LedgerError> {
-        if aweme_id.is_empty() {
-            return Err(LedgerError::Invalid("empty aweme_id"));
+    pub fn mark_published(&mut self, id: JobId, post: &Post) -> Result<(), LedgerError> {
+        if post.id.is_empty() || post.url.is_empty() {
+            return Err(LedgerError::Invalid("a post has an id and an address"));
         }
         self.transition(
             id,
-            "mark published", Some("after_commit:published"),
+            "mark published",
+            Some("after_commit:published"),
             &[JobState::Active, JobState::Unconfirmed],
             |tx, _, now| {
                 tx.execute(
-                    "UPDATE jobs SET state = 'published', aweme_id = ?1, error_step = NULL, \
-                     error_class = NULL, error_reason = NULL, updated_at = ?2 WHERE id = ?3",
-                    params![aweme_id, now, id],
+                    "UPDATE jobs SET state = 'published', post_id = ?1, post_url = ?2, \
+                     error_step = NULL, error_class = NULL, error_reason = NULL, updated_at = ?3 \
+                     WHERE id = ?4",
+                    params![post.id, post.url, now, id],
                 )
                 .map_err(constraint_error)?;
                 // Step 5's result, in the same transaction: when it was published.
-                let result = serde_json::json!({ "aweme_id": aweme_id }).to_string();
-                tx.execute(
-                    "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
-                    params![id, Step::Publish.as_str(), step_ordinal(Step::Publish), now, result],
-                )?;
+                let result = serde_json::json!({ "post_id": post.id }).to_string();
+                put_step(tx, id, &StepName::PUBLISH, now, &result)?;
                 forget_upload_session(tx, id)
             },
         )
@@ -567,13 +644,9 @@ impl Ledger {
             None,
             &[JobState::Active],
             |tx, _, now| {
-                let result = serde_json::json!({ "aweme_id": null, "already_published": true })
-                    .to_string();
-                tx.execute(
-                    "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
-                    params![id, Step::Publish.as_str(), step_ordinal(Step::Publish), now, result],
-                )?;
+                let result =
+                    serde_json::json!({ "post_id": null, "already_published": true }).to_string();
+                put_step(tx, id, &StepName::PUBLISH, now, &result)?;
                 forget_upload_session(tx, id)?;
                 touch(tx, id, now)
             },
@@ -701,7 +774,7 @@ impl Ledger {
     pub fn mark_failed(
         &mut self,
         id: JobId,
-        step: Option<Step>,
+        step: Option<&StepName>,
         class: &str,
         reason: &str,
     ) -> Result<(), LedgerError> {
@@ -758,7 +831,7 @@ impl Ledger {
                     tx,
                     id,
                     JobState::Unconfirmed,
-                    Some(Step::Publish),
+                    Some(&StepName::PUBLISH),
                     "unconfirmed",
                     reason,
                     now,
@@ -825,10 +898,11 @@ impl Ledger {
         Ok(count)
     }
 
-    /// Forgets the results of `step` and every later step (credentials expired: redo
-    /// from there). Active jobs only; refused once step 5 was sent, since the recorded
-    /// `vid` is what reconciliation needs.
-    pub(crate) fn forget_steps_from(&mut self, id: JobId, step: Step) -> Result<(), LedgerError> {
+    /// Forgets every step's result, the upload session and its parts: the upload starts
+    /// over (its credentials expired, or the simulator it went to is gone). Active jobs
+    /// only; refused once step 5 was sent, since the recorded upload is what
+    /// reconciliation needs.
+    pub(crate) fn forget_steps(&mut self, id: JobId) -> Result<(), LedgerError> {
         self.transition(
             id,
             "forget steps",
@@ -838,15 +912,8 @@ impl Ledger {
                 if job.publish_sent_at.is_some() {
                     return Err(illegal(job, "forget steps", "step 5 was already sent"));
                 }
-                tx.execute(
-                    "DELETE FROM steps WHERE job_id = ?1 AND ordinal >= ?2",
-                    params![id, step_ordinal(step)],
-                )?;
-                if step <= Step::Upload {
-                    // The upload starts over: its session and parts are void.
-                    tx.execute("DELETE FROM upload_parts WHERE job_id = ?1", [id])?;
-                    tx.execute("DELETE FROM upload_sessions WHERE job_id = ?1", [id])?;
-                }
+                tx.execute("DELETE FROM steps WHERE job_id = ?1", [id])?;
+                forget_upload_session(tx, id)?;
                 touch(tx, id, now)
             },
         )
@@ -1120,7 +1187,8 @@ pub(crate) struct RestoredPost {
     /// The video's original path relative to the inbox.
     pub video: PathBuf,
     pub size: u64,
-    pub aweme_id: String,
+    pub platform: Platform,
+    pub post: Post,
     /// Where the archived video lies now, when known.
     pub(crate) archived_to: Option<PathBuf>,
     pub(crate) published_at: SystemTime,
@@ -1215,8 +1283,8 @@ impl Ledger {
     /// a duplicate again. Nothing is written when a live job already holds this content
     /// for this account, or another job holds this post.
     pub(crate) fn restore_done(&mut self, post: &RestoredPost) -> Result<Restore, LedgerError> {
-        if post.aweme_id.is_empty() {
-            return Err(LedgerError::Invalid("empty aweme_id"));
+        if post.post.id.is_empty() || post.post.url.is_empty() {
+            return Err(LedgerError::Invalid("a post has an id and an address"));
         }
         let size = i64::try_from(post.size).map_err(|_| LedgerError::Invalid("size too large"))?;
         let at = to_ms(post.published_at);
@@ -1225,9 +1293,15 @@ impl Ledger {
             .query_row(
                 &format!(
                     "SELECT id FROM jobs WHERE (sha256 = ?1 AND account = ?2 \
-                     AND state IN {LIVE_STATES_SQL}) OR aweme_id = ?3 ORDER BY id LIMIT 1"
+                     AND state IN {LIVE_STATES_SQL}) OR (platform = ?3 AND post_id = ?4) \
+                     ORDER BY id LIMIT 1"
                 ),
-                params![post.sha256.as_str(), post.account, post.aweme_id],
+                params![
+                    post.sha256.as_str(),
+                    post.account,
+                    post.platform.as_str(),
+                    post.post.id
+                ],
                 |row| row.get(0),
             )
             .optional()?;
@@ -1235,31 +1309,25 @@ impl Ledger {
             return Ok(Restore::Known(id));
         }
         tx.execute(
-            "INSERT INTO jobs (sha256, account, state, generation, video, size, aweme_id, \
-             archived_to, created_at, updated_at) VALUES (?1, ?2, 'done', 0, ?3, ?4, ?5, ?6, ?7, ?7)",
+            "INSERT INTO jobs (sha256, account, state, generation, video, size, post_id, post_url, \
+             archived_to, created_at, updated_at, platform) \
+             VALUES (?1, ?2, 'done', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
             params![
                 post.sha256.as_str(),
                 post.account,
                 path_to_blob(&post.video),
                 size,
-                post.aweme_id,
+                post.post.id,
+                post.post.url,
                 post.archived_to.as_deref().map(path_to_blob),
                 at,
+                post.platform.as_str(),
             ],
         )
         .map_err(constraint_error)?;
         let id = tx.last_insert_rowid();
-        let result = serde_json::json!({ "aweme_id": post.aweme_id, "restored_from": "receipt" });
-        tx.execute(
-            "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                id,
-                Step::Publish.as_str(),
-                step_ordinal(Step::Publish),
-                at,
-                result.to_string()
-            ],
-        )?;
+        let result = serde_json::json!({ "post_id": post.post.id, "restored_from": "receipt" });
+        put_step(&tx, id, &StepName::PUBLISH, at, &result.to_string())?;
         tx.commit()?;
         Ok(Restore::Restored(id))
     }
@@ -1274,6 +1342,23 @@ fn illegal(job: &JobRecord, action: &'static str, why: &'static str) -> LedgerEr
     }
 }
 
+/// Inserts or replaces one step's result; a new step goes after the job's others.
+fn put_step(
+    tx: &Transaction<'_>,
+    id: JobId,
+    step: &StepName,
+    at: i64,
+    result: &str,
+) -> Result<(), LedgerError> {
+    tx.execute(
+        "INSERT INTO steps (job_id, step, ordinal, at, result) VALUES (?1, ?2, \
+         (SELECT COALESCE(MAX(ordinal), 0) + 1 FROM steps WHERE job_id = ?1), ?3, ?4) \
+         ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, result = excluded.result",
+        params![id, step.as_str(), at, result],
+    )?;
+    Ok(())
+}
+
 /// Deletes a job's multipart session (upload id, credentials, `tos_sign`, token) and its
 /// parts: once the upload is committed or the job has ended they are never used again,
 /// and credentials must not outlive their use.
@@ -1286,8 +1371,7 @@ fn forget_upload_session(tx: &Transaction<'_>, id: JobId) -> Result<(), LedgerEr
 /// [`forget_upload_session`] for every job that no longer needs one (a ledger written
 /// before sessions were deleted when their job ended).
 fn forget_ended_upload_sessions(conn: &Connection) -> Result<(), LedgerError> {
-    const ENDED: &str = "SELECT j.id FROM jobs j WHERE j.state NOT IN ('active', 'unconfirmed') \
-         OR EXISTS (SELECT 1 FROM steps s WHERE s.job_id = j.id AND s.step = 'commit')";
+    const ENDED: &str = "SELECT j.id FROM jobs j WHERE j.state NOT IN ('active', 'unconfirmed')";
     conn.execute(
         &format!("DELETE FROM upload_parts WHERE job_id IN ({ENDED})"),
         [],
@@ -1311,7 +1395,7 @@ fn set_error(
     tx: &Transaction<'_>,
     id: JobId,
     state: JobState,
-    step: Option<Step>,
+    step: Option<&StepName>,
     class: &str,
     reason: &str,
     now: i64,
@@ -1321,7 +1405,7 @@ fn set_error(
          updated_at = ?5 WHERE id = ?6",
         params![
             state.as_str(),
-            step.map(Step::as_str),
+            step.map(StepName::as_str),
             class,
             reason,
             now,
@@ -1337,7 +1421,7 @@ fn constraint_error(err: rusqlite::Error) -> LedgerError {
     if let rusqlite::Error::SqliteFailure(code, Some(msg)) = &err
         && code.code == rusqlite::ErrorCode::ConstraintViolation
     {
-        if msg.contains("jobs.aweme_id") {
+        if msg.contains("jobs.post_id") {
             return LedgerError::PostTaken;
         }
         if msg.contains("jobs.sha256") {
@@ -1365,22 +1449,6 @@ fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// The failpoint after a step's result is committed. Step 5's result normally comes
-/// with [`Ledger::mark_published`] (`after_commit:published`), so it has none here.
-fn step_point(step: Step) -> Option<&'static str> {
-    match step {
-        Step::Credentials => Some("after_commit:credentials"),
-        Step::UploadParams => Some("after_commit:upload_params"),
-        Step::Upload => Some("after_commit:upload"),
-        Step::Commit => Some("after_commit:commit"),
-        Step::Publish => None,
-    }
-}
-
-fn step_ordinal(step: Step) -> i64 {
-    Step::ALL.iter().position(|s| *s == step).unwrap_or(0) as i64
-}
-
 /// A `jobs` row as stored, before its values are checked.
 struct RawJob {
     id: JobId,
@@ -1391,7 +1459,7 @@ struct RawJob {
     caption: Option<Vec<u8>>,
     size: i64,
     publish_sent_at: Option<i64>,
-    aweme_id: Option<String>,
+    post_id: Option<String>,
     error_step: Option<String>,
     error_class: Option<String>,
     error_reason: Option<String>,
@@ -1401,6 +1469,8 @@ struct RawJob {
     created_at: i64,
     updated_at: i64,
     publish_at: Option<i64>,
+    platform: String,
+    post_url: Option<String>,
 }
 
 impl RawJob {
@@ -1414,7 +1484,7 @@ impl RawJob {
             caption: row.get(5)?,
             size: row.get(6)?,
             publish_sent_at: row.get(7)?,
-            aweme_id: row.get(8)?,
+            post_id: row.get(8)?,
             error_step: row.get(9)?,
             error_class: row.get(10)?,
             error_reason: row.get(11)?,
@@ -1424,10 +1494,12 @@ impl RawJob {
             created_at: row.get(15)?,
             updated_at: row.get(16)?,
             publish_at: row.get(17)?,
+            platform: row.get(18)?,
+            post_url: row.get(19)?,
         })
     }
 
-    fn into_record(self, steps: BTreeMap<Step, StepRecord>) -> Result<JobRecord, LedgerError> {
+    fn into_record(self, steps: Steps) -> Result<JobRecord, LedgerError> {
         let id = self.id;
         let corrupt = |what: String| LedgerError::Corrupt { id, what };
         let sha256 = ContentHash::parse(&self.sha256)
@@ -1436,7 +1508,18 @@ impl RawJob {
             .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?;
         let error_step = match &self.error_step {
             None => None,
-            Some(s) => Some(Step::parse(s).ok_or_else(|| corrupt(format!("unknown step {s:?}")))?),
+            Some(s) => Some(StepName::parse(s).ok_or_else(|| corrupt(format!("bad step {s:?}")))?),
+        };
+        let platform = Platform::parse(&self.platform)
+            .ok_or_else(|| corrupt(format!("unknown platform {:?}", self.platform)))?;
+        let post = match (self.post_id, self.post_url) {
+            (Some(id), Some(url)) => Some(Post { id, url }),
+            (None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    "a post id without its address, or the reverse".into(),
+                ));
+            }
         };
         let error = match (self.error_class, self.error_reason) {
             (Some(class), Some(reason)) => Some(JobError {
@@ -1450,13 +1533,14 @@ impl RawJob {
             id,
             sha256,
             account: self.account,
+            platform,
             state,
             video: blob_to_path(self.video),
             caption: self.caption.map(blob_to_path),
             size: u64::try_from(self.size).map_err(|_| corrupt("negative size".into()))?,
             steps,
             publish_sent_at: self.publish_sent_at.map(from_ms),
-            aweme_id: self.aweme_id,
+            post,
             error,
             duplicate_of: self.duplicate_of,
             archived_to: self.archived_to.map(blob_to_path),
@@ -1491,7 +1575,7 @@ fn load(conn: &Connection, id: JobId) -> Result<Option<JobRecord>, LedgerError> 
     }
 }
 
-fn load_steps(conn: &Connection, id: JobId) -> Result<BTreeMap<Step, StepRecord>, LedgerError> {
+fn load_steps(conn: &Connection, id: JobId) -> Result<Steps, LedgerError> {
     let mut stmt = conn
         .prepare_cached("SELECT step, at, result FROM steps WHERE job_id = ?1 ORDER BY ordinal")?;
     let rows = stmt
@@ -1503,25 +1587,25 @@ fn load_steps(conn: &Connection, id: JobId) -> Result<BTreeMap<Step, StepRecord>
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut steps = BTreeMap::new();
+    let mut steps = Vec::new();
     for (step, at, result) in rows {
-        let step = Step::parse(&step).ok_or_else(|| LedgerError::Corrupt {
+        let step = StepName::parse(&step).ok_or_else(|| LedgerError::Corrupt {
             id,
-            what: format!("unknown step {step:?}"),
+            what: format!("bad step name {step:?}"),
         })?;
         let result = serde_json::from_str(&result).map_err(|e| LedgerError::Corrupt {
             id,
             what: format!("step {step} result: {e}"),
         })?;
-        steps.insert(
+        steps.push((
             step,
             StepRecord {
                 at: from_ms(at),
                 result,
             },
-        );
+        ));
     }
-    Ok(steps)
+    Ok(Steps(steps))
 }
 
 fn now_ms() -> i64 {
@@ -1615,10 +1699,24 @@ mod tests {
         ContentHash::from_digest(&[n; 32])
     }
 
+    /// A step name.
+    fn st(name: &str) -> StepName {
+        StepName::parse(name).unwrap()
+    }
+
+    /// A Douyin post with id `id`.
+    fn post(id: &str) -> Post {
+        Post {
+            id: id.to_string(),
+            url: format!("https://www.douyin.com/video/{id}"),
+        }
+    }
+
     fn new_job(n: u8, account: &str, video: &str) -> NewJob {
         NewJob {
             sha256: hash(n),
             account: account.to_string(),
+            platform: Platform::DouyinWeb,
             video: PathBuf::from(video),
             caption: Some(PathBuf::from(video).with_extension("yaml")),
             size: 1234,
@@ -1663,7 +1761,7 @@ mod tests {
         assert_eq!(job.size, 1234);
         assert_eq!(job.attempts, 0);
         ledger
-            .record_step(job.id, Step::Credentials, &json!({"ak": "x"}))
+            .record_step(job.id, &st("credentials"), &json!({"ak": "x"}), false)
             .unwrap();
 
         let again = ledger
@@ -1673,7 +1771,10 @@ mod tests {
             panic!("expected Resume, got {again:?}");
         };
         assert_eq!(resumed.id, job.id);
-        assert_eq!(resumed.steps[&Step::Credentials].result, json!({"ak": "x"}));
+        assert_eq!(
+            resumed.steps.get(&st("credentials")).unwrap().result,
+            json!({"ak": "x"})
+        );
         assert_eq!(ledger.jobs_in(&JobState::ALL).unwrap().len(), 1);
     }
 
@@ -1717,7 +1818,7 @@ mod tests {
 
         // Published and archived; the same path dropped again is a duplicate too.
         ledger.mark_publish_sent(first.id).unwrap();
-        ledger.mark_published(first.id, "7001").unwrap();
+        ledger.mark_published(first.id, &post("7001")).unwrap();
         ledger
             .mark_done(first.id, Path::new("done/clip.mp4"))
             .unwrap();
@@ -1727,7 +1828,7 @@ mod tests {
         else {
             panic!("expected Duplicate");
         };
-        assert_eq!(earlier.aweme_id.as_deref(), Some("7001"));
+        assert_eq!(earlier.post.as_ref().map(|p| p.id.as_str()), Some("7001"));
         assert_eq!(earlier.state, JobState::Done);
 
         // Other account or other content: not a duplicate.
@@ -1743,7 +1844,7 @@ mod tests {
     fn allow_duplicates_creates_a_second_live_job() {
         let (_dir, mut ledger) = open_temp();
         let first = claimed_new(ledger.claim(&new_job(1, "main", "clip.mp4"), true).unwrap());
-        ledger.mark_published(first.id, "7001").unwrap();
+        ledger.mark_published(first.id, &post("7001")).unwrap();
         ledger
             .mark_done(first.id, Path::new("done/clip.mp4"))
             .unwrap();
@@ -1761,7 +1862,7 @@ mod tests {
         assert_eq!(r.id, second.id);
         // A post id belongs to one job only.
         assert!(matches!(
-            ledger.mark_published(second.id, "7001"),
+            ledger.mark_published(second.id, &post("7001")),
             Err(LedgerError::PostTaken)
         ));
     }
@@ -1775,14 +1876,14 @@ mod tests {
                 .unwrap(),
         );
         ledger
-            .mark_failed(a.id, Some(Step::Upload), "rejected", "bad video")
+            .mark_failed(a.id, Some(&st("upload")), "rejected", "bad video")
             .unwrap();
         let failed = ledger.job(a.id).unwrap().unwrap();
         assert_eq!(failed.state, JobState::Failed);
         assert_eq!(
             failed.error,
             Some(JobError {
-                step: Some(Step::Upload),
+                step: Some(st("upload")),
                 class: "rejected".into(),
                 reason: "bad video".into()
             })
@@ -1817,12 +1918,12 @@ mod tests {
         ledger.mark_failed(a.id, None, "rejected", "no").unwrap();
         let before = ledger.job(a.id).unwrap();
         for result in [
-            ledger.mark_published(a.id, "1"),
+            ledger.mark_published(a.id, &post("1")),
             ledger.mark_done(a.id, Path::new("x")),
             ledger.mark_failed(a.id, None, "x", "y"),
             ledger.mark_publish_sent(a.id),
-            ledger.record_step(a.id, Step::Upload, &json!(null)),
-            ledger.forget_steps_from(a.id, Step::Credentials),
+            ledger.record_step(a.id, &st("upload"), &json!(null), false),
+            ledger.forget_steps(a.id),
             ledger.bump_attempts(a.id).map(drop),
         ] {
             assert!(
@@ -1852,7 +1953,7 @@ mod tests {
             Err(LedgerError::Illegal { .. })
         ));
         assert!(matches!(
-            ledger.forget_steps_from(b.id, Step::Credentials),
+            ledger.forget_steps(b.id),
             Err(LedgerError::Illegal { .. })
         ));
         ledger
@@ -1866,7 +1967,7 @@ mod tests {
             })
         ));
         // Reconciliation finds the post later.
-        ledger.mark_published(b.id, "7002").unwrap();
+        ledger.mark_published(b.id, &post("7002")).unwrap();
         let b = ledger.job(b.id).unwrap().unwrap();
         assert_eq!(b.state, JobState::Published);
         assert_eq!(b.error, None);
@@ -1880,36 +1981,35 @@ mod tests {
                 .claim(&new_job(1, "main", "clip.mp4"), false)
                 .unwrap(),
         );
-        for step in [Step::Credentials, Step::UploadParams, Step::Upload] {
+        for step in ["credentials", "upload_params", "upload"] {
             ledger
-                .record_step(a.id, step, &json!({"step": step.as_str()}))
+                .record_step(a.id, &st(step), &json!({"step": step}), false)
                 .unwrap();
         }
         assert_eq!(ledger.bump_attempts(a.id).unwrap(), 1);
         assert_eq!(ledger.bump_attempts(a.id).unwrap(), 2);
-        ledger.forget_steps_from(a.id, Step::UploadParams).unwrap();
+        ledger.forget_steps(a.id).unwrap();
         let job = ledger.job(a.id).unwrap().unwrap();
-        assert_eq!(
-            job.steps.keys().copied().collect::<Vec<_>>(),
-            vec![Step::Credentials]
-        );
+        assert!(job.steps.is_empty(), "{:?}", job.steps);
         assert_eq!(job.attempts, 2);
 
         ledger
-            .record_step(a.id, Step::Commit, &json!({"vid": "v1"}))
+            .record_step(a.id, &st("commit"), &json!({"vid": "v1"}), true)
             .unwrap();
         ledger.mark_publish_sent(a.id).unwrap();
-        ledger
-            .record_step(a.id, Step::Publish, &json!({"aweme_id": "1"}))
-            .unwrap();
+        // The publish step's result comes with mark_published only.
+        assert!(matches!(
+            ledger.record_step(a.id, &StepName::PUBLISH, &json!({}), false),
+            Err(LedgerError::Invalid(_))
+        ));
+        ledger.mark_published(a.id, &post("1")).unwrap();
         assert!(matches!(
             ledger.mark_publish_sent(a.id),
             Err(LedgerError::Illegal { .. })
         ));
-        ledger.mark_published(a.id, "1").unwrap();
 
         let b = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
-        ledger.mark_published(b.id, "2").unwrap();
+        ledger.mark_published(b.id, &post("2")).unwrap();
         ledger.mark_done(b.id, Path::new("done/b.mp4")).unwrap();
         claimed_new(ledger.claim(&new_job(3, "main", "c.mp4"), false).unwrap());
 
@@ -1936,7 +2036,7 @@ mod tests {
                     .unwrap(),
             );
             ledger
-                .record_step(a.id, Step::UploadParams, &json!({"vid": "v9"}))
+                .record_step(a.id, &st("upload_params"), &json!({"vid": "v9"}), false)
                 .unwrap();
             ledger.bump_attempts(a.id).unwrap();
             ledger.mark_publish_sent(a.id).unwrap();
@@ -1946,7 +2046,10 @@ mod tests {
         let after = ledger.job(id).unwrap().unwrap();
         assert_eq!(after, before);
         assert!(after.publish_in_doubt());
-        assert_eq!(after.steps[&Step::UploadParams].result["vid"], "v9");
+        assert_eq!(
+            after.steps.get(&st("upload_params")).unwrap().result["vid"],
+            "v9"
+        );
         // Restart: the same video resumes, carrying the step-5 mark.
         let Claim::Resume(r) = ledger
             .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -2055,12 +2158,13 @@ mod tests {
             let job = NewJob {
                 sha256: hash(7),
                 account: "main".into(),
+                platform: Platform::DouyinWeb,
                 video: video.clone(),
                 caption: Some(caption.clone()),
                 size: 1,
             };
             let a = claimed_new(ledger.claim(&job, false).unwrap());
-            ledger.mark_published(a.id, "9").unwrap();
+            ledger.mark_published(a.id, &post("9")).unwrap();
             ledger.mark_done(a.id, &archived).unwrap();
             a.id
         };
@@ -2109,9 +2213,9 @@ mod tests {
             )
         };
         assert!(refused(&mut ledger, published.id));
-        ledger.mark_published(published.id, "11").unwrap();
+        ledger.mark_published(published.id, &post("11")).unwrap();
         ledger
-            .mark_failed(failed.id, Some(Step::Upload), "rejected", "too long")
+            .mark_failed(failed.id, Some(&st("upload")), "rejected", "too long")
             .unwrap();
         assert!(matches!(
             ledger.set_archive_plan(published.id, &json!("not an object")),
@@ -2188,7 +2292,7 @@ mod tests {
         let id = {
             let mut ledger = Ledger::open(dir.path()).unwrap();
             let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
-            ledger.mark_published(a.id, "5").unwrap();
+            ledger.mark_published(a.id, &post("5")).unwrap();
             ledger.set_archive_plan(a.id, &a_plan(0)).unwrap();
             a.id
         };
@@ -2204,7 +2308,7 @@ mod tests {
     fn a_corrupt_plan_is_reported_not_skipped() {
         let (_dir, mut ledger) = open_temp();
         let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
-        ledger.mark_published(a.id, "5").unwrap();
+        ledger.mark_published(a.id, &post("5")).unwrap();
         // json_valid guards the column itself.
         assert!(
             ledger
@@ -2273,11 +2377,14 @@ mod tests {
         assert_eq!(done.state, JobState::Done);
         assert_eq!(done.caption, Some(PathBuf::from("a.yaml")));
         assert_eq!(done.archived_to, Some(PathBuf::from("done/a.mp4")));
-        assert_eq!(done.aweme_id.as_deref(), Some("71"));
+        assert_eq!(done.post.as_ref().map(|p| p.id.as_str()), Some("71"));
         assert_eq!(done.updated_at, from_ms(2000));
         assert_eq!(jobs[1].state, JobState::Published);
         assert_eq!(jobs[2].attempts, 2);
-        assert_eq!(jobs[2].steps[&Step::UploadParams].result["vid"], "v3");
+        assert_eq!(
+            jobs[2].steps.get(&st("upload_params")).unwrap().result["vid"],
+            "v3"
+        );
         assert!(ledger.pending_archives().unwrap().is_empty());
 
         // The old jobs go on under the new schema.
@@ -2288,6 +2395,7 @@ mod tests {
                 &NewJob {
                     sha256: hash(3),
                     account: "alt".into(),
+                    platform: Platform::DouyinWeb,
                     video: "c.mp4".into(),
                     caption: None,
                     size: 30,
@@ -2320,8 +2428,9 @@ mod tests {
             "after_commit:abandoned",
             "after_commit:unconfirmed",
         ];
-        let steps = Step::ALL.into_iter().filter_map(step_point);
-        for name in names.into_iter().chain(steps) {
+        let steps = ["credentials", "upload_params", "upload", "commit"]
+            .map(|s| format!("after_commit:{s}"));
+        for name in names.into_iter().chain(steps.iter().map(String::as_str)) {
             assert!(failpoint::NAMES.contains(&name), "{name}");
         }
     }
@@ -2338,10 +2447,10 @@ mod tests {
         let mut ledger = Ledger::open(Path::new(&dir)).unwrap();
         let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
         ledger
-            .record_step(a.id, Step::Credentials, &json!({}))
+            .record_step(a.id, &st("credentials"), &json!({}), false)
             .unwrap();
         ledger.mark_publish_sent(a.id).unwrap();
-        ledger.mark_published(a.id, "5").unwrap();
+        ledger.mark_published(a.id, &post("5")).unwrap();
         ledger.set_archive_plan(a.id, &a_plan(0)).unwrap();
         ledger.mark_done(a.id, Path::new("/done/a-0.mp4")).unwrap();
     }
@@ -2374,7 +2483,7 @@ mod tests {
             assert_eq!(jobs.len(), 1, "{point}");
             assert_eq!(jobs[0].state, state, "{point}");
             assert_eq!(
-                jobs[0].steps.contains_key(&Step::Credentials),
+                jobs[0].steps.contains(&st("credentials")),
                 point != "after_commit:claim",
                 "{point}"
             );
@@ -2451,7 +2560,7 @@ mod tests {
             if job.state.is_live() {
                 *live.entry(key.clone()).or_insert(0) += 1;
             }
-            if job.aweme_id.is_some() {
+            if job.post.is_some() {
                 prop_assert!(
                     matches!(job.state, JobState::Published | JobState::Done),
                     "a post on a job in state {}",
@@ -2505,6 +2614,7 @@ mod tests {
                         let job = NewJob {
                             sha256: hash(content),
                             account: format!("acct{account}"),
+                            platform: Platform::DouyinWeb,
                             video: PathBuf::from(format!("v{path}.mp4")),
                             caption: None,
                             size: 10,
@@ -2525,13 +2635,13 @@ mod tests {
                         }
                     }
                     Op::Step { pick: p, step } => {
-                        expected(ledger.record_step(pick(p), Step::ALL[step], &json!({"n": step})))?;
+                        expected(ledger.record_step(pick(p), &st(["credentials", "upload_params", "upload", "commit"][step % 4]), &json!({"n": step}), step % 4 == 3))?;
                     }
                     Op::Publish { pick: p } => {
                         let id = pick(p);
                         if ledger.mark_publish_sent(id).is_ok() {
                             next_post += 1;
-                            expected(ledger.mark_published(id, &next_post.to_string()))?;
+                            expected(ledger.mark_published(id, &post(&next_post.to_string())))?;
                         }
                     }
                     Op::SendOnly { pick: p } => expected(ledger.mark_publish_sent(pick(p)))?,
@@ -2540,7 +2650,7 @@ mod tests {
                     Op::Abandon { pick: p } => expected(ledger.mark_abandoned(pick(p), "changed"))?,
                     Op::Done { pick: p } => expected(ledger.mark_done(pick(p), Path::new("done/x.mp4")))?,
                     Op::Requeue { pick: p } => expected(ledger.requeue(pick(p)))?,
-                    Op::Forget { pick: p } => expected(ledger.forget_steps_from(pick(p), Step::UploadParams))?,
+                    Op::Forget { pick: p } => expected(ledger.forget_steps(pick(p)))?,
                     Op::Plan { pick: p } => expected(ledger.set_archive_plan(pick(p), &json!({"n": p % 7})))?,
                     Op::Archived { pick: p } => expected(ledger.record_archived(pick(p), Path::new("failed/x.mp4")))?,
                     Op::Reopen => {
@@ -2622,7 +2732,7 @@ mod tests {
             },
         )
         .unwrap();
-        l.forget_steps_from(job.id, Step::Credentials).unwrap();
+        l.forget_steps(job.id).unwrap();
         assert!(l.upload_session(job.id).unwrap().is_none());
         assert!(l.parts(job.id).unwrap().is_empty());
     }
@@ -2668,7 +2778,8 @@ mod tests {
             account: "main".into(),
             video: "a/clip.mp4".into(),
             size: 5,
-            aweme_id: "7001".into(),
+            platform: Platform::DouyinWeb,
+            post: post("7001"),
             archived_to: None,
             published_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         };
@@ -2678,7 +2789,7 @@ mod tests {
         assert_eq!(ledger.restore_done(&post).unwrap(), Restore::Known(id));
         let job = ledger.job(id).unwrap().unwrap();
         assert_eq!(job.state, JobState::Done);
-        assert_eq!(job.aweme_id.as_deref(), Some("7001"));
+        assert_eq!(job.post.as_ref().map(|p| p.id.as_str()), Some("7001"));
         let again = ledger
             .claim(&new_job(1, "main", "b/copy.mp4"), false)
             .unwrap();

@@ -1,9 +1,10 @@
-//! dropcast: a watch-folder agent that publishes short videos to Douyin exactly once.
+//! dropcast: a watch-folder agent that publishes short videos exactly once.
 //!
 //! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
 pub mod archive;
 pub mod caption;
+mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -20,10 +21,13 @@ pub mod progress;
 pub mod read_model;
 pub mod receipt;
 pub mod report;
+pub mod root;
 pub mod sandbox;
 pub mod secret;
+mod shared_ledger;
 pub mod status;
 pub mod userfile;
 pub mod video;
 pub mod watch;
+pub mod words;
 pub mod yaml;

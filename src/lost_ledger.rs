@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::domain::ContentHash;
+use crate::domain::{ContentHash, Platform, Post};
 use crate::driver::DriverLock;
 use crate::ledger::{self, Ledger, LedgerError, Restore, RestoredPost};
 use crate::pipeline::FatalError;
@@ -120,7 +120,12 @@ struct AnyReceipt {
     sha256: String,
     account: String,
     file: String,
+    /// Absent in receipts written before platforms had names: `douyin-web`.
+    platform: Option<Platform>,
+    post_id: Option<String>,
+    /// The post id in receipts written before `post_id` (Douyin's name for it).
     aweme_id: Option<String>,
+    url: Option<String>,
     published_at: Option<UtcTime>,
     earlier: Option<Earlier>,
     detected_at: Option<UtcTime>,
@@ -128,7 +133,9 @@ struct AnyReceipt {
 
 #[derive(Debug, Deserialize)]
 struct Earlier {
+    post_id: Option<String>,
     aweme_id: Option<String>,
+    url: Option<String>,
     file: Option<String>,
     published_at: Option<UtcTime>,
 }
@@ -188,14 +195,16 @@ fn read_receipt(path: &Path) -> Result<Option<RestoredPost>, String> {
     if r.account.is_empty() {
         return Err("no account".into());
     }
-    let (aweme_id, video, archived, at) = match (r.aweme_id, r.earlier) {
+    let platform = r.platform.unwrap_or(Platform::DouyinWeb);
+    let (id, url, video, archived, at) = match (r.post_id.or(r.aweme_id), r.earlier) {
         (Some(id), _) => {
             let archived = beside(path, &r.file);
-            (id, r.file, archived, r.published_at)
+            (id, r.url, r.file, archived, r.published_at)
         }
-        (None, Some(earlier)) => match earlier.aweme_id {
+        (None, Some(earlier)) => match earlier.post_id.or(earlier.aweme_id) {
             Some(id) => (
                 id,
+                earlier.url,
                 earlier.file.unwrap_or(r.file),
                 None,
                 earlier.published_at.or(r.detected_at),
@@ -204,9 +213,16 @@ fn read_receipt(path: &Path) -> Result<Option<RestoredPost>, String> {
         },
         (None, None) => return Err("names neither a post nor an earlier post".into()),
     };
-    if aweme_id.is_empty() || !aweme_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("aweme_id {aweme_id:?} is not a post id"));
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!("post id {id:?} is not a post id"));
     }
+    let url = url
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .ok_or_else(|| format!("post {id} has no address (`url`)"))?;
     let size = archived
         .as_deref()
         .and_then(|p| std::fs::metadata(p).ok())
@@ -216,7 +232,8 @@ fn read_receipt(path: &Path) -> Result<Option<RestoredPost>, String> {
         account: r.account,
         video: PathBuf::from(video),
         size,
-        aweme_id,
+        platform,
+        post: Post { id, url },
         archived_to: archived,
         published_at: at
             .map(|t| SystemTime::from(t.offset_date_time()))
@@ -262,14 +279,15 @@ mod tests {
             &receipt,
             serde_json::json!({
                 "sha256": "ab".repeat(32), "account": "main", "file": "sub/clip.mp4",
-                "vid": "v", "aweme_id": "7001", "url": "u",
+                "vid": "v", "aweme_id": "7001", "url": "https://www.douyin.com/video/7001",
                 "published_at": "2026-01-02T03:04:05Z"
             })
             .to_string(),
         )
         .unwrap();
         let post = read_receipt(&receipt).unwrap().unwrap();
-        assert_eq!(post.aweme_id, "7001");
+        assert_eq!(post.post.id, "7001");
+        assert_eq!(post.platform, Platform::DouyinWeb);
         assert_eq!(post.video, PathBuf::from("sub/clip.mp4"));
         assert_eq!(post.size, 5);
         assert_eq!(post.archived_to, Some(dir.path().join("clip-1.mp4")));

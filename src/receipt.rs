@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::domain::{Collection, ContentHash, EntityKind, PostDraft, Step, Visibility};
+use crate::domain::{
+    Collection, ContentHash, EntityKind, Platform, PostDraft, StepName, Visibility,
+};
 use crate::ledger::JobRecord;
 
 /// A point in time that is always UTC and (de)serializes as RFC 3339.
@@ -90,12 +92,29 @@ pub(crate) fn file_label(path: &Path) -> String {
         .replace("//", "/")
 }
 
-/// The post's public address.
-pub(crate) fn post_url(aweme_id: &str) -> String {
-    crate::domain::Post {
-        aweme_id: aweme_id.to_string(),
-    }
-    .url()
+/// A Douyin post's id under the name receipts have always given it (`aweme_id`), so that
+/// scripts written for Douyin keep working; `None` for other platforms.
+fn aweme_id(platform: Platform, post_id: &str) -> Option<String> {
+    platform.is_douyin().then(|| post_id.to_string())
+}
+
+/// The `aweme_id` field of `status --json`, `history --json` and `/api/jobs`: there (the
+/// post's id, or null before it is known) for Douyin's platforms, absent for the others.
+pub(crate) fn aweme_id_field(
+    platform: Platform,
+    post_id: Option<&String>,
+) -> Option<Option<String>> {
+    platform.is_douyin().then(|| post_id.cloned())
+}
+
+/// The media id a backend recorded for the upload (`vid` in douyin-web's records).
+fn media_id(job: &JobRecord) -> String {
+    job.steps
+        .iter()
+        .filter_map(|(_, s)| s.result.get("vid").and_then(serde_json::Value::as_str))
+        .last()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `done/…/<stem>.receipt.json`.
@@ -105,8 +124,13 @@ pub struct PublishedReceipt {
     pub account: String,
     /// The video's original path relative to the inbox.
     pub file: String,
+    pub platform: Platform,
+    /// The platform's id of the uploaded media.
     pub vid: String,
-    pub aweme_id: String,
+    pub post_id: String,
+    /// Douyin accounts only: the post id, under its old name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aweme_id: Option<String>,
     pub url: String,
     pub caption: CaptionAsSent,
     pub publish_at: Option<UtcTime>,
@@ -123,22 +147,18 @@ impl PublishedReceipt {
             sha256: job.sha256.clone(),
             account: job.account.clone(),
             file: file_label(&job.video),
-            vid: job
-                .steps
-                .get(&Step::Commit)
-                .and_then(|s| s.result.get("vid"))
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            aweme_id: post.aweme_id.clone(),
-            url: post.url(),
+            platform: job.platform,
+            vid: media_id(job),
+            post_id: post.id.clone(),
+            aweme_id: aweme_id(job.platform, &post.id),
+            url: post.url.clone(),
             publish_at: caption.publish_at,
             caption,
             steps: steps_of(job),
             attempts: job.attempts,
             published_at: job
                 .steps
-                .get(&Step::Publish)
+                .get(&StepName::PUBLISH)
                 .map(|s| UtcTime::from(s.at))
                 .unwrap_or_else(UtcTime::now),
         }
@@ -150,7 +170,7 @@ impl FailureReceipt {
     pub fn new(
         job: Option<&JobRecord>,
         file: &Path,
-        step: Option<Step>,
+        step: Option<StepName>,
         class: &str,
         reason: &str,
         hint: &str,
@@ -220,7 +240,7 @@ pub struct SentEntity {
 /// When a protocol step finished.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepTime {
-    pub step: Step,
+    pub step: StepName,
     pub at: UtcTime,
 }
 
@@ -229,7 +249,7 @@ pub(crate) fn steps_of(job: &JobRecord) -> Vec<StepTime> {
     job.steps
         .iter()
         .map(|(step, record)| StepTime {
-            step: *step,
+            step: step.clone(),
             at: UtcTime::from(record.at),
         })
         .collect()
@@ -242,7 +262,7 @@ pub struct FailureReceipt {
     pub sha256: Option<ContentHash>,
     pub account: String,
     pub file: String,
-    pub step: Option<Step>,
+    pub step: Option<StepName>,
     pub class: String,
     pub reason: String,
     /// What the user can do about it.
@@ -263,6 +283,10 @@ pub(crate) struct DuplicateReceipt {
 /// The job a duplicate repeats. Its post fields are null while it is still in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct EarlierPost {
+    pub platform: Platform,
+    pub post_id: Option<String>,
+    /// Douyin accounts only: the post id, under its old name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aweme_id: Option<String>,
     pub url: Option<String>,
     pub file: String,
@@ -273,10 +297,10 @@ impl DuplicateReceipt {
     /// The receipt for `duplicate` (the new job), naming `earlier` (from
     /// `Claim::Duplicate`).
     pub fn new(duplicate: &JobRecord, earlier: &JobRecord, detected_at: UtcTime) -> Self {
-        let published_at = earlier.aweme_id.as_ref().map(|_| {
+        let published_at = earlier.post.as_ref().map(|_| {
             earlier
                 .steps
-                .get(&Step::Publish)
+                .get(&StepName::PUBLISH)
                 .map(|s| s.at)
                 .unwrap_or(earlier.updated_at)
                 .into()
@@ -286,8 +310,13 @@ impl DuplicateReceipt {
             account: duplicate.account.clone(),
             file: file_label(&duplicate.video),
             earlier: EarlierPost {
-                aweme_id: earlier.aweme_id.clone(),
-                url: earlier.aweme_id.as_deref().map(post_url),
+                platform: earlier.platform,
+                post_id: earlier.post.as_ref().map(|p| p.id.clone()),
+                aweme_id: earlier
+                    .post
+                    .as_ref()
+                    .and_then(|p| aweme_id(earlier.platform, &p.id)),
+                url: earlier.post.as_ref().map(|p| p.url.clone()),
                 file: file_label(&earlier.video),
                 published_at,
             },
@@ -302,7 +331,6 @@ mod tests {
     use crate::domain::TextEntity;
     use crate::ledger::{JobState, StepRecord};
     use serde_json::{Value, json};
-    use std::collections::BTreeMap;
     use std::path::PathBuf;
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -347,27 +375,27 @@ mod tests {
 
     fn job(id: i64, video: &str, aweme: Option<&str>) -> JobRecord {
         let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
-        let mut steps = BTreeMap::new();
-        steps.insert(
-            Step::Credentials,
+        let mut steps = vec![(
+            StepName::of("credentials"),
             StepRecord {
                 at,
                 result: json!({}),
             },
-        );
+        )];
         if aweme.is_some() {
-            steps.insert(
-                Step::Publish,
+            steps.push((
+                StepName::PUBLISH,
                 StepRecord {
                     at: at + Duration::from_secs(60),
                     result: json!({}),
                 },
-            );
+            ));
         }
         JobRecord {
             id,
             sha256: hash(),
             account: "main".into(),
+            platform: Platform::DouyinWeb,
             state: if aweme.is_some() {
                 JobState::Done
             } else {
@@ -376,9 +404,9 @@ mod tests {
             video: PathBuf::from(video),
             caption: None,
             size: 1,
-            steps,
+            steps: steps.into_iter().collect(),
             publish_sent_at: None,
-            aweme_id: aweme.map(str::to_string),
+            post: aweme.map(crate::platform::douyin_post),
             error: None,
             duplicate_of: None,
             archived_to: None,
@@ -421,9 +449,11 @@ mod tests {
             sha256: hash(),
             account: "main".into(),
             file: file_label(Path::new("job1/clip.mp4")),
+            platform: Platform::DouyinWeb,
             vid: "v0200f".into(),
-            aweme_id: "7100".into(),
-            url: post_url("7100"),
+            post_id: "7100".into(),
+            aweme_id: Some("7100".into()),
+            url: "https://www.douyin.com/video/7100".into(),
             caption: CaptionAsSent::from(&draft()),
             publish_at: draft().publish_at.and_then(UtcTime::from_unix),
             steps: steps_of(&earlier),
@@ -497,6 +527,8 @@ mod tests {
         assert_eq!(
             value["earlier"],
             json!({
+                "platform": "douyin-web",
+                "post_id": "7100",
                 "aweme_id": "7100",
                 "url": "https://www.douyin.com/video/7100",
                 "file": "a/clip.mp4",

@@ -24,7 +24,7 @@
 //!   `reason` (`archiving: …` for an archive it keeps trying, `cannot read this video: …`, or a
 //!   caption shared by two videos), `since`.
 //! - `scheduled[]`: posts that go public later: `file`, `sha256`, `account`,
-//!   `publish_at`, `aweme_id`, `url`.
+//!   `publish_at`, `platform`, `post_id`, `url`, and `aweme_id` (the post id) for Douyin.
 //! - `paused_accounts[]`: `account`, `reason`, `since`.
 //! - `failed[]` (newest first; failures whose video was published since are left out)
 //!   and `unconfirmed[]`: `file`, `sha256`, `account`, `step`, `class`, `reason`,
@@ -43,12 +43,13 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::Step;
+use crate::domain::{Platform, StepName};
 use crate::ledger::{self, JobState, Ledger, LedgerError};
 use crate::lock::{Holder, LockError, StateLock};
 use crate::pipeline::live::{self, Snapshot};
 use crate::read_model::{FailureClass, LedgerPart, Model, Query, Stage, age, unix};
 use crate::receipt::UtcTime;
+use crate::receipt::aweme_id_field;
 
 /// A live snapshot older than this, with no agent holding the lock, is stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
@@ -181,7 +182,7 @@ pub struct QueuedJob {
     /// `active` (being published) or `published` (files not archived yet).
     pub state: JobState,
     /// The last protocol step with a recorded result.
-    pub last_step: Option<Step>,
+    pub last_step: Option<StepName>,
     /// What happens to it next, in words.
     pub next: String,
     /// Step 5 was sent without a recorded result: the next run asks the platform first.
@@ -212,7 +213,11 @@ pub struct ScheduledPost {
     pub sha256: String,
     pub account: String,
     pub publish_at: UtcTime,
-    pub aweme_id: Option<String>,
+    pub platform: Platform,
+    pub post_id: Option<String>,
+    /// Douyin's platforms only: the post id under its old name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aweme_id: Option<Option<String>>,
     pub url: Option<String>,
 }
 
@@ -229,7 +234,7 @@ pub struct ProblemJob {
     pub file: String,
     pub sha256: String,
     pub account: String,
-    pub step: Option<Step>,
+    pub step: Option<StepName>,
     pub class: FailureClass,
     pub reason: String,
     /// What the user can do (from the error receipt when there is one).
@@ -248,7 +253,11 @@ pub struct HistoryRow {
     pub file: String,
     pub sha256: String,
     pub account: String,
-    pub aweme_id: Option<String>,
+    pub platform: Platform,
+    pub post_id: Option<String>,
+    /// Douyin's platforms only: the post id under its old name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aweme_id: Option<Option<String>>,
     pub url: Option<String>,
     /// When the post goes public, if it was scheduled.
     pub scheduled_for: Option<UtcTime>,
@@ -307,7 +316,7 @@ impl StatusReport {
                     file: p.video.clone(),
                     sha256: p.sha256.clone(),
                     account: p.account.clone(),
-                    step: p.step,
+                    step: p.step.clone(),
                     class: p
                         .class
                         .clone()
@@ -347,7 +356,7 @@ impl StatusReport {
                     sha256: j.sha256.clone(),
                     account: j.account.clone(),
                     state: j.state,
-                    last_step: j.last_step,
+                    last_step: j.last_step.clone(),
                     next: j.next.clone(),
                     publish_sent: j.publish_sent,
                     attempts: j.attempts,
@@ -381,7 +390,9 @@ impl StatusReport {
                         sha256: s.sha256.clone(),
                         account: s.account.clone(),
                         publish_at: s.publish_at?,
-                        aweme_id: s.aweme_id.clone(),
+                        platform: s.platform,
+                        post_id: s.post_id.clone(),
+                        aweme_id: aweme_id_field(s.platform, s.post_id.as_ref()),
                         url: s.url.clone(),
                     })
                 })
@@ -423,7 +434,9 @@ pub fn history(config: &Config, n: usize) -> Result<Vec<HistoryRow>, ReportError
             file: p.video,
             sha256: p.sha256,
             account: p.account,
-            aweme_id: p.aweme_id,
+            platform: p.platform,
+            aweme_id: aweme_id_field(p.platform, p.post_id.as_ref()),
+            post_id: p.post_id,
             url: p.url,
             scheduled_for: p.publish_at,
         })
@@ -748,7 +761,10 @@ fn problems(out: &mut String, title: &str, jobs: &[ProblemJob], now_s: i64, widt
                 j.file.clone(),
                 short(&j.sha256).to_string(),
                 j.account.clone(),
-                j.step.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                j.step
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 j.class.to_string(),
                 format!("{} ago", fmt_secs(age(now_s, j.at))),
             ],

@@ -562,7 +562,7 @@ async fn step5_sends_every_form_field_exactly() {
     )
     .await;
     let post = server.post().await.unwrap();
-    assert_eq!(post_of(&post).aweme_id, "7300000000000000001");
+    assert_eq!(post_of(&post).id, "7300000000000000001");
     let seen = &server.seen()[0];
     assert_eq!(seen.method, Method::POST);
     assert_eq!(seen.uri.path(), "/web/api/media/aweme/create/");
@@ -613,9 +613,9 @@ async fn step5_accepts_item_id_and_falls_back_to_the_video_oid_as_poster() {
         .create_post(&account(), &up, &d)
         .await
         .unwrap();
-    assert_eq!(post_of(&post).aweme_id, "7300000000000000002");
+    assert_eq!(post_of(&post).id, "7300000000000000002");
     assert_eq!(
-        post_of(&post).url(),
+        post_of(&post).url,
         "https://www.douyin.com/video/7300000000000000002"
     );
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&server.seen()[0].body).unwrap();
@@ -664,7 +664,7 @@ async fn step5_status_7_is_retried_then_succeeds() {
     ])
     .await;
     let post = server.post().await.unwrap();
-    assert_eq!(post_of(&post).aweme_id, "1");
+    assert_eq!(post_of(&post).id, "1");
     assert_eq!(server.seen().len(), 2);
 }
 
@@ -681,7 +681,7 @@ async fn step5_rate_limits_do_not_use_up_attempts() {
     let post = post_via(&server.client_with(Duration::from_secs(5), 1))
         .await
         .unwrap();
-    assert_eq!(post_of(&post).aweme_id, "9");
+    assert_eq!(post_of(&post).id, "9");
     assert_eq!(server.seen().len(), 4);
 }
 
@@ -694,7 +694,7 @@ async fn step5_429_honours_retry_after() {
     let post = post_via(&server.client_with(Duration::from_secs(5), 1))
         .await
         .unwrap();
-    assert_eq!(post_of(&post).aweme_id, "5");
+    assert_eq!(post_of(&post).id, "5");
     assert_eq!(server.seen().len(), 2);
     // Waited the second the platform asked for (not the policy's 20 ms backoff).
     let waited = started.elapsed();
@@ -706,7 +706,7 @@ async fn step5_429_honours_retry_after() {
 async fn step5_5xx_then_success_is_retried() {
     let server = Server::start(vec![raw(502, "bad gateway"), posted("6")]).await;
     let post = server.post().await.unwrap();
-    assert_eq!(post_of(&post).aweme_id, "6");
+    assert_eq!(post_of(&post).id, "6");
     assert_eq!(server.seen().len(), 2);
 }
 
@@ -776,7 +776,7 @@ async fn find_post_follows_the_cursor_until_found() {
         .find_post(&account(), "v0200top")
         .await
         .unwrap();
-    assert_eq!(post.unwrap().aweme_id, "4");
+    assert_eq!(post.unwrap().id, "4");
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].uri.path(), "/web/api/media/aweme/post/");

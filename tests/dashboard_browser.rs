@@ -16,8 +16,10 @@ use std::time::Duration;
 use dropcast::config::Config;
 use dropcast::ledger::JobState;
 use dropcast::pipeline::live::{Held, Waiting};
+use dropcast::platform::douyin_post;
 use dropcast::receipt::UtcTime;
 use dropcast::status;
+use dropcast::words::Stage;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -263,7 +265,8 @@ async fn dashboard_shows_live_jobs_and_retry_requeues_a_failed_one() {
             let failed = failed_job(&c, l, "trips/sunset.mp4", b"sunset video", &FAILURE);
             let p = claim(l, "cats/nap.mp4", b"earlier post", None);
             l.mark_publish_sent(p.id).unwrap();
-            l.mark_published(p.id, "7301234567890123456").unwrap();
+            l.mark_published(p.id, &douyin_post("7301234567890123456"))
+                .unwrap();
             l.mark_done(p.id, Path::new("done/cats/nap.mp4")).unwrap();
             let uploading = claim(l, "trips/harbour.mp4", b"uploading now", None);
             claim(l, "trips/market.mp4", b"queued next", None);
@@ -274,7 +277,7 @@ async fn dashboard_shows_live_jobs_and_retry_requeues_a_failed_one() {
     let progress = ctx.live.job_started("trips/harbour.mp4");
     ctx.live.job_step(
         "trips/harbour.mp4",
-        "upload",
+        &Stage::parse("upload"),
         Some(uploading.sha256.as_str()),
         Some("main"),
     );

@@ -264,7 +264,12 @@ fn steps(state: &Path) -> Vec<String> {
         .jobs_in(&dropcast::ledger::JobState::ALL)
         .unwrap()
         .iter()
-        .flat_map(|j| j.steps.keys().map(|s| s.to_string()))
+        .flat_map(|j| {
+            j.steps
+                .iter()
+                .map(|(s, _)| s.to_string())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 

@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
-use dropcast::domain::{ContentHash, Step};
+use dropcast::domain::{ContentHash, Platform, StepName};
 use dropcast::ledger::{Claim, JobRecord, JobState, Ledger, LedgerError, NewJob, PartRecord};
+use dropcast::platform::douyin_post;
 use serde_json::json;
 
 fn open() -> (tempfile::TempDir, Ledger) {
@@ -19,6 +20,7 @@ fn claim(ledger: &mut Ledger, n: u8, account: &str) -> JobRecord {
     let job = NewJob {
         sha256: ContentHash::from_digest(&[n; 32]),
         account: account.into(),
+        platform: Platform::DouyinWeb,
         video: PathBuf::from(format!("v{n}.mp4")),
         caption: None,
         size: 10,
@@ -70,9 +72,9 @@ fn a_post_without_an_id_is_never_sent_again_failed_or_abandoned() {
         Err(LedgerError::Illegal { .. })
     ));
     // The post list names it later.
-    ledger.mark_published(job.id, "7300").unwrap();
+    ledger.mark_published(job.id, &douyin_post("7300")).unwrap();
     let job = ledger.job(job.id).unwrap().unwrap();
-    assert_eq!(job.aweme_id.as_deref(), Some("7300"));
+    assert_eq!(job.post.as_ref().map(|p| p.id.as_str()), Some("7300"));
     assert!(!job.posted_without_id());
 }
 
@@ -103,7 +105,12 @@ fn upload_sessions_go_when_the_upload_is_committed_or_the_job_ends() {
     let committed = claim(&mut ledger, 1, "main");
     session(&mut ledger, committed.id);
     ledger
-        .record_step(committed.id, Step::Commit, &json!({"vid": "v"}))
+        .record_step(
+            committed.id,
+            &StepName::of("commit"),
+            &json!({"vid": "v"}),
+            true,
+        )
         .unwrap();
     assert_eq!(ledger.upload_session(committed.id).unwrap(), None);
     assert!(ledger.parts(committed.id).unwrap().is_empty());
@@ -111,7 +118,7 @@ fn upload_sessions_go_when_the_upload_is_committed_or_the_job_ends() {
     let failed = claim(&mut ledger, 2, "main");
     session(&mut ledger, failed.id);
     ledger
-        .mark_failed(failed.id, Some(Step::Upload), "rejected", "no")
+        .mark_failed(failed.id, Some(&StepName::of("upload")), "rejected", "no")
         .unwrap();
     assert_eq!(ledger.upload_session(failed.id).unwrap(), None);
 

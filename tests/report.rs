@@ -6,12 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use dropcast::archive::{ArchivePlan, Destination, Move};
 use dropcast::config::Config;
-use dropcast::domain::{ContentHash, Post, PostDraft, Step, Visibility};
+use dropcast::domain::{ContentHash, Platform, PostDraft, StepName, Visibility};
 use dropcast::ledger::{Claim, JobRecord, JobState, Ledger, NewJob};
 use dropcast::lock::StateLock;
 use dropcast::pipeline::live::{Live, PausedAccount, Waiting};
+use dropcast::platform::douyin_post;
 use dropcast::receipt::{FailureReceipt, PublishedReceipt, UtcTime};
 use dropcast::report::{self, LiveState, StatusReport};
+use dropcast::words::Stage;
 use serde_json::{Value, json};
 
 const MIB: u64 = 1024 * 1024;
@@ -34,6 +36,7 @@ fn claim_for(ledger: &mut Ledger, n: u8, video: impl Into<PathBuf>, account: &st
     let job = NewJob {
         sha256: hash(n),
         account: account.into(),
+        platform: Platform::DouyinWeb,
         video: video.into(),
         caption: None,
         size: 1000,
@@ -97,11 +100,9 @@ fn publish(
     at: Option<i64>,
     archive: bool,
 ) {
-    ledger.mark_published(job.id, aweme).unwrap();
+    ledger.mark_published(job.id, &douyin_post(aweme)).unwrap();
     let job = ledger.job(job.id).unwrap().unwrap();
-    let post = Post {
-        aweme_id: aweme.into(),
-    };
+    let post = douyin_post(aweme);
     let receipt = PublishedReceipt::new(&job, &draft(at), &post);
     ledger
         .set_archive_plan(job.id, &plan(config, &job, Destination::Done, &receipt))
@@ -135,12 +136,12 @@ fn busy_world(config: &Config) {
     // Active, in flight (the live snapshot has it).
     let flying = claim(&mut ledger, 1, "遇见/中文名.mp4");
     ledger
-        .record_step(flying.id, Step::Credentials, &json!({}))
+        .record_step(flying.id, &StepName::of("credentials"), &json!({}), false)
         .unwrap();
     // Active, not in flight: step 5 was sent, the next run must reconcile.
     let queued = claim(&mut ledger, 2, "q/queued.mp4");
     ledger
-        .record_step(queued.id, Step::Credentials, &json!({}))
+        .record_step(queued.id, &StepName::of("credentials"), &json!({}), false)
         .unwrap();
     ledger.mark_publish_sent(queued.id).unwrap();
     // Published, archive pending, goes public in a day.
@@ -166,13 +167,18 @@ fn busy_world(config: &Config) {
     // Failed and archived with an error receipt.
     let failed = claim(&mut ledger, 5, "f/fail.mp4");
     ledger
-        .mark_failed(failed.id, Some(Step::Upload), "rejected", "video too short")
+        .mark_failed(
+            failed.id,
+            Some(&StepName::of("upload")),
+            "rejected",
+            "video too short",
+        )
         .unwrap();
     let failed = ledger.job(failed.id).unwrap().unwrap();
     let receipt = FailureReceipt::new(
         Some(&failed),
         &failed.video,
-        Some(Step::Upload),
+        Some(StepName::of("upload")),
         "rejected",
         "video too short",
         "Re-export it at least 3 seconds long.",
@@ -194,7 +200,12 @@ fn busy_world(config: &Config) {
     // Failed once, then published by a later job: settled, not listed.
     let first = claim(&mut ledger, 7, "r/retried.mp4");
     ledger
-        .mark_failed(first.id, Some(Step::Credentials), "transient", "timeout")
+        .mark_failed(
+            first.id,
+            Some(&StepName::of("credentials")),
+            "transient",
+            "timeout",
+        )
         .unwrap();
     let again = claim(&mut ledger, 7, "r/retried.mp4");
     assert_ne!(again.id, first.id);
@@ -216,7 +227,7 @@ fn busy_world(config: &Config) {
     let progress = live.job_started("遇见/中文名.mp4");
     live.job_step(
         "遇见/中文名.mp4",
-        "upload",
+        &Stage::parse("upload"),
         Some(hash(1).as_str()),
         Some("main"),
     );
@@ -289,7 +300,7 @@ fn status_with_a_running_agent_shows_every_kind_of_job() {
     let queued: Vec<_> = r.queued.iter().map(|q| q.file.as_str()).collect();
     assert_eq!(queued, ["q/queued.mp4", "s/sched.mp4"]);
     assert!(r.queued[0].publish_sent);
-    assert_eq!(r.queued[0].last_step, Some(Step::Credentials));
+    assert_eq!(r.queued[0].last_step, Some(StepName::of("credentials")));
     assert_eq!(r.queued[1].next, "archive");
 
     assert_eq!(r.scheduled.len(), 1, "{:?}", r.scheduled);
@@ -307,7 +318,7 @@ fn status_with_a_running_agent_shows_every_kind_of_job() {
     assert_eq!(failed, ["n/\u{fffd}bad.mp4", "f/fail.mp4"]);
     let fail = &r.failed[1];
     assert_eq!(fail.hint, "Re-export it at least 3 seconds long.");
-    assert_eq!(fail.step, Some(Step::Upload));
+    assert_eq!(fail.step, Some(StepName::of("upload")));
     assert_eq!(fail.retry, format!("dropcast retry {}", hash(5).short()));
     assert!(
         r.failed[0].hint.contains("dropcast validate"),
@@ -515,17 +526,11 @@ fn a_receipt_file_beside_the_archived_video_is_read_when_the_plan_is_gone() {
     let (_dir, config) = setup();
     let mut ledger = Ledger::open(&config.state_dir).unwrap();
     let job = claim(&mut ledger, 1, "x/clip.mp4");
-    ledger.mark_published(job.id, "7100").unwrap();
+    ledger.mark_published(job.id, &douyin_post("7100")).unwrap();
     let archived = config.done.join("x/clip.mp4");
     let job = ledger.job(job.id).unwrap().unwrap();
     let at = unix_now() + 600;
-    let receipt = PublishedReceipt::new(
-        &job,
-        &draft(Some(at)),
-        &Post {
-            aweme_id: "7100".into(),
-        },
-    );
+    let receipt = PublishedReceipt::new(&job, &draft(Some(at)), &douyin_post("7100"));
     std::fs::create_dir_all(archived.parent().unwrap()).unwrap();
     std::fs::write(
         Path::new(&config.done).join("x/clip.receipt.json"),

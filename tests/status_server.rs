@@ -7,13 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dropcast::config::Config;
-use dropcast::domain::ContentHash;
+use dropcast::domain::{ContentHash, Platform};
 use dropcast::ledger::{Claim, JobRecord, JobState, NewJob};
 use dropcast::pipeline::Context;
 use dropcast::pipeline::live::{PausedAccount, Waiting};
+use dropcast::platform::douyin_post;
 use dropcast::receipt::UtcTime;
 use dropcast::secret::Secret;
 use dropcast::status::{self, StatusHandle};
+use dropcast::words::Stage;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -118,16 +120,17 @@ async fn populate(ctx: &Arc<Context>) -> BTreeMap<&'static str, String> {
             note("doubt.mp4", &u);
             let p = claim(l, "pub.mp4", b"published", None);
             l.mark_publish_sent(p.id).unwrap();
-            l.mark_published(p.id, "7001").unwrap();
+            l.mark_published(p.id, &douyin_post("7001")).unwrap();
             note("pub.mp4", &p);
             let d = claim(l, "done.mp4", b"done", None);
             l.mark_publish_sent(d.id).unwrap();
-            l.mark_published(d.id, "7002").unwrap();
+            l.mark_published(d.id, &douyin_post("7002")).unwrap();
             l.mark_done(d.id, Path::new("/tmp/done/done.mp4")).unwrap();
             note("done.mp4", &d);
             let dup = NewJob {
                 sha256: d.sha256.clone(),
                 account: "main".into(),
+                platform: Platform::DouyinWeb,
                 video: "again.mp4".into(),
                 caption: None,
                 size: 4,
@@ -143,7 +146,7 @@ async fn populate(ctx: &Arc<Context>) -> BTreeMap<&'static str, String> {
     let progress = ctx.live.job_started("live.mp4");
     ctx.live.job_step(
         "live.mp4",
-        "upload",
+        &Stage::parse("upload"),
         Some(&hashes["live.mp4"]),
         Some("main"),
     );

@@ -2,47 +2,13 @@
 //! browser, and each platform's base URLs under `platform.<name>`. The old flat
 //! `platform.creator_url`, `vod_url` and `upload_scheme` stay accepted as `douyin-web`'s.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{DAY, HOUR, SEC, UploadScheme, set_duration};
 use crate::yaml::{Fields, Node, Problems};
 
-/// The platforms an account can name (`accounts.NAME.platform`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Platform {
-    /// The 2020 creator web flow, with a cookie (docs/douyin-web.md).
-    DouyinWeb,
-    /// The Douyin creator center as it is today, through a browser session.
-    Douyin,
-    /// TikTok's Content Posting API, with OAuth tokens.
-    Tiktok,
-}
-
-impl Platform {
-    /// Every platform with its name in the config, in the order messages list them.
-    pub(crate) const CHOICES: [(&'static str, Platform); 3] = [
-        ("douyin-web", Platform::DouyinWeb),
-        ("douyin", Platform::Douyin),
-        ("tiktok", Platform::Tiktok),
-    ];
-
-    /// The name in the config (`douyin-web`, `douyin`, `tiktok`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::DouyinWeb => "douyin-web",
-            Platform::Douyin => "douyin",
-            Platform::Tiktok => "tiktok",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::Platform;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlatformConfig {

@@ -5,11 +5,12 @@
 //! its cookie file changes and works again, or when a periodic re-check succeeds.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use crate::config::CookieSource;
-use crate::platform::Account;
+use crate::domain::Platform;
+use crate::platform::{Account, Backend};
 use crate::secret::Secret;
 
 use super::cookie::load_cookie_async;
@@ -27,6 +28,9 @@ pub struct Pause {
 
 struct Entry {
     account: Account,
+    platform: Platform,
+    /// The backend that publishes for it.
+    backend: Arc<dyn Backend>,
     /// Where the cookie comes from; `None` in sandbox mode.
     source: Option<CookieSource>,
     csrf: Option<Secret>,
@@ -42,6 +46,15 @@ pub struct Accounts {
 pub(crate) struct Recheck {
     pub name: String,
     pub account: Account,
+    pub backend: Arc<dyn Backend>,
+}
+
+/// An account as a job uses it: its login, its platform and the backend for it.
+#[derive(Clone)]
+pub(crate) struct AccountRef {
+    pub account: Account,
+    pub platform: Platform,
+    pub backend: Arc<dyn Backend>,
 }
 
 impl Accounts {
@@ -51,13 +64,23 @@ impl Accounts {
         }
     }
 
-    /// Adds an account; `source` is where its cookie can be read again.
-    pub fn insert(&self, account: Account, source: Option<CookieSource>, csrf: Option<Secret>) {
+    /// Adds an account of `platform`, published by `backend`; `source` is where its cookie
+    /// can be read again.
+    pub(crate) fn insert(
+        &self,
+        account: Account,
+        platform: Platform,
+        backend: Arc<dyn Backend>,
+        source: Option<CookieSource>,
+        csrf: Option<Secret>,
+    ) {
         let name = account.name.clone();
         self.lock().insert(
             name,
             Entry {
                 account,
+                platform,
+                backend,
                 source,
                 csrf,
                 paused: None,
@@ -73,9 +96,13 @@ impl Accounts {
         self.lock().contains_key(name)
     }
 
-    /// The account with its current cookie.
-    pub fn get(&self, name: &str) -> Option<Account> {
-        self.lock().get(name).map(|e| e.account.clone())
+    /// The account with its current cookie, its platform and its backend.
+    pub(crate) fn get(&self, name: &str) -> Option<AccountRef> {
+        self.lock().get(name).map(|e| AccountRef {
+            account: e.account.clone(),
+            platform: e.platform,
+            backend: Arc::clone(&e.backend),
+        })
     }
 
     /// Why the account is paused, if it is.
@@ -121,16 +148,20 @@ impl Accounts {
 
     /// How to renew this account's cookie, for the log.
     pub(crate) fn renew_hint(&self, name: &str) -> String {
-        match self.lock().get(name).and_then(|e| e.source.clone()) {
+        let (source, page) = match self.lock().get(name) {
+            Some(e) => (e.source.clone(), e.backend.login_page()),
+            None => return "renew the account's cookie".into(),
+        };
+        match source {
             Some(CookieSource::File(path)) => format!(
-                "log in at https://creator.douyin.com, copy the Cookie header into {} and \
-                 dropcast resumes by itself",
+                "log in at {page}, copy the Cookie header into {} and dropcast resumes by \
+                 itself",
                 path.display()
             ),
             Some(CookieSource::Env(var)) => format!(
-                "log in at https://creator.douyin.com, put the Cookie header in {var} and \
-                 restart dropcast (a running program cannot see a changed variable; a \
-                 cookie_file can be renewed without a restart)"
+                "log in at {page}, put the Cookie header in {var} and restart dropcast (a \
+                 running program cannot see a changed variable; a cookie_file can be renewed \
+                 without a restart)"
             ),
             None => "renew the account's cookie".into(),
         }
@@ -159,15 +190,21 @@ impl Accounts {
             match (&entry.source, changed) {
                 (Some(source), true) => {
                     pause.cookie_stamp = stamp;
-                    to_read.push((name.clone(), source.clone(), entry.csrf.clone()));
+                    to_read.push((
+                        name.clone(),
+                        source.clone(),
+                        entry.csrf.clone(),
+                        Arc::clone(&entry.backend),
+                    ));
                 }
                 _ => due.push(Recheck {
                     name: name.clone(),
                     account: entry.account.clone(),
+                    backend: Arc::clone(&entry.backend),
                 }),
             }
         }
-        for (name, source, csrf) in to_read {
+        for (name, source, csrf, backend) in to_read {
             let account = load_cookie_async(&name, &source).await.and_then(|cookie| {
                 Account::new(&name, cookie, csrf).map_err(|e| super::FatalError::Account {
                     account: name.clone(),
@@ -180,7 +217,11 @@ impl Accounts {
                     if let Some(entry) = self.lock().get_mut(&name) {
                         entry.account = account.clone();
                     }
-                    due.push(Recheck { name, account });
+                    due.push(Recheck {
+                        name,
+                        account,
+                        backend,
+                    });
                 }
                 Err(e) => {
                     // `e` names the account itself.

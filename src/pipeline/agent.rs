@@ -326,7 +326,7 @@ async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudg
             }
         }
         for due in ctx.accounts.due_for_check(ACCOUNT_RECHECK_EVERY).await {
-            match ctx.client.credentials(&due.account).await {
+            match due.backend.check_account(&due.account).await {
                 Ok(_) => {
                     ctx.accounts.resume(&due.name);
                     info!(account = %due.name, "the account's cookie works again");
@@ -1043,7 +1043,7 @@ impl Agent {
         let task = self.jobs.spawn(async move {
             let failure = JobFailure {
                 step: None,
-                class: "video",
+                class: crate::words::FailureClass::Video,
                 reason: format!("{}: {reason}", ctx.relative(&path).display()),
                 hint: "Only finished video files belong in the inbox; check the export.".into(),
             };

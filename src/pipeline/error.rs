@@ -4,9 +4,10 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
-use crate::domain::Step;
+use crate::domain::StepName;
 use crate::ledger::LedgerError;
 use crate::platform::PublishError;
+use crate::words::FailureClass;
 
 /// An error that stops the agent (or a command) as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +58,9 @@ impl FatalError {
 /// Why one job ended without a post. Goes into `failed/<stem>.error.json`.
 #[derive(Debug, Clone)]
 pub struct JobFailure {
-    pub step: Option<Step>,
-    /// `caption`, `video`, `account`, or a [`PublishError::class`].
-    pub class: &'static str,
+    pub step: Option<StepName>,
+    /// `caption`, `video`, or the platform error's class.
+    pub class: FailureClass,
     pub reason: String,
     pub hint: String,
 }
@@ -68,7 +69,7 @@ impl JobFailure {
     pub fn caption(reason: String) -> Self {
         JobFailure {
             step: None,
-            class: "caption",
+            class: FailureClass::Caption,
             reason,
             hint: "Fix the caption here in failed/ (`dropcast validate <file>` shows every \
                    problem), then run `dropcast retry <first digits of sha256>`: the video and \
@@ -77,15 +78,17 @@ impl JobFailure {
         }
     }
 
-    pub(crate) fn from_publish(step: Step, err: &PublishError) -> Self {
+    pub(crate) fn from_publish(step: StepName, err: &PublishError) -> Self {
         let hint = match err {
             PublishError::Rejected { .. } => {
                 "The platform refused this post; fix what the reason names, then run \
                  `dropcast retry <first digits of sha256>` to publish it again."
             }
+            // An expired login pauses the account instead; what fails a job is the
+            // platform's upload credentials expiring again after they were renewed.
             PublishError::AuthExpired { .. } => {
-                "The account's cookie has expired: log in to creator.douyin.com in a browser, \
-                 copy the cookie into the account's cookie file or variable, then run \
+                "The platform's upload credentials expired again right after they were \
+                 renewed; check the machine's clock, then run \
                  `dropcast retry <first digits of sha256>`."
             }
             PublishError::Transient { .. } | PublishError::RateLimited { .. } => {
@@ -103,7 +106,7 @@ impl JobFailure {
         };
         JobFailure {
             step: Some(step),
-            class: err.class(),
+            class: FailureClass::parse(err.class()),
             reason: err.to_string(),
             hint: hint.into(),
         }

@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{JobState, Ledger, LedgerError};
 use crate::lock::{Holder, StateLock};
-use crate::receipt::post_url;
 
 use super::job::Outcome;
 use super::requeue::{Retried, RetryError};
@@ -137,17 +136,16 @@ impl Answer {
             return Ok(None);
         };
         Ok(match job.state {
-            JobState::Done | JobState::Published => job
-                .aweme_id
-                .as_deref()
-                .map(|id| Answer::Published { url: post_url(id) }),
+            JobState::Done | JobState::Published => {
+                job.post.map(|post| Answer::Published { url: post.url })
+            }
             JobState::Duplicate => {
                 let earlier = match job.duplicate_of {
-                    Some(id) => ledger.job(id)?.and_then(|e| e.aweme_id),
+                    Some(id) => ledger.job(id)?.and_then(|e| e.post),
                     None => None,
                 };
                 Some(Answer::Duplicate {
-                    earlier: earlier.as_deref().map(post_url),
+                    earlier: earlier.map(|post| post.url),
                 })
             }
             JobState::Failed => Some(Answer::Failed {

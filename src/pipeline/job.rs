@@ -2,28 +2,29 @@
 //! steps with a checkpoint after each, and the archive.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use serde_json::json;
 use time::OffsetDateTime;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use std::sync::Arc;
-
 use crate::archive::{self, ArchivePlan, Archived, Destination};
 use crate::caption::{self, Caption};
-use crate::domain::{Fingerprint, Post, PostDraft, Step};
+use crate::checkpoint::Checkpoints;
+use crate::domain::{Fingerprint, Post, PostDraft, StepName};
 use crate::failpoint;
 use crate::hash;
-use crate::ledger::PartRecord;
-use crate::ledger::{Claim, JobRecord, JobState, LedgerError, NewJob};
+use crate::ledger::{Claim, JobId, JobRecord, JobState, LedgerError, NewJob};
 use crate::platform::{
-    Account, Created, Expired, MAX_CHALLENGE_LOOKUPS, PartDone, PublishError, SavedUpload, Upload,
+    Committed, Created, Expired, Observer, PublishError, StepFailure, UploadJob,
 };
 use crate::progress::Progress;
 use crate::receipt;
 use crate::video::{OpenError, VideoFile};
 use crate::watch::{self, Settled};
+use crate::words::{FailureClass, Stage};
 
+use super::accounts::AccountRef;
 use super::context::Context;
 use super::error::JobFailure;
 
@@ -108,8 +109,14 @@ fn live_name(ctx: &Context, bundle: &Bundle) -> String {
 }
 
 /// Tells the live state which step the bundle's job is at.
-fn at_step(ctx: &Context, bundle: &Bundle, step: &str) {
-    ctx.live.job_step(&live_name(ctx, bundle), step, None, None);
+fn at_step(ctx: &Context, bundle: &Bundle, step: &StepName) {
+    at_stage(ctx, bundle, Stage::Step(step.clone()));
+}
+
+/// Tells the live state what the bundle's job is doing.
+fn at_stage(ctx: &Context, bundle: &Bundle, stage: Stage) {
+    ctx.live
+        .job_step(&live_name(ctx, bundle), &stage, None, None);
 }
 
 async fn run_job(ctx: &Context, bundle: Bundle) -> Outcome {
@@ -130,7 +137,7 @@ async fn run_job(ctx: &Context, bundle: Bundle) -> Outcome {
         Err(OpenError::Io { source, .. }) => {
             let failure = JobFailure {
                 step: None,
-                class: "video",
+                class: FailureClass::Video,
                 reason: format!("cannot read {name}: {source}"),
                 hint: "Check the file's permissions, then move it back into the inbox.".into(),
             };
@@ -148,7 +155,7 @@ async fn run_job(ctx: &Context, bundle: Bundle) -> Outcome {
         Err(e) => {
             let failure = JobFailure {
                 step: None,
-                class: "video",
+                class: FailureClass::Video,
                 reason: format!("cannot read {name}: {e}"),
                 hint: "Check the file's permissions, then move it back into the inbox.".into(),
             };
@@ -294,9 +301,15 @@ async fn claim_job(
     fp: &Fingerprint,
     account: String,
 ) -> Result<JobRecord, Outcome> {
+    let Some(platform) = ctx.accounts.get(&account).map(|a| a.platform) else {
+        return Err(Outcome::Held {
+            reason: format!("account `{account}` is not configured"),
+        });
+    };
     let new = NewJob {
         sha256: fp.sha256.clone(),
         account,
+        platform,
         video: ctx.relative(&bundle.video).to_path_buf(),
         caption: bundle
             .caption
@@ -325,7 +338,7 @@ async fn claim_job(
 
     ctx.live.job_step(
         &live_name(ctx, bundle),
-        "ledger",
+        &Stage::Ledger,
         Some(job.sha256.as_str()),
         Some(&job.account),
     );
@@ -359,7 +372,7 @@ async fn ledger_claim(ctx: &Context, new: NewJob) -> Result<Claim, Outcome> {
 
 /// The job's account, unless it is not configured or paused (then nothing is sent and
 /// the video stays queued).
-fn usable_account(ctx: &Context, job: &JobRecord) -> Result<Account, Outcome> {
+fn usable_account(ctx: &Context, job: &JobRecord) -> Result<AccountRef, Outcome> {
     let Some(account) = ctx.accounts.get(&job.account) else {
         return Err(Outcome::Held {
             reason: format!("account `{}` is not configured", job.account),
@@ -444,66 +457,55 @@ fn route(
     }
 }
 
-/// Steps 1–5, each checkpointed, resuming from what the ledger already holds. Returns
-/// the post and the draft that was sent.
+/// The publish steps, resuming from what the ledger already holds: the backend brings the
+/// video to a committed upload, then the post is sent behind the fence. Returns the post
+/// and the draft that was sent.
 async fn publish(
     ctx: &Context,
     bundle: &Bundle,
     job: &JobRecord,
     caption: &Caption,
-    account: &Account,
+    account: &AccountRef,
     video: &VideoFile,
     fp: &Fingerprint,
 ) -> Result<(Post, PostDraft), Stop> {
-    // The draft of a post that exists already: the caption's own challenge ids (nothing
-    // is looked up for a post that is not sent again).
-    let sent_draft = || {
-        let known = caption
-            .hashtags()
-            .filter_map(|h| caption.challenges.get(h).cloned())
-            .collect();
-        caption.to_draft(known)
-    };
-    if let Some(aweme_id) = &job.aweme_id {
-        info!(step = "publish", aweme_id = %aweme_id, "already published; archiving");
-        return Ok((
-            Post {
-                aweme_id: aweme_id.clone(),
-            },
-            sent_draft(),
-        ));
+    if let Some(post) = &job.post {
+        info!(step = "publish", post_id = %post.id, "already published; archiving");
+        return Ok((post.clone(), sent_draft(caption)));
     }
-    let id = job.id;
-    let upload = match committed_upload(job) {
-        Some(upload) => {
-            info!(step = "commit", vid = %upload.vid, "reusing the committed upload");
-            upload
-        }
-        None => upload_and_commit(ctx, bundle, id, account, video, fp).await?,
+    let upload = upload(ctx, bundle, job, account, video, fp).await?;
+    let publish = Publish {
+        ctx,
+        id: job.id,
+        account,
+        upload: &upload,
     };
-
     if job.posted_without_id() {
         // The platform said this video is published; only its post id is missing.
         let since = job
             .steps
-            .get(&Step::Publish)
-            .map_or_else(std::time::SystemTime::now, |s| s.at);
-        return match reconcile(ctx, id, account, &upload.vid, since).await? {
-            Some(post) => Ok((post, sent_draft())),
+            .get(&StepName::PUBLISH)
+            .map_or_else(SystemTime::now, |s| s.at);
+        return match publish.reconcile(since).await? {
+            Some(post) => Ok((post, sent_draft(caption))),
             None => Err(Stop::Held(ID_NOT_LISTED.into())),
         };
     }
-
-    let challenge_ids = challenge_ids(ctx, caption, account).await?;
-    let draft = caption.to_draft(challenge_ids);
-
-    // A previous run marked step 5 as sent but never saw its answer: ask the platform,
+    let hashtags: Vec<(String, Option<String>)> = caption
+        .hashtags()
+        .map(|h| (h.to_string(), caption.challenges.get(h).cloned()))
+        .collect();
+    let tag_ids = account
+        .backend
+        .tag_ids(&account.account, &hashtags)
+        .await
+        .map_err(|e| stop(ctx, StepName::PUBLISH, e))?;
+    let draft = caption.to_draft(tag_ids);
+    // A previous run marked the post as sent but never saw its answer: ask the platform,
     // reading its list for the whole reconcile window from that send.
     if job.publish_sent_at.is_some() || job.state == JobState::Unconfirmed {
-        let sent_at = job
-            .publish_sent_at
-            .unwrap_or_else(std::time::SystemTime::now);
-        if let Some(post) = reconcile(ctx, id, account, &upload.vid, sent_at).await? {
+        let sent_at = job.publish_sent_at.unwrap_or_else(SystemTime::now);
+        if let Some(post) = publish.reconcile(sent_at).await? {
             return Ok((post, draft));
         }
         if job.state == JobState::Unconfirmed {
@@ -515,66 +517,80 @@ async fn publish(
         }
         info!(
             step = "publish",
-            "no post with our vid appeared in the account's list; sending it now"
+            "no post with our upload appeared in the account's list; sending it now"
         );
     }
+    at_step(ctx, bundle, &StepName::PUBLISH);
+    let post = publish.send(&bundle.settled, &draft).await?;
+    Ok((post, draft))
+}
 
-    at_step(ctx, bundle, "publish");
-    let publish_at = draft.publish_at;
-    ctx.ledger(move |l| l.set_publish_at(id, publish_at))
-        .await?;
-    let mut sends = 0;
-    loop {
-        if !unchanged(&bundle.settled) {
-            return Err(Stop::Abandoned(
-                "the video changed while it was being published".into(),
-            ));
+/// The draft of a post that exists already: the caption's own tag ids (nothing is looked
+/// up for a post that is not sent again).
+fn sent_draft(caption: &Caption) -> PostDraft {
+    let known = caption
+        .hashtags()
+        .filter_map(|h| caption.challenges.get(h).cloned())
+        .collect();
+    caption.to_draft(known)
+}
+
+/// Hands the video to the account's backend until its upload is committed (at once when a
+/// commit is recorded), logging progress while it lasts.
+async fn upload(
+    ctx: &Context,
+    bundle: &Bundle,
+    job: &JobRecord,
+    account: &AccountRef,
+    video: &VideoFile,
+    fp: &Fingerprint,
+) -> Result<Committed, Stop> {
+    let Some(ledger) = ctx.ledger.clone() else {
+        return Err(Stop::Held("this command did not open the ledger".into()));
+    };
+    let checkpoints = Checkpoints::new(ledger, job.id, account.backend.steps());
+    let name = live_name(ctx, bundle);
+    let progress = ctx.live.progress(&name);
+    let observer = JobObserver { ctx, name };
+    let upload = account.backend.upload(UploadJob {
+        account: &account.account,
+        video,
+        fingerprint: fp,
+        checkpoints: &checkpoints,
+        observer: &observer,
+        progress: &progress,
+    });
+    match log_progress(upload, &progress, std::time::Instant::now()).await {
+        Ok(committed) => Ok(committed),
+        // The bytes sent were not the ones hashed, or the platform refused them and the
+        // file is no longer the one that settled: an edit, not a refusal. Start over.
+        Err(StepFailure { step, error })
+            if matches!(error, PublishError::Changed { .. }) || !unchanged(&bundle.settled) =>
+        {
+            Err(Stop::Abandoned(format!(
+                "the video changed while it was being uploaded ({step}: {error})"
+            )))
         }
-        ctx.wait_post_slot(&account.name).await;
-        super::folders::ready_to_publish(ctx)
-            .await
-            .map_err(Stop::Held)?;
-        ctx.ledger(move |l| l.mark_publish_sent(id)).await?;
-        let sent_at = std::time::SystemTime::now();
-        sends += 1;
-        match ctx.client.create_post(account, &upload, &draft).await {
-            Ok(Created::Posted(post)) => {
-                failpoint::hit("after_request:publish");
-                let aweme = post.aweme_id.clone();
-                ctx.ledger(move |l| l.mark_published(id, &aweme)).await?;
-                info!(step = "publish", aweme_id = %post.aweme_id, url = %post.url(), "published");
-                return Ok((post, draft));
-            }
-            Ok(Created::AlreadyPublished) => {
-                // An earlier send whose answer was lost did post: find its id.
-                info!(
-                    step = "publish",
-                    "the platform says this video is already published; looking for its post"
-                );
-                if let Some(post) = reconcile(ctx, id, account, &upload.vid, sent_at).await? {
-                    return Ok((post, draft));
-                }
-                ctx.ledger(move |l| l.mark_posted_without_id(id)).await?;
-                warn!(step = "publish", "{ID_NOT_LISTED}");
-                return Err(Stop::Held(ID_NOT_LISTED.into()));
-            }
-            Err(PublishError::Unknown { reason }) => {
-                warn!(step = "publish", %reason, "no answer to the publish request; checking the account's posts");
-                if let Some(post) = reconcile(ctx, id, account, &upload.vid, sent_at).await? {
-                    return Ok((post, draft));
-                }
-                if sends >= 3 {
-                    return Err(Stop::Unconfirmed(format!(
-                        "no answer to {sends} publish requests and no post found: {reason}"
-                    )));
-                }
-                info!(
-                    step = "publish",
-                    "no post with our vid appeared in the account's list; sending it again"
-                );
-            }
-            Err(e) => return Err(stop(ctx, Step::Publish, e)),
-        }
+        Err(StepFailure { step, error }) => Err(stop(ctx, step, error)),
+    }
+}
+
+/// Tells the live state what the backend is doing for one job.
+struct JobObserver<'a> {
+    ctx: &'a Context,
+    /// The video, as the live state names it.
+    name: String,
+}
+
+impl Observer for JobObserver<'_> {
+    fn step(&self, step: &StepName) {
+        self.ctx
+            .live
+            .job_step(&self.name, &Stage::Step(step.clone()), None, None);
+    }
+
+    fn uploaded(&self, bytes: u64, secs: f64) {
+        self.ctx.live.uploaded(bytes, secs);
     }
 }
 
@@ -585,289 +601,151 @@ const ID_NOT_LISTED: &str = "published (the platform says this video already has
 /// How long after a publish request the account's post list is read before a post that
 /// is not in it counts as not made (ours): lists lag behind new posts, and absence from
 /// one read is no proof.
-const RECONCILE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+const RECONCILE_WINDOW: Duration = Duration::from_secs(30);
 /// The first wait between two reads of the list; it doubles up to [`RECONCILE_MAX_WAIT`].
-const RECONCILE_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-const RECONCILE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+const RECONCILE_FIRST_WAIT: Duration = Duration::from_secs(1);
+const RECONCILE_MAX_WAIT: Duration = Duration::from_secs(8);
 /// Reads of the list, at least, before absence counts (even long after the send).
 const RECONCILE_MIN_READS: u32 = 2;
+/// Sends without an answer (and without a post found after each) before the job is
+/// parked as unconfirmed.
+const MAX_UNANSWERED_SENDS: u32 = 3;
 
-/// Asks the platform (docs/douyin-web.md §6a) whether a post with our `vid` exists, reading the
-/// account's list with backoff until [`RECONCILE_WINDOW`] has passed since `since` (the
-/// send) and it was read at least [`RECONCILE_MIN_READS`] times. A post found is recorded.
-async fn reconcile(
-    ctx: &Context,
-    id: i64,
-    account: &Account,
-    vid: &str,
-    since: std::time::SystemTime,
-) -> Result<Option<Post>, Stop> {
-    let started = std::time::Instant::now();
-    let mut wait = RECONCILE_FIRST_WAIT;
-    let mut reads = 0u32;
-    loop {
-        match ctx.client.find_post(account, vid).await {
-            Ok(Some(post)) => {
-                let aweme = post.aweme_id.clone();
-                ctx.ledger(move |l| l.mark_published(id, &aweme)).await?;
-                info!(step = "publish", aweme_id = %post.aweme_id, reads = reads + 1, "reconciled: the post exists");
-                return Ok(Some(post));
-            }
-            Ok(None) => {}
-            Err(e) => {
-                return Err(Stop::Unconfirmed(format!(
-                    "cannot list the account's posts to check: {e}"
-                )));
-            }
-        }
-        reads += 1;
-        // Wall clock from the send (which may be from an earlier run), but never less
-        // than this process has itself waited, whatever the wall clock does.
-        let waited = std::time::SystemTime::now()
-            .duration_since(since)
-            .unwrap_or_default()
-            .max(started.elapsed());
-        if reads >= RECONCILE_MIN_READS && waited >= RECONCILE_WINDOW {
-            info!(
-                step = "publish",
-                reads, "no post with our vid in the account's list"
-            );
-            return Ok(None);
-        }
-        if reads == 1 {
-            info!(
-                step = "publish",
-                window = %humantime::format_duration(RECONCILE_WINDOW),
-                "our post is not in the account's list (yet); lists lag, so it is read again before anything is re-sent"
-            );
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(RECONCILE_MAX_WAIT);
-    }
+/// Sending one job's post, and finding out whether it exists.
+struct Publish<'a> {
+    ctx: &'a Context,
+    id: JobId,
+    account: &'a AccountRef,
+    upload: &'a Committed,
 }
 
-fn committed_upload(job: &JobRecord) -> Option<Upload> {
-    let step = job.steps.get(&Step::Commit)?;
-    serde_json::from_value(step.result.clone()).ok()
-}
-
-/// Steps 1–4. Expired upload credentials are renewed once.
-async fn upload_and_commit(
-    ctx: &Context,
-    bundle: &Bundle,
-    id: i64,
-    account: &Account,
-    video: &VideoFile,
-    fp: &Fingerprint,
-) -> Result<Upload, Stop> {
-    let mut renewed = false;
-    loop {
-        match upload_once(ctx, bundle, id, account, video, fp).await {
-            Ok(upload) => return Ok(upload),
-            Err((
-                step,
-                PublishError::AuthExpired {
-                    what: Expired::UploadCredentials,
-                    reason,
-                },
-            )) if !renewed => {
-                warn!(%step, %reason, "upload credentials expired; starting again from step 1");
-                renewed = true;
-                ctx.ledger(move |l| l.forget_steps_from(id, Step::Credentials))
-                    .await?;
+impl Publish<'_> {
+    /// Sends the post behind the fence: the video is checked unchanged, the account's
+    /// interval kept, the archive folders checked, and the send recorded in the ledger
+    /// before it goes. A lost answer is reconciled, never blindly repeated.
+    async fn send(&self, settled: &Settled, draft: &PostDraft) -> Result<Post, Stop> {
+        let (ctx, id) = (self.ctx, self.id);
+        let publish_at = draft.publish_at;
+        ctx.ledger(move |l| l.set_publish_at(id, publish_at))
+            .await?;
+        let mut sends = 0;
+        loop {
+            if !unchanged(settled) {
+                return Err(Stop::Abandoned(
+                    "the video changed while it was being published".into(),
+                ));
             }
-            // The bytes sent were not the ones hashed, or the platform refused them and the
-            // file is no longer the one that settled: an edit, not a refusal. Start over.
-            Err((step, e))
-                if matches!(e, PublishError::Changed { .. }) || !unchanged(&bundle.settled) =>
+            super::pacing::wait_post_slot(ctx, &self.account.account.name).await;
+            super::folders::ready_to_publish(ctx)
+                .await
+                .map_err(Stop::Held)?;
+            ctx.ledger(move |l| l.mark_publish_sent(id)).await?;
+            let sent_at = SystemTime::now();
+            sends += 1;
+            let account = &self.account.account;
+            match self
+                .account
+                .backend
+                .publish(account, self.upload, draft)
+                .await
             {
-                return Err(Stop::Abandoned(format!(
-                    "the video changed while it was being uploaded ({step}: {e})"
-                )));
+                Ok(Created::Posted(post)) => {
+                    failpoint::hit("after_request:publish");
+                    let recorded = post.clone();
+                    ctx.ledger(move |l| l.mark_published(id, &recorded)).await?;
+                    info!(step = "publish", post_id = %post.id, url = %post.url, "published");
+                    return Ok(post);
+                }
+                Ok(Created::AlreadyPublished) => return self.already_published(sent_at).await,
+                Err(PublishError::Unknown { reason }) => {
+                    warn!(step = "publish", %reason, "no answer to the publish request; checking the account's posts");
+                    if let Some(post) = self.reconcile(sent_at).await? {
+                        return Ok(post);
+                    }
+                    if sends >= MAX_UNANSWERED_SENDS {
+                        return Err(Stop::Unconfirmed(format!(
+                            "no answer to {sends} publish requests and no post found: {reason}"
+                        )));
+                    }
+                    info!(
+                        step = "publish",
+                        "no post with our upload appeared in the account's list; sending it again"
+                    );
+                }
+                Err(e) => return Err(stop(ctx, StepName::PUBLISH, e)),
             }
-            Err((step, e)) => return Err(stop(ctx, step, e)),
         }
     }
-}
 
-async fn upload_once(
-    ctx: &Context,
-    bundle: &Bundle,
-    id: i64,
-    account: &Account,
-    video: &VideoFile,
-    fp: &Fingerprint,
-) -> Result<Upload, (Step, PublishError)> {
-    let ledger_error = |step: Step| {
-        move |e: crate::ledger::LedgerError| {
-            (
-                step,
-                PublishError::Transient {
-                    reason: format!("ledger: {e}"),
-                    retry_after: None,
-                },
-            )
+    /// The platform says the upload already has a post: an earlier send whose answer was
+    /// lost did post. Finds its id, or records that it posted and holds the job.
+    async fn already_published(&self, sent_at: SystemTime) -> Result<Post, Stop> {
+        info!(
+            step = "publish",
+            "the platform says this video is already published; looking for its post"
+        );
+        if let Some(post) = self.reconcile(sent_at).await? {
+            return Ok(post);
         }
-    };
-    let checkpoint = |step: Step, value: serde_json::Value| async move {
-        failpoint::hit(&format!("after_request:{step}"));
-        ctx.ledger(move |l| l.record_step(id, step, &value))
-            .await
-            .map_err(ledger_error(step))
-    };
-    let multipart = fp.size > ctx.config.upload.multipart_threshold;
-    // A multipart upload an earlier run started goes on where it stopped.
-    let resumed = if multipart {
-        match ctx.ledger(move |l| l.upload_session(id)).await {
-            Ok(Some(value)) => serde_json::from_value::<MultipartSession>(value).ok(),
-            _ => None,
-        }
-    } else {
-        None
-    };
-    let (creds, target, upload_id) = match resumed {
-        Some(session) => {
-            let (creds, target) = session.saved.restore();
-            info!(step = "upload", vid = %target.vid, "resuming the multipart upload");
-            (creds, target, Some(session.upload_id))
-        }
-        None => {
-            at_step(ctx, bundle, "credentials");
-            let creds = ctx
-                .client
-                .credentials(account)
-                .await
-                .map_err(|e| (Step::Credentials, e))?;
-            checkpoint(Step::Credentials, json!({})).await?;
-            info!(step = "credentials", "got upload credentials");
-
-            at_step(ctx, bundle, "upload_params");
-            let target = ctx
-                .client
-                .upload_target(&creds, fp.size)
-                .await
-                .map_err(|e| (Step::UploadParams, e))?;
-            checkpoint(
-                Step::UploadParams,
-                json!({"vid": target.vid, "oid": target.oid}),
-            )
+        let id = self.id;
+        self.ctx
+            .ledger(move |l| l.mark_posted_without_id(id))
             .await?;
-            info!(step = "upload_params", vid = %target.vid, "got upload parameters");
-            (creds, target, None)
-        }
-    };
+        warn!(step = "publish", "{ID_NOT_LISTED}");
+        Err(Stop::Held(ID_NOT_LISTED.into()))
+    }
 
-    at_step(ctx, bundle, "upload");
-    let progress = ctx.live.progress(&live_name(ctx, bundle));
-    let started = std::time::Instant::now();
-    let upload = async {
-        if !multipart {
-            return ctx
-                .client
-                .upload_file(&target, video, fp.size, fp.crc32, &progress)
-                .await;
-        }
-        let upload_id = match upload_id {
-            Some(upload_id) => upload_id,
-            None => {
-                let upload_id = ctx.client.start_multipart(&target).await?;
-                let session = MultipartSession {
-                    upload_id: upload_id.clone(),
-                    saved: SavedUpload::save(&creds, &target),
-                };
-                let value = serde_json::to_value(&session).map_err(|e| PublishError::Rejected {
-                    reason: format!("cannot record the upload session: {e}"),
-                })?;
-                ctx.ledger(move |l| l.save_upload_session(id, &value))
-                    .await
-                    .map_err(|e| ledger_error(Step::Upload)(e).1)?;
-                upload_id
+    /// Asks the platform whether a post of our upload exists, reading the account's list
+    /// with backoff until [`RECONCILE_WINDOW`] has passed since `since` (the send) and it
+    /// was read at least [`RECONCILE_MIN_READS`] times. A post found is recorded.
+    async fn reconcile(&self, since: SystemTime) -> Result<Option<Post>, Stop> {
+        let started = std::time::Instant::now();
+        let mut wait = RECONCILE_FIRST_WAIT;
+        let mut reads = 0u32;
+        let account = &self.account.account;
+        loop {
+            match self.account.backend.find_post(account, self.upload).await {
+                Ok(Some(post)) => {
+                    let (id, recorded) = (self.id, post.clone());
+                    self.ctx
+                        .ledger(move |l| l.mark_published(id, &recorded))
+                        .await?;
+                    info!(step = "publish", post_id = %post.id, reads = reads + 1, "reconciled: the post exists");
+                    return Ok(Some(post));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Stop::Unconfirmed(format!(
+                        "cannot list the account's posts to check: {e}"
+                    )));
+                }
             }
-        };
-        let done: Vec<PartDone> = ctx
-            .ledger(move |l| l.parts(id))
-            .await
-            .map_err(|e| ledger_error(Step::Upload)(e).1)?
-            .into_iter()
-            .map(|p| PartDone {
-                number: p.number,
-                size: p.size,
-                crc32: p.crc32,
-            })
-            .collect();
-        if !done.is_empty() {
-            info!(
-                step = "upload",
-                parts = done.len(),
-                "parts already sent are not sent again"
-            );
+            reads += 1;
+            // Wall clock from the send (which may be from an earlier run), but never less
+            // than this process has itself waited, whatever the wall clock does.
+            let waited = SystemTime::now()
+                .duration_since(since)
+                .unwrap_or_default()
+                .max(started.elapsed());
+            if reads >= RECONCILE_MIN_READS && waited >= RECONCILE_WINDOW {
+                info!(step = "publish", reads, media = %self.upload.media(), "no post of our upload in the account's list");
+                return Ok(None);
+            }
+            if reads == 1 {
+                info!(
+                    step = "publish",
+                    window = %humantime::format_duration(RECONCILE_WINDOW),
+                    "our post is not in the account's list (yet); lists lag, so it is read again before anything is re-sent"
+                );
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RECONCILE_MAX_WAIT);
         }
-        let parts = ctx
-            .client
-            .upload_parts(
-                &target,
-                &upload_id,
-                video,
-                fp.size,
-                &fp.parts,
-                ctx.config.upload.parallel_parts.get(),
-                &done,
-                &progress,
-                |part| async move {
-                    let record = PartRecord {
-                        number: part.number,
-                        size: part.size,
-                        crc32: part.crc32,
-                    };
-                    failpoint::hit("after_request:upload_part");
-                    ctx.ledger(move |l| l.record_part(id, record))
-                        .await
-                        .map_err(|e| ledger_error(Step::Upload)(e).1)
-                },
-            )
-            .await?;
-        ctx.client
-            .finish_multipart(&target, &upload_id, &parts)
-            .await
-    };
-    log_progress(upload, &progress, started)
-        .await
-        .map_err(|e| (Step::Upload, e))?;
-    let secs = started.elapsed().as_secs_f64().max(1e-6);
-    ctx.live.uploaded(fp.size, secs);
-    checkpoint(
-        Step::Upload,
-        json!({"size": fp.size, "crc32": format!("{:08x}", fp.crc32), "multipart": multipart}),
-    )
-    .await?;
-    info!(
-        step = "upload",
-        bytes = fp.size,
-        mib_per_s = format!("{:.1}", fp.size as f64 / secs / 1048576.0),
-        "uploaded"
-    );
-
-    at_step(ctx, bundle, "commit");
-    let upload = ctx
-        .client
-        .commit(&creds, &target)
-        .await
-        .map_err(|e| (Step::Commit, e))?;
-    let value = serde_json::to_value(&upload).unwrap_or_else(|_| json!({"vid": upload.vid}));
-    checkpoint(Step::Commit, value).await?;
-    info!(step = "commit", vid = %upload.vid, "upload committed");
-    Ok(upload)
-}
-
-/// What a restart needs to go on with a multipart upload; kept in the ledger.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct MultipartSession {
-    upload_id: String,
-    saved: SavedUpload,
+    }
 }
 
 /// How often a long upload says how far it is.
-const PROGRESS_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs `upload`, logging a progress line (percent, MiB/s, time left) every ten seconds
 /// while it lasts.
@@ -893,7 +771,7 @@ async fn log_progress<T>(
                     step = "upload",
                     percent = format!("{:.0}", done as f64 * 100.0 / total as f64),
                     mib_per_s = format!("{:.1}", rate / 1048576.0),
-                    eta = %humantime::format_duration(std::time::Duration::from_secs(left.min(1e7) as u64)),
+                    eta = %humantime::format_duration(Duration::from_secs(left.min(1e7) as u64)),
                     "uploading"
                 );
             }
@@ -901,64 +779,14 @@ async fn log_progress<T>(
     }
 }
 
-/// Challenge ids: the caption's own map first, then the platform's suggestions (6b),
-/// exact names only, for at most [`MAX_CHALLENGE_LOOKUPS`] hashtags (the rest are not
-/// looked up, with one log line). A hashtag without a challenge is still posted as text.
-async fn challenge_ids(
-    ctx: &Context,
-    caption: &Caption,
-    account: &Account,
-) -> Result<Vec<String>, Stop> {
-    let mut ids: Vec<String> = Vec::new();
-    let mut lookups = 0usize;
-    let mut skipped = 0usize;
-    for name in caption.hashtags() {
-        let id = match caption.challenges.get(name) {
-            Some(id) => Some(id.clone()),
-            None if lookups >= MAX_CHALLENGE_LOOKUPS => {
-                skipped += 1;
-                continue;
-            }
-            None => {
-                lookups += 1;
-                match ctx.client.challenge_id(account, name).await {
-                    Ok(id) => id,
-                    Err(e @ PublishError::Rejected { .. }) => {
-                        warn!(hashtag = name, reason = %e, "challenge lookup refused; posting the hashtag without a challenge id");
-                        None
-                    }
-                    Err(e) => return Err(stop(ctx, Step::Publish, e)),
-                }
-            }
-        };
-        match id {
-            Some(id) if !ids.contains(&id) => ids.push(id),
-            Some(_) => {}
-            None => info!(
-                hashtag = name,
-                "no challenge with this exact name; posted as plain hashtag"
-            ),
-        }
-    }
-    if skipped > 0 {
-        warn!(
-            step = "publish",
-            skipped,
-            limit = MAX_CHALLENGE_LOOKUPS,
-            "too many hashtags to look up; the rest are posted as plain hashtags"
-        );
-    }
-    Ok(ids)
-}
-
 /// Counts the error for `/metrics`, then [`stop_for`].
-fn stop(ctx: &Context, step: Step, e: PublishError) -> Stop {
+fn stop(ctx: &Context, step: StepName, e: PublishError) -> Stop {
     ctx.live.error(e.class());
     stop_for(step, e)
 }
 
-/// What a platform error means for the job (docs/douyin-web.md §7).
-fn stop_for(step: Step, e: PublishError) -> Stop {
+/// What a platform error means for the job (its class, see [`PublishError`]).
+fn stop_for(step: StepName, e: PublishError) -> Stop {
     match &e {
         PublishError::Rejected { .. } => Stop::Failed(JobFailure::from_publish(step, &e)),
         PublishError::AuthExpired {
@@ -985,7 +813,7 @@ async fn archive_published(
     draft: &PostDraft,
     post: Post,
 ) -> Outcome {
-    let url = post.url();
+    let url = post.url.clone();
     if !unchanged(&bundle.settled) {
         warn!(
             "the video changed after it was published; it stays in the inbox and will be published as a new video"
@@ -1015,7 +843,7 @@ async fn archive_published(
         }
         return Outcome::Published { url };
     }
-    at_step(ctx, bundle, "archive");
+    at_stage(ctx, bundle, Stage::Archive);
     let receipt = receipt::PublishedReceipt::new(&job, draft, &post);
     match archive_bundle(ctx, bundle, Some(id), Destination::Done, receipt).await {
         Ok(archived) => {
@@ -1027,12 +855,7 @@ async fn archive_published(
 }
 
 async fn duplicate(ctx: &Context, bundle: &Bundle, job: JobRecord, earlier: JobRecord) -> Outcome {
-    let earlier_url = earlier.aweme_id.as_ref().map(|a| {
-        Post {
-            aweme_id: a.clone(),
-        }
-        .url()
-    });
+    let earlier_url = earlier.post.as_ref().map(|p| p.url.clone());
     info!(
         step = "dedupe",
         earlier = %earlier.video.display(),
@@ -1055,9 +878,13 @@ async fn duplicate(ctx: &Context, bundle: &Bundle, job: JobRecord, earlier: JobR
 
 async fn fail(ctx: &Context, bundle: &Bundle, job: &JobRecord, failure: JobFailure) -> Outcome {
     let id = job.id;
-    let (step, class, reason) = (failure.step, failure.class, failure.reason.clone());
+    let (step, class, reason) = (
+        failure.step.clone(),
+        failure.class.clone(),
+        failure.reason.clone(),
+    );
     if let Err(e) = ctx
-        .ledger(move |l| l.mark_failed(id, step, class, &reason))
+        .ledger(move |l| l.mark_failed(id, step.as_ref(), class.as_str(), &reason))
         .await
     {
         error!(reason = %e, "ledger error; the video stays in the inbox");
@@ -1068,8 +895,8 @@ async fn fail(ctx: &Context, bundle: &Bundle, job: &JobRecord, failure: JobFailu
     let receipt = receipt::FailureReceipt::new(
         Some(job),
         ctx.relative(&bundle.video),
-        failure.step,
-        failure.class,
+        failure.step.clone(),
+        failure.class.as_str(),
         &failure.reason,
         &failure.hint,
     );
@@ -1082,8 +909,8 @@ pub async fn refuse(ctx: &Context, bundle: &Bundle, failure: JobFailure) -> Outc
     let receipt = receipt::FailureReceipt::new(
         None,
         ctx.relative(&bundle.video),
-        failure.step,
-        failure.class,
+        failure.step.clone(),
+        failure.class.as_str(),
         &failure.reason,
         &failure.hint,
     );
@@ -1235,12 +1062,7 @@ async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
     match tokio::task::spawn_blocking(move || archive::execute(&plan)).await {
         Ok(Ok(archived)) => {
             finish_archive(ctx, job.id, dest, &archived).await;
-            let url = job.aweme_id.as_ref().map(|a| {
-                Post {
-                    aweme_id: a.clone(),
-                }
-                .url()
-            });
+            let url = job.post.as_ref().map(|p| p.url.clone());
             Some(match dest {
                 Destination::Done => Outcome::Published {
                     url: url.unwrap_or_default(),
@@ -1249,8 +1071,8 @@ async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
                 Destination::Failed => {
                     let error = job.error.clone();
                     Outcome::Failed(JobFailure {
-                        step: error.as_ref().and_then(|e| e.step),
-                        class: "earlier",
+                        step: error.as_ref().and_then(|e| e.step.clone()),
+                        class: FailureClass::Earlier,
                         reason: error.map(|e| e.reason).unwrap_or_default(),
                         hint: "See the error receipt beside the video.".into(),
                     })
@@ -1362,7 +1184,7 @@ mod tests {
     }
 
     fn stop_kind(e: PublishError) -> &'static str {
-        match stop_for(Step::Upload, e) {
+        match stop_for(StepName::of("upload"), e) {
             Stop::Failed(_) => "failed",
             Stop::Held(_) => "held",
             Stop::CookieExpired(_) => "pause account",

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::progress::Progress;
 use crate::receipt::UtcTime;
+use crate::words::Stage;
 
 /// The file `dropcast status` reads.
 pub(crate) const SNAPSHOT_FILE: &str = "live.json";
@@ -39,8 +40,8 @@ pub struct InFlight {
     pub video: String,
     pub sha256: Option<String>,
     pub account: Option<String>,
-    /// The protocol step now running (`hash`, `credentials`, …, `publish`, `archive`).
-    pub step: String,
+    /// What it is doing now (`hash`, `ledger`, a backend's step, `publish`, `archive`).
+    pub step: Stage,
     pub bytes_done: u64,
     pub bytes_total: u64,
     pub(crate) started_at: Option<UtcTime>,
@@ -165,7 +166,7 @@ impl Live {
         s.snapshot.in_flight.retain(|j| j.video != video);
         s.snapshot.in_flight.push(InFlight {
             video: video.to_string(),
-            step: "hash".into(),
+            step: Stage::Hash,
             started_at: Some(UtcTime::now()),
             ..InFlight::default()
         });
@@ -179,10 +180,10 @@ impl Live {
     }
 
     /// The job on `video` is at `step` (for `account`, once known).
-    pub fn job_step(&self, video: &str, step: &str, sha256: Option<&str>, account: Option<&str>) {
+    pub fn job_step(&self, video: &str, step: &Stage, sha256: Option<&str>, account: Option<&str>) {
         let mut s = self.lock();
         if let Some(j) = s.snapshot.in_flight.iter_mut().find(|j| j.video == video) {
-            j.step = step.to_string();
+            j.step = step.clone();
             if let Some(h) = sha256 {
                 j.sha256 = Some(h.to_string());
             }
@@ -322,13 +323,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = Live::new("native");
         let p = live.job_started("a/clip.mp4");
-        live.job_step("a/clip.mp4", "upload", Some("abc"), Some("main"));
+        let upload = Stage::parse("upload");
+        live.job_step("a/clip.mp4", &upload, Some("abc"), Some("main"));
         p.start(100);
         p.add(40);
         live.save(dir.path()).unwrap();
         let saved = Live::load(dir.path()).unwrap();
         assert_eq!(saved.in_flight[0].bytes_done, 40);
-        assert_eq!(saved.in_flight[0].step, "upload");
+        assert_eq!(saved.in_flight[0].step, upload);
         live.job_ended("a/clip.mp4", "published");
         assert!(live.snapshot().in_flight.is_empty());
         assert_eq!(live.snapshot().counters.outcomes["published"], 1);

@@ -7,12 +7,13 @@
 pub mod accounts;
 pub mod agent;
 pub mod context;
-mod cookie;
+pub(crate) mod cookie;
 pub mod error;
 pub mod folders;
 pub(crate) mod handoff;
 pub mod job;
 pub mod live;
+mod pacing;
 pub(crate) mod requeue;
 
 pub use agent::{AgentEvent, RunOptions, Summary, run};

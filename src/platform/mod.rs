@@ -5,6 +5,7 @@
 //! is [`DouyinWeb`]. Every type here that holds a secret redacts it in `Debug`, and no
 //! error message ever contains one.
 
+mod backend;
 mod backoff;
 mod body;
 mod douyin_web;
@@ -20,10 +21,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-pub use douyin_web::{Created, DouyinWeb};
+pub use backend::Created;
+pub(crate) use backend::{Backend, Committed, Observer, StepFailure, UploadJob};
+pub use douyin_web::DouyinWeb;
+pub(crate) use douyin_web::{DouyinWebBackend, UploadSettings};
 pub use multipart::{PartDone, part_layout};
 pub use saved::{SavedUpload, SavedUploadError};
-pub(crate) use wire::MAX_CHALLENGE_LOOKUPS;
+
+/// A `douyin-web` post by its `aweme_id`, with its public address.
+pub fn douyin_post(aweme_id: &str) -> crate::domain::Post {
+    douyin_web::post(aweme_id)
+}
+
+/// The steps a platform's backend records before the post, in order (its
+/// [`Backend::steps`]): what `status` names as a job's next step.
+pub(crate) fn steps_of(platform: crate::domain::Platform) -> &'static [crate::domain::StepName] {
+    match platform {
+        crate::domain::Platform::DouyinWeb => douyin_web::STEPS,
+        crate::domain::Platform::Douyin | crate::domain::Platform::Tiktok => &[],
+    }
+}
 
 /// One configured Douyin account: its name, cookie and the csrf token step 5 sends.
 #[derive(Clone)]

@@ -10,6 +10,10 @@ use crate::domain::{EntityKind, PostDraft, TextEntity, Visibility};
 
 // ---- paths (relative to `creator_url` / `vod_url`) -------------------------------------
 
+/// Where a creator logs in (and copies the Cookie header from).
+pub(crate) const LOGIN_PAGE: &str = "https://creator.douyin.com";
+/// A post's public address is this followed by its `aweme_id` (docs/douyin-web.md §5).
+pub(crate) const POST_URL_PREFIX: &str = "https://www.douyin.com/video/";
 /// Step 1 (seen).
 pub(crate) const PATH_UPLOAD_AUTH: &str = "/web/api/media/upload/auth/";
 /// Steps 2 and 4 (seen).

@@ -7,20 +7,18 @@
 //! Nothing here can hold a secret: step results are never read, except step 5's
 //! `publish_at`.
 
-pub mod words;
-
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::Step;
+use crate::domain::{Platform, StepName};
 use crate::ledger::{JobId, JobRecord, JobState, Ledger, LedgerError};
 use crate::pipeline::live::{Held, PausedAccount, Snapshot, Waiting};
-use crate::receipt::{UtcTime, file_label, post_url};
+use crate::receipt::{UtcTime, file_label};
 
-pub use words::{FailureClass, Stage};
+pub use crate::words::{FailureClass, Stage};
 
 /// Receipts larger than this are not read (a real one is a few KiB).
 const MAX_RECEIPT_BYTES: u64 = 1024 * 1024;
@@ -141,7 +139,7 @@ pub struct QueuedJob {
     /// `Active` or `Published`.
     pub state: JobState,
     /// The last protocol step with a recorded result.
-    pub last_step: Option<Step>,
+    pub last_step: Option<StepName>,
     /// What happens to it next, in words.
     pub next: String,
     /// Step 5 was sent without a recorded result: the next run asks the platform first.
@@ -159,7 +157,7 @@ pub struct ProblemJob {
     pub account: String,
     /// `Failed`, `Abandoned` or `Unconfirmed`.
     pub state: JobState,
-    pub step: Option<Step>,
+    pub step: Option<StepName>,
     pub class: Option<FailureClass>,
     pub reason: Option<String>,
     /// What the user can do: the error receipt's hint, else the class's (or state's) wording.
@@ -177,7 +175,8 @@ pub struct PostedJob {
     pub video: String,
     pub sha256: String,
     pub account: String,
-    pub aweme_id: Option<String>,
+    pub platform: Platform,
+    pub post_id: Option<String>,
     pub url: Option<String>,
     pub published_at: UtcTime,
     /// When the post goes public, if it is scheduled for later.
@@ -200,7 +199,7 @@ impl Model {
                 video: j.video.clone(),
                 sha256: j.sha256.clone(),
                 account: j.account.clone(),
-                stage: Stage::parse(&j.step),
+                stage: j.step.clone(),
                 bytes_done: j.bytes_done,
                 bytes_total: j.bytes_total,
                 percent: percent(j.bytes_done, j.bytes_total),
@@ -269,20 +268,25 @@ fn percent(done: u64, total: u64) -> Option<u8> {
 }
 
 fn queued_job(job: &JobRecord) -> QueuedJob {
-    let last_step = job.steps.keys().next_back().copied();
+    let last_step = job.steps.last().cloned();
     let publish_sent = job.publish_in_doubt();
     let next = if job.state == JobState::Published {
         "archive".to_string()
     } else if publish_sent {
         "check if step 5 posted".to_string()
     } else {
-        let next = match last_step {
-            None => Some(Step::Credentials),
-            Some(done) => Step::ALL.into_iter().find(|s| *s > done),
+        // The platform's steps in order, then the post.
+        let steps = crate::platform::steps_of(job.platform);
+        let next = match &last_step {
+            None => steps.first().cloned(),
+            Some(done) => steps
+                .iter()
+                .position(|s| s == done)
+                .map(|i| steps.get(i + 1).cloned().unwrap_or(StepName::PUBLISH)),
         };
         match next {
             Some(step) => format!("step {step}"),
-            None => "archive".to_string(),
+            None => "publish".to_string(),
         }
     };
     QueuedJob {
@@ -321,7 +325,7 @@ fn problem_job(l: &LedgerPart, job: &JobRecord) -> ProblemJob {
         sha256: job.sha256.to_string(),
         account: job.account.clone(),
         state: job.state,
-        step: job.error.as_ref().and_then(|e| e.step),
+        step: job.error.as_ref().and_then(|e| e.step.clone()),
         class,
         reason: job.error.as_ref().map(|e| e.reason.clone()),
         hint,
@@ -339,8 +343,9 @@ fn posted_job(l: &LedgerPart, job: &JobRecord) -> PostedJob {
         video: file_label(&job.video),
         sha256: job.sha256.to_string(),
         account: job.account.clone(),
-        aweme_id: job.aweme_id.clone(),
-        url: job.aweme_id.as_deref().map(post_url),
+        platform: job.platform,
+        post_id: job.post.as_ref().map(|p| p.id.clone()),
+        url: job.post.as_ref().map(|p| p.url.clone()),
         published_at: published_at(job),
         publish_at: scheduled_for(l, job),
         state: job.state,
@@ -351,7 +356,7 @@ fn posted_job(l: &LedgerPart, job: &JobRecord) -> PostedJob {
 pub fn published_at(job: &JobRecord) -> UtcTime {
     UtcTime::from(
         job.steps
-            .get(&Step::Publish)
+            .get(&StepName::PUBLISH)
             .map(|s| s.at)
             .unwrap_or(job.updated_at),
     )
@@ -405,7 +410,7 @@ fn scheduled_for(l: &LedgerPart, job: &JobRecord) -> Option<UtcTime> {
     }
     let recorded = job
         .steps
-        .get(&Step::Publish)
+        .get(&StepName::PUBLISH)
         .and_then(|s| s.result.get("publish_at"))
         .and_then(|v| match v {
             serde_json::Value::Number(n) => n.as_i64().and_then(UtcTime::from_unix),

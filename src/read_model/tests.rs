@@ -17,6 +17,7 @@ fn claim(l: &mut Ledger, n: u8, video: &str) -> JobRecord {
     let job = NewJob {
         sha256: hash(n),
         account: "main".into(),
+        platform: crate::domain::Platform::DouyinWeb,
         video: video.into(),
         caption: None,
         size: 10,
@@ -48,7 +49,7 @@ fn active_jobs_are_queued_with_their_next_step_unless_in_flight() {
     let (_d, mut l) = ledger();
     let fresh = claim(&mut l, 1, "fresh.mp4");
     let uploaded = claim(&mut l, 2, "sub/up.mp4");
-    l.record_step(uploaded.id, Step::Credentials, &json!({}))
+    l.record_step(uploaded.id, &StepName::of("credentials"), &json!({}), false)
         .unwrap();
     let sent = claim(&mut l, 3, "sent.mp4");
     l.mark_publish_sent(sent.id).unwrap();
@@ -59,7 +60,7 @@ fn active_jobs_are_queued_with_their_next_step_unless_in_flight() {
         in_flight: vec![
             InFlight {
                 video: "busy.mp4".into(),
-                step: "upload".into(),
+                step: Stage::parse("upload"),
                 bytes_done: 1,
                 bytes_total: 4,
                 ..InFlight::default()
@@ -68,7 +69,7 @@ fn active_jobs_are_queued_with_their_next_step_unless_in_flight() {
                 video: "elsewhere.mp4".into(),
                 sha256: Some(busy_by_hash.sha256.to_string()),
                 account: Some("main".into()),
-                step: "ledger".into(),
+                step: Stage::parse("ledger"),
                 ..InFlight::default()
             },
         ],
@@ -92,7 +93,7 @@ fn active_jobs_are_queued_with_their_next_step_unless_in_flight() {
     assert!(m.queued[2].publish_sent);
     assert_eq!(m.queued[0].id, fresh.id);
     assert!(!m.queued.iter().any(|q| q.id == busy.id));
-    assert_eq!(m.in_flight[0].stage, Stage::Protocol(Step::Upload));
+    assert_eq!(m.in_flight[0].stage, Stage::parse("upload"));
     assert_eq!(m.in_flight[0].percent, Some(25));
     assert_eq!(m.in_flight[1].stage, Stage::Ledger);
 }
@@ -102,13 +103,14 @@ fn a_published_job_waits_for_its_archive_and_is_a_recent_post() {
     let (_d, mut l) = ledger();
     let p = claim(&mut l, 1, "pub.mp4");
     l.mark_publish_sent(p.id).unwrap();
-    l.mark_published(p.id, "7001").unwrap();
+    l.mark_published(p.id, &crate::platform::douyin_post("7001"))
+        .unwrap();
     let m = model(&l, None);
     assert_eq!(m.counts[&JobState::Published], 1);
     assert_eq!(m.queued.len(), 1);
     assert_eq!(m.queued[0].state, JobState::Published);
     assert_eq!(m.queued[0].next, "archive");
-    assert_eq!(m.recent_posts[0].aweme_id.as_deref(), Some("7001"));
+    assert_eq!(m.recent_posts[0].post_id.as_deref(), Some("7001"));
     assert_eq!(
         m.recent_posts[0].url.as_deref(),
         Some("https://www.douyin.com/video/7001")
@@ -120,7 +122,8 @@ fn a_done_job_is_a_recent_post_and_nothing_else() {
     let (_d, mut l) = ledger();
     let d = claim(&mut l, 1, "done.mp4");
     l.mark_publish_sent(d.id).unwrap();
-    l.mark_published(d.id, "7002").unwrap();
+    l.mark_published(d.id, &crate::platform::douyin_post("7002"))
+        .unwrap();
     l.mark_done(d.id, Path::new("/nowhere/done/done.mp4"))
         .unwrap();
     let m = model(&l, None);
@@ -136,15 +139,18 @@ fn a_scheduled_post_is_listed_until_it_goes_public() {
     l.mark_publish_sent(s.id).unwrap();
     let at = UtcTime::now().offset_date_time().unix_timestamp() + 3600;
     l.set_publish_at(s.id, Some(at)).unwrap();
-    l.mark_published(s.id, "7003").unwrap();
+    l.mark_published(s.id, &crate::platform::douyin_post("7003"))
+        .unwrap();
     let soon = claim(&mut l, 2, "soon.mp4");
     l.set_publish_at(soon.id, Some(at - 60)).unwrap();
     l.mark_publish_sent(soon.id).unwrap();
-    l.mark_published(soon.id, "7005").unwrap();
+    l.mark_published(soon.id, &crate::platform::douyin_post("7005"))
+        .unwrap();
     let past = claim(&mut l, 3, "past.mp4");
     l.set_publish_at(past.id, Some(at - 7200)).unwrap();
     l.mark_publish_sent(past.id).unwrap();
-    l.mark_published(past.id, "7006").unwrap();
+    l.mark_published(past.id, &crate::platform::douyin_post("7006"))
+        .unwrap();
     let m = model(&l, None);
     let videos: Vec<&str> = m.scheduled.iter().map(|p| p.video.as_str()).collect();
     assert_eq!(
@@ -160,7 +166,8 @@ fn a_duplicate_is_only_counted() {
     let (_d, mut l) = ledger();
     let d = claim(&mut l, 1, "a.mp4");
     l.mark_publish_sent(d.id).unwrap();
-    l.mark_published(d.id, "7004").unwrap();
+    l.mark_published(d.id, &crate::platform::douyin_post("7004"))
+        .unwrap();
     claim(&mut l, 1, "again.mp4");
     let m = model(&l, None);
     assert_eq!(m.counts[&JobState::Duplicate], 1);
@@ -172,8 +179,13 @@ fn a_duplicate_is_only_counted() {
 fn a_failed_job_quotes_its_receipt_else_its_class() {
     let (_d, mut l) = ledger();
     let quoted = claim(&mut l, 1, "quoted.mp4");
-    l.mark_failed(quoted.id, Some(Step::Publish), "rejected", "too long")
-        .unwrap();
+    l.mark_failed(
+        quoted.id,
+        Some(&StepName::of("publish")),
+        "rejected",
+        "too long",
+    )
+    .unwrap();
     let receipt = json!({ "hint": "Shorten the caption, then retry." }).to_string();
     l.set_archive_plan(quoted.id, &json!({ "receipt_json": receipt }))
         .unwrap();
@@ -187,7 +199,7 @@ fn a_failed_job_quotes_its_receipt_else_its_class() {
     assert_eq!(m.problems[0].class, Some(FailureClass::Caption));
     assert_eq!(m.problems[0].hint, FailureClass::Caption.hint());
     assert_eq!(m.problems[1].hint, "Shorten the caption, then retry.");
-    assert_eq!(m.problems[1].step, Some(Step::Publish));
+    assert_eq!(m.problems[1].step, Some(StepName::of("publish")));
     assert_eq!(m.problems[1].reason.as_deref(), Some("too long"));
     assert_eq!(
         m.problems[1].retry,
@@ -227,7 +239,7 @@ fn an_unconfirmed_job_says_to_look_before_retrying() {
     let m = model(&l, None);
     assert_eq!(m.counts[&JobState::Unconfirmed], 1);
     assert_eq!(m.problems[0].state, JobState::Unconfirmed);
-    assert_eq!(m.problems[0].step, Some(Step::Publish));
+    assert_eq!(m.problems[0].step, Some(StepName::of("publish")));
     assert_eq!(m.problems[0].hint, FailureClass::Unconfirmed.hint());
     assert!(m.queued.is_empty());
 }
@@ -272,8 +284,13 @@ fn status_and_api_jobs_word_every_problem_alike() {
     use crate::status::view::{AgentView, JobsView};
     let (_d, mut l) = ledger();
     let f = claim(&mut l, 1, "failed.mp4");
-    l.mark_failed(f.id, Some(Step::Upload), "auth_expired", "cookie expired")
-        .unwrap();
+    l.mark_failed(
+        f.id,
+        Some(&StepName::of("upload")),
+        "auth_expired",
+        "cookie expired",
+    )
+    .unwrap();
     let u = claim(&mut l, 2, "doubt.mp4");
     l.mark_publish_sent(u.id).unwrap();
     l.mark_unconfirmed(u.id, "answer lost").unwrap();

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::Step;
+use crate::domain::{Platform, StepName};
 use crate::ledger::{JobState, LedgerError};
 use crate::pipeline::Context;
 use crate::pipeline::live::{Counters, Held, PausedAccount, Waiting};
 use crate::read_model::{self, FailureClass, LedgerPart, Model, Query, Stage};
 use crate::receipt::UtcTime;
+use crate::receipt::aweme_id_field;
 
 /// How many recent posts are listed.
 pub const RECENT_POSTS: usize = 50;
@@ -87,7 +88,7 @@ pub struct ProblemJob {
     pub video: String,
     pub account: String,
     pub state: JobState,
-    pub step: Option<Step>,
+    pub step: Option<StepName>,
     pub class: Option<FailureClass>,
     pub reason: Option<String>,
     /// What the user can do about it (from the error receipt when there is one).
@@ -103,7 +104,11 @@ pub struct PostedJob {
     pub sha256: String,
     pub video: String,
     pub account: String,
-    pub aweme_id: Option<String>,
+    pub platform: Platform,
+    pub post_id: Option<String>,
+    /// Douyin's platforms only: the post id under its old name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aweme_id: Option<Option<String>>,
     pub url: Option<String>,
     pub published_at: UtcTime,
     /// `done`, or `published` while its files are being archived.
@@ -153,7 +158,7 @@ impl JobsView {
             video: p.video.clone(),
             account: p.account.clone(),
             state: p.state,
-            step: p.step,
+            step: p.step.clone(),
             class: p.class.clone(),
             reason: p.reason.clone(),
             hint: Some(p.hint.clone()),
@@ -215,7 +220,9 @@ impl JobsView {
                     sha256: p.sha256.clone(),
                     video: p.video.clone(),
                     account: p.account.clone(),
-                    aweme_id: p.aweme_id.clone(),
+                    platform: p.platform,
+                    post_id: p.post_id.clone(),
+                    aweme_id: aweme_id_field(p.platform, p.post_id.as_ref()),
                     url: p.url.clone(),
                     published_at: p.published_at,
                     state: p.state,
@@ -241,6 +248,7 @@ mod tests {
         let job = NewJob {
             sha256: hash(n),
             account: "main".into(),
+            platform: Platform::DouyinWeb,
             video: video.into(),
             caption: None,
             size: 10,
@@ -258,11 +266,12 @@ mod tests {
         let a = claim(&mut l, 1, "a.mp4");
         let _b = claim(&mut l, 2, "b.mp4");
         let c = claim(&mut l, 3, "c.mp4");
-        l.mark_failed(c.id, Some(Step::Upload), "rejected", "too short")
+        l.mark_failed(c.id, Some(&StepName::of("upload")), "rejected", "too short")
             .unwrap();
         let d = claim(&mut l, 4, "d.mp4");
         l.mark_publish_sent(d.id).unwrap();
-        l.mark_published(d.id, "7001").unwrap();
+        l.mark_published(d.id, &crate::platform::douyin_post("7001"))
+            .unwrap();
 
         let query = Query {
             recent_posts: RECENT_POSTS,
@@ -274,7 +283,7 @@ mod tests {
             in_flight: vec![InFlight {
                 video: "a.mp4".into(),
                 sha256: Some(a.sha256.as_str().into()),
-                step: "upload".into(),
+                step: Stage::parse("upload"),
                 ..InFlight::default()
             }],
             ..Snapshot::default()
@@ -300,12 +309,17 @@ mod tests {
             "a published job is archived, not queued here"
         );
         assert_eq!(view.failures.len(), 1);
-        assert_eq!(view.failures[0].step, Some(Step::Upload));
+        assert_eq!(view.failures[0].step, Some(StepName::of("upload")));
         assert_eq!(
             view.failures[0].hint.as_deref(),
             Some(FailureClass::Rejected.hint())
         );
-        assert_eq!(view.recent_posts[0].aweme_id.as_deref(), Some("7001"));
+        assert_eq!(view.recent_posts[0].post_id.as_deref(), Some("7001"));
+        assert_eq!(
+            view.recent_posts[0].aweme_id,
+            Some(Some("7001".into())),
+            "Douyin posts keep their aweme_id"
+        );
         assert_eq!(
             view.recent_posts[0].url.as_deref(),
             Some("https://www.douyin.com/video/7001")

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dropcast::archive::{self, Destination};
 use dropcast::config::Config;
-use dropcast::domain::{ContentHash, Step};
+use dropcast::domain::{ContentHash, Platform, StepName};
 use dropcast::driver::DriverLock;
 use dropcast::ledger::{Claim, JobRecord, Ledger, NewJob};
 use dropcast::lock::Role;
@@ -23,7 +23,7 @@ pub async fn agent_context(config: Config) -> Arc<Context> {
         lock: &lock,
         new_ledger: false,
     };
-    Arc::new(Context::build(config, access).await.unwrap())
+    Arc::new(dropcast::root::build(config, access).await.unwrap())
 }
 
 pub fn hash_of(bytes: &[u8]) -> ContentHash {
@@ -35,6 +35,7 @@ pub fn claim(l: &mut Ledger, video: &str, bytes: &[u8], caption: Option<&Path>) 
     let job = NewJob {
         sha256: hash_of(bytes),
         account: "main".into(),
+        platform: Platform::DouyinWeb,
         video: video.into(),
         caption: caption.map(Path::to_path_buf),
         size: bytes.len() as u64,
@@ -69,13 +70,18 @@ pub fn failed_job(
     std::fs::write(&caption_path, failure.caption).unwrap();
     let caption = Path::new(video).with_extension("yaml");
     let job = claim(l, video, bytes, Some(&caption));
-    l.mark_failed(job.id, Some(Step::Publish), "rejected", failure.reason)
-        .unwrap();
+    l.mark_failed(
+        job.id,
+        Some(&StepName::of("publish")),
+        "rejected",
+        failure.reason,
+    )
+    .unwrap();
     let receipt = FailureReceipt {
         sha256: Some(job.sha256.clone()),
         account: "main".into(),
         file: video.into(),
-        step: Some(Step::Publish),
+        step: Some(StepName::of("publish")),
         class: "rejected".into(),
         reason: failure.reason.into(),
         hint: failure.hint.into(),

@@ -15,7 +15,7 @@ use super::body::{self, Check, Pacing, Range, Sent};
 use super::ratelimit::RateLimiter;
 use super::wire;
 use super::{
-    Account, ClientSettings, Expired, PublishError, RetryPolicy, SettingsError, Upload,
+    Account, ClientSettings, Created, Expired, PublishError, RetryPolicy, SettingsError, Upload,
     UploadCredentials, UploadTarget,
 };
 use crate::domain::{Post, PostDraft};
@@ -23,14 +23,16 @@ use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::video::VideoFile;
 
-/// What step 5 achieved.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Created {
-    /// The post was created now.
-    Posted(Post),
-    /// The platform says this upload already has a post: it was published (by an earlier
-    /// send whose answer was lost), though its id is not known from this answer.
-    AlreadyPublished,
+mod backend;
+
+pub(crate) use backend::{DouyinWebBackend, STEPS, UploadSettings};
+
+/// A post by its `aweme_id`, with its public address (docs/douyin-web.md §5).
+pub(crate) fn post(aweme_id: &str) -> Post {
+    Post {
+        id: aweme_id.to_owned(),
+        url: format!("{}{aweme_id}", wire::POST_URL_PREFIX),
+    }
 }
 
 /// Uploads get `timeout` plus one second per this many bytes, so a slow link can finish
@@ -857,9 +859,7 @@ impl DouyinWeb {
             }
             let created: wire::CreateResponse = creator_answer(call, &reply)?;
             match created.post_id() {
-                Some(id) => Ok(Created::Posted(Post {
-                    aweme_id: id.to_owned(),
-                })),
+                Some(id) => Ok(Created::Posted(post(id))),
                 None => Err(bad_answer(
                     call,
                     "status_code 0 but neither `aweme.aweme_id` nor `item_id`",
@@ -898,9 +898,9 @@ impl DouyinWeb {
                 .aweme_list
                 .into_iter()
                 .find(|p| p.video.as_ref().and_then(|v| v.vid.as_deref()) == Some(vid));
-            if let Some(post) = found {
-                return match non_empty(post.aweme_id) {
-                    Some(aweme_id) => Ok(Some(Post { aweme_id })),
+            if let Some(listed) = found {
+                return match non_empty(listed.aweme_id) {
+                    Some(aweme_id) => Ok(Some(post(&aweme_id))),
                     None => Err(bad_answer(call, "a listed post has no `aweme_id`")),
                 };
             }

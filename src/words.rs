@@ -1,13 +1,13 @@
-//! The read model's vocabulary: [`FailureClass`] (why a job ended without a post) and
+//! The words the pipeline and every view share: [`FailureClass`] (why a job ended without a post) and
 //! [`Stage`] (what a job in flight is doing), each serialized to the strings the ledger,
 //! receipts, `status --json` and `/api/jobs` have always used, and the one wording per
 //! class that every view shows when nothing more precise (a receipt's hint) is known.
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::Step;
+use crate::domain::StepName;
 
 /// Why a job failed, was abandoned or is unconfirmed, as the ledger's `error_class`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,14 +129,15 @@ impl Serialize for FailureClass {
 }
 
 /// What a job in flight is doing, as the live state names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Stage {
     /// Hashing the video.
+    #[default]
     Hash,
     /// Claiming it in the ledger.
     Ledger,
-    /// One of the platform protocol's steps.
-    Protocol(Step),
+    /// One of the backend's steps, or `publish`.
+    Step(StepName),
     /// Moving the files out of the inbox.
     Archive,
     /// A step this version does not know (a backend's own): kept verbatim.
@@ -148,7 +149,7 @@ impl Stage {
         match self {
             Stage::Hash => "hash",
             Stage::Ledger => "ledger",
-            Stage::Protocol(step) => step.as_str(),
+            Stage::Step(step) => step.as_str(),
             Stage::Archive => "archive",
             Stage::Other(s) => s,
         }
@@ -160,10 +161,16 @@ impl Stage {
             "hash" => Stage::Hash,
             "ledger" => Stage::Ledger,
             "archive" => Stage::Archive,
-            other => Step::parse(other)
-                .map(Stage::Protocol)
+            other => StepName::parse(other)
+                .map(Stage::Step)
                 .unwrap_or_else(|| Stage::Other(other.to_string())),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Stage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Stage::parse(&s))
     }
 }
 
@@ -224,10 +231,13 @@ mod tests {
             assert_eq!(Stage::parse(name).as_str(), name);
             assert_eq!(serde_json::to_value(Stage::parse(name)).unwrap(), name);
         }
-        assert_eq!(Stage::parse("upload"), Stage::Protocol(Step::Upload));
         assert_eq!(
-            Stage::parse("init_upload"),
-            Stage::Other("init_upload".into())
+            Stage::parse("upload"),
+            Stage::Step(StepName::parse("upload").unwrap())
+        );
+        assert_eq!(
+            Stage::parse("Not a step"),
+            Stage::Other("Not a step".into())
         );
     }
 }

@@ -1,0 +1,122 @@
+//! Where a backend keeps what it must remember between runs: typed records of its finished
+//! steps, its multipart session and the parts that arrived, all in the job's ledger rows.
+//! A record that is there but cannot be read back is an error, never taken for "not there".
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::StepName;
+use crate::failpoint;
+use crate::ledger::{JobId, LedgerError, PartRecord};
+use crate::shared_ledger::SharedLedger;
+
+/// The result of one of a backend's steps, as it is stored.
+pub(crate) trait Record: Serialize + DeserializeOwned + Send + 'static {
+    /// The step it is the result of: one of the backend's [`steps`](crate::platform::Backend::steps).
+    const STEP: StepName;
+    /// Recording it means the upload is committed: the session and parts are deleted
+    /// with it (credentials must not outlive their use).
+    const ENDS_UPLOAD: bool = false;
+}
+
+/// Why a checkpoint could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CheckpointError {
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("the ledger's record of {what} cannot be read: {reason}")]
+    Unreadable { what: String, reason: String },
+    #[error("`{0}` is not one of this platform's steps")]
+    UnknownStep(StepName),
+}
+
+/// One job's checkpoints, for the backend publishing it.
+pub(crate) struct Checkpoints {
+    ledger: SharedLedger,
+    job: JobId,
+    /// The backend's steps: the only names it may record.
+    steps: &'static [StepName],
+}
+
+impl Checkpoints {
+    pub(crate) fn new(ledger: SharedLedger, job: JobId, steps: &'static [StepName]) -> Self {
+        Checkpoints { ledger, job, steps }
+    }
+
+    /// The job's record of `R::STEP`, if that step finished.
+    pub(crate) async fn load<R: Record>(&self) -> Result<Option<R>, CheckpointError> {
+        let id = self.job;
+        let job = self.ledger.call(move |l| l.job(id)).await?;
+        let Some(step) = job.as_ref().and_then(|j| j.steps.get(&R::STEP)) else {
+            return Ok(None);
+        };
+        serde_json::from_value(step.result.clone())
+            .map(Some)
+            .map_err(|e| CheckpointError::Unreadable {
+                what: format!("step `{}`", R::STEP),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Records `record` as its step's result. The failpoint `after_request:<step>` comes
+    /// first (the request succeeded, nothing is recorded yet), `after_commit:<step>` after.
+    pub(crate) async fn save<R: Record>(&self, record: &R) -> Result<(), CheckpointError> {
+        if !self.steps.contains(&R::STEP) {
+            return Err(CheckpointError::UnknownStep(R::STEP));
+        }
+        failpoint::hit(&format!("after_request:{}", R::STEP));
+        let value = serde_json::to_value(record).map_err(LedgerError::Json)?;
+        let id = self.job;
+        self.ledger
+            .call(move |l| l.record_step(id, &R::STEP, &value, R::ENDS_UPLOAD))
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets every step, the session and the parts: the upload starts over. Refused
+    /// (an error) once the post may have been sent.
+    pub(crate) async fn forget(&self) -> Result<(), CheckpointError> {
+        let id = self.job;
+        Ok(self.ledger.call(move |l| l.forget_steps(id)).await?)
+    }
+
+    /// The multipart session an earlier run saved, if any.
+    pub(crate) async fn session<S: DeserializeOwned>(&self) -> Result<Option<S>, CheckpointError> {
+        let id = self.job;
+        let Some(value) = self.ledger.call(move |l| l.upload_session(id)).await? else {
+            return Ok(None);
+        };
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| CheckpointError::Unreadable {
+                what: "the upload session".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Saves a new multipart session (voiding the parts of an earlier one).
+    pub(crate) async fn save_session<S: Serialize>(
+        &self,
+        session: &S,
+    ) -> Result<(), CheckpointError> {
+        let value = serde_json::to_value(session).map_err(LedgerError::Json)?;
+        let id = self.job;
+        self.ledger
+            .call(move |l| l.save_upload_session(id, &value))
+            .await?;
+        Ok(())
+    }
+
+    /// The parts of the session that arrived.
+    pub(crate) async fn parts(&self) -> Result<Vec<PartRecord>, CheckpointError> {
+        let id = self.job;
+        Ok(self.ledger.call(move |l| l.parts(id)).await?)
+    }
+
+    /// One more part arrived (after the failpoint `after_request:upload_part`).
+    pub(crate) async fn record_part(&self, part: PartRecord) -> Result<(), CheckpointError> {
+        failpoint::hit("after_request:upload_part");
+        let id = self.job;
+        Ok(self.ledger.call(move |l| l.record_part(id, part)).await?)
+    }
+}

@@ -1,0 +1,142 @@
+//! The seam between the pipeline and a platform (ARCHITECTURE.md "The backend seam"): what
+//! every backend provides so that one pipeline can publish anywhere. The pipeline drives
+//! these calls for every job and never sees a URL, a wire type or a backend's name.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::checkpoint::Checkpoints;
+use crate::domain::{Fingerprint, Post, PostDraft, StepName};
+use crate::progress::Progress;
+use crate::video::VideoFile;
+
+use super::{Account, PublishError};
+
+/// A boxed future, so that backends can sit behind `dyn Backend`.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One platform's publishing protocol.
+///
+/// The pipeline calls, for each job: [`upload`](Backend::upload) (which resumes from the
+/// job's checkpoints and returns at once when the upload is already committed), then
+/// [`tag_ids`](Backend::tag_ids), then, behind the publish fence (the ledger records the
+/// send first, so a crash can never lead to a blind second send),
+/// [`publish`](Backend::publish); when its answer is lost or says the post exists,
+/// [`find_post`](Backend::find_post). Errors are sorted into [`PublishError`]'s classes,
+/// which decide what happens to the job.
+pub(crate) trait Backend: Send + Sync {
+    /// The backend's own steps before the post is sent, in order: the names its
+    /// checkpoints are recorded under (the last step, `publish`, is the pipeline's).
+    fn steps(&self) -> &'static [StepName];
+
+    /// Where a person logs in to the platform, for the message that says how to renew an
+    /// account's login.
+    fn login_page(&self) -> &'static str;
+
+    /// Whether the account's login is accepted now (a paused account is re-checked so).
+    fn check_account<'a>(&'a self, account: &'a Account)
+    -> BoxFuture<'a, Result<(), PublishError>>;
+
+    /// Authorizes, prepares, uploads (by parts when the backend wants, sending only the
+    /// parts not recorded yet) and commits the video, checkpointing each step, and returns
+    /// the committed upload that [`publish`](Backend::publish) posts.
+    fn upload<'a>(&'a self, job: UploadJob<'a>) -> BoxFuture<'a, Result<Committed, StepFailure>>;
+
+    /// The platform's ids for the caption's hashtags, in order and without repeats.
+    /// `hashtags` pairs each name with the id the caption gives for it, if any; a hashtag
+    /// without an id is posted as plain text.
+    fn tag_ids<'a>(
+        &'a self,
+        account: &'a Account,
+        hashtags: &'a [(String, Option<String>)],
+    ) -> BoxFuture<'a, Result<Vec<String>, PublishError>>;
+
+    /// Sends the post. [`PublishError::Unknown`]: it may or may not exist; the pipeline
+    /// asks [`find_post`](Backend::find_post) and never re-sends blindly.
+    fn publish<'a>(
+        &'a self,
+        account: &'a Account,
+        upload: &'a Committed,
+        draft: &'a PostDraft,
+    ) -> BoxFuture<'a, Result<Created, PublishError>>;
+
+    /// The account's post made from `upload`, if the platform lists one.
+    fn find_post<'a>(
+        &'a self,
+        account: &'a Account,
+        upload: &'a Committed,
+    ) -> BoxFuture<'a, Result<Option<Post>, PublishError>>;
+}
+
+/// What [`Backend::publish`] achieved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The post was created now.
+    Posted(Post),
+    /// The platform says this upload already has a post: it was published (by an earlier
+    /// send whose answer was lost), though its id is not known from this answer.
+    AlreadyPublished,
+}
+
+/// What the pipeline hears from a backend while it uploads.
+pub(crate) trait Observer: Send + Sync {
+    /// The job is now at `step`.
+    fn step(&self, step: &StepName);
+    /// The whole video went up: `bytes` in `secs`.
+    fn uploaded(&self, bytes: u64, secs: f64);
+}
+
+/// One job's video, as [`Backend::upload`] needs it.
+pub(crate) struct UploadJob<'a> {
+    pub account: &'a Account,
+    /// Opened once; every read is checked against the fingerprint.
+    pub video: &'a VideoFile,
+    pub fingerprint: &'a Fingerprint,
+    pub checkpoints: &'a Checkpoints,
+    pub observer: &'a dyn Observer,
+    pub progress: &'a Progress,
+}
+
+/// A step that failed, and how.
+#[derive(Debug)]
+pub(crate) struct StepFailure {
+    pub step: StepName,
+    pub error: PublishError,
+}
+
+/// A committed upload, ready to be posted: what the backend needs to post it, which only
+/// the backend can read, and the platform's id for the media (for logs).
+#[derive(Clone)]
+pub(crate) struct Committed {
+    media: String,
+    inner: Arc<dyn Any + Send + Sync>,
+}
+
+impl Committed {
+    pub(crate) fn new<T: Any + Send + Sync>(media: impl Into<String>, upload: T) -> Committed {
+        Committed {
+            media: media.into(),
+            inner: Arc::new(upload),
+        }
+    }
+
+    /// The platform's id for the uploaded media.
+    pub(crate) fn media(&self) -> &str {
+        &self.media
+    }
+
+    /// The backend's own form of it; `None` when another backend made it (a bug).
+    pub(crate) fn get<T: Any>(&self) -> Option<&T> {
+        self.inner.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed")
+            .field("media", &self.media)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,281 @@
+//! The composition root: the one place that turns the config into what a command runs on:
+//! the folders, the ledger (for the driver of the state folder only, see [`Access`]), the
+//! simulator when `platform.sandbox` is on, and a backend for each platform an account
+//! names. Every command that writes builds its [`Context`] here, holding the driver lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::archive::Folders;
+use crate::config::{AccountConfig, Config, DouyinWebAccount};
+use crate::domain::{Platform, StepName};
+use crate::ledger::{JobState, Ledger, LedgerError};
+use crate::pipeline::accounts::Accounts;
+use crate::pipeline::cookie::load_cookie;
+use crate::pipeline::live::Live;
+use crate::pipeline::{Access, Context, FatalError};
+use crate::platform::{
+    Account, Backend, ClientSettings, DouyinWeb, DouyinWebBackend, RetryPolicy, UploadSettings,
+};
+use crate::sandbox::{self, SandboxHandle, SandboxOptions};
+use crate::secret::Secret;
+use crate::shared_ledger::SharedLedger;
+use crate::watch::NameFilter;
+
+/// Creates the folders, opens the ledger (as the driver only), builds the backends, loads
+/// every account's login and, with `platform.sandbox: true`, starts the simulator on
+/// 127.0.0.1 and points the backends at it.
+pub async fn build(config: Config, access: Access<'_>) -> Result<Context, FatalError> {
+    create_folders(&config)?;
+    let sandbox = match config.platform.sandbox {
+        true => Some(start_sandbox(&config).await?),
+        false => None,
+    };
+    let backends = backends(&config, sandbox.as_ref().map(|(_, base)| base))?;
+    let accounts = match sandbox {
+        Some(_) => sandbox_accounts(&config, &backends)?,
+        None => cookie_accounts(&config, &backends)?,
+    };
+    let ledger = open_ledger(&config, access, sandbox.is_some())?;
+    let filter = NameFilter::new(&config.watch.extensions, config.watch.ignore.clone());
+    let folders = Folders {
+        inbox: config.inbox.clone(),
+        done: config.done.clone(),
+        failed: config.failed.clone(),
+        duplicates: config.duplicates.clone(),
+    };
+    Ok(Context {
+        config,
+        accounts,
+        live: Live::new(""),
+        filter,
+        folders,
+        ledger,
+        pacer: Default::default(),
+        sandbox: sandbox.map(|(handle, _)| handle),
+    })
+}
+
+/// The backend of each platform the accounts name: the one function that picks a backend
+/// from the config. With the simulator, `sandbox` is its address.
+fn backends(
+    config: &Config,
+    sandbox: Option<&reqwest::Url>,
+) -> Result<HashMap<Platform, Arc<dyn Backend>>, FatalError> {
+    let mut backends: HashMap<Platform, Arc<dyn Backend>> = HashMap::new();
+    for platform in config.accounts.iter().map(AccountConfig::platform) {
+        if backends.contains_key(&platform) {
+            continue;
+        }
+        let backend: Arc<dyn Backend> = match platform {
+            Platform::DouyinWeb => Arc::new(douyin_web(config, sandbox)?),
+            // The config refuses accounts of these platforms (not available yet).
+            Platform::Douyin | Platform::Tiktok => continue,
+        };
+        backends.insert(platform, backend);
+    }
+    Ok(backends)
+}
+
+fn douyin_web(
+    config: &Config,
+    sandbox: Option<&reqwest::Url>,
+) -> Result<DouyinWebBackend, FatalError> {
+    let web = &config.platform.douyin_web;
+    let (creator_url, vod_url, upload_scheme) = match sandbox {
+        Some(base) => (base.clone(), base.clone(), "http".into()),
+        None => (
+            web.creator_url.clone(),
+            web.vod_url.clone(),
+            web.upload_scheme.as_str().into(),
+        ),
+    };
+    let settings = ClientSettings {
+        creator_url,
+        vod_url,
+        upload_scheme,
+        timeout: config.platform.timeout,
+        retry: RetryPolicy {
+            attempts: config.publish.retry.attempts.get(),
+            initial: config.publish.retry.initial,
+            max: config.publish.retry.max,
+        },
+        max_rate: config.upload.max_rate,
+    };
+    let client = DouyinWeb::new(settings).map_err(|e| FatalError::Client(e.to_string()))?;
+    let upload = UploadSettings {
+        multipart_threshold: config.upload.multipart_threshold,
+        parallel_parts: config.upload.parallel_parts.get(),
+    };
+    Ok(DouyinWebBackend::new(client, upload))
+}
+
+/// The backend for `acc`'s platform.
+fn backend_for(
+    acc: &AccountConfig,
+    backends: &HashMap<Platform, Arc<dyn Backend>>,
+) -> Result<Arc<dyn Backend>, FatalError> {
+    backends
+        .get(&acc.platform())
+        .cloned()
+        .ok_or_else(|| FatalError::Account {
+            account: acc.name.clone(),
+            reason: crate::config::not_available_yet(&acc.name, acc.platform()),
+        })
+}
+
+/// The configured accounts with the simulator's cookies (never the real ones).
+fn sandbox_accounts(
+    config: &Config,
+    backends: &HashMap<Platform, Arc<dyn Backend>>,
+) -> Result<Accounts, FatalError> {
+    let accounts = Accounts::new();
+    for acc in &config.accounts {
+        let backend = backend_for(acc, backends)?;
+        let account = Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
+            .map_err(|e| FatalError::Account {
+                account: acc.name.clone(),
+                reason: e.to_string(),
+            })?;
+        accounts.insert(account, acc.platform(), backend, None, None);
+    }
+    Ok(accounts)
+}
+
+/// The configured accounts, each with its cookie loaded from where the config says.
+fn cookie_accounts(
+    config: &Config,
+    backends: &HashMap<Platform, Arc<dyn Backend>>,
+) -> Result<Accounts, FatalError> {
+    let accounts = Accounts::new();
+    for acc in &config.accounts {
+        let backend = backend_for(acc, backends)?;
+        let web = douyin_web_account(acc)?;
+        let cookie = load_cookie(&acc.name, &web.cookie)?;
+        let account = Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(|e| {
+            FatalError::Account {
+                account: acc.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        accounts.insert(
+            account,
+            acc.platform(),
+            backend,
+            Some(web.cookie.clone()),
+            web.csrf_token.clone(),
+        );
+    }
+    Ok(accounts)
+}
+
+/// The account's `douyin-web` settings (the config refuses the platforms not available yet).
+fn douyin_web_account(acc: &AccountConfig) -> Result<&DouyinWebAccount, FatalError> {
+    acc.douyin_web().ok_or_else(|| FatalError::Account {
+        account: acc.name.clone(),
+        reason: crate::config::not_available_yet(&acc.name, acc.platform()),
+    })
+}
+
+/// Opens the ledger for the driver (with a fresh simulator, uploads begun against the
+/// last one start again); an inspecting context has none.
+fn open_ledger(
+    config: &Config,
+    access: Access<'_>,
+    fresh_sandbox: bool,
+) -> Result<Option<SharedLedger>, FatalError> {
+    match access {
+        Access::Driver { lock, new_ledger } => {
+            let mut ledger = crate::lost_ledger::open_for_driver(config, lock, new_ledger)?;
+            check_step_names(&ledger)?;
+            if fresh_sandbox {
+                restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
+            }
+            Ok(Some(SharedLedger::new(ledger)))
+        }
+        Access::Inspect => Ok(None),
+    }
+}
+
+/// Every step an unfinished job recorded is one of its platform's backend's steps (or
+/// `publish`): a ledger whose checkpoints no backend can read is refused at start, by job,
+/// rather than misread halfway through a job.
+fn check_step_names(ledger: &Ledger) -> Result<(), LedgerError> {
+    for job in ledger.jobs_in(&[JobState::Active, JobState::Unconfirmed])? {
+        let known = crate::platform::steps_of(job.platform);
+        if let Some((step, _)) = job
+            .steps
+            .iter()
+            .find(|(s, _)| **s != StepName::PUBLISH && !known.contains(s))
+        {
+            return Err(LedgerError::Corrupt {
+                id: job.id,
+                what: format!("step `{step}` is not one of {}'s steps", job.platform),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The built-in sandbox starts empty every time: uploads an earlier run made there are
+/// gone, so unfinished jobs upload again instead of reusing what the sandbox forgot.
+fn restart_uploads_for_a_fresh_sandbox(ledger: &mut Ledger) -> Result<(), LedgerError> {
+    let unfinished: Vec<_> = ledger
+        .jobs_in(&[JobState::Active])?
+        .into_iter()
+        .filter(|job| job.publish_sent_at.is_none() && !job.steps.is_empty())
+        .collect();
+    for job in &unfinished {
+        ledger.forget_steps(job.id)?;
+    }
+    if !unfinished.is_empty() {
+        tracing::info!(
+            jobs = unfinished.len(),
+            "sandbox mode: the simulator starts empty, so unfinished uploads start over"
+        );
+    }
+    Ok(())
+}
+
+/// Creates the inbox, the archive folders and the state folder.
+fn create_folders(config: &Config) -> Result<(), FatalError> {
+    for dir in config.folders_to_create() {
+        std::fs::create_dir_all(dir).map_err(|source| FatalError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Starts the built-in simulator on 127.0.0.1 (`platform.sandbox: true`) with the
+/// configured faults; returns it and its address.
+async fn start_sandbox(config: &Config) -> Result<(SandboxHandle, reqwest::Url), FatalError> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(FatalError::Sandbox)?;
+    let options = SandboxOptions {
+        faults: config.platform.sandbox_faults.clone(),
+        ..SandboxOptions::default()
+    };
+    if !options.faults.is_empty() {
+        tracing::warn!(
+            faults = options.faults.len(),
+            "the sandbox will fail some requests on purpose (platform.sandbox_faults)"
+        );
+    }
+    let handle = sandbox::start(listener, options)
+        .await
+        .map_err(FatalError::Sandbox)?;
+    let base: reqwest::Url = handle
+        .base_url()
+        .parse()
+        .map_err(|e| FatalError::Client(format!("sandbox address: {e}")))?;
+    tracing::info!(
+        address = %handle.base_url(),
+        "sandbox mode: publishing to the built-in simulator; nothing reaches Douyin"
+    );
+    Ok((handle, base))
+}
