@@ -75,10 +75,10 @@ mod fields {
 
     /// `/__sandbox/posts`: the post id and content hash of each.
     pub fn sandbox_posts(posts: &[Value]) -> Vec<(String, String)> {
+        let text = |v: &Value| v.as_str().expect("sandbox post: a string").to_owned();
         posts
             .iter()
-            .map(|p| (p["aweme_id"].to_string(), p["sha256"].to_string()))
-            .map(|(id, sha)| (id.trim_matches('"').into(), sha.trim_matches('"').into()))
+            .map(|p| (text(&p["aweme_id"]), text(&p["sha256"])))
             .collect()
     }
 }
@@ -160,9 +160,12 @@ fn load_ledger(env: &Env, made: &Value) {
         !root.contains(['\'', '"', '\\']),
         "{root} fits SQL and JSON strings as it is"
     );
-    let sql = fixture("ledger.sql")
-        .replace(old_root, root)
-        .replace(old_host, &host);
+    let sql = fixture("ledger.sql");
+    assert!(
+        sql.contains(old_root) && sql.contains(old_host),
+        "made.json fits ledger.sql"
+    );
+    let sql = sql.replace(old_root, root).replace(old_host, &host);
     let state = env.path(".dropcast");
     std::fs::create_dir_all(&state).unwrap();
     let conn = rusqlite::Connection::open(state.join("ledger.sqlite3")).unwrap();
