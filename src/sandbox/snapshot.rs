@@ -662,15 +662,13 @@ mod tests {
         std::fs::write(&part, b"other part").expect("rewrite");
         let why = snapshot
             .restore(dir.path(), NEW_HOST)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(why.contains("1-abc") && why.contains("CRC-32"), "{why}");
         std::fs::remove_file(&part).expect("remove");
         let why = snapshot
             .restore(dir.path(), NEW_HOST)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(why.contains("cannot open"), "{why}");
     }
@@ -684,10 +682,7 @@ mod tests {
             .to_json();
         for evil in ["../../etc/passwd", "/etc/passwd", ""] {
             let bad = text.replace(".multipart/up-1/1-abc", evil);
-            let why = Snapshot::from_json(&bad)
-                .err()
-                .expect("refused")
-                .to_string();
+            let why = Snapshot::from_json(&bad).expect_err("refused").to_string();
             assert!(why.contains("relative path"), "{evil}: {why}");
         }
         let future = text.replace("\"format\": 1", "\"format\": 2");
