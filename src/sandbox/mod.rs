@@ -9,7 +9,8 @@
 //! [`text`] (step 5's field and span rules), [`challenges`], [`mp4`], [`inspect`]
 //! (`/__sandbox/*` endpoints for tests, `/__sandbox/secrets` included), [`faults`]
 //! (errors injected on purpose, and `/__sandbox/faults` + `/__sandbox/release`),
-//! [`state`] (shared memory and clock).
+//! [`state`] (shared memory and clock), [`snapshot`] (that memory saved as JSON and
+//! restored into another sandbox).
 //!
 //! Choices where docs/douyin-web.md leaves room (ours):
 //! - vod errors (`code` ≠ 2000) come with HTTP 200, except an expired upload `token` at
@@ -31,6 +32,7 @@ mod mp4;
 mod multipart;
 mod receive;
 mod sink;
+mod snapshot;
 mod state;
 mod text;
 mod tos;
@@ -38,7 +40,7 @@ mod vod;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -52,6 +54,7 @@ use tokio::task::JoinHandle;
 
 pub use account::cookie_for;
 pub use faults::{BUFFER_LIMIT, Fault, FaultAction, FaultStep};
+pub use snapshot::{NeededFile, Snapshot, SnapshotError};
 
 /// The request paths of the protocol, for the router and for matching faults to steps.
 mod paths {
@@ -89,6 +92,9 @@ pub struct SandboxOptions {
     pub min_post_interval: Duration,
     /// Fault rules armed from the start (more can be added while running).
     pub faults: Vec<Fault>,
+    /// Start with this memory instead of an empty one (see [`snapshot`]); the files it
+    /// names must be in `storage_dir`.
+    pub restore: Option<Snapshot>,
 }
 
 impl Default for SandboxOptions {
@@ -100,6 +106,7 @@ impl Default for SandboxOptions {
             storage_dir: None,
             min_post_interval: Duration::ZERO,
             faults: Vec::new(),
+            restore: None,
         }
     }
 }
@@ -111,6 +118,8 @@ pub struct SandboxHandle {
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     faults: Arc<faults::Faults>,
+    memory: Arc<Mutex<state::State>>,
+    settings: Arc<state::Settings>,
 }
 
 impl SandboxHandle {
@@ -148,6 +157,13 @@ impl SandboxHandle {
         self.faults.wait_held(n).await;
     }
 
+    /// Its memory now, to restore into another sandbox ([`SandboxOptions::restore`]).
+    /// Held requests are not in it: they have not done their work.
+    pub fn snapshot(&self) -> Result<Snapshot, SnapshotError> {
+        let memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        Snapshot::take(&memory, &self.settings.objects_dir, &self.settings.tos_host)
+    }
+
     /// Stop accepting, finish the requests in flight (held ones end without an answer),
     /// and wait for the server to end.
     pub async fn shutdown(self) {
@@ -165,6 +181,7 @@ impl SandboxHandle {
 struct Prepared {
     router: Router,
     faults: Arc<faults::Faults>,
+    app: state::App,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -180,6 +197,17 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
         }
     };
     tokio::fs::create_dir_all(objects_dir.join(tos::BUCKET)).await?;
+    let tos_host = addr.to_string();
+    let memory = match options.restore {
+        Some(snapshot) => {
+            let (dir, host) = (objects_dir.clone(), tos_host.clone());
+            tokio::task::spawn_blocking(move || snapshot.restore(&dir, &host))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+        }
+        None => state::State::new(),
+    };
     let faults = Arc::new(faults::Faults::new(options.faults));
     let app = state::App {
         cfg: Arc::new(state::Settings {
@@ -187,15 +215,16 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
             sign_ttl: options.sign_ttl,
             layout: options.layout,
             min_post_interval: options.min_post_interval,
-            tos_host: addr.to_string(),
+            tos_host,
             objects_dir,
         }),
-        state: Arc::new(Mutex::new(state::State::new())),
+        state: Arc::new(Mutex::new(memory)),
         faults: Arc::clone(&faults),
     };
     Ok(Prepared {
-        router: router(app),
+        router: router(app.clone()),
         faults,
+        app,
         _tempdir: tempdir,
     })
 }
@@ -278,6 +307,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let prepared = prepare(&listener, options).await?;
     let faults = Arc::clone(&prepared.faults);
+    let app = prepared.app.clone();
     let closer = Arc::clone(&faults);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -298,5 +328,7 @@ pub async fn start(
         stop,
         task,
         faults,
+        memory: app.state,
+        settings: app.cfg,
     })
 }

@@ -42,6 +42,11 @@ const COPY_BUFFER: usize = 1024 * 1024;
 /// Folder (in the objects folder) holding each open upload's parts.
 const PARTS_DIR: &str = ".multipart";
 
+/// The folder holding upload `id`'s parts until it is completed.
+pub(crate) fn parts_dir(objects_dir: &std::path::Path, id: &str) -> PathBuf {
+    objects_dir.join(PARTS_DIR).join(id)
+}
+
 fn refused(http: StatusCode, message: impl Into<String>) -> TosError {
     TosError::new(http, message)
 }
@@ -120,7 +125,7 @@ pub async fn init(app: App, oid: String, query: &str, headers: HeaderMap, body: 
         Err(r) => return drain_then(body, r.into_response()).await,
     };
     let id = app.lock().fresh_hex("upload_id", 16);
-    let dir = app.cfg.objects_dir.join(PARTS_DIR).join(&id);
+    let dir = parts_dir(&app.cfg.objects_dir, &id);
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
         tracing::warn!(error = %e, "sandbox could not make a parts folder");
         return tos_error(

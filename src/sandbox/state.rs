@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ParamsLayout;
@@ -150,7 +150,8 @@ pub(crate) struct PostRecord {
 }
 
 /// How often each endpoint was called (rejected calls included).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RequestCounts {
     pub credentials: u64,
     pub upload_params: u64,
@@ -170,8 +171,8 @@ pub(crate) struct RequestCounts {
 
 #[derive(Debug)]
 pub struct State {
-    seed: [u8; 32],
-    next_id: u64,
+    pub(crate) seed: [u8; 32],
+    pub(crate) next_id: u64,
     /// Milliseconds added to the real clock (`/__sandbox/advance`).
     pub(crate) clock_offset_ms: i64,
     pub(crate) grants: HashMap<String, Grant>,
@@ -189,7 +190,7 @@ pub struct State {
     pub(crate) params_served: u64,
     /// Rate-limited step 5 calls so far, to alternate the two ways of saying so.
     pub(crate) rate_limited: u64,
-    next_aweme: u64,
+    pub(crate) next_aweme: u64,
 }
 
 fn real_now_ms() -> i64 {
