@@ -24,16 +24,27 @@ use serde_json::{Value, json};
 mod fields {
     use serde_json::Value;
 
-    /// The post a done receipt names.
+    /// The post a done receipt names: `post_id`, and `aweme_id` the same for a Douyin
+    /// account (scripts written before platforms had names keep working). A receipt the
+    /// old code wrote has only `aweme_id`.
     pub fn post_id(receipt: &Value) -> &str {
-        receipt["aweme_id"].as_str().expect("receipt: aweme_id")
+        let aweme = receipt["aweme_id"].as_str().expect("receipt: aweme_id");
+        if let Some(id) = receipt.get("post_id") {
+            assert_eq!(id, aweme, "post_id and aweme_id: {receipt:#}");
+            assert_eq!(receipt["platform"], "douyin-web", "{receipt:#}");
+        }
+        aweme
     }
 
-    /// The earlier post a duplicate receipt names.
+    /// The earlier post a duplicate receipt names (v4: `post_id` and, for Douyin, the same
+    /// `aweme_id`).
     pub fn earlier_post_id(receipt: &Value) -> &str {
-        receipt["earlier"]["aweme_id"]
+        let earlier = &receipt["earlier"];
+        assert_eq!(earlier["platform"], "douyin-web", "{receipt:#}");
+        assert_eq!(earlier["post_id"], earlier["aweme_id"], "{receipt:#}");
+        earlier["post_id"]
             .as_str()
-            .expect("duplicate receipt: earlier.aweme_id")
+            .expect("duplicate receipt: earlier.post_id")
     }
 
     pub fn sha256(receipt: &Value) -> &str {
@@ -67,7 +78,9 @@ mod fields {
         rows.iter()
             .map(|r| {
                 let file = r["file"].as_str().expect("history: file");
-                let post = r["aweme_id"].as_str().expect("history: aweme_id");
+                let post = r["post_id"].as_str().expect("history: post_id");
+                assert_eq!(r["aweme_id"], post, "Douyin rows keep aweme_id: {r:#}");
+                assert_eq!(r["platform"], "douyin-web", "{r:#}");
                 (file.to_owned(), post.to_owned())
             })
             .collect()
@@ -279,6 +292,34 @@ async fn a_v3_ledger_written_by_the_old_code_resumes() {
     posts.sort();
     assert_eq!(
         posts,
-        [("a.mp4".into(), old_post), ("c.mp4".into(), new_post)]
+        [
+            ("a.mp4".into(), old_post.clone()),
+            ("c.mp4".into(), new_post)
+        ]
     );
+
+    // d) The ledger was migrated to schema 4: every old job is douyin-web's, and the old
+    // post's id and address moved to post_id and post_url.
+    let db = rusqlite::Connection::open(env.path(".dropcast/ledger.sqlite3")).unwrap();
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let platforms: Vec<String> = db
+        .prepare("SELECT DISTINCT platform FROM jobs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(platforms, ["douyin-web"]);
+    let (id, url): (String, String) = db
+        .query_row(
+            "SELECT post_id, post_url FROM jobs WHERE state = 'done' ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(id, old_post);
+    assert_eq!(url, format!("https://www.douyin.com/video/{old_post}"));
 }
