@@ -120,3 +120,91 @@ impl Checkpoints {
         Ok(self.ledger.call(move |l| l.record_part(id, part)).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ContentHash, Platform};
+    use crate::ledger::{Claim, Ledger, NewJob};
+    use serde::Deserialize;
+
+    const STEP_A: StepName = StepName::of("alpha");
+    const STEP_B: StepName = StepName::of("beta");
+    const ONLY_A: &[StepName] = &[STEP_A];
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Alpha {
+        n: u32,
+    }
+    impl Record for Alpha {
+        const STEP: StepName = STEP_A;
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Beta {
+        text: String,
+    }
+    impl Record for Beta {
+        const STEP: StepName = STEP_B;
+    }
+
+    /// Alpha's step, read as another shape.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct AlphaAsText {
+        text: String,
+    }
+    impl Record for AlphaAsText {
+        const STEP: StepName = STEP_A;
+    }
+
+    fn checkpoints(dir: &std::path::Path, steps: &'static [StepName]) -> Checkpoints {
+        let mut ledger = Ledger::open(dir).unwrap();
+        let job = NewJob {
+            sha256: ContentHash::from_digest(&[1; 32]),
+            account: "main".into(),
+            platform: Platform::DouyinWeb,
+            video: "a.mp4".into(),
+            caption: None,
+            size: 1,
+        };
+        let Claim::New(job) = ledger.claim(&job, false).unwrap() else {
+            panic!("a new job")
+        };
+        Checkpoints::new(SharedLedger::new(ledger), job.id, steps)
+    }
+
+    #[tokio::test]
+    async fn a_record_reads_back_typed_and_only_the_backends_steps_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = checkpoints(dir.path(), ONLY_A);
+        assert_eq!(c.load::<Alpha>().await.unwrap(), None);
+        c.save(&Alpha { n: 7 }).await.unwrap();
+        assert_eq!(c.load::<Alpha>().await.unwrap(), Some(Alpha { n: 7 }));
+        let refused = c.save(&Beta { text: "x".into() }).await.unwrap_err();
+        assert!(matches!(refused, CheckpointError::UnknownStep(s) if s == STEP_B));
+        c.forget().await.unwrap();
+        assert_eq!(c.load::<Alpha>().await.unwrap(), None);
+    }
+
+    // Regression (issue 10 item 1): a checkpoint that did not parse was taken for "no checkpoint".
+    #[tokio::test]
+    async fn a_record_that_cannot_be_read_is_an_error_not_an_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = checkpoints(dir.path(), ONLY_A);
+        c.save(&Alpha { n: 7 }).await.unwrap();
+        let err = c.load::<AlphaAsText>().await.unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Unreadable { what, .. } if what.contains("alpha")),
+            "{err}"
+        );
+        let id = c.job;
+        c.ledger
+            .call(move |l| l.save_upload_session(id, &serde_json::json!({"n": 1})))
+            .await
+            .unwrap();
+        assert!(matches!(
+            c.session::<AlphaAsText>().await,
+            Err(CheckpointError::Unreadable { .. })
+        ));
+    }
+}

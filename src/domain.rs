@@ -291,3 +291,40 @@ pub struct Post {
     pub id: String,
     pub url: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_are_short_lower_case_words() {
+        for good in ["publish", "upload_params", "init2", "a"] {
+            assert_eq!(StepName::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "Upload",
+            "2fa",
+            "up-load",
+            "up load",
+            "ü",
+            &"a".repeat(33),
+        ] {
+            assert_eq!(StepName::parse(bad), None, "{bad:?}");
+        }
+        let back: StepName = serde_json::from_str("\"commit\"").unwrap();
+        assert_eq!(back, StepName::of("commit"));
+        assert!(serde_json::from_str::<StepName>("\"../x\"").is_err());
+    }
+
+    #[test]
+    fn platforms_read_back_by_their_config_names() {
+        for (name, platform) in Platform::CHOICES {
+            assert_eq!(Platform::parse(name), Some(platform));
+            assert_eq!(serde_json::to_value(platform).unwrap(), name);
+        }
+        assert_eq!(Platform::parse("douyin_web"), None);
+        assert!(Platform::DouyinWeb.is_douyin() && Platform::Douyin.is_douyin());
+        assert!(!Platform::Tiktok.is_douyin());
+    }
+}

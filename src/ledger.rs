@@ -2378,6 +2378,12 @@ mod tests {
         assert_eq!(done.caption, Some(PathBuf::from("a.yaml")));
         assert_eq!(done.archived_to, Some(PathBuf::from("done/a.mp4")));
         assert_eq!(done.post.as_ref().map(|p| p.id.as_str()), Some("71"));
+        // Schema 4: every job before it was douyin-web's, and its address is kept.
+        assert!(jobs.iter().all(|j| j.platform == Platform::DouyinWeb));
+        assert_eq!(
+            done.post.as_ref().map(|p| p.url.as_str()),
+            Some("https://www.douyin.com/video/71")
+        );
         assert_eq!(done.updated_at, from_ms(2000));
         assert_eq!(jobs[1].state, JobState::Published);
         assert_eq!(jobs[2].attempts, 2);

@@ -17,7 +17,8 @@ use crate::pipeline::cookie::load_cookie;
 use crate::pipeline::live::Live;
 use crate::pipeline::{Access, Context, FatalError};
 use crate::platform::{
-    Account, Backend, ClientSettings, DouyinWeb, DouyinWebBackend, RetryPolicy, UploadSettings,
+    Account, AccountError, Backend, ClientSettings, DouyinWeb, DouyinWebBackend, RetryPolicy,
+    UploadSettings,
 };
 use crate::sandbox::{self, SandboxHandle, SandboxOptions};
 use crate::secret::Secret;
@@ -134,11 +135,8 @@ fn sandbox_accounts(
     let accounts = Accounts::new();
     for acc in &config.accounts {
         let backend = backend_for(acc, backends)?;
-        let account = Account::new(&acc.name, Secret::new(sandbox::cookie_for(&acc.name)), None)
-            .map_err(|e| FatalError::Account {
-                account: acc.name.clone(),
-                reason: e.to_string(),
-            })?;
+        let cookie = Secret::new(sandbox::cookie_for(&acc.name));
+        let account = Account::new(&acc.name, cookie, None).map_err(account_error(acc))?;
         accounts.insert(account, acc.platform(), backend, None, None);
     }
     Ok(accounts)
@@ -154,12 +152,8 @@ fn cookie_accounts(
         let backend = backend_for(acc, backends)?;
         let web = douyin_web_account(acc)?;
         let cookie = load_cookie(&acc.name, &web.cookie)?;
-        let account = Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(|e| {
-            FatalError::Account {
-                account: acc.name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let account =
+            Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(account_error(acc))?;
         accounts.insert(
             account,
             acc.platform(),
@@ -169,6 +163,14 @@ fn cookie_accounts(
         );
     }
     Ok(accounts)
+}
+
+/// An account whose login cannot be used stops the command, naming the account.
+fn account_error(acc: &AccountConfig) -> impl Fn(AccountError) -> FatalError + '_ {
+    |e| FatalError::Account {
+        account: acc.name.clone(),
+        reason: e.to_string(),
+    }
 }
 
 /// The account's `douyin-web` settings (the config refuses the platforms not available yet).
@@ -278,4 +280,48 @@ async fn start_sandbox(config: &Config) -> Result<(SandboxHandle, reqwest::Url),
         "sandbox mode: publishing to the built-in simulator; nothing reaches Douyin"
     );
     Ok((handle, base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ContentHash;
+    use crate::ledger::{Claim, NewJob};
+
+    fn job(ledger: &mut Ledger) -> crate::ledger::JobId {
+        let new = NewJob {
+            sha256: ContentHash::from_digest(&[2; 32]),
+            account: "main".into(),
+            platform: Platform::DouyinWeb,
+            video: "a.mp4".into(),
+            caption: None,
+            size: 1,
+        };
+        match ledger.claim(&new, false).unwrap() {
+            Claim::New(job) => job.id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unfinished_job_with_a_step_its_backend_lacks_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let id = job(&mut ledger);
+        let known = StepName::of("upload_params");
+        ledger
+            .record_step(id, &known, &serde_json::json!({}), false)
+            .unwrap();
+        check_step_names(&ledger).unwrap();
+        let foreign = StepName::of("init_upload");
+        ledger
+            .record_step(id, &foreign, &serde_json::json!({}), false)
+            .unwrap();
+        let err = check_step_names(&ledger).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`init_upload` is not one of douyin-web's steps"),
+            "{err}"
+        );
+    }
 }

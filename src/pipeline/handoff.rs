@@ -316,7 +316,29 @@ impl Requests {
     /// New requests since the last look, oldest first. Stale requests and forgotten
     /// answers are removed; an unreadable request is answered with the reason.
     pub fn poll(&mut self) -> Vec<(String, Request)> {
-        // A request arrives by rename into the folder, which changes its modification time.
+        let mut out = Vec::new();
+        for (path, id) in self.new_requests() {
+            let parsed = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_slice::<Request>(&t).map_err(|e| e.to_string()));
+            self.taken.insert(id.clone());
+            match parsed {
+                Ok(request) => out.push((id, request)),
+                Err(e) => self.answer(
+                    &id,
+                    &Answer::NotPublished {
+                        reason: format!("the agent could not read the request: {e}"),
+                    },
+                ),
+            }
+        }
+        out
+    }
+
+    /// The request files not taken yet, oldest name first (path and id); stale requests
+    /// and old answers are removed on the way. The folder is read only when its
+    /// modification time changed (a request arrives by rename) or now and then.
+    fn new_requests(&mut self) -> Vec<(PathBuf, String)> {
         let stamp = std::fs::metadata(&self.dir).and_then(|m| m.modified()).ok();
         if let (Some(stamp), Some((seen, at))) = (stamp, self.last_look)
             && stamp == seen
@@ -361,23 +383,7 @@ impl Requests {
             found.push((entry.path(), id.to_string()));
         }
         found.sort();
-        let mut out = Vec::new();
-        for (path, id) in found {
-            let parsed = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_slice::<Request>(&t).map_err(|e| e.to_string()));
-            self.taken.insert(id.clone());
-            match parsed {
-                Ok(request) => out.push((id, request)),
-                Err(e) => self.answer(
-                    &id,
-                    &Answer::NotPublished {
-                        reason: format!("the agent could not read the request: {e}"),
-                    },
-                ),
-            }
-        }
-        out
+        found
     }
 
     /// Answers request `id` and removes it.

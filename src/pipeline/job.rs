@@ -491,16 +491,7 @@ async fn publish(
             None => Err(Stop::Held(ID_NOT_LISTED.into())),
         };
     }
-    let hashtags: Vec<(String, Option<String>)> = caption
-        .hashtags()
-        .map(|h| (h.to_string(), caption.challenges.get(h).cloned()))
-        .collect();
-    let tag_ids = account
-        .backend
-        .tag_ids(&account.account, &hashtags)
-        .await
-        .map_err(|e| stop(ctx, StepName::PUBLISH, e))?;
-    let draft = caption.to_draft(tag_ids);
+    let draft = draft_for(ctx, caption, account).await?;
     // A previous run marked the post as sent but never saw its answer: ask the platform,
     // reading its list for the whole reconcile window from that send.
     if job.publish_sent_at.is_some() || job.state == JobState::Unconfirmed {
@@ -523,6 +514,24 @@ async fn publish(
     at_step(ctx, bundle, &StepName::PUBLISH);
     let post = publish.send(&bundle.settled, &draft).await?;
     Ok((post, draft))
+}
+
+/// The post to send: the caption with the platform's ids for its hashtags.
+async fn draft_for(
+    ctx: &Context,
+    caption: &Caption,
+    account: &AccountRef,
+) -> Result<PostDraft, Stop> {
+    let hashtags: Vec<(String, Option<String>)> = caption
+        .hashtags()
+        .map(|h| (h.to_string(), caption.challenges.get(h).cloned()))
+        .collect();
+    let tag_ids = account
+        .backend
+        .tag_ids(&account.account, &hashtags)
+        .await
+        .map_err(|e| stop(ctx, StepName::PUBLISH, e))?;
+    Ok(caption.to_draft(tag_ids))
 }
 
 /// The draft of a post that exists already: the caption's own tag ids (nothing is looked

@@ -140,3 +140,17 @@ impl std::fmt::Debug for Committed {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_committed_upload_opens_only_as_the_type_its_backend_made() {
+        let c = Committed::new("v1", 42u32);
+        assert_eq!(c.media(), "v1");
+        assert_eq!(c.get::<u32>(), Some(&42));
+        assert_eq!(c.get::<String>(), None);
+        assert!(format!("{c:?}").contains("v1"));
+    }
+}
