@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::caption::{self, CaptionFields};
 use crate::config::Config;
 use crate::driver::{self, Driver, DriverLock};
-use crate::lock::{LockError, Role};
+use crate::lock::Role;
 use crate::pipeline::handoff::{self, Answer, Handoff, Request};
 use crate::pipeline::{self, Access, Bundle, Context, FatalError, RunOptions};
 use crate::sandbox::{self, SandboxOptions};
@@ -248,14 +248,7 @@ async fn drive_or_refuse(
     config: &crate::config::Config,
     role: Role,
 ) -> Result<DriverLock, FatalError> {
-    match driver::acquire(config, role, say_waiting).await? {
-        Driver::Us(lock) => Ok(lock),
-        Driver::Agent(holder) => Err(LockError::Held {
-            state_dir: config.state_dir.clone(),
-            holder: holder.describe(),
-        }
-        .into()),
-    }
+    crate::root::drive(config, role, say_waiting).await
 }
 
 async fn watch_cmd(
@@ -366,7 +359,7 @@ async fn publish_cmd(
     // One driver per state folder: the running agent publishes it, or this command does
     // once no other command holds the folder.
     loop {
-        match driver::acquire(&config, Role::Publish, say_waiting).await? {
+        match crate::root::acquire(&config, Role::Publish, say_waiting).await? {
             Driver::Agent(holder) => {
                 tracing::info!(
                     agent = holder.pid,
@@ -614,7 +607,7 @@ async fn retry_cmd(
     use crate::pipeline::requeue;
     let config = load_config(config)?;
     loop {
-        match driver::acquire(&config, Role::Retry, say_waiting).await? {
+        match crate::root::acquire(&config, Role::Retry, say_waiting).await? {
             Driver::Agent(holder) => {
                 let request = Request::Retry {
                     hash: hash.clone(),
@@ -626,7 +619,7 @@ async fn retry_cmd(
                 }
             }
             Driver::Us(lock) => {
-                let mut ledger = crate::lost_ledger::open_for_driver(&config, &lock, false)?;
+                let mut ledger = crate::root::ledger(&config, &lock, false)?;
                 let results = match hash.as_deref() {
                     Some(hash) if !all_failed => {
                         vec![requeue::retry_hash(&config, &mut ledger, hash)]
@@ -643,8 +636,8 @@ async fn retry_cmd(
 /// post the receipts in done/ and duplicates/ name.
 async fn ledger_rebuild_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = load_config(config)?;
-    let _lock = drive_or_refuse(&config, Role::Rebuild).await?;
-    let mut ledger = crate::ledger::Ledger::open(&config.state_dir).map_err(FatalError::from)?;
+    let lock = drive_or_refuse(&config, Role::Rebuild).await?;
+    let mut ledger = crate::root::ledger_to_rebuild(&config, &lock)?;
     let report = tokio::task::block_in_place(|| crate::lost_ledger::rebuild(&config, &mut ledger))
         .map_err(FatalError::from)?;
     println!(

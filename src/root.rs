@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use crate::archive::Folders;
 use crate::config::{AccountConfig, Config, DouyinWebAccount};
 use crate::domain::{Platform, StepName};
+use crate::driver::{self, Driver, DriverLock};
 use crate::ledger::{JobState, Ledger, LedgerError};
+use crate::lock::{Holder, LockError, Role};
 use crate::pipeline::accounts::Accounts;
 use crate::pipeline::cookie::load_cookie;
 use crate::pipeline::live::Live;
@@ -24,6 +26,47 @@ use crate::sandbox::{self, SandboxHandle, SandboxOptions};
 use crate::secret::Secret;
 use crate::shared_ledger::SharedLedger;
 use crate::watch::NameFilter;
+
+/// Takes the state folder for `role`: the state lock and the inbox lock, waiting for a
+/// one-off command that holds them (`waiting` says so once), or the running agent to hand
+/// the work to. Every command that writes starts here.
+pub async fn acquire(
+    config: &Config,
+    role: Role,
+    waiting: impl Fn(&Holder),
+) -> Result<Driver, FatalError> {
+    Ok(driver::acquire(config, role, waiting).await?)
+}
+
+/// [`acquire`] for a command that must drive itself: a running agent is an error naming it.
+pub async fn drive(
+    config: &Config,
+    role: Role,
+    waiting: impl Fn(&Holder),
+) -> Result<DriverLock, FatalError> {
+    match acquire(config, role, waiting).await? {
+        Driver::Us(lock) => Ok(lock),
+        Driver::Agent(holder) => Err(LockError::Held {
+            state_dir: config.state_dir.clone(),
+            holder: holder.describe(),
+        }
+        .into()),
+    }
+}
+
+/// The ledger, for the driver that holds `lock`: a lost ledger is refused unless
+/// `new_ledger` (see `lost_ledger`), and unfinished jobs' steps are checked per backend.
+pub fn ledger(config: &Config, lock: &DriverLock, new_ledger: bool) -> Result<Ledger, FatalError> {
+    let ledger = crate::lost_ledger::open_for_driver(config, lock, new_ledger)?;
+    check_step_names(&ledger)?;
+    Ok(ledger)
+}
+
+/// The ledger as `dropcast ledger rebuild` opens it, for the driver that holds `_lock`:
+/// also when it is lost or empty, since rebuilding it is the point.
+pub fn ledger_to_rebuild(config: &Config, _lock: &DriverLock) -> Result<Ledger, FatalError> {
+    Ok(Ledger::open(&config.state_dir)?)
+}
 
 /// Creates the folders, opens the ledger (as the driver only), builds the backends, loads
 /// every account's login and, with `platform.sandbox: true`, starts the simulator on
@@ -190,8 +233,7 @@ fn open_ledger(
 ) -> Result<Option<SharedLedger>, FatalError> {
     match access {
         Access::Driver { lock, new_ledger } => {
-            let mut ledger = crate::lost_ledger::open_for_driver(config, lock, new_ledger)?;
-            check_step_names(&ledger)?;
+            let mut ledger = ledger(config, lock, new_ledger)?;
             if fresh_sandbox {
                 restart_uploads_for_a_fresh_sandbox(&mut ledger)?;
             }
