@@ -181,8 +181,7 @@ fn load_ledger(env: &Env, made: &Value) {
     let sql = sql.replace(old_root, root).replace(old_host, &host);
     let state = env.path(".dropcast");
     std::fs::create_dir_all(&state).unwrap();
-    let conn = rusqlite::Connection::open(state.join("ledger.sqlite3")).unwrap();
-    conn.execute_batch(&sql).unwrap();
+    env.ledger().execute_batch(&sql).unwrap();
 }
 
 fn stdout_json(out: &std::process::Output) -> Value {
@@ -300,18 +299,12 @@ async fn a_v3_ledger_written_by_the_old_code_resumes() {
 
     // d) The ledger was migrated to schema 4: every old job is douyin-web's, and the old
     // post's id and address moved to post_id and post_url.
-    let db = rusqlite::Connection::open(env.path(".dropcast/ledger.sqlite3")).unwrap();
+    let db = env.ledger();
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, 4);
-    let platforms: Vec<String> = db
-        .prepare("SELECT DISTINCT platform FROM jobs")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let platforms: Vec<String> = column(&db, "SELECT DISTINCT platform FROM jobs");
     assert_eq!(platforms, ["douyin-web"]);
     let (id, url): (String, String) = db
         .query_row(

@@ -8,15 +8,8 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use dropcast::sandbox::{Fault, FaultAction, FaultStep, SandboxOptions};
+use dropcast::sandbox::{Fault, FaultAction, FaultStep};
 use serde_json::json;
-
-fn options(faults: Vec<Fault>) -> SandboxOptions {
-    SandboxOptions {
-        faults,
-        ..SandboxOptions::default()
-    }
-}
 
 fn drop_clip(env: &Env, n: u8, stem: &str) -> Vec<u8> {
     let bytes = clip_variant(n);
@@ -25,19 +18,21 @@ fn drop_clip(env: &Env, n: u8, stem: &str) -> Vec<u8> {
     bytes
 }
 
-fn ledger(env: &Env) -> rusqlite::Connection {
-    rusqlite::Connection::open(env.path(".dropcast/ledger.sqlite3")).unwrap()
+/// An env whose platform loses its answer to the first step 5 and shows a post in its post
+/// list only `ms` after it was made.
+async fn answer_lost_once_and_list_lagging(ms: u64) -> Env {
+    Env::with_faults(vec![
+        Fault::new(FaultStep::Create, FaultAction::DropAnswer).times(1),
+        Fault::new(FaultStep::PostList, FaultAction::Lag { ms }),
+    ])
+    .await
 }
 
 // Regression (issue 9 item 5): a lost publish answer plus a post list that lags: the list
 // did not show the post yet, so step 5 was sent again 0.1 s later.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_answer_and_a_lagging_list_send_step_5_once() {
-    let env = Env::with_faults(vec![
-        Fault::new(FaultStep::Create, FaultAction::DropAnswer).times(1),
-        Fault::new(FaultStep::PostList, FaultAction::Lag { ms: 4000 }),
-    ])
-    .await;
+    let env = answer_lost_once_and_list_lagging(4000).await;
     drop_clip(&env, 1, "clip");
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -56,11 +51,7 @@ async fn already_published_in_answer_to_a_re_send_means_published() {
     // The list lags ten minutes: the reconcile window ends without the post, the re-send
     // is told the video is already published, and the post shows up once the sandbox's
     // clock is moved on.
-    let env = Env::with_faults(vec![
-        Fault::new(FaultStep::Create, FaultAction::DropAnswer).times(1),
-        Fault::new(FaultStep::PostList, FaultAction::Lag { ms: 600_000 }),
-    ])
-    .await;
+    let env = answer_lost_once_and_list_lagging(600_000).await;
     let agent = env.spawn_watch();
     drop_clip(&env, 2, "clip");
     agent
@@ -86,13 +77,9 @@ async fn already_published_in_answer_to_a_re_send_means_published() {
 #[tokio::test(flavor = "multi_thread")]
 async fn min_interval_counts_from_the_last_post_of_an_earlier_run() {
     const INTERVAL_MS: i64 = 6000;
-    let env = Env::configured(
-        options(vec![]),
-        &[(
-            "publish",
-            "{min_interval: 6s, retry: {attempts: 3, initial: 50ms, max: 500ms}}",
-        )],
-        "",
+    let env = Env::with(
+        "publish",
+        "{min_interval: 6s, retry: {attempts: 3, initial: 50ms, max: 500ms}}",
     )
     .await;
     drop_clip(&env, 3, "first");
@@ -103,13 +90,10 @@ async fn min_interval_counts_from_the_last_post_of_an_earlier_run() {
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(env.posts().await.len(), 2);
-    let sent: Vec<i64> = ledger(&env)
-        .prepare("SELECT publish_sent_at FROM jobs ORDER BY publish_sent_at")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let sent: Vec<i64> = column(
+        &env.ledger(),
+        "SELECT publish_sent_at FROM jobs ORDER BY publish_sent_at",
+    );
     assert_eq!(sent.len(), 2);
     let gap = sent[1] - sent[0];
     assert!(
@@ -122,22 +106,16 @@ async fn min_interval_counts_from_the_last_post_of_an_earlier_run() {
 // after their job ended.
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_credentials_leave_the_ledger_when_the_job_ends() {
-    let env = Env::configured(
-        options(vec![]),
-        &[(
-            "upload",
-            "{multipart_threshold: 5MiB, part_size: 5MiB, parallel_parts: 2}",
-        )],
-        "",
-    )
-    .await;
+    // In parts: the job holds a multipart session, with its credentials, until it ends.
+    let in_parts = "{multipart_threshold: 5MiB, part_size: 5MiB, parallel_parts: 2}";
+    let env = Env::with("upload", in_parts).await;
     env.write_inbox("big.mp4", big_mp4(11, 0, 5));
     env.write_inbox("big.yaml", "text: a big one\n");
     let out = env.watch_once().await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(env.posts().await.len(), 1);
 
-    let db = ledger(&env);
+    let db = env.ledger();
     let sessions: i64 = db
         .query_row("SELECT count(*) FROM upload_sessions", [], |r| r.get(0))
         .unwrap();

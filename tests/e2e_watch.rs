@@ -19,6 +19,12 @@ fn append(path: &std::path::Path, bytes: &[u8]) {
     f.write_all(bytes).unwrap();
 }
 
+/// An env whose watcher settles in 200 ms and fails a video still incomplete after `timeout`.
+async fn giving_up_on_incomplete_videos_after(timeout: &str) -> Env {
+    let watch = format!("{{settle: 200ms, poll_interval: 100ms, incomplete_timeout: {timeout}}}");
+    Env::start_watch(&watch, "").await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn export_that_pauses_before_writing_moov_is_published_once_with_its_final_bytes() {
     let env = Env::start("").await;
@@ -139,11 +145,7 @@ async fn caption_edited_before_publishing_is_read_in_its_final_form() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_mp4_fails_after_incomplete_timeout() {
-    let env = Env::start_watch(
-        "{settle: 200ms, poll_interval: 100ms, incomplete_timeout: 2s}",
-        "",
-    )
-    .await;
+    let env = giving_up_on_incomplete_videos_after("2s").await;
     let bytes = std::fs::read(media("clip.mp4")).unwrap();
     env.write_inbox("cut.mp4", &bytes[..100_000]);
     env.drop_media("clip.yaml", "cut.yaml");
@@ -162,11 +164,7 @@ async fn truncated_mp4_fails_after_incomplete_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn text_file_named_mp4_fails_at_once() {
-    let env = Env::start_watch(
-        "{settle: 200ms, poll_interval: 100ms, incomplete_timeout: 1h}",
-        "",
-    )
-    .await;
+    let env = giving_up_on_incomplete_videos_after("1h").await;
     env.write_inbox("notes.mp4", "hello, this is not a video\n");
     env.drop_media("clip.yaml", "notes.yaml");
     let out = env.watch_once().await;

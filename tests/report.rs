@@ -129,6 +129,13 @@ fn odd_name() -> PathBuf {
     PathBuf::from("n/bad.mp4")
 }
 
+/// `job` failed at `step`.
+fn fail_at(ledger: &mut Ledger, job: &JobRecord, step: &'static str, class: &str, reason: &str) {
+    ledger
+        .mark_failed(job.id, Some(&StepName::of(step)), class, reason)
+        .unwrap();
+}
+
 /// A ledger with jobs in every state, and a live snapshot with one upload in flight.
 fn busy_world(config: &Config) {
     let mut ledger = Ledger::open(&config.state_dir).unwrap();
@@ -166,14 +173,13 @@ fn busy_world(config: &Config) {
     );
     // Failed and archived with an error receipt.
     let failed = claim(&mut ledger, 5, "f/fail.mp4");
-    ledger
-        .mark_failed(
-            failed.id,
-            Some(&StepName::of("upload")),
-            "rejected",
-            "video too short",
-        )
-        .unwrap();
+    fail_at(
+        &mut ledger,
+        &failed,
+        "upload",
+        "rejected",
+        "video too short",
+    );
     let failed = ledger.job(failed.id).unwrap().unwrap();
     let receipt = FailureReceipt::new(
         Some(&failed),
@@ -199,14 +205,7 @@ fn busy_world(config: &Config) {
         .unwrap();
     // Failed once, then published by a later job: settled, not listed.
     let first = claim(&mut ledger, 7, "r/retried.mp4");
-    ledger
-        .mark_failed(
-            first.id,
-            Some(&StepName::of("credentials")),
-            "transient",
-            "timeout",
-        )
-        .unwrap();
+    fail_at(&mut ledger, &first, "credentials", "transient", "timeout");
     let again = claim(&mut ledger, 7, "r/retried.mp4");
     assert_ne!(again.id, first.id);
     publish(&mut ledger, config, &again, "7003", None, true);

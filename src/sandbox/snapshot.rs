@@ -481,36 +481,32 @@ fn restore_multipart(m: &SavedMultipart, dir: &Path) -> Result<Multipart, Snapsh
     })
 }
 
+/// [`SavedPost`] has the fields of [`PostRecord`]: this one list copies them either way, so
+/// a field added to one type and not to the other does not compile.
+macro_rules! copy_post {
+    ($p:expr => $to:ident) => {
+        $to {
+            seq: $p.seq,
+            aweme_id: $p.aweme_id.clone(),
+            account: $p.account.clone(),
+            uid: $p.uid.clone(),
+            vid: $p.vid.clone(),
+            oid: $p.oid.clone(),
+            size: $p.size,
+            sha256: $p.sha256.clone(),
+            create_time: $p.create_time,
+            created_ms: $p.created_ms,
+            form: $p.form.clone(),
+        }
+    };
+}
+
 fn save_post(p: &PostRecord) -> SavedPost {
-    SavedPost {
-        seq: p.seq,
-        aweme_id: p.aweme_id.clone(),
-        account: p.account.clone(),
-        uid: p.uid.clone(),
-        vid: p.vid.clone(),
-        oid: p.oid.clone(),
-        size: p.size,
-        sha256: p.sha256.clone(),
-        create_time: p.create_time,
-        created_ms: p.created_ms,
-        form: p.form.clone(),
-    }
+    copy_post!(p => SavedPost)
 }
 
 fn restore_post(p: &SavedPost) -> PostRecord {
-    PostRecord {
-        seq: p.seq,
-        aweme_id: p.aweme_id.clone(),
-        account: p.account.clone(),
-        uid: p.uid.clone(),
-        vid: p.vid.clone(),
-        oid: p.oid.clone(),
-        size: p.size,
-        sha256: p.sha256.clone(),
-        create_time: p.create_time,
-        created_ms: p.created_ms,
-        form: p.form.clone(),
-    }
+    copy_post!(p => PostRecord)
 }
 
 /// `file` is in `dir` with its size and CRC-32.

@@ -122,6 +122,11 @@ impl Env {
         self.path("inbox")
     }
 
+    /// The agent's ledger (in the config's `state_dir`), opened beside it.
+    pub fn ledger(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path(".dropcast/ledger.sqlite3")).unwrap()
+    }
+
     /// Copies the example media file `name` to `rel` in the inbox.
     pub fn drop_media(&self, name: &str, rel: impl AsRef<Path>) {
         std::fs::copy(media(name), self.inbox().join(rel)).unwrap();
@@ -323,6 +328,16 @@ pub fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+/// The first column of every row `sql` selects, in order.
+pub fn column<T: rusqlite::types::FromSql>(db: &rusqlite::Connection, sql: &str) -> Vec<T> {
+    db.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 pub fn stderr(out: &Output) -> String {
