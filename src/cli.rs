@@ -667,7 +667,11 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
     let (defaults, accounts) = if config.is_some() || path.exists() {
         match Config::load(&path) {
             Ok(c) => {
-                let accounts: Vec<String> = c.accounts.iter().map(|a| a.name.clone()).collect();
+                let accounts: Vec<(String, crate::domain::Platform)> = c
+                    .accounts
+                    .iter()
+                    .map(|a| (a.name.clone(), a.platform()))
+                    .collect();
                 (c.defaults, Some(accounts))
             }
             Err(e) => {
@@ -683,16 +687,23 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
     for file in captions {
         let checked = caption::load_caption(file, &defaults, true, now).and_then(|c| {
             // Without a config there is no list of accounts to hold the name against.
-            let names: Option<Vec<&str>> = accounts
-                .as_ref()
-                .map(|a| a.iter().map(String::as_str).collect());
-            match names.map(|names| c.check_account(&names)) {
-                Some(Err(problem)) => {
-                    Err(caption::CaptionError::Invalid(crate::yaml::Problems(vec![
-                        problem,
-                    ])))
-                }
-                _ => Ok(c),
+            let Some(accounts) = accounts.as_ref() else {
+                return Ok(c);
+            };
+            let names: Vec<&str> = accounts.iter().map(|(n, _)| n.as_str()).collect();
+            if let Err(problem) = c.check_account(&names) {
+                return Err(caption::CaptionError::Invalid(crate::yaml::Problems(vec![
+                    problem,
+                ])));
+            }
+            // The platform of the account it goes to (its `account:`, else the first).
+            let target = c.account.as_deref().or(names.first().copied());
+            match accounts.iter().find(|(n, _)| Some(n.as_str()) == target) {
+                Some((_, platform)) => c
+                    .check_for(*platform)
+                    .map(|()| c)
+                    .map_err(caption::CaptionError::Invalid),
+                None => Ok(c),
             }
         });
         match checked {

@@ -282,6 +282,36 @@ pub struct PostDraft {
     pub collection: Option<Collection>,
     /// Scheduled publish time, unix seconds; `None` publishes now.
     pub publish_at: Option<i64>,
+    /// The post's title, where the platform has one.
+    pub title: Option<String>,
+    /// A cover image file, where the platform takes one (else `cover_at` picks a frame).
+    pub cover_image: Option<std::path::PathBuf>,
+    /// The platform's label for AI-generated content.
+    pub ai_generated: bool,
+    /// Douyin's self-declaration.
+    pub declaration: Option<Declaration>,
+}
+
+/// A creator's self-declaration about a post (`douyin: {declaration: …}`), where the
+/// platform asks for one (docs/douyin-creator.md §5 `declare`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Declaration {
+    /// Staged or fictional content.
+    Fiction,
+    /// A personal opinion, not advice.
+    PersonalOpinion,
+    /// Risky acts: do not imitate.
+    DangerousAct,
+}
+
+impl Declaration {
+    /// Every declaration with its name in a caption.
+    pub const CHOICES: [(&'static str, Declaration); 3] = [
+        ("fiction", Declaration::Fiction),
+        ("personal_opinion", Declaration::PersonalOpinion),
+        ("dangerous_act", Declaration::DangerousAct),
+    ];
 }
 
 /// A published post: the platform's id for it and its public address, both as the backend

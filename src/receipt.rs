@@ -370,6 +370,10 @@ mod tests {
             }),
             // 2026-12-01T20:00:00+08:00
             publish_at: Some(1_796_126_400),
+            title: None,
+            cover_image: None,
+            ai_generated: false,
+            declaration: None,
         }
     }
 

@@ -215,6 +215,10 @@ fn draft() -> PostDraft {
             order: 3,
         }),
         publish_at: Some(1_796_000_000),
+        title: None,
+        cover_image: None,
+        ai_generated: false,
+        declaration: None,
     }
 }
 

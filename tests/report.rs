@@ -59,6 +59,10 @@ fn draft(publish_at: Option<i64>) -> PostDraft {
         cover_at: Duration::ZERO,
         collection: None,
         publish_at,
+        title: None,
+        cover_image: None,
+        ai_generated: false,
+        declaration: None,
     }
 }
 

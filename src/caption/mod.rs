@@ -16,7 +16,9 @@ use serde_yaml::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{Collection, EntityKind, PostDraft, TextEntity, Visibility};
+use crate::domain::{
+    Collection, Declaration, EntityKind, Platform, PostDraft, TextEntity, Visibility,
+};
 use crate::userfile::{self, UserFileError};
 use crate::yaml::{Document, Node, Pos, Problem, Problems};
 
@@ -41,7 +43,20 @@ pub(crate) const FIELDS: &[&str] = &[
     "collection",
     "publish_at",
     "account",
+    "title",
+    "cover",
+    "ai_generated",
+    "douyin",
 ];
+
+/// Douyin's limits on a post (docs/douyin-creator.md §5): title length in characters, and
+/// hashtags counted as occurrences.
+pub(crate) const DOUYIN_MAX_TITLE_CHARS: usize = 30;
+pub(crate) const DOUYIN_MAX_HASHTAGS: usize = 5;
+
+/// A cover image: these extensions, at most this many bytes (ours).
+const COVER_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
+const MAX_COVER_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Where a field was written, so checks made after merging with defaults can point at it.
 #[derive(Clone, Debug)]
@@ -100,6 +115,12 @@ pub struct CaptionFields {
     pub collection: Option<Collection>,
     pub publish_at: Option<OffsetDateTime>,
     pub account: Option<String>,
+    pub title: Option<String>,
+    /// A cover image file, resolved against the folder of the file that names it.
+    pub cover: Option<PathBuf>,
+    pub ai_generated: Option<bool>,
+    /// `douyin: {declaration: …}`.
+    pub declaration: Option<Declaration>,
     notes: Notes,
 }
 
@@ -148,6 +169,10 @@ impl CaptionFields {
             collection: self.collection.or_else(|| defaults.collection.clone()),
             publish_at,
             account: self.account.or_else(|| defaults.account.clone()),
+            title: self.title.or_else(|| defaults.title.clone()),
+            cover: self.cover.or_else(|| defaults.cover.clone()),
+            ai_generated: self.ai_generated.or(defaults.ai_generated),
+            declaration: self.declaration.or(defaults.declaration),
             notes,
         }
     }
@@ -173,6 +198,14 @@ pub struct Caption {
     pub account: Option<String>,
     /// Where `account` was written, for [`Caption::check_account`].
     account_origin: Whence,
+    /// The post's title, where the platform has one.
+    pub title: Option<String>,
+    pub cover: Option<PathBuf>,
+    pub ai_generated: bool,
+    pub declaration: Option<Declaration>,
+    /// Where `text` and `title` were written, for [`Caption::check_for`].
+    text_origin: Whence,
+    title_origin: Whence,
 }
 
 /// Where a value was written; never makes two captions unequal.
@@ -182,6 +215,22 @@ struct Whence(Option<Origin>);
 impl PartialEq for Whence {
     fn eq(&self, _: &Whence) -> bool {
         true
+    }
+}
+
+impl Whence {
+    /// A problem at where the value was written (line 1 when it is not known).
+    fn problem(&self, field: &str, message: String) -> Problem {
+        match &self.0 {
+            Some(origin) => origin.problem(message),
+            None => Problem {
+                file: None,
+                line: 1,
+                column: 1,
+                field: field.into(),
+                message,
+            },
+        }
     }
 }
 
@@ -213,6 +262,60 @@ impl Caption {
                 message,
             },
         })
+    }
+
+    /// What `platform` refuses in this caption (Douyin: a title over 30 characters, more
+    /// than 5 hashtags), each pointing at where it was written.
+    pub(crate) fn check_for(&self, platform: Platform) -> Result<(), Problems> {
+        let mut problems = Problems::new();
+        if platform == Platform::Douyin {
+            if let Some(title) = &self.title {
+                let chars = title.chars().count();
+                if chars > DOUYIN_MAX_TITLE_CHARS {
+                    problems.push(self.title_origin.problem(
+                        "title",
+                        format!(
+                            "the title has {chars} characters; Douyin takes at most {DOUYIN_MAX_TITLE_CHARS}"
+                        ),
+                    ));
+                }
+            }
+            let tags = self
+                .entities
+                .iter()
+                .filter(|e| matches!(e.kind, EntityKind::Hashtag { .. }))
+                .count();
+            if tags > DOUYIN_MAX_HASHTAGS {
+                problems.push(self.text_origin.problem(
+                    "text",
+                    format!(
+                        "the text has {tags} hashtags; Douyin takes at most {DOUYIN_MAX_HASHTAGS} (each occurrence counts)"
+                    ),
+                ));
+            }
+        }
+        problems.into_result(())
+    }
+
+    /// The fields set in this caption that `platform` has no place for (they are left
+    /// out of its post, with one log line).
+    pub(crate) fn ignored_for(&self, platform: Platform) -> Vec<&'static str> {
+        let mut ignored = Vec::new();
+        if platform == Platform::DouyinWeb {
+            if self.title.is_some() {
+                ignored.push("title");
+            }
+            if self.cover.is_some() {
+                ignored.push("cover");
+            }
+            if self.ai_generated {
+                ignored.push("ai_generated");
+            }
+            if self.declaration.is_some() {
+                ignored.push("douyin.declaration");
+            }
+        }
+        ignored
     }
 
     /// The distinct hashtag names, in order of first appearance.
@@ -252,6 +355,10 @@ impl Caption {
             cover_at: self.cover_at,
             collection: self.collection.clone(),
             publish_at: self.publish_at.map(OffsetDateTime::unix_timestamp),
+            title: self.title.clone(),
+            cover_image: self.cover.clone(),
+            ai_generated: self.ai_generated,
+            declaration: self.declaration,
         }
     }
 
@@ -448,7 +555,76 @@ pub(crate) fn parse_fields(node: &Node<'_>, problems: &mut Problems) -> CaptionF
             out.notes.origins.insert("account", Origin::of(n));
         }
     }
+    platform_fields(&fields, &mut out, problems);
     out
+}
+
+/// `title`, `cover`, `ai_generated` and `douyin: {declaration}`: fields some platforms have.
+fn platform_fields(
+    fields: &crate::yaml::Fields<'_>,
+    out: &mut CaptionFields,
+    problems: &mut Problems,
+) {
+    if let Some(n) = fields.get("title") {
+        out.title = n.parse_str("a title", problems, |s| {
+            if s.trim().is_empty() {
+                Err("the title is empty".to_owned())
+            } else {
+                Ok(s.to_owned())
+            }
+        });
+        if out.title.is_some() {
+            out.notes.origins.insert("title", Origin::of(n));
+        }
+    }
+    if let Some(n) = fields.get("cover") {
+        out.cover = cover(n, problems);
+    }
+    if let Some(n) = fields.get("ai_generated") {
+        out.ai_generated = n.bool(problems);
+    }
+    if let Some(n) = fields.get("douyin")
+        && let Some(douyin) = n.fields(&["declaration"], problems)
+        && let Some(d) = douyin.get("declaration")
+    {
+        out.declaration = d.choice(&Declaration::CHOICES, problems);
+    }
+}
+
+/// `cover: cover.jpg`: an image file beside the caption (a path relative to the folder of
+/// the file that names it), a regular file of a known image type and sensible size.
+fn cover(node: &Node<'_>, problems: &mut Problems) -> Option<PathBuf> {
+    let base = node
+        .document()
+        .file()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    node.parse_str("an image file name", problems, |s| {
+        let path = base.join(s.trim());
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        if !COVER_EXTENSIONS.contains(&ext.as_str()) {
+            return Err(format!(
+                "`{s}` is not a cover image: use a .jpg, .jpeg, .png or .webp file"
+            ));
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if !m.is_file() => Err(format!("`{s}` is not a regular file")),
+            Ok(m) if m.len() > MAX_COVER_BYTES => Err(format!(
+                "`{s}` is {} bytes; a cover image may have at most {MAX_COVER_BYTES}",
+                m.len()
+            )),
+            Ok(_) => Ok(path),
+            Err(e) => Err(format!(
+                "cannot read the cover image {}: {e}",
+                path.display()
+            )),
+        }
+    })
 }
 
 /// A humantime duration such as `1.5s` or `2m 30s`.
@@ -635,6 +811,12 @@ fn build(
         publish_at: fields.publish_at,
         account: fields.account,
         account_origin: Whence(origin("account").cloned()),
+        title: fields.title,
+        cover: fields.cover,
+        ai_generated: fields.ai_generated.unwrap_or(false),
+        declaration: fields.declaration,
+        text_origin: Whence(origin("text").cloned()),
+        title_origin: Whence(origin("title").cloned()),
     }
 }
 
@@ -689,6 +871,66 @@ mod tests {
             Ok(c) => panic!("expected problems, got {c:?}"),
             Err(p) => p.to_string(),
         }
+    }
+
+    #[test]
+    fn douyin_fields_read_and_reach_the_draft() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cover.JPG"), b"\xff\xd8\xff").unwrap();
+        let file = dir.path().join("clip.yaml");
+        let yaml = "text: \"遇见 #音乐\"\ntitle: 遇见\ncover: cover.JPG\nai_generated: true\ndouyin: {declaration: fiction}\n";
+        let c = parse_caption(yaml, &file, &CaptionFields::default(), true, NOW).unwrap();
+        let draft = c.to_draft(Vec::new());
+        assert_eq!(draft.title.as_deref(), Some("遇见"));
+        assert_eq!(draft.cover_image, Some(dir.path().join("cover.JPG")));
+        assert!(draft.ai_generated);
+        assert_eq!(draft.declaration, Some(Declaration::Fiction));
+        assert_eq!(
+            c.ignored_for(Platform::DouyinWeb),
+            ["title", "cover", "ai_generated", "douyin.declaration"]
+        );
+        assert!(c.ignored_for(Platform::Douyin).is_empty());
+    }
+
+    #[test]
+    fn a_cover_must_be_an_image_file_that_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clip.yaml");
+        let problems = |yaml: &str| {
+            parse_caption(yaml, &file, &CaptionFields::default(), true, NOW)
+                .unwrap_err()
+                .to_string()
+        };
+        let p = problems("text: hi\ncover: cover.gif\n");
+        assert!(p.contains("2:8") && p.contains("not a cover image"), "{p}");
+        let p = problems("text: hi\ncover: missing.png\n");
+        assert!(p.contains("cannot read the cover image"), "{p}");
+        let p = problems("text: hi\ndouyin: {declaration: fictional}\n");
+        assert!(p.contains("fiction"), "did-you-mean: {p}");
+        let p = problems("text: hi\ndouyin: {declare: fiction}\n");
+        assert!(p.contains("declaration"), "{p}");
+    }
+
+    #[test]
+    fn douyin_refuses_a_long_title_and_more_than_five_hashtags_where_they_are_written() {
+        let c = ok(
+            "text: \"#a #b #c #d #e #a\"\ntitle: \"一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十一\"\n",
+        );
+        let problems = c.check_for(Platform::Douyin).unwrap_err().to_string();
+        assert!(
+            problems.contains("clip.yaml:2:8") && problems.contains("31 characters"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("clip.yaml:1:7") && problems.contains("6 hashtags"),
+            "{problems}"
+        );
+        // Other platforms have their own rules (douyin-web has no title and no limit).
+        assert!(c.check_for(Platform::DouyinWeb).is_ok());
+        let fine = ok(
+            "text: \"#a #b #c #d #e\"\ntitle: \"一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十\"\n",
+        );
+        assert!(fine.check_for(Platform::Douyin).is_ok());
     }
 
     fn defaults(yaml: &str) -> CaptionFields {

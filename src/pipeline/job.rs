@@ -248,10 +248,24 @@ async fn read_caption_and_route(
             );
             // An `account:` the config lacks fails the job, pointing at where it was
             // written; the job itself is recorded under the default account.
-            match c.check_account(&configured) {
-                Ok(()) => (account, Ok(c)),
-                Err(problem) => (account, Err(problem.to_string())),
+            if let Err(problem) = c.check_account(&configured) {
+                return (account, Err(problem.to_string()));
             }
+            let Some(platform) = ctx.accounts.get(&account).map(|a| a.platform) else {
+                return (account, Ok(c));
+            };
+            if let Err(problems) = c.check_for(platform) {
+                return (account, Err(problems.to_string()));
+            }
+            let ignored = c.ignored_for(platform);
+            if !ignored.is_empty() {
+                info!(
+                    %platform,
+                    fields = ignored.join(", "),
+                    "caption fields this platform has no place for are left out of the post"
+                );
+            }
+            (account, Ok(c))
         }
         Err(reason) => (
             route(ctx.relative(&bundle.video), in_inbox, None, &configured),

@@ -483,6 +483,10 @@ mod tests {
                 order: 3,
             }),
             publish_at: Some(1_800_000_000),
+            title: None,
+            cover_image: None,
+            ai_generated: false,
+            declaration: None,
         }
     }
 
