@@ -149,7 +149,10 @@ impl Accounts {
     /// How to renew this account's cookie, for the log.
     pub(crate) fn renew_hint(&self, name: &str) -> String {
         let (source, page) = match self.lock().get(name) {
-            Some(e) => (e.source.clone(), e.backend.login_page()),
+            Some(e) => match e.backend.renew_hint(name) {
+                Some(hint) => return hint,
+                None => (e.source.clone(), e.backend.login_page()),
+            },
             None => return "renew the account's cookie".into(),
         };
         match source {

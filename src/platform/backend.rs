@@ -35,6 +35,12 @@ pub(crate) trait Backend: Send + Sync {
     /// account's login.
     fn login_page(&self) -> &'static str;
 
+    /// How to renew `account`'s login when it is not a cookie the config names (a browser
+    /// session: "run `dropcast login NAME`"); `None`: the cookie's own advice applies.
+    fn renew_hint(&self, _account: &str) -> Option<String> {
+        None
+    }
+
     /// Whether the account's login is accepted now (a paused account is re-checked so).
     fn check_account<'a>(&'a self, account: &'a Account)
     -> BoxFuture<'a, Result<(), PublishError>>;
