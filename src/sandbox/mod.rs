@@ -25,6 +25,7 @@
 mod account;
 mod challenges;
 mod creator;
+mod douyin_creator;
 mod faults;
 mod form;
 mod inspect;
