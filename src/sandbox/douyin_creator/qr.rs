@@ -24,8 +24,7 @@ pub(crate) fn png(text: &str) -> Option<Vec<u8>> {
     let img = GrayImage::from_fn(side, side, |x, y| {
         let (mx, my) = (x / SCALE, y / SCALE);
         let inside = (QUIET..QUIET + width).contains(&mx) && (QUIET..QUIET + width).contains(&my);
-        let dark = inside
-            && colors[((my - QUIET) * width + (mx - QUIET)) as usize] == Color::Dark;
+        let dark = inside && colors[((my - QUIET) * width + (mx - QUIET)) as usize] == Color::Dark;
         Luma([if dark { 0 } else { 255 }])
     });
     let mut out = Cursor::new(Vec::new());

@@ -74,7 +74,11 @@ pub(crate) fn parse_authorization(value: &str) -> Result<Authorization, String> 
         .map(str::to_owned)
         .collect();
     let sorted = signed_headers.windows(2).all(|w| w[0] < w[1]);
-    if !sorted || signed_headers.iter().any(|h| h.is_empty() || *h != h.to_lowercase()) {
+    if !sorted
+        || signed_headers
+            .iter()
+            .any(|h| h.is_empty() || *h != h.to_lowercase())
+    {
         return Err("Authorization: SignedHeaders must be lower-case, sorted, unique".into());
     }
     let signature = signature.ok_or("Authorization: no Signature")?;
@@ -117,7 +121,9 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(v)) => {
                 out.push(v);
@@ -264,7 +270,11 @@ pub(crate) fn signature(
 
 /// Check `req`'s `Authorization` against `secret`: well-formed, `x-amz-date` signed and
 /// of the scope's day, and the exact signature.
-pub(crate) fn verify(req: &Received<'_>, auth: &Authorization, secret: &str) -> Result<(), Refused> {
+pub(crate) fn verify(
+    req: &Received<'_>,
+    auth: &Authorization,
+    secret: &str,
+) -> Result<(), Refused> {
     let amz_date = header(req.headers, "x-amz-date")
         .ok_or_else(|| Refused::Malformed("no x-amz-date header".into()))?;
     let ok_shape = amz_date.len() == 16

@@ -123,7 +123,11 @@ fn check(case: &Case, host: &str, amz_date: &str, auth_header: &str) -> Result<(
         ("Host".to_owned(), host.to_owned()),
         ("X-Amz-Date".to_owned(), amz_date.to_owned()),
     ];
-    headers.extend(case.headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    headers.extend(
+        case.headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     let (path, query) = case.target.split_once('?').unwrap_or((case.target, ""));
     let req = Received {
         method: case.method,
@@ -169,7 +173,12 @@ fn double_url_encode_vector_verifies() {
         case.signed,
         case.signature,
     );
-    let got = check(&case, "lambda.us-east-2.amazonaws.com", "20210511T154045Z", &auth);
+    let got = check(
+        &case,
+        "lambda.us-east-2.amazonaws.com",
+        "20210511T154045Z",
+        &auth,
+    );
     assert_eq!(got, Ok(()));
 }
 
@@ -225,8 +234,14 @@ fn malformed_headers_are_refused_with_a_reason() {
 
 #[test]
 fn a_body_hash_header_must_match_the_body() {
-    let mut case = CASES.iter().find(|c| c.name == "post-x-www-form-urlencoded").expect("case");
-    let tampered = Case { body: "Param1=value2", ..*case };
+    let mut case = CASES
+        .iter()
+        .find(|c| c.name == "post-x-www-form-urlencoded")
+        .expect("case");
+    let tampered = Case {
+        body: "Param1=value2",
+        ..*case
+    };
     case = &tampered;
     let auth = header_of(SCOPE, case.signed, case.signature);
     assert!(matches!(
@@ -243,8 +258,14 @@ fn the_aws_sigv4_crate_signature_verifies() {
     use aws_sigv4::sign::v4;
     use aws_smithy_runtime_api::client::identity::Identity;
 
-    let identity: Identity =
-        Credentials::new("AKTPEXAMPLE", "c2VjcmV0", Some("STS2eyJ9".into()), None, "test").into();
+    let identity: Identity = Credentials::new(
+        "AKTPEXAMPLE",
+        "c2VjcmV0",
+        Some("STS2eyJ9".into()),
+        None,
+        "test",
+    )
+    .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("cn-north-1")
@@ -255,16 +276,29 @@ fn the_aws_sigv4_crate_signature_verifies() {
         .expect("params")
         .into();
     let url = "http://127.0.0.1:4567/?Action=ApplyUploadInner&Version=2020-11-19&SpaceName=aweme&FileType=video&IsInner=1&FileSize=123";
-    let signable =
-        SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(&[])).expect("signable");
+    let signable = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(&[]))
+        .expect("signable");
     let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
     let mut headers = vec![("host".to_owned(), "127.0.0.1:4567".to_owned())];
-    headers.extend(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())));
+    headers.extend(
+        instructions
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
     let auth = parse_authorization(header(&headers, "authorization").expect("authorization"))
         .expect("parses");
-    assert_eq!((auth.region.as_str(), auth.service.as_str()), ("cn-north-1", "vod"));
-    assert!(auth.signed_headers.contains(&"x-amz-security-token".to_owned()));
-    let (path, query) = url.trim_start_matches("http://127.0.0.1:4567").split_once('?').expect("query");
+    assert_eq!(
+        (auth.region.as_str(), auth.service.as_str()),
+        ("cn-north-1", "vod")
+    );
+    assert!(
+        auth.signed_headers
+            .contains(&"x-amz-security-token".to_owned())
+    );
+    let (path, query) = url
+        .trim_start_matches("http://127.0.0.1:4567")
+        .split_once('?')
+        .expect("query");
     let req = Received {
         method: "GET",
         path,
