@@ -77,24 +77,25 @@ pub(crate) async fn page(State(app): State<App>) -> Response {
     ([(CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
-/// Where a login stands now, moving `scanned` on to confirmed and opening the session
-/// when it is confirmed; the `sessionid` too once confirmed.
-fn advance(app: &App, token: &str) -> (&'static str, Option<String>) {
+/// Where a login stands now; a poll (`step`) moves `scanned` on to confirmed.
+fn advance(app: &App, token: &str, step: bool) -> &'static str {
     let now = super::now_ms(app);
     let ttl = millis(app.creator.cfg.qr_ttl);
     let mut m = app.creator.lock();
     let Some(login) = m.logins.get_mut(token) else {
-        return ("expired", None);
+        return "expired";
     };
     let expired = now >= login.created_ms.saturating_add(ttl);
     match login.state {
-        LoginState::Confirmed => ("confirmed", login.session.clone()),
-        _ if expired => ("expired", None),
-        LoginState::Waiting => ("waiting", None),
-        LoginState::Sms => ("sms", None),
+        LoginState::Confirmed => "confirmed",
+        _ if expired => "expired",
+        LoginState::Waiting => "waiting",
+        LoginState::Sms => "sms",
         LoginState::Scanned => {
-            login.state = LoginState::Confirmed;
-            ("scanned", None)
+            if step {
+                login.state = LoginState::Confirmed;
+            }
+            "scanned"
         }
     }
 }
@@ -133,9 +134,9 @@ pub(crate) async fn poll(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let token = q.get("token").map(String::as_str).unwrap_or_default();
-    match advance(&app, token) {
-        ("confirmed", _) => with_cookie("confirmed", confirm(&app, token)),
-        (state, _) => with_cookie(state, None),
+    match advance(&app, token, true) {
+        "confirmed" => with_cookie("confirmed", confirm(&app, token)),
+        state => with_cookie(state, None),
     }
 }
 
@@ -158,14 +159,14 @@ pub(crate) async fn sms(State(app): State<App>, body: Bytes) -> Response {
         let m = app.creator.lock();
         match m.logins.get(&form.token) {
             Some(l) if l.state == LoginState::Sms => l.sms_code == form.code.trim(),
-            _ => return with_cookie(advance(&app, &form.token).0, None),
+            _ => return with_cookie(advance(&app, &form.token, false), None),
         }
     };
     if !right {
         let body = json!({"state": "sms", "error": "验证码错误 (wrong code)"});
         return Json(body).into_response();
     }
-    if advance(&app, &form.token).0 == "expired" {
+    if advance(&app, &form.token, false) == "expired" {
         return with_cookie("expired", None);
     }
     with_cookie("confirmed", confirm(&app, &form.token))
@@ -188,7 +189,7 @@ pub(crate) async fn scan(State(app): State<App>, body: Bytes) -> Response {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
     };
-    let state = advance(&app, &scan.token).0;
+    let state = advance(&app, &scan.token, false);
     if state != "waiting" {
         return error(
             StatusCode::CONFLICT,
