@@ -32,7 +32,7 @@ pub(crate) async fn create(
     app.creator.lock().counts.create_v2 += 1;
     let session = match guard::in_page(&app, &method, &uri, &headers, &body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let q: HashMap<String, String> = uri
         .query()

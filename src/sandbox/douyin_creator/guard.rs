@@ -10,6 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
+use super::Early;
 use super::state::{Session, millis};
 use crate::sandbox::state::App;
 
@@ -37,8 +38,13 @@ pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The live session of a request, or the `status_code` 8 answer.
-pub(crate) fn logged_in(app: &App, headers: &HeaderMap) -> Result<(String, Session), Response> {
-    let refused = || status(8, "not logged in: no session cookie, or the session ended");
+pub(crate) fn logged_in(app: &App, headers: &HeaderMap) -> Result<(String, Session), Early> {
+    let refused = || {
+        Box::new(status(
+            8,
+            "not logged in: no session cookie, or the session ended",
+        ))
+    };
     let sid = session_id(headers).ok_or_else(refused)?;
     let session = app.creator.lock().sessions.get(&sid).cloned();
     session.map(|s| (sid, s)).ok_or_else(refused)
@@ -69,8 +75,8 @@ pub(crate) fn signed(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), Response> {
-    let forbidden = || StatusCode::FORBIDDEN.into_response();
+) -> Result<(), Early> {
+    let forbidden = || Box::new(StatusCode::FORBIDDEN.into_response());
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(page_id), Some(sign)) = (header(PAGE_HEADER), header(SIGN_HEADER)) else {
         return Err(forbidden());
@@ -102,7 +108,7 @@ pub(crate) fn in_page(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Session, Response> {
+) -> Result<Session, Early> {
     let (sid, session) = logged_in(app, headers)?;
     signed(app, &sid, method, uri, headers, body)?;
     Ok(session)

@@ -16,7 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::state::{Creator, Login, LoginState, Session, millis};
-use super::{b64, pages, qr};
+use super::{Early, b64, pages, qr};
 use crate::sandbox::state::App;
 
 const DEFAULT_NICKNAME: &str = "sandbox";
@@ -233,11 +233,12 @@ struct Who {
     nickname: Option<String>,
 }
 
-fn who(body: &[u8]) -> Result<Who, Response> {
+fn who(body: &[u8]) -> Result<Who, Early> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Who::default());
     }
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("body: {e}"))))
 }
 
 /// `POST /__sandbox/douyin/logout {"uid"?}`: end that user's sessions (all without a uid)
@@ -245,7 +246,7 @@ fn who(body: &[u8]) -> Result<Who, Response> {
 pub(crate) async fn logout(State(app): State<App>, body: Bytes) -> Response {
     let who = match who(&body) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut m = app.creator.lock();
     let before = m.sessions.len();
@@ -262,7 +263,7 @@ pub(crate) async fn logout(State(app): State<App>, body: Bytes) -> Response {
 pub(crate) async fn session(State(app): State<App>, body: Bytes) -> Response {
     let who = match who(&body) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let sid = open_session(&app.creator, who.uid.as_deref(), who.nickname.as_deref());
     Json(json!({"cookie": format!("sessionid={sid}")})).into_response()

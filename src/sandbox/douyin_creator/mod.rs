@@ -30,6 +30,9 @@ use axum::routing::{get, post};
 use super::faults::FaultStep;
 use super::state::App;
 
+/// An early answer (a refusal) from a check, boxed so `Result`s stay small.
+pub(crate) type Early = Box<axum::response::Response>;
+
 /// Request paths (relative to `creator_url`, `vod_url` and the upload host alike).
 pub(crate) mod paths {
     pub(crate) const LOGIN: &str = "/login";

@@ -47,7 +47,7 @@ pub(crate) async fn auth(
     app.creator.lock().counts.auth += 1;
     let session = match guard::in_page(&app, &method, &uri, &headers, &body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let now = super::now_ms(&app);
     let expires_ms = now.saturating_add(millis(app.creator.cfg.sts_ttl));

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::Early;
 use super::state::{Object, Part, PartUpload};
 use crate::sandbox::receive::{self, parse_crc_hex};
 use crate::sandbox::state::App;
@@ -80,37 +81,37 @@ fn ok(data: serde_json::Value) -> Response {
 
 /// The Vid of the slot at `store_uri` if the request's `Authorization` and
 /// `X-Storage-U` are right and the `Auth` is live.
-fn authorize(app: &App, store_uri: &str, headers: &HeaderMap) -> Result<String, Response> {
+fn authorize(app: &App, store_uri: &str, headers: &HeaderMap) -> Result<String, Early> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = super::now_ms(app);
     let m = app.creator.lock();
     let Some(upload) = m.store_uris.get(store_uri).and_then(|v| m.uploads.get(v)) else {
-        return Err(fail(
+        return Err(Box::new(fail(
             StatusCode::NOT_FOUND,
             4040,
             "no such StoreUri (its '/' must stay a '/')",
-        ));
+        )));
     };
     if header(AUTHORIZATION.as_str()) != Some(upload.auth.as_str()) {
-        return Err(fail(
+        return Err(Box::new(fail(
             StatusCode::FORBIDDEN,
             4030,
             "Authorization is not this StoreUri's Auth",
-        ));
+        )));
     }
     if now >= upload.auth_expires_ms {
-        return Err(fail(
+        return Err(Box::new(fail(
             StatusCode::UNAUTHORIZED,
             4010,
             "the Auth expired: apply for a new upload",
-        ));
+        )));
     }
     if header("x-storage-u") != Some(upload.uid.as_str()) {
-        return Err(fail(
+        return Err(Box::new(fail(
             StatusCode::FORBIDDEN,
             4030,
             "X-Storage-U is not the uploader's UserId",
-        ));
+        )));
     }
     Ok(upload.vid.clone())
 }
@@ -135,7 +136,7 @@ pub(crate) async fn gateway(
     }
     let vid = match authorize(&app, &store_uri, &headers) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let q = params(uri.query());
     match phase {
@@ -188,17 +189,19 @@ fn part_upload_dir(
     app: &App,
     q: &HashMap<String, String>,
     vid: Option<&str>,
-) -> Result<(String, PathBuf), Response> {
+) -> Result<(String, PathBuf), Early> {
     let id = q.get("uploadid").cloned().unwrap_or_default();
     let m = app.creator.lock();
     match m.part_uploads.get(&id) {
-        None => Err(bad("uploadid: unknown")),
+        None => Err(Box::new(bad("uploadid: unknown"))),
         Some(p) if vid.is_some_and(|v| v != p.vid) => {
-            Err(bad("uploadid: belongs to another StoreUri"))
+            Err(Box::new(bad("uploadid: belongs to another StoreUri")))
         }
-        Some(p) if p.finishing || p.finished.is_some() => {
-            Err(fail(StatusCode::CONFLICT, 4090, "this upload is finished"))
-        }
+        Some(p) if p.finishing || p.finished.is_some() => Err(Box::new(fail(
+            StatusCode::CONFLICT,
+            4090,
+            "this upload is finished",
+        ))),
         Some(p) => Ok((id, p.dir.clone())),
     }
 }
@@ -206,7 +209,7 @@ fn part_upload_dir(
 async fn part(app: &App, q: &HashMap<String, String>, headers: &HeaderMap, body: Body) -> Response {
     let (id, dir) = match part_upload_dir(app, q, None) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let n = match q.get("part_number").map(|s| s.parse::<u32>()) {
         Some(Ok(n)) if (1..=MAX_PARTS).contains(&n) => n,

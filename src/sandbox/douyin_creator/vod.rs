@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Early;
 use super::sigv4::{self, Refused};
 use super::state::{Commit, Upload, millis};
 use crate::sandbox::state::App;
@@ -66,8 +67,15 @@ fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<String, Response> {
-    let mismatch = |m: String| error(StatusCode::FORBIDDEN, action, "SignatureDoesNotMatch", m);
+) -> Result<String, Early> {
+    let mismatch = |m: String| {
+        Box::new(error(
+            StatusCode::FORBIDDEN,
+            action,
+            "SignatureDoesNotMatch",
+            m,
+        ))
+    };
     let pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
@@ -108,20 +116,20 @@ fn authenticate(
                 (s.secret.clone(), s.session_token.clone(), s.uid.clone())
             }
             Some(_) => {
-                return Err(error(
+                return Err(Box::new(error(
                     StatusCode::FORBIDDEN,
                     action,
                     "InvalidAuthorization",
                     "the STS credentials expired",
-                ));
+                )));
             }
             None => {
-                return Err(error(
+                return Err(Box::new(error(
                     StatusCode::FORBIDDEN,
                     action,
                     "InvalidAuthorization",
                     "unknown access key",
-                ));
+                )));
             }
         }
     };
@@ -174,7 +182,7 @@ pub(crate) async fn apply(
     }
     let uid = match authenticate(&app, ACTION, &method, &uri, &headers, &body) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let want = [
         ("Version", VERSION),
@@ -271,7 +279,7 @@ pub(crate) async fn commit(
     }
     let uid = match authenticate(&app, ACTION, &method, &uri, &headers, &body) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let bad = |m: String| error(StatusCode::BAD_REQUEST, ACTION, "InvalidParameter", m);
     if let Err(m) = check_params(&q, &[("Version", VERSION), ("SpaceName", "aweme")]) {

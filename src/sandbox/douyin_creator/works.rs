@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
+use super::Early;
 use super::guard::{self, status};
 use super::state::millis;
 use crate::sandbox::challenges;
@@ -19,13 +20,13 @@ use crate::sandbox::state::App;
 /// Largest `page_size`.
 const MAX_PAGE: u64 = 20;
 
-fn int(q: &HashMap<String, String>, key: &str) -> Result<Option<u64>, Response> {
+fn int(q: &HashMap<String, String>, key: &str) -> Result<Option<u64>, Early> {
     match q.get(key) {
         None => Ok(None),
         Some(v) => v
             .parse()
             .map(Some)
-            .map_err(|_| status(4, format!("{key}: must be a non-negative integer"))),
+            .map_err(|_| Box::new(status(4, format!("{key}: must be a non-negative integer")))),
     }
 }
 
@@ -42,7 +43,7 @@ pub(crate) async fn work_list(
     app.creator.lock().counts.work_list += 1;
     let session = match guard::in_page(&app, &method, &uri, &headers, b"") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if q.get("status").map(String::as_str) != Some("0") {
         return status(4, "status: must be 0");
@@ -50,11 +51,11 @@ pub(crate) async fn work_list(
     let size = match int(&q, "page_size") {
         Ok(Some(n)) if (1..=MAX_PAGE).contains(&n) => n as usize,
         Ok(_) => return status(4, format!("page_size: 1..={MAX_PAGE}")),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let cursor = match int(&q, "max_cursor") {
         Ok(c) => c.unwrap_or(0),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // A lagging list (the `lag` fault) does not show the newest posts yet.
     let shown_before =
@@ -99,7 +100,7 @@ pub(crate) async fn user_info(
     match guard::in_page(&app, &method, &uri, &headers, b"") {
         Ok(s) => Json(json!({"status_code": 0, "user": {"uid": s.uid, "nickname": s.nickname}}))
             .into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
