@@ -749,6 +749,9 @@ async fn sandbox_cmd(addr: SocketAddr, allow_remote: bool) -> anyhow::Result<Exi
     );
     println!("  accounts: any `sessionid=sandbox-<name>; csrf_token=<any text>` is a sandbox user");
     println!("inspect posts at http://{local}/__sandbox/posts");
+    println!(
+        "douyin login: the code at http://{local}/login is scanned by curl -d '{{\"token\": \"TOKEN\"}}' http://{local}/__sandbox/douyin/login/scan (TOKEN is printed under the code)"
+    );
     sandbox::serve(listener, SandboxOptions::default(), stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -23,7 +23,9 @@
 //!   connections dropped (as if the server had died), and later holds do not wait.
 //! - Faulted requests count in `/__sandbox/requests`; a held request counts when it is
 //!   released and its work runs.
-//! - `lag` (on `post_list`) does the work, but the list leaves out the posts created less
+//! - douyin steps (`auth`, `apply_upload`, `tos_init`, `tos_part`, `tos_finish`,
+//!   `commit_upload`, `create_v2`, `work_list`; `challenge_sug` is shared) work the same.
+//! - `lag` (on `post_list` or `work_list`) does the work, but the list leaves out the posts created less
 //!   than `ms` ago: a list that lags behind new posts. On other steps it changes nothing.
 
 use std::fmt;
@@ -72,8 +74,24 @@ pub enum FaultStep {
     Create,
     /// 6a: `GET /web/api/media/aweme/post/`.
     PostList,
-    /// 6b: `GET /aweme/v1/search/challengesug/`.
+    /// 6b: `GET /aweme/v1/search/challengesug/` (both protocols).
     ChallengeSug,
+    /// douyin step 1: `GET /web/api/media/upload/auth/v5/`.
+    Auth,
+    /// douyin step 2: `GET /?Action=ApplyUploadInner…`.
+    ApplyUpload,
+    /// douyin step 3: `POST /upload/v1/{StoreUri}?…phase=init`.
+    TosInit,
+    /// douyin step 3: `POST /upload/v1/{StoreUri}?…phase=transfer` (a part).
+    TosPart,
+    /// douyin step 3: `POST /upload/v1/{StoreUri}?…phase=finish`.
+    TosFinish,
+    /// douyin step 4: `POST /?Action=CommitUploadInner…`.
+    CommitUpload,
+    /// douyin step 5: `POST /web/api/media/aweme/create_v2/`.
+    CreateV2,
+    /// douyin step 6: `GET /janus/douyin/creator/pc/work_list`.
+    WorkList,
 }
 
 impl FaultStep {
@@ -104,6 +122,9 @@ impl FaultStep {
     /// The steps whose rules a request is matched against (most specific first), and
     /// for object requests which kind it is; `None` for requests no fault can hit.
     fn matching(method: &Method, uri: &Uri) -> Option<(&'static [FaultStep], Option<tos::Op>)> {
+        if let Some(step) = super::douyin_creator::step_of(method, uri) {
+            return Some((step.alone(), None));
+        }
         let step = FaultStep::of(method, uri.path())?;
         if step != FaultStep::Upload {
             let steps: &'static [FaultStep] = match step {
@@ -114,6 +135,7 @@ impl FaultStep {
                 FaultStep::PostList => &[FaultStep::PostList],
                 FaultStep::ChallengeSug => &[FaultStep::ChallengeSug],
                 FaultStep::Upload | FaultStep::UploadPart => &[FaultStep::Upload],
+                other => other.alone(),
             };
             return Some((steps, None));
         }
@@ -124,6 +146,28 @@ impl FaultStep {
             &[FaultStep::Upload]
         };
         Some((steps, Some(op)))
+    }
+
+    /// A slice of just this step.
+    fn alone(self) -> &'static [FaultStep] {
+        match self {
+            FaultStep::Credentials => &[FaultStep::Credentials],
+            FaultStep::UploadParams => &[FaultStep::UploadParams],
+            FaultStep::Upload => &[FaultStep::Upload],
+            FaultStep::UploadPart => &[FaultStep::UploadPart],
+            FaultStep::Commit => &[FaultStep::Commit],
+            FaultStep::Create => &[FaultStep::Create],
+            FaultStep::PostList => &[FaultStep::PostList],
+            FaultStep::ChallengeSug => &[FaultStep::ChallengeSug],
+            FaultStep::Auth => &[FaultStep::Auth],
+            FaultStep::ApplyUpload => &[FaultStep::ApplyUpload],
+            FaultStep::TosInit => &[FaultStep::TosInit],
+            FaultStep::TosPart => &[FaultStep::TosPart],
+            FaultStep::TosFinish => &[FaultStep::TosFinish],
+            FaultStep::CommitUpload => &[FaultStep::CommitUpload],
+            FaultStep::CreateV2 => &[FaultStep::CreateV2],
+            FaultStep::WorkList => &[FaultStep::WorkList],
+        }
     }
 
     /// The snake_case name used in JSON and YAML.
@@ -137,6 +181,14 @@ impl FaultStep {
             FaultStep::Create => "create",
             FaultStep::PostList => "post_list",
             FaultStep::ChallengeSug => "challenge_sug",
+            FaultStep::Auth => "auth",
+            FaultStep::ApplyUpload => "apply_upload",
+            FaultStep::TosInit => "tos_init",
+            FaultStep::TosPart => "tos_part",
+            FaultStep::TosFinish => "tos_finish",
+            FaultStep::CommitUpload => "commit_upload",
+            FaultStep::CreateV2 => "create_v2",
+            FaultStep::WorkList => "work_list",
         }
     }
 }
@@ -177,7 +229,7 @@ pub enum FaultAction {
     DropAnswer,
     /// Wait until released (`POST /__sandbox/release`), then do the work.
     Hold,
-    /// `post_list` only: answer as usual, but without the posts created less than this
+    /// `post_list` and `work_list` only: answer as usual, but without the posts created less than this
     /// many milliseconds ago (sandbox time), as a list that lags behind does.
     Lag { ms: u64 },
 }
@@ -384,9 +436,9 @@ impl Faults {
         for fault in faults {
             tracing::info!(step = %fault.step, action = %fault.action.summary(),
                 times = ?fault.times, after = fault.after, "sandbox fault armed");
-            if matches!(fault.action, FaultAction::Lag { .. }) && fault.step != FaultStep::PostList
-            {
-                tracing::warn!(step = %fault.step, "a `lag` fault only changes `post_list`; here it does nothing");
+            let lists = [FaultStep::PostList, FaultStep::WorkList];
+            if matches!(fault.action, FaultAction::Lag { .. }) && !lists.contains(&fault.step) {
+                tracing::warn!(step = %fault.step, "a `lag` fault only changes `post_list` and `work_list`; here it does nothing");
             }
             rules.push(Rule {
                 remaining: fault.times,
@@ -487,6 +539,9 @@ pub(crate) struct ListLag(pub Duration);
 
 /// Count a request that never reaches its handler (`op`: which object request it is).
 fn count(app: &App, step: FaultStep, op: Option<tos::Op>) {
+    if super::douyin_creator::count_faulted(app, step) {
+        return;
+    }
     let mut st = app.lock();
     let c = &mut st.counts;
     let n = match step {
@@ -497,6 +552,7 @@ fn count(app: &App, step: FaultStep, op: Option<tos::Op>) {
         FaultStep::Create => &mut c.create,
         FaultStep::PostList => &mut c.post_list,
         FaultStep::ChallengeSug => &mut c.challenge_sug,
+        _ => return,
     };
     *n += 1;
 }
@@ -518,6 +574,12 @@ fn default_body(step: FaultStep, status: u16) -> Value {
             json!({"success": 1, "error": {"code": status, "message": message}})
         }
         FaultStep::UploadParams | FaultStep::Commit => json!({"code": status, "message": message}),
+        FaultStep::TosInit | FaultStep::TosPart | FaultStep::TosFinish => {
+            json!({"code": status, "message": message})
+        }
+        FaultStep::ApplyUpload | FaultStep::CommitUpload => {
+            json!({"ResponseMetadata": {"Error": {"Code": "SandboxFault", "Message": message}}})
+        }
         FaultStep::Create if status == 429 => {
             json!({"status_code": 7, "status_msg": "posting too often (sandbox fault)"})
         }

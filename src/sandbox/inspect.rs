@@ -151,6 +151,7 @@ pub async fn secrets(
             all.insert(u.token.clone());
         }
     }
+    all.extend(super::douyin_creator::secrets(&app));
     all.retain(|s| !s.is_empty());
     Json(all).into_response()
 }

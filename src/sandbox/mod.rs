@@ -25,6 +25,7 @@
 mod account;
 mod challenges;
 mod creator;
+mod douyin_creator;
 mod faults;
 mod form;
 mod inspect;
@@ -95,6 +96,12 @@ pub struct SandboxOptions {
     /// Start with this memory instead of an empty one (see [`snapshot`]); the files it
     /// names must be in `storage_dir`.
     pub restore: Option<Snapshot>,
+    /// douyin (creator center): lifetime of a login QR code.
+    pub qr_ttl: Duration,
+    /// douyin: lifetime of the STS credentials of `upload/auth/v5`.
+    pub sts_ttl: Duration,
+    /// douyin: how long a load of the upload page may sign requests.
+    pub page_ttl: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -107,6 +114,9 @@ impl Default for SandboxOptions {
             min_post_interval: Duration::ZERO,
             faults: Vec::new(),
             restore: None,
+            qr_ttl: Duration::from_secs(120),
+            sts_ttl: Duration::from_secs(3600),
+            page_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -120,6 +130,7 @@ pub struct SandboxHandle {
     faults: Arc<faults::Faults>,
     memory: Arc<Mutex<state::State>>,
     settings: Arc<state::Settings>,
+    creator: Arc<douyin_creator::state::Creator>,
 }
 
 impl SandboxHandle {
@@ -155,6 +166,12 @@ impl SandboxHandle {
     /// Wait until at least `n` requests are held.
     pub async fn wait_held(&self, n: usize) {
         self.faults.wait_held(n).await;
+    }
+
+    /// douyin: a logged-in creator session for `uid`/`nickname` without a QR code (for
+    /// tests that drive the protocol without a browser); returns the `sessionid` value.
+    pub fn douyin_session(&self, uid: Option<&str>, nickname: Option<&str>) -> String {
+        douyin_creator::new_session(&self.creator, uid, nickname)
     }
 
     /// Its memory now, to restore into another sandbox ([`SandboxOptions::restore`]).
@@ -209,6 +226,14 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
         None => state::State::new(),
     };
     let faults = Arc::new(faults::Faults::new(options.faults));
+    let creator = douyin_creator::state::Creator::new(douyin_creator::state::Settings {
+        qr_ttl: options.qr_ttl,
+        sts_ttl: options.sts_ttl,
+        page_ttl: options.page_ttl,
+        tos_auth_ttl: options.sign_ttl,
+        upload_host: tos_host.clone(),
+        dir: objects_dir.join("douyin-creator"),
+    });
     let app = state::App {
         cfg: Arc::new(state::Settings {
             auth_ttl: options.auth_ttl,
@@ -220,6 +245,7 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
         }),
         state: Arc::new(Mutex::new(memory)),
         faults: Arc::clone(&faults),
+        creator: Arc::new(creator),
     };
     Ok(Prepared {
         router: router(app.clone()),
@@ -234,7 +260,7 @@ fn router(app: state::App) -> Router {
         .route(paths::CREDENTIALS, get(creator::credentials))
         .route(paths::CREATE, post(creator::create))
         .route(paths::POST_LIST, get(creator::post_list))
-        .route(paths::CHALLENGE_SUG, get(creator::challenge_sug))
+        .route(paths::CHALLENGE_SUG, get(douyin_creator::challenge_sug))
         .route(paths::VOD, get(vod::upload_params).post(vod::commit))
         .route(
             &format!("/{}/{{name}}", tos::BUCKET),
@@ -252,6 +278,7 @@ fn router(app: state::App) -> Router {
             get(faults::list).post(faults::add).delete(faults::clear),
         )
         .route("/__sandbox/release", post(faults::release))
+        .merge(douyin_creator::router())
         .fallback(not_found)
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn_with_state(app.clone(), faults::apply))
@@ -330,5 +357,6 @@ pub async fn start(
         faults,
         memory: app.state,
         settings: app.cfg,
+        creator: app.creator,
     })
 }

@@ -20,6 +20,8 @@ pub(crate) struct App {
     pub cfg: Arc<Settings>,
     pub state: Arc<Mutex<State>>,
     pub faults: Arc<super::faults::Faults>,
+    /// The douyin (creator center) simulator's memory.
+    pub creator: Arc<super::douyin_creator::state::Creator>,
 }
 
 impl App {
