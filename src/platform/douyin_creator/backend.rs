@@ -491,3 +491,214 @@ async fn start_over(
     warn!(%step, reason = %e, "a checkpoint cannot be read; the upload starts over from step 1");
     checkpoints.forget().await.map_err(at(step))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ContentHash, Fingerprint, Platform};
+    use crate::ledger::{Claim, Ledger, NewJob};
+    use crate::platform::douyin_creator::fake::{self, Fake};
+    use crate::progress::Progress;
+    use crate::shared_ledger::SharedLedger;
+    use crate::video::VideoFile;
+    use std::sync::Arc;
+
+    const PART: u64 = wire::MIN_PART;
+
+    struct Quiet;
+    impl crate::platform::backend::Observer for Quiet {
+        fn step(&self, _: &StepName) {}
+        fn uploaded(&self, _: u64, _: f64) {}
+    }
+
+    /// A three-part video, its fingerprint, and a job's checkpoints in a fresh ledger.
+    struct Job {
+        _dir: tempfile::TempDir,
+        data: Vec<u8>,
+        video: VideoFile,
+        fp: Fingerprint,
+        checkpoints: Checkpoints,
+        account: Account,
+    }
+
+    fn job() -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..2 * PART + 999).map(|i| (i % 253) as u8).collect();
+        let path = dir.path().join("v.mp4");
+        std::fs::write(&path, &data).unwrap();
+        let fp = crate::hash::fingerprint(&path, PART).unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let new = NewJob {
+            sha256: ContentHash::from_digest(&[7; 32]),
+            account: "studio".into(),
+            platform: Platform::Douyin,
+            video: "v.mp4".into(),
+            caption: None,
+            size: fp.size,
+        };
+        let Claim::New(record) = ledger.claim(&new, false).unwrap() else {
+            panic!("a new job")
+        };
+        Job {
+            video: VideoFile::open_path(&path).unwrap(),
+            checkpoints: Checkpoints::new(SharedLedger::new(ledger), record.id, STEPS),
+            _dir: dir,
+            data,
+            fp,
+            account: Account::browser_session("studio"),
+        }
+    }
+
+    async fn upload(backend: &DouyinCreatorBackend, job: &Job) -> Result<Committed, StepFailure> {
+        let progress = Progress::new();
+        backend
+            .upload(UploadJob {
+                account: &job.account,
+                video: &job.video,
+                fingerprint: &job.fp,
+                checkpoints: &job.checkpoints,
+                observer: &Quiet,
+                progress: &progress,
+            })
+            .await
+    }
+
+    async fn backend() -> (Arc<Fake>, DouyinCreatorBackend) {
+        let (fake, client) = fake::start().await;
+        (fake, DouyinCreatorBackend::new(client))
+    }
+
+    #[tokio::test]
+    async fn steps_are_recorded_and_a_restart_sends_only_the_missing_parts() {
+        let (fake, backend) = backend().await;
+        let job = job();
+        fake.fail(
+            "part:3",
+            400,
+            serde_json::json!({"code": 4000, "message": "no"}),
+        );
+        let failed = upload(&backend, &job).await.unwrap_err();
+        assert_eq!(failed.step, UPLOAD);
+        assert_eq!(failed.error.class(), "rejected");
+        assert!(job.checkpoints.load::<Applied>().await.unwrap().is_some());
+        assert_eq!(job.checkpoints.parts().await.unwrap().len(), 2);
+
+        // The next run (a restart reads the same ledger) resumes the session.
+        let committed = upload(&backend, &job).await.unwrap();
+        assert_eq!(committed.media(), "v1");
+        assert_eq!(fake.count("auth"), 1, "step 1 is not redone");
+        assert_eq!(fake.count("apply"), 1, "step 2 is not redone");
+        assert_eq!(fake.count("init"), 1);
+        assert_eq!((fake.count("part:1"), fake.count("part:2")), (1, 1));
+        assert_eq!(fake.count("part:3"), 2);
+        assert_eq!(
+            fake.finished.lock().unwrap().as_deref(),
+            Some(&job.data[..])
+        );
+        let video = job
+            .checkpoints
+            .load::<CommittedVideo>()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (video.vid.as_str(), video.poster.as_deref()),
+            ("v1", Some("poster"))
+        );
+        // Committed: the session (with its keys) is gone, and a third run sends nothing.
+        assert!(
+            job.checkpoints
+                .session::<Session>()
+                .await
+                .unwrap()
+                .is_none()
+        );
+        upload(&backend, &job).await.unwrap();
+        assert_eq!(fake.count("commit"), 1);
+        assert_eq!(fake.reloads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_sts_keys_are_renewed_once_and_the_upload_kept() {
+        let (fake, backend) = backend().await;
+        let job = job();
+        let expired =
+            serde_json::json!({"ResponseMetadata": {"Error": {"Code": "InvalidAuthorization"}}});
+        fake.fail("commit", 403, expired.clone());
+        upload(&backend, &job).await.unwrap();
+        assert_eq!(fake.count("auth"), 2, "step 1 again for fresh keys");
+        assert_eq!(fake.count("part:1"), 1, "the bytes are not sent again");
+        assert_eq!(fake.count("commit"), 2);
+
+        // Refused twice: the job fails at the commit with the class the page names.
+        let (fake, backend) = self::backend().await;
+        let job = self::job();
+        fake.fail("apply", 403, expired.clone());
+        fake.fail("apply", 403, expired);
+        let failed = upload(&backend, &job).await.unwrap_err();
+        assert_eq!(failed.step, APPLY_UPLOAD);
+        assert!(matches!(
+            failed.error,
+            PublishError::AuthExpired {
+                what: Expired::UploadCredentials,
+                ..
+            }
+        ));
+        assert_eq!(fake.count("apply"), 2);
+    }
+
+    #[tokio::test]
+    async fn an_expired_upload_auth_starts_the_upload_over_once() {
+        let (fake, backend) = backend().await;
+        let job = job();
+        fake.fail("part:2", 401, serde_json::json!({"code": 401}));
+        let committed = upload(&backend, &job).await.unwrap();
+        assert_eq!(committed.media(), "v2", "a new slot from step 2");
+        assert_eq!((fake.count("auth"), fake.count("apply")), (2, 2));
+
+        let (fake, backend) = self::backend().await;
+        let job = self::job();
+        fake.fail("part:1", 403, serde_json::json!({"code": 403}));
+        fake.fail("part:1", 403, serde_json::json!({"code": 403}));
+        let failed = upload(&backend, &job).await.unwrap_err();
+        assert_eq!(
+            (failed.step, failed.error.class()),
+            (UPLOAD, "auth_expired")
+        );
+    }
+
+    #[tokio::test]
+    async fn each_publish_loads_the_page_afresh_and_find_post_reads_the_list() {
+        let (fake, backend) = backend().await;
+        let job = job();
+        let committed = upload(&backend, &job).await.unwrap();
+        let draft = crate::domain::PostDraft {
+            text: "hi".into(),
+            plain_text: "hi".into(),
+            entities: vec![],
+            challenge_ids: vec![],
+            mention_ids: vec![],
+            visibility: crate::domain::Visibility::Public,
+            allow_download: false,
+            cover_at: std::time::Duration::ZERO,
+            collection: None,
+            publish_at: None,
+        };
+        let before = fake.reloads.load(std::sync::atomic::Ordering::SeqCst);
+        let created = backend
+            .publish(&job.account, &committed, &draft)
+            .await
+            .unwrap();
+        assert_eq!(created, Created::Posted(super::super::post("123")));
+        assert_eq!(
+            fake.reloads.load(std::sync::atomic::Ordering::SeqCst),
+            before + 1
+        );
+        let found = backend
+            .find_post(&job.account, &committed, &draft, SystemTime::now())
+            .await
+            .unwrap();
+        assert_eq!(found, None);
+        assert_eq!(fake.count("work_list"), 1);
+    }
+}

@@ -21,6 +21,8 @@ use crate::domain::Post;
 use crate::progress::Progress;
 
 mod backend;
+#[cfg(test)]
+mod fake;
 mod page;
 mod sigv4;
 mod sts;
