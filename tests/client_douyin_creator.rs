@@ -118,10 +118,10 @@ fn verify_sigv4(seen: &Seen) -> Result<(), String> {
         return Err("wrong security token".into());
     }
     let body_hash = hex(&Sha256::digest(&seen.body));
-    if let Some(sent) = seen.header("x-amz-content-sha256") {
-        if sent != body_hash || !signed.contains(&"x-amz-content-sha256") {
-            return Err("x-amz-content-sha256 wrong or unsigned".into());
-        }
+    if let Some(sent) = seen.header("x-amz-content-sha256")
+        && (sent != body_hash || !signed.contains(&"x-amz-content-sha256"))
+    {
+        return Err("x-amz-content-sha256 wrong or unsigned".into());
     }
     let mut query: Vec<(String, String)> = seen
         .query()
@@ -160,13 +160,16 @@ fn verify_sigv4(seen: &Seen) -> Result<(), String> {
     Ok(())
 }
 
+/// A scripted create_v2 answer: status, headers, body.
+type Scripted = (u16, Vec<(&'static str, &'static str)>, String);
+
 #[derive(Default)]
 struct State {
     parts: BTreeMap<u32, Vec<u8>>,
     object: Option<Vec<u8>>,
     creates: Vec<Value>,
     /// Answers create_v2 gives before it posts: (status, headers, body).
-    create_script: VecDeque<(u16, Vec<(&'static str, &'static str)>, String)>,
+    create_script: VecDeque<Scripted>,
     /// The next step-1 answer's `status_code`, once.
     auth_status: Option<i64>,
     /// The next VOD requests answer 403 with this `Error.Code`.
@@ -185,7 +188,35 @@ fn vod_error(code: &str) -> Response {
     )
 }
 
-async fn answer(state: Shared, addr: SocketAddr, seen: Seen) -> Response {
+/// Holds part answers until `want` parts are in flight at once (or a time limit passes),
+/// and records the most that were.
+struct Gate {
+    want: usize,
+    arrived: tokio::sync::watch::Sender<usize>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl Gate {
+    async fn pass(&self) {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        self.arrived.send_modify(|n| *n += 1);
+        let mut rx = self.arrived.subscribe();
+        // Not all arriving means they were not sent at once: answer anyway, the test then
+        // sees a smaller `max_in_flight`.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n >= self.want)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn answer(state: Shared, gate: Option<Arc<Gate>>, addr: SocketAddr, seen: Seen) -> Response {
+    if let Some(gate) = &gate
+        && seen.query_value("phase").as_deref() == Some("transfer")
+    {
+        gate.pass().await;
+    }
     let path = seen.uri.path().to_owned();
     let from_page = seen.header(PAGE_MARK).is_some();
     let mut st = state.lock().unwrap();
@@ -437,6 +468,7 @@ impl InPage for HttpPage {
 
 struct Platform {
     canned: canned::Server,
+    gate: Option<Arc<Gate>>,
     state: Shared,
     page: Arc<HttpPage>,
     client: DouyinCreator,
@@ -444,11 +476,27 @@ struct Platform {
 
 impl Platform {
     async fn start() -> Platform {
+        Platform::with_gate(None).await
+    }
+
+    /// Part answers held until `want` parts are in flight at once.
+    async fn gated(want: usize) -> Platform {
+        Platform::with_gate(Some(Arc::new(Gate {
+            want,
+            arrived: tokio::sync::watch::channel(0).0,
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        })))
+        .await
+    }
+
+    async fn with_gate(gate: Option<Arc<Gate>>) -> Platform {
         let state: Shared = Arc::default();
-        let shared = state.clone();
-        let canned =
-            canned::Server::answering(move |addr| move |seen| answer(shared.clone(), addr, seen))
-                .await;
+        let (shared, held) = (state.clone(), gate.clone());
+        let canned = canned::Server::answering(move |addr| {
+            move |seen| answer(shared.clone(), held.clone(), addr, seen)
+        })
+        .await;
         let page = Arc::new(HttpPage::default());
         let base: reqwest::Url = format!("http://{}", canned.addr).parse().unwrap();
         let client = DouyinCreator::new(
@@ -470,6 +518,7 @@ impl Platform {
         .unwrap();
         Platform {
             canned,
+            gate,
             state,
             page,
             client,
@@ -557,7 +606,7 @@ fn account_paused(e: &PublishError) -> bool {
 
 #[tokio::test]
 async fn a_video_goes_up_in_parallel_parts_and_is_posted_from_the_page() {
-    let p = Platform::start().await;
+    let p = Platform::gated(3).await;
     let (file, data) = video_file(2 * PART + 12_345);
     let fp = dropcast::hash::fingerprint(file.path(), PART).unwrap();
     let video = open(file.path());
@@ -596,6 +645,12 @@ async fn a_video_goes_up_in_parallel_parts_and_is_posted_from_the_page() {
         .unwrap();
     assert_eq!(parts.len(), 3);
     assert_eq!(landed.lock().unwrap().len(), 3);
+    let gate = p.gate.as_ref().unwrap();
+    assert_eq!(
+        gate.max_in_flight.load(Ordering::SeqCst),
+        3,
+        "the parts went in parallel"
+    );
     assert_eq!(progress.done(), fp.size);
     p.client
         .finish_upload(&slot, &creds, &upload_id, &parts)
@@ -762,6 +817,7 @@ fn committed() -> dropcast::platform::CommittedVideo {
     }
 }
 
+// Regression (issue 11 item 1): the page guard's empty 403 must reload once, not pause at once nor loop.
 #[tokio::test]
 async fn an_empty_403_reloads_the_page_once_then_pauses_the_account() {
     let p = Platform::start().await;
@@ -798,18 +854,20 @@ async fn logged_out_risk_checks_and_failed_verification_pause_the_account() {
     p.st().auth_status = Some(8);
     let e = p.client.credentials("studio").await.unwrap_err();
     assert!(account_paused(&e), "{e}");
-    let scripted: [(u16, Vec<(&'static str, &'static str)>, &str); 2] = [
+    let scripted: [Scripted; 2] = [
         (
             200,
             vec![("x-tt-verify-passport-decision", "verify")],
-            r#"{"status_code":0,"item_id":"1"}"#,
+            r#"{"status_code":0,"item_id":"1"}"#.into(),
         ),
-        (200, vec![], r#"{"status_code":110,"status_msg":"verify"}"#),
+        (
+            200,
+            vec![],
+            r#"{"status_code":110,"status_msg":"verify"}"#.into(),
+        ),
     ];
-    for (status, headers, body) in scripted {
-        p.st()
-            .create_script
-            .push_back((status, headers, body.into()));
+    for scripted in scripted {
+        p.st().create_script.push_back(scripted);
         let e = p
             .client
             .create("studio", &committed(), &draft(), &CreateExtras::default())
@@ -891,6 +949,7 @@ fn work(id: &str, desc: &str, create_time: i64, vid: Option<&str>) -> Value {
     w
 }
 
+// Regression (issue 11 item 1): a work list without video ids and no match counted as "not posted", so the post was re-sent.
 #[tokio::test]
 async fn the_work_list_reconciles_by_vid_else_by_text_and_time_else_cannot_tell() {
     let p = Platform::start().await;
@@ -950,4 +1009,28 @@ async fn challenge_ids_match_exact_names_only() {
         Some("challenge_create")
     );
     assert!(seen[0].header(PAGE_MARK).is_some());
+}
+
+#[tokio::test]
+async fn more_than_five_hashtags_are_refused_before_anything_is_sent() {
+    let p = Platform::start().await;
+    let mut d = draft();
+    d.text = "#a #b #c #d #e #f".into();
+    d.entities = (0..6)
+        .map(|i| TextEntity {
+            start: i * 3,
+            end: i * 3 + 2,
+            kind: EntityKind::Hashtag {
+                name: ((b'a' + i as u8) as char).to_string(),
+            },
+        })
+        .collect();
+    let e = p
+        .client
+        .create("studio", &committed(), &d, &CreateExtras::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), "rejected", "{e}");
+    assert!(e.to_string().contains("at most 5"), "{e}");
+    assert!(p.canned.seen().is_empty());
 }

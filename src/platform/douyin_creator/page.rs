@@ -151,6 +151,20 @@ impl DouyinCreator {
         extras: &wire::CreateExtras,
     ) -> Result<Created, PublishError> {
         let call = Call::Create;
+        let hashtags = draft
+            .entities
+            .iter()
+            .filter(|e| matches!(e.kind, crate::domain::EntityKind::Hashtag { .. }))
+            .count();
+        if hashtags > wire::MAX_HASHTAGS {
+            return Err(rejected(
+                call,
+                format_args!(
+                    "{hashtags} hashtags; Douyin takes at most {}",
+                    wire::MAX_HASHTAGS
+                ),
+            ));
+        }
         let poster = video.poster.as_deref().unwrap_or(&video.store_uri);
         let body = wire::create_body(
             &wire::CreateVideo {
