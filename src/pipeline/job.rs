@@ -500,8 +500,9 @@ async fn publish(
             .steps
             .get(&StepName::PUBLISH)
             .map_or_else(SystemTime::now, |s| s.at);
-        return match publish.reconcile(since).await? {
-            Some(post) => Ok((post, sent_draft(caption))),
+        let draft = sent_draft(caption);
+        return match publish.reconcile(since, &draft).await? {
+            Some(post) => Ok((post, draft)),
             None => Err(Stop::Held(ID_NOT_LISTED.into())),
         };
     }
@@ -510,7 +511,7 @@ async fn publish(
     // reading its list for the whole reconcile window from that send.
     if job.publish_sent_at.is_some() || job.state == JobState::Unconfirmed {
         let sent_at = job.publish_sent_at.unwrap_or_else(SystemTime::now);
-        if let Some(post) = publish.reconcile(sent_at).await? {
+        if let Some(post) = publish.reconcile(sent_at, &draft).await? {
             return Ok((post, draft));
         }
         if job.state == JobState::Unconfirmed {
@@ -679,10 +680,12 @@ impl Publish<'_> {
                     info!(step = "publish", post_id = %post.id, url = %post.url, "published");
                     return Ok(post);
                 }
-                Ok(Created::AlreadyPublished) => return self.already_published(sent_at).await,
+                Ok(Created::AlreadyPublished) => {
+                    return self.already_published(sent_at, draft).await;
+                }
                 Err(PublishError::Unknown { reason }) => {
                     warn!(step = "publish", %reason, "no answer to the publish request; checking the account's posts");
-                    if let Some(post) = self.reconcile(sent_at).await? {
+                    if let Some(post) = self.reconcile(sent_at, draft).await? {
                         return Ok(post);
                     }
                     if sends >= MAX_UNANSWERED_SENDS {
@@ -702,12 +705,16 @@ impl Publish<'_> {
 
     /// The platform says the upload already has a post: an earlier send whose answer was
     /// lost did post. Finds its id, or records that it posted and holds the job.
-    async fn already_published(&self, sent_at: SystemTime) -> Result<Post, Stop> {
+    async fn already_published(
+        &self,
+        sent_at: SystemTime,
+        draft: &PostDraft,
+    ) -> Result<Post, Stop> {
         info!(
             step = "publish",
             "the platform says this video is already published; looking for its post"
         );
-        if let Some(post) = self.reconcile(sent_at).await? {
+        if let Some(post) = self.reconcile(sent_at, draft).await? {
             return Ok(post);
         }
         let id = self.id;
@@ -720,14 +727,22 @@ impl Publish<'_> {
 
     /// Asks the platform whether a post of our upload exists, reading the account's list
     /// with backoff until [`RECONCILE_WINDOW`] has passed since `since` (the send) and it
-    /// was read at least [`RECONCILE_MIN_READS`] times. A post found is recorded.
-    async fn reconcile(&self, since: SystemTime) -> Result<Option<Post>, Stop> {
+    /// was read at least [`RECONCILE_MIN_READS`] times. A post found is recorded. A list
+    /// that cannot tell either way (`Unknown`, e.g. it does not name uploads and no post
+    /// has our text) is read for the whole window too, then the job is unconfirmed: never
+    /// re-sent on its own.
+    async fn reconcile(&self, since: SystemTime, draft: &PostDraft) -> Result<Option<Post>, Stop> {
         let started = std::time::Instant::now();
         let mut wait = RECONCILE_FIRST_WAIT;
         let mut reads = 0u32;
         let account = &self.account.account;
         loop {
-            match self.account.backend.find_post(account, self.upload).await {
+            let undecided = match self
+                .account
+                .backend
+                .find_post(account, self.upload, draft, since)
+                .await
+            {
                 Ok(Some(post)) => {
                     let (id, recorded) = (self.id, post.clone());
                     self.ctx
@@ -736,13 +751,14 @@ impl Publish<'_> {
                     info!(step = "publish", post_id = %post.id, reads = reads + 1, "reconciled: the post exists");
                     return Ok(Some(post));
                 }
-                Ok(None) => {}
+                Ok(None) => None,
+                Err(PublishError::Unknown { reason }) => Some(reason),
                 Err(e) => {
                     return Err(Stop::Unconfirmed(format!(
                         "cannot list the account's posts to check: {e}"
                     )));
                 }
-            }
+            };
             reads += 1;
             // Wall clock from the send (which may be from an earlier run), but never less
             // than this process has itself waited, whatever the wall clock does.
@@ -751,6 +767,11 @@ impl Publish<'_> {
                 .unwrap_or_default()
                 .max(started.elapsed());
             if reads >= RECONCILE_MIN_READS && waited >= RECONCILE_WINDOW {
+                if let Some(reason) = undecided {
+                    return Err(Stop::Unconfirmed(format!(
+                        "the account's posts cannot show whether ours exists: {reason}"
+                    )));
+                }
                 info!(step = "publish", reads, media = %self.upload.media(), "no post of our upload in the account's list");
                 return Ok(None);
             }

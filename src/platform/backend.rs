@@ -6,6 +6,7 @@ use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::checkpoint::Checkpoints;
 use crate::domain::{Fingerprint, Post, PostDraft, StepName};
@@ -15,7 +16,7 @@ use crate::video::VideoFile;
 use super::{Account, PublishError};
 
 /// A boxed future, so that backends can sit behind `dyn Backend`.
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One platform's publishing protocol.
 ///
@@ -68,11 +69,17 @@ pub(crate) trait Backend: Send + Sync {
         draft: &'a PostDraft,
     ) -> BoxFuture<'a, Result<Created, PublishError>>;
 
-    /// The account's post made from `upload`, if the platform lists one.
+    /// The account's post made from `upload`, if the platform lists one. `draft` is the
+    /// post that was sent and `since` when it was marked as sent, for platforms whose list
+    /// may not name the upload (they match by text and time). `Ok(None)` means the list
+    /// shows no such post; [`PublishError::Unknown`] means the list cannot tell either way
+    /// (the pipeline then never re-sends on its own).
     fn find_post<'a>(
         &'a self,
         account: &'a Account,
         upload: &'a Committed,
+        draft: &'a PostDraft,
+        since: SystemTime,
     ) -> BoxFuture<'a, Result<Option<Post>, PublishError>>;
 }
 

@@ -398,6 +398,8 @@ impl Backend for DouyinWebBackend {
         &'a self,
         account: &'a Account,
         upload: &'a Committed,
+        _draft: &'a PostDraft,
+        _since: std::time::SystemTime,
     ) -> BoxFuture<'a, Result<Option<Post>, PublishError>> {
         Box::pin(async move {
             let upload = ours(upload)?;
