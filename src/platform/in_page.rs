@@ -10,7 +10,7 @@ use super::backend::BoxFuture;
 /// One request to send from the page (`fetch(url, {method, headers, body, credentials:
 /// 'include'})`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PageRequest {
+pub struct PageRequest {
     pub method: PageMethod,
     /// Absolute, on the page's own site.
     pub url: reqwest::Url,
@@ -21,14 +21,14 @@ pub(crate) struct PageRequest {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PageMethod {
+pub enum PageMethod {
     Get,
     Post,
 }
 
 /// What the page's `fetch` answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PageReply {
+pub struct PageReply {
     pub status: u16,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
@@ -37,7 +37,7 @@ pub(crate) struct PageReply {
 
 impl PageReply {
     /// The first header named `name` (lower case).
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -46,7 +46,7 @@ impl PageReply {
 }
 
 /// A logged-in page of one account, to send requests from.
-pub(crate) trait InPage: Send + Sync {
+pub trait InPage: Send + Sync {
     /// Loads the upload page afresh (its signing state does not last), so that the next
     /// requests are signed by a new page load. A page that shows a login instead is
     /// `PublishError::AuthExpired { what: Expired::Cookie, .. }`.

@@ -9,7 +9,7 @@ mod backend;
 mod backoff;
 mod body;
 mod douyin_web;
-pub(crate) mod in_page;
+pub mod in_page;
 mod multipart;
 mod ratelimit;
 mod saved;
