@@ -529,7 +529,8 @@ async fn login_by_scanning_the_qr_code_then_the_session_works_and_says_who_it_is
     let settings = settings(&server, state.path(), &chromium);
 
     let (terminal, _keyboard, png, task) = start_login(settings.clone(), "main");
-    let shown = terminal.wait_for(SCAN, 1).await;
+    terminal.wait_for(SCAN, 1).await;
+    let shown = terminal.wait_for(&format!("{}).", png.display()), 1).await;
     // The code is drawn in the terminal on lines of its own, and the PNG path given.
     assert!(shown.contains("Account `main` is not logged in"), "{shown}");
     assert!(
@@ -770,4 +771,45 @@ async fn no_browser_found_says_what_to_install() {
         }
         other => panic!("expected no browser, got {other:?}"),
     }
+}
+
+// Regression (issue 11 item 3): `login` and a running agent share a profile: one Chromium
+// per profile, so `login` says who holds it and waits for the agent to close its browser,
+// and the agent's next request uses the new session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_waits_for_the_agents_browser_to_close_then_the_agent_is_logged_in() {
+    let Some(chromium) = chromium() else { return };
+    let server = Server::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut settings = settings(&server, state.path(), &chromium);
+    settings.idle = Duration::from_secs(2);
+    let agent = Sessions::new(settings.clone());
+    let logged_out = agent.reload("main").await.unwrap_err();
+    assert_eq!(logged_out.class(), "auth_expired");
+    assert!(
+        *agent.watch_open("main").borrow(),
+        "the agent's browser is open"
+    );
+
+    let (terminal, _keyboard, png, task) = start_login(settings.clone(), "main");
+    let waiting = terminal.wait_for("waiting up to", 1).await;
+    assert!(
+        waiting.contains(&format!(
+            "the browser profile of account `main` is in use by pid {}: dropcast agent",
+            std::process::id()
+        )),
+        "{waiting}"
+    );
+    terminal.wait_for(SCAN, 1).await;
+    assert!(
+        !*agent.watch_open("main").borrow(),
+        "the agent closed its browser first"
+    );
+    server.scan(&scan_png(&png), false);
+    assert_eq!(outcome(task).await.unwrap(), LoginOutcome::LoggedIn);
+
+    login::check_session(&agent, "main", &settings.creator_url)
+        .await
+        .unwrap();
+    agent.close_all().await;
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::time::Instant;
 
+use super::profile::ProfileError;
 use super::session::{Session, SessionError, SessionSettings, join};
 use super::{b64, site};
 use crate::platform::in_page::{InPage, PageMethod, PageReply, PageRequest};
@@ -35,11 +36,12 @@ pub struct LoginOptions {
 
 impl LoginOptions {
     /// Five minutes to log in, looking twice a second; the QR code in
-    /// `state_dir/browser/<account>-login-qr.png`.
-    pub fn new(settings: SessionSettings, account: &str) -> LoginOptions {
-        let qr_png = super::Profiles::new(&settings.state_dir)
-            .dir(account)
-            .with_extension("login-qr.png");
+    /// `state_dir/browser/<account>.login-qr.png`. Waits for an agent to release the profile for at least its idle time and a minute.
+    pub fn new(mut settings: SessionSettings, account: &str) -> LoginOptions {
+        settings.lock_wait = settings
+            .lock_wait
+            .max(settings.idle + Duration::from_secs(60));
+        let qr_png = super::Profiles::new(&settings.state_dir).login_qr(account);
         LoginOptions {
             settings,
             account: account.to_string(),
@@ -107,10 +109,30 @@ pub async fn run<R>(
 where
     R: AsyncBufRead + Unpin + Send,
 {
-    let session = Session::open(&options.settings, &options.account, "dropcast login").await?;
+    let session = open(options, out).await?;
     let result = drive(&session, options, out, sms).await;
     session.close().await;
     result
+}
+
+/// Opens the account's profile; while another holder (an agent's browser) has it, says so
+/// and waits for it, up to `settings.lock_wait`.
+async fn open(options: &LoginOptions, out: &mut (dyn Write + Send)) -> Result<Session, LoginError> {
+    const PURPOSE: &str = "dropcast login";
+    let mut at_once = options.settings.clone();
+    at_once.lock_wait = Duration::ZERO;
+    match Session::open(&at_once, &options.account, PURPOSE).await {
+        Err(SessionError::Profile(ProfileError::Busy(busy))) => {
+            writeln!(
+                out,
+                "{busy}; waiting up to {} for it to close its browser (an agent closes it after {} unused).",
+                humantime::format_duration(options.settings.lock_wait),
+                humantime::format_duration(options.settings.idle),
+            )?;
+            Ok(Session::open(&options.settings, &options.account, PURPOSE).await?)
+        }
+        opened => Ok(opened?),
+    }
 }
 
 async fn drive<R>(

@@ -64,6 +64,12 @@ impl Profiles {
         self.root.join(folder_name(account))
     }
 
+    /// Where `dropcast login` saves the account's QR code (beside its profile).
+    pub fn login_qr(&self, account: &str) -> PathBuf {
+        self.root
+            .join(format!("{}.login-qr.png", folder_name(account)))
+    }
+
     fn lock_path(&self, account: &str) -> PathBuf {
         self.root.join(format!("{}.lock", folder_name(account)))
     }

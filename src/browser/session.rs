@@ -410,8 +410,13 @@ pub struct Sessions {
 
 struct Inner {
     settings: SessionSettings,
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// Each account's slot, and a receiver of its open/closed state that anyone can clone
+    /// without waiting for the slot.
+    slots: Mutex<HashMap<String, Entry>>,
 }
+
+/// An account's slot and a receiver of its open/closed state.
+type Entry = (Arc<tokio::sync::Mutex<Slot>>, watch::Receiver<bool>);
 
 /// One account's browser, if open.
 struct Slot {
@@ -440,30 +445,30 @@ impl Sessions {
     }
 
     fn slot(&self, account: &str) -> Arc<tokio::sync::Mutex<Slot>> {
+        self.entry(account).0
+    }
+
+    fn entry(&self, account: &str) -> Entry {
         let mut slots = self.inner.slots.lock().expect("slots lock");
         slots
             .entry(account.to_string())
             .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(Slot {
+                let (state, rx) = watch::channel(false);
+                let slot = Slot {
                     open: None,
                     loaded: false,
                     last_used: Instant::now(),
                     opening: 0,
-                    state: watch::channel(false).0,
-                }))
+                    state,
+                };
+                (Arc::new(tokio::sync::Mutex::new(slot)), rx)
             })
             .clone()
     }
 
     /// Follows whether `account`'s browser is open (`true`) or closed.
     pub fn watch_open(&self, account: &str) -> watch::Receiver<bool> {
-        let slot = self.slot(account);
-        let rx = slot.try_lock().map(|s| s.state.subscribe());
-        match rx {
-            Ok(rx) => rx,
-            // In use right now, so open.
-            Err(_) => watch::channel(true).1,
-        }
+        self.entry(account).1
     }
 
     /// The browser process of `account`, while open.
@@ -556,7 +561,7 @@ impl Sessions {
             .lock()
             .expect("slots lock")
             .values()
-            .cloned()
+            .map(|(slot, _)| slot.clone())
             .collect();
         for slot in slots {
             let mut s = slot.lock().await;
