@@ -633,6 +633,16 @@ async fn fetch_in_the_page_is_signed_by_the_page_and_carries_any_bytes() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, binary_body());
 
+    // A fetch the page cannot make is a transient failure; the browser stays up.
+    let pid = sessions.browser_pid("main").await;
+    let unreachable = PageRequest {
+        url: reqwest::Url::parse("http://127.0.0.1:1/nothing").unwrap(),
+        ..request(&server, PageMethod::Get, "", None)
+    };
+    let err = sessions.fetch("main", unreachable).await.unwrap_err();
+    assert_eq!(err.class(), "transient", "{err}");
+    assert_eq!(sessions.browser_pid("main").await, pid);
+
     // The same request from outside the page is refused: the signature is the page's.
     let outside = reqwest::Client::new()
         .post(server.url("echo"))

@@ -154,6 +154,7 @@ where
     let mut shown_qr: Option<String> = None;
     let mut sms_sent: Option<Instant> = None;
     let mut announced = false;
+    let mut upload_page_misses = 0u32;
     loop {
         if Instant::now() >= deadline {
             return Err(LoginError::Timeout(options.timeout));
@@ -166,6 +167,14 @@ where
                 writeln!(out, "Logged in: account `{}`.", options.account)?;
                 return Ok(LoginOutcome::LoggedIn);
             }
+            // The upload page without a session: load it again, to be sent to the login.
+            upload_page_misses += 1;
+            if upload_page_misses % 3 == 0 {
+                match session.load_upload_page().await {
+                    Ok(()) | Err(SessionError::LoggedOut { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         } else if let Some(look) = look(session).await {
             if !announced {
                 writeln!(
@@ -173,6 +182,9 @@ where
                     "Account `{}` is not logged in (the creator site shows {}).",
                     options.account, look.path
                 )?;
+                if options.settings.show {
+                    writeln!(out, "Log in in the browser window, or scan the code below.")?;
+                }
                 announced = true;
             }
             if look.sms {

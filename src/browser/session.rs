@@ -113,6 +113,10 @@ pub enum SessionError {
     /// The upload page ended on another page: the login page.
     #[error("the creator page asks to log in (it showed {landed})")]
     LoggedOut { landed: String },
+    /// A script in the page failed (say, `fetch` could not reach the site).
+    #[error("in the page: {0}")]
+    InPage(String),
+    /// The browser did not do what the DevTools protocol asked.
     #[error("the browser page failed: {0}")]
     Page(String),
     #[error("the browser did not {0} within {1:?}")]
@@ -147,14 +151,16 @@ impl SessionError {
 }
 
 fn page_error(e: CdpError) -> SessionError {
-    SessionError::Page(match e {
-        CdpError::JavascriptException(details) => details
-            .exception
-            .as_ref()
-            .and_then(|o| o.description.clone())
-            .unwrap_or_else(|| details.text.clone()),
-        e => e.to_string(),
-    })
+    match e {
+        CdpError::JavascriptException(details) => SessionError::InPage(
+            details
+                .exception
+                .as_ref()
+                .and_then(|o| o.description.clone())
+                .unwrap_or_else(|| details.text.clone()),
+        ),
+        e => SessionError::Page(e.to_string()),
+    }
 }
 
 /// One running Chromium on one account's profile, with its page.
@@ -493,6 +499,7 @@ impl Sessions {
             let session = Session::open(&self.inner.settings, account, "dropcast agent").await?;
             s.open = Some(session);
             s.loaded = false;
+            s.last_used = Instant::now();
             s.opening += 1;
             s.state.send_replace(true);
             self.watch_idle(account, slot.clone(), s.opening);
