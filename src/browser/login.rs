@@ -169,7 +169,7 @@ where
             }
             // The upload page without a session: load it again, to be sent to the login.
             upload_page_misses += 1;
-            if upload_page_misses % 3 == 0 {
+            if upload_page_misses.is_multiple_of(3) {
                 match session.load_upload_page().await {
                     Ok(()) | Err(SessionError::LoggedOut { .. }) => {}
                     Err(e) => return Err(e.into()),
