@@ -823,3 +823,27 @@ async fn login_waits_for_the_agents_browser_to_close_then_the_agent_is_logged_in
         .unwrap();
     agent.close_all().await;
 }
+
+// Regression (issue 11 item 3): a login nobody completes must end with an error (`login`
+// exits 1), not wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_nobody_completes_times_out() {
+    let Some(chromium) = chromium() else { return };
+    let server = Server::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut options = LoginOptions::new(settings(&server, state.path(), &chromium), "main");
+    options.timeout = Duration::from_secs(3);
+    let mut out = std::io::sink();
+    let err = tokio::time::timeout(
+        BOUND,
+        login::run(&options, &mut out, &mut tokio::io::empty()),
+    )
+    .await
+    .expect("login ends")
+    .unwrap_err();
+    assert!(matches!(err, LoginError::Timeout(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "not logged in after 3s: run `dropcast login` again to get a new code"
+    );
+}
