@@ -417,7 +417,7 @@ impl Backend for DouyinCreatorBackend {
             // A fresh page for each publish (docs/douyin-creator.md §0).
             self.client.reload_page(&account.name).await?;
             self.client
-                .create(&account.name, video, draft, &wire::CreateExtras::default())
+                .create(&account.name, video, draft, &wire::CreateExtras::for_draft(draft))
                 .await
         })
     }

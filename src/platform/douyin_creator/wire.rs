@@ -435,15 +435,15 @@ impl Declaration {
         }
     }
 
-    /// The caption name (`douyin: {declaration: …}`).
-    pub fn parse(name: &str) -> Option<Declaration> {
-        Some(match name {
-            "ai_generated" => Declaration::AiGenerated,
-            "fiction" => Declaration::Fiction,
-            "dangerous" => Declaration::Dangerous,
-            "opinion" => Declaration::Opinion,
-            _ => return None,
-        })
+    /// The caption's declaration (`douyin: {declaration: …}`), else its `ai_generated`:
+    /// the page takes one (ours), the explicit one wins.
+    fn of_draft(draft: &PostDraft) -> Option<Declaration> {
+        match draft.declaration {
+            Some(crate::domain::Declaration::Fiction) => Some(Declaration::Fiction),
+            Some(crate::domain::Declaration::DangerousAct) => Some(Declaration::Dangerous),
+            Some(crate::domain::Declaration::PersonalOpinion) => Some(Declaration::Opinion),
+            None => draft.ai_generated.then_some(Declaration::AiGenerated),
+        }
     }
 }
 
@@ -456,6 +456,18 @@ pub struct CreateExtras {
     /// An uploaded cover image's URI (ImageX), instead of the commit's poster.
     pub cover_uri: Option<String>,
     pub declaration: Option<Declaration>,
+}
+
+impl CreateExtras {
+    /// The draft's title and declaration; the cover stays the commit's poster (a cover
+    /// image needs ImageX, not built yet: the caption's `cover` is left out with a log line).
+    pub(crate) fn for_draft(draft: &PostDraft) -> CreateExtras {
+        CreateExtras {
+            title: draft.title.clone(),
+            cover_uri: None,
+            declaration: Declaration::of_draft(draft),
+        }
+    }
 }
 
 /// The committed video as step 5 needs it.

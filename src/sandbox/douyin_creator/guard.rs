@@ -46,8 +46,46 @@ pub(crate) fn logged_in(app: &App, headers: &HeaderMap) -> Result<(String, Sessi
         ))
     };
     let sid = session_id(headers).ok_or_else(refused)?;
-    let session = app.creator.lock().sessions.get(&sid).cloned();
+    let session = session_of(app, &sid);
     session.map(|s| (sid, s)).ok_or_else(refused)
+}
+
+/// The key that seals session ids (ours): a session made by one run of the simulator
+/// still works in the next (the built-in sandbox starts afresh with every command, and
+/// `dropcast login` runs apart from the agent), unless it was logged out here.
+const SESSION_SEAL_KEY: &[u8] = b"dropcast sandbox douyin session v1";
+
+/// A session id that carries its user: `<uid>.<nickname as hex>.<HMAC of both>`.
+pub(crate) fn sealed_session_id(uid: &str, nickname: &str) -> String {
+    let nick = base16ct::lower::encode_string(nickname.as_bytes());
+    format!("{uid}.{nick}.{}", seal(uid, &nick))
+}
+
+fn seal(uid: &str, nick_hex: &str) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SESSION_SEAL_KEY).expect("any key");
+    mac.update(format!("{uid}\0{nick_hex}").as_bytes());
+    base16ct::lower::encode_string(&mac.finalize().into_bytes())
+}
+
+/// The session `sid` names: one this run knows, or a sealed one from an earlier run
+/// (revived here unless its user was logged out here).
+pub(crate) fn session_of(app: &App, sid: &str) -> Option<Session> {
+    let mut m = app.creator.lock();
+    if let Some(s) = m.sessions.get(sid) {
+        return Some(s.clone());
+    }
+    let mut parts = sid.splitn(3, '.');
+    let (uid, nick_hex, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    if m.revoked_all || m.revoked_uids.contains(uid) || seal(uid, nick_hex) != mac {
+        return None;
+    }
+    let nickname = base16ct::lower::decode_vec(nick_hex).ok()?;
+    let session = Session {
+        uid: uid.to_owned(),
+        nickname: String::from_utf8(nickname).ok()?,
+    };
+    m.sessions.insert(sid.to_owned(), session.clone());
+    Some(session)
 }
 
 /// `HMAC-SHA256(secret, method \n path_and_query \n body)` as lower-case hex.

@@ -33,8 +33,9 @@ fn uid_for(nickname: &str) -> String {
 pub(crate) fn open_session(creator: &Creator, uid: Option<&str>, nickname: Option<&str>) -> String {
     let nickname = nickname.unwrap_or(DEFAULT_NICKNAME).to_owned();
     let uid = uid.map_or_else(|| uid_for(&nickname), str::to_owned);
+    let sid = super::guard::sealed_session_id(&uid, &nickname);
     let mut m = creator.lock();
-    let sid = m.hex("session", 32);
+    m.revoked_uids.remove(&uid);
     m.sessions.insert(sid.clone(), Session { uid, nickname });
     sid
 }
@@ -121,7 +122,7 @@ fn confirm(app: &App, token: &str) -> Option<String> {
 fn with_cookie(state: &str, sid: Option<String>) -> Response {
     let mut r = Json(json!({"state": state})).into_response();
     if let Some(sid) = sid
-        && let Ok(v) = format!("sessionid={sid}; Path=/; HttpOnly; SameSite=Lax").parse()
+        && let Ok(v) = format!("sessionid={sid}; Path=/; Max-Age=2592000; HttpOnly; SameSite=Lax").parse()
     {
         r.headers_mut().insert(SET_COOKIE, v);
     }
@@ -250,6 +251,12 @@ pub(crate) async fn logout(State(app): State<App>, body: Bytes) -> Response {
     };
     let mut m = app.creator.lock();
     let before = m.sessions.len();
+    match &who.uid {
+        Some(uid) => {
+            m.revoked_uids.insert(uid.clone());
+        }
+        None => m.revoked_all = true,
+    }
     m.sessions
         .retain(|_, s| who.uid.as_ref().is_some_and(|uid| *uid != s.uid));
     let ended = before - m.sessions.len();

@@ -170,6 +170,10 @@ pub(crate) struct Memory {
     next_item: u64,
     pub logins: HashMap<String, Login>,
     pub sessions: HashMap<String, Session>,
+    /// Users logged out here: their sealed session ids from another run are not revived.
+    pub revoked_uids: std::collections::HashSet<String>,
+    /// Every session was ended here: no sealed id from another run is revived.
+    pub revoked_all: bool,
     pub pages: HashMap<String, Page>,
     pub sts: HashMap<String, Sts>,
     pub uploads: HashMap<String, Upload>,

@@ -112,7 +112,7 @@ pub(crate) async fn challenge_sug(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let creator = guard::session_id(&headers)
-        .is_some_and(|sid| app.creator.lock().sessions.contains_key(&sid));
+        .is_some_and(|sid| guard::session_of(&app, &sid).is_some());
     if !creator {
         return crate::sandbox::creator::challenge_sug(State(app), headers, Query(q)).await;
     }
