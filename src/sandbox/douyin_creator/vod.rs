@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::Early;
 use super::sigv4::{self, Refused};
-use super::state::{Commit, Upload, millis};
+use super::state::{Commit, Object, Upload, millis};
 use crate::sandbox::state::App;
 
 const REGION: &str = "cn-north-1";
@@ -257,6 +257,45 @@ struct Function {
     input: Option<Value>,
 }
 
+/// Commit `vid`'s complete `object` for the first time: its metadata (from the MP4, or
+/// 1080×1920 when it has none) and a poster; a commit made meanwhile wins.
+async fn first_commit(app: &App, vid: &str, object: &Object) -> Result<Commit, Early> {
+    const ACTION: &str = "CommitUploadInner";
+    let path = object.path.clone();
+    let info = tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path)?;
+        let len = f.metadata()?.len();
+        Ok::<_, std::io::Error>(crate::sandbox::mp4::probe(&mut f, len))
+    })
+    .await;
+    let Ok(Ok(info)) = info else {
+        let status = StatusCode::INTERNAL_SERVER_ERROR;
+        return Err(Box::new(error(
+            status,
+            ACTION,
+            "InternalError",
+            "object unreadable",
+        )));
+    };
+    let mut m = app.creator.lock();
+    let poster_uri = format!("tos-cn-p-0015/{}", m.hex("poster", 16));
+    let c = Commit {
+        poster_uri,
+        width: if info.width == 0 { 1080 } else { info.width },
+        height: if info.height == 0 { 1920 } else { info.height },
+        duration: info.duration,
+    };
+    match m.uploads.get_mut(vid) {
+        Some(u) => Ok(u.commit.get_or_insert(c).clone()),
+        None => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            ACTION,
+            "InvalidParameter",
+            "SessionKey: unknown",
+        ))),
+    }
+}
+
 /// `POST /?Action=CommitUploadInner&Version=2020-11-19&SpaceName=aweme` with
 /// `{"SessionKey", "Functions"}`.
 pub(crate) async fn commit(
@@ -324,38 +363,10 @@ pub(crate) async fn commit(
     };
     let commit = match existing {
         Some(c) => c,
-        None => {
-            let path = object.path.clone();
-            let info = tokio::task::spawn_blocking(move || {
-                let mut f = std::fs::File::open(&path)?;
-                let len = f.metadata()?.len();
-                Ok::<_, std::io::Error>(crate::sandbox::mp4::probe(&mut f, len))
-            })
-            .await;
-            let info = match info {
-                Ok(Ok(i)) => i,
-                _ => {
-                    return error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        ACTION,
-                        "InternalError",
-                        "object unreadable",
-                    );
-                }
-            };
-            let mut m = app.creator.lock();
-            let poster_uri = format!("tos-cn-p-0015/{}", m.hex("poster", 16));
-            let c = Commit {
-                poster_uri,
-                width: if info.width == 0 { 1080 } else { info.width },
-                height: if info.height == 0 { 1920 } else { info.height },
-                duration: info.duration,
-            };
-            match m.uploads.get_mut(&vid) {
-                Some(u) => u.commit.get_or_insert(c).clone(),
-                None => return bad("SessionKey: unknown".into()),
-            }
-        }
+        None => match first_commit(&app, &vid, &object).await {
+            Ok(c) => c,
+            Err(r) => return *r,
+        },
     };
     let request_id = app.creator.lock().hex("request", 12);
     Json(json!({
