@@ -101,6 +101,18 @@ pub enum Command {
         #[arg(required = true)]
         captions: Vec<PathBuf>,
     },
+    /// Log a `douyin` account in: its browser profile opens the creator center (where there
+    /// is no screen, or with --headless, the QR code to scan is printed and saved as a PNG);
+    /// exits 0 once the session works, 1 on timeout or refusal
+    Login {
+        /// The account, as named in the config
+        account: String,
+        /// Never open a window
+        #[arg(long)]
+        headless: bool,
+    },
+    /// Each account: its platform, who it is, and whether its session works
+    Accounts,
     /// Run the platform simulator alone
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:8930")]
@@ -142,7 +154,12 @@ pub fn main() -> ExitCode {
             LogFormat::Text => crate::logging::Format::Text,
             LogFormat::Json => crate::logging::Format::Json,
         },
-        if bar { "warn" } else { "info" },
+        // chromiumoxide reports CDP events it does not model as warnings: noise to users.
+        if bar {
+            "warn,chromiumoxide=error"
+        } else {
+            "info,chromiumoxide=error"
+        },
         std::io::stderr().is_terminal(),
     );
     // Blocking work (hashing, SQLite, file moves) is bounded: a handful of threads, not
@@ -188,6 +205,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             new_ledger,
         } => publish_cmd(cli.config.as_deref(), &video, caption, new_ledger).await,
         Command::Check => check_cmd(cli.config.as_deref()).await,
+        Command::Login { account, headless } => {
+            login_cmd(cli.config.as_deref(), &account, headless).await
+        }
+        Command::Accounts => accounts_cmd(cli.config.as_deref()).await,
         Command::Status { json } => status_cmd(cli.config.as_deref(), json),
         Command::History { n, json } => history_cmd(cli.config.as_deref(), n, json),
         Command::Retry { hash, all_failed } => {
@@ -547,7 +568,7 @@ async fn check_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         };
         match account.backend.check_account(&account.account).await {
             Ok(_) => println!(
-                "account     {}: cookie ok (upload credentials granted)",
+                "account     {}: session works (one harmless request answered)",
                 acc.name
             ),
             Err(e) => {
@@ -727,6 +748,138 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `dropcast login ACCOUNT`: a `douyin` account's browser session, made by the user (or,
+/// with `platform.sandbox: true`, by scanning the simulator's code for them).
+async fn login_cmd(
+    config: Option<&Path>,
+    account: &str,
+    headless: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::browser::login;
+    let config = load_config(config)?;
+    let Some(acc) = config.accounts.iter().find(|a| a.name == account) else {
+        let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        let hint = crate::yaml::did_you_mean(account, &names)
+            .map(|n| format!(", did you mean `{n}`?"))
+            .unwrap_or_default();
+        eprintln!("error: the config has no account `{account}`{hint}");
+        return Ok(ExitCode::from(2));
+    };
+    if acc.platform() != crate::domain::Platform::Douyin {
+        eprintln!(
+            "error: account `{account}` is a `{}` account: its login is the cookie the config \
+             names (cookie_env or cookie_file). `dropcast login` is for `douyin` accounts.",
+            acc.platform()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    std::fs::create_dir_all(&config.state_dir)?;
+    let sandbox = match config.platform.sandbox {
+        true => Some(crate::root::start_sandbox(&config).await?),
+        false => None,
+    };
+    let base = sandbox.as_ref().map(|(_, base)| base.clone());
+    let mut settings = crate::root::browser_settings(&config, base.as_ref());
+    settings.show = !headless && login::display_available();
+    let options = login::LoginOptions::new(settings, account);
+    // In sandbox mode nobody has the Douyin app: the simulator's code is scanned for them.
+    let scanner = base.map(|base| tokio::spawn(scan_sandbox_codes(options.qr_png.clone(), base)));
+    let mut out = std::io::stdout();
+    let mut sms = tokio::io::BufReader::new(tokio::io::stdin());
+    let result = login::run(&options, &mut out, &mut sms).await;
+    if let Some(scanner) = scanner {
+        scanner.abort();
+    }
+    if let Some((handle, _)) = sandbox {
+        handle.shutdown().await;
+    }
+    match result {
+        Ok(login::LoginOutcome::AlreadyLoggedIn) => {
+            println!("{account}: already logged in; the session works");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(login::LoginOutcome::LoggedIn) => {
+            println!("{account}: logged in; the session works");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {account}: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Scans each new QR code `login` saves at `png` with the simulator at `base` (its
+/// inspection endpoint), as a user would with the Douyin app.
+async fn scan_sandbox_codes(png: PathBuf, base: reqwest::Url) {
+    let http = reqwest::Client::new();
+    let mut scanned = None;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(bytes) = tokio::fs::read(&png).await else {
+            continue;
+        };
+        let Some(text) = crate::browser::login::qr_text(&bytes) else {
+            continue;
+        };
+        let Some(token) = text.strip_prefix("dropcast-sandbox-login:") else {
+            continue;
+        };
+        if scanned.as_deref() == Some(token) {
+            continue;
+        }
+        let Ok(url) = base.join("__sandbox/douyin/login/scan") else {
+            return;
+        };
+        let body = serde_json::json!({ "token": token });
+        if http.post(url).json(&body).send().await.is_ok() {
+            println!("(sandbox: the simulator's code was scanned for you)");
+            scanned = Some(token.to_owned());
+        }
+    }
+}
+
+/// `dropcast accounts`: each account's platform, who it is, and whether its session works
+/// (one harmless request each; the ledger is not opened).
+async fn accounts_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let ctx = crate::root::build(config, Access::Inspect).await?;
+    let mut ok = true;
+    for acc in &ctx.config.accounts {
+        let Some(account) = ctx.accounts.get(&acc.name) else {
+            continue;
+        };
+        let who = match account.backend.identity(&account.account).await {
+            Ok(Some(who)) => who,
+            Ok(None) => "-".into(),
+            Err(_) => "unknown".into(),
+        };
+        let session = match account.backend.check_account(&account.account).await {
+            Ok(()) => "works".to_string(),
+            Err(e) => {
+                ok = false;
+                let fix = account
+                    .backend
+                    .renew_hint(&acc.name)
+                    .unwrap_or_else(|| ctx.accounts.renew_hint(&acc.name));
+                format!("does not work: {e}; to fix: {fix}")
+            }
+        };
+        println!(
+            "{:<12} {:<11} {:<28} session {session}",
+            acc.name,
+            acc.platform(),
+            who
+        );
+    }
+    ctx.shutdown().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn sandbox_cmd(addr: SocketAddr, allow_remote: bool) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::archive::Folders;
+use crate::browser::{SessionSettings, Sessions};
 use crate::config::{AccountConfig, Config, DouyinWebAccount};
 use crate::domain::{Platform, StepName};
 use crate::driver::{self, Driver, DriverLock};
@@ -19,8 +20,8 @@ use crate::pipeline::cookie::load_cookie;
 use crate::pipeline::live::Live;
 use crate::pipeline::{Access, Context, FatalError};
 use crate::platform::{
-    Account, AccountError, Backend, ClientSettings, DouyinWeb, DouyinWebBackend, RetryPolicy,
-    UploadSettings,
+    Account, AccountError, Backend, ClientSettings, CreatorSettings, DouyinCreator,
+    DouyinCreatorBackend, DouyinWeb, DouyinWebBackend, RetryPolicy, UploadSettings,
 };
 use crate::sandbox::{self, SandboxHandle, SandboxOptions};
 use crate::secret::Secret;
@@ -83,6 +84,7 @@ pub async fn build(config: Config, access: Access<'_>) -> Result<Context, FatalE
         None => cookie_accounts(&config, &backends)?,
     };
     let ledger = open_ledger(&config, access, sandbox.is_some())?;
+    let backends = backends.into_values().collect();
     let filter = NameFilter::new(&config.watch.extensions, config.watch.ignore.clone());
     let folders = Folders {
         inbox: config.inbox.clone(),
@@ -99,6 +101,7 @@ pub async fn build(config: Config, access: Access<'_>) -> Result<Context, FatalE
         ledger,
         pacer: Default::default(),
         sandbox: sandbox.map(|(handle, _)| handle),
+        backends,
     })
 }
 
@@ -115,8 +118,9 @@ fn backends(
         }
         let backend: Arc<dyn Backend> = match platform {
             Platform::DouyinWeb => Arc::new(douyin_web(config, sandbox)?),
-            // The config refuses accounts of these platforms (not available yet).
-            Platform::Douyin | Platform::Tiktok => continue,
+            Platform::Douyin => Arc::new(douyin(config, sandbox)?),
+            // The config refuses accounts of this platform (not available yet).
+            Platform::Tiktok => continue,
         };
         backends.insert(platform, backend);
     }
@@ -141,11 +145,7 @@ fn douyin_web(
         vod_url,
         upload_scheme,
         timeout: config.platform.timeout,
-        retry: RetryPolicy {
-            attempts: config.publish.retry.attempts.get(),
-            initial: config.publish.retry.initial,
-            max: config.publish.retry.max,
-        },
+        retry: retry_policy(config),
         max_rate: config.upload.max_rate,
     };
     let client = DouyinWeb::new(settings).map_err(|e| FatalError::Client(e.to_string()))?;
@@ -154,6 +154,66 @@ fn douyin_web(
         parallel_parts: config.upload.parallel_parts.get(),
     };
     Ok(DouyinWebBackend::new(client, upload))
+}
+
+/// The `douyin` backend (docs/douyin-creator.md): steps 2–4 straight from dropcast, steps
+/// 1, 5 and 6 from the account's browser page ([`browser_sessions`]).
+fn douyin(
+    config: &Config,
+    sandbox: Option<&reqwest::Url>,
+) -> Result<DouyinCreatorBackend, FatalError> {
+    let settings = douyin_settings(config, sandbox);
+    let pages = Arc::new(browser_sessions(config, sandbox));
+    let client =
+        DouyinCreator::new(settings, pages).map_err(|e| FatalError::Client(e.to_string()))?;
+    Ok(DouyinCreatorBackend::new(client))
+}
+
+/// The `douyin` client's settings: `platform.douyin`, or the simulator.
+fn douyin_settings(config: &Config, sandbox: Option<&reqwest::Url>) -> CreatorSettings {
+    let d = &config.platform.douyin;
+    let (creator_url, vod_url, upload_scheme) = match sandbox {
+        Some(base) => (base.clone(), base.clone(), "http".to_owned()),
+        None => (
+            d.creator_url.clone(),
+            d.vod_url.clone(),
+            d.upload_scheme.as_str().to_owned(),
+        ),
+    };
+    CreatorSettings {
+        creator_url,
+        vod_url,
+        upload_scheme,
+        timeout: config.platform.timeout,
+        retry: retry_policy(config),
+        max_rate: config.upload.max_rate,
+        parallel_parts: config.upload.parallel_parts.get(),
+    }
+}
+
+/// The browser sessions of `douyin` accounts (profiles under `state_dir/browser/`), as
+/// `dropcast login` and the agent share them.
+pub fn browser_settings(config: &Config, sandbox: Option<&reqwest::Url>) -> SessionSettings {
+    let creator_url = match sandbox {
+        Some(base) => base.clone(),
+        None => config.platform.douyin.creator_url.clone(),
+    };
+    let mut settings = SessionSettings::new(creator_url, &config.state_dir);
+    settings.browser = config.platform.browser.clone();
+    settings.idle = config.platform.browser_idle;
+    settings
+}
+
+fn browser_sessions(config: &Config, sandbox: Option<&reqwest::Url>) -> Sessions {
+    Sessions::new(browser_settings(config, sandbox))
+}
+
+fn retry_policy(config: &Config) -> RetryPolicy {
+    RetryPolicy {
+        attempts: config.publish.retry.attempts.get(),
+        initial: config.publish.retry.initial,
+        max: config.publish.retry.max,
+    }
 }
 
 /// The backend for `acc`'s platform.
@@ -178,6 +238,12 @@ fn sandbox_accounts(
     let accounts = Accounts::new();
     for acc in &config.accounts {
         let backend = backend_for(acc, backends)?;
+        if acc.platform() == Platform::Douyin {
+            // Its session is its browser profile (`dropcast login`), in sandbox mode too.
+            let account = Account::browser_session(&acc.name);
+            accounts.insert(account, acc.platform(), backend, None, None);
+            continue;
+        }
         let cookie = Secret::new(sandbox::cookie_for(&acc.name));
         let account = Account::new(&acc.name, cookie, None).map_err(account_error(acc))?;
         accounts.insert(account, acc.platform(), backend, None, None);
@@ -193,6 +259,11 @@ fn cookie_accounts(
     let accounts = Accounts::new();
     for acc in &config.accounts {
         let backend = backend_for(acc, backends)?;
+        if acc.platform() == Platform::Douyin {
+            let account = Account::browser_session(&acc.name);
+            accounts.insert(account, acc.platform(), backend, None, None);
+            continue;
+        }
         let web = douyin_web_account(acc)?;
         let cookie = load_cookie(&acc.name, &web.cookie)?;
         let account =
@@ -296,7 +367,9 @@ fn create_folders(config: &Config) -> Result<(), FatalError> {
 
 /// Starts the built-in simulator on 127.0.0.1 (`platform.sandbox: true`) with the
 /// configured faults; returns it and its address.
-async fn start_sandbox(config: &Config) -> Result<(SandboxHandle, reqwest::Url), FatalError> {
+pub(crate) async fn start_sandbox(
+    config: &Config,
+) -> Result<(SandboxHandle, reqwest::Url), FatalError> {
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(FatalError::Sandbox)?;

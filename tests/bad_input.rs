@@ -721,21 +721,8 @@ async fn bad_config_row(overrides: &[(&str, &str)], marker: &str, key: &str, mes
     assert!(env.posts().await.is_empty());
 }
 
-// Regression (issue 10 item 3): an account could not name its platform; `douyin`, which has
+// Regression (issue 10 item 3): an account could not name its platform; `tiktok`, which has
 // no backend yet, must stop the agent at load with its line, not later.
-#[tokio::test(flavor = "multi_thread")]
-async fn config_account_on_douyin_is_not_available_yet() {
-    let accounts = format!("{{main: {{cookie_env: {COOKIE_VAR}}}, studio: {{platform: douyin}}}}");
-    bad_config_row(
-        &[("accounts", &accounts)],
-        "douyin}}",
-        "accounts.studio.platform",
-        "account `studio`: platform `douyin` is not available yet in this version of dropcast \
-         (only `douyin-web`)",
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn config_account_on_tiktok_is_not_available_yet() {
     bad_config_row(
@@ -746,7 +733,7 @@ async fn config_account_on_tiktok_is_not_available_yet() {
         "tiktok,",
         "accounts.global.platform",
         "account `global`: platform `tiktok` is not available yet in this version of dropcast \
-         (only `douyin-web`)",
+         (only `douyin-web`, `douyin`)",
     )
     .await;
 }

@@ -589,6 +589,10 @@ fn draft() -> PostDraft {
         cover_at: Duration::from_millis(1500),
         collection: None,
         publish_at: None,
+        title: None,
+        cover_image: None,
+        ai_generated: false,
+        declaration: None,
     }
 }
 

@@ -316,13 +316,19 @@ fn save(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The QR code in `png` decoded and drawn again with unicode half blocks (light modules
-/// drawn, for terminals with a dark background), or `None` if it cannot be decoded.
-fn terminal_qr(png: &[u8]) -> Option<String> {
+/// The text of the QR code in a PNG image, if one can be read.
+pub fn qr_text(png: &[u8]) -> Option<String> {
     let img = image::load_from_memory_with_format(png, image::ImageFormat::Png).ok()?;
     let mut prepared = rqrr::PreparedImage::prepare(img.to_luma8());
     let grids = prepared.detect_grids();
     let (_, text) = grids.first()?.decode().ok()?;
+    Some(text)
+}
+
+/// The QR code in `png` decoded and drawn again with unicode half blocks (light modules
+/// drawn, for terminals with a dark background), or `None` if it cannot be decoded.
+fn terminal_qr(png: &[u8]) -> Option<String> {
+    let text = qr_text(png)?;
     let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
     Some(
         code.render::<Dense1x2>()

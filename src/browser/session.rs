@@ -618,4 +618,8 @@ impl InPage for Sessions {
                 .map_err(|e| e.into_publish(account))
         })
     }
+
+    fn close_all(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Sessions::close_all(self))
+    }
 }

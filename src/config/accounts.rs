@@ -76,7 +76,7 @@ pub enum TiktokMode {
 }
 
 /// Platforms this version of dropcast can publish to.
-const AVAILABLE: &[Platform] = &[Platform::DouyinWeb];
+const AVAILABLE: &[Platform] = &[Platform::DouyinWeb, Platform::Douyin];
 
 /// The one sentence for an account whose platform has no backend yet.
 pub(crate) fn not_available_yet(account: &str, platform: Platform) -> String {
@@ -324,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn douyin_and_tiktok_accounts_are_read_then_refused_as_not_available_yet() {
+    fn tiktok_accounts_are_read_then_refused_as_not_available_yet() {
         let (accounts, problems) = read(concat!(
             "accounts:\n",
             "  studio: {platform: douyin}\n",
@@ -334,12 +334,13 @@ mod tests {
         assert_eq!(
             problems,
             vec![
-                "dropcast.yaml:2:22: accounts.studio.platform: account `studio`: platform `douyin` \
-                 is not available yet in this version of dropcast (only `douyin-web`)",
                 "dropcast.yaml:3:22: accounts.global.platform: account `global`: platform `tiktok` \
-                 is not available yet in this version of dropcast (only `douyin-web`)",
+                 is not available yet in this version of dropcast (only `douyin-web`, `douyin`)",
             ]
         );
+        let (accounts, problems) = read("accounts:\n  studio: {platform: douyin}\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(accounts.map(|a| a[0].platform()), Some(Platform::Douyin));
         // The settings themselves were valid; once the backends exist these are the accounts.
         let doc = Document::parse(
             "{platform: tiktok, client_key: aw1x, client_secret_env: TIKTOK_SECRET}",
@@ -366,11 +367,14 @@ mod tests {
     // platform without a backend, with its line (exit 2 before anything starts).
     #[test]
     fn naming_an_unavailable_platform_fails_the_whole_config() {
-        let msg = bad("accounts:\n  main: {cookie_env: X}\n  studio:\n    platform: douyin\n");
+        let msg = bad(concat!(
+            "accounts:\n  main: {cookie_env: X}\n  global:\n    platform: tiktok\n",
+            "    client_key: aw1\n    client_secret_env: S\n"
+        ));
         assert_eq!(
             msg,
-            "dropcast.yaml:4:15: accounts.studio.platform: account `studio`: platform `douyin` is \
-             not available yet in this version of dropcast (only `douyin-web`)"
+            "dropcast.yaml:4:15: accounts.global.platform: account `global`: platform `tiktok` is \
+             not available yet in this version of dropcast (only `douyin-web`, `douyin`)"
         );
     }
 

@@ -43,6 +43,8 @@ pub struct Context {
     pub(crate) pacer: PostPacer,
     /// The built-in simulator, kept alive as long as the context.
     pub(crate) sandbox: Option<SandboxHandle>,
+    /// Every backend, to let go of what they hold open when the run ends.
+    pub(crate) backends: Vec<std::sync::Arc<dyn crate::platform::Backend>>,
 }
 
 impl Context {
@@ -88,8 +90,12 @@ impl Context {
         file.starts_with(&self.config.inbox) && crate::archive::in_inbox(&self.config.inbox, file)
     }
 
-    /// Stops the built-in sandbox, if any.
+    /// Closes what the backends hold open (browsers, cleanly) and stops the built-in
+    /// sandbox, if any.
     pub async fn shutdown(self) {
+        for backend in &self.backends {
+            backend.shutdown().await;
+        }
         if let Some(sandbox) = self.sandbox {
             sandbox.shutdown().await;
         }

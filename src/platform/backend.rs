@@ -42,6 +42,20 @@ pub(crate) trait Backend: Send + Sync {
         None
     }
 
+    /// Who `account` is on the platform (a nickname, a uid), for `dropcast accounts`;
+    /// `None` when the platform cannot say.
+    fn identity<'a>(
+        &'a self,
+        _account: &'a Account,
+    ) -> BoxFuture<'a, Result<Option<String>, PublishError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Lets go of what the backend holds open (a browser) when the program stops.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// Whether the account's login is accepted now (a paused account is re-checked so).
     fn check_account<'a>(&'a self, account: &'a Account)
     -> BoxFuture<'a, Result<(), PublishError>>;

@@ -58,4 +58,10 @@ pub trait InPage: Send + Sync {
         account: &'a str,
         request: PageRequest,
     ) -> BoxFuture<'a, Result<PageReply, PublishError>>;
+
+    /// Closes every page and what holds it (a browser: cleanly, so its profile keeps the
+    /// session), when the program stops.
+    fn close_all(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }

@@ -8,9 +8,6 @@
 mod backend;
 mod backoff;
 mod body;
-// Until `root::backends` picks it for `platform: douyin` (the lead wires it, issue 11),
-// only tests use the backend.
-#[allow(dead_code)]
 mod douyin_creator;
 mod douyin_web;
 pub mod in_page;

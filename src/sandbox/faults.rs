@@ -227,6 +227,11 @@ pub enum FaultAction {
     Delay { ms: u64 },
     /// Do the work (its state change happens), then close without an answer.
     DropAnswer,
+    /// Do the work, then send the answer's head and first bytes and close: the answer is
+    /// lost mid-way. A browser re-sends a request whose reused connection closed before
+    /// any answer (Chromium does, even a POST), so for requests made from a page
+    /// (`douyin`) this is how an answer is lost for good.
+    CutAnswer,
     /// Wait until released (`POST /__sandbox/release`), then do the work.
     Hold,
     /// `post_list` and `work_list` only: answer as usual, but without the posts created less than this
@@ -281,6 +286,7 @@ impl<'de> Visitor<'de> for ActionVisitor {
         match v {
             "reset" => Ok(FaultAction::Reset),
             "drop_answer" => Ok(FaultAction::DropAnswer),
+            "cut_answer" => Ok(FaultAction::CutAnswer),
             "hold" => Ok(FaultAction::Hold),
             "status" => Err(E::custom(
                 "action `status` needs fields: {kind: status, status: 503}",
@@ -332,6 +338,7 @@ impl FaultAction {
             FaultAction::Reset => "reset".to_owned(),
             FaultAction::Delay { ms } => format!("delay {ms} ms"),
             FaultAction::DropAnswer => "drop_answer".to_owned(),
+            FaultAction::CutAnswer => "cut_answer".to_owned(),
             FaultAction::Hold => "hold".to_owned(),
             FaultAction::Lag { ms } => format!("lag {ms} ms"),
         }
@@ -566,6 +573,22 @@ fn abort() -> Response {
     Response::new(Body::from_stream(failing))
 }
 
+/// An answer whose head and first byte go out, then the connection drops.
+fn cut_off(status: StatusCode) -> Response {
+    use futures_util::StreamExt;
+    let head = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from_static(b"{"))]);
+    // A moment between the first byte and the drop, so that it is on the wire.
+    let cut = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err::<Bytes, _>(std::io::Error::other(
+            "sandbox fault: answer cut off on purpose",
+        ))
+    });
+    let mut response = Response::new(Body::from_stream(head.chain(cut)));
+    *response.status_mut() = status;
+    response
+}
+
 /// A failure body in the style of `step`'s endpoint.
 fn default_body(step: FaultStep, status: u16) -> Value {
     let message = format!("sandbox fault: HTTP {status}");
@@ -707,6 +730,11 @@ pub(crate) async fn apply(State(app): State<App>, req: Request, next: Next) -> R
             let answer = detached(next.run(req)).await;
             tracing::info!(%step, status = answer.status().as_u16(), "sandbox fault: answer dropped");
             abort()
+        }
+        FaultAction::CutAnswer => {
+            let answer = detached(next.run(req)).await;
+            tracing::info!(%step, status = answer.status().as_u16(), "sandbox fault: answer cut off");
+            cut_off(answer.status())
         }
     }
 }

@@ -387,6 +387,23 @@ impl Backend for DouyinCreatorBackend {
         wire::LOGIN_PAGE
     }
 
+    fn renew_hint(&self, account: &str) -> Option<String> {
+        Some(format!(
+            "run `dropcast login {account}` (it shows a QR code to scan with the Douyin app); dropcast resumes by itself once the session works"
+        ))
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.client.close_pages()
+    }
+
+    fn identity<'a>(
+        &'a self,
+        account: &'a Account,
+    ) -> BoxFuture<'a, Result<Option<String>, PublishError>> {
+        Box::pin(async move { self.client.whoami(&account.name).await.map(Some) })
+    }
+
     fn check_account<'a>(
         &'a self,
         account: &'a Account,
@@ -417,7 +434,12 @@ impl Backend for DouyinCreatorBackend {
             // A fresh page for each publish (docs/douyin-creator.md §0).
             self.client.reload_page(&account.name).await?;
             self.client
-                .create(&account.name, video, draft, &wire::CreateExtras::for_draft(draft))
+                .create(
+                    &account.name,
+                    video,
+                    draft,
+                    &wire::CreateExtras::for_draft(draft),
+                )
                 .await
         })
     }
@@ -683,6 +705,10 @@ mod tests {
             cover_at: std::time::Duration::ZERO,
             collection: None,
             publish_at: None,
+            title: None,
+            cover_image: None,
+            ai_generated: false,
+            declaration: None,
         };
         let before = fake.reloads.load(std::sync::atomic::Ordering::SeqCst);
         let created = backend

@@ -105,6 +105,8 @@ pub(crate) enum Call {
     Create,
     WorkList,
     ChallengeSug,
+    /// Who the session is (ours: for `dropcast accounts`).
+    UserInfo,
 }
 
 impl Call {
@@ -119,6 +121,7 @@ impl Call {
             Call::Create => "create_v2",
             Call::WorkList => "work_list",
             Call::ChallengeSug => "challenge_sug",
+            Call::UserInfo => "user_info",
         }
     }
 
@@ -242,6 +245,11 @@ fn transport_error(call: Call, err: &reqwest::Error) -> PublishError {
 }
 
 impl DouyinCreator {
+    /// Closes the pages (the browsers) the in-page requests went through.
+    pub(crate) fn close_pages(&self) -> super::BoxFuture<'_, ()> {
+        self.inner.page.close_all()
+    }
+
     /// The client for `settings`, sending steps 1, 5 and 6 from `page`.
     pub fn new(
         settings: CreatorSettings,

@@ -278,6 +278,26 @@ impl DouyinCreator {
     }
 
     /// §6: the challenge id of hashtag `name`; only an exact `cha_name` match counts.
+    /// Who `account`'s session is: its nickname and uid, as the site says.
+    pub async fn whoami(&self, account: &str) -> Result<String, PublishError> {
+        let call = Call::UserInfo;
+        let req = self.page_get::<&str, &str>(wire::PATH_USER_INFO, &[]);
+        let reply = self.in_page(call, account, req).await?;
+        let info: wire::UserInfo = creator_answer(call, &reply)?;
+        let user = info
+            .user
+            .ok_or_else(|| bad_answer(call, "no `user` in the answer"))?;
+        let uid = match user.uid {
+            Some(serde_json::Value::String(s)) => s,
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => return Err(bad_answer(call, "no `user.uid` in the answer")),
+        };
+        Ok(match user.nickname.filter(|n| !n.is_empty()) {
+            Some(nick) => format!("{nick} (uid {uid})"),
+            None => format!("uid {uid}"),
+        })
+    }
+
     pub async fn challenge_id(
         &self,
         account: &str,

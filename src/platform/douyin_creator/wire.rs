@@ -12,8 +12,8 @@ use crate::domain::{EntityKind, PostDraft, TextEntity, Visibility};
 
 /// Where a creator logs in; `dropcast login ACCOUNT` opens it (seen).
 pub(crate) const LOGIN_PAGE: &str = "https://creator.douyin.com";
-/// The page every in-page request is sent from, relative to `creator_url` (seen).
-pub(crate) const PATH_UPLOAD_PAGE: &str = "/creator-micro/content/upload";
+// The page every in-page request is sent from (`/creator-micro/content/upload`, seen) is
+// the browser's to load: `browser::site::UPLOAD_PAGE`.
 /// A post's public address is this followed by its id (seen).
 pub(crate) const POST_URL_PREFIX: &str = "https://www.douyin.com/video/";
 
@@ -793,6 +793,21 @@ pub(crate) struct WorkVideo {
 
 /// Hashtag suggestions (seen, as the 2020 flow).
 pub(crate) const PATH_CHALLENGE_SUG: &str = "/aweme/v1/search/challengesug/";
+
+/// Who a session is (ours; the sandbox serves it, the real site has such a request):
+/// `{"status_code": 0, "user": {"uid": "…", "nickname": "…"}}`.
+pub(crate) const PATH_USER_INFO: &str = "/web/api/media/user/info/";
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserInfo {
+    pub user: Option<UserInfoUser>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserInfoUser {
+    pub uid: Option<serde_json::Value>,
+    pub nickname: Option<String>,
+}
 pub(crate) const Q_KEYWORD: &str = "keyword";
 pub(crate) const Q_SOURCE: &str = "source";
 pub(crate) const CHALLENGE_SOURCE: &str = "challenge_create";
@@ -872,6 +887,10 @@ mod tests {
                 order: 3,
             }),
             publish_at: Some(1_900_000_000),
+            title: None,
+            cover_image: None,
+            ai_generated: false,
+            declaration: None,
         }
     }
 

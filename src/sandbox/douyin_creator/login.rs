@@ -122,7 +122,8 @@ fn confirm(app: &App, token: &str) -> Option<String> {
 fn with_cookie(state: &str, sid: Option<String>) -> Response {
     let mut r = Json(json!({"state": state})).into_response();
     if let Some(sid) = sid
-        && let Ok(v) = format!("sessionid={sid}; Path=/; Max-Age=2592000; HttpOnly; SameSite=Lax").parse()
+        && let Ok(v) =
+            format!("sessionid={sid}; Path=/; Max-Age=2592000; HttpOnly; SameSite=Lax").parse()
     {
         r.headers_mut().insert(SET_COOKIE, v);
     }

@@ -111,8 +111,8 @@ pub(crate) async fn challenge_sug(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let creator = guard::session_id(&headers)
-        .is_some_and(|sid| guard::session_of(&app, &sid).is_some());
+    let creator =
+        guard::session_id(&headers).is_some_and(|sid| guard::session_of(&app, &sid).is_some());
     if !creator {
         return crate::sandbox::creator::challenge_sug(State(app), headers, Query(q)).await;
     }
