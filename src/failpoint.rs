@@ -32,6 +32,10 @@ pub const NAMES: &[&str] = &[
     "after_commit:archived",
     "after_commit:upload_session",
     "after_commit:part",
+    // The `douyin` backend's own steps (docs/douyin-creator.md).
+    "after_request:apply_upload",
+    "after_commit:apply_upload",
+    "after_request:upload_part",
 ];
 
 /// Aborts the process if `DROPCAST_FAILPOINT` names this point.

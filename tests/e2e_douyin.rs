@@ -284,3 +284,150 @@ async fn a_logged_out_account_pauses_with_the_login_command_and_keeps_its_video(
         stderr(&out)
     );
 }
+
+/// Copies the browser profiles of `from` (logged in) into `to`'s state folder: the
+/// simulator's sessions are sealed, so a copy works with another simulator too.
+fn copy_profiles(from: &Env, to: &Env) {
+    fn copy(src: &Path, dst: &Path) {
+        std::fs::create_dir_all(dst).unwrap();
+        for entry in std::fs::read_dir(src).unwrap().flatten() {
+            let (s, d) = (entry.path(), dst.join(entry.file_name()));
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                copy(&s, &d);
+            } else if kind.is_file() {
+                std::fs::copy(&s, &d).unwrap();
+            }
+        }
+    }
+    copy(
+        &from.path(".dropcast/browser"),
+        &to.path(".dropcast/browser"),
+    );
+}
+
+/// The `douyin` backend's points one bundle passes through, besides the pipeline's own.
+#[cfg(feature = "failpoints")]
+const DOUYIN_POINTS: &[&str] = &[
+    "after_request:credentials",
+    "after_commit:credentials",
+    "after_request:apply_upload",
+    "after_commit:apply_upload",
+    "after_commit:upload_session",
+    "after_request:upload_part",
+    "after_commit:part",
+    "after_request:upload",
+    "after_commit:upload",
+    "after_request:commit",
+    "after_commit:commit",
+    "after_commit:publish_sent",
+    "after_request:publish",
+    "after_commit:published",
+    "after_commit:archive_plan",
+    "archive:after_video",
+    "after_commit:done",
+];
+
+// Regression (issue 11, done means): the crash matrix for the douyin backend's failpoints.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread")]
+async fn every_douyin_failpoint_then_restart_ends_in_exactly_one_post() {
+    let Some(chromium) = chromium() else { return };
+    let template = douyin_env(SandboxOptions::default(), &chromium).await;
+    login_by_scanning(&template).await;
+    let video = clip_variant(44);
+    for &point in DOUYIN_POINTS {
+        let env = douyin_env(SandboxOptions::default(), &chromium).await;
+        copy_profiles(&template, &env);
+        std::fs::write(env.inbox().join("a.mp4"), &video).unwrap();
+        std::fs::write(env.inbox().join("a.yaml"), "text: \"遇见 #音乐\"\n").unwrap();
+        let mut first = env.cmd();
+        first
+            .args(["watch", "--once"])
+            .env("DROPCAST_FAILPOINT", point);
+        let out = run(first).await;
+        assert!(
+            stderr(&out).contains(&format!("failpoint {point}: aborting")),
+            "{point} was never reached:\n{}",
+            stderr(&out)
+        );
+        let out = env.watch_once().await;
+        assert!(out.status.success(), "{point}: restart:\n{}", stderr(&out));
+        assert!(
+            archived(&env.path("done/a.receipt.json")),
+            "{point}:\n{}",
+            stderr(&out)
+        );
+        let posts = sandbox_json(&env, "/__sandbox/douyin/posts").await;
+        let posts = posts.as_array().unwrap();
+        assert_eq!(posts.len(), 1, "{point}: {posts:#?}");
+        assert_eq!(posts[0]["sha256"], sha256_hex(&video), "{point}");
+        let counts = sandbox_json(&env, "/__sandbox/douyin/requests").await;
+        assert_eq!(
+            counts["create_v2"], 1,
+            "{point}: never sent twice: {counts:#}"
+        );
+        let receipt = read_json(&env.path("done/a.receipt.json"));
+        assert_eq!(receipt["post_id"], posts[0]["item_id"], "{point}");
+        assert_eq!(
+            std::fs::read(env.path("done/a.mp4")).unwrap(),
+            video,
+            "{point}"
+        );
+    }
+}
+
+// Regression (issue 11 item 1): a kill -9 in the middle of a multipart upload must resume with only the missing parts.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_upload_resumes_with_only_the_missing_parts() {
+    let Some(chromium) = chromium() else { return };
+    let options = SandboxOptions {
+        // Part 2 is held: part 1 arrived and was recorded before it.
+        faults: vec![
+            Fault::new(FaultStep::TosPart, FaultAction::Hold)
+                .after(1)
+                .times(1),
+        ],
+        ..SandboxOptions::default()
+    };
+    let env = douyin_env(options, &chromium).await;
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!(
+            "{text}upload: {{part_size: 5MiB, parallel_parts: 1, multipart_threshold: 5MiB}}\n"
+        ),
+    )
+    .unwrap();
+    login_by_scanning(&env).await;
+    let video = big_mp4(12, 300 * 1024, 45);
+    std::fs::write(env.inbox().join("big.mp4"), &video).unwrap();
+    std::fs::write(env.inbox().join("big.yaml"), "text: big\n").unwrap();
+    let mut agent = env.spawn_watch();
+    tokio::time::timeout(BOUND, env.sandbox.wait_held(1))
+        .await
+        .expect("part 2 never arrived");
+    agent.child.kill().unwrap(); // SIGKILL
+    agent.child.wait().unwrap();
+    env.sandbox.release();
+    let out = env.watch_once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        archived(&env.path("done/big.receipt.json")),
+        "{}",
+        stderr(&out)
+    );
+    let posts = sandbox_json(&env, "/__sandbox/douyin/posts").await;
+    assert_eq!(posts.as_array().unwrap().len(), 1, "{posts:#}");
+    assert_eq!(
+        posts[0]["sha256"],
+        sha256_hex(&video),
+        "the bytes arrived intact"
+    );
+    let uploads = sandbox_json(&env, "/__sandbox/douyin/uploads").await;
+    let parts = uploads["part_uploads"].as_object().unwrap();
+    assert_eq!(parts.len(), 1, "one upload, resumed: {uploads:#}");
+    let received = &parts.values().next().unwrap()["parts"];
+    assert_eq!(received["1"], 1, "part 1 is never sent again: {uploads:#}");
+    assert!(received["3"].as_u64().unwrap() >= 1, "{uploads:#}");
+}
