@@ -431,3 +431,48 @@ async fn kill_9_mid_upload_resumes_with_only_the_missing_parts() {
     assert_eq!(received["1"], 1, "part 1 is never sent again: {uploads:#}");
     assert!(received["3"].as_u64().unwrap() >= 1, "{uploads:#}");
 }
+
+// Regression (issue 11 item 1): a big video goes up in parallel parts straight to the upload host, bytes intact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_150_mb_video_goes_up_in_parallel_parts_with_its_bytes_intact() {
+    let Some(chromium) = chromium() else { return };
+    let env = douyin_env(SandboxOptions::default(), &chromium).await;
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{text}upload: {{part_size: 8MiB, parallel_parts: 3}}\n"),
+    )
+    .unwrap();
+    login_by_scanning(&env).await;
+    let video = big_mp4(150, 123_457, 46);
+    std::fs::write(env.inbox().join("long.mp4"), &video).unwrap();
+    std::fs::write(env.inbox().join("long.yaml"), "text: \"长视频 #旅行\"\n").unwrap();
+    let out = env.watch_once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        archived(&env.path("done/long.receipt.json")),
+        "{}",
+        stderr(&out)
+    );
+    let posts = sandbox_json(&env, "/__sandbox/douyin/posts").await;
+    assert_eq!(posts.as_array().unwrap().len(), 1, "{posts:#}");
+    assert_eq!(
+        posts[0]["sha256"],
+        sha256_hex(&video),
+        "the bytes arrived intact"
+    );
+    let uploads = sandbox_json(&env, "/__sandbox/douyin/uploads").await;
+    let parts = uploads["part_uploads"].as_object().unwrap();
+    let received = parts.values().next().unwrap()["parts"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let expected = video.len().div_ceil(8 << 20);
+    assert_eq!(received.len(), expected, "{uploads:#}");
+    assert!(
+        received.values().all(|n| n == 1),
+        "each part once: {uploads:#}"
+    );
+    let counts = sandbox_json(&env, "/__sandbox/douyin/requests").await;
+    assert_eq!(counts["create_v2"], 1, "{counts:#}");
+}

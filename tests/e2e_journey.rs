@@ -251,7 +251,7 @@ async fn check_tries_each_account_cookie() {
     let out = env.run(&["check"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
-    assert!(text.contains("main: cookie ok"), "{text}");
+    assert!(text.contains("main: session works"), "{text}");
     assert!(
         text.contains("native file events"),
         "says how the inbox is watched: {text}"

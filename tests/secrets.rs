@@ -466,7 +466,7 @@ async fn check_at_trace_leaks_no_secret() {
     let out = check_traced(&env).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("cookie ok"),
+        String::from_utf8_lossy(&out.stdout).contains("session works"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

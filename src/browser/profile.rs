@@ -163,6 +163,53 @@ fn folder_name(account: &str) -> String {
     out
 }
 
+/// A browser left running on the profile in `dir` by a dropcast that stopped abruptly
+/// (`kill -9`, a crash: its browser outlives it) still holds Chromium's own lock on the
+/// profile, and no new browser can open it. Whoever calls this holds dropcast's lock on the
+/// profile, so that browser's owner is gone: it is asked to close (SIGTERM, so it writes
+/// the profile back), and killed only if it has not after 10 s. Only a process whose
+/// command line names this very profile is touched.
+#[cfg(target_os = "linux")]
+pub(crate) async fn reclaim(dir: &Path) {
+    use rustix::process::{Pid, Signal, kill_process};
+    let Ok(target) = std::fs::read_link(dir.join("SingletonLock")) else {
+        return;
+    };
+    // `<hostname>-<pid>`.
+    let Some(pid) = target
+        .to_str()
+        .and_then(|t| t.rsplit('-').next())
+        .and_then(|p| p.parse::<i32>().ok())
+        .and_then(Pid::from_raw)
+    else {
+        return;
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
+    let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+    let ours = format!("--user-data-dir={}", dir.display());
+    if !cmdline.split(|b| *b == 0).any(|arg| arg == ours.as_bytes()) {
+        return;
+    }
+    tracing::warn!(
+        pid = pid.as_raw_nonzero(),
+        profile = %dir.display(),
+        "a browser left by a dropcast that stopped abruptly holds this profile; closing it"
+    );
+    for (signal, wait) in [(Signal::TERM, 100), (Signal::KILL, 20)] {
+        let _ = kill_process(pid, signal);
+        for _ in 0..wait {
+            if !proc_dir.exists() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Elsewhere a stale browser is left for Chromium's own lock to report.
+#[cfg(not(target_os = "linux"))]
+pub(crate) async fn reclaim(_dir: &Path) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -194,6 +194,7 @@ impl Session {
         let lock = Profiles::new(&settings.state_dir)
             .lock(account, purpose, settings.lock_wait)
             .await?;
+        super::profile::reclaim(lock.dir()).await;
         let launch_err = |reason: String| SessionError::Launch {
             browser: exe.clone(),
             reason,
