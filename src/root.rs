@@ -78,7 +78,7 @@ pub async fn build(config: Config, access: Access<'_>) -> Result<Context, FatalE
         true => Some(start_sandbox(&config).await?),
         false => None,
     };
-    let backends = backends(&config, sandbox.as_ref().map(|(_, base)| base))?;
+    let backends = backends(&config, sandbox.as_ref().map(|(_, base)| base)).await?;
     let accounts = match sandbox {
         Some(_) => sandbox_accounts(&config, &backends)?,
         None => cookie_accounts(&config, &backends)?,
@@ -107,7 +107,7 @@ pub async fn build(config: Config, access: Access<'_>) -> Result<Context, FatalE
 
 /// The backend of each platform the accounts name: the one function that picks a backend
 /// from the config. With the simulator, `sandbox` is its address.
-fn backends(
+async fn backends(
     config: &Config,
     sandbox: Option<&reqwest::Url>,
 ) -> Result<HashMap<Platform, Arc<dyn Backend>>, FatalError> {
@@ -118,7 +118,7 @@ fn backends(
         }
         let backend: Arc<dyn Backend> = match platform {
             Platform::DouyinWeb => Arc::new(douyin_web(config, sandbox)?),
-            Platform::Douyin => Arc::new(douyin(config, sandbox)?),
+            Platform::Douyin => Arc::new(douyin(config, sandbox).await?),
             // The config refuses accounts of this platform (not available yet).
             Platform::Tiktok => continue,
         };
@@ -158,12 +158,20 @@ fn douyin_web(
 
 /// The `douyin` backend (docs/douyin-creator.md): steps 2–4 straight from dropcast, steps
 /// 1, 5 and 6 from the account's browser page ([`browser_sessions`]).
-fn douyin(
+async fn douyin(
     config: &Config,
     sandbox: Option<&reqwest::Url>,
 ) -> Result<DouyinCreatorBackend, FatalError> {
     let settings = douyin_settings(config, sandbox);
     let pages = Arc::new(browser_sessions(config, sandbox));
+    // A dropcast killed while its browser ran left that browser holding the profile.
+    let names: Vec<&str> = config
+        .accounts
+        .iter()
+        .filter(|a| a.platform() == Platform::Douyin)
+        .map(|a| a.name.as_str())
+        .collect();
+    pages.reclaim_orphans(&names).await;
     let client =
         DouyinCreator::new(settings, pages).map_err(|e| FatalError::Client(e.to_string()))?;
     Ok(DouyinCreatorBackend::new(client))

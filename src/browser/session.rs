@@ -581,6 +581,30 @@ impl Sessions {
     }
 
     /// Loads the upload page of `account` afresh (starting its browser if needed).
+    /// Closes `account`'s browser now (cleanly) if it is open: nothing will be asked of its
+    /// page for a while (a long upload goes straight to the upload hosts).
+    pub async fn release(&self, account: &str) {
+        let slot = self.slot(account);
+        let mut s = slot.lock().await;
+        if let Some(session) = s.open.take() {
+            session.close().await;
+            s.state.send_replace(false);
+        }
+        s.loaded = false;
+    }
+
+    /// Closes the browsers that dropcasts which stopped abruptly left on these accounts'
+    /// profiles (see [`super::profile::reclaim`]); a profile another process holds now is
+    /// left alone.
+    pub async fn reclaim_orphans(&self, accounts: &[&str]) {
+        let profiles = Profiles::new(&self.inner.settings.state_dir);
+        for account in accounts {
+            if let Ok(lock) = profiles.lock(account, "reclaim", Duration::ZERO).await {
+                super::profile::reclaim(lock.dir()).await;
+            }
+        }
+    }
+
     pub async fn reload_page(&self, account: &str) -> Result<(), SessionError> {
         self.with_session(account, true, async |_| Ok(())).await
     }
@@ -622,5 +646,9 @@ impl InPage for Sessions {
 
     fn close_all(&self) -> BoxFuture<'_, ()> {
         Box::pin(Sessions::close_all(self))
+    }
+
+    fn release<'a>(&'a self, account: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(Sessions::release(self, account))
     }
 }

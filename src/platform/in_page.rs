@@ -59,6 +59,12 @@ pub trait InPage: Send + Sync {
         request: PageRequest,
     ) -> BoxFuture<'a, Result<PageReply, PublishError>>;
 
+    /// Lets go of `account`'s page for now (a browser: closed cleanly), to be opened again
+    /// by the next request.
+    fn release<'a>(&'a self, _account: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
     /// Closes every page and what holds it (a browser: cleanly, so its profile keeps the
     /// session), when the program stops.
     fn close_all(&self) -> BoxFuture<'_, ()> {

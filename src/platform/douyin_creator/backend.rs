@@ -20,6 +20,10 @@ use crate::platform::backend::{Backend, BoxFuture, Committed, Created, StepFailu
 use crate::platform::multipart::PartDone;
 use crate::platform::{Account, Expired, PublishError};
 
+/// Videos larger than this upload long enough that the browser is better closed during
+/// the upload and started again for the post (about half a second) than kept open (ours).
+const RELEASE_PAGE_ABOVE: u64 = 32 * 1024 * 1024;
+
 /// Step 1 (§1): STS credentials, from the page.
 pub(crate) const CREDENTIALS: StepName = StepName::of("credentials");
 /// Step 2 (§2): `ApplyUploadInner`.
@@ -245,9 +249,14 @@ impl DouyinCreatorBackend {
             .await
             .map_err(at(CREDENTIALS))?;
         info!(step = "credentials", "got upload credentials");
+        let size = job.fingerprint.size;
+        if size > RELEASE_PAGE_ABOVE {
+            // Steps 2–4 go straight to the upload hosts: the browser is closed for the
+            // upload and opened again for the post, so its time does not grow with the video.
+            self.client.release_page(account).await;
+        }
 
         job.observer.step(&APPLY_UPLOAD);
-        let size = job.fingerprint.size;
         let (creds, slot) = match self.client.apply_upload(&creds, size).await {
             Err(PublishError::AuthExpired {
                 what: Expired::UploadCredentials,

@@ -250,6 +250,11 @@ impl DouyinCreator {
         self.inner.page.close_all()
     }
 
+    /// Lets go of `account`'s page until the next in-page request.
+    pub(crate) async fn release_page(&self, account: &str) {
+        self.inner.page.release(account).await;
+    }
+
     /// The client for `settings`, sending steps 1, 5 and 6 from `page`.
     pub fn new(
         settings: CreatorSettings,
