@@ -11,6 +11,10 @@
 //!   minimum on the same sandbox: `sha256sum` of the file plus one `curl -T` of it to the
 //!   sandbox's sink, which does the same receive work as an upload.
 //! - `rss`: peak RSS of the `dropcast` binary publishing 100 MiB and 1 GiB videos.
+//! - `douyin`: a `douyin` account on the built-in simulator, logged in once with
+//!   `dropcast login --headless`, then `dropcast watch --once` on a 10 MiB and a 1 GiB
+//!   video: wall time, the seconds its headless Chromium was open, the browser's and the
+//!   agent's peak memory. Needs Chromium at /usr/bin/chromium.
 //!
 //! Everything runs in this process against the built-in sandbox on 127.0.0.1, with the
 //! config defaults users get (settle 3 s, poll every 2 s). Results are printed and written
@@ -59,6 +63,11 @@ fn main() -> Result<(), Error> {
         let table = runtime.block_on(rss())?;
         println!("{table}");
         write_section("rss", &format!("{machine}\n\n{table}"))?;
+    }
+    if wants("douyin") {
+        let table = runtime.block_on(douyin())?;
+        println!("{table}");
+        write_section("douyin", &format!("{machine}\n\n{table}"))?;
     }
     if wants("idle") {
         let table = runtime.block_on(idle())?;
@@ -459,24 +468,22 @@ async fn e2e() -> Result<String, Error> {
     ))
 }
 
-/// The `dropcast` binary of this build (built if missing).
+/// The `dropcast` binary of this build (built, or rebuilt if stale: `cargo run --example`
+/// builds the example, not the binary beside it).
 fn dropcast_binary() -> Result<PathBuf, Error> {
     let exe = std::env::current_exe()?;
     let release = exe
         .parent()
         .and_then(Path::parent)
         .ok_or("cannot find the target folder")?;
-    let bin = release.join("dropcast");
-    if !bin.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--release", "--bin", "dropcast"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()?;
-        if !status.success() {
-            return Err("cargo build --release --bin dropcast failed".into());
-        }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "dropcast"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()?;
+    if !status.success() {
+        return Err("cargo build --release --bin dropcast failed".into());
     }
-    Ok(bin)
+    Ok(release.join("dropcast"))
 }
 
 async fn rss() -> Result<String, Error> {
@@ -534,6 +541,245 @@ async fn rss() -> Result<String, Error> {
             .join("\n"),
         mib(spread)
     ))
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// What one `dropcast watch --once` run of the `douyin` section measured.
+struct DouyinRun {
+    wall: f64,
+    browser_open: f64,
+    browser_peak_kib: u64,
+    agent_peak_kib: u64,
+}
+
+async fn douyin() -> Result<String, Error> {
+    if !Path::new(CHROMIUM).exists() {
+        return Err(format!("the douyin section needs Chromium at {CHROMIUM}").into());
+    }
+    let bin = dropcast_binary()?;
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("inbox"))?;
+    let config_text = format!(
+        "platform: {{sandbox: true, browser: {CHROMIUM}}}\n\
+         accounts: {{studio: {{platform: douyin}}}}\n\
+         status: {{listen: off}}\nwatch: {{settle: 100ms}}\n"
+    );
+    let config_path = dir.path().join("dropcast.yaml");
+    std::fs::write(&config_path, &config_text)?;
+    // The profile folder as the binary resolves it: Chromium's command line names it.
+    let profile = Config::parse(&config_text, None, dir.path())?
+        .state_dir
+        .join("browser/studio");
+    let profile = profile.to_string_lossy().into_owned();
+
+    let login_start = Instant::now();
+    let login = std::process::Command::new(&bin)
+        .arg("-c")
+        .arg(&config_path)
+        .args(["login", "studio", "--headless"])
+        .output()?;
+    let login_secs = login_start.elapsed().as_secs_f64();
+    if !login.status.success() {
+        return Err(format!(
+            "dropcast login failed:\n{}{}",
+            String::from_utf8_lossy(&login.stdout),
+            String::from_utf8_lossy(&login.stderr)
+        )
+        .into());
+    }
+    eprintln!("douyin: logged in in {login_secs:.2} s");
+
+    let mut rows = Vec::new();
+    for (n, (label, size)) in [("10 MiB", 10 * MIB), ("1 GiB", GIB)]
+        .into_iter()
+        .enumerate()
+    {
+        let video = dir.path().join(format!("inbox/clip{n}.mp4"));
+        big_video(&video, size, 11 + n as u64)?;
+        std::fs::write(
+            dir.path().join(format!("inbox/clip{n}.yaml")),
+            "text: \"遇见 #音乐\"\n",
+        )?;
+        let log_path = dir.path().join(format!("watch{n}.log"));
+        let run = douyin_run(&bin, &config_path, &profile, &log_path).await?;
+        eprintln!("douyin: {label} done");
+        rows.push((label, run));
+    }
+
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let table = rows
+        .iter()
+        .map(|(label, r)| {
+            format!(
+                "| {label} | {:.2} s | {:.2} s | {:.1} MiB | {:.1} MiB |",
+                r.wall,
+                r.browser_open,
+                mib(r.browser_peak_kib),
+                mib(r.agent_peak_kib)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let agent_gib = rows.last().map_or(0, |(_, r)| r.agent_peak_kib);
+    let comparison = match rss_section_gib() {
+        Some(web) => format!(
+            "The agent's peak on the 1 GiB video is {:.1} MiB against {web:.1} MiB for douyin-web \
+             in the `rss` section above ({:+.1} MiB).",
+            mib(agent_gib),
+            mib(agent_gib) - web
+        ),
+        None => "The `rss` section has no 1 GiB row to compare with.".into(),
+    };
+    Ok(format!(
+        "`dropcast watch --once` (`--log-format json`, `RUST_LOG=info`) publishing one video to \
+         a `douyin` account on the built-in simulator (`platform: {{sandbox: true}}`, settle \
+         100 ms), headless Chromium ({CHROMIUM}), after one `dropcast login studio --headless` \
+         ({login_secs:.2} s). Wall time is the whole process; browser open is from the log's \
+         `browser started` to `browser closed` (launch excluded); the browser's peak is the \
+         largest sum, sampled every 100 ms, of VmRSS over the processes whose command line \
+         names the profile folder; the agent's peak is its VmHWM (the simulator runs in the \
+         same process and is counted). Targets: the browser's time does not grow with the \
+         video; the agent's peak within a few MiB of douyin-web's.\n\n\
+         | video | wall time | browser open | browser peak RSS | agent peak RSS |\n\
+         |---|---|---|---|---|\n{table}\n\n{comparison}"
+    ))
+}
+
+/// One `dropcast watch --once`, its stderr (JSON log lines) kept in `log_path`.
+async fn douyin_run(
+    bin: &Path,
+    config: &Path,
+    profile: &str,
+    log_path: &Path,
+) -> Result<DouyinRun, Error> {
+    let start = Instant::now();
+    let mut child = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(config)
+        .args(["--log-format", "json", "watch", "--once"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log_path)?)
+        .spawn()?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut agent_peak_kib = 0u64;
+    let mut browser_peak_kib = 0u64;
+    let status = loop {
+        if let Some(kib) = status_kib(&status_file, "VmHWM:") {
+            agent_peak_kib = agent_peak_kib.max(kib);
+        }
+        browser_peak_kib = browser_peak_kib.max(browser_rss_kib(profile));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let log = std::fs::read_to_string(log_path)?;
+    if !status.success() {
+        return Err(format!("dropcast watch --once failed:\n{log}").into());
+    }
+    if !log.contains("\"published\":1") {
+        return Err(format!("the video was not published:\n{log}").into());
+    }
+    Ok(DouyinRun {
+        wall,
+        browser_open: browser_open_secs(&log)?,
+        browser_peak_kib,
+        agent_peak_kib,
+    })
+}
+
+/// A `kB` field of a `/proc/PID/status` file.
+fn status_kib(status_file: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(status_file)
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The sum of VmRSS over the processes whose command line contains `profile`.
+fn browser_rss_kib(profile: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmdline).contains(profile) {
+            continue;
+        }
+        let status = entry.path().join("status");
+        total += status_kib(&status.to_string_lossy(), "VmRSS:").unwrap_or(0);
+    }
+    total
+}
+
+/// Seconds between each `browser started` and the next `browser closed` of
+/// dropcast::browser::session in a JSON log, summed.
+fn browser_open_secs(log: &str) -> Result<f64, Error> {
+    use time::format_description::well_known::Rfc3339;
+    let mut opened: Option<time::OffsetDateTime> = None;
+    let mut total = 0.0;
+    let mut pairs = 0;
+    for line in log.lines() {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if value["target"] != "dropcast::browser::session" {
+            continue;
+        }
+        let at = || -> Result<time::OffsetDateTime, Error> {
+            let stamp = value["timestamp"]
+                .as_str()
+                .ok_or("a log line without time")?;
+            Ok(time::OffsetDateTime::parse(stamp, &Rfc3339)?)
+        };
+        match value["fields"]["message"].as_str() {
+            Some("browser started") => opened = Some(at()?),
+            Some("browser closed") => {
+                let from = opened.take().ok_or("browser closed before it started")?;
+                total += (at()? - from).as_seconds_f64();
+                pairs += 1;
+            }
+            _ => {}
+        }
+    }
+    if pairs == 0 || opened.is_some() {
+        return Err("no browser started/closed pair in the log".into());
+    }
+    Ok(total)
+}
+
+/// The 1 GiB peak (MiB) of the `rss` section in BENCHMARKS.md, as last written.
+fn rss_section_gib() -> Option<f64> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(path).ok()?;
+    let section = text
+        .split_once("<!-- bench:rss -->")?
+        .1
+        .split_once("<!-- /bench:rss -->")?
+        .0;
+    section
+        .lines()
+        .find(|l| l.starts_with("| 1 GiB |"))?
+        .split('|')
+        .nth(2)?
+        .trim()
+        .strip_suffix(" MiB")?
+        .parse()
+        .ok()
 }
 
 fn fill_done(done: &Path) -> Result<(), Error> {
