@@ -1,5 +1,5 @@
-//! The simulator of the `douyin` protocol (the creator center, /work/shared/protocols/douyin-creator.md,
-//! docs/douyin-creator-sandbox.md), served by the same listener as douyin-web. It is the second
+//! The simulator of the `douyin` protocol (the creator center; docs/douyin-creator.md,
+//! §10 says what it enforces), served by the same listener as douyin-web. It is the second
 //! implementation that judges the client, so it never imports `crate::platform`.
 //!
 //! Code map: [`state`] (memory), [`pages`] (login and upload page HTML, the signing
