@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::domain::{Fingerprint, Post, PostDraft, StepName};
 use crate::progress::Progress;
 use crate::video::VideoFile;
@@ -166,6 +166,50 @@ impl std::fmt::Debug for Committed {
             .field("media", &self.media)
             .finish_non_exhaustive()
     }
+}
+
+/// A checkpoint that could not be read or written: the job is held (the ledger says why)
+/// and tried again later.
+pub(crate) fn transient(e: CheckpointError) -> PublishError {
+    PublishError::Transient {
+        reason: e.to_string(),
+        retry_after: None,
+    }
+}
+
+/// Maps an error of `step` (a platform's or a checkpoint's) into a [`StepFailure`].
+pub(crate) fn at<E: Into<Failure>>(step: StepName) -> impl Fn(E) -> StepFailure {
+    move |e| StepFailure {
+        step: step.clone(),
+        error: e.into().0,
+    }
+}
+
+/// A platform or checkpoint error, as a step failure's error.
+pub(crate) struct Failure(PublishError);
+
+impl From<PublishError> for Failure {
+    fn from(e: PublishError) -> Self {
+        Failure(e)
+    }
+}
+
+impl From<CheckpointError> for Failure {
+    fn from(e: CheckpointError) -> Self {
+        Failure(transient(e))
+    }
+}
+
+/// A record that cannot be read back: said loudly, then the upload starts over from its
+/// first step (safe: the ledger refuses to forget once the post may have been sent, and
+/// the job is then held with that reason).
+pub(crate) async fn start_over(
+    checkpoints: &Checkpoints,
+    step: StepName,
+    e: CheckpointError,
+) -> Result<(), StepFailure> {
+    tracing::warn!(%step, reason = %e, "a checkpoint cannot be read; the upload starts over from its first step");
+    checkpoints.forget().await.map_err(at(step))
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ use super::{DouyinCreator, wire};
 use crate::checkpoint::{CheckpointError, Checkpoints, Record};
 use crate::domain::{Post, PostDraft, StepName};
 use crate::ledger::PartRecord;
-use crate::platform::backend::{Backend, BoxFuture, Committed, Created, StepFailure, UploadJob};
+use crate::platform::backend::{
+    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, start_over, transient,
+};
 use crate::platform::multipart::PartDone;
 use crate::platform::{Account, Expired, PublishError};
 
@@ -480,47 +482,6 @@ fn ours(committed: &Committed) -> Result<&CommittedVideo, PublishError> {
         .ok_or_else(|| PublishError::Rejected {
             reason: "internal error: the upload was not made by douyin".into(),
         })
-}
-
-/// A checkpoint that could not be read or written: the job is held and tried later.
-fn transient(e: CheckpointError) -> PublishError {
-    PublishError::Transient {
-        reason: e.to_string(),
-        retry_after: None,
-    }
-}
-
-/// Maps an error of `step` into a [`StepFailure`].
-fn at<E: Into<Failure>>(step: StepName) -> impl Fn(E) -> StepFailure {
-    move |e| StepFailure {
-        step: step.clone(),
-        error: e.into().0,
-    }
-}
-
-/// A platform or checkpoint error, as a step failure's error.
-struct Failure(PublishError);
-
-impl From<PublishError> for Failure {
-    fn from(e: PublishError) -> Self {
-        Failure(e)
-    }
-}
-
-impl From<CheckpointError> for Failure {
-    fn from(e: CheckpointError) -> Self {
-        Failure(transient(e))
-    }
-}
-
-/// A record that cannot be read back: said loudly, then the upload starts over from step 1.
-async fn start_over(
-    checkpoints: &Checkpoints,
-    step: StepName,
-    e: CheckpointError,
-) -> Result<(), StepFailure> {
-    warn!(%step, reason = %e, "a checkpoint cannot be read; the upload starts over from step 1");
-    checkpoints.forget().await.map_err(at(step))
 }
 
 #[cfg(test)]
