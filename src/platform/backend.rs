@@ -200,6 +200,32 @@ impl From<CheckpointError> for Failure {
     }
 }
 
+/// The parts of the job's multipart upload that arrived before (a restart sends only the
+/// others), said once when there are any.
+pub(crate) async fn recorded_parts(
+    checkpoints: &Checkpoints,
+) -> Result<Vec<super::PartDone>, PublishError> {
+    let done: Vec<super::PartDone> = checkpoints
+        .parts()
+        .await
+        .map_err(transient)?
+        .into_iter()
+        .map(|p| super::PartDone {
+            number: p.number,
+            size: p.size,
+            crc32: p.crc32,
+        })
+        .collect();
+    if !done.is_empty() {
+        tracing::info!(
+            step = "upload",
+            parts = done.len(),
+            "parts already sent are not sent again"
+        );
+    }
+    Ok(done)
+}
+
 /// A record that cannot be read back: said loudly, then the upload starts over from its
 /// first step (safe: the ledger refuses to forget once the post may have been sent, and
 /// the job is then held with that reason).

@@ -17,7 +17,8 @@ use crate::checkpoint::{CheckpointError, Checkpoints, Record};
 use crate::domain::{Post, PostDraft, StepName};
 use crate::ledger::PartRecord;
 use crate::platform::backend::{
-    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, start_over, transient,
+    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, recorded_parts, start_over,
+    transient,
 };
 use crate::platform::multipart::PartDone;
 use crate::platform::{Account, Expired, PublishError};
@@ -310,25 +311,7 @@ impl DouyinCreatorBackend {
         job: &UploadJob<'_>,
         started: &Started,
     ) -> Result<Vec<PartDone>, PublishError> {
-        let done: Vec<PartDone> = job
-            .checkpoints
-            .parts()
-            .await
-            .map_err(transient)?
-            .into_iter()
-            .map(|p| PartDone {
-                number: p.number,
-                size: p.size,
-                crc32: p.crc32,
-            })
-            .collect();
-        if !done.is_empty() {
-            info!(
-                step = "upload",
-                parts = done.len(),
-                "parts already sent are not sent again"
-            );
-        }
+        let done = recorded_parts(job.checkpoints).await?;
         let checkpoints = job.checkpoints;
         self.client
             .upload_parts(

@@ -12,11 +12,11 @@ use crate::checkpoint::{CheckpointError, Checkpoints, Record};
 use crate::domain::{Post, PostDraft, StepName};
 use crate::ledger::PartRecord;
 use crate::platform::backend::{
-    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, start_over, transient,
+    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, recorded_parts, start_over,
+    transient,
 };
 use crate::platform::{
-    Account, Expired, PartDone, PublishError, SavedUpload, Upload, UploadCredentials, UploadTarget,
-    wire,
+    Account, Expired, PublishError, SavedUpload, Upload, UploadCredentials, UploadTarget, wire,
 };
 
 /// Step 1 (docs/douyin-web.md §1): upload credentials.
@@ -259,25 +259,7 @@ impl DouyinWebBackend {
                 upload_id
             }
         };
-        let done: Vec<PartDone> = job
-            .checkpoints
-            .parts()
-            .await
-            .map_err(transient)?
-            .into_iter()
-            .map(|p| PartDone {
-                number: p.number,
-                size: p.size,
-                crc32: p.crc32,
-            })
-            .collect();
-        if !done.is_empty() {
-            info!(
-                step = "upload",
-                parts = done.len(),
-                "parts already sent are not sent again"
-            );
-        }
+        let done = recorded_parts(job.checkpoints).await?;
         let fp = job.fingerprint;
         let checkpoints = job.checkpoints;
         let parts = self
