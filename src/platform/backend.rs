@@ -226,6 +226,60 @@ pub(crate) async fn recorded_parts(
     Ok(done)
 }
 
+/// The platform's ids for a caption's hashtags (`tag_ids`): the caption's own first, then
+/// `lookup` (exact names only) for at most `max_lookups` hashtags; the rest, and those
+/// without an id or whose look-up the platform refuses, are posted as plain hashtags, each
+/// said in the log. Ids come in order, without repeats.
+pub(crate) async fn resolve_tag_ids<'a, F, Fut>(
+    hashtags: &'a [(String, Option<String>)],
+    max_lookups: usize,
+    lookup: F,
+) -> Result<Vec<String>, PublishError>
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, PublishError>>,
+{
+    let mut ids: Vec<String> = Vec::new();
+    let (mut lookups, mut skipped) = (0usize, 0usize);
+    for (name, known) in hashtags {
+        let id = match known {
+            Some(id) => Some(id.clone()),
+            None if lookups >= max_lookups => {
+                skipped += 1;
+                continue;
+            }
+            None => {
+                lookups += 1;
+                match lookup(name).await {
+                    Ok(id) => id,
+                    Err(e @ PublishError::Rejected { .. }) => {
+                        tracing::warn!(hashtag = %name, reason = %e, "hashtag lookup refused; posting the hashtag without an id");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        match id {
+            Some(id) if !ids.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None => tracing::info!(
+                hashtag = %name,
+                "no challenge with this exact name; posted as plain hashtag"
+            ),
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            step = "publish",
+            skipped,
+            limit = max_lookups,
+            "too many hashtags to look up; the rest are posted as plain hashtags"
+        );
+    }
+    Ok(ids)
+}
+
 /// A record that cannot be read back: said loudly, then the upload starts over from its
 /// first step (safe: the ledger refuses to forget once the post may have been sent, and
 /// the job is then held with that reason).

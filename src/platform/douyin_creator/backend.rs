@@ -17,8 +17,8 @@ use crate::checkpoint::{CheckpointError, Checkpoints, Record};
 use crate::domain::{Post, PostDraft, StepName};
 use crate::ledger::PartRecord;
 use crate::platform::backend::{
-    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, recorded_parts, start_over,
-    transient,
+    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, recorded_parts,
+    resolve_tag_ids, start_over, transient,
 };
 use crate::platform::multipart::PartDone;
 use crate::platform::{Account, Expired, PublishError};
@@ -342,33 +342,10 @@ impl DouyinCreatorBackend {
         account: &Account,
         hashtags: &[(String, Option<String>)],
     ) -> Result<Vec<String>, PublishError> {
-        let mut ids: Vec<String> = Vec::new();
-        let mut lookups = 0usize;
-        for (name, known) in hashtags {
-            let id = match known {
-                Some(id) => Some(id.clone()),
-                None if lookups >= wire::MAX_CHALLENGE_LOOKUPS => None,
-                None => {
-                    lookups += 1;
-                    match self.client.challenge_id(&account.name, name).await {
-                        Ok(id) => id,
-                        Err(e @ PublishError::Rejected { .. }) => {
-                            warn!(hashtag = %name, reason = %e, "challenge lookup refused; posting the hashtag without a challenge id");
-                            None
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            };
-            match id {
-                Some(id) if !ids.contains(&id) => ids.push(id),
-                Some(_) => {}
-                None => {
-                    info!(hashtag = %name, "no challenge with this exact name; posted as plain hashtag")
-                }
-            }
-        }
-        Ok(ids)
+        resolve_tag_ids(hashtags, wire::MAX_CHALLENGE_LOOKUPS, |name| {
+            self.client.challenge_id(&account.name, name)
+        })
+        .await
     }
 }
 

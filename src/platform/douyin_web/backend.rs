@@ -12,8 +12,8 @@ use crate::checkpoint::{CheckpointError, Checkpoints, Record};
 use crate::domain::{Post, PostDraft, StepName};
 use crate::ledger::PartRecord;
 use crate::platform::backend::{
-    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, recorded_parts, start_over,
-    transient,
+    Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, recorded_parts,
+    resolve_tag_ids, start_over, transient,
 };
 use crate::platform::{
     Account, Expired, PublishError, SavedUpload, Upload, UploadCredentials, UploadTarget, wire,
@@ -295,46 +295,10 @@ impl DouyinWebBackend {
         account: &Account,
         hashtags: &[(String, Option<String>)],
     ) -> Result<Vec<String>, PublishError> {
-        let mut ids: Vec<String> = Vec::new();
-        let mut lookups = 0usize;
-        let mut skipped = 0usize;
-        for (name, known) in hashtags {
-            let id = match known {
-                Some(id) => Some(id.clone()),
-                None if lookups >= wire::MAX_CHALLENGE_LOOKUPS => {
-                    skipped += 1;
-                    continue;
-                }
-                None => {
-                    lookups += 1;
-                    match self.client.challenge_id(account, name).await {
-                        Ok(id) => id,
-                        Err(e @ PublishError::Rejected { .. }) => {
-                            warn!(hashtag = %name, reason = %e, "challenge lookup refused; posting the hashtag without a challenge id");
-                            None
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            };
-            match id {
-                Some(id) if !ids.contains(&id) => ids.push(id),
-                Some(_) => {}
-                None => info!(
-                    hashtag = %name,
-                    "no challenge with this exact name; posted as plain hashtag"
-                ),
-            }
-        }
-        if skipped > 0 {
-            warn!(
-                step = "publish",
-                skipped,
-                limit = wire::MAX_CHALLENGE_LOOKUPS,
-                "too many hashtags to look up; the rest are posted as plain hashtags"
-            );
-        }
-        Ok(ids)
+        resolve_tag_ids(hashtags, wire::MAX_CHALLENGE_LOOKUPS, |name| {
+            self.client.challenge_id(account, name)
+        })
+        .await
     }
 }
 
