@@ -15,7 +15,7 @@ use crate::domain::{Platform, StepName};
 use crate::driver::{self, Driver, DriverLock};
 use crate::ledger::{JobState, Ledger, LedgerError};
 use crate::lock::{Holder, LockError, Role};
-use crate::pipeline::accounts::Accounts;
+use crate::pipeline::accounts::{Accounts, Renewal};
 use crate::pipeline::cookie::load_cookie;
 use crate::pipeline::live::Live;
 use crate::pipeline::{Access, Context, FatalError};
@@ -248,13 +248,12 @@ fn sandbox_accounts(
         let backend = backend_for(acc, backends)?;
         if acc.platform() == Platform::Douyin {
             // Its session is its browser profile (`dropcast login`), in sandbox mode too.
-            let account = Account::browser_session(&acc.name);
-            accounts.insert(account, acc.platform(), backend, None, None);
+            insert_browser_session(&accounts, config, acc, backend);
             continue;
         }
         let cookie = Secret::new(sandbox::cookie_for(&acc.name));
         let account = Account::new(&acc.name, cookie, None).map_err(account_error(acc))?;
-        accounts.insert(account, acc.platform(), backend, None, None);
+        accounts.insert(account, acc.platform(), backend, Renewal::Unwatched);
     }
     Ok(accounts)
 }
@@ -268,23 +267,33 @@ fn cookie_accounts(
     for acc in &config.accounts {
         let backend = backend_for(acc, backends)?;
         if acc.platform() == Platform::Douyin {
-            let account = Account::browser_session(&acc.name);
-            accounts.insert(account, acc.platform(), backend, None, None);
+            insert_browser_session(&accounts, config, acc, backend);
             continue;
         }
         let web = douyin_web_account(acc)?;
         let cookie = load_cookie(&acc.name, &web.cookie)?;
         let account =
             Account::new(&acc.name, cookie, web.csrf_token.clone()).map_err(account_error(acc))?;
-        accounts.insert(
-            account,
-            acc.platform(),
-            backend,
-            Some(web.cookie.clone()),
-            web.csrf_token.clone(),
-        );
+        let renewal = Renewal::Cookie {
+            source: web.cookie.clone(),
+            csrf: web.csrf_token.clone(),
+        };
+        accounts.insert(account, acc.platform(), backend, renewal);
     }
     Ok(accounts)
+}
+
+/// An account whose session is its browser profile, tried again as soon as `dropcast
+/// login` renews it.
+fn insert_browser_session(
+    accounts: &Accounts,
+    config: &Config,
+    acc: &AccountConfig,
+    backend: Arc<dyn Backend>,
+) {
+    let stamp = crate::browser::Profiles::new(&config.state_dir).login_stamp(&acc.name);
+    let account = Account::browser_session(&acc.name);
+    accounts.insert(account, acc.platform(), backend, Renewal::Login(stamp));
 }
 
 /// An account whose login cannot be used stops the command, naming the account.

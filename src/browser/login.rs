@@ -112,7 +112,27 @@ where
     let session = open(options, out).await?;
     let result = drive(&session, options, out, sms).await;
     session.close().await;
+    finish(options, &result);
     result
+}
+
+/// After a login: the QR code is gone (the dashboard shows it only while a login waits
+/// for it), and a session that works is stamped so that a running agent tries the paused
+/// account again within seconds instead of at its next periodic re-check.
+fn finish(options: &LoginOptions, result: &Result<LoginOutcome, LoginError>) {
+    if let Err(e) = std::fs::remove_file(&options.qr_png)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %options.qr_png.display(), error = %e, "cannot remove the old QR code");
+    }
+    if result.is_ok() {
+        let stamp = super::Profiles::new(&options.settings.state_dir).login_stamp(&options.account);
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        if let Err(e) = std::fs::write(&stamp, format!("{now}\n")) {
+            // The agent still notices within its periodic re-check (a minute).
+            tracing::warn!(path = %stamp.display(), error = %e, "cannot stamp the renewed login");
+        }
+    }
 }
 
 /// Opens the account's profile; while another holder (an agent's browser) has it, says so

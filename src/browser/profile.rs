@@ -70,6 +70,13 @@ impl Profiles {
             .join(format!("{}.login-qr.png", folder_name(account)))
     }
 
+    /// The file `dropcast login` touches once the account's session works, so that an
+    /// agent that paused the account tries it again at once.
+    pub fn login_stamp(&self, account: &str) -> PathBuf {
+        self.root
+            .join(format!("{}.logged-in", folder_name(account)))
+    }
+
     fn lock_path(&self, account: &str) -> PathBuf {
         self.root.join(format!("{}.lock", folder_name(account)))
     }

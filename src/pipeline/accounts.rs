@@ -2,9 +2,11 @@
 //!
 //! An account whose cookie the platform refuses (expired, logged out) is *paused*: its
 //! videos stay queued in the inbox and nothing is sent for it. It resumes by itself when
-//! its cookie file changes and works again, or when a periodic re-check succeeds.
+//! its login is renewed (its cookie file changes, or `dropcast login` stamps its browser
+//! session) and works again, or when a periodic re-check succeeds.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -22,8 +24,39 @@ pub struct Pause {
     pub since: SystemTime,
     /// When its cookie was last tried.
     checked: Instant,
-    /// The cookie file's mtime when it was last read.
-    cookie_stamp: Option<SystemTime>,
+    /// The renewal file's mtime when the account was last tried.
+    renewal_stamp: Option<SystemTime>,
+}
+
+/// How an account's login is renewed while the agent runs, so that a paused account is
+/// tried again as soon as it is.
+#[derive(Clone, Debug)]
+pub(crate) enum Renewal {
+    /// Nothing to watch (sandbox cookies): only the periodic re-check.
+    Unwatched,
+    /// A cookie read from `source` (with the config's CSRF token), read again when its
+    /// file changes.
+    Cookie {
+        source: CookieSource,
+        csrf: Option<Secret>,
+    },
+    /// A browser session; `dropcast login` touches this file when it works again.
+    Login(PathBuf),
+}
+
+impl Renewal {
+    /// The file whose mtime says the login was renewed.
+    fn stamp(&self) -> Option<SystemTime> {
+        let path = match self {
+            Renewal::Cookie {
+                source: CookieSource::File(path),
+                ..
+            }
+            | Renewal::Login(path) => path,
+            _ => return None,
+        };
+        std::fs::metadata(path).and_then(|m| m.modified()).ok()
+    }
 }
 
 struct Entry {
@@ -31,9 +64,7 @@ struct Entry {
     platform: Platform,
     /// The backend that publishes for it.
     backend: Arc<dyn Backend>,
-    /// Where the cookie comes from; `None` in sandbox mode.
-    source: Option<CookieSource>,
-    csrf: Option<Secret>,
+    renewal: Renewal,
     paused: Option<Pause>,
 }
 
@@ -64,15 +95,14 @@ impl Accounts {
         }
     }
 
-    /// Adds an account of `platform`, published by `backend`; `source` is where its cookie
-    /// can be read again.
+    /// Adds an account of `platform`, published by `backend`, whose login is renewed as
+    /// `renewal` says.
     pub(crate) fn insert(
         &self,
         account: Account,
         platform: Platform,
         backend: Arc<dyn Backend>,
-        source: Option<CookieSource>,
-        csrf: Option<Secret>,
+        renewal: Renewal,
     ) {
         let name = account.name.clone();
         self.lock().insert(
@@ -81,8 +111,7 @@ impl Accounts {
                 account,
                 platform,
                 backend,
-                source,
-                csrf,
+                renewal,
                 paused: None,
             },
         );
@@ -124,7 +153,7 @@ impl Accounts {
             reason: reason.to_string(),
             since: SystemTime::now(),
             checked: Instant::now(),
-            cookie_stamp: entry.source.as_ref().and_then(cookie_stamp),
+            renewal_stamp: entry.renewal.stamp(),
         });
         true
     }
@@ -148,30 +177,33 @@ impl Accounts {
 
     /// How to renew this account's cookie, for the log.
     pub(crate) fn renew_hint(&self, name: &str) -> String {
-        let (source, page) = match self.lock().get(name) {
+        let (renewal, page) = match self.lock().get(name) {
             Some(e) => match e.backend.renew_hint(name) {
                 Some(hint) => return hint,
-                None => (e.source.clone(), e.backend.login_page()),
+                None => (e.renewal.clone(), e.backend.login_page()),
             },
             None => return "renew the account's cookie".into(),
         };
+        let source = match renewal {
+            Renewal::Cookie { source, .. } => source,
+            Renewal::Unwatched | Renewal::Login(_) => return "renew the account's cookie".into(),
+        };
         match source {
-            Some(CookieSource::File(path)) => format!(
+            CookieSource::File(path) => format!(
                 "log in at {page}, copy the Cookie header into {} and dropcast resumes by \
                  itself",
                 path.display()
             ),
-            Some(CookieSource::Env(var)) => format!(
+            CookieSource::Env(var) => format!(
                 "log in at {page}, put the Cookie header in {var} and restart dropcast (a \
                  running program cannot see a changed variable; a cookie_file can be renewed \
                  without a restart)"
             ),
-            None => "renew the account's cookie".into(),
         }
     }
 
-    /// Paused accounts to try again now: those whose cookie file changed (the new cookie
-    /// is read) and those not tried for `every`. Marks them as tried.
+    /// Paused accounts to try again now: those whose login was renewed (a changed cookie
+    /// file is read again) and those not tried for `every`. Marks them as tried.
     ///
     /// Changed cookie files are read without holding the accounts' lock, off the async
     /// threads and with a time limit: a cookie file swapped for a FIFO or a device must not
@@ -184,21 +216,29 @@ impl Accounts {
             let Some(pause) = entry.paused.as_mut() else {
                 continue;
             };
-            let stamp = entry.source.as_ref().and_then(cookie_stamp);
-            let changed = stamp.is_some() && stamp != pause.cookie_stamp;
+            let stamp = entry.renewal.stamp();
+            let changed = stamp.is_some() && stamp != pause.renewal_stamp;
             if !changed && now.duration_since(pause.checked) < every {
                 continue;
             }
             pause.checked = now;
-            match (&entry.source, changed) {
-                (Some(source), true) => {
-                    pause.cookie_stamp = stamp;
+            pause.renewal_stamp = stamp;
+            match (&entry.renewal, changed) {
+                (Renewal::Cookie { source, csrf }, true) => {
                     to_read.push((
                         name.clone(),
                         source.clone(),
-                        entry.csrf.clone(),
+                        csrf.clone(),
                         Arc::clone(&entry.backend),
                     ));
+                }
+                (Renewal::Login(_), true) => {
+                    tracing::info!(account = %name, "`dropcast login` renewed the session; trying it");
+                    due.push(Recheck {
+                        name: name.clone(),
+                        account: entry.account.clone(),
+                        backend: Arc::clone(&entry.backend),
+                    });
                 }
                 _ => due.push(Recheck {
                     name: name.clone(),
@@ -239,12 +279,5 @@ impl Accounts {
 impl Default for Accounts {
     fn default() -> Self {
         Accounts::new()
-    }
-}
-
-fn cookie_stamp(source: &CookieSource) -> Option<SystemTime> {
-    match source {
-        CookieSource::File(path) => std::fs::metadata(path).and_then(|m| m.modified()).ok(),
-        CookieSource::Env(_) => None,
     }
 }
