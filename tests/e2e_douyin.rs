@@ -85,6 +85,13 @@ fn qr_text(png: &[u8]) -> Option<String> {
 /// `dropcast login studio --headless`, with the code it saves scanned through the
 /// simulator's inspection endpoint, as a person would with the Douyin app.
 async fn login_by_scanning(env: &Env) {
+    let (child, token) = start_login(env).await;
+    finish_login(env, child, &token).await;
+}
+
+/// Starts `dropcast login studio --headless` and waits for the QR code it saves; the
+/// child and the code's token.
+async fn start_login(env: &Env) -> (std::process::Child, String) {
     let mut cmd = env.cmd();
     cmd.args(["login", "studio", "--headless"])
         .stdin(Stdio::null())
@@ -109,6 +116,12 @@ async fn login_by_scanning(env: &Env) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    (child, token)
+}
+
+/// Scans the code `token` names and checks that `login` ends well.
+async fn finish_login(env: &Env, child: std::process::Child, token: &str) {
+    let png = env.path(".dropcast/browser/studio.login-qr.png");
     let scan = format!("{}/__sandbox/douyin/login/scan", env.sandbox.base_url());
     let answer = reqwest::Client::new()
         .post(scan)
@@ -133,6 +146,7 @@ async fn login_by_scanning(env: &Env) {
     );
     // The code is drawn in the terminal too (unicode half blocks).
     assert!(stdout.contains('█') || stdout.contains('▀'), "{stdout}");
+    assert!(!png.exists(), "the code is removed once the login ended");
 }
 
 async fn sandbox_json(env: &Env, path: &str) -> Value {
@@ -283,6 +297,97 @@ async fn a_logged_out_account_pauses_with_the_login_command_and_keeps_its_video(
         "{}",
         stderr(&out)
     );
+}
+
+/// The address of the agent's status server, from its log.
+async fn dashboard_of(agent: &Agent) -> String {
+    agent.wait_for_log("status server listening").await;
+    let log = agent.log_text();
+    let at = log.find("address=http://").expect("the address is logged") + "address=".len();
+    log[at..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+// Regression (issue 11 item 4): a renewed login was noticed only at the agent's minute re-check, and its QR code was not on the dashboard.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_mid_queue_pauses_the_account_and_a_login_resumes_it_at_once() {
+    let Some(chromium) = chromium() else { return };
+    let env = douyin_env(SandboxOptions::default(), &chromium).await;
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text = text
+        .replace("timeout: 20s,", "timeout: 20s, browser_idle: 1s,")
+        .replace("status: {listen: off}", "status: {listen: \"127.0.0.1:0\"}");
+    std::fs::write(&env.config, text).unwrap();
+    login_by_scanning(&env).await;
+    let agent = env.spawn_watching().await;
+    let dashboard = dashboard_of(&agent).await;
+    std::fs::write(env.inbox().join("one.mp4"), clip_variant(61)).unwrap();
+    std::fs::write(env.inbox().join("one.yaml"), "text: first\n").unwrap();
+    agent
+        .wait_for_archive(env.path("done/one.receipt.json"), BOUND.as_secs())
+        .await;
+
+    // Logged out on the site while the agent runs: the next videos pause the account.
+    let logout = format!("{}/__sandbox/douyin/logout", env.sandbox.base_url());
+    let res = reqwest::Client::new()
+        .post(logout)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    for (name, n) in [("two", 62), ("three", 63)] {
+        std::fs::write(env.inbox().join(format!("{name}.mp4")), clip_variant(n)).unwrap();
+        std::fs::write(
+            env.inbox().join(format!("{name}.yaml")),
+            format!("text: {name}\n"),
+        )
+        .unwrap();
+    }
+    agent.wait_for_log("dropcast login studio").await;
+    assert!(env.inbox().join("two.mp4").exists() && env.inbox().join("three.mp4").exists());
+    let posts = sandbox_json(&env, "/__sandbox/douyin/posts").await;
+    assert_eq!(posts.as_array().unwrap().len(), 1, "{posts:#}");
+
+    // `dropcast login` beside the running agent: its code is on the agent's dashboard too.
+    let (child, token) = start_login(&env).await;
+    let jobs: Value = reqwest::get(format!("{dashboard}/api/jobs"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let codes = jobs["login_codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 1, "{jobs:#}");
+    assert_eq!(codes[0]["account"], "studio");
+    let shown = reqwest::get(format!(
+        "{dashboard}{}",
+        codes[0]["image"].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .bytes()
+    .await
+    .unwrap();
+    let text = qr_text(&shown).expect("the dashboard serves a readable code");
+    assert!(text.ends_with(&token), "{text}");
+    finish_login(&env, child, &token).await;
+
+    // The agent notices the login at once (not at its minute re-check) and publishes both.
+    agent
+        .wait_for_log("`dropcast login` renewed the session")
+        .await;
+    agent
+        .wait_for_archive(env.path("done/two.receipt.json"), BOUND.as_secs())
+        .await;
+    agent
+        .wait_for_archive(env.path("done/three.receipt.json"), BOUND.as_secs())
+        .await;
+    let posts = sandbox_json(&env, "/__sandbox/douyin/posts").await;
+    assert_eq!(posts.as_array().unwrap().len(), 3, "{posts:#}");
 }
 
 /// Copies the browser profiles of `from` (logged in) into `to`'s state folder: the

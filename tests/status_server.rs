@@ -37,11 +37,17 @@ struct Fixture {
 
 impl Fixture {
     async fn start(token: Option<&str>) -> Fixture {
+        Fixture::configured(token, "").await
+    }
+
+    /// With `extra` lines added to the config.
+    async fn configured(token: Option<&str>, extra: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut text = String::from(
             "inbox: ./inbox\ndone: ./done\nfailed: ./failed\nduplicates: ./duplicates\n\
              state_dir: ./.dropcast\nplatform: {sandbox: true}\n",
         );
+        text.push_str(extra);
         match token {
             Some(t) => text.push_str(&format!("status: {{listen: off, token: \"{t}\"}}\n")),
             None => text.push_str("status: {listen: off}\n"),
@@ -810,4 +816,52 @@ async fn start_refuses_a_public_address_without_a_token() {
             .is_err()
     );
     drop(dir);
+}
+
+// Regression (issue 11 item 3): the QR code of a waiting `dropcast login` was only in the terminal and a file, never on the dashboard.
+#[tokio::test]
+async fn a_waiting_login_shows_its_qr_code_and_only_while_it_is_fresh() {
+    let accounts = "accounts: {main: {platform: douyin-web, cookie_env: DROPCAST_TEST_NO_COOKIE}, \
+                    studio: {platform: douyin}}\n";
+    let f = Fixture::configured(None, accounts).await;
+    assert_eq!(f.jobs().await["login_codes"], serde_json::json!([]));
+    let res = f.get("/api/login-qr/studio").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "no login is waiting");
+
+    // `dropcast login studio` saved its code where it always does.
+    let png = f.ctx.config.state_dir.join("browser/studio.login-qr.png");
+    std::fs::create_dir_all(png.parent().unwrap()).unwrap();
+    let bytes = b"\x89PNG\r\n\x1a\n a code".to_vec();
+    std::fs::write(&png, &bytes).unwrap();
+    let codes = f.jobs().await["login_codes"].clone();
+    let codes = codes.as_array().unwrap();
+    assert_eq!(codes.len(), 1, "{codes:?}");
+    assert_eq!(codes[0]["account"], "studio");
+    let image = codes[0]["image"].as_str().unwrap();
+    assert!(image.starts_with("/api/login-qr/studio?v="), "{image}");
+    let res = f.get(image).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
+
+    // Only browser-session accounts have codes, and only configured ones.
+    for other in ["main", "nobody", "..%2Fstudio"] {
+        let res = f.get(&format!("/api/login-qr/{other}")).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{other}");
+    }
+
+    // A code left by a login that died long ago is not shown.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&png)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    assert_eq!(f.jobs().await["login_codes"], serde_json::json!([]));
+    assert_eq!(
+        f.get("/api/login-qr/studio").await.status(),
+        StatusCode::NOT_FOUND
+    );
 }

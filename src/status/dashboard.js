@@ -143,12 +143,26 @@
       el("td", {}, h.video), el("td", { class: "reason" }, h.reason), el("td", {}, when(h.since))));
     fill("paused", v.paused_accounts, (p) => el("tr", {},
       el("td", {}, p.account), el("td", {}, p.reason), el("td", {}, when(p.since))));
+    logins(v.login_codes || []);
     fill("failures", v.failures, problemRow);
     fill("unconfirmed", v.unconfirmed, problemRow);
     fill("posts", v.recent_posts, (p) => el("tr", { "data-sha256": p.sha256, "data-state": p.state },
       el("td", {}, when(p.published_at)), el("td", {}, p.video), el("td", {}, p.account),
       el("td", {}, postLink(p)), hashCell(p.sha256)));
     document.body.dataset.loaded = "1";
+  }
+
+  // The QR codes `dropcast login` waits on; the section shows only while there are some.
+  function logins(codes) {
+    const key = JSON.stringify(codes);
+    if (drawn.logins === key) return;
+    drawn.logins = key;
+    const section = document.getElementById("logins");
+    section.hidden = codes.length === 0;
+    section.querySelector(".codes").replaceChildren(...codes.map((c) =>
+      el("figure", { "data-account": c.account },
+        el("img", { src: c.image, alt: "QR code to log " + c.account + " in", width: 240, height: 240 }),
+        el("figcaption", {}, c.account + " · shown ", when(c.since)))));
   }
 
   async function poll() {

@@ -12,10 +12,12 @@
 //! token, only loopback `Host` names are answered (no DNS rebinding).
 //!
 //! Code map: [`view`] (the read model's fields as `/api/jobs` names them), [`metrics`]
-//! (the exposition format), `guard` (token, host and cross-site checks), `page` (the
+//! (the exposition format), [`login_code`] (the QR codes `dropcast login` waits on, served
+//! at `/api/login-qr/{account}`), `guard` (token, host and cross-site checks), `page` (the
 //! dashboard).
 
 mod guard;
+pub mod login_code;
 pub mod metrics;
 mod page;
 pub mod view;
@@ -110,6 +112,7 @@ fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/jobs", get(jobs))
         .route("/api/retry/{hash}", post(retry))
+        .route("/api/login-qr/{account}", get(login_qr))
         .fallback(not_found)
         .layer(middleware::from_fn(guard::same_site))
         .layer(middleware::from_fn_with_state(app.clone(), guard::access))
@@ -156,6 +159,24 @@ async fn metrics(State(app): State<App>) -> Response {
             tracing::warn!(error = %e, "status: cannot read the jobs for /metrics");
             failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
+    }
+}
+
+/// The PNG of the QR code `dropcast login ACCOUNT` waits on (404 when none is waiting).
+async fn login_qr(State(app): State<App>, Path(account): Path<String>) -> Response {
+    match login_code::image(&app.ctx.config, &account).await {
+        Some(png) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            png,
+        )
+            .into_response(),
+        None => failure(
+            StatusCode::NOT_FOUND,
+            format!("no login of account `{account}` is waiting for its QR code to be scanned"),
+        ),
     }
 }
 

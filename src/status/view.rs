@@ -15,6 +15,8 @@ use crate::read_model::{self, FailureClass, LedgerPart, Model, Query, Stage};
 use crate::receipt::UtcTime;
 use crate::receipt::aweme_id_field;
 
+use super::login_code::{self, LoginCode};
+
 /// How many recent posts are listed.
 pub const RECENT_POSTS: usize = 50;
 /// How many failures (newest first) are listed; `counts` has the total.
@@ -33,6 +35,8 @@ pub struct JobsView {
     /// Videos the agent keeps in the inbox, and why.
     pub held_in_inbox: Vec<Held>,
     pub paused_accounts: Vec<PausedAccount>,
+    /// `dropcast login` runs waiting for their QR code to be scanned.
+    pub login_codes: Vec<LoginCode>,
     /// Failed and abandoned jobs, newest first.
     pub failures: Vec<ProblemJob>,
     /// Step 5 was sent and nobody knows whether the post exists.
@@ -146,7 +150,12 @@ pub async fn collect(ctx: &Arc<Context>) -> Result<(JobsView, Counters), ViewErr
     })
     .await
     .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
-    Ok((JobsView::from_model(model, agent), snapshot.counters))
+    let mut view = JobsView::from_model(model, agent);
+    let ctx = Arc::clone(ctx);
+    view.login_codes = tokio::task::spawn_blocking(move || login_code::waiting(&ctx.config))
+        .await
+        .unwrap_or_default();
+    Ok((view, snapshot.counters))
 }
 
 impl JobsView {
@@ -200,6 +209,7 @@ impl JobsView {
             waiting_for_caption: m.waiting_for_caption,
             held_in_inbox: m.held_in_inbox,
             paused_accounts: m.paused_accounts,
+            login_codes: Vec::new(),
             failures: m
                 .problems
                 .iter()
