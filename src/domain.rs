@@ -290,6 +290,52 @@ pub struct PostDraft {
     pub ai_generated: bool,
     /// Douyin's self-declaration.
     pub declaration: Option<Declaration>,
+    /// TikTok's own fields (`tiktok:` of the caption).
+    #[serde(default)]
+    pub tiktok: TiktokOptions,
+}
+
+/// TikTok's fields of a post (`tiktok: {privacy: …, allow_comment: …}`, design.md §3).
+/// Interactions are off unless turned on (TikTok's rule).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TiktokOptions {
+    /// Who may see the post; `None`: not chosen, which a TikTok target refuses (TikTok
+    /// requires the user's own choice).
+    pub privacy: Option<TiktokPrivacy>,
+    pub allow_comment: bool,
+    pub allow_duet: bool,
+    pub allow_stitch: bool,
+    /// Promoting the creator's own business.
+    pub brand_organic: bool,
+    /// A paid partnership.
+    pub branded_content: bool,
+}
+
+/// TikTok's privacy levels, named as TikTok names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TiktokPrivacy {
+    PublicToEveryone,
+    MutualFollowFriends,
+    FollowerOfCreator,
+    SelfOnly,
+}
+
+impl TiktokPrivacy {
+    /// Every level with its name in a caption.
+    pub const CHOICES: [(&'static str, TiktokPrivacy); 4] = [
+        ("PUBLIC_TO_EVERYONE", TiktokPrivacy::PublicToEveryone),
+        ("MUTUAL_FOLLOW_FRIENDS", TiktokPrivacy::MutualFollowFriends),
+        ("FOLLOWER_OF_CREATOR", TiktokPrivacy::FollowerOfCreator),
+        ("SELF_ONLY", TiktokPrivacy::SelfOnly),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::CHOICES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("SELF_ONLY", |(n, _)| n)
+    }
 }
 
 /// A creator's self-declaration about a post (`douyin: {declaration: …}`), where the

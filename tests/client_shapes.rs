@@ -219,6 +219,7 @@ fn draft() -> PostDraft {
         cover_image: None,
         ai_generated: false,
         declaration: None,
+        tiktok: Default::default(),
     }
 }
 

@@ -63,6 +63,7 @@ fn draft(publish_at: Option<i64>) -> PostDraft {
         cover_image: None,
         ai_generated: false,
         declaration: None,
+        tiktok: Default::default(),
     }
 }
 

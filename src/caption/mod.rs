@@ -363,6 +363,7 @@ impl Caption {
             cover_image: self.cover.clone(),
             ai_generated: self.ai_generated,
             declaration: self.declaration,
+            tiktok: Default::default(),
         }
     }
 

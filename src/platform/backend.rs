@@ -124,6 +124,9 @@ pub(crate) struct UploadJob<'a> {
     pub checkpoints: &'a Checkpoints,
     pub observer: &'a dyn Observer,
     pub progress: &'a Progress,
+    /// The post as the caption says, for platforms that send it with the upload (TikTok's
+    /// init carries the title and privacy); `None` where the caller has no caption.
+    pub draft: Option<&'a PostDraft>,
 }
 
 /// A step that failed, and how.

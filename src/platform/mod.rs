@@ -14,6 +14,7 @@ pub mod in_page;
 mod multipart;
 mod ratelimit;
 mod saved;
+pub(crate) mod tiktok;
 mod wire;
 
 use std::fmt;
@@ -47,7 +48,7 @@ pub(crate) fn steps_of(platform: crate::domain::Platform) -> &'static [crate::do
     match platform {
         crate::domain::Platform::DouyinWeb => douyin_web::STEPS,
         crate::domain::Platform::Douyin => douyin_creator::STEPS,
-        crate::domain::Platform::Tiktok => &[],
+        crate::domain::Platform::Tiktok => tiktok::STEPS,
     }
 }
 

@@ -487,6 +487,7 @@ mod tests {
             cover_image: None,
             ai_generated: false,
             declaration: None,
+            tiktok: Default::default(),
         }
     }
 

@@ -511,6 +511,7 @@ mod tests {
                 checkpoints: &job.checkpoints,
                 observer: &Quiet,
                 progress: &progress,
+                draft: None,
             })
             .await
     }
@@ -639,6 +640,7 @@ mod tests {
             cover_image: None,
             ai_generated: false,
             declaration: None,
+            tiktok: Default::default(),
         };
         let before = fake.reloads.load(std::sync::atomic::Ordering::SeqCst);
         let created = backend

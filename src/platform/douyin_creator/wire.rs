@@ -891,6 +891,7 @@ mod tests {
             cover_image: None,
             ai_generated: false,
             declaration: None,
+            tiktok: Default::default(),
         }
     }
 
