@@ -103,7 +103,9 @@ pub enum Command {
     },
     /// Log a `douyin` account in: its browser profile opens the creator center (where there
     /// is no screen, or with --headless, the QR code to scan is printed and saved as a PNG);
-    /// exits 0 once the session works, 1 on timeout or refusal
+    /// a `tiktok` account: prints the address to authorize dropcast at (opened in a browser
+    /// unless --headless) and waits for TikTok's redirect; exits 0 once the session works, 1
+    /// on timeout or refusal
     Login {
         /// The account, as named in the config
         account: String,
@@ -767,6 +769,9 @@ async fn login_cmd(
         eprintln!("error: the config has no account `{account}`{hint}");
         return Ok(ExitCode::from(2));
     };
+    if let crate::config::AccountKind::Tiktok(tiktok) = &acc.kind {
+        return tiktok_login(&config, account, tiktok, headless).await;
+    }
     if acc.platform() != crate::domain::Platform::Douyin {
         eprintln!(
             "error: account `{account}` is a `{}` account: its login is the cookie the config \
@@ -802,6 +807,60 @@ async fn login_cmd(
         }
         Ok(login::LoginOutcome::LoggedIn) => {
             println!("{account}: logged in; the session works");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {account}: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// How long `dropcast login` waits for TikTok's redirect (ours).
+const TIKTOK_LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// `dropcast login ACCOUNT` for a `tiktok` account: the OAuth code flow with PKCE and a
+/// loopback redirect (shared/protocols/tiktok.md §1). Exit 0 once the tokens are saved, 1
+/// on timeout or refusal.
+async fn tiktok_login(
+    config: &Config,
+    account: &str,
+    tiktok: &crate::config::TiktokAccount,
+    headless: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::platform::tiktok::{App, login};
+    std::fs::create_dir_all(&config.state_dir)?;
+    let sandbox = match config.platform.sandbox {
+        true => Some(crate::root::start_sandbox(config).await?),
+        false => None,
+    };
+    let base = sandbox.as_ref().map(|(_, base)| base.clone());
+    let client_secret = match (crate::root::client_secret(account, &tiktok.client_secret), &base) {
+        (Ok(secret), _) => secret,
+        // TODO(sandbox): the simulator's app secret (docs/tiktok.md, once merged).
+        (Err(_), Some(_)) => crate::secret::Secret::new("sandbox-secret"),
+        (Err(e), None) => return Err(e.into()),
+    };
+    let options = login::LoginOptions {
+        settings: crate::root::tiktok_settings(config, base.as_ref()),
+        state_dir: config.state_dir.clone(),
+        account: account.to_owned(),
+        app: App {
+            client_key: tiktok.client_key.clone(),
+            client_secret,
+        },
+        port: tiktok.redirect_port.unwrap_or(0),
+        timeout: TIKTOK_LOGIN_TIMEOUT,
+        open_browser: !headless,
+        sandbox: base.is_some(),
+    };
+    let result = login::run(&options, &mut std::io::stdout()).await;
+    if let Some((handle, _)) = sandbox {
+        handle.shutdown().await;
+    }
+    match result {
+        Ok(who) => {
+            println!("{account}: logged in to TikTok as {who}; the tokens are saved");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

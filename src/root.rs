@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::archive::Folders;
 use crate::browser::{SessionSettings, Sessions};
-use crate::config::{AccountConfig, Config, DouyinWebAccount};
+use crate::config::{AccountConfig, AccountKind, Config, CookieSource, DouyinWebAccount, TiktokMode};
 use crate::domain::{Platform, StepName};
 use crate::driver::{self, Driver, DriverLock};
 use crate::ledger::{JobState, Ledger, LedgerError};
@@ -23,6 +23,7 @@ use crate::platform::{
     Account, AccountError, Backend, ClientSettings, CreatorSettings, DouyinCreator,
     DouyinCreatorBackend, DouyinWeb, DouyinWebBackend, RetryPolicy, UploadSettings,
 };
+use crate::platform::tiktok::{self, TiktokBackend};
 use crate::sandbox::{self, SandboxHandle, SandboxOptions};
 use crate::secret::Secret;
 use crate::shared_ledger::SharedLedger;
@@ -119,8 +120,7 @@ async fn backends(
         let backend: Arc<dyn Backend> = match platform {
             Platform::DouyinWeb => Arc::new(douyin_web(config, sandbox)?),
             Platform::Douyin => Arc::new(douyin(config, sandbox).await?),
-            // The config refuses accounts of this platform (not available yet).
-            Platform::Tiktok => continue,
+            Platform::Tiktok => Arc::new(tiktok(config, sandbox)?),
         };
         backends.insert(platform, backend);
     }
@@ -216,6 +216,74 @@ fn browser_sessions(config: &Config, sandbox: Option<&reqwest::Url>) -> Sessions
     Sessions::new(browser_settings(config, sandbox))
 }
 
+/// The `tiktok` backend (shared/protocols/tiktok.md), with every `tiktok` account's app.
+fn tiktok(config: &Config, sandbox: Option<&reqwest::Url>) -> Result<TiktokBackend, FatalError> {
+    let mut accounts = HashMap::new();
+    for acc in &config.accounts {
+        let AccountKind::Tiktok(t) = &acc.kind else {
+            continue;
+        };
+        let client_secret = match (client_secret(&acc.name, &t.client_secret), sandbox) {
+            (Ok(secret), _) => secret,
+            // TODO(sandbox): the simulator's app secret (docs/tiktok.md, once merged).
+            (Err(_), Some(_)) => Secret::new("sandbox-secret"),
+            (Err(e), None) => return Err(e),
+        };
+        let app = tiktok::App {
+            client_key: t.client_key.clone(),
+            client_secret,
+        };
+        let inbox = t.mode == TiktokMode::Inbox;
+        accounts.insert(acc.name.clone(), tiktok::AccountSettings { app, inbox });
+    }
+    TiktokBackend::new(&tiktok_settings(config, sandbox), &config.state_dir, accounts)
+        .map_err(|e| FatalError::Client(e.to_string()))
+}
+
+/// The `tiktok` client's settings: `platform.tiktok`, or the simulator.
+pub(crate) fn tiktok_settings(
+    config: &Config,
+    sandbox: Option<&reqwest::Url>,
+) -> tiktok::TiktokSettings {
+    let t = &config.platform.tiktok;
+    let (api_url, auth_url) = match sandbox {
+        Some(base) => (base.clone(), base.clone()),
+        None => (t.api_url.clone(), t.auth_url.clone()),
+    };
+    tiktok::TiktokSettings {
+        api_url,
+        auth_url,
+        timeout: config.platform.timeout,
+        retry: retry_policy(config),
+    }
+}
+
+/// A TikTok app's client secret, from its variable or file (never logged or echoed).
+pub(crate) fn client_secret(account: &str, source: &CookieSource) -> Result<Secret, FatalError> {
+    let fail = |reason: String| FatalError::Account {
+        account: account.to_owned(),
+        reason,
+    };
+    let value = match source {
+        CookieSource::Env(var) => std::env::var(var).map_err(|_| {
+            fail(format!(
+                "environment variable {var} is not set; put your TikTok app's client secret in it"
+            ))
+        })?,
+        CookieSource::File(path) => {
+            let bytes = crate::userfile::read(path, 4096).map_err(|e| fail(e.to_string()))?;
+            String::from_utf8(bytes).map_err(|_| {
+                fail(format!("{} is not text", path.display()))
+            })?
+        }
+    };
+    let value = value.trim();
+    if value.is_empty() || value.chars().any(char::is_control) {
+        return Err(fail("the TikTok client secret is empty or not one line".into()));
+    }
+    Ok(Secret::new(value))
+}
+
 fn retry_policy(config: &Config) -> RetryPolicy {
     RetryPolicy {
         attempts: config.publish.retry.attempts.get(),
@@ -251,6 +319,10 @@ fn sandbox_accounts(
             insert_browser_session(&accounts, config, acc, backend);
             continue;
         }
+        if acc.platform() == Platform::Tiktok {
+            insert_tiktok(&accounts, config, acc, backend);
+            continue;
+        }
         let cookie = Secret::new(sandbox::cookie_for(&acc.name));
         let account = Account::new(&acc.name, cookie, None).map_err(account_error(acc))?;
         accounts.insert(account, acc.platform(), backend, Renewal::Unwatched);
@@ -268,6 +340,10 @@ fn cookie_accounts(
         let backend = backend_for(acc, backends)?;
         if acc.platform() == Platform::Douyin {
             insert_browser_session(&accounts, config, acc, backend);
+            continue;
+        }
+        if acc.platform() == Platform::Tiktok {
+            insert_tiktok(&accounts, config, acc, backend);
             continue;
         }
         let web = douyin_web_account(acc)?;
@@ -292,6 +368,14 @@ fn insert_browser_session(
     backend: Arc<dyn Backend>,
 ) {
     let stamp = crate::browser::Profiles::new(&config.state_dir).login_stamp(&acc.name);
+    let account = Account::browser_session(&acc.name);
+    accounts.insert(account, acc.platform(), backend, Renewal::Login(stamp));
+}
+
+/// A TikTok account: its tokens are a file `dropcast login` writes, and a paused account
+/// is tried again as soon as that file changes.
+fn insert_tiktok(accounts: &Accounts, config: &Config, acc: &AccountConfig, backend: Arc<dyn Backend>) {
+    let stamp = tiktok::token_file(&config.state_dir, &acc.name);
     let account = Account::browser_session(&acc.name);
     accounts.insert(account, acc.platform(), backend, Renewal::Login(stamp));
 }

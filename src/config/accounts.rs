@@ -49,7 +49,7 @@ pub struct DouyinWebAccount {
     pub csrf_token: Option<Secret>,
 }
 
-/// Where an account's cookie comes from.
+/// Where an account's cookie (or a TikTok app's client secret) comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CookieSource {
     /// The name of an environment variable.
@@ -62,9 +62,12 @@ pub enum CookieSource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TiktokAccount {
     pub client_key: String,
-    /// The environment variable holding the app's client secret.
-    pub client_secret_env: String,
+    /// Where the app's client secret is: `client_secret_env` or `client_secret_file`.
+    pub client_secret: CookieSource,
     pub mode: TiktokMode,
+    /// The loopback port of `dropcast login`'s redirect (for apps that registered a fixed
+    /// one); `None`: any free port.
+    pub redirect_port: Option<u16>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +79,7 @@ pub enum TiktokMode {
 }
 
 /// Platforms this version of dropcast can publish to.
-const AVAILABLE: &[Platform] = &[Platform::DouyinWeb, Platform::Douyin];
+const AVAILABLE: &[Platform] = &[Platform::DouyinWeb, Platform::Douyin, Platform::Tiktok];
 
 /// The one sentence for an account whose platform has no backend yet.
 pub(crate) fn not_available_yet(account: &str, platform: Platform) -> String {
@@ -96,14 +99,23 @@ const ACCOUNT_KEYS: &[&str] = &[
     "csrf_token",
     "client_key",
     "client_secret_env",
+    "client_secret_file",
     "mode",
+    "redirect_port",
 ];
 
 fn keys_of(platform: Platform) -> &'static [&'static str] {
     match platform {
         Platform::DouyinWeb => &["platform", "cookie_env", "cookie_file", "csrf_token"],
         Platform::Douyin => &["platform"],
-        Platform::Tiktok => &["platform", "client_key", "client_secret_env", "mode"],
+        Platform::Tiktok => &[
+            "platform",
+            "client_key",
+            "client_secret_env",
+            "client_secret_file",
+            "mode",
+            "redirect_port",
+        ],
     }
 }
 
@@ -172,7 +184,7 @@ fn read_account(
             read_douyin_web(n, &f, base_dir, problems).map(AccountKind::DouyinWeb)
         }
         Platform::Douyin => Some(AccountKind::Douyin),
-        Platform::Tiktok => read_tiktok(&f, problems).map(AccountKind::Tiktok),
+        Platform::Tiktok => read_tiktok(n, &f, base_dir, problems).map(AccountKind::Tiktok),
     };
     if let Some(p) = stated
         && !AVAILABLE.contains(&platform)
@@ -208,7 +220,12 @@ fn read_douyin_web(
     })
 }
 
-fn read_tiktok(f: &Fields<'_>, problems: &mut Problems) -> Option<TiktokAccount> {
+fn read_tiktok(
+    n: &Node<'_>,
+    f: &Fields<'_>,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<TiktokAccount> {
     let client_key = match f.get("client_key") {
         Some(k) => k.parse_str("a string (quote it)", problems, |s| {
             let s = s.trim();
@@ -224,12 +241,33 @@ fn read_tiktok(f: &Fields<'_>, problems: &mut Problems) -> Option<TiktokAccount>
             None
         }
     };
-    let client_secret_env = match f.get("client_secret_env") {
-        Some(e) => env_var(e, "the client secret", problems),
-        None => {
-            problems.push(f.missing("client_secret_env"));
+    let client_secret = match (f.get("client_secret_env"), f.get("client_secret_file")) {
+        (Some(e), None) => env_var(e, "the client secret", problems).map(CookieSource::Env),
+        (None, Some(p)) => super::path(p, base_dir, problems).map(CookieSource::File),
+        (Some(_), Some(p)) => {
+            problems.push(
+                p.key_problem("give `client_secret_env` or `client_secret_file`, not both"),
+            );
             None
         }
+        (None, None) => {
+            problems.push(n.key_problem(
+                "give `client_secret_env` (an environment variable) or `client_secret_file` \
+                 (a file) holding your TikTok app's client secret",
+            ));
+            None
+        }
+    };
+    let redirect_port = match f.get("redirect_port") {
+        Some(p) => match p.u64(problems) {
+            Some(port) if (1..=65535).contains(&port) => u16::try_from(port).ok(),
+            Some(_) => {
+                problems.push(p.problem("a port is a number from 1 to 65535"));
+                None
+            }
+            None => None,
+        },
+        None => None,
     };
     let mode = match f.get("mode") {
         Some(m) => m.choice(
@@ -240,8 +278,9 @@ fn read_tiktok(f: &Fields<'_>, problems: &mut Problems) -> Option<TiktokAccount>
     };
     Some(TiktokAccount {
         client_key: client_key?,
-        client_secret_env: client_secret_env?,
+        client_secret: client_secret?,
         mode,
+        redirect_port,
     })
 }
 
@@ -323,58 +362,49 @@ mod tests {
         );
     }
 
+    // Issue 12: `platform: tiktok` accounts are available, with the secret in a variable
+    // or a file and an optional fixed redirect port.
     #[test]
-    fn tiktok_accounts_are_read_then_refused_as_not_available_yet() {
+    fn tiktok_accounts_are_read_with_their_secret_source_and_port() {
         let (accounts, problems) = read(concat!(
             "accounts:\n",
             "  studio: {platform: douyin}\n",
             "  global: {platform: tiktok, client_key: aw1x, client_secret_env: TIKTOK_SECRET, mode: inbox}\n",
+            "  fixed: {platform: tiktok, client_key: aw2, client_secret_file: ./tt.secret, redirect_port: 8765}\n",
         ));
-        assert_eq!(accounts, None, "refused");
-        assert_eq!(
-            problems,
-            vec![
-                "dropcast.yaml:3:22: accounts.global.platform: account `global`: platform `tiktok` \
-                 is not available yet in this version of dropcast (only `douyin-web`, `douyin`)",
-            ]
-        );
-        let (accounts, problems) = read("accounts:\n  studio: {platform: douyin}\n");
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(accounts.map(|a| a[0].platform()), Some(Platform::Douyin));
-        // The settings themselves were valid; once the backends exist these are the accounts.
-        let doc = Document::parse(
-            "{platform: tiktok, client_key: aw1x, client_secret_env: TIKTOK_SECRET}",
-            None,
-        )
-        .expect("yaml");
-        let mut scratch = Problems::new();
-        let f = doc
-            .root()
-            .fields(ACCOUNT_KEYS, &mut scratch)
-            .expect("fields");
+        let accounts = accounts.expect("valid");
         assert_eq!(
-            read_tiktok(&f, &mut scratch),
-            Some(TiktokAccount {
+            accounts[1].kind,
+            AccountKind::Tiktok(TiktokAccount {
                 client_key: "aw1x".into(),
-                client_secret_env: "TIKTOK_SECRET".into(),
-                mode: TiktokMode::Direct,
+                client_secret: CookieSource::Env("TIKTOK_SECRET".into()),
+                mode: TiktokMode::Inbox,
+                redirect_port: None,
             })
         );
-        assert!(scratch.is_empty());
-    }
-
-    // Regression (issue 10 item 3): `platform: douyin` in a config was not reported as a
-    // platform without a backend, with its line (exit 2 before anything starts).
-    #[test]
-    fn naming_an_unavailable_platform_fails_the_whole_config() {
-        let msg = bad(concat!(
-            "accounts:\n  main: {cookie_env: X}\n  global:\n    platform: tiktok\n",
-            "    client_key: aw1\n    client_secret_env: S\n"
-        ));
         assert_eq!(
-            msg,
-            "dropcast.yaml:4:15: accounts.global.platform: account `global`: platform `tiktok` is \
-             not available yet in this version of dropcast (only `douyin-web`, `douyin`)"
+            accounts[2].kind,
+            AccountKind::Tiktok(TiktokAccount {
+                client_key: "aw2".into(),
+                client_secret: CookieSource::File("/srv/drop/tt.secret".into()),
+                mode: TiktokMode::Direct,
+                redirect_port: Some(8765),
+            })
+        );
+        let (_, problems) = read(
+            "accounts:\n  g: {platform: tiktok, client_key: k, client_secret_env: S, client_secret_file: f}\n",
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("not both")),
+            "{problems:?}"
+        );
+        let (_, problems) = read(
+            "accounts:\n  g: {platform: tiktok, client_key: k, client_secret_env: S, redirect_port: 70000}\n",
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("accounts.g.redirect_port: a port is a number from 1 to 65535")),
+            "{problems:?}"
         );
     }
 
@@ -462,7 +492,7 @@ mod tests {
         let all = problems.join("\n");
         for says in [
             "accounts.g: missing required field `client_key`",
-            "accounts.g: missing required field `client_secret_env`",
+            "accounts.g: give `client_secret_env` (an environment variable) or `client_secret_file`",
             "accounts.g.mode: unknown value `drafts`",
         ] {
             assert!(all.contains(says), "{says}: {all}");
