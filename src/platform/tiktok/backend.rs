@@ -571,3 +571,7 @@ mod tests {
         assert_eq!(first_missing(&[part(2), part(1), part(4)]), 2);
     }
 }
+
+#[cfg(test)]
+#[path = "backend_tests.rs"]
+mod flow;

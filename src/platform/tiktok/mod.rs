@@ -6,6 +6,8 @@
 
 mod backend;
 mod client;
+#[cfg(test)]
+mod fake;
 mod limits;
 pub(crate) mod login;
 mod oauth;
