@@ -7,6 +7,7 @@
 //! `@name` has an id, `publish_at` inside the platform's window).
 
 pub mod text;
+pub mod tiktok;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -47,7 +48,11 @@ pub(crate) const FIELDS: &[&str] = &[
     "cover",
     "ai_generated",
     "douyin",
+    "tiktok",
 ];
+
+/// TikTok's limit on a post's title, which is the caption's text (shared/protocols/tiktok.md §4).
+pub(crate) const TIKTOK_MAX_TITLE_UTF16: usize = 2200;
 
 /// Douyin's limits on a post (docs/douyin-creator.md §5): title length in characters, and
 /// hashtags counted as occurrences.
@@ -121,6 +126,8 @@ pub struct CaptionFields {
     pub ai_generated: Option<bool>,
     /// `douyin: {declaration: …}`.
     pub declaration: Option<Declaration>,
+    /// `tiktok: {privacy: …, …}`.
+    pub tiktok: tiktok::TiktokFields,
     notes: Notes,
 }
 
@@ -173,6 +180,7 @@ impl CaptionFields {
             cover: self.cover.or_else(|| defaults.cover.clone()),
             ai_generated: self.ai_generated.or(defaults.ai_generated),
             declaration: self.declaration.or(defaults.declaration),
+            tiktok: self.tiktok.or(&defaults.tiktok),
             notes,
         }
     }
@@ -203,6 +211,8 @@ pub struct Caption {
     pub cover: Option<PathBuf>,
     pub ai_generated: bool,
     pub declaration: Option<Declaration>,
+    /// `tiktok:`, merged with the config's `defaults.tiktok`.
+    pub tiktok: tiktok::TiktokFields,
     /// Where `text` and `title` were written, for [`Caption::check_for`].
     text_origin: Whence,
     title_origin: Whence,
@@ -294,6 +304,27 @@ impl Caption {
                 ));
             }
         }
+        if platform == Platform::Tiktok {
+            if self.tiktok.privacy.is_none() {
+                problems.push(self.text_origin.problem(
+                    "tiktok",
+                    "a TikTok post needs `tiktok: {privacy: …}` (PUBLIC_TO_EVERYONE, \
+                     MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or SELF_ONLY): TikTok has no \
+                     default, the creator must choose (or set `defaults.tiktok.privacy` in the \
+                     config)"
+                        .to_owned(),
+                ));
+            }
+            let units = self.text.encode_utf16().count();
+            if units > TIKTOK_MAX_TITLE_UTF16 {
+                problems.push(self.text_origin.problem(
+                    "text",
+                    format!(
+                        "the text is {units} UTF-16 units long; TikTok takes at most {TIKTOK_MAX_TITLE_UTF16}"
+                    ),
+                ));
+            }
+        }
         problems.into_result(())
     }
 
@@ -319,7 +350,31 @@ impl Caption {
                 ignored.push("douyin.declaration");
             }
         }
+        if platform.is_douyin() && self.tiktok.is_set() {
+            ignored.push("tiktok");
+        }
+        if platform == Platform::Tiktok {
+            self.ignored_for_tiktok(&mut ignored);
+        }
         ignored
+    }
+
+    /// What TikTok's post has no place for: its title is the text, its privacy is
+    /// `tiktok.privacy`, and the API neither schedules nor takes a cover image.
+    fn ignored_for_tiktok(&self, ignored: &mut Vec<&'static str>) {
+        for (set, name) in [
+            (self.title.is_some(), "title"),
+            (self.cover.is_some(), "cover"),
+            (self.declaration.is_some(), "douyin.declaration"),
+            (self.collection.is_some(), "collection"),
+            (self.publish_at.is_some(), "publish_at"),
+            (self.allow_download, "allow_download"),
+            (self.visibility != Visibility::Public, "visibility"),
+        ] {
+            if set {
+                ignored.push(name);
+            }
+        }
     }
 
     /// The distinct hashtag names, in order of first appearance.
@@ -363,7 +418,7 @@ impl Caption {
             cover_image: self.cover.clone(),
             ai_generated: self.ai_generated,
             declaration: self.declaration,
-            tiktok: Default::default(),
+            tiktok: self.tiktok.options(),
         }
     }
 
@@ -594,6 +649,9 @@ fn platform_fields(
     {
         out.declaration = d.choice(&Declaration::CHOICES, problems);
     }
+    if let Some(n) = fields.get("tiktok") {
+        out.tiktok = tiktok::parse(n, problems);
+    }
 }
 
 /// `cover: cover.jpg`: an image file beside the caption (a path relative to the folder of
@@ -820,6 +878,7 @@ fn build(
         cover: fields.cover,
         ai_generated: fields.ai_generated.unwrap_or(false),
         declaration: fields.declaration,
+        tiktok: fields.tiktok,
         text_origin: Whence(origin("text").cloned()),
         title_origin: Whence(origin("title").cloned()),
     }
@@ -936,6 +995,41 @@ mod tests {
             "text: \"#a #b #c #d #e\"\ntitle: \"一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十\"\n",
         );
         assert!(fine.check_for(Platform::Douyin).is_ok());
+    }
+
+    // Issue 12: a TikTok target needs the creator's own privacy choice; `defaults.tiktok`
+    // counts; interactions are off unless turned on; the title is ≤ 2200 UTF-16 units.
+    #[test]
+    fn tiktok_needs_a_privacy_and_maps_its_block() {
+        let c = ok("text: hi\n");
+        let p = c.check_for(Platform::Tiktok).unwrap_err().to_string();
+        assert!(p.contains("tiktok: {privacy: …}"), "{p}");
+        assert!(c.check_for(Platform::Douyin).is_ok(), "only TikTok needs it");
+        let c = ok("text: hi\ntiktok: {privacy: SELF_ONLY, allow_duet: true, branded_content: true}\nai_generated: true\ncover_at: 2s\n");
+        assert!(c.check_for(Platform::Tiktok).is_ok());
+        let d = c.to_draft(vec![]);
+        assert_eq!(d.tiktok.privacy, Some(crate::domain::TiktokPrivacy::SelfOnly));
+        assert!(d.tiktok.allow_duet && d.tiktok.branded_content);
+        assert!(!d.tiktok.allow_comment && !d.tiktok.allow_stitch && !d.tiktok.brand_organic);
+        assert!(d.ai_generated);
+        assert_eq!(c.ignored_for(Platform::Douyin), ["tiktok"]);
+        let from_defaults = parse_caption(
+            "text: hi\n",
+            file(),
+            &defaults("tiktok: {privacy: MUTUAL_FOLLOW_FRIENDS, allow_comment: true}\n"),
+            true,
+            NOW,
+        )
+        .unwrap();
+        assert!(from_defaults.check_for(Platform::Tiktok).is_ok());
+        assert!(from_defaults.to_draft(vec![]).tiktok.allow_comment);
+        let long = ok(&format!("text: \"{}\"\ntiktok: {{privacy: SELF_ONLY}}\n", "😀".repeat(1101)));
+        let p = long.check_for(Platform::Tiktok).unwrap_err().to_string();
+        assert!(p.contains("2202 UTF-16 units"), "{p}");
+        let p = bad("text: hi\ntiktok: {privacy: FRIENDS}\n");
+        assert!(p.contains("SELF_ONLY") || p.contains("MUTUAL_FOLLOW_FRIENDS"), "{p}");
+        let c = ok("text: hi\ntitle: T\nvisibility: private\ntiktok: {privacy: SELF_ONLY}\n");
+        assert_eq!(c.ignored_for(Platform::Tiktok), ["title", "visibility"]);
     }
 
     fn defaults(yaml: &str) -> CaptionFields {
