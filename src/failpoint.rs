@@ -36,6 +36,11 @@ pub const NAMES: &[&str] = &[
     "after_request:apply_upload",
     "after_commit:apply_upload",
     "after_request:upload_part",
+    // The `tiktok` backend's own (shared/protocols/tiktok.md): its init fence and the
+    // token file (after a rotated refresh token is saved, before its access token is used).
+    "after_request:init",
+    "after_commit:init",
+    "after_commit:tiktok_tokens",
 ];
 
 /// Aborts the process if `DROPCAST_FAILPOINT` names this point.
