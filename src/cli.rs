@@ -835,7 +835,10 @@ async fn tiktok_login(
         false => None,
     };
     let base = sandbox.as_ref().map(|(_, base)| base.clone());
-    let client_secret = match (crate::root::client_secret(account, &tiktok.client_secret), &base) {
+    let client_secret = match (
+        crate::root::client_secret(account, &tiktok.client_secret),
+        &base,
+    ) {
         (Ok(secret), _) => secret,
         // TODO(sandbox): the simulator's app secret (docs/tiktok.md, once merged).
         (Err(_), Some(_)) => crate::secret::Secret::new("sandbox-secret"),

@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 
 use crate::archive::Folders;
 use crate::browser::{SessionSettings, Sessions};
-use crate::config::{AccountConfig, AccountKind, Config, CookieSource, DouyinWebAccount, TiktokMode};
+use crate::config::{
+    AccountConfig, AccountKind, Config, CookieSource, DouyinWebAccount, TiktokMode,
+};
 use crate::domain::{Platform, StepName};
 use crate::driver::{self, Driver, DriverLock};
 use crate::ledger::{JobState, Ledger, LedgerError};
@@ -19,11 +21,11 @@ use crate::pipeline::accounts::{Accounts, Renewal};
 use crate::pipeline::cookie::load_cookie;
 use crate::pipeline::live::Live;
 use crate::pipeline::{Access, Context, FatalError};
+use crate::platform::tiktok::{self, TiktokBackend};
 use crate::platform::{
     Account, AccountError, Backend, ClientSettings, CreatorSettings, DouyinCreator,
     DouyinCreatorBackend, DouyinWeb, DouyinWebBackend, RetryPolicy, UploadSettings,
 };
-use crate::platform::tiktok::{self, TiktokBackend};
 use crate::sandbox::{self, SandboxHandle, SandboxOptions};
 use crate::secret::Secret;
 use crate::shared_ledger::SharedLedger;
@@ -236,8 +238,12 @@ fn tiktok(config: &Config, sandbox: Option<&reqwest::Url>) -> Result<TiktokBacke
         let inbox = t.mode == TiktokMode::Inbox;
         accounts.insert(acc.name.clone(), tiktok::AccountSettings { app, inbox });
     }
-    TiktokBackend::new(&tiktok_settings(config, sandbox), &config.state_dir, accounts)
-        .map_err(|e| FatalError::Client(e.to_string()))
+    TiktokBackend::new(
+        &tiktok_settings(config, sandbox),
+        &config.state_dir,
+        accounts,
+    )
+    .map_err(|e| FatalError::Client(e.to_string()))
 }
 
 /// The `tiktok` client's settings: `platform.tiktok`, or the simulator.
@@ -272,14 +278,14 @@ pub(crate) fn client_secret(account: &str, source: &CookieSource) -> Result<Secr
         })?,
         CookieSource::File(path) => {
             let bytes = crate::userfile::read(path, 4096).map_err(|e| fail(e.to_string()))?;
-            String::from_utf8(bytes).map_err(|_| {
-                fail(format!("{} is not text", path.display()))
-            })?
+            String::from_utf8(bytes).map_err(|_| fail(format!("{} is not text", path.display())))?
         }
     };
     let value = value.trim();
     if value.is_empty() || value.chars().any(char::is_control) {
-        return Err(fail("the TikTok client secret is empty or not one line".into()));
+        return Err(fail(
+            "the TikTok client secret is empty or not one line".into(),
+        ));
     }
     Ok(Secret::new(value))
 }
@@ -374,7 +380,12 @@ fn insert_browser_session(
 
 /// A TikTok account: its tokens are a file `dropcast login` writes, and a paused account
 /// is tried again as soon as that file changes.
-fn insert_tiktok(accounts: &Accounts, config: &Config, acc: &AccountConfig, backend: Arc<dyn Backend>) {
+fn insert_tiktok(
+    accounts: &Accounts,
+    config: &Config,
+    acc: &AccountConfig,
+    backend: Arc<dyn Backend>,
+) {
     let stamp = tiktok::token_file(&config.state_dir, &acc.name);
     let account = Account::browser_session(&acc.name);
     accounts.insert(account, acc.platform(), backend, Renewal::Login(stamp));

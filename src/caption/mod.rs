@@ -306,14 +306,16 @@ impl Caption {
         }
         if platform == Platform::Tiktok {
             if self.tiktok.privacy.is_none() {
-                problems.push(self.text_origin.problem(
-                    "tiktok",
-                    "a TikTok post needs `tiktok: {privacy: …}` (PUBLIC_TO_EVERYONE, \
+                problems.push(
+                    self.text_origin.problem(
+                        "tiktok",
+                        "a TikTok post needs `tiktok: {privacy: …}` (PUBLIC_TO_EVERYONE, \
                      MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or SELF_ONLY): TikTok has no \
                      default, the creator must choose (or set `defaults.tiktok.privacy` in the \
                      config)"
-                        .to_owned(),
-                ));
+                            .to_owned(),
+                    ),
+                );
             }
             let units = self.text.encode_utf16().count();
             if units > TIKTOK_MAX_TITLE_UTF16 {
@@ -1004,11 +1006,19 @@ mod tests {
         let c = ok("text: hi\n");
         let p = c.check_for(Platform::Tiktok).unwrap_err().to_string();
         assert!(p.contains("tiktok: {privacy: …}"), "{p}");
-        assert!(c.check_for(Platform::Douyin).is_ok(), "only TikTok needs it");
-        let c = ok("text: hi\ntiktok: {privacy: SELF_ONLY, allow_duet: true, branded_content: true}\nai_generated: true\ncover_at: 2s\n");
+        assert!(
+            c.check_for(Platform::Douyin).is_ok(),
+            "only TikTok needs it"
+        );
+        let c = ok(
+            "text: hi\ntiktok: {privacy: SELF_ONLY, allow_duet: true, branded_content: true}\nai_generated: true\ncover_at: 2s\n",
+        );
         assert!(c.check_for(Platform::Tiktok).is_ok());
         let d = c.to_draft(vec![]);
-        assert_eq!(d.tiktok.privacy, Some(crate::domain::TiktokPrivacy::SelfOnly));
+        assert_eq!(
+            d.tiktok.privacy,
+            Some(crate::domain::TiktokPrivacy::SelfOnly)
+        );
         assert!(d.tiktok.allow_duet && d.tiktok.branded_content);
         assert!(!d.tiktok.allow_comment && !d.tiktok.allow_stitch && !d.tiktok.brand_organic);
         assert!(d.ai_generated);
@@ -1023,11 +1033,17 @@ mod tests {
         .unwrap();
         assert!(from_defaults.check_for(Platform::Tiktok).is_ok());
         assert!(from_defaults.to_draft(vec![]).tiktok.allow_comment);
-        let long = ok(&format!("text: \"{}\"\ntiktok: {{privacy: SELF_ONLY}}\n", "😀".repeat(1101)));
+        let long = ok(&format!(
+            "text: \"{}\"\ntiktok: {{privacy: SELF_ONLY}}\n",
+            "😀".repeat(1101)
+        ));
         let p = long.check_for(Platform::Tiktok).unwrap_err().to_string();
         assert!(p.contains("2202 UTF-16 units"), "{p}");
         let p = bad("text: hi\ntiktok: {privacy: FRIENDS}\n");
-        assert!(p.contains("SELF_ONLY") || p.contains("MUTUAL_FOLLOW_FRIENDS"), "{p}");
+        assert!(
+            p.contains("SELF_ONLY") || p.contains("MUTUAL_FOLLOW_FRIENDS"),
+            "{p}"
+        );
         let c = ok("text: hi\ntitle: T\nvisibility: private\ntiktok: {privacy: SELF_ONLY}\n");
         assert_eq!(c.ignored_for(Platform::Tiktok), ["title", "visibility"]);
     }

@@ -245,9 +245,8 @@ fn read_tiktok(
         (Some(e), None) => env_var(e, "the client secret", problems).map(CookieSource::Env),
         (None, Some(p)) => super::path(p, base_dir, problems).map(CookieSource::File),
         (Some(_), Some(p)) => {
-            problems.push(
-                p.key_problem("give `client_secret_env` or `client_secret_file`, not both"),
-            );
+            problems
+                .push(p.key_problem("give `client_secret_env` or `client_secret_file`, not both"));
             None
         }
         (None, None) => {

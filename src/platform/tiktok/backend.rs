@@ -16,7 +16,7 @@ use super::session::Sessions;
 use super::tokens::unix;
 use super::upload::{Ended, Upload};
 use super::wire::{self, ChunkPlan, CreatorInfo, PostInfo, Status};
-use crate::checkpoint::{Checkpoints, Record};
+use crate::checkpoint::Record;
 use crate::domain::{Post, PostDraft, StepName, TiktokOptions};
 use crate::ledger::PartRecord;
 use crate::platform::backend::{
@@ -90,9 +90,11 @@ pub(crate) struct TiktokBackend {
 
 impl TiktokBackend {
     fn settings(&self, account: &str) -> Result<&AccountSettings, PublishError> {
-        self.accounts.get(account).ok_or_else(|| PublishError::Rejected {
-            reason: format!("internal error: `{account}` is not a tiktok account"),
-        })
+        self.accounts
+            .get(account)
+            .ok_or_else(|| PublishError::Rejected {
+                reason: format!("internal error: `{account}` is not a tiktok account"),
+            })
     }
 
     /// Runs `call` with a fresh access token; a token the API refuses is refreshed once.
@@ -105,7 +107,10 @@ impl TiktokBackend {
         let token = self.sessions.access(account, app, None).await?;
         match call(token.clone()).await {
             Err(e) if wire::is_token_refused(&e) => {
-                info!(account, "TikTok refused the access token; refreshing it once");
+                info!(
+                    account,
+                    "TikTok refused the access token; refreshing it once"
+                );
                 let token = self.sessions.access(account, app, Some(&token)).await?;
                 call(token).await
             }
@@ -116,7 +121,9 @@ impl TiktokBackend {
     /// §3, for the checks and the creator's names.
     pub(crate) async fn creator_info(&self, account: &str) -> Result<CreatorInfo, PublishError> {
         let info = self
-            .with_token(account, |t| async move { self.api.creator_info(account, &t).await })
+            .with_token(account, |t| async move {
+                self.api.creator_info(account, &t).await
+            })
             .await?;
         self.sessions
             .remember_names(account, &info.creator_nickname, &info.creator_username)
@@ -143,7 +150,12 @@ impl TiktokBackend {
         let account = job.account.name.as_str();
         let inbox = self.settings(account).map_err(at(INIT))?.inbox;
         loop {
-            let session = match job.checkpoints.session::<Session>().await.map_err(at(UPLOAD))? {
+            let session = match job
+                .checkpoints
+                .session::<Session>()
+                .await
+                .map_err(at(UPLOAD))?
+            {
                 Some(s) => s,
                 None => self.init(job).await?,
             };
@@ -178,7 +190,10 @@ impl TiktokBackend {
         inbox: bool,
     ) -> Result<Option<Uploaded>, StepFailure> {
         let account = job.account.name.as_str();
-        let status = self.status(account, &session.publish_id).await.map_err(at(UPLOAD))?;
+        let status = self
+            .status(account, &session.publish_id)
+            .await
+            .map_err(at(UPLOAD))?;
         match status {
             Status::Uploading | Status::Failed { .. } => {
                 warn!(step = "upload", publish_id = %session.publish_id, ?status, "the upload URL expired before every byte was in; a new init is allowed (§8)");
@@ -209,7 +224,9 @@ impl TiktokBackend {
         let draft = draft.map_err(at(INIT))?;
         let plan = ChunkPlan::for_size(job.fingerprint.size).map_err(|e| StepFailure {
             step: INIT,
-            error: PublishError::Rejected { reason: e.to_string() },
+            error: PublishError::Rejected {
+                reason: e.to_string(),
+            },
         })?;
         let info = self.creator_info(account).await.map_err(at(INIT))?;
         check_creator(&info, &draft.tiktok, settings.inbox).map_err(at(INIT))?;
@@ -219,7 +236,10 @@ impl TiktokBackend {
         };
         // The fence (§8): "init being sent" is recorded before it goes.
         let sent_at = unix(SystemTime::now());
-        let record = InitRecord { sent_at, publish_id: None };
+        let record = InitRecord {
+            sent_at,
+            publish_id: None,
+        };
         job.checkpoints.save(&record).await.map_err(at(INIT))?;
         let initiated = self
             .with_token(account, |t| {
@@ -229,7 +249,10 @@ impl TiktokBackend {
             .await
             .map_err(|e| match e {
                 // No byte went to whatever publish_id a lost answer made: a new init is safe.
-                PublishError::Unknown { reason } => PublishError::Transient { reason, retry_after: None },
+                PublishError::Unknown { reason } => PublishError::Transient {
+                    reason,
+                    retry_after: None,
+                },
                 e => e,
             })
             .map_err(at(INIT))?;
@@ -240,7 +263,10 @@ impl TiktokBackend {
             plan,
             username: info.creator_username.clone(),
         };
-        job.checkpoints.save_session(&session).await.map_err(at(INIT))?;
+        job.checkpoints
+            .save_session(&session)
+            .await
+            .map_err(at(INIT))?;
         let record = InitRecord {
             sent_at,
             publish_id: Some(initiated.publish_id.clone()),
@@ -310,7 +336,9 @@ impl TiktokBackend {
                 other => {
                     if started.elapsed() >= STATUS_PATIENCE {
                         return Err(PublishError::Transient {
-                            reason: format!("TikTok is still processing the video ({other:?}); asked again later"),
+                            reason: format!(
+                                "TikTok is still processing the video ({other:?}); asked again later"
+                            ),
                             retry_after: None,
                         });
                     }
@@ -323,15 +351,26 @@ impl TiktokBackend {
 }
 
 /// §3's checks, before any byte goes (doc: content sharing guidelines).
-fn check_creator(info: &CreatorInfo, options: &TiktokOptions, inbox: bool) -> Result<(), PublishError> {
+fn check_creator(
+    info: &CreatorInfo,
+    options: &TiktokOptions,
+    inbox: bool,
+) -> Result<(), PublishError> {
     let refuse = |reason: String| Err(PublishError::Rejected { reason });
     if inbox {
         return Ok(());
     }
     let Some(privacy) = options.privacy else {
-        return refuse("the caption has no `tiktok: {privacy: …}` (TikTok requires the creator's own choice)".into());
+        return refuse(
+            "the caption has no `tiktok: {privacy: …}` (TikTok requires the creator's own choice)"
+                .into(),
+        );
     };
-    if !info.privacy_level_options.iter().any(|p| p == privacy.as_str()) {
+    if !info
+        .privacy_level_options
+        .iter()
+        .any(|p| p == privacy.as_str())
+    {
         return refuse(format!(
             "privacy `{}` is not offered to @{}; TikTok offers: {}",
             privacy.as_str(),
@@ -393,9 +432,11 @@ fn committed(done: Uploaded) -> Committed {
 }
 
 fn ours(committed: &Committed) -> Result<&Uploaded, PublishError> {
-    committed.get::<Uploaded>().ok_or_else(|| PublishError::Rejected {
-        reason: "internal error: the upload was not made by tiktok".into(),
-    })
+    committed
+        .get::<Uploaded>()
+        .ok_or_else(|| PublishError::Rejected {
+            reason: "internal error: the upload was not made by tiktok".into(),
+        })
 }
 
 fn post(done: &Uploaded, id: &str) -> Post {
@@ -428,7 +469,10 @@ impl Backend for TiktokBackend {
         ))
     }
 
-    fn identity<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<Option<String>, PublishError>> {
+    fn identity<'a>(
+        &'a self,
+        account: &'a Account,
+    ) -> BoxFuture<'a, Result<Option<String>, PublishError>> {
         Box::pin(async move {
             let tokens = self.sessions.stored(&account.name)?;
             Ok(match (tokens.nickname, tokens.username) {
@@ -439,7 +483,10 @@ impl Backend for TiktokBackend {
         })
     }
 
-    fn check_account<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<(), PublishError>> {
+    fn check_account<'a>(
+        &'a self,
+        account: &'a Account,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move { self.creator_info(&account.name).await.map(|_| ()) })
     }
 
@@ -512,7 +559,12 @@ mod tests {
         assert!(check_creator(&info, &options(Some(TiktokPrivacy::SelfOnly)), false).is_ok());
         let e = check_creator(&info, &options(None), false).unwrap_err();
         assert!(e.to_string().contains("privacy"), "{e}");
-        let e = check_creator(&info, &options(Some(TiktokPrivacy::FollowerOfCreator)), false).unwrap_err();
+        let e = check_creator(
+            &info,
+            &options(Some(TiktokPrivacy::FollowerOfCreator)),
+            false,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not offered"), "{e}");
         let mut stitch = options(Some(TiktokPrivacy::SelfOnly));
         stitch.allow_stitch = true;
@@ -565,7 +617,11 @@ mod tests {
 
     #[test]
     fn the_first_missing_chunk_follows_the_recorded_ones_in_order() {
-        let part = |number| PartRecord { number, size: 1, crc32: 0 };
+        let part = |number| PartRecord {
+            number,
+            size: 1,
+            crc32: 0,
+        };
         assert_eq!(first_missing(&[]), 0);
         assert_eq!(first_missing(&[part(1), part(2)]), 2);
         assert_eq!(first_missing(&[part(2), part(1), part(4)]), 2);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::checkpoint::Checkpoints;
 use crate::domain::{ContentHash, Fingerprint, Platform, TiktokPrivacy, Visibility};
 use crate::ledger::{Claim, Ledger, NewJob};
 use crate::platform::tiktok::fake::{self, Fake};
@@ -119,7 +120,10 @@ async fn backend(state: &std::path::Path, access_expires_at: u64) -> (Arc<Fake>,
         client_secret: Secret::new("s"),
     };
     let accounts = HashMap::from([("g".to_owned(), AccountSettings { app, inbox: false })]);
-    (fake, TiktokBackend::new(&settings, state, accounts).unwrap())
+    (
+        fake,
+        TiktokBackend::new(&settings, state, accounts).unwrap(),
+    )
 }
 
 async fn upload(b: &TiktokBackend, job: &Job, draft: &PostDraft) -> Result<Committed, StepFailure> {
@@ -145,7 +149,9 @@ fn later() -> u64 {
 async fn a_refreshed_token_is_saved_before_its_access_token_is_used() {
     let state = tempfile::tempdir().unwrap();
     let (fake, b) = backend(state.path(), unix(SystemTime::now()) + 10).await;
-    b.check_account(&Account::browser_session("g")).await.unwrap();
+    b.check_account(&Account::browser_session("g"))
+        .await
+        .unwrap();
     assert_eq!(fake.count("token"), 1, "refreshed before expiry");
     assert_eq!(*fake.saved_before_use.lock().unwrap(), vec![true]);
     let stored = TokenStore::new(state.path()).load("g").unwrap();
@@ -157,7 +163,10 @@ async fn a_refreshed_token_is_saved_before_its_access_token_is_used() {
     // A refresh the platform refuses pauses the account with the command that fixes it.
     *fake.refresh.lock().unwrap() = "R-elsewhere".into();
     fake.access.lock().unwrap().clear();
-    let err = b.check_account(&Account::browser_session("g")).await.unwrap_err();
+    let err = b
+        .check_account(&Account::browser_session("g"))
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), "auth_expired");
     assert!(err.to_string().contains("authorize again"), "{err}");
     assert!(!err.to_string().contains("R2"), "{err}");
@@ -172,7 +181,9 @@ async fn chunks_resume_from_the_servers_content_range_with_one_publish_id() {
     fake.lose_answer_of_put.lock().unwrap().push(2);
     fake.fail_put.lock().unwrap().push(5);
     *fake.post_ids.lock().unwrap() = vec![7_300_000_000_000_000_001];
-    let committed = upload(&b, &job, &draft(TiktokPrivacy::SelfOnly)).await.unwrap();
+    let committed = upload(&b, &job, &draft(TiktokPrivacy::SelfOnly))
+        .await
+        .unwrap();
     assert_eq!(committed.media(), "v_pub_file~1");
     assert_eq!(fake.count("init"), 1);
     assert!(*fake.bytes.lock().unwrap() == job.data, "bytes intact");
@@ -185,7 +196,10 @@ async fn chunks_resume_from_the_servers_content_range_with_one_publish_id() {
     assert_eq!(init["post_info"]["disable_comment"], false);
     assert_eq!(init["post_info"]["disable_stitch"], true);
     assert_eq!(init["post_info"]["video_cover_timestamp_ms"], 1000);
-    let created = b.publish(&job.account, &committed, &draft(TiktokPrivacy::SelfOnly)).await.unwrap();
+    let created = b
+        .publish(&job.account, &committed, &draft(TiktokPrivacy::SelfOnly))
+        .await
+        .unwrap();
     assert_eq!(
         created,
         Created::Posted(Post {
@@ -194,7 +208,9 @@ async fn chunks_resume_from_the_servers_content_range_with_one_publish_id() {
         })
     );
     // Uploaded: a second run sends nothing.
-    upload(&b, &job, &draft(TiktokPrivacy::SelfOnly)).await.unwrap();
+    upload(&b, &job, &draft(TiktokPrivacy::SelfOnly))
+        .await
+        .unwrap();
     // 1, 2 (answer lost), 2 again (416: the server has it), 3, 4 (503), 4 again (201).
     assert_eq!((fake.count("init"), fake.count("put")), (1, 6));
 }
@@ -206,7 +222,9 @@ async fn a_restart_resumes_the_same_publish_id_and_never_inits_again() {
     let job = job(70_000_000);
     // Chunk 3 fails three times: the step fails (held), as a crash would stop it.
     fake.fail_put.lock().unwrap().extend([3, 4, 5]);
-    let failed = upload(&b, &job, &draft(TiktokPrivacy::SelfOnly)).await.unwrap_err();
+    let failed = upload(&b, &job, &draft(TiktokPrivacy::SelfOnly))
+        .await
+        .unwrap_err();
     assert_eq!((failed.step, failed.error.class()), (UPLOAD, "transient"));
     assert_eq!(job.checkpoints.parts().await.unwrap().len(), 2);
     let fence: InitRecord = job.checkpoints.load().await.unwrap().unwrap();
@@ -214,9 +232,15 @@ async fn a_restart_resumes_the_same_publish_id_and_never_inits_again() {
 
     // A new backend (a restarted agent) over the same ledger resumes at chunk 3.
     let (fake2, b2) = (fake.clone(), b);
-    let committed = upload(&b2, &job, &draft(TiktokPrivacy::SelfOnly)).await.unwrap();
+    let committed = upload(&b2, &job, &draft(TiktokPrivacy::SelfOnly))
+        .await
+        .unwrap();
     assert_eq!(committed.media(), "v_pub_file~1");
-    assert_eq!(fake2.count("init"), 1, "never a second init once bytes went");
+    assert_eq!(
+        fake2.count("init"),
+        1,
+        "never a second init once bytes went"
+    );
     assert_eq!(fake2.count("put"), 7, "2 sent, 3 refused, 2 resumed");
     assert!(*fake.bytes.lock().unwrap() == job.data);
     drop(job.dir);
@@ -227,8 +251,21 @@ async fn what_the_creator_cannot_post_is_refused_before_init_or_any_byte() {
     let state = tempfile::tempdir().unwrap();
     let (fake, b) = backend(state.path(), later()).await;
     let job = job(1000);
-    let failed = upload(&b, &job, &draft(TiktokPrivacy::FollowerOfCreator)).await.unwrap_err();
+    let failed = upload(&b, &job, &draft(TiktokPrivacy::FollowerOfCreator))
+        .await
+        .unwrap_err();
     assert_eq!((failed.step, failed.error.class()), (INIT, "rejected"));
-    assert!(failed.error.to_string().contains("not offered"), "{}", failed.error);
-    assert_eq!((fake.count("creator_info"), fake.count("init"), fake.count("put")), (1, 0, 0));
+    assert!(
+        failed.error.to_string().contains("not offered"),
+        "{}",
+        failed.error
+    );
+    assert_eq!(
+        (
+            fake.count("creator_info"),
+            fake.count("init"),
+            fake.count("put")
+        ),
+        (1, 0, 0)
+    );
 }

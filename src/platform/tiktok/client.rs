@@ -106,7 +106,9 @@ impl Api {
         self.limits.acquire(account, Endpoint::Status).await;
         let body = serde_json::to_value(wire::StatusBody { publish_id })
             .map_err(|e| rejected(format!("status body: {e}")))?;
-        let data: wire::StatusData = self.call(wire::PATH_STATUS, token, Some(body), "status").await?;
+        let data: wire::StatusData = self
+            .call(wire::PATH_STATUS, token, Some(body), "status")
+            .await?;
         data.status()
     }
 
@@ -195,10 +197,13 @@ impl Api {
         })?;
         let status = response.status().as_u16();
         let after = retry_after(&response);
-        let bytes = response.bytes().await.map_err(|e| PublishError::Transient {
-            reason: format!("{what}: {}", e.without_url()),
-            retry_after: None,
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| PublishError::Transient {
+                reason: format!("{what}: {}", e.without_url()),
+                retry_after: None,
+            })?;
         let envelope: wire::Envelope<T> = match serde_json::from_slice(&bytes) {
             Ok(e) => e,
             Err(_) if status >= 500 || status == 429 => {

@@ -80,7 +80,11 @@ fn leak(s: String) -> &'static str {
 type Shared = State<Arc<Fake>>;
 
 fn envelope(status: StatusCode, code: &str, data: serde_json::Value) -> Response {
-    (status, axum::Json(json!({"data": data, "error": {"code": code, "message": "", "log_id": "l"}}))).into_response()
+    (
+        status,
+        axum::Json(json!({"data": data, "error": {"code": code, "message": "", "log_id": "l"}})),
+    )
+        .into_response()
 }
 
 fn refused() -> Response {
@@ -92,14 +96,22 @@ async fn token(State(f): Shared, body: String) -> Response {
     let form: HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap_or_default();
     let current = f.refresh.lock().unwrap().clone();
     if form.get("refresh_token") != Some(&current) {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant", "error_description": "old", "log_id": "l"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"error": "invalid_grant", "error_description": "old", "log_id": "l"}),
+            ),
+        )
+            .into_response();
     }
     let n = f.count("token");
     let (access, refresh) = (format!("A{}", n + 1), format!("R{}", n + 1));
     *f.refresh.lock().unwrap() = refresh.clone();
     f.access.lock().unwrap().push(access.clone());
-    axum::Json(json!({"open_id": "o", "scope": "video.publish", "access_token": access, "expires_in": 7200,
-        "refresh_token": refresh, "refresh_expires_in": 15552000, "token_type": "Bearer"}))
+    axum::Json(
+        json!({"open_id": "o", "scope": "video.publish", "access_token": access, "expires_in": 7200,
+        "refresh_token": refresh, "refresh_expires_in": 15552000, "token_type": "Bearer"}),
+    )
     .into_response()
 }
 
@@ -108,9 +120,13 @@ async fn creator_info(State(f): Shared, headers: HeaderMap) -> Response {
     if !f.authorized(&headers) {
         return refused();
     }
-    envelope(StatusCode::OK, "ok", json!({"creator_username": "cat", "creator_nickname": "Cat",
+    envelope(
+        StatusCode::OK,
+        "ok",
+        json!({"creator_username": "cat", "creator_nickname": "Cat",
         "privacy_level_options": ["PUBLIC_TO_EVERYONE", "SELF_ONLY"], "comment_disabled": false,
-        "duet_disabled": false, "stitch_disabled": true, "max_video_post_duration_sec": 600}))
+        "duet_disabled": false, "stitch_disabled": true, "max_video_post_duration_sec": 600}),
+    )
 }
 
 async fn init(State(f): Shared, headers: HeaderMap, body: String) -> Response {
@@ -124,8 +140,12 @@ async fn init(State(f): Shared, headers: HeaderMap, body: String) -> Response {
     *f.last_init.lock().unwrap() = Some(body);
     let n = f.count("init");
     let base = f.base.lock().unwrap().clone();
-    envelope(StatusCode::OK, "ok", json!({"publish_id": format!("v_pub_file~{n}"),
-        "upload_url": format!("{base}UPLOAD/upload/?upload_id={n}&upload_token=SECRET")}))
+    envelope(
+        StatusCode::OK,
+        "ok",
+        json!({"publish_id": format!("v_pub_file~{n}"),
+        "upload_url": format!("{base}UPLOAD/upload/?upload_id={n}&upload_token=SECRET")}),
+    )
 }
 
 async fn upload(State(f): Shared, headers: HeaderMap, body: Bytes) -> Response {
@@ -137,7 +157,11 @@ async fn upload(State(f): Shared, headers: HeaderMap, body: Bytes) -> Response {
         h => format!("bytes 0-{}/{total}", h - 1),
     };
     if f.fail_put.lock().unwrap().contains(&n) {
-        return (StatusCode::SERVICE_UNAVAILABLE, [("content-range", range(have))]).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-range", range(have))],
+        )
+            .into_response();
     }
     let first: Option<u64> = headers
         .get("content-range")
@@ -146,14 +170,22 @@ async fn upload(State(f): Shared, headers: HeaderMap, body: Bytes) -> Response {
         .and_then(|v| v.split('-').next())
         .and_then(|v| v.parse().ok());
     if first != Some(have) {
-        return (StatusCode::RANGE_NOT_SATISFIABLE, [("content-range", range(have))]).into_response();
+        return (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [("content-range", range(have))],
+        )
+            .into_response();
     }
     f.bytes.lock().unwrap().extend_from_slice(&body);
     let have = have + body.len() as u64;
     if f.lose_answer_of_put.lock().unwrap().contains(&n) {
         return StatusCode::BAD_GATEWAY.into_response();
     }
-    let code = if have == total { StatusCode::CREATED } else { StatusCode::PARTIAL_CONTENT };
+    let code = if have == total {
+        StatusCode::CREATED
+    } else {
+        StatusCode::PARTIAL_CONTENT
+    };
     (code, [("content-range", range(have))]).into_response()
 }
 
@@ -163,8 +195,12 @@ async fn status(State(f): Shared, headers: HeaderMap) -> Response {
         return refused();
     }
     let ids = f.post_ids.lock().unwrap().clone();
-    envelope(StatusCode::OK, "ok", json!({"status": *f.status.lock().unwrap(), "fail_reason": "",
-        "publicaly_available_post_id": ids, "uploaded_bytes": f.bytes.lock().unwrap().len()}))
+    envelope(
+        StatusCode::OK,
+        "ok",
+        json!({"status": *f.status.lock().unwrap(), "fail_reason": "",
+        "publicaly_available_post_id": ids, "uploaded_bytes": f.bytes.lock().unwrap().len()}),
+    )
 }
 
 /// Starts the fake on 127.0.0.1:0; returns it and its base address.
@@ -183,7 +219,9 @@ pub(crate) async fn start() -> (Arc<Fake>, reqwest::Url) {
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base: reqwest::Url = format!("http://{}/", listener.local_addr().unwrap()).parse().unwrap();
+    let base: reqwest::Url = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
     *fake.base.lock().unwrap() = base.to_string();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

@@ -91,7 +91,11 @@ mod tests {
         limits.acquire("g", Endpoint::Status).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
         limits.acquire("g", Endpoint::Init).await;
-        assert!(start.elapsed() >= Duration::from_secs(60), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_secs(60),
+            "{:?}",
+            start.elapsed()
+        );
         assert!(start.elapsed() < Duration::from_secs(61));
     }
 

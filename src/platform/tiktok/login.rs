@@ -30,11 +30,19 @@ pub(crate) struct LoginOptions {
 }
 
 /// Runs the login; returns who logged in (nickname and @username).
-pub(crate) async fn run(options: &LoginOptions, out: &mut impl Write) -> Result<String, LoginError> {
+pub(crate) async fn run(
+    options: &LoginOptions,
+    out: &mut impl Write,
+) -> Result<String, LoginError> {
     let callback = Callback::bind(options.port).await?;
     let pkce = Pkce::new().map_err(|e| LoginError::Denied(format!("no randomness: {e}")))?;
-    let url = oauth::authorize_url(&options.settings.auth_url, &options.app, &callback.redirect_uri, &pkce)
-        .map_err(LoginError::Denied)?;
+    let url = oauth::authorize_url(
+        &options.settings.auth_url,
+        &options.app,
+        &callback.redirect_uri,
+        &pkce,
+    )
+    .map_err(LoginError::Denied)?;
     let _ = writeln!(
         out,
         "To let dropcast post for TikTok account `{}`, open this address and approve:",
@@ -57,7 +65,8 @@ pub(crate) async fn run(options: &LoginOptions, out: &mut impl Write) -> Result<
         f.abort();
     }
     let code = code?;
-    let http = super::http(options.settings.timeout).map_err(|e| LoginError::Denied(e.to_string()))?;
+    let http =
+        super::http(options.settings.timeout).map_err(|e| LoginError::Denied(e.to_string()))?;
     let endpoint = TokenEndpoint {
         http: http.clone(),
         api_url: options.settings.api_url.clone(),
@@ -68,7 +77,9 @@ pub(crate) async fn run(options: &LoginOptions, out: &mut impl Write) -> Result<
         .await
         .map_err(LoginError::Token)?;
     let store = TokenStore::new(&options.state_dir);
-    store.save(&options.account, &tokens).map_err(|e| LoginError::Token(saving(e)))?;
+    store
+        .save(&options.account, &tokens)
+        .map_err(|e| LoginError::Token(saving(e)))?;
     let api = client::Api {
         http,
         api_url: options.settings.api_url.clone(),
@@ -80,8 +91,13 @@ pub(crate) async fn run(options: &LoginOptions, out: &mut impl Write) -> Result<
         .map_err(LoginError::Token)?;
     tokens.nickname = Some(info.creator_nickname.clone());
     tokens.username = Some(info.creator_username.clone());
-    store.save(&options.account, &tokens).map_err(|e| LoginError::Token(saving(e)))?;
-    Ok(format!("{} (@{})", info.creator_nickname, info.creator_username))
+    store
+        .save(&options.account, &tokens)
+        .map_err(|e| LoginError::Token(saving(e)))?;
+    Ok(format!(
+        "{} (@{})",
+        info.creator_nickname, info.creator_username
+    ))
 }
 
 fn saving(e: super::tokens::TokenError) -> PublishError {

@@ -51,7 +51,9 @@ pub(crate) enum LoginError {
     Listen { port: u16, source: std::io::Error },
     #[error("no answer from TikTok within {}; run `dropcast login` again", humantime::format_duration(*.0))]
     Timeout(Duration),
-    #[error("the redirect's `state` is not the one dropcast sent; the login was refused (open the address this login printed, not an older one)")]
+    #[error(
+        "the redirect's `state` is not the one dropcast sent; the login was refused (open the address this login printed, not an older one)"
+    )]
     State,
     #[error("TikTok did not authorize dropcast: {0}")]
     Denied(String),
@@ -91,7 +93,11 @@ impl Callback {
     /// Waits up to `timeout` for the redirect, checks its `state` against `expected` and
     /// returns the (URL-decoded) code. Requests with another state are answered with a
     /// refusal and end the wait: a forged redirect must not be retried against us.
-    pub(crate) async fn code(self, expected: &Secret, timeout: Duration) -> Result<Secret, LoginError> {
+    pub(crate) async fn code(
+        self,
+        expected: &Secret,
+        timeout: Duration,
+    ) -> Result<Secret, LoginError> {
         let (tx, mut rx) = mpsc::channel::<CallbackQuery>(1);
         let app = axum::Router::new()
             .route(wire::REDIRECT_PATH, axum::routing::get(callback))
@@ -111,7 +117,9 @@ impl Callback {
         }
         if let Some(error) = query.error {
             let description = query.error_description.unwrap_or_default();
-            return Err(LoginError::Denied(format!("{error} {description}").trim().to_owned()));
+            return Err(LoginError::Denied(
+                format!("{error} {description}").trim().to_owned(),
+            ));
         }
         match query.code.filter(|c| !c.is_empty()) {
             Some(code) => Ok(Secret::new(code)),
@@ -180,7 +188,11 @@ impl TokenEndpoint {
         self.post(&form, Some(old)).await
     }
 
-    async fn post(&self, form: &[(&str, &str)], old: Option<&Tokens>) -> Result<Tokens, PublishError> {
+    async fn post(
+        &self,
+        form: &[(&str, &str)],
+        old: Option<&Tokens>,
+    ) -> Result<Tokens, PublishError> {
         let url = self
             .api_url
             .join(wire::PATH_TOKEN.trim_start_matches('/'))
@@ -193,7 +205,10 @@ impl TokenEndpoint {
         let response = self
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .body(body)
             .send()
             .await
@@ -202,10 +217,13 @@ impl TokenEndpoint {
                 retry_after: None,
             })?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| PublishError::Transient {
-            reason: format!("token endpoint: {}", e.without_url()),
-            retry_after: None,
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| PublishError::Transient {
+                reason: format!("token endpoint: {}", e.without_url()),
+                retry_after: None,
+            })?;
         let answer: wire::TokenAnswer = match serde_json::from_slice(&bytes) {
             Ok(a) => a,
             Err(_) if status >= 500 => {
@@ -216,7 +234,9 @@ impl TokenEndpoint {
             }
             Err(e) => {
                 return Err(PublishError::Rejected {
-                    reason: format!("token endpoint: HTTP {status}, an answer that is not its JSON ({e})"),
+                    reason: format!(
+                        "token endpoint: HTTP {status}, an answer that is not its JSON ({e})"
+                    ),
                 });
             }
         };
@@ -304,13 +324,17 @@ mod tests {
 
         let cb = Callback::bind(0).await.unwrap();
         let uri = cb.redirect_uri.clone();
-        let wait = tokio::spawn(async move { cb.code(&Secret::new("st-1"), Duration::from_secs(30)).await });
+        let wait =
+            tokio::spawn(
+                async move { cb.code(&Secret::new("st-1"), Duration::from_secs(30)).await },
+            );
         redirect(&uri, "code=c&state=forged").await;
         assert!(matches!(wait.await.unwrap(), Err(LoginError::State)));
 
         let cb = Callback::bind(0).await.unwrap();
         let uri = cb.redirect_uri.clone();
-        let wait = tokio::spawn(async move { cb.code(&Secret::new("s"), Duration::from_secs(30)).await });
+        let wait =
+            tokio::spawn(async move { cb.code(&Secret::new("s"), Duration::from_secs(30)).await });
         redirect(&uri, "error=access_denied&error_description=no&state=s").await;
         let err = wait.await.unwrap().unwrap_err().to_string();
         assert!(err.contains("access_denied"), "{err}");
@@ -319,7 +343,10 @@ mod tests {
     #[tokio::test]
     async fn no_redirect_in_time_is_a_timeout() {
         let cb = Callback::bind(0).await.unwrap();
-        let err = cb.code(&Secret::new("s"), Duration::from_millis(50)).await.unwrap_err();
+        let err = cb
+            .code(&Secret::new("s"), Duration::from_millis(50))
+            .await
+            .unwrap_err();
         assert!(matches!(err, LoginError::Timeout(_)));
     }
 
@@ -332,8 +359,16 @@ mod tests {
         .unwrap();
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1000);
         let t = tokens_of(a, now, None).unwrap();
-        assert_eq!((t.access_expires_at, t.refresh_expires_at), (8200, 15_553_000));
+        assert_eq!(
+            (t.access_expires_at, t.refresh_expires_at),
+            (8200, 15_553_000)
+        );
         let a: wire::TokenAnswer = serde_json::from_str(r#"{"open_id": "o"}"#).unwrap();
-        assert!(tokens_of(a, now, None).unwrap_err().to_string().contains("access_token"));
+        assert!(
+            tokens_of(a, now, None)
+                .unwrap_err()
+                .to_string()
+                .contains("access_token")
+        );
     }
 }

@@ -41,7 +41,9 @@ impl Sessions {
 
     /// `account`'s tokens as stored (for names and the open_id).
     pub(crate) fn stored(&self, account: &str) -> Result<Tokens, PublishError> {
-        self.store.load(account).map_err(|e| token_error(account, e))
+        self.store
+            .load(account)
+            .map_err(|e| token_error(account, e))
     }
 
     /// An access token for `account` that is not about to expire. `stale`: a token the
@@ -69,11 +71,16 @@ impl Sessions {
         };
         let fresh = endpoint.refresh(&tokens).await?;
         // Saved before use: a crash from here on keeps the rotated refresh token.
-        self.store.save(account, &fresh).map_err(|e| PublishError::Transient {
-            reason: format!("the refreshed TikTok tokens could not be saved: {e}"),
-            retry_after: None,
-        })?;
-        tracing::info!(account, "TikTok access token refreshed; the new tokens are saved");
+        self.store
+            .save(account, &fresh)
+            .map_err(|e| PublishError::Transient {
+                reason: format!("the refreshed TikTok tokens could not be saved: {e}"),
+                retry_after: None,
+            })?;
+        tracing::info!(
+            account,
+            "TikTok access token refreshed; the new tokens are saved"
+        );
         Ok(fresh.access)
     }
 
@@ -84,7 +91,9 @@ impl Sessions {
         let Ok(mut tokens) = self.store.load(account) else {
             return;
         };
-        if tokens.nickname.as_deref() == Some(nickname) && tokens.username.as_deref() == Some(username) {
+        if tokens.nickname.as_deref() == Some(nickname)
+            && tokens.username.as_deref() == Some(username)
+        {
             return;
         }
         tokens.nickname = Some(nickname.to_owned());

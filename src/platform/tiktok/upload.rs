@@ -71,21 +71,31 @@ impl Upload<'_> {
                     received.unwrap_or(first + len)
                 }
                 ChunkReply::Mismatch { received: Some(r) } => {
-                    tracing::info!(step = "upload", server_has = r, "the upload server has other bytes than expected; resuming from what it says");
+                    tracing::info!(
+                        step = "upload",
+                        server_has = r,
+                        "the upload server has other bytes than expected; resuming from what it says"
+                    );
                     r
                 }
                 ChunkReply::Mismatch { received: None } => {
                     return Err(PublishError::Rejected {
-                        reason: "the upload server refused the range and did not say what it has".into(),
+                        reason: "the upload server refused the range and did not say what it has"
+                            .into(),
                     });
                 }
             };
             if next >= self.plan.video_size {
                 return Ok(Ended::Complete);
             }
-            index = self.plan.chunk_at(next).ok_or_else(|| PublishError::Rejected {
-                reason: format!("the upload server holds {next} bytes, which is not a chunk boundary"),
-            })?;
+            index = self
+                .plan
+                .chunk_at(next)
+                .ok_or_else(|| PublishError::Rejected {
+                    reason: format!(
+                        "the upload server holds {next} bytes, which is not a chunk boundary"
+                    ),
+                })?;
         }
     }
 
@@ -95,12 +105,26 @@ impl Upload<'_> {
         let last = index + 1 == self.plan.total_chunk_count;
         let check = Arc::new(Mutex::new(None::<String>));
         let expected = last.then_some(self.crc32);
-        let body = chunk_body(self.video.clone(), first, len, prefix.hasher(), expected, check.clone(), self.progress.clone());
+        let body = chunk_body(
+            self.video.clone(),
+            first,
+            len,
+            prefix.hasher(),
+            expected,
+            check.clone(),
+            self.progress.clone(),
+        );
         let timeout = self.timeout + Duration::from_secs(len / MIN_BYTES_PER_SEC);
         let content_type = wire::video_type(self.video.path());
         let result = self
             .api
-            .put_chunk(self.url, content_type, (first, len, self.plan.video_size), body, timeout)
+            .put_chunk(
+                self.url,
+                content_type,
+                (first, len, self.plan.video_size),
+                body,
+                timeout,
+            )
             .await;
         if let Some(why) = check.lock().unwrap_or_else(PoisonError::into_inner).take() {
             return Err(PublishError::Changed { reason: why });
@@ -173,7 +197,11 @@ fn chunk_body(
         crc: crc32fast::Hasher,
     }
     let end = first + len;
-    let start = Cur { video, at: first, crc };
+    let start = Cur {
+        video,
+        at: first,
+        crc,
+    };
     let stream = futures_util::stream::try_unfold(start, move |cur| {
         let (check, progress) = (check.clone(), progress.clone());
         async move {
@@ -198,7 +226,9 @@ fn chunk_body(
             if let Some(want) = expected.filter(|_| cur.at >= end) {
                 let got = cur.crc.clone().finalize();
                 if got != want {
-                    let why = format!("the bytes sent are not the ones hashed (CRC-32 {got:08x}, expected {want:08x}): the file was written to while it was being uploaded");
+                    let why = format!(
+                        "the bytes sent are not the ones hashed (CRC-32 {got:08x}, expected {want:08x}): the file was written to while it was being uploaded"
+                    );
                     *check.lock().unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
                     return Err(std::io::Error::other(why));
                 }

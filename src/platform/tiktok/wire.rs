@@ -109,17 +109,11 @@ pub(crate) struct CreatorInfo {
     pub duet_disabled: bool,
     #[serde(default)]
     pub stitch_disabled: bool,
+    /// Read by the duration check once `crate::media` measures videos (TODO(media)).
     #[serde(default)]
+    #[allow(dead_code)]
     pub max_video_post_duration_sec: Option<u64>,
 }
-
-/// The privacy levels (doc).
-pub(crate) const PRIVACY_LEVELS: &[&str] = &[
-    "PUBLIC_TO_EVERYONE",
-    "MUTUAL_FOLLOW_FRIENDS",
-    "FOLLOWER_OF_CREATOR",
-    "SELF_ONLY",
-];
 
 // ---- §4 init ------------------------------------------------------------------------------
 
@@ -231,11 +225,15 @@ impl ChunkPlan {
         } else {
             (CHUNK, size / CHUNK)
         };
-        Ok(ChunkPlan {
+        let plan = ChunkPlan {
             video_size: size,
             chunk_size,
             total_chunk_count,
-        })
+        };
+        debug_assert!((1..=MAX_CHUNKS).contains(&plan.total_chunk_count));
+        debug_assert!(plan.total_chunk_count == 1 || plan.chunk_size >= MIN_CHUNK);
+        debug_assert!(plan.chunk(plan.total_chunk_count - 1).1 <= MAX_LAST_CHUNK);
+        Ok(plan)
     }
 
     /// Chunk `index` (0-based): its first byte and its length.
@@ -252,7 +250,7 @@ impl ChunkPlan {
     /// The chunk that starts at byte `next`, if one does (a resume point the server gave).
     pub(crate) fn chunk_at(&self, next: u64) -> Option<u64> {
         let index = next / self.chunk_size;
-        (next % self.chunk_size == 0 && index < self.total_chunk_count).then_some(index)
+        (next.is_multiple_of(self.chunk_size) && index < self.total_chunk_count).then_some(index)
     }
 
     pub(crate) fn source_info(&self) -> SourceInfo {
@@ -282,7 +280,10 @@ pub(crate) fn received(content_range: &str, total: u64) -> Option<u64> {
         return Some(0);
     }
     let (first, last) = range.split_once('-')?;
-    let (first, last) = (first.trim().parse::<u64>().ok()?, last.trim().parse::<u64>().ok()?);
+    let (first, last) = (
+        first.trim().parse::<u64>().ok()?,
+        last.trim().parse::<u64>().ok()?,
+    );
     (first == 0 && last < total).then_some(last + 1)
 }
 
@@ -311,10 +312,12 @@ pub(crate) struct StatusData {
     #[serde(default)]
     pub fail_reason: String,
     /// Spelled so in the API (doc); 19-digit integers, never read as f64.
-    #[serde(default, rename = "publicaly_available_post_id", deserialize_with = "ids")]
+    #[serde(
+        default,
+        rename = "publicaly_available_post_id",
+        deserialize_with = "ids"
+    )]
     pub post_ids: Vec<String>,
-    #[serde(default)]
-    pub uploaded_bytes: Option<u64>,
 }
 
 /// Where a post stands (§6, doc).
@@ -327,8 +330,12 @@ pub(crate) enum Status {
     /// Inbox mode: the draft is in the creator's inbox.
     InInbox,
     /// Posted; the public ids fill in after moderation (maybe empty).
-    Complete { post_ids: Vec<String> },
-    Failed { reason: String },
+    Complete {
+        post_ids: Vec<String>,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 pub(crate) const STATUS_PROCESSING_UPLOAD: &str = "PROCESSING_UPLOAD";
@@ -376,7 +383,9 @@ fn ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 /// publish_id failed), the media checks and the rest never.
 pub(crate) fn fail_reason_error(reason: &str) -> PublishError {
     let what = match reason {
-        "file_format_check_failed" => "the video's format is not one TikTok takes (MP4, WebM or MOV; H.264, H.265, VP8 or VP9)",
+        "file_format_check_failed" => {
+            "the video's format is not one TikTok takes (MP4, WebM or MOV; H.264, H.265, VP8 or VP9)"
+        }
         "duration_check_failed" => "the video is longer than TikTok allows",
         "frame_rate_check_failed" => "the frame rate is outside 23–60 fps",
         "picture_size_check_failed" => "a side of the picture is outside 360–4096 px",
@@ -464,13 +473,13 @@ pub(crate) fn classify(
         },
         "scope_not_authorized" => PublishError::AuthExpired {
             what: Expired::Cookie,
-            reason: format!(
-                "the authorization lacks a scope dropcast needs ({SCOPES}) ({said})"
-            ),
+            reason: format!("the authorization lacks a scope dropcast needs ({SCOPES}) ({said})"),
         },
         c if CANNOT_POST_NOW.contains(&c) => PublishError::AuthExpired {
             what: Expired::Cookie,
-            reason: format!("TikTok says this account cannot post now ({said}); the daily caps are about 15 direct posts per creator and 5 pending inbox drafts per 24 h"),
+            reason: format!(
+                "TikTok says this account cannot post now ({said}); the daily caps are about 15 direct posts per creator and 5 pending inbox drafts per 24 h"
+            ),
         },
         "unaudited_client_can_only_post_to_private_accounts" => PublishError::Rejected {
             reason: format!(
@@ -567,7 +576,11 @@ mod tests {
             chunk_size: c,
             total_chunk_count: n,
         } = plan;
-        assert_eq!(n, size / c.max(1), "floor(video_size / chunk_size) for {size}");
+        assert_eq!(
+            n,
+            size / c.max(1),
+            "floor(video_size / chunk_size) for {size}"
+        );
         assert!((1..=MAX_CHUNKS).contains(&n));
         if size < 5 * MIB {
             assert_eq!((c, n), (size, 1), "under 5 MB (either reading) goes whole");
@@ -575,7 +588,10 @@ mod tests {
             assert!(n > 1, "64 MB (either reading) or more is chunked: {size}");
         }
         if n > 1 {
-            assert!((5 * MIB..=64 * MB).contains(&c), "5 MB..64 MB in both readings");
+            assert!(
+                (5 * MIB..=64 * MB).contains(&c),
+                "5 MB..64 MB in both readings"
+            );
         } else {
             assert!(c <= 64 * MB);
         }
@@ -586,7 +602,10 @@ mod tests {
             if i + 1 < n {
                 assert_eq!(len, c);
             } else {
-                assert!(len >= c && len < 2 * c.max(1) && len <= MAX_LAST_CHUNK, "last {len}");
+                assert!(
+                    len >= c && len < 2 * c.max(1) && len <= MAX_LAST_CHUNK,
+                    "last {len}"
+                );
             }
             at += len;
         }
@@ -632,7 +651,10 @@ mod tests {
         // Under 64,000,000 bytes: one chunk, whatever the reading.
         let plan = ChunkPlan::for_size(50_000_123).unwrap();
         assert_eq!((plan.chunk_size, plan.total_chunk_count), (50_000_123, 1));
-        assert_eq!(content_range(0, 50_000_123, 50_000_123), "bytes 0-50000122/50000123");
+        assert_eq!(
+            content_range(0, 50_000_123, 50_000_123),
+            "bytes 0-50000122/50000123"
+        );
     }
 
     #[test]
@@ -640,9 +662,14 @@ mod tests {
         assert_eq!(ChunkPlan::for_size(0), Err(SizeError::Empty));
         assert_eq!(
             ChunkPlan::for_size(4_000_000_001),
-            Err(SizeError::TooLarge { size: 4_000_000_001 })
+            Err(SizeError::TooLarge {
+                size: 4_000_000_001
+            })
         );
-        assert!(ChunkPlan::for_size(4 * 1024 * MIB).is_err(), "4 GiB is over 4 GB");
+        assert!(
+            ChunkPlan::for_size(4 * 1024 * MIB).is_err(),
+            "4 GiB is over 4 GB"
+        );
     }
 
     #[test]
@@ -678,7 +705,8 @@ mod tests {
         let empty: Envelope<StatusData> =
             serde_json::from_str(r#"{"error": {"code": "access_token_invalid"}}"#).unwrap();
         assert!(empty.data.is_none());
-        let inbox: StatusData = serde_json::from_str(r#"{"status": "SEND_TO_USER_INBOX"}"#).unwrap();
+        let inbox: StatusData =
+            serde_json::from_str(r#"{"status": "SEND_TO_USER_INBOX"}"#).unwrap();
         assert_eq!(inbox.status().unwrap(), Status::InInbox);
         let odd: StatusData = serde_json::from_str(r#"{"status": "NEW_THING"}"#).unwrap();
         assert_eq!(odd.status().unwrap_err().class(), "unknown");
@@ -689,7 +717,11 @@ mod tests {
         let class = |status, code| classify(status, code, "", None).class();
         assert_eq!(class(400, "invalid_param"), "rejected");
         for code in CANNOT_POST_NOW {
-            assert_eq!(class(403, code), "auth_expired", "{code} pauses the account");
+            assert_eq!(
+                class(403, code),
+                "auth_expired",
+                "{code} pauses the account"
+            );
         }
         assert_eq!(class(200, "spam_risk_too_many_posts"), "auth_expired");
         assert_eq!(
@@ -706,7 +738,10 @@ mod tests {
         );
         assert_eq!(class(500, "internal_error"), "transient");
         assert_eq!(class(503, ""), "transient");
-        assert_eq!(classify_oauth(400, "invalid_grant", "").class(), "auth_expired");
+        assert_eq!(
+            classify_oauth(400, "invalid_grant", "").class(),
+            "auth_expired"
+        );
         assert_eq!(classify_oauth(502, "server_error", "").class(), "transient");
         for (reason, class) in [
             ("file_format_check_failed", "rejected"),
@@ -749,6 +784,9 @@ mod tests {
         );
         assert_eq!(video_type(std::path::Path::new("a.MOV")), "video/quicktime");
         assert_eq!(video_type(std::path::Path::new("a.webm")), "video/webm");
-        assert_eq!(post_url("tiktok", "7"), "https://www.tiktok.com/@tiktok/video/7");
+        assert_eq!(
+            post_url("tiktok", "7"),
+            "https://www.tiktok.com/@tiktok/video/7"
+        );
     }
 }
