@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
 pub mod archive;
+mod b64;
 pub mod browser;
 pub mod caption;
 mod checkpoint;
