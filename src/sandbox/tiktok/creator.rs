@@ -36,7 +36,7 @@ fn data(c: &TiktokCreator) -> Value {
 pub(crate) async fn creator_info(State(app): State<App>, headers: HeaderMap) -> Response {
     let caller = match guard::admit(&app, &headers, &guard::CREATOR_INFO) {
         Ok(c) => c,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let now = super::now_ms(&app);
     let found = {

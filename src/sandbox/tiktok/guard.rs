@@ -4,11 +4,10 @@
 
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::response::Response;
 
-use super::reply;
 use super::rules;
 use super::state::{Limit, Memory};
+use super::{Early, reply};
 use crate::sandbox::state::App;
 
 /// One guarded endpoint: its rate group, limit per minute, and the scopes it accepts (any).
@@ -50,14 +49,14 @@ pub(crate) struct Caller {
 type Refused = (u16, &'static str, String);
 
 /// Check a request to `ep`; the caller, or the answer to give instead.
-pub(crate) fn admit(app: &App, headers: &HeaderMap, ep: &Endpoint) -> Result<Caller, Response> {
+pub(crate) fn admit(app: &App, headers: &HeaderMap, ep: &Endpoint) -> Result<Caller, Early> {
     let now = super::now_ms(app);
     let result = {
         let mut m = app.tiktok.lock();
         count(&mut m, ep.limit);
         check(&mut m, headers, ep, now)
     };
-    result.map_err(|(status, code, message)| reply::refuse(app, status, code, &message))
+    result.map_err(|(status, code, message)| Box::new(reply::refuse(app, status, code, &message)))
 }
 
 fn count(m: &mut Memory, limit: Limit) {

@@ -238,7 +238,7 @@ async fn init(app: App, headers: HeaderMap, body: Bytes, mode: Mode) -> Response
     };
     let caller = match guard::admit(&app, &headers, ep) {
         Ok(c) => c,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let req = match parse(&body, mode) {
         Ok(r) => r,

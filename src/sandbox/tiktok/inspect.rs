@@ -24,13 +24,13 @@ fn bad(message: String) -> Response {
 }
 
 /// A JSON body (an empty one reads as `{}`).
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, super::Early> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
-    serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| Box::new(bad(e.to_string())))
 }
 
 fn secs(ms: i64) -> i64 {
@@ -149,9 +149,14 @@ struct CreatorPatch {
     duet_disabled: Option<bool>,
     stitch_disabled: Option<bool>,
     max_video_post_duration_sec: Option<u32>,
-    /// A code, or `null` to let the creator post again.
-    #[serde(default)]
+    /// A code, or `null` to let the creator post again (absent: unchanged).
+    #[serde(default, deserialize_with = "present")]
     cannot_post: Option<Value>,
+}
+
+/// A field that is there, even as `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// `POST /__sandbox/tiktok/creator {"username", …fields to change}`: change an account
@@ -159,7 +164,7 @@ struct CreatorPatch {
 pub(crate) async fn change_creator(State(app): State<App>, bytes: Bytes) -> Response {
     let p: CreatorPatch = match body(&bytes) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let cannot = match p
         .cannot_post
@@ -196,7 +201,7 @@ struct AppPatch {
 pub(crate) async fn app_switch(State(app): State<App>, bytes: Bytes) -> Response {
     let p: AppPatch = match body(&bytes) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut m = app.tiktok.lock();
     m.audited = p.audited.unwrap_or(m.audited);
@@ -225,7 +230,7 @@ fn yes() -> bool {
 pub(crate) async fn expire(State(app): State<App>, bytes: Bytes) -> Response {
     let e: Expire = match body(&bytes) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let now = super::now_ms(&app);
     let mut m = app.tiktok.lock();
@@ -263,7 +268,7 @@ struct FailNext {
 pub(crate) async fn fail_next(State(app): State<App>, bytes: Bytes) -> Response {
     let f: FailNext = match body(&bytes) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut m = app.tiktok.lock();
     m.fail_next.push_back(f.reason);

@@ -95,7 +95,7 @@ impl Layout {
 
     /// The index of the chunk that is exactly bytes `first..=last`, if one is.
     pub fn chunk_of(&self, first: u64, last: u64) -> Option<u64> {
-        if first % self.chunk_size != 0 {
+        if !first.is_multiple_of(self.chunk_size) {
             return None;
         }
         let index = first / self.chunk_size;

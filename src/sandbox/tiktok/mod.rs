@@ -36,6 +36,9 @@ use axum::routing::{get, post};
 use super::faults::FaultStep;
 use super::state::App;
 
+/// An early answer (a refusal) from a check, boxed so `Result`s stay small.
+pub(crate) type Early = Box<axum::response::Response>;
+
 /// Request paths. None can meet douyin-web's object route (`/tos-cn-v-0000/…`) or
 /// douyin's (`/upload/v1/…`, `/`).
 pub(crate) mod paths {
@@ -146,4 +149,40 @@ pub(crate) fn millis(d: Duration) -> i64 {
 /// Every secret this protocol handed out or was given, for `/__sandbox/secrets`.
 pub(crate) fn secrets(app: &App) -> Vec<String> {
     app.tiktok.lock().secrets()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::{Fault, FaultAction};
+
+    #[test]
+    fn requests_map_to_their_fault_steps() {
+        let of = |m: Method, p: &str| step_of(&m, &p.parse::<Uri>().expect("uri"));
+        assert_eq!(of(Method::POST, paths::TOKEN), Some(FaultStep::TiktokToken));
+        assert_eq!(
+            of(Method::POST, paths::INBOX_INIT),
+            Some(FaultStep::TiktokInit)
+        );
+        assert_eq!(of(Method::POST, paths::INIT), Some(FaultStep::TiktokInit));
+        let chunk = "/tiktok/upload/video/?upload_id=a&upload_token=b";
+        assert_eq!(of(Method::PUT, chunk), Some(FaultStep::TiktokChunk));
+        assert_eq!(of(Method::GET, paths::AUTHORIZE), None);
+        assert_eq!(of(Method::POST, "/__sandbox/tiktok/expire"), None);
+    }
+
+    #[test]
+    fn fault_steps_have_their_names() {
+        let f: Vec<Fault> = serde_yaml::from_str(
+            "- {step: tiktok_chunk, action: cut_answer, times: 1}\n\
+             - {step: tiktok_creator_info, action: drop_answer}\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            f[0],
+            Fault::new(FaultStep::TiktokChunk, FaultAction::CutAnswer).times(1)
+        );
+        assert_eq!(FaultStep::TiktokStatus.name(), "tiktok_status");
+        assert_eq!(FaultStep::TiktokToken.to_string(), "tiktok_token");
+    }
 }

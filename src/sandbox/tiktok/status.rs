@@ -22,7 +22,7 @@ struct Body {
 pub(crate) async fn fetch(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let caller = match guard::admit(&app, &headers, &guard::STATUS) {
         Ok(c) => c,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let b: Body = match serde_json::from_slice(&body) {
         Ok(b) => b,

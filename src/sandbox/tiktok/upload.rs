@@ -98,7 +98,7 @@ fn content_range(v: &str) -> Option<(u64, u64, u64)> {
     (a <= b && b < t).then_some((a, b, t))
 }
 
-fn header<'a>(h: &'a HeaderMap, name: axum::http::HeaderName) -> &'a str {
+fn header(h: &HeaderMap, name: axum::http::HeaderName) -> &str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
