@@ -87,6 +87,75 @@ mod tests {
         );
     }
 
+    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut v = u32::try_from(body.len() + 8)
+            .expect("small")
+            .to_be_bytes()
+            .to_vec();
+        v.extend_from_slice(kind);
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// A 2 s 720x1280 MP4 whose video track is `codec` with 30 samples of `delta` ticks
+    /// at timescale 15000.
+    fn with_track(codec: &[u8; 4], delta: u32) -> Vec<u8> {
+        let mut mvhd = vec![0; 12];
+        mvhd.extend_from_slice(&1000u32.to_be_bytes());
+        mvhd.extend_from_slice(&2000u32.to_be_bytes());
+        mvhd.extend_from_slice(&[0; 80]);
+        let mut tkhd = vec![0; 4 + 20 + 8 + 8 + 36];
+        tkhd.extend_from_slice(&(720u32 << 16).to_be_bytes());
+        tkhd.extend_from_slice(&(1280u32 << 16).to_be_bytes());
+        let hdlr = [&[0u8; 8][..], b"vide", &[0; 12]].concat();
+        let mdhd = [&[0u8; 12][..], &15000u32.to_be_bytes(), &[0; 8]].concat();
+        let stsd = [&[0u8, 0, 0, 0, 0, 0, 0, 1][..], &mp4_box(codec, &[0; 8])].concat();
+        let stts = [
+            &[0u8, 0, 0, 0, 0, 0, 0, 1][..],
+            &30u32.to_be_bytes(),
+            &delta.to_be_bytes(),
+        ]
+        .concat();
+        let stbl = mp4_box(
+            b"stbl",
+            &[mp4_box(b"stsd", &stsd), mp4_box(b"stts", &stts)].concat(),
+        );
+        let mdia = [
+            mp4_box(b"hdlr", &hdlr),
+            mp4_box(b"mdhd", &mdhd),
+            mp4_box(b"minf", &stbl),
+        ]
+        .concat();
+        let trak = [mp4_box(b"tkhd", &tkhd), mp4_box(b"mdia", &mdia)].concat();
+        let moov = [mp4_box(b"mvhd", &mvhd), mp4_box(b"trak", &trak)].concat();
+        [
+            mp4_box(b"ftyp", b"isom\0\0\x02\0isomiso2mp41"),
+            mp4_box(b"moov", &moov),
+            mp4_box(b"mdat", b"frames"),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn frame_rate_and_codec_come_from_the_track() {
+        assert_eq!(judge(&with_track(b"avc1", 500), 300), Ok(()), "30 fps");
+        assert_eq!(judge(&with_track(b"hvc1", 250), 300), Ok(()), "60 fps");
+        let slow = with_track(b"avc1", 1000);
+        assert_eq!(
+            judge(&slow, 300).unwrap_err(),
+            "frame_rate_check_failed",
+            "15 fps"
+        );
+        let fast = with_track(b"avc1", 200);
+        assert_eq!(
+            judge(&fast, 300).unwrap_err(),
+            "frame_rate_check_failed",
+            "75 fps"
+        );
+        let mpeg4 = with_track(b"mp4v", 500);
+        assert_eq!(judge(&mpeg4, 300).unwrap_err(), "file_format_check_failed");
+    }
+
     #[test]
     fn the_example_clip_passes() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/media/clip.mp4");
