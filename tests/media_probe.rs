@@ -11,7 +11,9 @@ use assert_cmd::Command;
 use dropcast::media::{self, Codec, Container, MediaErrorKind, MediaInfo, Rotation};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/media").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/media")
+        .join(name)
 }
 
 /// What a fixture must measure: (file, duration ms, width, height, fps num/den, codec,
@@ -37,21 +39,84 @@ fn expected() -> Vec<Expected> {
         rotation: Rotation::None,
     };
     vec![
-        e("h264-faststart.mp4", 1001, (160, 90), (30000, 1001), Codec::H264, Container::Mp4),
-        e("h264-moov-last.mp4", 1000, (160, 90), (25, 1), Codec::H264, Container::Mp4),
-        e("h265-hvc1.mp4", 1001, (160, 90), (24000, 1001), Codec::H265, Container::Mp4),
-        e("vp9.webm", 500, (160, 90), (60, 1), Codec::Vp9, Container::WebM),
-        e("av1.mp4", 500, (160, 90), (30, 1), Codec::Av1, Container::Mp4),
+        e(
+            "h264-faststart.mp4",
+            1001,
+            (160, 90),
+            (30000, 1001),
+            Codec::H264,
+            Container::Mp4,
+        ),
+        e(
+            "h264-moov-last.mp4",
+            1000,
+            (160, 90),
+            (25, 1),
+            Codec::H264,
+            Container::Mp4,
+        ),
+        e(
+            "h265-hvc1.mp4",
+            1001,
+            (160, 90),
+            (24000, 1001),
+            Codec::H265,
+            Container::Mp4,
+        ),
+        e(
+            "vp9.webm",
+            500,
+            (160, 90),
+            (60, 1),
+            Codec::Vp9,
+            Container::WebM,
+        ),
+        e(
+            "av1.mp4",
+            500,
+            (160, 90),
+            (30, 1),
+            Codec::Av1,
+            Container::Mp4,
+        ),
         Expected {
             rotation: Rotation::Cw90,
-            ..e("rotated-90.mp4", 500, (90, 160), (30, 1), Codec::H264, Container::Mp4)
+            ..e(
+                "rotated-90.mp4",
+                500,
+                (90, 160),
+                (30, 1),
+                Codec::H264,
+                Container::Mp4,
+            )
         },
         Expected {
             rotation: Rotation::Cw270,
-            ..e("rotated-270.mp4", 500, (90, 160), (30, 1), Codec::H264, Container::Mp4)
+            ..e(
+                "rotated-270.mp4",
+                500,
+                (90, 160),
+                (30, 1),
+                Codec::H264,
+                Container::Mp4,
+            )
         },
-        e("fragmented.mp4", 1000, (160, 90), (30, 1), Codec::H264, Container::Mp4),
-        e("clip.mov", 500, (160, 90), (60, 1), Codec::H264, Container::QuickTime),
+        e(
+            "fragmented.mp4",
+            1000,
+            (160, 90),
+            (30, 1),
+            Codec::H264,
+            Container::Mp4,
+        ),
+        e(
+            "clip.mov",
+            500,
+            (160, 90),
+            (60, 1),
+            Codec::H264,
+            Container::QuickTime,
+        ),
     ]
 }
 
@@ -69,9 +134,15 @@ fn every_fixture_measures_exactly_what_ffmpeg_made() {
             fs::metadata(fixture(file)).unwrap().len(),
             "{file}"
         );
-        assert_eq!(got.duration, Some(Duration::from_millis(want.millis)), "{file}");
+        assert_eq!(
+            got.duration,
+            Some(Duration::from_millis(want.millis)),
+            "{file}"
+        );
         assert_eq!((got.width, got.height), want.size, "{file}");
-        let rate = got.frame_rate.unwrap_or_else(|| panic!("{file}: no frame rate"));
+        let rate = got
+            .frame_rate
+            .unwrap_or_else(|| panic!("{file}: no frame rate"));
         assert_eq!((rate.num(), rate.den()), want.rate, "{file}");
         assert!(rate.is_constant(), "{file}");
         assert_eq!(got.codec, want.codec, "{file}");
@@ -183,7 +254,11 @@ fn a_5_gib_mdat_with_a_64_bit_size_is_walked_past_not_read() {
 
     let started = Instant::now();
     let info = media::probe(&path).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(info.size_bytes, moov_at + moov.len() as u64);
     assert_eq!(info.duration, Some(Duration::from_secs(1)));
     assert_eq!((info.width, info.height), (160, 90));

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// A video's facts, read from its container (never from its name).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaInfo {
     pub size_bytes: u64,
     /// The container's duration (MP4: `mvhd`, else the fragments' sum; WebM: `Info`).
@@ -181,7 +181,7 @@ impl FrameRate {
         let nanos = nanos as u128;
         for den in [1u128, 1001] {
             let num = (1_000_000_000 * den + nanos / 2) / nanos;
-            if num == 0 || (den == 1001 && num % 1000 != 0) {
+            if num == 0 || (den == 1001 && !num.is_multiple_of(1000)) {
                 continue;
             }
             // The frame duration that rate gives, to the nanosecond as writers round it.
@@ -302,5 +302,97 @@ impl fmt::Display for MediaInfo {
             self.container,
             humane_size(self.size_bytes)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them_and_never_round_up() {
+        let ms = Duration::from_millis;
+        for (d, text) in [
+            (ms(0), "0 s"),
+            (ms(500), "0.5 s"),
+            (ms(12_500), "12.5 s"),
+            (ms(12_499), "12.4 s"),
+            (ms(9_000), "9 s"),
+            (ms(663_000), "11 min 3 s"),
+            (ms(600_400), "10 min 0.4 s"),
+            (ms(600_000), "10 min"),
+            (ms(599_999), "9 min 59.9 s"),
+            (ms(3_725_900), "1 h 2 min 5 s"),
+            (ms(7_200_000), "2 h"),
+        ] {
+            assert_eq!(humane_duration(d), text, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_in_decimal_units_rounded_down() {
+        for (bytes, text) in [
+            (812, "812 B"),
+            (8_981, "8.9 kB"),
+            (14_299_999, "14.2 MB"),
+            (4_294_967_296, "4.2 GB"),
+            (1_000_000_000_000, "1.0 TB"),
+        ] {
+            assert_eq!(humane_size(bytes), text);
+        }
+    }
+
+    #[test]
+    fn matroska_frame_durations_give_the_ntsc_fractions_back() {
+        for (nanos, num, den, text) in [
+            (33_366_666, 30000, 1001, "29.97 fps"),
+            (33_366_667, 30000, 1001, "29.97 fps"),
+            (41_708_333, 24000, 1001, "23.98 fps"),
+            (16_683_333, 60000, 1001, "59.94 fps"),
+            (40_000_000, 25, 1, "25 fps"),
+            (16_666_667, 60, 1, "60 fps"),
+            (33_333_333, 30, 1, "30 fps"),
+            // Not a common rate: kept as the exact fraction of a second.
+            (33_000_000, 1000, 33, "30.3 fps"),
+        ] {
+            let rate = FrameRate::from_frame_nanos(nanos).unwrap();
+            assert_eq!((rate.num(), rate.den()), (num, den), "{nanos}");
+            assert_eq!(rate.to_string(), text);
+        }
+        assert_eq!(FrameRate::from_frame_nanos(0), None);
+    }
+
+    #[test]
+    fn a_variable_rate_says_it_is_an_average() {
+        let rate = FrameRate::new(59, 2, false).unwrap();
+        assert_eq!(rate.to_string(), "about 29.5 fps (variable)");
+    }
+
+    #[test]
+    fn an_unknown_codec_is_shown_without_control_characters() {
+        assert_eq!(Codec::from_fourcc(*b"mp4v"), Codec::Other("mp4v".into()));
+        assert_eq!(
+            Codec::from_fourcc([0x1b, b'[', b'2', b'J']).to_string(),
+            "`?[2J`"
+        );
+        assert_eq!(Codec::from_matroska(b"V_VP8"), Codec::Other("V_VP8".into()));
+    }
+
+    #[test]
+    fn unknowns_are_said_in_the_line() {
+        let info = MediaInfo {
+            size_bytes: 14_200_000,
+            duration: None,
+            width: 1080,
+            height: 1920,
+            rotation: Rotation::None,
+            frame_rate: None,
+            codec: Codec::H265,
+            container: Container::Matroska,
+        };
+        assert_eq!(
+            info.to_string(),
+            "duration unknown, 1080×1920, frame rate unknown, H.265 in Matroska, 14.2 MB"
+        );
     }
 }

@@ -20,9 +20,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
-pub use info::{
-    Codec, Container, FrameRate, MediaInfo, Rotation, humane_duration, humane_size,
-};
+pub use info::{Codec, Container, FrameRate, MediaInfo, Rotation, humane_duration, humane_size};
 
 use source::Source;
 
@@ -53,6 +51,14 @@ pub enum MediaErrorKind {
     Malformed(String),
     #[error("too complex to read safely ({0})")]
     TooComplex(&'static str),
+}
+
+impl MediaErrorKind {
+    /// True when reading failed (missing file, permissions, a disk error) rather than the
+    /// file being what it is: only this may go away by trying again.
+    pub fn is_io(&self) -> bool {
+        matches!(self, MediaErrorKind::Io(_))
+    }
 }
 
 pub(crate) use MediaErrorKind as Fault;
@@ -109,20 +115,20 @@ pub fn probe_reader<R: Read + Seek>(
     len: u64,
     path: &Path,
 ) -> Result<MediaInfo, MediaError> {
-    read(Source::new(reader, len)).map_err(|kind| MediaError {
+    read(&mut Source::new(reader, len)).map_err(|kind| MediaError {
         path: path.to_owned(),
         kind,
     })
 }
 
-fn read<R: Read + Seek>(mut src: Source<R>) -> Result<MediaInfo, Fault> {
+fn read<R: Read + Seek>(src: &mut Source<R>) -> Result<MediaInfo, Fault> {
     let mut head = [0; 8];
     let n = src.remaining().min(8) as usize;
     src.read_exact(&mut head[..n])?;
     src.seek(0);
     match sniff(&head[..n]) {
-        Some(Family::IsoBmff) => mp4::read(&mut src),
-        Some(Family::Ebml) => webm::read(&mut src),
+        Some(Family::IsoBmff) => mp4::read(src),
+        Some(Family::Ebml) => webm::read(src),
         None => Err(Fault::NotMedia),
     }
 }

@@ -42,7 +42,13 @@ impl BoxHeader {
 /// The four-character code as text (non-printable bytes as `?`).
 pub(super) fn name(kind: [u8; 4]) -> String {
     kind.iter()
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -66,7 +72,10 @@ pub(super) fn header<R: Read + Seek>(
             if large < 16 {
                 return Err(bad("has an impossible 64-bit size"));
             }
-            (at + 16, at.checked_add(large).ok_or_else(|| bad("is too big"))?)
+            (
+                at + 16,
+                at.checked_add(large).ok_or_else(|| bad("is too big"))?,
+            )
         }
         2..=7 => return Err(bad("has an impossible size")),
         n => (at + 8, at + u64::from(n)),
@@ -124,7 +133,7 @@ pub(super) fn read<R: Read + Seek>(src: &mut Source<R>) -> Result<MediaInfo, Fau
     assemble(src.len(), top.container, &movie, video)
 }
 
-/// What the top level holds: the container brand and the (first) `moov`.
+/// What the top level holds up to the first `moov`: the container brand and that `moov`.
 struct Top {
     container: Container,
     moov: Option<BoxHeader>,
@@ -142,7 +151,7 @@ fn walk_top<R: Read + Seek>(src: &mut Source<R>) -> Result<Top, Fault> {
         if b.end > len {
             // Cut short. A cut `moov` is unreadable; a cut payload after it is no concern
             // of the facts (watch::media refuses unfinished files).
-            if &b.kind == b"moov" && top.moov.is_none() {
+            if &b.kind == b"moov" {
                 return Err(Fault::Truncated(len));
             }
             break;
@@ -155,7 +164,11 @@ fn walk_top<R: Read + Seek>(src: &mut Source<R>) -> Result<Top, Fault> {
                     _ => Container::Mp4,
                 };
             }
-            b"moov" if top.moov.is_none() => top.moov = Some(b),
+            // What follows (`mdat`, fragments) is no concern of this walk.
+            b"moov" => {
+                top.moov = Some(b);
+                break;
+            }
             _ => {}
         }
         at = b.end;
@@ -245,7 +258,10 @@ fn times<R: Read + Seek>(src: &mut Source<R>, b: &BoxHeader) -> Result<(u32, Opt
         b.need(20)?;
         src.skip(8);
         let ts = src.u32()?;
-        (ts, Some(u64::from(src.u32()?)).filter(|&d| d != u64::from(u32::MAX)))
+        (
+            ts,
+            Some(u64::from(src.u32()?)).filter(|&d| d != u64::from(u32::MAX)),
+        )
     };
     Ok((timescale, duration))
 }
@@ -353,7 +369,9 @@ fn sample_table<R: Read + Seek>(
             }
             let entry = header(src, b.body + 8, b.end)?;
             if entry.end > b.end {
-                return Err(Fault::Malformed("the first sample entry runs past `stsd`".into()));
+                return Err(Fault::Malformed(
+                    "the first sample entry runs past `stsd`".into(),
+                ));
             }
             t.fourcc = Some(entry.kind);
             // A visual sample entry: 24 bytes of fields, then width and height.
@@ -367,7 +385,9 @@ fn sample_table<R: Read + Seek>(
             src.skip(4);
             let count = u64::from(src.u32()?);
             if count * 8 > b.body_len() - 8 {
-                return Err(Fault::Malformed("`stts` lists more entries than it holds".into()));
+                return Err(Fault::Malformed(
+                    "`stts` lists more entries than it holds".into(),
+                ));
             }
             for _ in 0..count {
                 let frames = src.u32()?;
@@ -387,7 +407,9 @@ fn assemble(
     video: Track,
 ) -> Result<MediaInfo, Fault> {
     let Some(fourcc) = video.fourcc else {
-        return Err(Fault::Malformed("the video track has no sample description".into()));
+        return Err(Fault::Malformed(
+            "the video track has no sample description".into(),
+        ));
     };
     let (mut width, mut height) = match (video.width, video.height) {
         (0, _) | (_, 0) => (u32::from(video.coded.0), u32::from(video.coded.1)),
@@ -411,16 +433,27 @@ fn assemble(
 /// `mvhd`'s duration; for a fragmented file `mehd`'s, else the frames' own sum (the
 /// sample table and every fragment); `None` when nothing says.
 fn duration(movie: &Movie, video: &Track) -> Option<Duration> {
-    let movie_time = |ticks: Option<u64>| ticks.filter(|&t| t > 0).map(|t| (u128::from(t), movie.timescale));
+    let movie_time = |ticks: Option<u64>| {
+        ticks
+            .filter(|&t| t > 0)
+            .map(|t| (u128::from(t), movie.timescale))
+    };
     let frames = (video.tally.ticks > 0).then_some((video.tally.ticks, video.timescale));
-    let media = video.media_duration.filter(|&t| t > 0).map(|t| (u128::from(t), video.timescale));
+    let media = video
+        .media_duration
+        .filter(|&t| t > 0)
+        .map(|t| (u128::from(t), video.timescale));
     let (ticks, timescale) = match movie.fragmented {
-        true => movie_time(movie.fragment_duration).or(frames).or(movie_time(movie.duration)),
+        true => movie_time(movie.fragment_duration)
+            .or(frames)
+            .or(movie_time(movie.duration)),
         false => movie_time(movie.duration).or(media).or(frames),
     }?;
     if timescale == 0 {
         return None;
     }
     let nanos = ticks.saturating_mul(1_000_000_000) / u128::from(timescale);
-    Some(Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+    Some(Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
 }

@@ -6,14 +6,14 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use super::Fault;
 
-/// Elements or boxes looked at in one probe, at most. Real files need a few dozen (a
-/// fragmented MP4: a few per fragment).
-pub(crate) const MAX_STEPS: u32 = 200_000;
-/// Bytes read in one probe, at most (sample tables of long variable-rate videos are the
-/// biggest thing read; payloads never are).
-pub(crate) const MAX_READ: u64 = 64 << 20;
-/// Bytes pulled from the file per refill of the window.
-const WINDOW: usize = 8 << 10;
+/// Elements or boxes looked at in one probe, at most. Real files need a few dozen; a
+/// fragmented MP4 about 8 per fragment (so some 50000 fragments fit).
+pub(crate) const MAX_STEPS: u32 = 400_000;
+/// Bytes pulled from the file in one probe, at most: sample tables of long variable-rate
+/// videos and one window per fragment are the most read; payloads never are.
+pub(crate) const MAX_READ: u64 = 128 << 20;
+/// Bytes pulled from the file per refill of the window (a fragment's `moof` fits).
+const WINDOW: usize = 2 << 10;
 
 /// A file (or any `Read + Seek`) of known length, read by position.
 pub(crate) struct Source<R> {
@@ -98,7 +98,9 @@ impl<R: Read + Seek> Source<R> {
         if self.read > MAX_READ {
             return Err(Fault::TooComplex("too much to read"));
         }
-        self.inner.seek(SeekFrom::Start(self.pos)).map_err(Fault::Io)?;
+        self.inner
+            .seek(SeekFrom::Start(self.pos))
+            .map_err(Fault::Io)?;
         self.window.resize(want, 0);
         self.window_at = self.pos;
         match self.inner.read_exact(&mut self.window) {

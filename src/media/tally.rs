@@ -56,7 +56,10 @@ mod tests {
         t.add(29, 1001);
         t.add(1, 500);
         let rate = t.rate(30000).unwrap();
-        assert_eq!((rate.num(), rate.den(), rate.is_constant()), (30000, 1001, true));
+        assert_eq!(
+            (rate.num(), rate.den(), rate.is_constant()),
+            (30000, 1001, true)
+        );
         assert_eq!(t.frames, 30);
         assert_eq!(t.ticks, 29 * 1001 + 500);
     }

@@ -28,7 +28,15 @@ const PIXEL_HEIGHT: u32 = 0xba;
 const CLUSTER: u32 = 0x1f43_b675;
 /// The Segment's children (and the top-level IDs): where an element of unknown size ends.
 const LEVEL_1: &[u32] = &[
-    EBML, SEGMENT, 0x114d_9b74, INFO, TRACKS, CLUSTER, 0x1c53_bb6b, 0x1254_c367, 0x1043_a770,
+    EBML,
+    SEGMENT,
+    0x114d_9b74,
+    INFO,
+    TRACKS,
+    CLUSTER,
+    0x1c53_bb6b,
+    0x1254_c367,
+    0x1043_a770,
     0x1941_a469,
 ];
 /// Longest `DocType` or `CodecID` kept (real ones are under 20 bytes).
@@ -120,7 +128,10 @@ fn children<R: Read + Seek>(
 fn uint<R: Read + Seek>(src: &mut Source<R>, e: &Element) -> Result<u64, Fault> {
     let len = e.end - e.body;
     if len > 8 {
-        return Err(bad(format!("number {:X} at byte {} is too long", e.id, e.at)));
+        return Err(bad(format!(
+            "number {:X} at byte {} is too long",
+            e.id, e.at
+        )));
     }
     let mut v = 0u64;
     for _ in 0..len {
@@ -134,7 +145,10 @@ fn float<R: Read + Seek>(src: &mut Source<R>, e: &Element) -> Result<f64, Fault>
         0 => Ok(0.0),
         4 => Ok(f64::from(f32::from_bits(src.u32()?))),
         8 => Ok(f64::from_bits(src.u64()?)),
-        _ => Err(bad(format!("float {:X} at byte {} has a bad size", e.id, e.at))),
+        _ => Err(bad(format!(
+            "float {:X} at byte {} has a bad size",
+            e.id, e.at
+        ))),
     }
 }
 
