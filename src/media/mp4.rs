@@ -342,8 +342,9 @@ fn fixed_16_16(v: u32) -> u32 {
 }
 
 /// The right-angle turn a `tkhd` matrix `[a b u; c d v; x y w]` makes, clockwise as
-/// shown: (0, 1, -1, 0) is ffmpeg's and the phones' 90°. A matrix that is not a right
-/// angle (a skew, a mirror) counts as none: the picture is not turned on its side.
+/// shown: (0, 1, -1, 0) is a phone's portrait recording, 90° (ffprobe: "rotation of -90
+/// degrees", counter-clockwise). A matrix that is not a right angle (a skew, a mirror)
+/// counts as none: the picture is not turned on its side.
 fn rotation(m: &[i32; 9]) -> Rotation {
     let (a, b, c, d) = (m[0], m[1], m[3], m[4]);
     match (a.signum(), b.signum(), c.signum(), d.signum()) {
