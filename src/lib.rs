@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod lock;
 mod logging;
 pub mod lost_ledger;
+pub mod media;
 pub mod pipeline;
 pub mod platform;
 pub mod progress;
