@@ -96,7 +96,8 @@ pub enum Command {
         #[command(subcommand)]
         action: LedgerAction,
     },
-    /// Check caption files; prints every problem with line and column
+    /// Check caption files (prints every problem with line and column) and videos (prints
+    /// what was measured: duration, size, frame rate, codec)
     Validate {
         #[arg(required = true)]
         captions: Vec<PathBuf>,
@@ -708,6 +709,10 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
     let now = OffsetDateTime::now_utc();
     let mut bad = false;
     for file in captions {
+        if is_video(file) {
+            bad |= !validate_video(file);
+            continue;
+        }
         let checked = caption::load_caption(file, &defaults, true, now).and_then(|c| {
             // Without a config there is no list of accounts to hold the name against.
             let Some(accounts) = accounts.as_ref() else {
@@ -749,6 +754,27 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// A video by its extension (MP4/MOV/WebM…) or its first bytes; anything else is read as
+/// a caption.
+fn is_video(path: &Path) -> bool {
+    watch::media::container_for(path) != watch::media::Container::Unknown
+        || crate::media::looks_like_media(path)
+}
+
+/// Prints a video's measured facts on one line, or why they cannot be read; false then.
+fn validate_video(path: &Path) -> bool {
+    match crate::media::probe(path) {
+        Ok(info) => {
+            println!("{}: {info}", path.display());
+            true
+        }
+        Err(e) => {
+            println!("{e}");
+            false
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
 pub mod archive;
+mod b64;
 pub mod browser;
 pub mod caption;
 mod checkpoint;
@@ -16,6 +17,7 @@ pub mod ledger;
 pub mod lock;
 mod logging;
 pub mod lost_ledger;
+pub mod media;
 pub mod pipeline;
 pub mod platform;
 pub mod progress;

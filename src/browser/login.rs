@@ -15,7 +15,8 @@ use tokio::time::Instant;
 
 use super::profile::ProfileError;
 use super::session::{Session, SessionError, SessionSettings, join};
-use super::{b64, site};
+use super::site;
+use crate::b64;
 use crate::platform::in_page::{InPage, PageMethod, PageReply, PageRequest};
 use crate::platform::{Expired, PublishError};
 

@@ -6,7 +6,6 @@
 //!
 //! Every name the creator site's pages use (paths, selectors) is in [`site`].
 
-mod b64;
 pub mod find;
 pub mod login;
 pub mod profile;

@@ -23,7 +23,8 @@ use tokio::time::Instant;
 
 use super::find::{NoBrowser, Search, find_browser};
 use super::profile::{ProfileError, ProfileLock, Profiles};
-use super::{b64, site};
+use super::site;
+use crate::b64;
 use crate::config::Browser as BrowserSetting;
 use crate::platform::in_page::{InPage, PageMethod, PageReply, PageRequest};
 use crate::platform::{Expired, PublishError};

@@ -5,6 +5,7 @@
 //! is [`DouyinWeb`]. Every type here that holds a secret redacts it in `Debug`, and no
 //! error message ever contains one.
 
+mod answer;
 mod backend;
 mod backoff;
 mod body;

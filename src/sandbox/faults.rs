@@ -25,6 +25,9 @@
 //!   released and its work runs.
 //! - douyin steps (`auth`, `apply_upload`, `tos_init`, `tos_part`, `tos_finish`,
 //!   `commit_upload`, `create_v2`, `work_list`; `challenge_sug` is shared) work the same.
+//! - tiktok steps: `tiktok_token`, `tiktok_creator_info`, `tiktok_init` (direct and inbox),
+//!   `tiktok_chunk` (a `PUT` to an `upload_url`), `tiktok_status`; a `status` fault without
+//!   a body answers in TikTok's envelope (`rate_limit_exceeded` for 429).
 //! - `lag` (on `post_list` or `work_list`) does the work, but the list leaves out the posts created less
 //!   than `ms` ago: a list that lags behind new posts. On other steps it changes nothing.
 
@@ -92,6 +95,16 @@ pub enum FaultStep {
     CreateV2,
     /// douyin step 6: `GET /janus/douyin/creator/pc/work_list`.
     WorkList,
+    /// tiktok: `POST /v2/oauth/token/` (codes and refreshes).
+    TiktokToken,
+    /// tiktok: `POST /v2/post/publish/creator_info/query/`.
+    TiktokCreatorInfo,
+    /// tiktok: `POST /v2/post/publish/video/init/` and `…/inbox/video/init/`.
+    TiktokInit,
+    /// tiktok: a chunk `PUT` to an `upload_url`.
+    TiktokChunk,
+    /// tiktok: `POST /v2/post/publish/status/fetch/`.
+    TiktokStatus,
 }
 
 impl FaultStep {
@@ -123,6 +136,9 @@ impl FaultStep {
     /// for object requests which kind it is; `None` for requests no fault can hit.
     fn matching(method: &Method, uri: &Uri) -> Option<(&'static [FaultStep], Option<tos::Op>)> {
         if let Some(step) = super::douyin_creator::step_of(method, uri) {
+            return Some((step.alone(), None));
+        }
+        if let Some(step) = super::tiktok::step_of(method, uri) {
             return Some((step.alone(), None));
         }
         let step = FaultStep::of(method, uri.path())?;
@@ -167,6 +183,11 @@ impl FaultStep {
             FaultStep::CommitUpload => &[FaultStep::CommitUpload],
             FaultStep::CreateV2 => &[FaultStep::CreateV2],
             FaultStep::WorkList => &[FaultStep::WorkList],
+            FaultStep::TiktokToken => &[FaultStep::TiktokToken],
+            FaultStep::TiktokCreatorInfo => &[FaultStep::TiktokCreatorInfo],
+            FaultStep::TiktokInit => &[FaultStep::TiktokInit],
+            FaultStep::TiktokChunk => &[FaultStep::TiktokChunk],
+            FaultStep::TiktokStatus => &[FaultStep::TiktokStatus],
         }
     }
 
@@ -189,6 +210,11 @@ impl FaultStep {
             FaultStep::CommitUpload => "commit_upload",
             FaultStep::CreateV2 => "create_v2",
             FaultStep::WorkList => "work_list",
+            FaultStep::TiktokToken => "tiktok_token",
+            FaultStep::TiktokCreatorInfo => "tiktok_creator_info",
+            FaultStep::TiktokInit => "tiktok_init",
+            FaultStep::TiktokChunk => "tiktok_chunk",
+            FaultStep::TiktokStatus => "tiktok_status",
         }
     }
 }
@@ -545,8 +571,10 @@ impl Faults {
 pub(crate) struct ListLag(pub Duration);
 
 /// Count a request that never reaches its handler (`op`: which object request it is).
-fn count(app: &App, step: FaultStep, op: Option<tos::Op>) {
-    if super::douyin_creator::count_faulted(app, step) {
+fn count(app: &App, step: FaultStep, op: Option<tos::Op>, uri: &Uri) {
+    if super::douyin_creator::count_faulted(app, step)
+        || super::tiktok::count_faulted(app, step, uri)
+    {
         return;
     }
     let mut st = app.lock();
@@ -591,6 +619,9 @@ fn cut_off(status: StatusCode) -> Response {
 
 /// A failure body in the style of `step`'s endpoint.
 fn default_body(step: FaultStep, status: u16) -> Value {
+    if let Some(body) = super::tiktok::fault_body(step, status) {
+        return body;
+    }
     let message = format!("sandbox fault: HTTP {status}");
     match step {
         FaultStep::Upload | FaultStep::UploadPart => {
@@ -671,7 +702,7 @@ pub(crate) async fn apply(State(app): State<App>, req: Request, next: Next) -> R
             retry_after,
             body,
         } => {
-            count(&app, step, op);
+            count(&app, step, op, req.uri());
             drain(req.into_body()).await;
             let code = StatusCode::from_u16(status).unwrap_or_else(|_| {
                 tracing::warn!(status, "sandbox fault: not an HTTP status; answering 500");
@@ -685,12 +716,12 @@ pub(crate) async fn apply(State(app): State<App>, req: Request, next: Next) -> R
             r
         }
         FaultAction::Body { body } => {
-            count(&app, step, op);
+            count(&app, step, op, req.uri());
             drain(req.into_body()).await;
             Json(body).into_response()
         }
         FaultAction::Reset => {
-            count(&app, step, op);
+            count(&app, step, op, req.uri());
             abort()
         }
         FaultAction::Delay { ms } => {

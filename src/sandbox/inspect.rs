@@ -152,6 +152,7 @@ pub async fn secrets(
         }
     }
     all.extend(super::douyin_creator::secrets(&app));
+    all.extend(super::tiktok::secrets(&app));
     all.retain(|s| !s.is_empty());
     Json(all).into_response()
 }

@@ -10,7 +10,8 @@
 //! (`/__sandbox/*` endpoints for tests, `/__sandbox/secrets` included), [`faults`]
 //! (errors injected on purpose, and `/__sandbox/faults` + `/__sandbox/release`),
 //! [`state`] (shared memory and clock), [`snapshot`] (that memory saved as JSON and
-//! restored into another sandbox).
+//! restored into another sandbox). [`douyin_creator`] simulates `douyin` and [`tiktok`]
+//! TikTok's Content Posting API on the same listener.
 //!
 //! Choices where docs/douyin-web.md leaves room (ours):
 //! - vod errors (`code` ≠ 2000) come with HTTP 200, except an expired upload `token` at
@@ -36,6 +37,7 @@ mod sink;
 mod snapshot;
 mod state;
 mod text;
+mod tiktok;
 mod tos;
 mod vod;
 
@@ -56,6 +58,7 @@ use tokio::task::JoinHandle;
 pub use account::cookie_for;
 pub use faults::{BUFFER_LIMIT, Fault, FaultAction, FaultStep};
 pub use snapshot::{NeededFile, Snapshot, SnapshotError};
+pub use tiktok::options::{CannotPost, TiktokApp, TiktokCreator, TiktokOptions};
 
 /// The request paths of the protocol, for the router and for matching faults to steps.
 mod paths {
@@ -102,6 +105,8 @@ pub struct SandboxOptions {
     pub sts_ttl: Duration,
     /// douyin: how long a load of the upload page may sign requests.
     pub page_ttl: Duration,
+    /// tiktok: apps, audited switch, lifetimes, delays and creator accounts.
+    pub tiktok: TiktokOptions,
 }
 
 impl Default for SandboxOptions {
@@ -117,6 +122,7 @@ impl Default for SandboxOptions {
             qr_ttl: Duration::from_secs(120),
             sts_ttl: Duration::from_secs(3600),
             page_ttl: Duration::from_secs(3600),
+            tiktok: TiktokOptions::default(),
         }
     }
 }
@@ -214,6 +220,7 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
         }
     };
     tokio::fs::create_dir_all(objects_dir.join(tos::BUCKET)).await?;
+    tokio::fs::create_dir_all(objects_dir.join("tiktok")).await?;
     let tos_host = addr.to_string();
     let memory = match options.restore {
         Some(snapshot) => {
@@ -234,6 +241,11 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
         upload_host: tos_host.clone(),
         dir: objects_dir.join("douyin-creator"),
     });
+    let tiktok = tiktok::state::Tiktok::new(
+        &options.tiktok,
+        format!("http://{tos_host}"),
+        objects_dir.join("tiktok"),
+    );
     let app = state::App {
         cfg: Arc::new(state::Settings {
             auth_ttl: options.auth_ttl,
@@ -246,6 +258,7 @@ async fn prepare(listener: &TcpListener, options: SandboxOptions) -> std::io::Re
         state: Arc::new(Mutex::new(memory)),
         faults: Arc::clone(&faults),
         creator: Arc::new(creator),
+        tiktok: Arc::new(tiktok),
     };
     Ok(Prepared {
         router: router(app.clone()),
@@ -279,6 +292,7 @@ fn router(app: state::App) -> Router {
         )
         .route("/__sandbox/release", post(faults::release))
         .merge(douyin_creator::router())
+        .merge(tiktok::router())
         .fallback(not_found)
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn_with_state(app.clone(), faults::apply))

@@ -1,5 +1,7 @@
 //! A tiny MP4 box walk: duration from `moov/mvhd`, size from the first visual `tkhd`,
-//! so step 4 can answer like the platform. Anything unreadable yields zeros.
+//! so step 4 can answer like the platform, and ([`probe_track`]) the visual track's codec
+//! (`stsd`) and frame rate (`mdhd` + `stts`) for TikTok's media checks. Anything
+//! unreadable yields zeros or `None`.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -118,6 +120,105 @@ fn probe_inner<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<VideoInfo> {
     Ok(info)
 }
 
+/// The first visual (`vide`) track's sample entry type and frame rate, where the file
+/// says them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct TrackInfo {
+    pub codec: Option<[u8; 4]>,
+    pub fps: Option<f64>,
+}
+
+/// Most `stts` entries read (a hostile file cannot make us read more).
+const MAX_STTS: u32 = 1 << 20;
+
+/// The codec and frame rate of the MP4 in `r` (of length `len`).
+pub(crate) fn probe_track<R: Read + Seek>(r: &mut R, len: u64) -> TrackInfo {
+    track_inner(r, len).unwrap_or_default()
+}
+
+fn child<R: Read + Seek>(
+    r: &mut R,
+    parent: &BoxHeader,
+    kind: &[u8; 4],
+) -> io::Result<Option<BoxHeader>> {
+    Ok(children(r, parent.body, parent.end)?
+        .into_iter()
+        .find(|b| &b.kind == kind))
+}
+
+fn fourcc_at<R: Read + Seek>(r: &mut R, at: u64) -> io::Result<[u8; 4]> {
+    r.seek(SeekFrom::Start(at))?;
+    let mut k = [0; 4];
+    r.read_exact(&mut k)?;
+    Ok(k)
+}
+
+fn track_inner<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<TrackInfo> {
+    let top = children(r, 0, len)?;
+    let Some(moov) = top.iter().find(|b| &b.kind == b"moov") else {
+        return Ok(TrackInfo::default());
+    };
+    for trak in children(r, moov.body, moov.end)?
+        .iter()
+        .filter(|b| &b.kind == b"trak")
+    {
+        let Some(mdia) = child(r, trak, b"mdia")? else {
+            continue;
+        };
+        let Some(hdlr) = child(r, &mdia, b"hdlr")? else {
+            continue;
+        };
+        if &fourcc_at(r, hdlr.body + 8)? != b"vide" {
+            continue;
+        }
+        let timescale = match child(r, &mdia, b"mdhd")? {
+            Some(m) => {
+                r.seek(SeekFrom::Start(m.body))?;
+                let skip = if read_u32(r)? >> 24 == 1 { 16 } else { 8 };
+                r.seek(SeekFrom::Current(skip))?;
+                read_u32(r)?
+            }
+            None => 0,
+        };
+        let stbl = match child(r, &mdia, b"minf")? {
+            Some(minf) => child(r, &minf, b"stbl")?,
+            None => None,
+        };
+        let Some(stbl) = stbl else {
+            return Ok(TrackInfo::default());
+        };
+        let codec = match child(r, &stbl, b"stsd")? {
+            Some(stsd) if stsd.end >= stsd.body + 16 => Some(fourcc_at(r, stsd.body + 12)?),
+            _ => None,
+        };
+        let fps = match child(r, &stbl, b"stts")? {
+            Some(stts) => stts_fps(r, &stts, timescale)?,
+            None => None,
+        };
+        return Ok(TrackInfo { codec, fps });
+    }
+    Ok(TrackInfo::default())
+}
+
+/// Samples per second from a `stts` box and the track's timescale.
+fn stts_fps<R: Read + Seek>(
+    r: &mut R,
+    stts: &BoxHeader,
+    timescale: u32,
+) -> io::Result<Option<f64>> {
+    r.seek(SeekFrom::Start(stts.body + 4))?;
+    let fits = (stts.end.saturating_sub(stts.body + 8) / 8).min(u64::from(MAX_STTS));
+    let entries = u64::from(read_u32(r)?).min(fits);
+    let (mut samples, mut ticks) = (0u64, 0u64);
+    for _ in 0..entries {
+        let count = u64::from(read_u32(r)?);
+        let delta = u64::from(read_u32(r)?);
+        samples = samples.saturating_add(count);
+        ticks = ticks.saturating_add(count.saturating_mul(delta));
+    }
+    Ok((ticks > 0 && timescale > 0).then(|| samples as f64 * f64::from(timescale) / ticks as f64))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -168,6 +269,21 @@ pub(crate) mod tests {
                 height: 1920,
                 duration: 12.5
             }
+        );
+    }
+
+    #[test]
+    fn reads_codec_and_frame_rate_of_a_real_clip() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/media/clip.mp4");
+        let file = std::fs::read(path).expect("the example clip");
+        let t = probe_track(&mut Cursor::new(&file), file.len() as u64);
+        assert_eq!(t.codec, Some(*b"avc1"));
+        let fps = t.fps.expect("a frame rate");
+        assert!((fps - 30.0).abs() < 0.01, "{fps}");
+        let tiny = tiny_mp4(1000, 5000, 1, 1, b"x");
+        assert_eq!(
+            probe_track(&mut Cursor::new(&tiny), tiny.len() as u64),
+            TrackInfo::default()
         );
     }
 

@@ -22,6 +22,8 @@ pub(crate) struct App {
     pub faults: Arc<super::faults::Faults>,
     /// The douyin (creator center) simulator's memory.
     pub creator: Arc<super::douyin_creator::state::Creator>,
+    /// The TikTok simulator's memory.
+    pub tiktok: Arc<super::tiktok::state::Tiktok>,
 }
 
 impl App {

@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{RequestBuilder, StatusCode, Url};
-use serde::de::DeserializeOwned;
 
 use super::body::{self, Pacing};
 use super::in_page::InPage;
@@ -131,35 +130,15 @@ impl Call {
     }
 }
 
-pub(crate) fn rejected(call: Call, what: impl std::fmt::Display) -> PublishError {
-    PublishError::Rejected {
-        reason: format!("{}: {what}", call.name()),
-    }
-}
+pub(crate) use super::answer::{bad_answer, parse, rejected};
 
-/// An answer we cannot make sense of. For create_v2 the post may exist all the same.
-pub(crate) fn bad_answer(call: Call, what: impl std::fmt::Display) -> PublishError {
-    let reason = format!("{}: unexpected response: {what}", call.name());
-    if call.lost_answer_is_unknown() {
-        PublishError::Unknown { reason }
-    } else {
-        PublishError::Rejected { reason }
+impl super::answer::WireCall for Call {
+    fn name(self) -> &'static str {
+        Call::name(self)
     }
-}
-
-/// Parses JSON, describing a failure by position only (serde's messages can quote values).
-pub(crate) fn parse<T: DeserializeOwned>(call: Call, body: &[u8]) -> Result<T, PublishError> {
-    serde_json::from_slice(body).map_err(|e| {
-        bad_answer(
-            call,
-            format_args!(
-                "not the expected JSON ({:?} error at line {} column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
-        )
-    })
+    fn lost_answer_is_unknown(self) -> bool {
+        Call::lost_answer_is_unknown(self)
+    }
 }
 
 /// 429 and 5xx, which mean the same everywhere.

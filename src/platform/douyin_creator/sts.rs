@@ -109,7 +109,7 @@ fn user_id(token: &str) -> Result<String, StsError> {
     let b64 = token
         .strip_prefix(wire::STS_TOKEN_PREFIX)
         .ok_or(StsError::Token("no STS2 prefix"))?;
-    let json = base64_decode(b64).ok_or(StsError::Token("not base64"))?;
+    let json = crate::b64::decode(b64).ok_or(StsError::Token("not base64"))?;
     let token: wire::StsToken =
         serde_json::from_slice(&json).map_err(|_| StsError::Token("no PolicyString"))?;
     let policy: wire::StsPolicy = serde_json::from_str(&token.policy_string)
@@ -135,32 +135,6 @@ fn user_id(token: &str) -> Result<String, StsError> {
 fn rfc3339_secs(t: &str) -> Option<i64> {
     let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
     Some(at.unix_timestamp())
-}
-
-/// Standard or URL-safe base64, padded or not; `None` for anything else.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // A lone sixth of a byte left over is not base64.
-    (bits < 6).then_some(out)
 }
 
 /// The keys and id as a multipart session stores them (the ledger must be able to send
@@ -205,21 +179,6 @@ impl From<SavedSts> for StsCredentials {
 pub(crate) mod tests {
     use super::*;
 
-    /// The standard base64 of `data` (tests build tokens with it).
-    pub(crate) fn b64(data: &[u8]) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in data.chunks(3) {
-            let n =
-                chunk.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-            for i in 0..=chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-            out.extend(std::iter::repeat_n('=', 3 - chunk.len()));
-        }
-        out
-    }
-
     /// A `SessionToken` carrying `user_id`, as the page describes it.
     pub(crate) fn token_for(user_id: &str) -> String {
         let condition = serde_json::json!({"UserId": user_id, "Other": 1}).to_string();
@@ -227,7 +186,7 @@ pub(crate) mod tests {
             serde_json::json!({"Statement": [{"Effect": "Allow", "Condition": condition}]})
                 .to_string();
         let inner = serde_json::json!({"PolicyString": policy, "Signature": "x"}).to_string();
-        format!("STS2{}", b64(inner.as_bytes()))
+        format!("STS2{}", crate::b64::encode(inner.as_bytes()))
     }
 
     fn auth(token: &str) -> String {
@@ -236,18 +195,6 @@ pub(crate) mod tests {
             "ExpiredTime": "2030-01-02T03:04:05+08:00", "CurrentTime": "2030-01-02T02:04:05+08:00"
         })
         .to_string()
-    }
-
-    #[test]
-    fn base64_round_trips_in_every_form() {
-        for data in [&b""[..], b"f", b"fo", b"foo", b"foob", b"\xff\xfe\x00"] {
-            let enc = b64(data);
-            assert_eq!(base64_decode(&enc).unwrap(), data);
-            assert_eq!(base64_decode(enc.trim_end_matches('=')).unwrap(), data);
-        }
-        assert_eq!(base64_decode("-_8").unwrap(), base64_decode("+/8").unwrap());
-        assert_eq!(base64_decode("a"), None);
-        assert_eq!(base64_decode("a b"), None);
     }
 
     #[test]
@@ -274,7 +221,7 @@ pub(crate) mod tests {
         assert!(!err.to_string().contains("SECRET-TOKEN"));
         let no_user = format!(
             "STS2{}",
-            b64(
+            crate::b64::encode(
                 serde_json::json!({"PolicyString": "{\"Statement\":[{\"Condition\":\"{}\"}]}"})
                     .to_string()
                     .as_bytes()
