@@ -866,7 +866,7 @@ async fn tiktok_login(
         &base,
     ) {
         (Ok(secret), _) => secret,
-        // TODO(sandbox): the simulator's app secret (docs/tiktok.md, once merged).
+        // The simulator with no registered apps takes any secret (docs/tiktok.md).
         (Err(_), Some(_)) => crate::secret::Secret::new("sandbox-secret"),
         (Err(e), None) => return Err(e.into()),
     };

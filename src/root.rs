@@ -227,7 +227,7 @@ fn tiktok(config: &Config, sandbox: Option<&reqwest::Url>) -> Result<TiktokBacke
         };
         let client_secret = match (client_secret(&acc.name, &t.client_secret), sandbox) {
             (Ok(secret), _) => secret,
-            // TODO(sandbox): the simulator's app secret (docs/tiktok.md, once merged).
+            // The simulator with no registered apps takes any secret (docs/tiktok.md).
             (Err(_), Some(_)) => Secret::new("sandbox-secret"),
             (Err(e), None) => return Err(e),
         };

@@ -24,6 +24,7 @@ use crate::platform::backend::{
 };
 use crate::platform::{Account, PublishError, RetryPolicy};
 use crate::secret::Secret;
+use crate::video::VideoFile;
 
 /// §4: the init, the fence of §8.
 pub(crate) const INIT: StepName = StepName::of("init");
@@ -230,6 +231,7 @@ impl TiktokBackend {
         })?;
         let info = self.creator_info(account).await.map_err(at(INIT))?;
         check_creator(&info, &draft.tiktok, settings.inbox).map_err(at(INIT))?;
+        check_duration(job.video, &info).await.map_err(at(INIT))?;
         let post_info = match settings.inbox {
             true => None,
             false => Some(post_info(draft).map_err(at(INIT))?),
@@ -390,8 +392,39 @@ fn check_creator(
             ));
         }
     }
-    // TODO(media): refuse a video longer than `max_video_post_duration_sec` once
-    // `crate::media::probe` gives its duration (being built in parallel).
+    Ok(())
+}
+
+/// Refuses, before any byte, a video longer than the creator may post (§3), its duration
+/// read from the file's own headers. A file whose duration cannot be read is left to
+/// TikTok's own check (said in the log).
+async fn check_duration(video: &VideoFile, info: &CreatorInfo) -> Result<(), PublishError> {
+    let Some(max) = info.max_video_post_duration_sec else {
+        return Ok(());
+    };
+    let path = video.path().to_owned();
+    let probed = tokio::task::spawn_blocking(move || crate::media::probe(&path)).await;
+    let duration = match probed {
+        Ok(Ok(media)) => media.duration,
+        Ok(Err(e)) => {
+            warn!(reason = %e, "cannot read the video's duration; TikTok checks it itself");
+            None
+        }
+        Err(_) => None,
+    };
+    let Some(duration) = duration else {
+        return Ok(());
+    };
+    if duration > Duration::from_secs(max) {
+        return Err(PublishError::Rejected {
+            reason: format!(
+                "duration {}, @{} may post at most {} through the API",
+                crate::media::humane_duration(duration),
+                info.creator_username,
+                crate::media::humane_duration(Duration::from_secs(max))
+            ),
+        });
+    }
     Ok(())
 }
 

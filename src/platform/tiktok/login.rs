@@ -129,11 +129,11 @@ fn open_browser(url: &str) {
 }
 
 /// Sandbox mode: approves the authorization at the simulator, as the user would in a
-/// browser.
-// TODO(sandbox): the simulator's approve mechanism (docs/tiktok.md, not merged yet). Until
-// then this follows the authorize address with redirects, which reaches our listener when
-// the simulator approves a sandbox app at once.
-async fn sandbox_approve(url: reqwest::Url) {
+/// browser: the authorize address with `sandbox_approve=1` (the simulator's first creator)
+/// answers the redirect at once, which is followed to our listener (docs/tiktok.md
+/// "Approving without a browser").
+async fn sandbox_approve(mut url: reqwest::Url) {
+    url.query_pairs_mut().append_pair("sandbox_approve", "1");
     let Ok(http) = reqwest::Client::builder().build() else {
         return;
     };

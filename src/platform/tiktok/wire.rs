@@ -109,9 +109,7 @@ pub(crate) struct CreatorInfo {
     pub duet_disabled: bool,
     #[serde(default)]
     pub stitch_disabled: bool,
-    /// Read by the duration check once `crate::media` measures videos (TODO(media)).
     #[serde(default)]
-    #[allow(dead_code)]
     pub max_video_post_duration_sec: Option<u64>,
 }
 

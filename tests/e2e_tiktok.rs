@@ -1,0 +1,194 @@
+//! `tiktok` end to end: the real binary against the TikTok simulator the test starts
+//! (docs/tiktok.md "Simulator"): login following the printed address, a post whose bytes
+//! and `post_info` arrive intact, a video refused before upload.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::fixtures::{media, sha256_hex};
+use common::{Env, stderr, stdout};
+use dropcast::sandbox::{SandboxOptions, TiktokOptions};
+use serde_json::Value;
+
+const SECRET_VAR: &str = "DROPCAST_TEST_TIKTOK_SECRET";
+
+/// A sandbox whose TikTok posts are public at once, and a config with one `tiktok`
+/// account `global` pointed at it.
+async fn env(tiktok: TiktokOptions) -> Env {
+    let options = SandboxOptions {
+        tiktok,
+        ..SandboxOptions::default()
+    };
+    let listener_env = Env::configured(options, &[], "").await;
+    let url = listener_env
+        .sandbox
+        .base_url()
+        .trim_end_matches('/')
+        .to_owned();
+    let text = std::fs::read_to_string(&listener_env.config).unwrap();
+    let text = text
+        .lines()
+        .map(|l| match l.split_once(':').map(|(k, _)| k) {
+            Some("platform") => format!(
+                "platform: {{sandbox: false, timeout: 10s, tiktok: {{api_url: \"{url}\", auth_url: \"{url}\"}}}}"
+            ),
+            Some("accounts") => format!(
+                "accounts: {{global: {{platform: tiktok, client_key: aw1sandbox, client_secret_env: {SECRET_VAR}}}}}"
+            ),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&listener_env.config, text + "\n").unwrap();
+    listener_env
+}
+
+fn quick() -> TiktokOptions {
+    TiktokOptions {
+        processing: Duration::from_millis(200),
+        moderation: Duration::ZERO,
+        ..TiktokOptions::default()
+    }
+}
+
+/// `dropcast login global --headless`, approving the printed address at the simulator as
+/// a user would in a browser.
+async fn login(env: &Env) -> String {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("dropcast"));
+    cmd.arg("-c")
+        .arg(&env.config)
+        .args(["login", "global", "--headless"])
+        .env(SECRET_VAR, "s3cret")
+        .env_remove("DROPCAST_CONFIG")
+        .current_dir(env.path(""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.starts_with("http") {
+                let _ = tx.send(line.clone());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let address = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the authorize address on a line of its own");
+    assert!(address.contains("/v2/auth/authorize/"), "{address}");
+    assert!(address.contains("code_challenge_method=S256"), "{address}");
+    // The user approves: the simulator redirects the browser to dropcast's listener.
+    reqwest::get(format!("{address}&sandbox_approve=1"))
+        .await
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let said = reader.join().unwrap();
+    assert!(status.success(), "login failed: {said}");
+    said
+}
+
+async fn sandbox_get(env: &Env, path: &str) -> Value {
+    let url = format!("{}{path}", env.sandbox.base_url().trim_end_matches('/'));
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_then_a_post_with_its_bytes_and_every_post_info_field() {
+    let env = env(quick()).await;
+    let said = login(&env).await;
+    assert!(
+        said.contains("logged in to TikTok as Dropcast Sandbox (@dropcast_sandbox)"),
+        "{said}"
+    );
+    let tokens = env.path(".dropcast/tokens/global.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").arg("accounts");
+    let out = common::run(cmd).await;
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("Dropcast Sandbox (@dropcast_sandbox)") && listed.contains("session works"),
+        "{listed}\n{}",
+        stderr(&out)
+    );
+
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.write_inbox(
+        "clip.yaml",
+        "text: \"funny #cat video\"\ncover_at: 1s\nai_generated: true\ntiktok: {privacy: SELF_ONLY, allow_comment: true, brand_organic: true}\n",
+    );
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    let out = common::run(cmd).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let posts = sandbox_get(&env, "/__sandbox/tiktok/posts").await;
+    let posts = posts.as_array().cloned().unwrap_or_default();
+    assert_eq!(posts.len(), 1, "{posts:?}\n{}", stderr(&out));
+    let post = &posts[0];
+    let bytes = std::fs::read(media("clip.mp4")).unwrap();
+    assert_eq!(post["sha256"], sha256_hex(&bytes));
+    let info = &post["post_info"];
+    assert_eq!(info["title"], "funny #cat video");
+    assert_eq!(info["privacy_level"], "SELF_ONLY");
+    assert_eq!(info["disable_comment"], false);
+    assert_eq!(info["disable_duet"], true);
+    assert_eq!(info["disable_stitch"], true);
+    assert_eq!(info["video_cover_timestamp_ms"], 1000);
+    assert_eq!(info["brand_organic_toggle"], true);
+    assert_eq!(info["brand_content_toggle"], false);
+    assert_eq!(info["is_aigc"], true);
+    assert!(env.path("done/clip.mp4").exists(), "{}", stderr(&out));
+    let receipt = common::read_json(&env.path("done/clip.receipt.json"));
+    assert_eq!(
+        receipt["url"],
+        format!(
+            "https://www.tiktok.com/@dropcast_sandbox/video/{}",
+            post["post_id"].as_str().unwrap_or_default()
+        ),
+        "{receipt}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unaudited_app_posting_publicly_is_refused_before_upload() {
+    let env = env(TiktokOptions {
+        audited: false,
+        ..quick()
+    })
+    .await;
+    login(&env).await;
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.write_inbox(
+        "clip.yaml",
+        "text: hi\ntiktok: {privacy: PUBLIC_TO_EVERYONE}\n",
+    );
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    let out = common::run(cmd).await;
+    let requests = sandbox_get(&env, "/__sandbox/tiktok/requests").await;
+    assert_eq!(requests["chunk"], 0, "no byte went: {requests}");
+    let reason = env.failure_reason("failed/clip.error.json");
+    assert!(
+        reason.contains("unaudited_client_can_only_post_to_private_accounts"),
+        "{reason}\n{}",
+        stderr(&out)
+    );
+}
