@@ -192,3 +192,97 @@ async fn an_unaudited_app_posting_publicly_is_refused_before_upload() {
         stderr(&out)
     );
 }
+
+/// One video through `watch --once` (caption `SELF_ONLY`); returns the output.
+async fn post_once(env: &Env) -> std::process::Output {
+    env.write_inbox("clip.yaml", "text: hi\ntiktok: {privacy: SELF_ONLY}\n");
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    common::run(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_too_long_video_is_refused_before_upload() {
+    let mut creator =
+        dropcast::sandbox::TiktokCreator::public("dropcast_sandbox", "Dropcast Sandbox");
+    creator.max_video_post_duration_sec = 1;
+    let env = env(TiktokOptions {
+        creators: vec![creator],
+        ..quick()
+    })
+    .await;
+    login(&env).await;
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    let out = post_once(&env).await;
+    let requests = sandbox_get(&env, "/__sandbox/tiktok/requests").await;
+    assert_eq!(
+        (requests["init"].as_u64(), requests["chunk"].as_u64()),
+        (Some(0), Some(0)),
+        "{requests}"
+    );
+    let reason = env.failure_reason("failed/clip.error.json");
+    assert!(
+        reason.contains("duration") && reason.contains("at most 1 s"),
+        "{reason}\n{}",
+        stderr(&out)
+    );
+}
+
+// The "150 MB in sequential chunks whose last chunk absorbs the remainder", with a
+// chunk answer lost and a 503: one publish_id, bytes intact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_150_mb_video_in_sequential_chunks_survives_a_lost_answer_and_a_503() {
+    use dropcast::sandbox::{Fault, FaultAction, FaultStep};
+    let env = env(quick()).await;
+    login(&env).await;
+    let bytes = common::fixtures::big_mp4(143, 30_000, 3);
+    assert!(bytes.len() > 149_000_000 && bytes.len() < 151_000_000);
+    env.write_inbox("clip.mp4", &bytes);
+    let faults = [
+        Fault::new(FaultStep::TiktokChunk, FaultAction::DropAnswer)
+            .after(2)
+            .times(1),
+        Fault::new(
+            FaultStep::TiktokChunk,
+            FaultAction::Status {
+                status: 503,
+                retry_after: None,
+                body: None,
+            },
+        )
+        .after(5)
+        .times(1),
+    ];
+    let url = format!(
+        "{}/__sandbox/faults",
+        env.sandbox.base_url().trim_end_matches('/')
+    );
+    for f in faults {
+        let r = reqwest::Client::new()
+            .post(&url)
+            .json(&f)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    let out = post_once(&env).await;
+    let publishes = sandbox_get(&env, "/__sandbox/tiktok/publishes").await;
+    let publishes = publishes.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        publishes.len(),
+        1,
+        "one init: {publishes:?}\n{}",
+        stderr(&out)
+    );
+    let p = &publishes[0];
+    assert_eq!(p["sha256"], sha256_hex(&bytes), "{}", stderr(&out));
+    assert_eq!(p["chunk_size"], 16_777_216);
+    let chunks = bytes.len() as u64 / 16_777_216;
+    assert_eq!(p["total_chunk_count"], chunks);
+    // Each fault cost one more PUT: the lost one re-sent (a 416 saying the server has it)
+    // and the 503 one re-sent.
+    let requests = sandbox_get(&env, "/__sandbox/tiktok/requests").await;
+    assert_eq!(requests["chunk"].as_u64(), Some(chunks + 2), "{requests}");
+    assert!(env.path("done/clip.mp4").exists(), "{}", stderr(&out));
+}
