@@ -286,3 +286,158 @@ async fn a_150_mb_video_in_sequential_chunks_survives_a_lost_answer_and_a_503() 
     assert_eq!(requests["chunk"].as_u64(), Some(chunks + 2), "{requests}");
     assert!(env.path("done/clip.mp4").exists(), "{}", stderr(&out));
 }
+
+async fn add_fault(env: &Env, fault: &dropcast::sandbox::Fault) {
+    let url = format!(
+        "{}/__sandbox/faults",
+        env.sandbox.base_url().trim_end_matches('/')
+    );
+    let r = reqwest::Client::new()
+        .post(&url)
+        .json(fault)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+async fn sandbox_post(env: &Env, path: &str, body: Value) -> Value {
+    let url = format!("{}{path}", env.sandbox.base_url().trim_end_matches('/'));
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_is_waited_out() {
+    use dropcast::sandbox::{Fault, FaultAction, FaultStep};
+    let env = env(quick()).await;
+    login(&env).await;
+    let limited = FaultAction::Status {
+        status: 429,
+        retry_after: Some(1),
+        body: None,
+    };
+    add_fault(
+        &env,
+        &Fault::new(FaultStep::TiktokCreatorInfo, limited.clone()).times(1),
+    )
+    .await;
+    add_fault(&env, &Fault::new(FaultStep::TiktokInit, limited).times(1)).await;
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    let out = post_once(&env).await;
+    assert!(env.path("done/clip.mp4").exists(), "{}", stderr(&out));
+    let requests = sandbox_get(&env, "/__sandbox/tiktok/requests").await;
+    assert_eq!(requests["init"].as_u64(), Some(2), "{requests}");
+    let posts = sandbox_get(&env, "/__sandbox/tiktok/posts").await;
+    assert_eq!(posts.as_array().map(Vec::len), Some(1));
+}
+
+// The access token dies while the bytes go up: the status call after them is refused,
+// the token is refreshed (rotating the refresh token) and the post completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_token_expiring_mid_upload_is_refreshed_with_rotation() {
+    use dropcast::sandbox::{Fault, FaultAction, FaultStep};
+    let env = env(quick()).await;
+    login(&env).await;
+    let before = std::fs::read_to_string(env.path(".dropcast/tokens/global.json")).unwrap();
+    env.write_inbox("clip.mp4", common::fixtures::big_mp4(70, 0, 5));
+    add_fault(
+        &env,
+        &Fault::new(FaultStep::TiktokChunk, FaultAction::Hold)
+            .after(1)
+            .times(1),
+    )
+    .await;
+    env.write_inbox("clip.yaml", "text: hi\ntiktok: {privacy: SELF_ONLY}\n");
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    let run = tokio::spawn(common::run(cmd));
+    // Wait for the held second chunk, expire every access token, let it go.
+    tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
+        .await
+        .expect("the second chunk is held");
+    sandbox_post(
+        &env,
+        "/__sandbox/tiktok/expire",
+        serde_json::json!({"access": true}),
+    )
+    .await;
+    env.sandbox.release();
+    let out = run.await.unwrap();
+    assert!(env.path("done/clip.mp4").exists(), "{}", stderr(&out));
+    let after = std::fs::read_to_string(env.path(".dropcast/tokens/global.json")).unwrap();
+    let refresh = |t: &str| serde_json::from_str::<Value>(t).unwrap()["refresh_token"].clone();
+    assert_ne!(
+        refresh(&before),
+        refresh(&after),
+        "the refresh token rotated"
+    );
+    let tokens = sandbox_get(&env, "/__sandbox/tiktok/tokens").await;
+    let old = refresh(&before);
+    let old_state = tokens["refresh"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["token"] == old)
+        .map(|t| t["state"].clone());
+    assert_eq!(old_state, Some(Value::from("rotated")), "{tokens}");
+    assert!(
+        !stderr(&out).contains(old.as_str().unwrap()),
+        "a token in the log"
+    );
+}
+
+// kill -9 while a chunk is on the wire: the restart asks the server where it stands
+// (its 416 `Content-Range`) and finishes the same publish_id; never a second init.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_mid_upload_resumes_the_same_publish_id() {
+    use dropcast::sandbox::{Fault, FaultAction, FaultStep};
+    let env = env(quick()).await;
+    login(&env).await;
+    let bytes = common::fixtures::big_mp4(80, 123, 9);
+    env.write_inbox("clip.mp4", &bytes);
+    env.write_inbox("clip.yaml", "text: hi\ntiktok: {privacy: SELF_ONLY}\n");
+    add_fault(
+        &env,
+        &Fault::new(FaultStep::TiktokChunk, FaultAction::Hold)
+            .after(2)
+            .times(1),
+    )
+    .await;
+    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin!("dropcast"));
+    first
+        .arg("-c")
+        .arg(&env.config)
+        .args(["watch", "--once"])
+        .env(SECRET_VAR, "s3cret")
+        .env_remove("DROPCAST_CONFIG")
+        .current_dir(env.path(""))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = first.spawn().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), env.sandbox.wait_held(1))
+        .await
+        .expect("the third chunk is held");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    env.sandbox.release();
+
+    let mut again = env.cmd();
+    again.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    let out = common::run(again).await;
+    assert!(env.path("done/clip.mp4").exists(), "{}", stderr(&out));
+    let publishes = sandbox_get(&env, "/__sandbox/tiktok/publishes").await;
+    let publishes = publishes.as_array().cloned().unwrap_or_default();
+    assert_eq!(publishes.len(), 1, "one publish_id: {publishes:?}");
+    assert_eq!(publishes[0]["sha256"], sha256_hex(&bytes));
+    assert!(
+        stderr(&out).contains("resuming the upload"),
+        "{}",
+        stderr(&out)
+    );
+}

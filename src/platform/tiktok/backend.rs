@@ -22,6 +22,7 @@ use crate::ledger::PartRecord;
 use crate::platform::backend::{
     Backend, BoxFuture, Committed, Created, StepFailure, UploadJob, at, start_over, transient,
 };
+use crate::platform::backoff::retrying;
 use crate::platform::{Account, PublishError, RetryPolicy};
 use crate::secret::Secret;
 use crate::video::VideoFile;
@@ -99,30 +100,39 @@ impl TiktokBackend {
     }
 
     /// Runs `call` with a fresh access token; a token the API refuses is refreshed once.
-    async fn with_token<T, F, Fut>(&self, account: &str, call: F) -> Result<T, PublishError>
+    /// Rate limits are waited out and transient errors retried (`publish.retry`).
+    async fn with_token<T, F, Fut>(
+        &self,
+        account: &str,
+        step: &'static str,
+        call: F,
+    ) -> Result<T, PublishError>
     where
         F: Fn(Secret) -> Fut,
         Fut: std::future::Future<Output = Result<T, PublishError>>,
     {
         let app = &self.settings(account)?.app;
-        let token = self.sessions.access(account, app, None).await?;
-        match call(token.clone()).await {
-            Err(e) if wire::is_token_refused(&e) => {
-                info!(
-                    account,
-                    "TikTok refused the access token; refreshing it once"
-                );
-                let token = self.sessions.access(account, app, Some(&token)).await?;
-                call(token).await
+        retrying(&self.retry, step, || async {
+            let token = self.sessions.access(account, app, None).await?;
+            match call(token.clone()).await {
+                Err(e) if wire::is_token_refused(&e) => {
+                    info!(
+                        account,
+                        "TikTok refused the access token; refreshing it once"
+                    );
+                    let token = self.sessions.access(account, app, Some(&token)).await?;
+                    call(token).await
+                }
+                other => other,
             }
-            other => other,
-        }
+        })
+        .await
     }
 
     /// §3, for the checks and the creator's names.
     pub(crate) async fn creator_info(&self, account: &str) -> Result<CreatorInfo, PublishError> {
         let info = self
-            .with_token(account, |t| async move {
+            .with_token(account, "creator_info", |t| async move {
                 self.api.creator_info(account, &t).await
             })
             .await?;
@@ -133,7 +143,7 @@ impl TiktokBackend {
     }
 
     async fn status(&self, account: &str, publish_id: &str) -> Result<Status, PublishError> {
-        self.with_token(account, |t| async move {
+        self.with_token(account, "status", |t| async move {
             self.api.status(account, &t, publish_id).await
         })
         .await
@@ -244,7 +254,7 @@ impl TiktokBackend {
         };
         job.checkpoints.save(&record).await.map_err(at(INIT))?;
         let initiated = self
-            .with_token(account, |t| {
+            .with_token(account, "init", |t| {
                 let post_info = post_info.as_ref();
                 async move { self.api.init(account, &t, post_info, &plan).await }
             })
