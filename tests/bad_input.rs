@@ -721,19 +721,18 @@ async fn bad_config_row(overrides: &[(&str, &str)], marker: &str, key: &str, mes
     assert!(env.posts().await.is_empty());
 }
 
-// Regression (issue 10 item 3): an account could not name its platform; `tiktok`, which has
-// no backend yet, must stop the agent at load with its line, not later.
+// Issue 12: `tiktok` accounts are available now; one giving its client secret two ways
+// stops the agent at load with its line, not later.
 #[tokio::test(flavor = "multi_thread")]
-async fn config_account_on_tiktok_is_not_available_yet() {
+async fn config_tiktok_account_with_two_secret_sources_is_refused_at_load() {
     bad_config_row(
         &[(
             "accounts",
-            "{global: {platform: tiktok, client_key: aw1, client_secret_env: TT_SECRET}}",
+            "{global: {platform: tiktok, client_key: aw1, client_secret_env: TT_SECRET, client_secret_file: ./s}}",
         )],
-        "tiktok,",
-        "accounts.global.platform",
-        "account `global`: platform `tiktok` is not available yet in this version of dropcast \
-         (only `douyin-web`, `douyin`)",
+        "client_secret_file",
+        "accounts.global.client_secret_file",
+        "give `client_secret_env` or `client_secret_file`, not both",
     )
     .await;
 }
