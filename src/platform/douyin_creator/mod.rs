@@ -23,6 +23,7 @@ use crate::progress::Progress;
 mod backend;
 #[cfg(test)]
 mod fake;
+mod imagex;
 mod page;
 mod sigv4;
 mod sts;
@@ -53,6 +54,8 @@ const UPLOAD_MIN_BYTES_PER_SEC: u64 = 64 * 1024;
 pub struct CreatorSettings {
     pub creator_url: Url,
     pub vod_url: Url,
+    /// ImageX, for a custom cover image (§12).
+    pub imagex_url: Url,
     /// `http` or `https`: the scheme of the upload hosts step 2 names.
     pub upload_scheme: String,
     /// Per request; parts get extra time in proportion to their size.
@@ -75,6 +78,7 @@ struct Inner {
     page: Arc<dyn InPage>,
     creator_url: Url,
     vod_url: Url,
+    imagex_url: Url,
     upload_scheme: String,
     timeout: Duration,
     retry: RetryPolicy,
@@ -102,6 +106,10 @@ pub(crate) enum Call {
     TosPart,
     TosFinish,
     Commit,
+    /// §12: ApplyImageUpload, the image's upload, CommitImageUpload.
+    ImageApply,
+    ImageUpload,
+    ImageCommit,
     Create,
     WorkList,
     ChallengeSug,
@@ -118,6 +126,9 @@ impl Call {
             Call::TosPart => "tos_part",
             Call::TosFinish => "tos_finish",
             Call::Commit => "commit",
+            Call::ImageApply => "imagex_apply",
+            Call::ImageUpload => "imagex_upload",
+            Call::ImageCommit => "imagex_commit",
             Call::Create => "create_v2",
             Call::WorkList => "work_list",
             Call::ChallengeSug => "challenge_sug",
@@ -263,6 +274,7 @@ impl DouyinCreator {
         let CreatorSettings {
             creator_url,
             vod_url,
+            imagex_url,
             upload_scheme,
             timeout,
             retry,
@@ -279,6 +291,7 @@ impl DouyinCreator {
         for (key, url) in [
             ("douyin.creator_url", &creator_url),
             ("douyin.vod_url", &vod_url),
+            ("douyin.imagex_url", &imagex_url),
         ] {
             if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
                 return Err(SettingsError::BaseUrl {
@@ -303,6 +316,7 @@ impl DouyinCreator {
                 page,
                 creator_url,
                 vod_url,
+                imagex_url,
                 upload_scheme,
                 timeout,
                 retry,
