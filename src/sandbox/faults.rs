@@ -24,7 +24,8 @@
 //! - Faulted requests count in `/__sandbox/requests`; a held request counts when it is
 //!   released and its work runs.
 //! - douyin steps (`auth`, `apply_upload`, `tos_init`, `tos_part`, `tos_finish`,
-//!   `commit_upload`, `create_v2`, `work_list`; `challenge_sug` is shared) work the same.
+//!   `commit_upload`, `imagex_apply`, `imagex_upload`, `imagex_commit`, `create_v2`,
+//!   `work_list`; `challenge_sug` is shared) work the same.
 //! - `lag` (on `post_list` or `work_list`) does the work, but the list leaves out the posts created less
 //!   than `ms` ago: a list that lags behind new posts. On other steps it changes nothing.
 
@@ -88,6 +89,12 @@ pub enum FaultStep {
     TosFinish,
     /// douyin step 4: `POST /?Action=CommitUploadInner…`.
     CommitUpload,
+    /// douyin §12: `GET /?Action=ApplyImageUpload…` (the cover image).
+    ImagexApply,
+    /// douyin §12: `PUT /{StoreUri}` of the cover image.
+    ImagexUpload,
+    /// douyin §12: `POST /?Action=CommitImageUpload…`.
+    ImagexCommit,
     /// douyin step 5: `POST /web/api/media/aweme/create_v2/`.
     CreateV2,
     /// douyin step 6: `GET /janus/douyin/creator/pc/work_list`.
@@ -165,6 +172,9 @@ impl FaultStep {
             FaultStep::TosPart => &[FaultStep::TosPart],
             FaultStep::TosFinish => &[FaultStep::TosFinish],
             FaultStep::CommitUpload => &[FaultStep::CommitUpload],
+            FaultStep::ImagexApply => &[FaultStep::ImagexApply],
+            FaultStep::ImagexUpload => &[FaultStep::ImagexUpload],
+            FaultStep::ImagexCommit => &[FaultStep::ImagexCommit],
             FaultStep::CreateV2 => &[FaultStep::CreateV2],
             FaultStep::WorkList => &[FaultStep::WorkList],
         }
@@ -187,6 +197,9 @@ impl FaultStep {
             FaultStep::TosPart => "tos_part",
             FaultStep::TosFinish => "tos_finish",
             FaultStep::CommitUpload => "commit_upload",
+            FaultStep::ImagexApply => "imagex_apply",
+            FaultStep::ImagexUpload => "imagex_upload",
+            FaultStep::ImagexCommit => "imagex_commit",
             FaultStep::CreateV2 => "create_v2",
             FaultStep::WorkList => "work_list",
         }
@@ -600,7 +613,13 @@ fn default_body(step: FaultStep, status: u16) -> Value {
         FaultStep::TosInit | FaultStep::TosPart | FaultStep::TosFinish => {
             json!({"code": status, "message": message})
         }
-        FaultStep::ApplyUpload | FaultStep::CommitUpload => {
+        FaultStep::ImagexUpload => {
+            json!({"success": 1, "error": {"code": status, "error": message}})
+        }
+        FaultStep::ApplyUpload
+        | FaultStep::CommitUpload
+        | FaultStep::ImagexApply
+        | FaultStep::ImagexCommit => {
             json!({"ResponseMetadata": {"Error": {"Code": "SandboxFault", "Message": message}}})
         }
         FaultStep::Create if status == 429 => {
