@@ -26,6 +26,9 @@ pub(crate) const STORE_URI: &str = "tos-cn/obj";
 /// The cover image's `StoreUri` and `Uri` (§12).
 pub(crate) const IMAGE_URI: &str = "tos-cn-i-jm8ajry58r/cover1";
 
+/// One request as the fake saw it: call, path and query, headers, body.
+pub(crate) type Seen = (String, String, Vec<(String, String)>, Bytes);
+
 /// What the fake saw and what it is told to refuse.
 #[derive(Default)]
 pub(crate) struct Fake {
@@ -39,7 +42,7 @@ pub(crate) struct Fake {
     pub finished: Mutex<Option<Bytes>>,
     pub reloads: AtomicUsize,
     /// The ImageX requests (§12) as received: call, path and query, headers, body.
-    pub images: Mutex<Vec<(String, String, Vec<(String, String)>, Bytes)>>,
+    pub images: Mutex<Vec<Seen>>,
 }
 
 impl Fake {

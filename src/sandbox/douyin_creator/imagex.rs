@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Early;
 use super::image_size;
 use super::item::Item;
 use super::state::{Image, ImageObject, Memory, PostCover, millis};
@@ -146,30 +147,30 @@ fn upload_error(status: StatusCode, code: u32, message: impl Into<String>) -> Re
 }
 
 /// Whether the upload's `Authorization` is `store_uri`'s live `Auth`.
-fn check_auth(app: &App, store_uri: &str, headers: &HeaderMap) -> Result<(), Response> {
+fn check_auth(app: &App, store_uri: &str, headers: &HeaderMap) -> Result<(), Early> {
     let now = super::now_ms(app);
     let m = app.creator.lock();
     let Some(image) = m.images.get(store_uri) else {
-        return Err(upload_error(
+        return Err(Box::new(upload_error(
             StatusCode::NOT_FOUND,
             4040,
             "no such StoreUri",
-        ));
+        )));
     };
     let given = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     if given != Some(image.auth.as_str()) {
-        return Err(upload_error(
+        return Err(Box::new(upload_error(
             StatusCode::FORBIDDEN,
             4030,
             "Authorization is not this StoreUri's Auth",
-        ));
+        )));
     }
     if now >= image.auth_expires_ms {
-        return Err(upload_error(
+        return Err(Box::new(upload_error(
             StatusCode::UNAUTHORIZED,
             4010,
             "the Auth expired: apply again",
-        ));
+        )));
     }
     Ok(())
 }
@@ -184,7 +185,7 @@ pub(crate) async fn upload(
     app.creator.lock().counts.imagex_upload += 1;
     let store_uri = format!("{}/{key}", bucket());
     if let Err(r) = check_auth(&app, &store_uri, &headers) {
-        return r;
+        return *r;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(length) = header(CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok()) else {
