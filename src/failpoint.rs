@@ -36,6 +36,8 @@ pub const NAMES: &[&str] = &[
     "after_request:apply_upload",
     "after_commit:apply_upload",
     "after_request:upload_part",
+    "after_request:cover",
+    "after_commit:cover",
 ];
 
 /// Aborts the process if `DROPCAST_FAILPOINT` names this point.

@@ -487,7 +487,16 @@ async fn publish(
         info!(step = "publish", post_id = %post.id, "already published; archiving");
         return Ok((post.clone(), sent_draft(caption)));
     }
-    let upload = upload(ctx, bundle, job, account, video, fp).await?;
+    let upload = upload(
+        ctx,
+        bundle,
+        job,
+        account,
+        video,
+        fp,
+        caption.cover.as_deref(),
+    )
+    .await?;
     let publish = Publish {
         ctx,
         id: job.id,
@@ -568,6 +577,7 @@ async fn upload(
     account: &AccountRef,
     video: &VideoFile,
     fp: &Fingerprint,
+    cover_image: Option<&Path>,
 ) -> Result<Committed, Stop> {
     let Some(ledger) = ctx.ledger.clone() else {
         return Err(Stop::Held("this command did not open the ledger".into()));
@@ -583,6 +593,7 @@ async fn upload(
         checkpoints: &checkpoints,
         observer: &observer,
         progress: &progress,
+        cover_image,
     });
     match log_progress(upload, &progress, std::time::Instant::now()).await {
         Ok(committed) => Ok(committed),
