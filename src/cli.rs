@@ -899,6 +899,35 @@ async fn tiktok_login(
     }
 }
 
+/// What `dropcast sandbox` prints: how to point a config at the simulator, per platform.
+fn sandbox_banner(local: &str) -> Vec<String> {
+    let url = format!("http://{local}");
+    vec![
+        format!("dropcast sandbox listening on {url}"),
+        "point a config at it: under `platform:` (with `sandbox: false`), one key per platform:"
+            .into(),
+        format!("  douyin-web: {{creator_url: {url}, vod_url: {url}, upload_scheme: http}}"),
+        format!(
+            "  douyin:     {{creator_url: {url}, vod_url: {url}, imagex_url: {url}, upload_scheme: http}}"
+        ),
+        format!("  tiktok:     {{api_url: {url}, auth_url: {url}}}"),
+        "douyin-web accounts: any cookie whose session id is `sandbox-<name>` (and any CSRF \
+         token) is a sandbox user"
+            .into(),
+        format!(
+            "douyin login: the code at {url}/login is scanned by curl -d '{{\"token\": \"TOKEN\"}}' \
+             {url}/__sandbox/douyin/login/scan (TOKEN is printed under the code)"
+        ),
+        "tiktok login: open the address `dropcast login` prints and approve, or add \
+         &sandbox_approve=1 to it"
+            .into(),
+        format!(
+            "inspect posts at {url}/__sandbox/posts, {url}/__sandbox/douyin/posts and \
+             {url}/__sandbox/tiktok/posts"
+        ),
+    ]
+}
+
 /// Scans each new QR code `login` saves at `png` with the simulator at `base` (its
 /// inspection endpoint), as a user would with the Douyin app.
 async fn scan_sandbox_codes(png: PathBuf, base: reqwest::Url) {
@@ -983,16 +1012,41 @@ async fn sandbox_cmd(addr: SocketAddr, allow_remote: bool) -> anyhow::Result<Exi
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    println!("dropcast sandbox listening on http://{local}");
-    println!("point a config at it:");
-    println!(
-        "  platform: {{sandbox: false, creator_url: http://{local}, vod_url: http://{local}, upload_scheme: http}}"
-    );
-    println!("  accounts: any `sessionid=sandbox-<name>; csrf_token=<any text>` is a sandbox user");
-    println!("inspect posts at http://{local}/__sandbox/posts");
-    println!(
-        "douyin login: the code at http://{local}/login is scanned by curl -d '{{\"token\": \"TOKEN\"}}' http://{local}/__sandbox/douyin/login/scan (TOKEN is printed under the code)"
-    );
+    for line in sandbox_banner(&local.to_string()) {
+        println!("{line}");
+    }
     sandbox::serve(listener, SandboxOptions::default(), stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Regression (issue 12 item 7): `dropcast sandbox` told users only how to point douyin-web at it.
+    #[test]
+    fn the_sandbox_banner_gives_config_that_parses_for_every_platform() {
+        let banner = sandbox_banner("127.0.0.1:8930");
+        let keys: Vec<String> = banner
+            .iter()
+            .filter_map(|l| l.strip_prefix("  "))
+            .map(|l| l.trim().to_owned())
+            .collect();
+        assert_eq!(keys.len(), 3, "{banner:#?}");
+        let text = format!(
+            "platform:\n  sandbox: false\n{}\naccounts: {{studio: {{platform: douyin}}}}\n",
+            keys.iter()
+                .map(|k| format!("  {k}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::parse(&text, None, dir.path())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            config.platform.douyin.imagex_url.as_str(),
+            "http://127.0.0.1:8930/"
+        );
+        assert!(banner.iter().any(|l| l.contains("sandbox_approve")));
+    }
 }

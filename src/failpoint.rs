@@ -36,6 +36,8 @@ pub const NAMES: &[&str] = &[
     "after_request:apply_upload",
     "after_commit:apply_upload",
     "after_request:upload_part",
+    "after_request:cover",
+    "after_commit:cover",
     // The `tiktok` backend's own (shared/protocols/tiktok.md): its init fence and the
     // token file (after a rotated refresh token is saved, before its access token is used).
     "after_request:init",

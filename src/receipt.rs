@@ -137,6 +137,31 @@ pub struct PublishedReceipt {
     pub steps: Vec<StepTime>,
     pub attempts: u32,
     pub(crate) published_at: UtcTime,
+    /// The cover image posted with it, where the platform took one (`douyin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<CoverSent>,
+}
+
+/// A cover image as it was uploaded: the file's name and SHA-256, and the platform's id
+/// for it. The file itself stays where the caption named it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverSent {
+    pub file: String,
+    pub sha256: String,
+    pub uri: String,
+}
+
+/// The cover a backend recorded for the upload (`cover_uri`, `cover_sha256` and
+/// `cover_file` in douyin's `cover` record), if one went up.
+fn cover_of(job: &JobRecord) -> Option<CoverSent> {
+    job.steps.iter().find_map(|(_, s)| {
+        let field = |name: &str| s.result.get(name)?.as_str().map(str::to_owned);
+        Some(CoverSent {
+            uri: field("cover_uri")?,
+            sha256: field("cover_sha256")?,
+            file: field("cover_file").unwrap_or_default(),
+        })
+    })
 }
 
 impl PublishedReceipt {
@@ -156,6 +181,7 @@ impl PublishedReceipt {
             caption,
             steps: steps_of(job),
             attempts: job.attempts,
+            cover: cover_of(job),
             published_at: job
                 .steps
                 .get(&StepName::PUBLISH)
@@ -447,6 +473,35 @@ mod tests {
         }
     }
 
+    // Regression (issue 11 item 5): a douyin post's cover image must be named in its receipt (file, SHA-256, uri).
+    #[test]
+    fn a_recorded_cover_is_in_the_receipt_and_no_cover_leaves_it_out() {
+        let mut with = job(3, "c.mp4", Some("7300"));
+        let record = json!({"cover_uri": "tos-cn-i-x/c", "width": 720, "height": 1280,
+            "cover_sha256": "ab12", "cover_bytes": 9, "cover_file": "cover.png"});
+        let mut steps: Vec<_> = with
+            .steps
+            .iter()
+            .map(|(s, r)| (s.clone(), r.clone()))
+            .collect();
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_050);
+        steps.insert(
+            1,
+            (StepName::of("cover"), StepRecord { at, result: record }),
+        );
+        with.steps = steps.into_iter().collect();
+        let post = with.post.clone().unwrap();
+        let value = serde_json::to_value(PublishedReceipt::new(&with, &draft(), &post)).unwrap();
+        assert_eq!(
+            value["cover"],
+            json!({"file": "cover.png", "sha256": "ab12", "uri": "tos-cn-i-x/c"})
+        );
+        let without = job(4, "d.mp4", Some("7400"));
+        let post = without.post.clone().unwrap();
+        let value = serde_json::to_value(PublishedReceipt::new(&without, &draft(), &post)).unwrap();
+        assert!(value.get("cover").is_none(), "{value}");
+    }
+
     #[test]
     fn published_receipt_shape_and_round_trip() {
         let earlier = job(1, "job1/clip.mp4", Some("7100"));
@@ -464,6 +519,7 @@ mod tests {
             steps: steps_of(&earlier),
             attempts: 2,
             published_at: UtcTime::from(UNIX_EPOCH + Duration::from_secs(1_700_000_100)),
+            cover: None,
         };
         let text = serde_json::to_string_pretty(&receipt).unwrap();
         let value: Value = serde_json::from_str(&text).unwrap();

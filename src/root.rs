@@ -182,17 +182,19 @@ async fn douyin(
 /// The `douyin` client's settings: `platform.douyin`, or the simulator.
 fn douyin_settings(config: &Config, sandbox: Option<&reqwest::Url>) -> CreatorSettings {
     let d = &config.platform.douyin;
-    let (creator_url, vod_url, upload_scheme) = match sandbox {
-        Some(base) => (base.clone(), base.clone(), "http".to_owned()),
+    let (creator_url, vod_url, imagex_url, upload_scheme) = match sandbox {
+        Some(base) => (base.clone(), base.clone(), base.clone(), "http".to_owned()),
         None => (
             d.creator_url.clone(),
             d.vod_url.clone(),
+            d.imagex_url.clone(),
             d.upload_scheme.as_str().to_owned(),
         ),
     };
     CreatorSettings {
         creator_url,
         vod_url,
+        imagex_url,
         upload_scheme,
         timeout: config.platform.timeout,
         retry: retry_policy(config),

@@ -502,7 +502,8 @@ impl Platform {
         let client = DouyinCreator::new(
             CreatorSettings {
                 creator_url: base.clone(),
-                vod_url: base,
+                vod_url: base.clone(),
+                imagex_url: base,
                 upload_scheme: "http".into(),
                 timeout: Duration::from_secs(20),
                 retry: RetryPolicy {
@@ -920,7 +921,8 @@ async fn a_create_answer_lost_in_the_page_is_unknown() {
     let client = DouyinCreator::new(
         CreatorSettings {
             creator_url: base.clone(),
-            vod_url: base,
+            vod_url: base.clone(),
+            imagex_url: base,
             upload_scheme: "http".into(),
             timeout: Duration::from_secs(5),
             retry: RetryPolicy {

@@ -390,6 +390,80 @@ async fn a_logout_mid_queue_pauses_the_account_and_a_login_resumes_it_at_once() 
     assert_eq!(posts.as_array().unwrap().len(), 3, "{posts:#}");
 }
 
+/// A real PNG of `width`×`height` (the simulator reads its size from the header).
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 77])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+// Regression (issue 11 item 5): a douyin caption's `cover` image was ignored; it must be the post's cover, its bytes intact, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cover_image_is_published_as_the_posts_cover_and_a_failed_upload_is_retried() {
+    let Some(chromium) = chromium() else { return };
+    let options = SandboxOptions {
+        faults: vec![
+            Fault::new(
+                FaultStep::ImagexUpload,
+                FaultAction::Status {
+                    status: 503,
+                    retry_after: None,
+                    body: None,
+                },
+            )
+            .times(1),
+        ],
+        ..SandboxOptions::default()
+    };
+    let env = douyin_env(options, &chromium).await;
+    login_by_scanning(&env).await;
+    let cover = png(720, 1280);
+    std::fs::write(env.inbox().join("clip.mp4"), clip_variant(47)).unwrap();
+    std::fs::write(env.inbox().join("cover.png"), &cover).unwrap();
+    std::fs::write(
+        env.inbox().join("clip.yaml"),
+        "text: \"封面 #音乐\"\ncover: cover.png\n",
+    )
+    .unwrap();
+    let out = env.watch_once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let receipt = env.path("done/clip.receipt.json");
+    assert!(archived(&receipt), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cover image uploaded"),
+        "{}",
+        stderr(&out)
+    );
+
+    let posts = sandbox_json(&env, "/__sandbox/douyin/posts").await;
+    let post = &posts.as_array().unwrap()[0];
+    let uri = post["cover"]["uri"].as_str().expect("a custom cover");
+    assert_eq!(post["item"]["cover"]["poster"], uri);
+    assert!(uri.starts_with("tos-cn-i-"), "{uri}");
+    assert_eq!(
+        post["cover"]["sha256"],
+        sha256_hex(&cover),
+        "the image arrived intact"
+    );
+    assert_eq!(post["cover"]["size"], cover.len());
+    assert_eq!(post["item"]["cover"]["custom_cover_image_width"], 720);
+    assert_eq!(post["item"]["cover"]["custom_cover_image_height"], 1280);
+    let counts = sandbox_json(&env, "/__sandbox/douyin/requests").await;
+    assert_eq!(counts["imagex_upload"], 2, "retried once: {counts:#}");
+    assert_eq!(counts["imagex_commit"], 1, "{counts:#}");
+    let receipt = read_json(&receipt);
+    assert_eq!(
+        receipt["cover"],
+        json!({"file": "cover.png", "sha256": sha256_hex(&cover), "uri": uri})
+    );
+    // Referenced, not owned: the image stays where it was.
+    assert_eq!(std::fs::read(env.inbox().join("cover.png")).unwrap(), cover);
+}
+
 /// Copies the browser profiles of `from` (logged in) into `to`'s state folder: the
 /// simulator's sessions are sealed, so a copy works with another simulator too.
 fn copy_profiles(from: &Env, to: &Env) {
@@ -425,6 +499,8 @@ const DOUYIN_POINTS: &[&str] = &[
     "after_commit:upload",
     "after_request:commit",
     "after_commit:commit",
+    "after_request:cover",
+    "after_commit:cover",
     "after_commit:publish_sent",
     "after_request:publish",
     "after_commit:published",
@@ -441,11 +517,22 @@ async fn every_douyin_failpoint_then_restart_ends_in_exactly_one_post() {
     let template = douyin_env(SandboxOptions::default(), &chromium).await;
     login_by_scanning(&template).await;
     let video = clip_variant(44);
-    for &point in DOUYIN_POINTS {
+    let cover = png(720, 1280);
+    // The points after which the cover's upload is recorded: it never goes up again.
+    let recorded = DOUYIN_POINTS
+        .iter()
+        .position(|p| *p == "after_commit:cover")
+        .unwrap();
+    for (at, &point) in DOUYIN_POINTS.iter().enumerate() {
         let env = douyin_env(SandboxOptions::default(), &chromium).await;
         copy_profiles(&template, &env);
         std::fs::write(env.inbox().join("a.mp4"), &video).unwrap();
-        std::fs::write(env.inbox().join("a.yaml"), "text: \"遇见 #音乐\"\n").unwrap();
+        std::fs::write(env.inbox().join("cover.png"), &cover).unwrap();
+        std::fs::write(
+            env.inbox().join("a.yaml"),
+            "text: \"遇见 #音乐\"\ncover: cover.png\n",
+        )
+        .unwrap();
         let mut first = env.cmd();
         first
             .args(["watch", "--once"])
@@ -478,6 +565,22 @@ async fn every_douyin_failpoint_then_restart_ends_in_exactly_one_post() {
             std::fs::read(env.path("done/a.mp4")).unwrap(),
             video,
             "{point}"
+        );
+        assert_eq!(posts[0]["cover"]["sha256"], sha256_hex(&cover), "{point}");
+        assert_eq!(receipt["cover"]["uri"], posts[0]["cover"]["uri"], "{point}");
+        if at >= recorded {
+            assert_eq!(
+                (
+                    counts["imagex_apply"].clone(),
+                    counts["imagex_upload"].clone()
+                ),
+                (json!(1), json!(1)),
+                "{point}: the recorded cover never goes up again: {counts:#}"
+            );
+        }
+        assert!(
+            env.inbox().join("cover.png").exists(),
+            "{point}: the cover stays"
         );
     }
 }

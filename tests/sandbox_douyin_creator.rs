@@ -268,6 +268,20 @@ impl Sb {
         body: &str,
         tweak: impl FnOnce(&mut reqwest::Request),
     ) -> Reply {
+        self.signed(sts, (region, "vod"), method, query, body, tweak)
+            .await
+    }
+
+    /// A request to `/?{query}` signed with SigV4 for `(region, service)`.
+    async fn signed(
+        &self,
+        sts: &Sts,
+        (region, service): (&str, &str),
+        method: Method,
+        query: &str,
+        body: &str,
+        tweak: impl FnOnce(&mut reqwest::Request),
+    ) -> Reply {
         use aws_credential_types::Credentials;
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
         use aws_sigv4::sign::v4;
@@ -276,7 +290,7 @@ impl Sb {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(region)
-            .name("vod")
+            .name(service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -1261,4 +1275,290 @@ async fn a_session_can_be_made_without_a_browser() {
         .expect("cookie")
         .to_owned();
     assert_eq!(sb.sts(&sb.load_page(&cookie).await).await.uid, "82");
+}
+
+// ---------- the cover image through ImageX (docs/douyin-creator.md §12) ----------
+
+const IMAGEX_APPLY: &str = "Action=ApplyImageUpload&Version=2018-08-01&ServiceId=jm8ajry58r&UploadNum=1&FileExtension=.png";
+const IMAGEX_COMMIT: &str = "Action=CommitImageUpload&Version=2018-08-01&ServiceId=jm8ajry58r";
+
+/// A real PNG of `width`×`height`.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(width, height, image::Rgb([200, 30, 60]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encodes");
+    out
+}
+
+/// An ImageX slot: the upload URL, its `Auth`, the `SessionKey`, the `StoreUri`.
+struct ImageSlot {
+    url: String,
+    auth: String,
+    session_key: String,
+    store_uri: String,
+}
+
+impl Sb {
+    async fn imagex(&self, sts: &Sts, method: Method, query: &str, body: &str) -> Reply {
+        self.signed(sts, ("cn-north-1", "imagex"), method, query, body, |_| {})
+            .await
+    }
+
+    async fn apply_image(&self, sts: &Sts) -> ImageSlot {
+        let r = self.imagex(sts, Method::GET, IMAGEX_APPLY, "").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let a = &r.json()["Result"]["UploadAddress"];
+        let store_uri = a["StoreInfos"][0]["StoreUri"]
+            .as_str()
+            .expect("uri")
+            .to_owned();
+        let host = a["UploadHosts"][0].as_str().expect("host");
+        ImageSlot {
+            url: format!("http://{host}/{store_uri}"),
+            auth: a["StoreInfos"][0]["Auth"]
+                .as_str()
+                .expect("Auth")
+                .to_owned(),
+            session_key: a["SessionKey"].as_str().expect("key").to_owned(),
+            store_uri,
+        }
+    }
+
+    async fn put_image(&self, slot: &ImageSlot, bytes: &[u8], crc: &str) -> Reply {
+        let req = self
+            .http
+            .put(&slot.url)
+            .header("authorization", &slot.auth)
+            .header("content-crc32", crc)
+            .body(bytes.to_vec());
+        send(req).await
+    }
+
+    async fn commit_image(&self, sts: &Sts, slot: &ImageSlot) -> Reply {
+        let body = json!({"SessionKey": slot.session_key}).to_string();
+        self.imagex(sts, Method::POST, IMAGEX_COMMIT, &body).await
+    }
+}
+
+// Regression (issue 11 item 5): the simulator had no ImageX, so a cover image could not be judged.
+#[tokio::test]
+async fn imagex_checks_its_signature_the_crc_and_the_order() {
+    let sb = started().await;
+    let page = sb.logged_in_page("71").await;
+    let sts = sb.sts(&page).await;
+    // Signed for the wrong service: refused as a bad signature.
+    let r = sb
+        .vod(&sts, "cn-north-1", Method::GET, IMAGEX_APPLY, "", |_| {})
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(
+        r.json()["ResponseMetadata"]["Error"]["Code"],
+        "SignatureDoesNotMatch"
+    );
+    let r = sb
+        .signed(
+            &sts,
+            ("cn-north-1", "imagex"),
+            Method::GET,
+            IMAGEX_APPLY,
+            "",
+            |req| {
+                let q = req
+                    .url()
+                    .query()
+                    .unwrap()
+                    .replace("UploadNum=1", "UploadNum=2");
+                req.url_mut().set_query(Some(&q));
+            },
+        )
+        .await;
+    assert_eq!(
+        r.json()["ResponseMetadata"]["Error"]["Code"],
+        "SignatureDoesNotMatch"
+    );
+    let gif = IMAGEX_APPLY.replace(".png", ".gif");
+    let r = sb.imagex(&sts, Method::GET, &gif, "").await;
+    assert_eq!(
+        r.json()["ResponseMetadata"]["Error"]["Code"],
+        "InvalidParameter"
+    );
+
+    let slot = sb.apply_image(&sts).await;
+    assert!(
+        slot.store_uri.starts_with("tos-cn-i-jm8ajry58r/"),
+        "{}",
+        slot.store_uri
+    );
+    // Commit before the upload: refused.
+    let r = sb.commit_image(&sts, &slot).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("not uploaded"), "{}", r.text);
+    let image = png(720, 1280);
+    // A wrong CRC is refused and nothing is stored; a wrong Auth is 403.
+    let r = sb.put_image(&slot, &image, "00000000").await;
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!(4001))
+    );
+    let forged = ImageSlot {
+        auth: "x".into(),
+        ..slot_clone(&slot)
+    };
+    assert_eq!(
+        sb.put_image(&forged, &image, &crc_hex(&image)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(
+        sb.commit_image(&sts, &slot)
+            .await
+            .text
+            .contains("not uploaded")
+    );
+    // Not an image: refused.
+    let text = b"hello, not an image";
+    let r = sb.put_image(&slot, text, &crc_hex(text)).await;
+    assert_eq!(r.json()["error"]["code"], 4002, "{}", r.text);
+    let r = sb.put_image(&slot, &image, &crc_hex(&image)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["payload"]["hash"], crc_hex(&image));
+    let r = sb.commit_image(&sts, &slot).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let result = &r.json()["Result"];
+    assert_eq!(result["Results"][0]["Uri"], slot.store_uri.as_str());
+    assert_eq!(result["Results"][0]["UriStatus"], 2000);
+    assert_eq!(
+        (
+            result["PluginResult"][0]["ImageWidth"].clone(),
+            result["PluginResult"][0]["ImageHeight"].clone()
+        ),
+        (json!(720), json!(1280)),
+        "read by the sandbox from the PNG"
+    );
+    // An unknown session, and another user's: refused.
+    let unknown = ImageSlot {
+        session_key: "eyJnope".into(),
+        ..slot_clone(&slot)
+    };
+    assert!(
+        sb.commit_image(&sts, &unknown)
+            .await
+            .text
+            .contains("unknown")
+    );
+    let other = sb.sts(&sb.logged_in_page("72").await).await;
+    assert!(
+        sb.commit_image(&other, &slot)
+            .await
+            .text
+            .contains("not this user's")
+    );
+    let counts = sb.get("/__sandbox/douyin/requests").await.json();
+    assert_eq!(counts["imagex_upload"], 4, "{counts}");
+}
+
+fn slot_clone(s: &ImageSlot) -> ImageSlot {
+    ImageSlot {
+        url: s.url.clone(),
+        auth: s.auth.clone(),
+        session_key: s.session_key.clone(),
+        store_uri: s.store_uri.clone(),
+    }
+}
+
+// Regression (issue 11 item 5): create_v2 must take an uploaded cover only at the image's real size.
+#[tokio::test]
+async fn create_v2_takes_a_committed_cover_image_at_its_real_size() {
+    let sb = started().await;
+    let page = sb.logged_in_page("73").await;
+    let (slot, _poster) = sb.uploaded(&page, &mp4_of_size(150_000)).await;
+    let sts = sb.sts(&page).await;
+    let image = png(720, 1280);
+    let cover = sb.apply_image(&sts).await;
+    sb.put_image(&cover, &image, &crc_hex(&image)).await;
+    let with_cover = |w: u32, h: u32, poster: &str| {
+        let mut body = create_body(&slot.vid, poster, "封面", json!([]));
+        body["item"]["cover"]["custom_cover_image_width"] = json!(w);
+        body["item"]["cover"]["custom_cover_image_height"] = json!(h);
+        body
+    };
+    // Uploaded but not committed: not a cover yet.
+    let r = sb
+        .create(&page, &with_cover(720, 1280, &cover.store_uri))
+        .await;
+    assert_eq!(r.status_code(), 4, "{}", r.text);
+    sb.commit_image(&sts, &cover).await;
+    let r = sb
+        .create(&page, &with_cover(1080, 1920, &cover.store_uri))
+        .await;
+    assert_eq!(r.status_code(), 4, "{}", r.text);
+    assert!(
+        r.text.contains("not the image's size 720x1280"),
+        "{}",
+        r.text
+    );
+    // Another user's committed image is no cover for this one.
+    let other_page = sb.logged_in_page("74").await;
+    let (other_slot, _) = sb.uploaded(&other_page, &mp4_of_size(120_000)).await;
+    let mut theirs = with_cover(720, 1280, &cover.store_uri);
+    theirs["item"]["common"]["video_id"] = json!(other_slot.vid);
+    assert_eq!(sb.create(&other_page, &theirs).await.status_code(), 4);
+    item_id(
+        &sb.create(&page, &with_cover(720, 1280, &cover.store_uri))
+            .await,
+    );
+    let posts = sb.posts().await;
+    let post = posts
+        .iter()
+        .find(|p| p["vid"] == slot.vid.as_str())
+        .expect("posted");
+    assert_eq!(post["cover"]["sha256"], sha256_hex(&image));
+    assert_eq!(post["cover"]["size"], image.len());
+    assert_eq!(post["cover"]["uri"], cover.store_uri.as_str());
+}
+
+#[tokio::test]
+async fn faults_hit_the_imagex_steps_by_name() {
+    let sb = started().await;
+    let page = sb.logged_in_page("75").await;
+    let rules = json!([
+        {"step": "imagex_apply", "action": {"kind": "status", "status": 503}, "times": 1},
+        {"step": "imagex_upload", "action": {"kind": "status", "status": 500}, "times": 1},
+        {"step": "imagex_commit", "action": {"kind": "status", "status": 502}, "times": 1},
+    ]);
+    let armed = sb.post_json("/__sandbox/faults", rules).await;
+    assert_eq!(armed.status, StatusCode::OK, "{}", armed.text);
+    let sts = sb.sts(&page).await;
+    let r = sb.imagex(&sts, Method::GET, IMAGEX_APPLY, "").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.json()["ResponseMetadata"]["Error"].is_object(),
+        "{}",
+        r.text
+    );
+    let slot = sb.apply_image(&sts).await;
+    let image = png(16, 9);
+    let r = sb.put_image(&slot, &image, &crc_hex(&image)).await;
+    assert_eq!(
+        (r.status, r.json()["success"].clone()),
+        (StatusCode::INTERNAL_SERVER_ERROR, json!(1))
+    );
+    assert_eq!(
+        sb.put_image(&slot, &image, &crc_hex(&image)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        sb.commit_image(&sts, &slot).await.status,
+        StatusCode::BAD_GATEWAY
+    );
+    assert_eq!(sb.commit_image(&sts, &slot).await.status, StatusCode::OK);
+    let counts = sb.get("/__sandbox/douyin/requests").await.json();
+    assert_eq!(
+        (
+            counts["imagex_apply"].clone(),
+            counts["imagex_upload"].clone(),
+            counts["imagex_commit"].clone()
+        ),
+        (json!(2), json!(2), json!(2))
+    );
 }

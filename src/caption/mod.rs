@@ -334,10 +334,6 @@ impl Caption {
     /// out of its post, with one log line).
     pub(crate) fn ignored_for(&self, platform: Platform) -> Vec<&'static str> {
         let mut ignored = Vec::new();
-        if platform == Platform::Douyin && self.cover.is_some() {
-            // A cover image goes up through ImageX, which is not built yet.
-            ignored.push("cover");
-        }
         if platform == Platform::DouyinWeb {
             if self.title.is_some() {
                 ignored.push("title");
@@ -955,7 +951,8 @@ mod tests {
             c.ignored_for(Platform::DouyinWeb),
             ["title", "cover", "ai_generated", "douyin.declaration"]
         );
-        assert_eq!(c.ignored_for(Platform::Douyin), ["cover"]);
+        // Regression (issue 11 item 5): a douyin caption's cover image was left out of the post.
+        assert!(c.ignored_for(Platform::Douyin).is_empty());
     }
 
     #[test]

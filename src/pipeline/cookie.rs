@@ -3,7 +3,6 @@
 //! warned about once. The value is a [`Secret`] from the first byte; nothing logs it.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use crate::config::CookieSource;
 use crate::secret::Secret;
@@ -83,6 +82,7 @@ fn cookie_from(
 fn warn_if_readable_by_others(account: &str, path: &Path) {
     use std::collections::HashSet;
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::Mutex;
     static WARNED: Mutex<Option<HashSet<std::path::PathBuf>>> = Mutex::new(None);
     let Ok(meta) = std::fs::metadata(path) else {
         return;

@@ -584,6 +584,7 @@ async fn upload(
         checkpoints: &checkpoints,
         observer: &observer,
         progress: &progress,
+        cover_image: draft.cover_image.as_deref(),
         draft: Some(draft),
     });
     match log_progress(upload, &progress, std::time::Instant::now()).await {

@@ -124,6 +124,9 @@ pub(crate) struct UploadJob<'a> {
     pub checkpoints: &'a Checkpoints,
     pub observer: &'a dyn Observer,
     pub progress: &'a Progress,
+    /// The caption's cover image, for a backend whose platform takes one (uploaded with
+    /// the video, before the post); left where it is, never moved.
+    pub cover_image: Option<&'a std::path::Path>,
     /// The post as the caption says, for platforms that send it with the upload (TikTok's
     /// init carries the title and privacy); `None` where the caller has no caption.
     pub draft: Option<&'a PostDraft>,

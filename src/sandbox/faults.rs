@@ -24,7 +24,8 @@
 //! - Faulted requests count in `/__sandbox/requests`; a held request counts when it is
 //!   released and its work runs.
 //! - douyin steps (`auth`, `apply_upload`, `tos_init`, `tos_part`, `tos_finish`,
-//!   `commit_upload`, `create_v2`, `work_list`; `challenge_sug` is shared) work the same.
+//!   `commit_upload`, `imagex_apply`, `imagex_upload`, `imagex_commit`, `create_v2`,
+//!   `work_list`; `challenge_sug` is shared) work the same.
 //! - tiktok steps: `tiktok_token`, `tiktok_creator_info`, `tiktok_init` (direct and inbox),
 //!   `tiktok_chunk` (a `PUT` to an `upload_url`), `tiktok_status`; a `status` fault without
 //!   a body answers in TikTok's envelope (`rate_limit_exceeded` for 429).
@@ -91,6 +92,12 @@ pub enum FaultStep {
     TosFinish,
     /// douyin step 4: `POST /?Action=CommitUploadInner…`.
     CommitUpload,
+    /// douyin §12: `GET /?Action=ApplyImageUpload…` (the cover image).
+    ImagexApply,
+    /// douyin §12: `PUT /{StoreUri}` of the cover image.
+    ImagexUpload,
+    /// douyin §12: `POST /?Action=CommitImageUpload…`.
+    ImagexCommit,
     /// douyin step 5: `POST /web/api/media/aweme/create_v2/`.
     CreateV2,
     /// douyin step 6: `GET /janus/douyin/creator/pc/work_list`.
@@ -181,6 +188,9 @@ impl FaultStep {
             FaultStep::TosPart => &[FaultStep::TosPart],
             FaultStep::TosFinish => &[FaultStep::TosFinish],
             FaultStep::CommitUpload => &[FaultStep::CommitUpload],
+            FaultStep::ImagexApply => &[FaultStep::ImagexApply],
+            FaultStep::ImagexUpload => &[FaultStep::ImagexUpload],
+            FaultStep::ImagexCommit => &[FaultStep::ImagexCommit],
             FaultStep::CreateV2 => &[FaultStep::CreateV2],
             FaultStep::WorkList => &[FaultStep::WorkList],
             FaultStep::TiktokToken => &[FaultStep::TiktokToken],
@@ -208,6 +218,9 @@ impl FaultStep {
             FaultStep::TosPart => "tos_part",
             FaultStep::TosFinish => "tos_finish",
             FaultStep::CommitUpload => "commit_upload",
+            FaultStep::ImagexApply => "imagex_apply",
+            FaultStep::ImagexUpload => "imagex_upload",
+            FaultStep::ImagexCommit => "imagex_commit",
             FaultStep::CreateV2 => "create_v2",
             FaultStep::WorkList => "work_list",
             FaultStep::TiktokToken => "tiktok_token",
@@ -631,7 +644,13 @@ fn default_body(step: FaultStep, status: u16) -> Value {
         FaultStep::TosInit | FaultStep::TosPart | FaultStep::TosFinish => {
             json!({"code": status, "message": message})
         }
-        FaultStep::ApplyUpload | FaultStep::CommitUpload => {
+        FaultStep::ImagexUpload => {
+            json!({"success": 1, "error": {"code": status, "error": message}})
+        }
+        FaultStep::ApplyUpload
+        | FaultStep::CommitUpload
+        | FaultStep::ImagexApply
+        | FaultStep::ImagexCommit => {
             json!({"ResponseMetadata": {"Error": {"Code": "SandboxFault", "Message": message}}})
         }
         FaultStep::Create if status == 429 => {

@@ -1,14 +1,17 @@
 //! `douyin` behind the seam: steps 1–4 of docs/douyin-creator.md as [`Backend::upload`],
 //! each checkpointed; the parts of step 3 recorded as they land, so a restart sends only
 //! the missing ones; expired STS keys renewed once (step 1 again, the upload kept), an
-//! expired TOS `Auth` once (steps 1–2 again, the upload started over). Step 5 and the
-//! work list as the other calls, each from a freshly loaded page.
+//! expired TOS `Auth` once (steps 1–2 again, the upload started over). A caption's cover
+//! image goes up after the commit as its own step (`cover`, §12), recorded so it is never
+//! uploaded twice. Step 5 and the work list as the other calls, each from a freshly
+//! loaded page.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::imagex::{CoverFile, UploadedCover};
 use super::sts::{SavedSts, StsCredentials};
 use super::tos::UploadSlot;
 use super::vod::CommittedVideo;
@@ -35,8 +38,10 @@ pub(crate) const APPLY_UPLOAD: StepName = StepName::of("apply_upload");
 pub(crate) const UPLOAD: StepName = StepName::of("upload");
 /// Step 4 (§4): `CommitUploadInner`; its record is what step 5 posts.
 pub(crate) const COMMIT: StepName = StepName::of("commit");
+/// §12: the caption's cover image through ImageX (only when it names one).
+pub(crate) const COVER: StepName = StepName::of("cover");
 
-pub(crate) const STEPS: &[StepName] = &[CREDENTIALS, APPLY_UPLOAD, UPLOAD, COMMIT];
+pub(crate) const STEPS: &[StepName] = &[CREDENTIALS, APPLY_UPLOAD, UPLOAD, COMMIT, COVER];
 
 /// STS keys this close to their expiry are renewed before they are used (ours).
 const STS_MARGIN: Duration = Duration::from_secs(60);
@@ -79,6 +84,16 @@ impl Record for CommittedVideo {
     const ENDS_UPLOAD: bool = true;
 }
 
+impl Record for UploadedCover {
+    const STEP: StepName = COVER;
+}
+
+/// What step 5 posts: the committed video and the cover image uploaded for it, if any.
+struct Ready {
+    video: CommittedVideo,
+    cover: Option<UploadedCover>,
+}
+
 /// What a restart needs to go on with the upload; kept in the ledger until the commit.
 #[derive(Serialize, Deserialize)]
 struct Session {
@@ -104,12 +119,81 @@ impl DouyinCreatorBackend {
         DouyinCreatorBackend { client }
     }
 
-    /// Steps 1–4; an expired TOS `Auth` starts the upload over once.
+    /// Steps 1–4, then the cover image when the caption names one. A cover record that
+    /// cannot be read starts the whole upload over (said loudly), once.
     async fn upload_and_commit(&self, job: &UploadJob<'_>) -> Result<Committed, StepFailure> {
+        let mut restarted = false;
+        loop {
+            let (video, creds) = self.committed_video(job).await?;
+            let Some(path) = job.cover_image else {
+                return Ok(committed(video, None));
+            };
+            match job.checkpoints.load::<UploadedCover>().await {
+                Ok(Some(cover)) => {
+                    info!(step = "cover", "reusing the uploaded cover image");
+                    return Ok(committed(video, Some(cover)));
+                }
+                Ok(None) => {
+                    let cover = self.upload_cover(job, path, creds).await?;
+                    return Ok(committed(video, Some(cover)));
+                }
+                Err(e) if !restarted => {
+                    restarted = true;
+                    start_over(job.checkpoints, COVER, e).await?;
+                }
+                Err(e) => return Err(at(COVER)(e)),
+            }
+        }
+    }
+
+    /// The `cover` step: the image at `path` through ImageX with `creds` (the upload's
+    /// keys, or fresh ones), renewed once if refused; recorded before it is used.
+    async fn upload_cover(
+        &self,
+        job: &UploadJob<'_>,
+        path: &std::path::Path,
+        creds: Option<StsCredentials>,
+    ) -> Result<UploadedCover, StepFailure> {
+        let account = job.account.name.as_str();
+        job.observer.step(&COVER);
+        let file = CoverFile::open(path).await.map_err(at(COVER))?;
+        let creds = match creds {
+            Some(c) if !c.expires_within(STS_MARGIN) => c,
+            _ => self.renew(account).await.map_err(at(COVER))?,
+        };
+        let cover = match self.client.upload_cover(&creds, &file).await {
+            Err(PublishError::AuthExpired {
+                what: Expired::UploadCredentials,
+                reason,
+            }) => {
+                warn!(step = "cover", %reason, "upload credentials refused; renewing them once");
+                let creds = self.renew(account).await.map_err(at(COVER))?;
+                self.client.upload_cover(&creds, &file).await
+            }
+            other => other,
+        }
+        .map_err(at(COVER))?;
+        job.checkpoints.save(&cover).await.map_err(at(COVER))?;
+        info!(
+            step = "cover",
+            file = %cover.cover_file,
+            bytes = cover.cover_bytes,
+            uri = %cover.cover_uri,
+            "cover image uploaded"
+        );
+        Ok(cover)
+    }
+
+    /// Steps 1–4; an expired TOS `Auth` starts the upload over once. With the video, the
+    /// keys the commit used (none when the commit was recorded by an earlier run).
+    async fn committed_video(
+        &self,
+        job: &UploadJob<'_>,
+    ) -> Result<(CommittedVideo, Option<StsCredentials>), StepFailure> {
         match job.checkpoints.load::<CommittedVideo>().await {
             Ok(Some(video)) => {
                 info!(step = "commit", vid = %video.vid, "reusing the committed upload");
-                return Ok(committed(video));
+                return Ok((video, None));
             }
             Ok(None) => {}
             Err(e) => start_over(job.checkpoints, COMMIT, e).await?,
@@ -117,7 +201,7 @@ impl DouyinCreatorBackend {
         let mut restarted = false;
         loop {
             match self.upload_once(job).await {
-                Ok(video) => return Ok(committed(video)),
+                Ok((video, creds)) => return Ok((video, Some(creds))),
                 Err(StepFailure {
                     step,
                     error:
@@ -136,7 +220,10 @@ impl DouyinCreatorBackend {
     }
 
     /// Steps 1–4 once; an upload an earlier run started goes on where it stopped.
-    async fn upload_once(&self, job: &UploadJob<'_>) -> Result<CommittedVideo, StepFailure> {
+    async fn upload_once(
+        &self,
+        job: &UploadJob<'_>,
+    ) -> Result<(CommittedVideo, StsCredentials), StepFailure> {
         let account = job.account.name.as_str();
         let (mut started, resumed) = match self.saved_session(job.checkpoints).await? {
             Some(session) => {
@@ -199,15 +286,15 @@ impl DouyinCreatorBackend {
                 reason,
             }) => {
                 warn!(step = "commit", %reason, "upload credentials expired; renewing them once");
-                let creds = self.renew(account).await.map_err(at(COMMIT))?;
-                self.client.commit(&creds, &started.slot).await
+                started.creds = self.renew(account).await.map_err(at(COMMIT))?;
+                self.client.commit(&started.creds, &started.slot).await
             }
             other => other,
         }
         .map_err(at(COMMIT))?;
         job.checkpoints.save(&video).await.map_err(at(COMMIT))?;
         info!(step = "commit", vid = %video.vid, "upload committed");
-        Ok(video)
+        Ok((video, started.creds))
     }
 
     /// Fresh STS keys from a freshly loaded page (step 1 again, not recorded: the
@@ -401,16 +488,12 @@ impl Backend for DouyinCreatorBackend {
         draft: &'a PostDraft,
     ) -> BoxFuture<'a, Result<Created, PublishError>> {
         Box::pin(async move {
-            let video = ours(upload)?;
+            let ready = ours(upload)?;
             // A fresh page for each publish (docs/douyin-creator.md §0).
             self.client.reload_page(&account.name).await?;
+            let extras = wire::CreateExtras::for_draft(draft, ready.cover.as_ref());
             self.client
-                .create(
-                    &account.name,
-                    video,
-                    draft,
-                    &wire::CreateExtras::for_draft(draft),
-                )
+                .create(&account.name, &ready.video, draft, &extras)
                 .await
         })
     }
@@ -423,7 +506,7 @@ impl Backend for DouyinCreatorBackend {
         since: SystemTime,
     ) -> BoxFuture<'a, Result<Option<Post>, PublishError>> {
         Box::pin(async move {
-            let video = ours(upload)?;
+            let video = &ours(upload)?.video;
             self.client
                 .find_post(&account.name, &video.vid, &draft.text, since)
                 .await
@@ -431,14 +514,14 @@ impl Backend for DouyinCreatorBackend {
     }
 }
 
-fn committed(video: CommittedVideo) -> Committed {
-    Committed::new(video.vid.clone(), video)
+fn committed(video: CommittedVideo, cover: Option<UploadedCover>) -> Committed {
+    Committed::new(video.vid.clone(), Ready { video, cover })
 }
 
 /// The `douyin` upload inside `committed`; another backend's is a bug, refused.
-fn ours(committed: &Committed) -> Result<&CommittedVideo, PublishError> {
+fn ours(committed: &Committed) -> Result<&Ready, PublishError> {
     committed
-        .get::<CommittedVideo>()
+        .get::<Ready>()
         .ok_or_else(|| PublishError::Rejected {
             reason: "internal error: the upload was not made by douyin".into(),
         })
@@ -471,6 +554,8 @@ mod tests {
         fp: Fingerprint,
         checkpoints: Checkpoints,
         account: Account,
+        /// The caption's cover image, if the test gives one.
+        cover: Option<std::path::PathBuf>,
     }
 
     fn job() -> Job {
@@ -498,6 +583,7 @@ mod tests {
             data,
             fp,
             account: Account::browser_session("studio"),
+            cover: None,
         }
     }
 
@@ -511,6 +597,7 @@ mod tests {
                 checkpoints: &job.checkpoints,
                 observer: &Quiet,
                 progress: &progress,
+                cover_image: job.cover.as_deref(),
                 draft: None,
             })
             .await
@@ -618,6 +705,40 @@ mod tests {
             (failed.step, failed.error.class()),
             (UPLOAD, "auth_expired")
         );
+    }
+
+    // Regression (issue 11 item 5): a caption's cover image never reached the post; once recorded it must never go up again.
+    #[tokio::test]
+    async fn the_cover_goes_up_once_after_the_commit_and_is_reused_on_resume() {
+        let (fake, backend) = backend().await;
+        let mut job = job();
+        let path = job._dir.path().join("cover.png");
+        std::fs::write(&path, b"\x89PNG not really").unwrap();
+        job.cover = Some(path.clone());
+        // The first try is refused as expired keys: renewed once, then it goes up.
+        let expired =
+            serde_json::json!({"ResponseMetadata": {"Error": {"Code": "InvalidAuthorization"}}});
+        fake.fail("image_apply", 403, expired);
+        let committed = upload(&backend, &job).await.unwrap();
+        let cover = ours(&committed).unwrap().cover.clone().unwrap();
+        assert_eq!(cover.cover_uri, fake::IMAGE_URI);
+        assert_eq!(cover.size(), Some((720, 1280)));
+        assert_eq!(fake.count("auth"), 2, "renewed once for the cover");
+        let recorded = job.checkpoints.load::<UploadedCover>().await.unwrap();
+        assert_eq!(recorded.as_ref(), Some(&cover));
+
+        // Resumed (the commit and the cover recorded): nothing goes up again, even if
+        // the file is gone by now.
+        std::fs::remove_file(&path).unwrap();
+        let again = upload(&backend, &job).await.unwrap();
+        assert_eq!(ours(&again).unwrap().cover.as_ref(), Some(&cover));
+        assert_eq!((fake.count("image_put"), fake.count("commit")), (1, 1));
+
+        // Without a cover image in the caption, no ImageX request is made.
+        let (fake, backend) = self::backend().await;
+        let job = self::job();
+        upload(&backend, &job).await.unwrap();
+        assert_eq!(fake.count("image_apply"), 0);
     }
 
     #[tokio::test]

@@ -23,6 +23,11 @@ use super::sts::tests::token_for;
 use super::{CreatorSettings, DouyinCreator};
 
 pub(crate) const STORE_URI: &str = "tos-cn/obj";
+/// The cover image's `StoreUri` and `Uri` (§12).
+pub(crate) const IMAGE_URI: &str = "tos-cn-i-jm8ajry58r/cover1";
+
+/// One request as the fake saw it: call, path and query, headers, body.
+pub(crate) type Seen = (String, String, Vec<(String, String)>, Bytes);
 
 /// What the fake saw and what it is told to refuse.
 #[derive(Default)]
@@ -36,6 +41,8 @@ pub(crate) struct Fake {
     vids: AtomicUsize,
     pub finished: Mutex<Option<Bytes>>,
     pub reloads: AtomicUsize,
+    /// The ImageX requests (§12) as received: call, path and query, headers, body.
+    pub images: Mutex<Vec<Seen>>,
 }
 
 impl Fake {
@@ -64,7 +71,7 @@ fn reply(status: u16, body: serde_json::Value) -> Response {
 async fn handle(
     State((fake, addr)): State<(Arc<Fake>, String)>,
     uri: Uri,
-    _headers: HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let query: Vec<(String, String)> =
@@ -79,6 +86,9 @@ async fn handle(
     let call = match uri.path() {
         "/web/api/media/upload/auth/v5/" => "auth".to_owned(),
         "/" if q("Action") == "ApplyUploadInner" => "apply".to_owned(),
+        "/" if q("Action") == "ApplyImageUpload" => "image_apply".to_owned(),
+        "/" if q("Action") == "CommitImageUpload" => "image_commit".to_owned(),
+        p if p.starts_with("/tos-cn-i-") => "image_put".to_owned(),
         "/" => "commit".to_owned(),
         "/web/api/media/aweme/create_v2/" => "create".to_owned(),
         "/janus/douyin/creator/pc/work_list" => "work_list".to_owned(),
@@ -88,6 +98,18 @@ async fn handle(
         },
     };
     *fake.calls.lock().unwrap().entry(call.clone()).or_default() += 1;
+    if call.starts_with("image_") {
+        let pairs = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let target = uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let seen = (call.clone(), target, pairs, body.clone());
+        fake.images.lock().unwrap().push(seen);
+    }
     let scripted = fake
         .fail
         .lock()
@@ -138,6 +160,23 @@ async fn handle(
                 "VideoMeta": {"Width": 1080, "Height": 1920, "Duration": 1.0}}]}}),
             )
         }
+        "image_apply" => reply(
+            200,
+            json!({"Result": {"UploadAddress": {"UploadHosts": [addr], "SessionKey": "isk",
+            "StoreInfos": [{"StoreUri": IMAGE_URI, "Auth": "IMGAUTH"}]}}}),
+        ),
+        "image_put" => {
+            let crc = format!("{:08x}", crc32fast::hash(&body));
+            reply(
+                200,
+                json!({"success": 0, "error": {"code": 200, "error": "Success"}, "payload": {"hash": crc}}),
+            )
+        }
+        "image_commit" => reply(
+            200,
+            json!({"Result": {"Results": [{"Uri": IMAGE_URI, "UriStatus": 2000}],
+            "PluginResult": [{"ImageUri": IMAGE_URI, "ImageWidth": 720, "ImageHeight": 1280}]}}),
+        ),
         "create" => reply(200, json!({"status_code": 0, "item_id": "123"})),
         "work_list" => reply(
             200,
@@ -206,7 +245,8 @@ pub(crate) async fn start() -> (Arc<Fake>, DouyinCreator) {
     let client = DouyinCreator::new(
         CreatorSettings {
             creator_url: base.clone(),
-            vod_url: base,
+            vod_url: base.clone(),
+            imagex_url: base,
             upload_scheme: "http".into(),
             timeout: Duration::from_secs(20),
             retry: RetryPolicy {

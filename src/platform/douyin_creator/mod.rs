@@ -22,6 +22,7 @@ use crate::progress::Progress;
 mod backend;
 #[cfg(test)]
 mod fake;
+mod imagex;
 mod page;
 mod sigv4;
 mod sts;
@@ -52,6 +53,8 @@ const UPLOAD_MIN_BYTES_PER_SEC: u64 = 64 * 1024;
 pub struct CreatorSettings {
     pub creator_url: Url,
     pub vod_url: Url,
+    /// ImageX, for a custom cover image (§12).
+    pub imagex_url: Url,
     /// `http` or `https`: the scheme of the upload hosts step 2 names.
     pub upload_scheme: String,
     /// Per request; parts get extra time in proportion to their size.
@@ -74,6 +77,7 @@ struct Inner {
     page: Arc<dyn InPage>,
     creator_url: Url,
     vod_url: Url,
+    imagex_url: Url,
     upload_scheme: String,
     timeout: Duration,
     retry: RetryPolicy,
@@ -101,6 +105,10 @@ pub(crate) enum Call {
     TosPart,
     TosFinish,
     Commit,
+    /// §12: ApplyImageUpload, the image's upload, CommitImageUpload.
+    ImageApply,
+    ImageUpload,
+    ImageCommit,
     Create,
     WorkList,
     ChallengeSug,
@@ -117,6 +125,9 @@ impl Call {
             Call::TosPart => "tos_part",
             Call::TosFinish => "tos_finish",
             Call::Commit => "commit",
+            Call::ImageApply => "imagex_apply",
+            Call::ImageUpload => "imagex_upload",
+            Call::ImageCommit => "imagex_commit",
             Call::Create => "create_v2",
             Call::WorkList => "work_list",
             Call::ChallengeSug => "challenge_sug",
@@ -242,6 +253,7 @@ impl DouyinCreator {
         let CreatorSettings {
             creator_url,
             vod_url,
+            imagex_url,
             upload_scheme,
             timeout,
             retry,
@@ -258,6 +270,7 @@ impl DouyinCreator {
         for (key, url) in [
             ("douyin.creator_url", &creator_url),
             ("douyin.vod_url", &vod_url),
+            ("douyin.imagex_url", &imagex_url),
         ] {
             if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
                 return Err(SettingsError::BaseUrl {
@@ -282,6 +295,7 @@ impl DouyinCreator {
                 page,
                 creator_url,
                 vod_url,
+                imagex_url,
                 upload_scheme,
                 timeout,
                 retry,

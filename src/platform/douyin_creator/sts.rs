@@ -189,6 +189,11 @@ pub(crate) mod tests {
         format!("STS2{}", crate::b64::encode(inner.as_bytes()))
     }
 
+    /// Usable credentials for user 42, as step 1 would give them.
+    pub(crate) fn credentials() -> StsCredentials {
+        parse_auth(Some(&auth(&token_for("42")))).unwrap()
+    }
+
     fn auth(token: &str) -> String {
         serde_json::json!({
             "AccessKeyID": "AKTP1", "SecretAccessKey": "SK-SECRET", "SessionToken": token,

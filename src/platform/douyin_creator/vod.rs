@@ -39,8 +39,8 @@ const SCOPE: Scope = Scope {
     content_sha256: wire::SIGN_CONTENT_SHA256,
 };
 
-/// A VOD answer: HTTP status and `ResponseMetadata.Error`, then `Result` as `T`.
-fn vod_answer<T: serde::de::DeserializeOwned>(
+/// A VOD (or ImageX) answer: HTTP status and `ResponseMetadata.Error`, then `Result` as `T`.
+pub(super) fn vod_answer<T: serde::de::DeserializeOwned>(
     call: Call,
     reply: &Reply,
     secrets: &[&str],
@@ -105,12 +105,26 @@ impl DouyinCreator {
         creds: &StsCredentials,
     ) -> Result<Reply, PublishError> {
         let url = with_query(endpoint(&self.inner.vod_url, "/"), query);
+        self.signed(call, method, url, SCOPE, body, creds).await
+    }
+
+    /// A request to `url` signed with SigV4 in `scope` (VOD's or ImageX's); a `POST`
+    /// sends `body` as JSON.
+    pub(super) async fn signed(
+        &self,
+        call: Call,
+        method: Method,
+        url: reqwest::Url,
+        scope: Scope,
+        body: Bytes,
+        creds: &StsCredentials,
+    ) -> Result<Reply, PublishError> {
         let headers = sigv4::signed_headers(
             method.as_str(),
             &url,
             &body,
             &creds.keys,
-            SCOPE,
+            scope,
             SystemTime::now(),
         )
         .map_err(|why| rejected(call, why))?;
@@ -125,7 +139,7 @@ impl DouyinCreator {
     }
 
     /// The strings no VOD error may quote back.
-    fn vod_secrets(creds: &StsCredentials) -> Vec<&str> {
+    pub(super) fn vod_secrets(creds: &StsCredentials) -> Vec<&str> {
         let mut out = vec![
             creds.keys.access_key_id.expose(),
             creds.keys.secret_access_key.expose(),

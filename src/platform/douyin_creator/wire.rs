@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::imagex::UploadedCover;
 use crate::domain::{EntityKind, PostDraft, TextEntity, Visibility};
 
 // ---- §0 the page --------------------------------------------------------------------------
@@ -381,6 +382,134 @@ impl TosAnswer {
     }
 }
 
+// ---- §12 ImageX: the custom cover image ------------------------------------------------------
+// The protocol page says only "ApplyImageUpload / upload / CommitImageUpload at
+// {imagex_url} (seen, SigV4 service imagex); its Uri becomes cover.poster". Everything
+// below is (ours), after Volcengine veImageX's public API.
+
+pub(crate) const ACTION_APPLY_IMAGE: &str = "ApplyImageUpload";
+pub(crate) const ACTION_COMMIT_IMAGE: &str = "CommitImageUpload";
+/// veImageX's API version (ours).
+pub(crate) const IMAGEX_VERSION: &str = "2018-08-01";
+pub(crate) const Q_SERVICE_ID: &str = "ServiceId";
+pub(crate) const Q_UPLOAD_NUM: &str = "UploadNum";
+pub(crate) const Q_FILE_EXTENSION: &str = "FileExtension";
+/// The ImageX service the creator page uploads covers to (ours, UNVERIFIED against the
+/// live site: a placeholder until the page's own value is read from it). The sandbox
+/// takes only this one.
+pub(crate) const IMAGEX_SERVICE_ID: &str = "jm8ajry58r";
+/// SigV4 service of ImageX (seen); the region and keys are step 1's, as for VOD.
+pub(crate) const IMAGEX_SIGV4_SERVICE: &str = "imagex";
+/// The upload's `error.code` of success (ours).
+pub(crate) const IMAGE_UPLOAD_OK: i64 = 200;
+/// `UriStatus` of a committed image (ours).
+pub(crate) const URI_STATUS_OK: i64 = 2000;
+
+/// ApplyImageUpload's query (ours): one file with `extension` (`.jpg`, `.png`, …).
+pub(crate) fn apply_image_query(extension: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (Q_ACTION, ACTION_APPLY_IMAGE.into()),
+        (Q_VERSION, IMAGEX_VERSION.into()),
+        (Q_SERVICE_ID, IMAGEX_SERVICE_ID.into()),
+        (Q_UPLOAD_NUM, "1".into()),
+        (Q_FILE_EXTENSION, extension.into()),
+    ]
+}
+
+/// CommitImageUpload's query (ours).
+pub(crate) fn commit_image_query() -> Vec<(&'static str, String)> {
+    vec![
+        (Q_ACTION, ACTION_COMMIT_IMAGE.into()),
+        (Q_VERSION, IMAGEX_VERSION.into()),
+        (Q_SERVICE_ID, IMAGEX_SERVICE_ID.into()),
+    ]
+}
+
+/// ApplyImageUpload's `Result` (ours).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageApplyResult {
+    #[serde(rename = "UploadAddress")]
+    pub address: ImageUploadAddress,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ImageUploadAddress {
+    #[serde(rename = "StoreInfos", default)]
+    pub store_infos: Vec<StoreInfo>,
+    #[serde(rename = "UploadHosts", default)]
+    pub upload_hosts: Vec<String>,
+    #[serde(rename = "SessionKey", default)]
+    pub session_key: Option<String>,
+}
+
+impl std::fmt::Debug for ImageUploadAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageUploadAddress")
+            .field("upload_hosts", &self.upload_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The upload's answer (ours): `{"success": 0, "error": {"code": 200, "error": "Success"},
+/// "payload": {"hash": "<crc32>"}}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageUploadAnswer {
+    #[serde(default)]
+    pub success: Option<i64>,
+    #[serde(default)]
+    pub error: Option<ImageUploadError>,
+    #[serde(default)]
+    pub payload: Option<ImageUploadPayload>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageUploadError {
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageUploadPayload {
+    #[serde(default)]
+    pub hash: Option<String>,
+}
+
+/// CommitImageUpload's body (ours).
+#[derive(Debug, Serialize)]
+pub(crate) struct ImageCommitBody<'a> {
+    #[serde(rename = "SessionKey")]
+    pub session_key: &'a str,
+}
+
+/// CommitImageUpload's `Result` (ours).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageCommitResult {
+    #[serde(rename = "Results", default)]
+    pub results: Vec<ImageCommitted>,
+    #[serde(rename = "PluginResult", default)]
+    pub plugin: Vec<ImagePlugin>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImageCommitted {
+    #[serde(rename = "Uri", default)]
+    pub uri: Option<String>,
+    #[serde(rename = "UriStatus", default)]
+    pub uri_status: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImagePlugin {
+    #[serde(rename = "ImageUri", default)]
+    pub image_uri: Option<String>,
+    #[serde(rename = "ImageWidth", default)]
+    pub width: Option<u32>,
+    #[serde(rename = "ImageHeight", default)]
+    pub height: Option<u32>,
+}
+
 // ---- §5 create_v2 ---------------------------------------------------------------------------
 
 /// Step 5, in the page (seen).
@@ -455,16 +584,19 @@ pub struct CreateExtras {
     pub title: Option<String>,
     /// An uploaded cover image's URI (ImageX), instead of the commit's poster.
     pub cover_uri: Option<String>,
+    /// That image's width and height, when ImageX said (else the video's, as for the
+    /// commit's poster).
+    pub cover_size: Option<(u32, u32)>,
     pub declaration: Option<Declaration>,
 }
 
 impl CreateExtras {
-    /// The draft's title and declaration; the cover stays the commit's poster (a cover
-    /// image needs ImageX, not built yet: the caption's `cover` is left out with a log line).
-    pub(crate) fn for_draft(draft: &PostDraft) -> CreateExtras {
+    /// The draft's title and declaration, and the cover image uploaded for it (§12), if any.
+    pub(crate) fn for_draft(draft: &PostDraft, cover: Option<&UploadedCover>) -> CreateExtras {
         CreateExtras {
             title: draft.title.clone(),
-            cover_uri: None,
+            cover_uri: cover.map(|c| c.cover_uri.clone()),
+            cover_size: cover.and_then(UploadedCover::size),
             declaration: Declaration::of_draft(draft),
         }
     }
@@ -628,10 +760,10 @@ pub(crate) fn create_body(
         Some(d) => serde_json::json!({"choose_value": d.choose_value()}).to_string(),
         None => "{}".to_owned(),
     };
-    let (width, height) = if video.width > 0 && video.height > 0 {
-        (video.width, video.height)
-    } else {
-        DEFAULT_COVER
+    let (width, height) = match extras.cover_size {
+        Some(size) if extras.cover_uri.is_some() => size,
+        _ if video.width > 0 && video.height > 0 => (video.width, video.height),
+        _ => DEFAULT_COVER,
     };
     Ok(CreateBody {
         item: CreateItem {
@@ -957,6 +1089,7 @@ mod tests {
         let extras = CreateExtras {
             title: Some("一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十多余".into()),
             cover_uri: Some("tos-cn-i/cover".into()),
+            cover_size: None,
             declaration: Some(Declaration::AiGenerated),
         };
         let v = serde_json::to_value(create_body(&video, &d, &extras).unwrap()).unwrap();

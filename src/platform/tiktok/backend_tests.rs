@@ -136,6 +136,7 @@ async fn upload(b: &TiktokBackend, job: &Job, draft: &PostDraft) -> Result<Commi
         observer: &Quiet,
         progress: &progress,
         draft: Some(draft),
+        cover_image: None,
     })
     .await
 }

@@ -1,5 +1,6 @@
 //! Step 5, `POST /web/api/media/aweme/create_v2/?…` (in the page): signed by the page,
-//! the body judged by [`item`], the video committed first, one post per Vid. A pending
+//! the body judged by [`item`], the video committed first, one post per Vid; the cover
+//! the video's poster or a committed ImageX image at its real size ([`super::imagex`]). A pending
 //! risk check answers with `x-tt-verify-passport-decision` instead. The reply names the
 //! post `item_id` and `aweme_id` by turns (ours), so clients meet both.
 
@@ -83,9 +84,14 @@ pub(crate) async fn create(
             "item.common.video_id: not committed (CommitUploadInner first)",
         );
     };
-    if it.poster != commit.poster_uri {
-        return status(4, "item.cover.poster: not the committed video's PosterUri");
-    }
+    let cover = if it.poster == commit.poster_uri {
+        None
+    } else {
+        match super::imagex::posted_cover(&m, &it, &session.uid) {
+            Ok(c) => Some(c),
+            Err(why) => return status(4, why),
+        }
+    };
     let store_uri = upload.store_uri.clone();
     let item_id = m.item_id();
     if let Some(u) = m.uploads.get_mut(&it.video_id) {
@@ -105,6 +111,7 @@ pub(crate) async fn create(
         public_time: if it.timing == 0 { now_s } else { it.timing },
         created_ms: now_ms,
         item: parsed["item"].clone(),
+        cover,
     });
     m.answers += 1;
     let key = if m.answers % 2 == 1 {

@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use crate::sandbox::state::App;
 
-/// `GET /__sandbox/douyin/posts`: every post, oldest first, with the create_v2 `item`.
+/// `GET /__sandbox/douyin/posts`: every post, oldest first, with the create_v2 `item` and
+/// its cover image (`cover`: uri, SHA-256, size, width, height), if it had one.
 pub(crate) async fn posts(State(app): State<App>) -> Response {
     Json(app.creator.lock().posts.clone()).into_response()
 }
@@ -24,7 +25,8 @@ pub(crate) async fn requests(State(app): State<App>) -> Response {
 
 /// `GET /__sandbox/douyin/uploads`: every slot by Vid (StoreUri, size, whether its object
 /// is complete, committed, published) and every part upload by `uploadid` (its Vid,
-/// state, and each part number received whole with how many times).
+/// state, and each part number received whole with how many times), and every ImageX
+/// image by `StoreUri` (its uid, whether committed, and what was read from it).
 pub(crate) async fn uploads(State(app): State<App>) -> Response {
     let m = app.creator.lock();
     let slots: Map<String, Value> = m
@@ -62,7 +64,15 @@ pub(crate) async fn uploads(State(app): State<App>) -> Response {
             )
         })
         .collect();
-    Json(json!({"uploads": slots, "part_uploads": parts})).into_response()
+    let images: Map<String, Value> = m
+        .images
+        .values()
+        .map(|i| {
+            let v = json!({"uid": i.uid, "committed": i.committed, "object": i.object});
+            (i.store_uri.clone(), v)
+        })
+        .collect();
+    Json(json!({"uploads": slots, "part_uploads": parts, "images": images})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -107,6 +117,9 @@ pub(crate) async fn expire(State(app): State<App>) -> Response {
     }
     for u in m.uploads.values_mut() {
         u.auth_expires_ms = u.auth_expires_ms.min(now);
+    }
+    for i in m.images.values_mut() {
+        i.auth_expires_ms = i.auth_expires_ms.min(now);
     }
     Json(json!({"expired": {"sts": m.sts.len(), "uploads": m.uploads.len()}})).into_response()
 }

@@ -46,6 +46,8 @@ pub(crate) struct Item {
     pub text: String,
     pub video_id: String,
     pub poster: String,
+    /// `custom_cover_image_width` and `_height`.
+    pub cover_size: (i64, i64),
     /// 0 = now, else the unix second it goes public.
     pub timing: i64,
 }
@@ -266,20 +268,18 @@ fn check_common(c: &Map<String, Value>, now_s: i64) -> Result<(String, String, i
     Ok((text.to_owned(), video_id.to_owned(), timing))
 }
 
-fn check_cover(c: &Map<String, Value>) -> Result<String, Invalid> {
+fn check_cover(c: &Map<String, Value>) -> Result<(String, (i64, i64)), Invalid> {
     let p = "item.cover";
     let poster = string(c, p, "poster")?;
-    for key in [
-        "poster_delay",
-        "custom_cover_image_width",
-        "custom_cover_image_height",
-    ] {
-        int(c, p, key)?;
-    }
+    int(c, p, "poster_delay")?;
+    let size = (
+        int(c, p, "custom_cover_image_width")?,
+        int(c, p, "custom_cover_image_height")?,
+    );
     for key in ["cover_tools_info", "cover_tools_extend_info"] {
         json_string(c, p, key)?;
     }
-    Ok(poster.to_owned())
+    Ok((poster.to_owned(), size))
 }
 
 fn check_mix(m: &Map<String, Value>) -> Result<(), Invalid> {
@@ -305,12 +305,13 @@ pub(crate) fn parse(body: &Value, now_s: i64) -> Result<Item, Invalid> {
         return Err(bad("item.declare.user_declare_info: must be a JSON object"));
     }
     check_mix(block("mix")?)?;
-    let poster = check_cover(block("cover")?)?;
+    let (poster, cover_size) = check_cover(block("cover")?)?;
     let (text, video_id, timing) = check_common(block("common")?, now_s)?;
     Ok(Item {
         text,
         video_id,
         poster,
+        cover_size,
         timing,
     })
 }

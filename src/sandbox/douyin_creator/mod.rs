@@ -5,12 +5,15 @@
 //! Code map: [`state`] (memory), [`pages`] (login and upload page HTML, the signing
 //! script), [`login`] (QR codes, SMS, sessions, logout), [`guard`] (session cookie and
 //! page signature checks), [`sts`] (step 1), [`sigv4`] (the verifier), [`vod`] (steps 2
-//! and 4), [`tos`] (step 3), [`item`] and [`create`] (step 5), [`works`] (work list, user
-//! info, hashtag suggestions), [`inspect`] (`/__sandbox/douyin/*`), [`qr`], [`b64`].
+//! and 4), [`tos`] (step 3), [`imagex`] (the cover image, §12) with [`image_size`],
+//! [`item`] and [`create`] (step 5), [`works`] (work list, user info, hashtag
+//! suggestions), [`inspect`] (`/__sandbox/douyin/*`), [`qr`], [`b64`].
 
 mod b64;
 mod create;
 mod guard;
+mod image_size;
+mod imagex;
 mod inspect;
 mod item;
 mod login;
@@ -25,7 +28,7 @@ mod works;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use super::faults::FaultStep;
 use super::state::App;
@@ -58,7 +61,11 @@ pub(crate) fn router() -> Router<App> {
         .route(paths::LOGIN_SMS, post(login::sms))
         .route(paths::UPLOAD_PAGE, get(pages::upload))
         .route(paths::AUTH, get(sts::auth))
-        .route(paths::VOD, get(vod::apply).post(vod::commit))
+        .route(paths::VOD, get(imagex::get_root).post(imagex::post_root))
+        .route(
+            &format!("/{}/{{key}}", imagex::bucket()),
+            put(imagex::upload),
+        )
         .route("/upload/v1/{*store_uri}", post(tos::gateway))
         .route(paths::CREATE, post(create::create))
         .route(paths::WORK_LIST, get(works::work_list))
@@ -82,8 +89,15 @@ pub(crate) fn step_of(method: &Method, uri: &Uri) -> Option<FaultStep> {
     let (get, post) = (method == Method::GET, method == Method::POST);
     match uri.path() {
         paths::AUTH if get => Some(FaultStep::Auth),
+        paths::VOD if get && imagex::is_imagex(uri) == Some(true) => Some(FaultStep::ImagexApply),
+        paths::VOD if post && imagex::is_imagex(uri) == Some(false) => {
+            Some(FaultStep::ImagexCommit)
+        }
         paths::VOD if get => Some(FaultStep::ApplyUpload),
         paths::VOD if post => Some(FaultStep::CommitUpload),
+        p if method == Method::PUT && p.strip_prefix('/').is_some_and(is_image_path) => {
+            Some(FaultStep::ImagexUpload)
+        }
         paths::CREATE if post => Some(FaultStep::CreateV2),
         paths::WORK_LIST if get => Some(FaultStep::WorkList),
         p if post && p.starts_with(paths::TOS) => Some(match tos::Phase::of(uri.query()) {
@@ -93,6 +107,13 @@ pub(crate) fn step_of(method: &Method, uri: &Uri) -> Option<FaultStep> {
         }),
         _ => None,
     }
+}
+
+/// Whether `path` (without its leading `/`) is an image's `StoreUri`: the bucket and one key.
+fn is_image_path(path: &str) -> bool {
+    path.strip_prefix(&imagex::bucket())
+        .and_then(|p| p.strip_prefix('/'))
+        .is_some_and(|key| !key.is_empty() && !key.contains('/'))
 }
 
 /// Count a request to `step` that a fault kept from its handler; `false` if the step is
@@ -107,6 +128,9 @@ pub(crate) fn count_faulted(app: &App, step: FaultStep) -> bool {
         FaultStep::TosPart => &mut c.tos_part,
         FaultStep::TosFinish => &mut c.tos_finish,
         FaultStep::CommitUpload => &mut c.commit_upload,
+        FaultStep::ImagexApply => &mut c.imagex_apply,
+        FaultStep::ImagexUpload => &mut c.imagex_upload,
+        FaultStep::ImagexCommit => &mut c.imagex_commit,
         FaultStep::CreateV2 => &mut c.create_v2,
         FaultStep::WorkList => &mut c.work_list,
         _ => return false,

@@ -128,6 +128,42 @@ pub(crate) struct PartUpload {
     pub finished: Option<Vec<(u32, u32)>>,
 }
 
+/// An image uploaded through ImageX (the custom cover), by `StoreUri`.
+pub(crate) struct Image {
+    pub store_uri: String,
+    pub uid: String,
+    /// The upload's `Authorization` and when it stops working.
+    pub auth: String,
+    pub auth_expires_ms: i64,
+    pub session_key: String,
+    /// The bytes received whole and CRC-checked, read as an image.
+    pub object: Option<ImageObject>,
+    pub committed: bool,
+}
+
+/// What the sandbox read from an uploaded image.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct ImageObject {
+    pub size: u64,
+    pub sha256: String,
+    /// `png`, `jpeg` or `webp`.
+    pub format: &'static str,
+    pub width: u32,
+    pub height: u32,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// A post's custom cover, as the inspection endpoint shows it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct PostCover {
+    pub uri: String,
+    pub sha256: String,
+    pub size: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// A published post.
 #[derive(Clone, Serialize)]
 pub(crate) struct Post {
@@ -146,6 +182,8 @@ pub(crate) struct Post {
     pub created_ms: i64,
     /// The create_v2 body's `item`, as received.
     pub item: serde_json::Value,
+    /// The ImageX image posted as its cover, if one was (else the video's poster).
+    pub cover: Option<PostCover>,
 }
 
 /// Calls per endpoint (refused and faulted ones included).
@@ -157,6 +195,9 @@ pub(crate) struct Counts {
     pub tos_part: u64,
     pub tos_finish: u64,
     pub commit_upload: u64,
+    pub imagex_apply: u64,
+    pub imagex_upload: u64,
+    pub imagex_commit: u64,
     pub create_v2: u64,
     pub work_list: u64,
     pub challenge_sug: u64,
@@ -182,6 +223,9 @@ pub(crate) struct Memory {
     /// SessionKey → Vid.
     pub session_keys: HashMap<String, String>,
     pub part_uploads: HashMap<String, PartUpload>,
+    /// ImageX images by StoreUri, and their SessionKeys → StoreUri.
+    pub images: HashMap<String, Image>,
+    pub image_sessions: HashMap<String, String>,
     pub posts: Vec<Post>,
     /// create_v2 calls still to answer with a risk check.
     pub risk: u32,
@@ -230,6 +274,9 @@ impl Memory {
         }
         for u in self.uploads.values() {
             all.extend([u.auth.clone(), u.session_key.clone()]);
+        }
+        for i in self.images.values() {
+            all.extend([i.auth.clone(), i.session_key.clone()]);
         }
         all
     }

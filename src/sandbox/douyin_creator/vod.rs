@@ -32,13 +32,18 @@ fn metadata(action: &str, request_id: &str) -> Value {
     json!({"RequestId": request_id, "Action": action, "Version": VERSION, "Service": SERVICE, "Region": REGION})
 }
 
-fn error(status: StatusCode, action: &str, code: &str, message: impl Into<String>) -> Response {
+pub(super) fn error(
+    status: StatusCode,
+    action: &str,
+    code: &str,
+    message: impl Into<String>,
+) -> Response {
     let mut meta = metadata(action, "sandbox");
     meta["Error"] = json!({"Code": code, "Message": message.into()});
     (status, Json(json!({"ResponseMetadata": meta}))).into_response()
 }
 
-fn query_map(uri: &Uri) -> HashMap<String, String> {
+pub(super) fn query_map(uri: &Uri) -> HashMap<String, String> {
     uri.query()
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
         .unwrap_or_default()
@@ -68,6 +73,36 @@ fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String, Early> {
+    let req = Signed {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    authenticate_for(app, SERVICE, action, &req)
+}
+
+/// A request whose SigV4 signature is to be checked.
+pub(super) struct Signed<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// [`authenticate`] for the SigV4 `service` (`vod`, or `imagex` for the cover image).
+pub(super) fn authenticate_for(
+    app: &App,
+    service: &str,
+    action: &str,
+    req: &Signed<'_>,
+) -> Result<String, Early> {
+    let Signed {
+        method,
+        uri,
+        headers,
+        body,
+    } = *req;
     let mismatch = |m: String| {
         Box::new(error(
             StatusCode::FORBIDDEN,
@@ -84,8 +119,8 @@ fn authenticate(
         return Err(mismatch("no Authorization header".into()));
     };
     let auth = sigv4::parse_authorization(value).map_err(mismatch)?;
-    if auth.region != REGION || auth.service != SERVICE {
-        return Err(mismatch(format!("scope must be {REGION}/{SERVICE}")));
+    if auth.region != REGION || auth.service != service {
+        return Err(mismatch(format!("scope must be {REGION}/{service}")));
     }
     for needed in ["x-amz-security-token", "x-amz-date", "host"] {
         if !auth.signed_headers.iter().any(|h| h == needed) {
@@ -152,7 +187,10 @@ fn authenticate(
     }
 }
 
-fn check_params(q: &HashMap<String, String>, want: &[(&str, &str)]) -> Result<(), String> {
+pub(super) fn check_params(
+    q: &HashMap<String, String>,
+    want: &[(&str, &str)],
+) -> Result<(), String> {
     for (k, v) in want {
         if q.get(*k).map(String::as_str) != Some(*v) {
             return Err(format!("{k}: must be {v}"));

@@ -1,6 +1,7 @@
 //! Every constant of the TikTok simulator in one place: the numbers TikTok documents, and
-//! every (ours)/(varies) point of /work/shared/protocols/tiktok.md (cited here as "page §N"),
-//! so a reader finds each choice once. docs/tiktok.md says the same in prose.
+//! every (ours)/(varies) point of the protocol (cited here as "page §N": the sections of
+//! docs/tiktok.md, the project's account of TikTok's page), so a reader finds each choice
+//! once.
 
 use std::time::Duration;
 
