@@ -344,7 +344,13 @@ impl TiktokBackend {
                     });
                 }
                 Status::InInbox if done.inbox => return Ok(Created::Posted(in_inbox(done))),
-                Status::Failed { reason } => return Err(wire::fail_reason_error(&reason)),
+                // A failed publish_id never posts; asking again would only hold the job
+                // forever, so even `internal` ends it here (`dropcast retry` starts over).
+                Status::Failed { reason } => {
+                    return Err(PublishError::Rejected {
+                        reason: wire::fail_reason_error(&reason).to_string(),
+                    });
+                }
                 other => {
                     if started.elapsed() >= STATUS_PATIENCE {
                         return Err(PublishError::Transient {
