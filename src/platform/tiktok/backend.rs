@@ -345,7 +345,8 @@ impl TiktokBackend {
                 }
                 Status::InInbox if done.inbox => return Ok(Created::Posted(in_inbox(done))),
                 // A failed publish_id never posts; asking again would only hold the job
-                // forever, so even `internal` ends it here (`dropcast retry` starts over).
+                // forever, so even `internal` ends it here. (A retry that inits anew after
+                // FAILED is not built yet: retry keeps the steps.)
                 Status::Failed { reason } => {
                     return Err(PublishError::Rejected {
                         reason: wire::fail_reason_error(&reason).to_string(),
