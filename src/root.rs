@@ -489,6 +489,13 @@ pub(crate) async fn start_sandbox(
         .map_err(FatalError::Sandbox)?;
     let options = SandboxOptions {
         faults: config.platform.sandbox_faults.clone(),
+        // TikTok's moderation delays a post's public id by minutes; the agent holds such a
+        // video in the inbox and looks the id up at its next scan. Someone trying dropcast
+        // out should see the post at once (tests set the delay themselves).
+        tiktok: sandbox::TiktokOptions {
+            moderation: std::time::Duration::ZERO,
+            ..sandbox::TiktokOptions::default()
+        },
         ..SandboxOptions::default()
     };
     if !options.faults.is_empty() {

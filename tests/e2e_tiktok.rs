@@ -441,3 +441,43 @@ async fn a_kill_mid_upload_resumes_the_same_publish_id() {
         stderr(&out)
     );
 }
+
+// Regression (issue 12 item 7): with `platform.sandbox: true` each command starts its own simulator, and the tokens `dropcast login` got were unknown to the next `watch`.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_sandbox_mode_a_login_then_a_separate_watch_publishes() {
+    let env = Env::configured(
+        SandboxOptions::default(),
+        &[
+            ("platform", "{sandbox: true}"),
+            (
+                "accounts",
+                &format!(
+                    "{{global: {{platform: tiktok, client_key: aw1sandbox, client_secret_env: {SECRET_VAR}}}}}"
+                ),
+            ),
+        ],
+        "",
+    )
+    .await;
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret")
+        .args(["login", "global", "--headless"]);
+    let out = common::run(cmd).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.write_inbox("clip.yaml", "text: hello\ntiktok: {privacy: SELF_ONLY}\n");
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    let out = common::run(cmd).await;
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        !log.contains("dropcast login global"),
+        "the session works: {log}"
+    );
+    let receipt = env.path("done/clip.receipt.json");
+    assert!(common::archived(&receipt), "{log}");
+    let receipt = common::read_json(&receipt);
+    assert_eq!(receipt["platform"], "tiktok", "{receipt}");
+}

@@ -1026,3 +1026,33 @@ async fn issued_tokens_are_listed_as_secrets() {
         assert!(all.contains(&s), "{s} is listed");
     }
 }
+
+// Regression (issue 12 item 7): tokens issued by one simulator (one `platform.sandbox: true` process) were unknown to the next.
+#[tokio::test]
+async fn tokens_of_an_earlier_simulator_are_honoured_and_forged_ones_are_not() {
+    let first = Sb::started().await;
+    let t = first.login().await;
+    let creator = first.creator_info(&t.access).await.ok();
+
+    let second = Sb::started().await;
+    let info = second.creator_info(&t.access).await.ok();
+    assert_eq!(info["creator_username"], creator["creator_username"]);
+    // A forged token (one character of its sealed grant changed) is unknown.
+    let mut forged = t.access.clone().into_bytes();
+    let at = forged.iter().position(|&b| b == b'.').unwrap() + 3;
+    forged[at] = if forged[at] == b'1' { b'2' } else { b'1' };
+    let forged = String::from_utf8(forged).unwrap();
+    second
+        .creator_info(&forged)
+        .await
+        .refused(401, "access_token_invalid");
+
+    // The earlier refresh token rotates here, and then this simulator refuses it.
+    let rotated = tokens(&second.refresh(&t.refresh).await.json());
+    assert_ne!(rotated.refresh, t.refresh);
+    assert_eq!(
+        second.refresh(&t.refresh).await.oauth_error(),
+        "invalid_grant"
+    );
+    second.creator_info(&rotated.access).await.ok();
+}

@@ -22,6 +22,7 @@ mod media;
 pub(crate) mod options;
 mod reply;
 mod rules;
+mod seal;
 pub(crate) mod state;
 mod status;
 mod token;

@@ -251,7 +251,7 @@ impl Memory {
             .creators
             .iter()
             .map(|info| Creator {
-                open_id: format!("-000{}", m.hex("open_id", 14)),
+                open_id: super::seal::open_id(&info.username),
                 info: info.clone(),
             })
             .collect();

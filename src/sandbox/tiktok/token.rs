@@ -14,8 +14,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::reply::oauth_error;
-use super::rules;
 use super::state::{Access, Grant, Memory, Refresh, RefreshState};
+use super::{rules, seal};
 use crate::sandbox::state::App;
 
 type Form = HashMap<String, String>;
@@ -80,16 +80,16 @@ fn client(m: &mut Memory, f: &Form) -> Result<String, Refused> {
 /// Issue an access and a refresh token for `grant`; the token answer's JSON.
 fn issue(app: &App, m: &mut Memory, grant: Grant, now: i64) -> serde_json::Value {
     let cfg = &app.tiktok.cfg;
-    let access = format!("act.{}!{}.va", m.hex("access", 24), m.hex("access", 4));
-    let refresh = format!("rft.{}!{}.va", m.hex("refresh", 24), m.hex("refresh", 4));
+    let access_expires = now.saturating_add(super::millis(cfg.access_ttl));
+    let refresh_expires = now.saturating_add(super::millis(cfg.refresh_ttl));
+    let access = seal::seal("act", &grant, access_expires, &m.hex("access", 8));
+    let refresh = seal::seal("rft", &grant, refresh_expires, &m.hex("refresh", 8));
     let body = json!({
         "open_id": grant.open_id, "scope": grant.scopes.join(","),
         "access_token": access, "expires_in": cfg.access_ttl.as_secs(),
         "refresh_token": refresh, "refresh_expires_in": cfg.refresh_ttl.as_secs(),
         "token_type": "Bearer",
     });
-    let access_expires = now.saturating_add(super::millis(cfg.access_ttl));
-    let refresh_expires = now.saturating_add(super::millis(cfg.refresh_ttl));
     m.access.insert(
         access,
         Access {
@@ -151,6 +151,19 @@ fn by_code(m: &mut Memory, f: &Form, client_key: &str, now: i64) -> Result<Grant
 fn by_refresh(m: &mut Memory, f: &Form, client_key: &str, now: i64) -> Result<Grant, Refused> {
     let token = field(f, "refresh_token")?;
     let bad = |d: &str| Err(("invalid_grant", d.to_owned()));
+    if !m.refresh.contains_key(token)
+        && let Some(sealed) = seal::unseal("rft", token)
+    {
+        // Issued by an earlier simulator (an earlier dropcast process).
+        m.refresh.insert(
+            token.to_owned(),
+            Refresh {
+                grant: sealed.grant,
+                expires_ms: sealed.expires_ms,
+                state: RefreshState::Live,
+            },
+        );
+    }
     let Some(r) = m.refresh.get_mut(token) else {
         return bad("refresh token is unknown");
     };
