@@ -98,6 +98,40 @@ async fn login(env: &Env) -> String {
     said
 }
 
+/// No token, code, upload address or app secret the simulator issued or was shown is in
+/// `texts` (what the commands printed, debug logs included) or in anything the run wrote
+/// outside the state folder (receipts above all).
+async fn no_secret_in(env: &Env, texts: &[&str]) {
+    let secrets: Vec<String> = sandbox_get(env, "/__sandbox/secrets")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .filter(|s| s.len() >= 8)
+        .collect();
+    assert!(secrets.iter().any(|s| s.starts_with("act.")), "{secrets:?}");
+    let mut written = Vec::new();
+    for dir in ["done", "failed", "duplicates", "inbox"] {
+        for entry in std::fs::read_dir(env.path(dir)).unwrap().flatten() {
+            if entry.path().is_file() {
+                written.push(
+                    String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned(),
+                );
+            }
+        }
+    }
+    for secret in &secrets {
+        for text in texts
+            .iter()
+            .copied()
+            .chain(written.iter().map(String::as_str))
+        {
+            assert!(!text.contains(secret.as_str()), "a secret leaked: {text}");
+        }
+    }
+}
+
 async fn sandbox_get(env: &Env, path: &str) -> Value {
     let url = format!("{}{path}", env.sandbox.base_url().trim_end_matches('/'));
     reqwest::get(url).await.unwrap().json().await.unwrap()
@@ -135,9 +169,12 @@ async fn login_then_a_post_with_its_bytes_and_every_post_info_field() {
         "text: \"funny #cat video\"\ncover_at: 1s\nai_generated: true\ntiktok: {privacy: SELF_ONLY, allow_comment: true, brand_organic: true}\n",
     );
     let mut cmd = env.cmd();
-    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    cmd.env(SECRET_VAR, "s3cret")
+        .env("RUST_LOG", "debug")
+        .args(["watch", "--once"]);
     let out = common::run(cmd).await;
     assert!(out.status.success(), "{}", stderr(&out));
+    no_secret_in(&env, &[&said, &listed, &stdout(&out), &stderr(&out)]).await;
 
     let posts = sandbox_get(&env, "/__sandbox/tiktok/posts").await;
     let posts = posts.as_array().cloned().unwrap_or_default();
