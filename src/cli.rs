@@ -710,7 +710,7 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
     let mut bad = false;
     for file in captions {
         if is_video(file) {
-            bad |= !validate_video(file);
+            bad |= !validate_video(file, accounts.as_deref());
             continue;
         }
         let checked = caption::load_caption(file, &defaults, true, now).and_then(|c| {
@@ -765,17 +765,38 @@ fn is_video(path: &Path) -> bool {
 }
 
 /// Prints a video's measured facts on one line, or why they cannot be read; false then.
-fn validate_video(path: &Path) -> bool {
-    match crate::media::probe(path) {
-        Ok(info) => {
-            println!("{}: {info}", path.display());
-            true
-        }
+/// Prints what `path` measures and every limit it breaks on the platforms of the config's
+/// `accounts` (every platform without a config); `false` when it cannot be read or breaks
+/// one.
+fn validate_video(path: &Path, accounts: Option<&[(String, crate::domain::Platform)]>) -> bool {
+    let info = match crate::media::probe(path) {
+        Ok(info) => info,
         Err(e) => {
             println!("{e}");
-            false
+            return false;
+        }
+    };
+    println!("{}: {info}", path.display());
+    let mut platforms: Vec<crate::domain::Platform> = match accounts {
+        Some(accounts) => accounts.iter().map(|(_, p)| *p).collect(),
+        None => crate::domain::Platform::CHOICES
+            .iter()
+            .map(|(_, p)| *p)
+            .collect(),
+    };
+    platforms.sort_by_key(|p| p.as_str());
+    platforms.dedup();
+    let mut ok = true;
+    for limits in platforms
+        .into_iter()
+        .filter_map(crate::platform::media_limits)
+    {
+        for breach in crate::media::limits::breaches(limits, &info) {
+            println!("{}: {breach}", path.display());
+            ok = false;
         }
     }
+    ok
 }
 
 /// `dropcast login ACCOUNT`: a `douyin` account's browser session, made by the user (or,

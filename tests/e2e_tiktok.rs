@@ -518,3 +518,27 @@ async fn in_sandbox_mode_a_login_then_a_separate_watch_publishes() {
     let receipt = common::read_json(&receipt);
     assert_eq!(receipt["platform"], "tiktok", "{receipt}");
 }
+
+// Regression (issue 12 item 6): a video TikTok's media rules refuse (each side 360–4096 px) was uploaded and refused only after every byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_video_breaking_tiktoks_media_limits_fails_before_a_byte_with_the_limit() {
+    let env = env(quick()).await;
+    login(&env).await;
+    let small = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/media/h264-faststart.mp4");
+    std::fs::copy(&small, env.inbox().join("clip.mp4")).unwrap();
+    let out = post_once(&env).await;
+    let requests = sandbox_get(&env, "/__sandbox/tiktok/requests").await;
+    assert_eq!(
+        (requests["init"].as_u64(), requests["chunk"].as_u64()),
+        (Some(0), Some(0)),
+        "{requests}"
+    );
+    let reason = env.failure_reason("failed/clip.error.json");
+    assert_eq!(
+        reason,
+        "picture 160×90, TikTok allows each side from 360 to 4096 pixels through the API",
+        "{}",
+        stderr(&out)
+    );
+}

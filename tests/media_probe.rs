@@ -268,6 +268,12 @@ fn a_5_gib_mdat_with_a_64_bit_size_is_walked_past_not_read() {
 #[test]
 fn validate_prints_a_videos_facts_on_one_line() {
     let dir = tempfile::tempdir().unwrap();
+    // A config whose one account's platform states no media limits.
+    std::fs::write(
+        dir.path().join("dropcast.yaml"),
+        "accounts: {studio: {platform: douyin}}\n",
+    )
+    .unwrap();
     let out = Command::cargo_bin("dropcast")
         .unwrap()
         .current_dir(dir.path())
@@ -312,4 +318,43 @@ fn validate_refuses_a_video_it_cannot_read_with_the_reason() {
         String::from_utf8_lossy(&out.stdout),
         "clip.mp4: not an MP4 or WebM file\n"
     );
+}
+
+// Regression (issue 12 item 6): `validate VIDEO` printed the facts but not the limits a platform would refuse the video for.
+#[test]
+fn validate_names_each_limit_a_video_breaks_on_the_configured_platforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |video: &Path| {
+        Command::cargo_bin("dropcast")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("DROPCAST_CONFIG")
+            .arg("validate")
+            .arg(video)
+            .output()
+            .unwrap()
+    };
+    // No config: every platform's limits apply.
+    let small = fixture("h264-faststart.mp4");
+    let out = run(&small);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        stdout.contains(&format!(
+            "{}: picture 160×90, TikTok allows each side from 360 to 4096 pixels through the API",
+            small.display()
+        )),
+        "{stdout}"
+    );
+    // A TikTok account, and a video within its limits.
+    std::fs::write(
+        dir.path().join("dropcast.yaml"),
+        "accounts: {global: {platform: tiktok, client_key: aw1x, client_secret_env: S}}\n",
+    )
+    .unwrap();
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/media/clip.mp4");
+    let out = run(&clip);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert_eq!(run(&small).status.code(), Some(2));
 }

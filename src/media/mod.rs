@@ -11,6 +11,7 @@
 
 mod fragments;
 mod info;
+pub mod limits;
 mod mp4;
 mod source;
 mod tally;

@@ -573,6 +573,9 @@ async fn upload(
     let Some(ledger) = ctx.ledger.clone() else {
         return Err(Stop::Held("this command did not open the ledger".into()));
     };
+    super::limits::check(account.platform, video)
+        .await
+        .map_err(Stop::Failed)?;
     let checkpoints = Checkpoints::new(ledger, job.id, account.backend.steps());
     let name = live_name(ctx, bundle);
     let progress = ctx.live.progress(&name);

@@ -12,6 +12,7 @@ pub mod error;
 pub mod folders;
 pub(crate) mod handoff;
 pub mod job;
+mod limits;
 pub mod live;
 mod pacing;
 pub(crate) mod requeue;

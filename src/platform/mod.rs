@@ -53,6 +53,17 @@ pub(crate) fn steps_of(platform: crate::domain::Platform) -> &'static [crate::do
     }
 }
 
+/// What `platform` accepts of a video file, where its protocol page says
+/// (`None`: nothing stated, the platform judges for itself).
+pub(crate) fn media_limits(
+    platform: crate::domain::Platform,
+) -> Option<&'static crate::media::limits::MediaLimits> {
+    match platform {
+        crate::domain::Platform::Tiktok => Some(&tiktok::MEDIA_LIMITS),
+        crate::domain::Platform::DouyinWeb | crate::domain::Platform::Douyin => None,
+    }
+}
+
 /// One configured Douyin account: its name, cookie and the csrf token step 5 sends.
 #[derive(Clone)]
 pub struct Account {

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 pub(crate) use backend::{AccountSettings, STEPS, TiktokBackend};
 pub(crate) use oauth::App;
+pub(crate) use wire::MEDIA_LIMITS;
 
 use super::{RetryPolicy, SettingsError};
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::media::Codec;
+use crate::media::limits::{Codecs, MediaLimits};
 use crate::platform::{Expired, PublishError};
 
 // ---- §1 authorization -------------------------------------------------------------------
@@ -177,6 +179,29 @@ pub(crate) const MAX_LAST_CHUNK: u64 = 128_000_000;
 pub(crate) const MAX_CHUNKS: u64 = 1000;
 /// At most 4 GB (doc); ours: the smaller reading.
 pub(crate) const MAX_VIDEO_BYTES: u64 = 4_000_000_000;
+/// The media limits of §5 (doc), checked against the file's own headers before a byte is
+/// sent; the creator's own maximum duration (§3) is checked at creator_info.
+pub(crate) const MEDIA_LIMITS: MediaLimits = MediaLimits {
+    platform: "TikTok",
+    scope: " through the API",
+    max_bytes: Some(MAX_VIDEO_BYTES),
+    max_duration: Some(Duration::from_secs(10 * 60)),
+    sides: Some((360, 4096)),
+    frame_rate: Some((23.0, 60.0)),
+    codec: Some(Codecs {
+        accepts: accepted_codec,
+        words: "H.264, H.265, VP8 or VP9",
+    }),
+};
+
+fn accepted_codec(codec: &Codec) -> bool {
+    match codec {
+        Codec::H264 | Codec::H265 | Codec::Vp9 => true,
+        Codec::Other(name) => matches!(name.as_str(), "vp08" | "V_VP8"),
+        Codec::Av1 => false,
+    }
+}
+
 /// The chunk dropcast uses for videos that are chunked (ours: 16 MiB, inside both readings'
 /// bounds; a 4 GB video is 238 chunks, each chunk a small loss if its answer is lost).
 pub(crate) const CHUNK: u64 = 16 * 1024 * 1024;
