@@ -15,6 +15,10 @@
 //!   `dropcast login --headless`, then `dropcast watch --once` on a 10 MiB and a 1 GiB
 //!   video: wall time, the seconds its headless Chromium was open, the browser's and the
 //!   agent's peak memory. Needs Chromium at /usr/bin/chromium.
+//! - `tiktok`: a 1 GiB video to a `tiktok` account on the built-in simulator (logged in
+//!   once with `dropcast login`), from the job's start to its post and archive, next to
+//!   `sha256sum` plus the same 16 MiB chunks sent in order by `curl -T` to the sandbox's
+//!   sink.
 //!
 //! Everything runs in this process against the built-in sandbox on 127.0.0.1, with the
 //! config defaults users get (settle 3 s, poll every 2 s). Results are printed and written
@@ -68,6 +72,11 @@ fn main() -> Result<(), Error> {
         let table = runtime.block_on(douyin())?;
         println!("{table}");
         write_section("douyin", &format!("{machine}\n\n{table}"))?;
+    }
+    if wants("tiktok") {
+        let table = runtime.block_on(tiktok())?;
+        println!("{table}");
+        write_section("tiktok", &format!("{machine}\n\n{table}"))?;
     }
     if wants("idle") {
         let table = runtime.block_on(idle())?;
@@ -861,4 +870,119 @@ fn write_section(name: &str, body: &str) -> Result<(), Error> {
     };
     std::fs::write(path, new)?;
     Ok(())
+}
+
+/// The chunk dropcast sends to TikTok (docs/tiktok.md: 16 MiB; the last takes the rest).
+const TIKTOK_CHUNK: u64 = 16 * MIB;
+
+async fn tiktok() -> Result<String, Error> {
+    let bin = dropcast_binary()?;
+    let dir = tempfile::tempdir()?;
+    let text = "inbox: ./inbox\ndone: ./done\nfailed: ./failed\nduplicates: ./duplicates\n\
+        state_dir: ./.dropcast\nwatch: {mode: native, settle: 200ms}\nplatform: {sandbox: true}\n\
+        status: {listen: off}\ndefaults: {tiktok: {privacy: SELF_ONLY}}\n\
+        accounts: {global: {platform: tiktok, client_key: aw1bench, client_secret_file: ./tiktok.secret}}\n";
+    std::fs::write(dir.path().join("dropcast.yaml"), text)?;
+    std::fs::write(dir.path().join("tiktok.secret"), "bench-secret\n")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let secret = dir.path().join("tiktok.secret");
+        std::fs::set_permissions(secret, std::fs::Permissions::from_mode(0o600))?;
+    }
+    for d in ["inbox", "done", "failed", "duplicates"] {
+        std::fs::create_dir_all(dir.path().join(d))?;
+    }
+    // The simulator seals its tokens, so this process's simulator honours them.
+    let login = std::process::Command::new(&bin)
+        .arg("-c")
+        .arg(dir.path().join("dropcast.yaml"))
+        .args(["login", "global", "--headless"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !login.success() {
+        return Err("dropcast login global failed".into());
+    }
+    let config = Config::parse(text, None, dir.path())?;
+    let inbox = config.inbox.clone();
+    let staged = dir.path().join("big.mp4");
+    big_video(&staged, GIB, 11)?;
+    dropcast::hash::fingerprint(&staged, PART_SIZE)?;
+
+    let (_lock, ctx) = driver_context(config).await?;
+    let sink = format!("{}/__sandbox/sink", ctx.sandbox_url().ok_or("no sandbox")?);
+    let script = format!(
+        "f='{f}'; size=$(stat -c %s \"$f\"); n=$((size / {chunk})); i=0; sha256sum \"$f\" && \
+         while [ $i -lt $n ]; do off=$((i * {chunk})); len={chunk}; \
+         if [ $i -eq $((n - 1)) ]; then len=$((size - off)); fi; \
+         tail -c +$((off + 1)) \"$f\" | head -c $len | curl -sS -f -T - \
+         -H \"Content-Range: bytes $off-$((off + len - 1))/$size\" '{sink}' >/dev/null || exit 1; \
+         i=$((i + 1)); done",
+        f = staged.display(),
+        chunk = TIKTOK_CHUNK,
+    );
+    let bare = tokio::task::spawn_blocking(move || {
+        time_command(2, || {
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c").arg(&script);
+            c
+        })
+    })
+    .await??;
+
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let options = RunOptions {
+        once: false,
+        finished_hints: true,
+        events: Some(tx),
+    };
+    let agent_ctx = Arc::clone(&ctx);
+    let task = tokio::spawn(async move {
+        let _ = pipeline::run(agent_ctx, options, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(inbox.join("big.yaml"), "text: \"one gibibyte #bench\"\n")?;
+    let target = inbox.join("big.mp4");
+    std::fs::rename(&staged, &target)?;
+    let mut started = None;
+    let total = loop {
+        match tokio::time::timeout(Duration::from_secs(600), events.recv()).await {
+            Ok(Some(AgentEvent::JobStarted { video, at })) if video == target => started = Some(at),
+            Ok(Some(AgentEvent::JobEnded { video, outcome })) if video == target => {
+                if outcome != "published" {
+                    let why = std::fs::read_to_string(dir.path().join("failed/big.error.json"))
+                        .unwrap_or_default();
+                    return Err(format!("the TikTok job ended {outcome}: {why}").into());
+                }
+                break started.ok_or("no start")?.elapsed().as_secs_f64();
+            }
+            Ok(Some(_)) => {}
+            _ => return Err("the 1 GiB TikTok job did not finish in 10 minutes".into()),
+        }
+    };
+    let _ = stop.send(());
+    let _ = task.await;
+    let bare_row = match bare {
+        Some(t) => format!(
+            "| bare minimum: `sha256sum` + the 64 chunks by `curl -T`, in order, to the sandbox sink | {t:.2} s | {:.0} MiB/s | 1.00× |",
+            1024.0 / t
+        ),
+        None => "| bare minimum | sha256sum, tail, head or curl missing | | |".into(),
+    };
+    let ratio = bare.map_or("-".into(), |b| format!("{:.2}×", total / b));
+    Ok(format!(
+        "A 1 GiB video renamed into the inbox of a `tiktok` account on the built-in simulator, \
+         from its job's start (settle excluded) to its post and archive, against the bare \
+         minimum on the same simulator. dropcast's time includes creator_info, init, the \
+         simulator's own media check of the whole file, its processing delay (1 s) and the \
+         status polls.\n\n\
+         | path | time | rate | vs bare |\n|---|---|---|---|\n{bare_row}\n\
+         | dropcast (hash + 64 sequential 16 MiB chunks + status + archive) | {total:.2} s | {:.0} MiB/s | {ratio} |",
+        1024.0 / total
+    ))
 }
