@@ -867,7 +867,7 @@ async fn login_cmd(
 const TIKTOK_LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// `dropcast login ACCOUNT` for a `tiktok` account: the OAuth code flow with PKCE and a
-/// loopback redirect (shared/protocols/tiktok.md §1). Exit 0 once the tokens are saved, 1
+/// loopback redirect (docs/tiktok.md §1). Exit 0 once the tokens are saved, 1
 /// on timeout or refusal.
 async fn tiktok_login(
     config: &Config,

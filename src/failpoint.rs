@@ -38,7 +38,7 @@ pub const NAMES: &[&str] = &[
     "after_request:upload_part",
     "after_request:cover",
     "after_commit:cover",
-    // The `tiktok` backend's own (shared/protocols/tiktok.md): its init fence and the
+    // The `tiktok` backend's own (docs/tiktok.md): its init fence and the
     // token file (after a rotated refresh token is saved, before its access token is used).
     "after_request:init",
     "after_commit:init",

@@ -220,7 +220,7 @@ fn browser_sessions(config: &Config, sandbox: Option<&reqwest::Url>) -> Sessions
     Sessions::new(browser_settings(config, sandbox))
 }
 
-/// The `tiktok` backend (shared/protocols/tiktok.md), with every `tiktok` account's app.
+/// The `tiktok` backend (docs/tiktok.md), with every `tiktok` account's app.
 fn tiktok(config: &Config, sandbox: Option<&reqwest::Url>) -> Result<TiktokBackend, FatalError> {
     let mut accounts = HashMap::new();
     for acc in &config.accounts {

@@ -51,7 +51,7 @@ pub(crate) const FIELDS: &[&str] = &[
     "tiktok",
 ];
 
-/// TikTok's limit on a post's title, which is the caption's text (shared/protocols/tiktok.md §4).
+/// TikTok's limit on a post's title, which is the caption's text (docs/tiktok.md §4).
 pub(crate) const TIKTOK_MAX_TITLE_UTF16: usize = 2200;
 
 /// Douyin's limits on a post (docs/douyin-creator.md §5): title length in characters, and

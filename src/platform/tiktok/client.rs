@@ -1,4 +1,4 @@
-//! The Content Posting requests of shared/protocols/tiktok.md §2–§6: creator_info, init
+//! The Content Posting requests of docs/tiktok.md §2–§6: creator_info, init
 //! (direct or inbox), one chunk's PUT and the status fetch, each answer read through the
 //! envelope and sorted into [`PublishError`]'s classes. Requests count against the
 //! client's own per-minute limits (`limits`) first.

@@ -1,4 +1,4 @@
-//! The per-token rate limits of shared/protocols/tiktok.md §7, kept by the client itself:
+//! The per-token rate limits of docs/tiktok.md §7, kept by the client itself:
 //! a sliding one-minute window per account and endpoint (init 6, creator_info 20, status
 //! 30), so dropcast waits its turn instead of collecting 429s.
 

@@ -1,5 +1,5 @@
 //! The `tiktok` backend: TikTok's official Content Posting API as written in
-//! shared/protocols/tiktok.md. `wire` holds every name, number and (ours) point of the page;
+//! docs/tiktok.md. `wire` holds every name, number and (ours) point of the page;
 //! `pkce`, `oauth`, `tokens` and `session` are the authorization (§1) and the tokens on
 //! disk; `client` the requests (§2–§6), `limits` the per-minute limits (§7), `upload` the
 //! chunks (§5), `backend` the steps and the fence (§8); `login` is `dropcast login`.

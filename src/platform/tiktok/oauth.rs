@@ -1,4 +1,4 @@
-//! The OAuth side of shared/protocols/tiktok.md §1: the authorize address, the loopback
+//! The OAuth side of docs/tiktok.md §1: the authorize address, the loopback
 //! listener that takes the one callback (checking `state`), the code exchange and the
 //! refresh at the token endpoint. Nothing here logs or returns a token in a message.
 

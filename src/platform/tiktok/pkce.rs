@@ -1,4 +1,4 @@
-//! PKCE for the authorization code flow (shared/protocols/tiktok.md §1.1): a random
+//! PKCE for the authorization code flow (docs/tiktok.md §1.1): a random
 //! `code_verifier`, its challenge as TikTok's desktop page computes it (**lower-case hex**
 //! of SHA-256, not RFC 7636's base64url), and the random `state` the callback must return.
 

@@ -1,4 +1,4 @@
-//! The wire side of shared/protocols/tiktok.md (the TikTok Content Posting API) in one
+//! The wire side of docs/tiktok.md (the TikTok Content Posting API) in one
 //! place: every path, field name, code and number of the page, every (ours) point with the
 //! page's tag and section, the serde types of the answers and bodies, the chunk arithmetic
 //! of §5 and the sorting of every error code into [`PublishError`]'s classes.
