@@ -190,6 +190,28 @@ impl io::Read for Reader<'_> {
     }
 }
 
+/// Seeking moves the position only (reads are by position), so header readers can skip
+/// a payload without reading it.
+impl io::Seek for Reader<'_> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let (base, delta) = match to {
+            io::SeekFrom::Start(at) => {
+                self.pos = at;
+                return Ok(at);
+            }
+            io::SeekFrom::Current(d) => (self.pos, d),
+            io::SeekFrom::End(d) => (self.video.size(), d),
+        };
+        self.pos = base.checked_add_signed(delta).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the video",
+            )
+        })?;
+        Ok(self.pos)
+    }
+}
+
 #[cfg(unix)]
 mod os {
     use std::fs::{File, Metadata};
@@ -264,7 +286,27 @@ mod os {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    #[test]
+    fn a_reader_seeks_from_the_start_the_position_and_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.mp4");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let video = VideoFile::open_path(&path).unwrap();
+        let mut r = Reader::new(&video);
+        let mut two = [0u8; 2];
+        assert_eq!(r.seek(SeekFrom::Start(3)).unwrap(), 3);
+        r.read_exact(&mut two).unwrap();
+        assert_eq!(&two, b"34");
+        assert_eq!(r.seek(SeekFrom::Current(2)).unwrap(), 7);
+        r.read_exact(&mut two).unwrap();
+        assert_eq!(&two, b"78");
+        assert_eq!(r.seek(SeekFrom::End(-10)).unwrap(), 0);
+        r.read_exact(&mut two).unwrap();
+        assert_eq!(&two, b"01");
+        assert!(r.seek(SeekFrom::Current(-3)).is_err(), "before the start");
+    }
 
     fn settled_of(path: &Path) -> Settled {
         let meta = std::fs::symlink_metadata(path).unwrap();

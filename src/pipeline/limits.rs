@@ -17,8 +17,13 @@ pub(crate) async fn check(platform: Platform, video: &VideoFile) -> Result<(), J
     let Some(limits) = crate::platform::media_limits(platform) else {
         return Ok(());
     };
-    let path = video.path().to_owned();
-    let info = match tokio::task::spawn_blocking(move || crate::media::probe(&path)).await {
+    // The descriptor the hash pass read, so the facts are those of the bytes that go up.
+    let video = video.clone();
+    let probe = move || {
+        let reader = crate::video::Reader::new(&video);
+        crate::media::probe_reader(reader, video.size(), video.path())
+    };
+    let info = match tokio::task::spawn_blocking(probe).await {
         Ok(Ok(info)) => info,
         Ok(Err(e)) => {
             warn!(reason = %e, "cannot read the video's facts; the platform checks them itself");

@@ -419,8 +419,13 @@ async fn check_duration(video: &VideoFile, info: &CreatorInfo) -> Result<(), Pub
     let Some(max) = info.max_video_post_duration_sec else {
         return Ok(());
     };
-    let path = video.path().to_owned();
-    let probed = tokio::task::spawn_blocking(move || crate::media::probe(&path)).await;
+    // The descriptor the hash pass read, so the facts are those of the bytes that go up.
+    let video = video.clone();
+    let probed = tokio::task::spawn_blocking(move || {
+        let reader = crate::video::Reader::new(&video);
+        crate::media::probe_reader(reader, video.size(), video.path())
+    })
+    .await;
     let duration = match probed {
         Ok(Ok(media)) => media.duration,
         Ok(Err(e)) => {
