@@ -376,16 +376,27 @@ impl Session {
 
 /// How long a closing browser has to write its profile and end.
 const CLOSE_WAIT: Duration = Duration::from_secs(60);
+/// How long the close command may go unanswered (a browser that died mid-session never
+/// answers it).
+const CLOSE_COMMAND_WAIT: Duration = Duration::from_secs(10);
 
 async fn close_browser(browser: &mut Browser, handler: JoinHandle<()>) {
-    if let Err(e) = browser.close().await {
-        tracing::warn!(error = %e, "the browser did not take the close command");
-    }
-    match tokio::time::timeout(CLOSE_WAIT, browser.wait()).await {
-        Ok(_) => {}
+    match tokio::time::timeout(CLOSE_COMMAND_WAIT, browser.close()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the browser did not take the close command"),
         Err(_) => tracing::warn!(
-            "the browser did not end within {CLOSE_WAIT:?} of being asked to close; stopping it"
+            "the browser did not answer the close command within {CLOSE_COMMAND_WAIT:?}"
         ),
+    }
+    if tokio::time::timeout(CLOSE_WAIT, browser.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the browser did not end within {CLOSE_WAIT:?} of being asked to close; stopping it"
+        );
+        let _ = browser.kill().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
     }
     if tokio::time::timeout(Duration::from_secs(5), handler)
         .await
