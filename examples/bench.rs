@@ -396,7 +396,6 @@ fn hash() -> Result<String, Error> {
 async fn e2e() -> Result<String, Error> {
     let dir = tempfile::tempdir()?;
     let config = config(dir.path(), "{mode: native, settle: 200ms}", "./done")?;
-    let inbox = config.inbox.clone();
     let staging = dir.path().join("staging");
     std::fs::create_dir_all(&staging)?;
     let staged = staging.join("big.mp4");
@@ -424,40 +423,7 @@ async fn e2e() -> Result<String, Error> {
     .await??;
 
     // dropcast: from the job's start (the file has settled) to its end (posted, archived).
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let options = RunOptions {
-        once: false,
-        finished_hints: true,
-        events: Some(tx),
-    };
-    let agent_ctx = Arc::clone(&ctx);
-    let task = tokio::spawn(async move {
-        let _ = pipeline::run(agent_ctx, options, async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    std::fs::write(inbox.join("big.yaml"), "text: one gibibyte\n")?;
-    let target = inbox.join("big.mp4");
-    std::fs::rename(&staged, &target)?;
-    let mut started = None;
-    let total = loop {
-        match tokio::time::timeout(Duration::from_secs(600), events.recv()).await {
-            Ok(Some(AgentEvent::JobStarted { video, at })) if video == target => started = Some(at),
-            Ok(Some(AgentEvent::JobEnded { video, outcome })) if video == target => {
-                if outcome != "published" {
-                    return Err(format!("the job ended {outcome}").into());
-                }
-                break started.ok_or("no start")?.elapsed().as_secs_f64();
-            }
-            Ok(Some(_)) => {}
-            _ => return Err("the 1 GiB job did not finish in 10 minutes".into()),
-        }
-    };
-    let _ = stop.send(());
-    let _ = task.await;
+    let total = time_one_video(&ctx, &staged, "text: one gibibyte\n").await?;
     let bare_row = match bare {
         Some(t) => format!(
             "| bare minimum: `sha256sum` + `curl -T` to the sandbox sink | {t:.2} s | {:.0} MiB/s | 1.00× |",
@@ -905,7 +871,6 @@ async fn tiktok() -> Result<String, Error> {
         return Err("dropcast login global failed".into());
     }
     let config = Config::parse(text, None, dir.path())?;
-    let inbox = config.inbox.clone();
     let staged = dir.path().join("big.mp4");
     big_video(&staged, GIB, 11)?;
     dropcast::hash::fingerprint(&staged, PART_SIZE)?;
@@ -931,42 +896,7 @@ async fn tiktok() -> Result<String, Error> {
     })
     .await??;
 
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let options = RunOptions {
-        once: false,
-        finished_hints: true,
-        events: Some(tx),
-    };
-    let agent_ctx = Arc::clone(&ctx);
-    let task = tokio::spawn(async move {
-        let _ = pipeline::run(agent_ctx, options, async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    std::fs::write(inbox.join("big.yaml"), "text: \"one gibibyte #bench\"\n")?;
-    let target = inbox.join("big.mp4");
-    std::fs::rename(&staged, &target)?;
-    let mut started = None;
-    let total = loop {
-        match tokio::time::timeout(Duration::from_secs(600), events.recv()).await {
-            Ok(Some(AgentEvent::JobStarted { video, at })) if video == target => started = Some(at),
-            Ok(Some(AgentEvent::JobEnded { video, outcome })) if video == target => {
-                if outcome != "published" {
-                    let why = std::fs::read_to_string(dir.path().join("failed/big.error.json"))
-                        .unwrap_or_default();
-                    return Err(format!("the TikTok job ended {outcome}: {why}").into());
-                }
-                break started.ok_or("no start")?.elapsed().as_secs_f64();
-            }
-            Ok(Some(_)) => {}
-            _ => return Err("the 1 GiB TikTok job did not finish in 10 minutes".into()),
-        }
-    };
-    let _ = stop.send(());
-    let _ = task.await;
+    let total = time_one_video(&ctx, &staged, "text: \"one gibibyte #bench\"\n").await?;
     let bare_row = match bare {
         Some(t) => format!(
             "| bare minimum: `sha256sum` + the 64 chunks by `curl -T`, in order, to the sandbox sink | {t:.2} s | {:.0} MiB/s | 1.00× |",
@@ -985,4 +915,48 @@ async fn tiktok() -> Result<String, Error> {
          | dropcast (hash + 64 sequential 16 MiB chunks + status + archive) | {total:.2} s | {:.0} MiB/s | {ratio} |",
         1024.0 / total
     ))
+}
+
+/// Runs the agent on `ctx`, moves `staged` into the inbox as `big.mp4` with `caption`
+/// beside it, and times its job from start (the file has settled) to end (posted and
+/// archived), in seconds.
+async fn time_one_video(ctx: &Arc<Context>, staged: &Path, caption: &str) -> Result<f64, Error> {
+    let inbox = ctx.config.inbox.clone();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let options = RunOptions {
+        once: false,
+        finished_hints: true,
+        events: Some(tx),
+    };
+    let agent_ctx = Arc::clone(ctx);
+    let task = tokio::spawn(async move {
+        let _ = pipeline::run(agent_ctx, options, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(inbox.join("big.yaml"), caption)?;
+    let target = inbox.join("big.mp4");
+    std::fs::rename(staged, &target)?;
+    let mut started = None;
+    let total = loop {
+        match tokio::time::timeout(Duration::from_secs(600), events.recv()).await {
+            Ok(Some(AgentEvent::JobStarted { video, at })) if video == target => started = Some(at),
+            Ok(Some(AgentEvent::JobEnded { video, outcome })) if video == target => {
+                if outcome != "published" {
+                    let why = std::fs::read_to_string(ctx.config.failed.join("big.error.json"))
+                        .unwrap_or_default();
+                    return Err(format!("the job ended {outcome}: {why}").into());
+                }
+                break started.ok_or("no start")?.elapsed().as_secs_f64();
+            }
+            Ok(Some(_)) => {}
+            _ => return Err("the 1 GiB job did not finish in 10 minutes".into()),
+        }
+    };
+    let _ = stop.send(());
+    let _ = task.await;
+    Ok(total)
 }
