@@ -320,7 +320,12 @@ async fn a_150_mb_video_in_sequential_chunks_survives_a_lost_answer_and_a_503() 
     // Each fault cost one more PUT: the lost one re-sent (a 416 saying the server has it)
     // and the 503 one re-sent.
     let requests = sandbox_get(&env, "/__sandbox/tiktok/requests").await;
-    assert_eq!(requests["chunk"].as_u64(), Some(chunks + 2), "{requests}");
+    assert_eq!(
+        requests["chunk"].as_u64(),
+        Some(chunks + 2),
+        "{requests}\n{}",
+        stderr(&out)
+    );
     assert!(env.path("done/clip.mp4").exists(), "{}", stderr(&out));
 }
 
