@@ -724,15 +724,27 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
                     problem,
                 ])));
             }
-            // The platform of the account it goes to (its `account:`, else the first).
-            let target = c.account.as_deref().or(names.first().copied());
-            match accounts.iter().find(|(n, _)| Some(n.as_str()) == target) {
-                Some((_, platform)) => c
-                    .check_for(*platform)
-                    .map(|()| c)
-                    .map_err(caption::CaptionError::Invalid),
-                None => Ok(c),
+            // The platforms of the accounts it goes to (its `account:`, else the first).
+            let targets: Vec<&str> = if c.accounts.is_empty() {
+                names.first().copied().into_iter().collect()
+            } else {
+                c.accounts.iter().map(String::as_str).collect()
+            };
+            let mut platforms: Vec<crate::domain::Platform> = Vec::new();
+            for (_, platform) in accounts.iter().filter(|(n, _)| targets.contains(&n.as_str())) {
+                if !platforms.contains(platform) {
+                    platforms.push(*platform);
+                }
             }
+            let mut problems = crate::yaml::Problems::new();
+            for platform in platforms {
+                if let Err(p) = c.check_for(platform) {
+                    problems.extend(p);
+                }
+            }
+            problems
+                .into_result(c)
+                .map_err(caption::CaptionError::Invalid)
         });
         match checked {
             Ok(c) => println!(

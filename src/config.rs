@@ -14,10 +14,12 @@ use crate::secret::Secret;
 use crate::yaml::{Document, Node, Problems};
 
 pub use bind::check_bind;
+pub use routes::Route;
 
 mod accounts;
 mod bind;
 mod platforms;
+mod routes;
 
 pub(crate) use accounts::not_available_yet;
 pub use accounts::{
@@ -57,6 +59,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// Caption fields every caption inherits.
     pub defaults: CaptionFields,
+    /// Inbox subfolders whose videos go to given accounts.
+    pub routes: Vec<Route>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,9 +232,15 @@ const TOP: &[&str] = &[
     "accounts",
     "status",
     "defaults",
+    "routes",
 ];
 
 impl Config {
+    /// The accounts `routes:` sends a video at `relative` (to the inbox) to, if any.
+    pub(crate) fn routed(&self, relative: &Path) -> Option<&[String]> {
+        routes::route_for(&self.routes, relative)
+    }
+
     /// Read and check a config file; relative paths are relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         // Only a regular file of reasonable size is read: a FIFO or a device named as the
@@ -290,6 +300,7 @@ impl Config {
             }],
             status: StatusConfig::default(),
             defaults: CaptionFields::default(),
+            routes: Vec::new(),
         }
     }
 
@@ -369,20 +380,28 @@ fn read_config(doc: &Document, base_dir: &Path, problems: &mut Problems) -> Opti
     }
     if let Some(n) = fields.get("defaults") {
         config.defaults = caption::parse_fields(n, problems);
-        if let Some(name) = &config.defaults.account
-            && config.account(name).is_none()
-        {
+        let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        let unknown = config
+            .defaults
+            .accounts
+            .iter()
+            .flatten()
+            .find(|name| !names.contains(&name.as_str()));
+        if let Some(name) = unknown {
             let mut scratch = Problems::new();
             let at = n
                 .entries(&mut scratch)
                 .and_then(|e| e.into_iter().find(|(k, _)| k == "account"))
                 .map_or_else(|| n.clone(), |(_, node)| node);
-            let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
             problems.push(at.problem(format!(
                 "no account named `{name}`; configured: {}",
                 names.join(", ")
             )));
         }
+    }
+    if let Some(n) = fields.get("routes") {
+        let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        config.routes = routes::read_routes(&n, &names, problems);
     }
     Some(config)
 }

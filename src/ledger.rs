@@ -710,26 +710,49 @@ impl Ledger {
         id: JobId,
         plan: &serde_json::Value,
     ) -> Result<(), LedgerError> {
+        self.set_archive_plan_for(&[id], plan)
+    }
+
+    /// The same plan for every job of one bundle (one job per target account), in one
+    /// transaction: a crash leaves every target planned or none.
+    pub fn set_archive_plan_for(
+        &mut self,
+        ids: &[JobId],
+        plan: &serde_json::Value,
+    ) -> Result<(), LedgerError> {
         if !plan.is_object() {
             return Err(LedgerError::Invalid("an archive plan is a JSON object"));
         }
         let text = serde_json::to_string(plan)?;
-        self.transition(
-            id,
-            "plan the archive",
-            Some("after_commit:archive_plan"),
-            &[JobState::Published, JobState::Failed, JobState::Duplicate],
-            |tx, job, now| {
-                if job.archived_to.is_some() {
-                    return Err(illegal(job, "plan the archive", "it is archived already"));
-                }
-                tx.execute(
-                    "UPDATE jobs SET archive_plan = ?1, updated_at = ?2 WHERE id = ?3",
-                    params![text, now, id],
-                )?;
-                Ok(())
-            },
-        )
+        let now = now_ms();
+        let tx = self.begin()?;
+        for &id in ids {
+            let job = load(&tx, id)?.ok_or(LedgerError::NoSuchJob(id))?;
+            let planned = [JobState::Published, JobState::Failed, JobState::Duplicate];
+            if !planned.contains(&job.state) {
+                return Err(illegal(&job, "plan the archive", "not allowed in this state"));
+            }
+            if job.archived_to.is_some() {
+                return Err(illegal(&job, "plan the archive", "it is archived already"));
+            }
+            tx.execute(
+                "UPDATE jobs SET archive_plan = ?1, updated_at = ?2 WHERE id = ?3",
+                params![text, now, id],
+            )?;
+        }
+        tx.commit()?;
+        failpoint::hit("after_commit:archive_plan");
+        Ok(())
+    }
+
+    /// The files of the job's bundle are archived: Published → Done; a Failed, Duplicate
+    /// or Abandoned job records where they went.
+    pub fn mark_archived(&mut self, id: JobId, archived_to: &Path) -> Result<(), LedgerError> {
+        match self.job(id)?.map(|j| j.state) {
+            Some(JobState::Published) => self.mark_done(id, archived_to),
+            Some(_) => self.record_archived(id, archived_to),
+            None => Err(LedgerError::NoSuchJob(id)),
+        }
     }
 
     /// Jobs with a stored archive plan whose archive is not recorded as finished,

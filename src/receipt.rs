@@ -204,6 +204,7 @@ impl FailureReceipt {
         FailureReceipt {
             sha256: job.map(|j| j.sha256.clone()),
             account: job.map(|j| j.account.clone()).unwrap_or_default(),
+            platform: job.map(|j| j.platform),
             file: file_label(file),
             step,
             class: class.to_string(),
@@ -287,6 +288,9 @@ pub struct FailureReceipt {
     /// Absent for a file that could not be hashed.
     pub sha256: Option<ContentHash>,
     pub account: String,
+    /// The account's platform, where a job names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
     pub file: String,
     pub step: Option<StepName>,
     pub class: String,
@@ -301,6 +305,9 @@ pub struct FailureReceipt {
 pub(crate) struct DuplicateReceipt {
     pub sha256: ContentHash,
     pub account: String,
+    /// The account's platform (absent in receipts written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
     pub file: String,
     pub earlier: EarlierPost,
     pub(crate) detected_at: UtcTime,
@@ -334,6 +341,7 @@ impl DuplicateReceipt {
         DuplicateReceipt {
             sha256: duplicate.sha256.clone(),
             account: duplicate.account.clone(),
+            platform: Some(duplicate.platform),
             file: file_label(&duplicate.video),
             earlier: EarlierPost {
                 platform: earlier.platform,
@@ -349,6 +357,64 @@ impl DuplicateReceipt {
             detected_at,
         }
     }
+}
+
+/// How one target of a bundle ended, as its entry in a receipt's `targets`: that
+/// target's own receipt with `outcome` beside its fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub(crate) enum TargetReceipt {
+    Published(PublishedReceipt),
+    Duplicate(DuplicateReceipt),
+    Failed(FailureReceipt),
+}
+
+impl TargetReceipt {
+    fn outcome(&self) -> &'static str {
+        match self {
+            TargetReceipt::Published(_) => "published",
+            TargetReceipt::Duplicate(_) => "duplicate",
+            TargetReceipt::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Where a bundle goes once every target ended (design.md §8): `published` (done/) when
+/// any target posted, else `duplicate` when every one was a duplicate, else `failed`.
+pub(crate) fn bundle_outcome(targets: &[TargetReceipt]) -> &'static str {
+    let all = |o: &str| targets.iter().all(|t| t.outcome() == o);
+    if targets.iter().any(|t| t.outcome() == "published") {
+        "published"
+    } else if !targets.is_empty() && all("duplicate") {
+        "duplicate"
+    } else {
+        "failed"
+    }
+}
+
+/// The receipt of a bundle whose targets all ended (design.md §6): every receipt has
+/// `targets`; with one target, that target's fields also stand at the top level as they
+/// always did; with several, the top level holds the video's hash and file and the
+/// bundle's `outcome` (the folder it went to: published when any target posted).
+pub(crate) fn bundle_receipt(
+    sha256: &ContentHash,
+    file: &Path,
+    targets: &[TargetReceipt],
+) -> Result<serde_json::Value, serde_json::Error> {
+    let list = serde_json::to_value(targets)?;
+    if let [one] = targets {
+        let mut top = serde_json::to_value(one)?;
+        if let Some(map) = top.as_object_mut() {
+            map.insert("targets".into(), list);
+        }
+        return Ok(top);
+    }
+    Ok(serde_json::json!({
+        "sha256": sha256,
+        "file": file_label(file),
+        "outcome": bundle_outcome(targets),
+        "targets": list,
+    }))
 }
 
 #[cfg(test)]
@@ -561,6 +627,7 @@ mod tests {
         let receipt = FailureReceipt {
             sha256: None,
             account: "main".into(),
+            platform: None,
             file: "broken.mp4".into(),
             step: None,
             class: "incomplete".into(),

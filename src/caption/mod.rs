@@ -96,6 +96,8 @@ impl Origin {
 #[derive(Clone, Debug, Default)]
 struct Notes {
     origins: BTreeMap<&'static str, Origin>,
+    /// Where each name of `account:` was written, in order.
+    account_origins: Vec<Origin>,
     /// Mention names whose id was present but invalid (already reported).
     bad_mentions: BTreeSet<String>,
 }
@@ -119,7 +121,8 @@ pub struct CaptionFields {
     pub cover_at: Option<Duration>,
     pub collection: Option<Collection>,
     pub publish_at: Option<OffsetDateTime>,
-    pub account: Option<String>,
+    /// `account:`, one name or a list (never empty, no name twice).
+    pub accounts: Option<Vec<String>>,
     pub title: Option<String>,
     /// A cover image file, resolved against the folder of the file that names it.
     pub cover: Option<PathBuf>,
@@ -136,6 +139,9 @@ impl CaptionFields {
     /// `challenges` are merged name by name (these fields win).
     pub fn or(self, defaults: &CaptionFields) -> CaptionFields {
         let mut notes = self.notes;
+        if self.accounts.is_none() {
+            notes.account_origins = defaults.notes.account_origins.clone();
+        }
         for (k, v) in &defaults.notes.origins {
             notes.origins.entry(k).or_insert_with(|| v.clone());
         }
@@ -175,7 +181,7 @@ impl CaptionFields {
             cover_at: self.cover_at.or(defaults.cover_at),
             collection: self.collection.or_else(|| defaults.collection.clone()),
             publish_at,
-            account: self.account.or_else(|| defaults.account.clone()),
+            accounts: self.accounts.or_else(|| defaults.accounts.clone()),
             title: self.title.or_else(|| defaults.title.clone()),
             cover: self.cover.or_else(|| defaults.cover.clone()),
             ai_generated: self.ai_generated.or(defaults.ai_generated),
@@ -202,10 +208,11 @@ pub struct Caption {
     pub cover_at: Duration,
     pub collection: Option<Collection>,
     pub publish_at: Option<OffsetDateTime>,
-    /// The account named by the caption or the defaults; `None`: the default account.
-    pub account: Option<String>,
-    /// Where `account` was written, for [`Caption::check_account`].
-    account_origin: Whence,
+    /// The accounts named by the caption or the defaults, in order, each once; empty: the
+    /// config's routing decides.
+    pub accounts: Vec<String>,
+    /// Where each of `accounts` was written, for [`Caption::check_account`].
+    account_origins: Vec<Whence>,
     /// The post's title, where the platform has one.
     pub title: Option<String>,
     pub cover: Option<PathBuf>,
@@ -248,12 +255,14 @@ impl Caption {
     /// Refuses an `account:` that the config does not have, pointing at where it was
     /// written, with a did-you-mean.
     pub(crate) fn check_account(&self, configured: &[&str]) -> Result<(), Problem> {
-        let Some(name) = self.account.as_deref() else {
+        let unknown = self
+            .accounts
+            .iter()
+            .enumerate()
+            .find(|(_, name)| !configured.contains(&name.as_str()));
+        let Some((i, name)) = unknown else {
             return Ok(());
         };
-        if configured.contains(&name) {
-            return Ok(());
-        }
         let hint = match crate::yaml::did_you_mean(name, configured) {
             Some(near) => format!(", did you mean `{near}`?"),
             None => String::new(),
@@ -262,16 +271,8 @@ impl Caption {
             "`{name}` is not configured (configured: {}){hint}",
             configured.join(", ")
         );
-        Err(match &self.account_origin.0 {
-            Some(origin) => origin.problem(message),
-            None => Problem {
-                file: None,
-                line: 1,
-                column: 1,
-                field: "account".into(),
-                message,
-            },
-        })
+        let whence = self.account_origins.get(i).cloned().unwrap_or_default();
+        Err(whence.problem("account", message))
     }
 
     /// What `platform` refuses in this caption (Douyin: a title over 30 characters, more
@@ -602,19 +603,43 @@ pub(crate) fn parse_fields(node: &Node<'_>, problems: &mut Problems) -> CaptionF
         }
     }
     if let Some(n) = fields.get("account") {
-        out.account = n.parse_str("an account name", problems, |s| {
+        account_field(n, &mut out, problems);
+    }
+    platform_fields(&fields, &mut out, problems);
+    out
+}
+
+/// `account:`: one name, or a list of them (design.md §8), each once.
+fn account_field(n: &Node<'_>, out: &mut CaptionFields, problems: &mut Problems) {
+    let items = match n.value() {
+        Value::Sequence(_) => n.items(problems).unwrap_or_default(),
+        _ => vec![n.clone()],
+    };
+    if items.is_empty() {
+        problems.push(n.problem("the list of accounts is empty"));
+        return;
+    }
+    let mut names: Vec<String> = Vec::new();
+    for item in items {
+        let Some(name) = item.parse_str("an account name", problems, |s| {
             if s.trim().is_empty() {
                 Err("the account name is empty".to_owned())
             } else {
                 Ok(s.to_owned())
             }
-        });
-        if out.account.is_some() {
-            out.notes.origins.insert("account", Origin::of(n));
+        }) else {
+            continue;
+        };
+        if names.contains(&name) {
+            problems.push(item.problem(format!("`{name}` is listed twice")));
+            continue;
         }
+        out.notes.account_origins.push(Origin::of(&item));
+        names.push(name);
     }
-    platform_fields(&fields, &mut out, problems);
-    out
+    if !names.is_empty() {
+        out.accounts = Some(names);
+    }
 }
 
 /// `title`, `cover`, `ai_generated` and `douyin: {declaration}`: fields some platforms have.
@@ -870,8 +895,13 @@ fn build(
         cover_at: fields.cover_at.unwrap_or(Duration::ZERO),
         collection: fields.collection,
         publish_at: fields.publish_at,
-        account: fields.account,
-        account_origin: Whence(origin("account").cloned()),
+        accounts: fields.accounts.unwrap_or_default(),
+        account_origins: fields
+            .notes
+            .account_origins
+            .iter()
+            .map(|o| Whence(Some(o.clone())))
+            .collect(),
         title: fields.title,
         cover: fields.cover,
         ai_generated: fields.ai_generated.unwrap_or(false),
@@ -1103,7 +1133,7 @@ account: main
             })
         );
         assert_eq!(c.publish_at, Some(datetime!(2026-06-10 20:00 +8)));
-        assert_eq!(c.account.as_deref(), Some("main"));
+        assert_eq!(c.accounts, ["main"]);
         let draft = c.to_draft(vec!["1550712576368642".into()]);
         assert_eq!(
             draft.publish_at,
@@ -1121,7 +1151,7 @@ account: main
         assert_eq!(c.cover_at, Duration::ZERO);
         assert_eq!(c.collection, None);
         assert_eq!(c.publish_at, None);
-        assert_eq!(c.account, None);
+        assert!(c.accounts.is_empty());
         assert_eq!(c.to_draft(vec![]).publish_at, None);
     }
 
@@ -1330,7 +1360,7 @@ account: main
         .expect("valid");
         assert_eq!(c.visibility, Visibility::Friends);
         assert!(c.allow_download);
-        assert_eq!(c.account.as_deref(), Some("alt"));
+        assert_eq!(c.accounts, ["alt"]);
         assert_eq!(c.mention_ids(), vec!["9".to_string(), "2".to_string()]);
     }
 

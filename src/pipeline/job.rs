@@ -27,6 +27,7 @@ use crate::words::{FailureClass, Stage};
 use super::accounts::AccountRef;
 use super::context::Context;
 use super::error::JobFailure;
+use super::targets::{Ended, Ending, Turn};
 
 /// A settled video and the caption that belongs to it.
 #[derive(Debug, Clone)]
@@ -114,7 +115,7 @@ fn at_step(ctx: &Context, bundle: &Bundle, step: &StepName) {
 }
 
 /// Tells the live state what the bundle's job is doing.
-fn at_stage(ctx: &Context, bundle: &Bundle, stage: Stage) {
+pub(super) fn at_stage(ctx: &Context, bundle: &Bundle, stage: Stage) {
     ctx.live
         .job_step(&live_name(ctx, bundle), &stage, None, None);
 }
@@ -179,50 +180,101 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
     info!(step = "hash", size = fp.size, "hashed");
 
     let caption_read = bundle.caption.as_deref().and_then(stamp);
-    let (account_name, caption) = read_caption_and_route(ctx, &bundle).await;
-    if let Some(waiting) = wait_for_earlier_copy(ctx, &bundle, &fp, &account_name).await {
-        return waiting;
-    }
-    let job = match claim_job(ctx, &bundle, &fp, account_name).await {
-        Ok(job) => job,
-        Err(outcome) => return outcome,
-    };
-    let caption = match caption {
-        Ok(c) => c,
-        Err(reason) => {
-            warn!(step = "caption", %reason, "caption refused");
-            return fail(ctx, &bundle, &job, JobFailure::caption(reason)).await;
+    let (accounts, caption) = read_caption_and_route(ctx, &bundle).await;
+    let several = accounts.len() > 1;
+    let mut ended = Vec::new();
+    let mut open = None;
+    // One target after the other (design.md §8): each its own job, so a crash between
+    // two leaves the first's post recorded and the second still to run.
+    for account in &accounts {
+        let turn = run_target(ctx, &bundle, &video, &fp, account, &caption);
+        let turn = if several {
+            turn.instrument(info_span!("target", account = %account))
+                .await
+        } else {
+            turn.await
+        };
+        match turn {
+            Turn::Ended(target) => ended.push(target),
+            Turn::Open(outcome @ Outcome::Abandoned { .. }) => return outcome,
+            Turn::Open(outcome) => {
+                open.get_or_insert(outcome);
+            }
         }
-    };
-    let account = match usable_account(ctx, &job) {
-        Ok(account) => account,
-        Err(held) => return held,
-    };
-    let account = &account;
-
-    let (post, draft) = match publish(ctx, &bundle, &job, &caption, account, &video, &fp).await {
-        Ok(done) => done,
-        Err(stop) => return stopped(ctx, &bundle, &job, stop).await,
-    };
+    }
+    if let Some(outcome) = open {
+        if !ended.is_empty() {
+            info!(
+                ended = ended.len(),
+                targets = accounts.len(),
+                "the video stays in the inbox until every target has ended"
+            );
+        }
+        return outcome;
+    }
     if let Some(path) = &bundle.caption
         && stamp(path) != caption_read
+        && ended.iter().any(Ended::posted)
     {
         info!(
             caption = %ctx.relative(path).display(),
             "the caption changed after publishing started; the post used the version read then (see the receipt); the edit is archived but not published"
         );
     }
-    archive_published(ctx, &bundle, job.id, &draft, post).await
+    super::targets::archive(ctx, &bundle, ended).await
 }
 
-/// Reads the caption and picks the account the job is for. The caption is read now, at
-/// the start of publishing: a caption edited while the video waited is read in its final
-/// form. A caption that cannot be used is returned as the reason, so that the job is
-/// recorded (under the account routing picks without it) before it fails.
+/// One target of a bundle: its job claimed (or found ended), the caption checked for its
+/// platform, and the publish steps run.
+async fn run_target(
+    ctx: &Context,
+    bundle: &Bundle,
+    video: &VideoFile,
+    fp: &Fingerprint,
+    account: &str,
+    caption: &Result<Caption, String>,
+) -> Turn {
+    if let Some(ended) = super::targets::ended_before(ctx, bundle, fp, account).await {
+        return Turn::Ended(ended);
+    }
+    if let Some(waiting) = wait_for_earlier_copy(ctx, bundle, fp, account).await {
+        return Turn::Open(waiting);
+    }
+    let job = match claim_job(ctx, bundle, fp, account.to_owned()).await {
+        Ok(Claimed::Job(job)) => job,
+        Ok(Claimed::Duplicate { job, earlier }) => {
+            return Turn::Ended(super::targets::duplicate(job, earlier));
+        }
+        Err(outcome) => return Turn::Open(outcome),
+    };
+    let caption = match caption_for(ctx, caption, &job) {
+        Ok(caption) => caption,
+        Err(reason) => {
+            warn!(step = "caption", %reason, "caption refused");
+            return failed(ctx, job, JobFailure::caption(reason)).await;
+        }
+    };
+    let account = match usable_account(ctx, &job) {
+        Ok(account) => account,
+        Err(held) => return Turn::Open(held),
+    };
+    match publish(ctx, bundle, &job, caption, &account, video, fp).await {
+        Ok((post, draft)) => Turn::Ended(Ended {
+            job,
+            how: Ending::Published { draft, post },
+        }),
+        Err(stop) => stopped(ctx, &job, stop).await,
+    }
+}
+
+/// Reads the caption and picks the accounts the video goes to. The caption is read now,
+/// at the start of publishing: a caption edited while the video waited is read in its
+/// final form. A caption that cannot be used is returned as the reason, so that each
+/// target's job is recorded (under the accounts routing picks without it) before it fails.
 async fn read_caption_and_route(
     ctx: &Context,
     bundle: &Bundle,
-) -> (String, Result<Caption, String>) {
+) -> (Vec<String>, Result<Caption, String>) {
     let now = OffsetDateTime::now_utc();
     let require_text = bundle.caption.is_some();
     let caption: Result<Caption, String> = match &bundle.caption {
@@ -237,41 +289,41 @@ async fn read_caption_and_route(
         .iter()
         .map(|a| a.name.as_str())
         .collect();
+    let relative = ctx.relative(&bundle.video);
     let in_inbox = ctx.in_inbox(&bundle.video);
-    match caption {
-        Ok(c) => {
-            let account = route(
-                ctx.relative(&bundle.video),
-                in_inbox,
-                c.account.as_deref(),
-                &configured,
-            );
-            // An `account:` the config lacks fails the job, pointing at where it was
-            // written; the job itself is recorded under the default account.
-            if let Err(problem) = c.check_account(&configured) {
-                return (account, Err(problem.to_string()));
-            }
-            let Some(platform) = ctx.accounts.get(&account).map(|a| a.platform) else {
-                return (account, Ok(c));
-            };
-            if let Err(problems) = c.check_for(platform) {
-                return (account, Err(problems.to_string()));
-            }
-            let ignored = c.ignored_for(platform);
-            if !ignored.is_empty() {
-                info!(
-                    %platform,
-                    fields = ignored.join(", "),
-                    "caption fields this platform has no place for are left out of the post"
-                );
-            }
-            (account, Ok(c))
-        }
-        Err(reason) => (
-            route(ctx.relative(&bundle.video), in_inbox, None, &configured),
-            Err(reason),
-        ),
+    let named = caption.as_ref().map_or(&[][..], |c| c.accounts.as_slice());
+    let routed = in_inbox.then(|| ctx.config.routed(relative)).flatten();
+    let accounts = targets(relative, in_inbox, named, routed, &configured);
+    // An `account:` the config lacks fails the job, pointing at where it was written.
+    let caption = caption.and_then(|c| {
+        c.check_account(&configured)
+            .map(|()| c)
+            .map_err(|p| p.to_string())
+    });
+    (accounts, caption)
+}
+
+/// The caption as `job`'s platform takes it: refused where that platform cannot post it,
+/// with one log line for the fields it has no place for.
+fn caption_for<'c>(
+    ctx: &Context,
+    caption: &'c Result<Caption, String>,
+    job: &JobRecord,
+) -> Result<&'c Caption, String> {
+    let caption = caption.as_ref().map_err(String::clone)?;
+    let Some(platform) = ctx.accounts.get(&job.account).map(|a| a.platform) else {
+        return Ok(caption);
+    };
+    caption.check_for(platform).map_err(|p| p.to_string())?;
+    let ignored = caption.ignored_for(platform);
+    if !ignored.is_empty() {
+        info!(
+            %platform,
+            fields = ignored.join(", "),
+            "caption fields this platform has no place for are left out of the post"
+        );
     }
+    Ok(caption)
 }
 
 /// The same video is being published for this account from another file (an earlier
@@ -307,14 +359,22 @@ async fn wait_for_earlier_copy(
     Some(Outcome::WaitingForEarlier { reason })
 }
 
-/// Claims the ledger job for the bundle (new, resumed, or a duplicate that ends here)
-/// and counts the attempt; `Err` is how the job ends instead.
+/// What claiming a target's job gave.
+enum Claimed {
+    /// A new or resumed job, its attempt counted.
+    Job(JobRecord),
+    /// The account has this video already: `job` is recorded as its duplicate.
+    Duplicate { job: JobRecord, earlier: JobRecord },
+}
+
+/// Claims the ledger job for one target of the bundle (new, resumed, or a duplicate) and
+/// counts the attempt; `Err` is how the target stays open instead.
 async fn claim_job(
     ctx: &Context,
     bundle: &Bundle,
     fp: &Fingerprint,
     account: String,
-) -> Result<JobRecord, Outcome> {
+) -> Result<Claimed, Outcome> {
     let Some(platform) = ctx.accounts.get(&account).map(|a| a.platform) else {
         return Err(Outcome::Held {
             reason: format!("account `{account}` is not configured"),
@@ -332,9 +392,7 @@ async fn claim_job(
         size: fp.size,
     };
     let job = match ledger_claim(ctx, new).await? {
-        Claim::Duplicate { job, earlier } => {
-            return Err(duplicate(ctx, bundle, job, earlier).await);
-        }
+        Claim::Duplicate { job, earlier } => return Ok(Claimed::Duplicate { job, earlier }),
         Claim::New(job) => {
             info!(step = "ledger", job = job.id, account = %job.account, "new job");
             job
@@ -364,7 +422,7 @@ async fn claim_job(
             reason: format!("ledger: {e}"),
         });
     }
-    Ok(job)
+    Ok(Claimed::Job(job))
 }
 
 /// Asks the ledger for the job (`publish.duplicates` decides whether a published video is
@@ -400,11 +458,12 @@ fn usable_account(ctx: &Context, job: &JobRecord) -> Result<AccountRef, Outcome>
     Ok(account)
 }
 
-/// How a job ends when its publish steps stopped short of a post: the ledger and the
-/// account's pause are updated, the outcome says where the files stay.
-async fn stopped(ctx: &Context, bundle: &Bundle, job: &JobRecord, stop: Stop) -> Outcome {
-    match stop {
-        Stop::Failed(failure) => fail(ctx, bundle, job, failure).await,
+/// How a target ends when its publish steps stopped short of a post: the ledger and the
+/// account's pause are updated; a failure ends the target, anything else keeps the
+/// bundle in the inbox.
+async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
+    let outcome = match stop {
+        Stop::Failed(failure) => return failed(ctx, job.clone(), failure).await,
         Stop::Held(reason) => {
             warn!(%reason, "job held; the video stays in the inbox and is tried again later");
             Outcome::Held { reason }
@@ -446,7 +505,8 @@ async fn stopped(ctx: &Context, bundle: &Bundle, job: &JobRecord, stop: Stop) ->
                 reason: format!("ledger: {e}"),
             }
         }
-    }
+    };
+    Turn::Open(outcome)
 }
 
 /// Which account a video goes to: the caption's `account:` when the config has it, else
@@ -469,6 +529,29 @@ fn route(
         Some(folder) if in_inbox && in_subfolder && known(folder) => folder.to_string(),
         _ => configured.first().copied().unwrap_or_default().to_string(),
     }
+}
+
+/// The accounts a video goes to (design.md §8): those its caption names that the config
+/// has; else, in the inbox, its `routes:` folder's; else the one [`route`] picks.
+fn targets(
+    relative: &Path,
+    in_inbox: bool,
+    named: &[String],
+    routed: Option<&[String]>,
+    configured: &[&str],
+) -> Vec<String> {
+    let known: Vec<String> = named
+        .iter()
+        .filter(|n| configured.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    if !known.is_empty() {
+        return known;
+    }
+    if let Some(routed) = routed.filter(|_| in_inbox) {
+        return routed.to_vec();
+    }
+    vec![route(relative, in_inbox, None, configured)]
 }
 
 /// The publish steps, resuming from what the ledger already holds: the backend brings the
@@ -852,81 +935,13 @@ fn stop_for(step: StepName, e: PublishError) -> Stop {
     }
 }
 
-fn unchanged(settled: &Settled) -> bool {
+pub(super) fn unchanged(settled: &Settled) -> bool {
     watch::unchanged(settled).unwrap_or(false)
 }
 
-async fn archive_published(
-    ctx: &Context,
-    bundle: &Bundle,
-    id: i64,
-    draft: &PostDraft,
-    post: Post,
-) -> Outcome {
-    let url = post.url.clone();
-    if !unchanged(&bundle.settled) {
-        warn!(
-            "the video changed after it was published; it stays in the inbox and will be published as a new video"
-        );
-        return Outcome::Abandoned {
-            reason: "the video changed after it was published".into(),
-        };
-    }
-    let job = match ctx.ledger(move |l| l.job(id)).await {
-        Ok(Some(job)) => job,
-        Ok(None) => {
-            return Outcome::Held {
-                reason: format!("job {id} vanished from the ledger"),
-            };
-        }
-        Err(e) => {
-            return Outcome::Held {
-                reason: format!("ledger: {e}"),
-            };
-        }
-    };
-    if !ctx.in_inbox(&bundle.video) {
-        // `dropcast publish` of a file elsewhere: the user's file stays where it is.
-        let to = bundle.video.clone();
-        if let Err(e) = ctx.ledger(move |l| l.mark_done(id, &to)).await {
-            error!(reason = %e, "ledger error");
-        }
-        return Outcome::Published { url };
-    }
-    at_stage(ctx, bundle, Stage::Archive);
-    let receipt = receipt::PublishedReceipt::new(&job, draft, &post);
-    match archive_bundle(ctx, bundle, Some(id), Destination::Done, receipt).await {
-        Ok(archived) => {
-            info!(step = "archive", to = %archived.video.display(), receipt = %archived.receipt.display(), %url, "done");
-            Outcome::Published { url }
-        }
-        Err(held) => held,
-    }
-}
-
-async fn duplicate(ctx: &Context, bundle: &Bundle, job: JobRecord, earlier: JobRecord) -> Outcome {
-    let earlier_url = earlier.post.as_ref().map(|p| p.url.clone());
-    info!(
-        step = "dedupe",
-        earlier = %earlier.video.display(),
-        post = earlier_url.as_deref().unwrap_or("(still being published)"),
-        "same video already published for this account; moving to duplicates/"
-    );
-    if !ctx.in_inbox(&bundle.video) {
-        return Outcome::Duplicate {
-            earlier: earlier_url,
-        };
-    }
-    let receipt = receipt::DuplicateReceipt::new(&job, &earlier, receipt::UtcTime::now());
-    match archive_bundle(ctx, bundle, Some(job.id), Destination::Duplicates, receipt).await {
-        Ok(_) => Outcome::Duplicate {
-            earlier: earlier_url,
-        },
-        Err(held) => held,
-    }
-}
-
-async fn fail(ctx: &Context, bundle: &Bundle, job: &JobRecord, failure: JobFailure) -> Outcome {
+/// Records a target's failure in the ledger; the target has ended (its files move with
+/// the bundle's), unless the ledger cannot say so.
+async fn failed(ctx: &Context, job: JobRecord, failure: JobFailure) -> Turn {
     let id = job.id;
     let (step, class, reason) = (
         failure.step.clone(),
@@ -938,19 +953,14 @@ async fn fail(ctx: &Context, bundle: &Bundle, job: &JobRecord, failure: JobFailu
         .await
     {
         error!(reason = %e, "ledger error; the video stays in the inbox");
-        return Outcome::Held {
+        return Turn::Open(Outcome::Held {
             reason: format!("ledger: {e}"),
-        };
+        });
     }
-    let receipt = receipt::FailureReceipt::new(
-        Some(job),
-        ctx.relative(&bundle.video),
-        failure.step.clone(),
-        failure.class.as_str(),
-        &failure.reason,
-        &failure.hint,
-    );
-    move_failed(ctx, bundle, Some(id), receipt, failure).await
+    Turn::Ended(Ended {
+        job,
+        how: Ending::Failed(failure),
+    })
 }
 
 /// A video that could not even be hashed (or cannot be a video at all): no ledger job can
@@ -977,7 +987,8 @@ async fn move_failed(
     if !ctx.in_inbox(&bundle.video) {
         return Outcome::Failed(failure);
     }
-    match archive_bundle(ctx, bundle, job, Destination::Failed, receipt).await {
+    let jobs: Vec<i64> = job.into_iter().collect();
+    match archive_bundle(ctx, bundle, &jobs, Destination::Failed, receipt).await {
         Ok(archived) => {
             warn!(step = "archive", to = %archived.video.display(), reason = %failure.reason, "failed; moved to failed/");
             Outcome::Failed(failure)
@@ -992,14 +1003,15 @@ fn stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-/// Moves the bundle with its receipt, off the async threads, crash-safely: for a ledger
-/// job the plan (the names chosen, the receipt's text) is committed first, then carried
-/// out, and a restart that finds the plan unfinished finishes it. A move that cannot be
-/// made leaves the files in the inbox and holds the job, to be tried again later.
-async fn archive_bundle<R>(
+/// Moves the bundle with its receipt, off the async threads, crash-safely: for ledger
+/// jobs (one per target) the plan (the names chosen, the receipt's text) is committed to
+/// every one of them first, then carried out, and a restart that finds the plan
+/// unfinished finishes it. A move that cannot be made leaves the files in the inbox and
+/// holds the job, to be tried again later.
+pub(super) async fn archive_bundle<R>(
     ctx: &Context,
     bundle: &Bundle,
-    job: Option<i64>,
+    jobs: &[i64],
     dest: Destination,
     receipt: R,
 ) -> Result<Archived, Outcome>
@@ -1010,7 +1022,7 @@ where
         error!(%reason, "cannot archive; the files stay in the inbox and the move is tried again later");
         Outcome::Held { reason }
     };
-    let Some(id) = job else {
+    let Some(&id) = jobs.first() else {
         let folders = ctx.folders.clone();
         let (video, caption) = (bundle.video.clone(), bundle.caption.clone());
         return blocking(move || {
@@ -1029,13 +1041,13 @@ where
     for _ in 0..5 {
         let current = match plan.take() {
             Some(plan) => plan,
-            None => plan_archive(ctx, bundle, id, dest, Arc::clone(&receipt))
+            None => plan_archive(ctx, bundle, jobs, dest, Arc::clone(&receipt))
                 .await
                 .map_err(held)?,
         };
         match tokio::task::spawn_blocking(move || archive::execute(&current)).await {
             Ok(Ok(archived)) => {
-                finish_archive(ctx, id, dest, &archived).await;
+                finish_archive(ctx, jobs.to_vec(), &archived).await;
                 return Ok(archived);
             }
             // A name was taken before anything moved: choose again.
@@ -1054,7 +1066,7 @@ where
 async fn plan_archive<R>(
     ctx: &Context,
     bundle: &Bundle,
-    id: i64,
+    jobs: &[i64],
     dest: Destination,
     receipt: Arc<R>,
 ) -> Result<ArchivePlan, String>
@@ -1067,7 +1079,8 @@ where
         blocking(move || archive::plan(&folders, dest, &video, caption.as_deref(), &*receipt))
             .await?;
     let value = serde_json::to_value(&new).map_err(|e| format!("archive plan: {e}"))?;
-    ctx.ledger(move |l| l.set_archive_plan(id, &value))
+    let jobs = jobs.to_vec();
+    ctx.ledger(move |l| l.set_archive_plan_for(&jobs, &value))
         .await
         .map_err(|e| format!("ledger: {e}"))?;
     Ok(new)
@@ -1086,13 +1099,12 @@ where
     }
 }
 
-/// Records in the ledger that the archive is complete.
-async fn finish_archive(ctx: &Context, id: i64, dest: Destination, archived: &Archived) {
+/// Records in the ledger that the archive of these jobs' bundle is complete.
+async fn finish_archive(ctx: &Context, jobs: Vec<i64>, archived: &Archived) {
     let to = archived.video.clone();
-    let result = match dest {
-        Destination::Done => ctx.ledger(move |l| l.mark_done(id, &to)).await,
-        _ => ctx.ledger(move |l| l.record_archived(id, &to)).await,
-    };
+    let result = ctx
+        .ledger(move |l| jobs.iter().try_for_each(|&id| l.mark_archived(id, &to)))
+        .await;
     if let Err(e) = result {
         error!(reason = %e, "ledger error after archiving");
     }
@@ -1103,15 +1115,21 @@ async fn finish_archive(ctx: &Context, id: i64, dest: Destination, archived: &Ar
 /// failed job's video must reach `failed/`, not be published again.
 async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
     let pending = ctx.ledger(|l| l.pending_archives()).await.ok()?;
-    let (job, plan) = pending.into_iter().find_map(|(job, value)| {
-        let plan: ArchivePlan = serde_json::from_value(value).ok()?;
-        (plan.moves.last()?.from == video).then_some((job, plan))
-    })?;
+    // Every target of the bundle holds the same plan.
+    let mut jobs: Vec<(JobRecord, ArchivePlan)> = pending
+        .into_iter()
+        .filter_map(|(job, value)| {
+            let plan: ArchivePlan = serde_json::from_value(value).ok()?;
+            (plan.moves.last()?.from == video).then_some((job, plan))
+        })
+        .collect();
+    let (job, plan) = jobs.first().cloned()?;
+    let ids: Vec<i64> = jobs.drain(..).map(|(j, _)| j.id).collect();
     let dest = plan.dest;
     info!(job = job.id, "finishing the archive an earlier run started");
     match tokio::task::spawn_blocking(move || archive::execute(&plan)).await {
         Ok(Ok(archived)) => {
-            finish_archive(ctx, job.id, dest, &archived).await;
+            finish_archive(ctx, ids, &archived).await;
             let url = job.post.as_ref().map(|p| p.url.clone());
             Some(match dest {
                 Destination::Done => Outcome::Published {
@@ -1188,7 +1206,7 @@ pub(crate) async fn finish_pending_archives(
         let dest = plan.dest;
         let result = match blocking(move || archive::execute(&plan)).await {
             Ok(archived) => {
-                finish_archive(ctx, job.id, dest, &archived).await;
+                finish_archive(ctx, vec![job.id], &archived).await;
                 info!(job = job.id, to = %archived.video.display(), "finished an archive that could not be finished before");
                 Ok(archived.video)
             }

@@ -1,6 +1,7 @@
 //! The pipeline: what happens to a video between the inbox and `done/` (README "Folder rules").
 //!
-//! `agent` finds and settles files, `job` publishes one bundle, `context` holds what
+//! `agent` finds and settles files, `job` publishes one bundle (`targets`: to each of its
+//! accounts), `context` holds what
 //! jobs share, `error` says which errors stop the agent and which end one job, `folders`
 //! checks that the archive folders can take files.
 
@@ -16,6 +17,7 @@ mod limits;
 pub mod live;
 mod pacing;
 pub(crate) mod requeue;
+mod targets;
 
 pub use agent::{AgentEvent, RunOptions, Summary, run};
 pub use context::{Access, Context};
