@@ -89,6 +89,10 @@ pub enum Command {
         /// Every failed job
         #[arg(long, conflicts_with = "hash")]
         all_failed: bool,
+        /// Only this account's target of a drop to several accounts (re-run where the
+        /// video lies: in done/ when another target posted)
+        #[arg(long, requires = "hash")]
+        account: Option<String>,
     },
     /// The ledger: `rebuild` restores published posts from the receipts in done/ and
     /// duplicates/
@@ -214,9 +218,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Accounts => accounts_cmd(cli.config.as_deref()).await,
         Command::Status { json } => status_cmd(cli.config.as_deref(), json),
         Command::History { n, json } => history_cmd(cli.config.as_deref(), n, json),
-        Command::Retry { hash, all_failed } => {
-            retry_cmd(cli.config.as_deref(), hash, all_failed).await
-        }
+        Command::Retry {
+            hash,
+            all_failed,
+            account,
+        } => retry_cmd(cli.config.as_deref(), hash, account, all_failed).await,
         Command::Ledger {
             action: LedgerAction::Rebuild,
         } => ledger_rebuild_cmd(cli.config.as_deref()).await,
@@ -445,6 +451,7 @@ async fn publish_as_driver(
                     video,
                     caption,
                     settled,
+                    rerun: None,
                 },
             )
             .await;
@@ -626,6 +633,7 @@ fn terminal_width() -> Option<usize> {
 async fn retry_cmd(
     config: Option<&Path>,
     hash: Option<String>,
+    account: Option<String>,
     all_failed: bool,
 ) -> anyhow::Result<ExitCode> {
     use crate::pipeline::requeue;
@@ -635,6 +643,7 @@ async fn retry_cmd(
             Driver::Agent(holder) => {
                 let request = Request::Retry {
                     hash: hash.clone(),
+                    account: account.clone(),
                     all_failed,
                 };
                 match handoff::ask(&config.state_dir, &holder, &request).await? {
@@ -643,17 +652,67 @@ async fn retry_cmd(
                 }
             }
             Driver::Us(lock) => {
-                let mut ledger = crate::root::ledger(&config, &lock, false)?;
-                let results = match hash.as_deref() {
-                    Some(hash) if !all_failed => {
-                        vec![requeue::retry_hash(&config, &mut ledger, hash)]
+                let results = {
+                    let mut ledger = crate::root::ledger(&config, &lock, false)?;
+                    match hash.as_deref() {
+                        Some(hash) if !all_failed => vec![requeue::retry_target(
+                            &config,
+                            &mut ledger,
+                            hash,
+                            account.as_deref(),
+                        )],
+                        _ => requeue::retry_all_failed(&config, &mut ledger),
                     }
-                    _ => requeue::retry_all_failed(&config, &mut ledger),
                 };
-                return Ok(print_answer(&handoff::render_retry(&results)));
+                let code = print_answer(&handoff::render_retry(&results));
+                let places: Vec<requeue::InPlace> = results
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| r.in_place.clone())
+                    .collect();
+                if places.is_empty() {
+                    return Ok(code);
+                }
+                return rerun_as_driver(config, &lock, places).await;
             }
         }
     }
+}
+
+/// `retry` of targets whose drop lies in `done/`, as the driver: each re-run there.
+async fn rerun_as_driver(
+    config: crate::config::Config,
+    lock: &DriverLock,
+    places: Vec<crate::pipeline::requeue::InPlace>,
+) -> anyhow::Result<ExitCode> {
+    let ctx = crate::root::build(
+        config,
+        Access::Driver {
+            lock,
+            new_ledger: false,
+        },
+    )
+    .await?;
+    let mut code = ExitCode::SUCCESS;
+    for place in places {
+        let meta = std::fs::metadata(&place.video)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", place.video.display()))?;
+        let bundle = Bundle {
+            settled: watch::Settled::from_metadata(place.video.clone(), &meta),
+            video: place.video,
+            caption: place.caption,
+            rerun: Some(pipeline::job::Rerun {
+                account: place.account,
+                receipt: place.receipt,
+            }),
+        };
+        let outcome = pipeline::job::run(&ctx, bundle).await;
+        if print_answer(&Answer::of(&outcome)) != ExitCode::SUCCESS {
+            code = ExitCode::FAILURE;
+        }
+    }
+    ctx.shutdown().await;
+    Ok(code)
 }
 
 /// `dropcast ledger rebuild`: as the driver (never beside a running agent), records every
@@ -731,7 +790,10 @@ fn validate_cmd(config: Option<&Path>, captions: &[PathBuf]) -> ExitCode {
                 c.accounts.iter().map(String::as_str).collect()
             };
             let mut platforms: Vec<crate::domain::Platform> = Vec::new();
-            for (_, platform) in accounts.iter().filter(|(n, _)| targets.contains(&n.as_str())) {
+            for (_, platform) in accounts
+                .iter()
+                .filter(|(n, _)| targets.contains(&n.as_str()))
+            {
                 if !platforms.contains(platform) {
                     platforms.push(*platform);
                 }

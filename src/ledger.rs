@@ -730,7 +730,11 @@ impl Ledger {
             let job = load(&tx, id)?.ok_or(LedgerError::NoSuchJob(id))?;
             let planned = [JobState::Published, JobState::Failed, JobState::Duplicate];
             if !planned.contains(&job.state) {
-                return Err(illegal(&job, "plan the archive", "not allowed in this state"));
+                return Err(illegal(
+                    &job,
+                    "plan the archive",
+                    "not allowed in this state",
+                ));
             }
             if job.archived_to.is_some() {
                 return Err(illegal(&job, "plan the archive", "it is archived already"));
@@ -896,6 +900,26 @@ impl Ledger {
                     params![now, id],
                 )
                 .map_err(constraint_error)?;
+                Ok(())
+            },
+        )
+    }
+
+    /// A target that ended (Failed, Duplicate) whose drop comes back into the inbox for
+    /// another target's retry: it forgets where its files went, so that it stays ended
+    /// while the drop is in the inbox and is archived again with it.
+    pub(crate) fn reopen_ended(&mut self, id: JobId) -> Result<(), LedgerError> {
+        self.transition(
+            id,
+            "reopen",
+            None,
+            &[JobState::Failed, JobState::Duplicate],
+            |tx, _, now| {
+                tx.execute(
+                    "UPDATE jobs SET archive_plan = NULL, archived_to = NULL, updated_at = ?1 \
+                     WHERE id = ?2",
+                    params![now, id],
+                )?;
                 Ok(())
             },
         )

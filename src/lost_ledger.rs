@@ -154,42 +154,61 @@ pub fn rebuild(config: &Config, ledger: &mut Ledger) -> Result<RebuildReport, Le
         });
     }
     for path in paths {
-        let post = match read_receipt(&path) {
-            Ok(Some(post)) => post,
-            Ok(None) => {
-                report.read += 1;
-                report.skipped.push((
-                    path,
-                    "names no post (the earlier post was still in progress)".into(),
-                ));
-                continue;
-            }
+        let posts = match read_receipt(&path) {
+            Ok(posts) => posts,
             Err(reason) => {
                 report.unreadable.push((path, reason));
                 continue;
             }
         };
         report.read += 1;
-        match ledger.restore_done(&post)? {
-            Restore::Restored(_) => report.restored += 1,
-            Restore::Known(id) => report.skipped.push((
-                path,
-                format!("the ledger knows this post already (job {id})"),
-            )),
+        for post in posts {
+            let Some(post) = post else {
+                report.skipped.push((
+                    path.clone(),
+                    "names no post (the earlier post was still in progress)".into(),
+                ));
+                continue;
+            };
+            match ledger.restore_done(&post)? {
+                Restore::Restored(_) => report.restored += 1,
+                Restore::Known(id) => report.skipped.push((
+                    path.clone(),
+                    format!("the ledger knows this post already (job {id})"),
+                )),
+            }
         }
     }
     Ok(report)
 }
 
-/// The post a receipt names; `Ok(None)` for a duplicate receipt whose earlier post had no
-/// address yet.
-fn read_receipt(path: &Path) -> Result<Option<RestoredPost>, String> {
+/// The posts a receipt names, one per target that posted or found its earlier post (a
+/// receipt of a drop to several accounts lists them under `targets`); `None` for a
+/// duplicate whose earlier post had no address yet.
+fn read_receipt(path: &Path) -> Result<Vec<Option<RestoredPost>>, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if meta.len() > RECEIPT_LIMIT {
         return Err(format!("larger than {RECEIPT_LIMIT} bytes: not a receipt"));
     }
     let text = std::fs::read(path).map_err(|e| e.to_string())?;
-    let r: AnyReceipt = serde_json::from_slice(&text).map_err(|e| format!("not a receipt: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| format!("not a receipt: {e}"))?;
+    let several =
+        value.get("account").is_none() && value["targets"].as_array().is_some_and(|t| t.len() > 1);
+    if !several {
+        return Ok(vec![read_target(path, value)?]);
+    }
+    let targets = value["targets"].as_array().cloned().unwrap_or_default();
+    targets
+        .into_iter()
+        .filter(|t| t["outcome"] != "failed")
+        .map(|t| read_target(path, t))
+        .collect()
+}
+
+/// The post one receipt (or one target's entry) names.
+fn read_target(path: &Path, value: serde_json::Value) -> Result<Option<RestoredPost>, String> {
+    let r: AnyReceipt = serde_json::from_value(value).map_err(|e| format!("not a receipt: {e}"))?;
     let sha256 = ContentHash::parse(&r.sha256)
         .ok_or_else(|| format!("sha256 {:?} is not a SHA-256", r.sha256))?;
     if r.account.is_empty() {
@@ -285,12 +304,40 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        let post = read_receipt(&receipt).unwrap().unwrap();
+        let post = read_receipt(&receipt).unwrap().remove(0).unwrap();
         assert_eq!(post.post.id, "7001");
         assert_eq!(post.platform, Platform::DouyinWeb);
         assert_eq!(post.video, PathBuf::from("sub/clip.mp4"));
         assert_eq!(post.size, 5);
         assert_eq!(post.archived_to, Some(dir.path().join("clip-1.mp4")));
+
+        // A drop to several accounts: each target that posted, never a failed one.
+        let entry = |account: &str, outcome: &str, id: &str| {
+            serde_json::json!({
+                "sha256": "ab".repeat(32), "account": account, "file": "sub/clip.mp4",
+                "platform": "tiktok", "outcome": outcome, "post_id": id,
+                "url": format!("https://www.tiktok.com/@a/video/{id}"),
+            })
+        };
+        let several = serde_json::json!({
+            "sha256": "ab".repeat(32), "file": "sub/clip.mp4", "outcome": "published",
+            "targets": [entry("one", "published", "71"), entry("two", "failed", "0"),
+                        entry("three", "published", "73")],
+        });
+        std::fs::write(&receipt, several.to_string()).unwrap();
+        let posts: Vec<(String, String)> = read_receipt(&receipt)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|p| (p.account, p.post.id))
+            .collect();
+        assert_eq!(
+            posts,
+            [
+                ("one".to_owned(), "71".to_owned()),
+                ("three".to_owned(), "73".to_owned())
+            ]
+        );
 
         std::fs::write(&receipt, "{\"sha256\": \"zz\"}").unwrap();
         assert!(

@@ -392,6 +392,48 @@ pub(crate) fn bundle_outcome(targets: &[TargetReceipt]) -> &'static str {
     }
 }
 
+/// Puts `entries` into the receipt at `path` (a drop's target re-run where the drop lies),
+/// each replacing the entry of its account, and the drop's outcome anew; the file is
+/// replaced at once (a temporary file renamed over it), never left half written.
+pub(crate) fn update_targets(path: &Path, entries: &[TargetReceipt]) -> std::io::Result<()> {
+    let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    let text = std::fs::read(path)?;
+    let mut top: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| invalid(format!("not a receipt: {e}")))?;
+    let mut list = top["targets"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| invalid("the receipt has no `targets`".into()))?;
+    for entry in entries {
+        let value = serde_json::to_value(entry).map_err(|e| invalid(e.to_string()))?;
+        let account = value["account"].clone();
+        match list.iter_mut().find(|t| t["account"] == account) {
+            Some(slot) => *slot = value,
+            None => list.push(value),
+        }
+    }
+    let outcomes: Vec<&str> = list.iter().filter_map(|t| t["outcome"].as_str()).collect();
+    let outcome = if outcomes.contains(&"published") {
+        "published"
+    } else if !outcomes.is_empty() && outcomes.iter().all(|o| *o == "duplicate") {
+        "duplicate"
+    } else {
+        "failed"
+    };
+    let single = list.len() == 1;
+    let mut top = if single { list[0].clone() } else { top.take() };
+    top["outcome"] = outcome.into();
+    top["targets"] = list.into();
+    let mut bytes = serde_json::to_vec_pretty(&top).map_err(|e| invalid(e.to_string()))?;
+    bytes.push(b'\n');
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, &bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// The receipt of a bundle whose targets all ended (design.md §6): every receipt has
 /// `targets`; with one target, that target's fields also stand at the top level as they
 /// always did; with several, the top level holds the video's hash and file and the
@@ -620,6 +662,54 @@ mod tests {
         let caption = CaptionAsSent::from(&d);
         let value = serde_json::to_value(&caption).unwrap();
         assert_eq!(value["publish_at"], Value::Null);
+    }
+
+    fn failure(account: &str) -> FailureReceipt {
+        FailureReceipt {
+            sha256: Some(hash()),
+            account: account.into(),
+            platform: Some(Platform::Tiktok),
+            file: "a/clip.mp4".into(),
+            step: None,
+            class: "caption".into(),
+            reason: "no privacy".into(),
+            hint: "add one".into(),
+            failed_at: UtcTime::from_unix(0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn one_target_stands_at_the_top_level_too_and_several_only_in_targets() {
+        let one = bundle_receipt(
+            &hash(),
+            Path::new("a/clip.mp4"),
+            &[TargetReceipt::Failed(failure("global"))],
+        )
+        .unwrap();
+        assert_eq!(one["account"], "global");
+        assert_eq!(one["outcome"], "failed");
+        assert_eq!(one["targets"][0]["account"], "global");
+        assert_eq!(one["targets"][0]["platform"], "tiktok");
+        assert_eq!(one["targets"].as_array().unwrap().len(), 1);
+
+        let two = [
+            TargetReceipt::Failed(failure("global")),
+            TargetReceipt::Failed(failure("second")),
+        ];
+        let both = bundle_receipt(&hash(), Path::new("a/clip.mp4"), &two).unwrap();
+        assert_eq!(both["outcome"], "failed");
+        assert_eq!(both["file"], "a/clip.mp4");
+        assert_eq!(both["sha256"], hash().as_str());
+        assert!(both.get("account").is_none(), "{both}");
+        assert_eq!(both["targets"][1]["account"], "second");
+        assert_eq!(both["targets"][1]["outcome"], "failed");
+    }
+
+    #[test]
+    fn a_bundle_is_published_if_any_target_posted_duplicate_only_if_all_were() {
+        let failed = || TargetReceipt::Failed(failure("x"));
+        assert_eq!(bundle_outcome(&[failed(), failed()]), "failed");
+        assert_eq!(bundle_outcome(&[]), "failed");
     }
 
     #[test]

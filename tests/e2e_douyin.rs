@@ -8,43 +8,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::path::Path;
 
+use common::douyin::*;
 use common::*;
 use dropcast::sandbox::{Fault, FaultAction, FaultStep, SandboxOptions};
 use serde_json::{Value, json};
-
-/// Generous bounds: the machine may be busy.
-const BOUND: Duration = Duration::from_secs(90);
-
-/// The browser these tests drive, or `None` when they are skipped.
-fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CHROME_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let found = [
-        "/usr/bin/chromium",
-        "/usr/bin/chromium-browser",
-        "/usr/bin/google-chrome",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file());
-    match found {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_none()
-            && std::env::var("DROPCAST_SKIP_BROWSER").as_deref() == Ok("1") =>
-        {
-            eprintln!("DROPCAST_SKIP_BROWSER=1: the douyin end-to-end tests are skipped");
-            None
-        }
-        None => panic!(
-            "the douyin end-to-end tests need Chromium (or DROPCAST_SKIP_BROWSER=1 outside CI)"
-        ),
-    }
-}
 
 /// A simulator with `options` and a config with one `douyin` account, `studio`, on it.
 async fn douyin_env(options: SandboxOptions, chromium: &Path) -> Env {
@@ -71,82 +40,6 @@ async fn douyin_env(options: SandboxOptions, chromium: &Path) -> Env {
         .collect();
     std::fs::write(&env.config, text).unwrap();
     env
-}
-
-/// The text of the QR code in a PNG, read independently of dropcast's own decoder.
-fn qr_text(png: &[u8]) -> Option<String> {
-    let img = image::load_from_memory_with_format(png, image::ImageFormat::Png).ok()?;
-    let mut prepared = rqrr::PreparedImage::prepare(img.to_luma8());
-    let grids = prepared.detect_grids();
-    let (_, text) = grids.first()?.decode().ok()?;
-    Some(text)
-}
-
-/// `dropcast login studio --headless`, with the code it saves scanned through the
-/// simulator's inspection endpoint, as a person would with the Douyin app.
-async fn login_by_scanning(env: &Env) {
-    let (child, token) = start_login(env).await;
-    finish_login(env, child, &token).await;
-}
-
-/// Starts `dropcast login studio --headless` and waits for the QR code it saves; the
-/// child and the code's token.
-async fn start_login(env: &Env) -> (std::process::Child, String) {
-    let mut cmd = env.cmd();
-    cmd.args(["login", "studio", "--headless"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let png = env.path(".dropcast/browser/studio.login-qr.png");
-    let started = std::time::Instant::now();
-    let token = loop {
-        assert!(
-            started.elapsed() < BOUND,
-            "no QR code saved at {}",
-            png.display()
-        );
-        if let Ok(bytes) = std::fs::read(&png)
-            && let Some(text) = qr_text(&bytes)
-        {
-            break text
-                .strip_prefix("dropcast-sandbox-login:")
-                .expect("the simulator's code")
-                .to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    (child, token)
-}
-
-/// Scans the code `token` names and checks that `login` ends well.
-async fn finish_login(env: &Env, child: std::process::Child, token: &str) {
-    let png = env.path(".dropcast/browser/studio.login-qr.png");
-    let scan = format!("{}/__sandbox/douyin/login/scan", env.sandbox.base_url());
-    let answer = reqwest::Client::new()
-        .post(scan)
-        .json(&json!({"token": token, "nickname": "遇见工作室"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(answer.status().is_success(), "{}", answer.status());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "login failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("studio: logged in"), "{stdout}");
-    assert!(
-        stdout.contains(&png.display().to_string()),
-        "the PNG's path is printed: {stdout}"
-    );
-    // The code is drawn in the terminal too (unicode half blocks).
-    assert!(stdout.contains('█') || stdout.contains('▀'), "{stdout}");
-    assert!(!png.exists(), "the code is removed once the login ended");
 }
 
 async fn sandbox_json(env: &Env, path: &str) -> Value {

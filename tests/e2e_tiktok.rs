@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::fixtures::{media, sha256_hex};
 use common::{Env, stderr, stdout};
 use dropcast::sandbox::{SandboxOptions, TiktokOptions};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const SECRET_VAR: &str = "DROPCAST_TEST_TIKTOK_SECRET";
 
@@ -545,5 +545,202 @@ async fn a_video_breaking_tiktoks_media_limits_fails_before_a_byte_with_the_limi
         "picture 160×90, TikTok allows each side from 360 to 4096 pixels through the API",
         "{}",
         stderr(&out)
+    );
+}
+
+/// A config with a `douyin` account `studio` and a `tiktok` account `global`, both on
+/// the simulator, the one driven through `chromium`.
+async fn two_platform_env(chromium: &std::path::Path) -> Env {
+    let options = SandboxOptions {
+        tiktok: quick(),
+        ..SandboxOptions::default()
+    };
+    let env = Env::configured(options, &[], "").await;
+    let url = env.sandbox.base_url();
+    let api = url.trim_end_matches('/');
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text = text
+        .lines()
+        .map(|l| match l.split_once(':').map(|(k, _)| k) {
+            Some("platform") => format!(
+                "platform: {{sandbox: false, timeout: 20s, browser: \"{}\", \
+                 douyin: {{creator_url: \"{url}\", vod_url: \"{url}\", imagex_url: \"{url}\", upload_scheme: http}}, \
+                 tiktok: {{api_url: \"{api}\", auth_url: \"{api}\"}}}}",
+                chromium.display()
+            ),
+            Some("accounts") => format!(
+                "accounts: {{studio: {{platform: douyin}}, global: {{platform: tiktok, client_key: aw1sandbox, client_secret_env: {SECRET_VAR}}}}}"
+            ),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&env.config, text + "\n").unwrap();
+    env
+}
+
+/// `watch --once` with the app secret; returns the output.
+async fn watch_once(env: &Env, failpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    if let Some(point) = failpoint {
+        cmd.env("DROPCAST_FAILPOINT", point);
+    }
+    common::run(cmd).await
+}
+
+/// The posts the simulator holds on `platform` (`douyin` or `tiktok`).
+async fn posts_on(env: &Env, platform: &str) -> Vec<Value> {
+    let posts = sandbox_get(env, &format!("/__sandbox/{platform}/posts")).await;
+    posts.as_array().cloned().unwrap_or_default()
+}
+
+// Issue 12 item 5: one drop to a Douyin and a TikTok account gives one post on each and
+// one receipt; a drop whose TikTok target is refused still posts on Douyin.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_drop_to_a_douyin_and_a_tiktok_account_posts_on_each_with_one_receipt() {
+    let Some(chromium) = common::douyin::chromium() else {
+        return;
+    };
+    let env = two_platform_env(&chromium).await;
+    common::douyin::login_by_scanning(&env).await;
+    login(&env).await;
+
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.write_inbox(
+        "clip.yaml",
+        "text: \"both #cat\"\naccount: [studio, global]\ntiktok: {privacy: SELF_ONLY}\n",
+    );
+    let out = watch_once(&env, None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (douyin, tiktok) = (
+        posts_on(&env, "douyin").await,
+        posts_on(&env, "tiktok").await,
+    );
+    assert_eq!((douyin.len(), tiktok.len()), (1, 1), "{}", stderr(&out));
+    let receipt = common::read_json(&env.path("done/clip.receipt.json"));
+    assert_eq!(receipt["outcome"], "published", "{receipt}");
+    assert_eq!(receipt["file"], "clip.mp4", "{receipt}");
+    assert!(
+        receipt.get("post_id").is_none(),
+        "several targets: {receipt}"
+    );
+    let targets = receipt["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{receipt}");
+    let (studio, global) = (&targets[0], &targets[1]);
+    assert_eq!(
+        (&studio["account"], &studio["platform"], &studio["outcome"]),
+        (&json!("studio"), &json!("douyin"), &json!("published")),
+        "{receipt}"
+    );
+    assert_eq!(studio["aweme_id"], studio["post_id"], "{receipt}");
+    assert_eq!(studio["post_id"], douyin[0]["item_id"], "{receipt}");
+    assert_eq!(
+        (&global["account"], &global["platform"], &global["outcome"]),
+        (&json!("global"), &json!("tiktok"), &json!("published")),
+        "{receipt}"
+    );
+    assert_eq!(global["post_id"], tiktok[0]["post_id"], "{receipt}");
+    assert!(global.get("aweme_id").is_none(), "{receipt}");
+    assert!(!env.inbox().join("clip.mp4").exists());
+
+    // The TikTok target has no privacy (TikTok requires one): it fails, Douyin posts,
+    // and the bundle goes to done/ with both outcomes.
+    env.write_inbox("two.mp4", common::fixtures::big_mp4(1, 0, 9));
+    env.write_inbox("two.yaml", "text: only douyin\naccount: [studio, global]\n");
+    let out = watch_once(&env, None).await;
+    let (douyin, tiktok) = (
+        posts_on(&env, "douyin").await,
+        posts_on(&env, "tiktok").await,
+    );
+    assert_eq!((douyin.len(), tiktok.len()), (2, 1), "{}", stderr(&out));
+    let receipt = common::read_json(&env.path("done/two.receipt.json"));
+    assert_eq!(receipt["outcome"], "published", "{receipt}");
+    let targets = receipt["targets"].as_array().unwrap();
+    assert_eq!(targets[0]["outcome"], "published", "{receipt}");
+    assert_eq!(targets[1]["outcome"], "failed", "{receipt}");
+    assert_eq!(targets[1]["account"], "global", "{receipt}");
+    let reason = targets[1]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("privacy"), "{receipt}");
+    assert!(!env.path("failed/two.mp4").exists());
+
+    // Fixed in done/, the TikTok target is retried where the video lies: one TikTok post
+    // more, none on Douyin, and the receipt there says both posted.
+    std::fs::write(
+        env.path("done/two.yaml"),
+        "text: only douyin\naccount: [studio, global]\ntiktok: {privacy: SELF_ONLY}\n",
+    )
+    .unwrap();
+    let hash = receipt["sha256"].as_str().unwrap()[..12].to_owned();
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret")
+        .args(["retry", &hash, "--account", "global"]);
+    let out = common::run(cmd).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("where it lies"), "{}", stdout(&out));
+    let (douyin, tiktok) = (
+        posts_on(&env, "douyin").await,
+        posts_on(&env, "tiktok").await,
+    );
+    assert_eq!((douyin.len(), tiktok.len()), (2, 2), "{}", stderr(&out));
+    let receipt = common::read_json(&env.path("done/two.receipt.json"));
+    let targets = receipt["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{receipt}");
+    assert_eq!(targets[1]["outcome"], "published", "{receipt}");
+    assert_eq!(targets[1]["post_id"], tiktok[1]["post_id"], "{receipt}");
+    assert_eq!(targets[0]["post_id"], douyin[1]["item_id"], "{receipt}");
+    assert!(
+        env.path("done/two.mp4").exists(),
+        "the video stays where it lies"
+    );
+    assert!(!env.inbox().join("two.mp4").exists());
+}
+
+// Issue 12 item 5: a crash between two targets (the first posted, the second not begun)
+// loses nothing and posts nothing twice: the run after it posts the second only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_targets_posts_the_rest_once() {
+    let Some(chromium) = common::douyin::chromium() else {
+        return;
+    };
+    let env = two_platform_env(&chromium).await;
+    common::douyin::login_by_scanning(&env).await;
+    login(&env).await;
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.write_inbox(
+        "clip.yaml",
+        "text: both\naccount: [studio, global]\ntiktok: {privacy: SELF_ONLY}\n",
+    );
+    let out = watch_once(&env, Some("after_commit:published")).await;
+    assert!(
+        !out.status.success(),
+        "the failpoint aborts: {}",
+        stderr(&out)
+    );
+    let (douyin, tiktok) = (
+        posts_on(&env, "douyin").await,
+        posts_on(&env, "tiktok").await,
+    );
+    assert_eq!((douyin.len(), tiktok.len()), (1, 0), "{}", stderr(&out));
+    assert!(env.inbox().join("clip.mp4").exists(), "nothing moved yet");
+
+    let out = watch_once(&env, None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (douyin, tiktok) = (
+        posts_on(&env, "douyin").await,
+        posts_on(&env, "tiktok").await,
+    );
+    assert_eq!((douyin.len(), tiktok.len()), (1, 1), "{}", stderr(&out));
+    let receipt = common::read_json(&env.path("done/clip.receipt.json"));
+    let outcomes: Vec<&Value> = receipt["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["outcome"])
+        .collect();
+    assert_eq!(
+        outcomes,
+        [&json!("published"), &json!("published")],
+        "{receipt}"
     );
 }

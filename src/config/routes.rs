@@ -57,9 +57,7 @@ pub(crate) fn read_routes(n: &Node<'_>, accounts: &[&str], problems: &mut Proble
 /// A route's folder: relative, plain names only.
 fn folder(key: &str) -> Option<PathBuf> {
     let path = PathBuf::from(key.trim_end_matches('/'));
-    let plain = path
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)));
+    let plain = path.components().all(|c| matches!(c, Component::Normal(_)));
     (plain && path.components().next().is_some()).then_some(path)
 }
 
@@ -115,14 +113,21 @@ mod tests {
 
     #[test]
     fn unknown_accounts_bad_folders_and_repeats_are_named_with_their_line() {
-        let (_, problems) = read("a: [studio, studoi]\n../up: studio\nb: [global, global]\nc: []\n");
+        let (_, problems) =
+            read("a: [studio, studoi]\n../up: studio\nb: [global, global]\nc: []\n");
         let all = problems.join("\n");
         assert!(
             all.contains("dropcast.yaml:1:") && all.contains("`studoi`"),
             "{all}"
         );
-        assert!(all.contains("dropcast.yaml:2:1") && all.contains("`../up`"), "{all}");
-        assert!(all.contains("dropcast.yaml:3:") && all.contains("listed twice"), "{all}");
+        assert!(
+            all.contains("dropcast.yaml:2:1") && all.contains("`../up`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("dropcast.yaml:3:") && all.contains("listed twice"),
+            "{all}"
+        );
         assert!(all.contains("at least one account"), "{all}");
     }
 
@@ -139,7 +144,10 @@ mod tests {
             },
         ];
         let at = |p: &str| route_for(&routes, Path::new(p)).map(<[String]>::to_vec);
-        assert_eq!(at("world/tiktok/a/clip.mp4"), Some(vec!["global".to_owned()]));
+        assert_eq!(
+            at("world/tiktok/a/clip.mp4"),
+            Some(vec!["global".to_owned()])
+        );
         assert_eq!(at("world/clip.mp4"), Some(vec!["studio".to_owned()]));
         assert_eq!(at("worldwide/clip.mp4"), None);
         assert_eq!(at("clip.mp4"), None);

@@ -934,6 +934,16 @@ impl Agent {
     }
 
     fn dispatch(&mut self, settled: Settled, caption: Option<PathBuf>) {
+        self.dispatch_bundle(settled, caption, None);
+    }
+
+    /// Starts a job for a bundle; `rerun`: one target of an archived drop, where it lies.
+    fn dispatch_bundle(
+        &mut self,
+        settled: Settled,
+        caption: Option<PathBuf>,
+        rerun: Option<job::Rerun>,
+    ) {
         let path = settled.path.clone();
         self.incomplete.remove(&path);
         self.emit(AgentEvent::JobStarted {
@@ -948,6 +958,7 @@ impl Agent {
             video: path.clone(),
             caption,
             settled,
+            rerun,
         };
         let task = self.jobs.spawn(async move {
             let _permit = permits.acquire_owned().await;
@@ -1038,6 +1049,7 @@ impl Agent {
             video: path.clone(),
             caption,
             settled,
+            rerun: None,
         };
         let settled_path = path.clone();
         let task = self.jobs.spawn(async move {
@@ -1095,9 +1107,11 @@ impl Agent {
                     caption,
                     since_ms,
                 } => self.on_publish_request(id, video, caption, since_ms).await,
-                Request::Retry { hash, all_failed } => {
-                    self.on_retry_request(id, hash, all_failed).await
-                }
+                Request::Retry {
+                    hash,
+                    account,
+                    all_failed,
+                } => self.on_retry_request(id, hash, account, all_failed).await,
             }
         }
         None
@@ -1153,17 +1167,33 @@ impl Agent {
     }
 
     /// `dropcast retry` beside this agent: done here, then the inbox is looked at.
-    async fn on_retry_request(&mut self, id: String, hash: Option<String>, all_failed: bool) {
+    async fn on_retry_request(
+        &mut self,
+        id: String,
+        hash: Option<String>,
+        account: Option<String>,
+        all_failed: bool,
+    ) {
         let ctx = Arc::clone(&self.ctx);
         let results = self
             .ctx
             .ledger(move |l| {
                 Ok(match hash {
-                    Some(hash) if !all_failed => vec![requeue::retry_hash(&ctx.config, l, &hash)],
+                    Some(hash) if !all_failed => vec![requeue::retry_target(
+                        &ctx.config,
+                        l,
+                        &hash,
+                        account.as_deref(),
+                    )],
                     _ => requeue::retry_all_failed(&ctx.config, l),
                 })
             })
             .await;
+        for retried in results.iter().flatten().flatten() {
+            if let Some(place) = &retried.in_place {
+                self.rerun_in_place(place);
+            }
+        }
         let answer = match results {
             Ok(results) => handoff::render_retry(&results),
             Err(e) => Answer::Retried {
@@ -1174,6 +1204,26 @@ impl Agent {
         info!("`dropcast retry` was handed to the agent; looking at the inbox");
         self.requests.answer(&id, &answer);
         self.full_scan().await;
+    }
+
+    /// Re-runs one target of a drop archived in `done/`, on the files where they lie.
+    fn rerun_in_place(&mut self, place: &requeue::InPlace) {
+        if self.in_flight.contains(&place.video) {
+            info!(video = %place.video.display(), "already being re-run");
+            return;
+        }
+        match std::fs::symlink_metadata(&place.video) {
+            Ok(meta) if meta.is_file() => {
+                info!(video = %place.video.display(), account = %place.account, "re-running a target where its video lies");
+                let settled = Settled::from_metadata(place.video.clone(), &meta);
+                let rerun = job::Rerun {
+                    account: place.account.clone(),
+                    receipt: place.receipt.clone(),
+                };
+                self.dispatch_bundle(settled, place.caption.clone(), Some(rerun));
+            }
+            _ => warn!(video = %place.video.display(), "the video to re-run is gone"),
+        }
     }
 
     fn on_outcome(&mut self, path: PathBuf, outcome: Outcome) {

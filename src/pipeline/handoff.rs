@@ -48,9 +48,12 @@ pub enum Request {
         /// then is the answer when the video is gone by the time the agent looks.
         since_ms: i64,
     },
-    /// `dropcast retry HASH` / `--all-failed`.
+    /// `dropcast retry HASH [--account NAME]` / `--all-failed`.
     Retry {
         hash: Option<String>,
+        /// One target of a drop to several accounts.
+        #[serde(default)]
+        account: Option<String>,
         all_failed: bool,
     },
 }
@@ -172,6 +175,16 @@ pub(crate) fn render_retry(results: &[Result<Retried, RetryError>]) -> Answer {
     let mut ok = true;
     for result in results {
         match result {
+            Ok(r) if let Some(place) = &r.in_place => {
+                lines.push(format!(
+                    "job {} ({}, was {}): re-run for `{}` where it lies, {} (its receipt is updated)",
+                    r.id,
+                    r.video.display(),
+                    r.was.as_str(),
+                    place.account,
+                    place.video.display()
+                ));
+            }
             Ok(r) => {
                 lines.push(format!(
                     "requeued job {} ({}, was {})",
@@ -435,6 +448,7 @@ mod tests {
         let old = SystemTime::now() - FORGOTTEN_AFTER - Duration::from_secs(1);
         let req = Request::Retry {
             hash: None,
+            account: None,
             all_failed: true,
         };
         let stale = request_path(&agent.dir, "1-1");

@@ -36,6 +36,17 @@ pub struct Bundle {
     /// `None`: no caption file; the config's `defaults` are the caption.
     pub caption: Option<PathBuf>,
     pub settled: Settled,
+    /// `dropcast retry --account` of a drop in `done/`: the one target to re-run where
+    /// the video lies, and the receipt beside it that gets its new outcome. `None`: the
+    /// targets are routed as usual.
+    pub rerun: Option<Rerun>,
+}
+
+/// One target of an archived drop, re-run in place.
+#[derive(Debug, Clone)]
+pub struct Rerun {
+    pub account: String,
+    pub receipt: PathBuf,
 }
 
 /// How a job ended.
@@ -293,7 +304,10 @@ async fn read_caption_and_route(
     let in_inbox = ctx.in_inbox(&bundle.video);
     let named = caption.as_ref().map_or(&[][..], |c| c.accounts.as_slice());
     let routed = in_inbox.then(|| ctx.config.routed(relative)).flatten();
-    let accounts = targets(relative, in_inbox, named, routed, &configured);
+    let accounts = match &bundle.rerun {
+        Some(rerun) => vec![rerun.account.clone()],
+        None => targets(relative, in_inbox, named, routed, &configured),
+    };
     // An `account:` the config lacks fails the job, pointing at where it was written.
     let caption = caption.and_then(|c| {
         c.check_account(&configured)
@@ -1249,6 +1263,26 @@ mod tests {
         // An account the config lacks is the caption's error; the job goes by the rest.
         assert_eq!(routed("studio/clip.mp4", true, Some("nope")), "studio");
         assert_eq!(routed("clip.mp4", true, Some("nope")), "main");
+    }
+
+    #[test]
+    fn a_caption_list_wins_then_routes_then_the_single_route() {
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let both = owned(&["studio", "global"]);
+        let at = |rel: &str, inbox: bool, named: &[&str], routes: Option<&[String]>| {
+            targets(Path::new(rel), inbox, &owned(named), routes, ACCOUNTS)
+        };
+        assert_eq!(
+            at("a/clip.mp4", true, &["global", "main"], Some(&both)),
+            ["global", "main"]
+        );
+        // Names the config lacks are the caption's error; the rest still go.
+        assert_eq!(at("clip.mp4", true, &["nope", "studio"], None), ["studio"]);
+        assert_eq!(at("a/clip.mp4", true, &[], Some(&both)), both);
+        assert_eq!(at("a/clip.mp4", true, &["nope"], Some(&both)), both);
+        // Outside the inbox a route's folder means nothing.
+        assert_eq!(at("/x/a/clip.mp4", false, &[], Some(&both)), ["main"]);
+        assert_eq!(at("studio/clip.mp4", true, &[], None), ["studio"]);
     }
 
     fn stop_kind(e: PublishError) -> &'static str {

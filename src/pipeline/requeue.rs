@@ -1,6 +1,8 @@
 //! `dropcast retry`: puts failed, unconfirmed or abandoned jobs back in the queue. A
 //! failed job's files come back from `failed/` to where they were in the inbox (its
-//! error receipt stays); a running agent is told to look at once.
+//! error receipt stays); a running agent is told to look at once. A target that failed
+//! while another target of its drop posted lies in `done/`: it is re-run there, in place
+//! ([`InPlace`]), and the receipt beside it is updated.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,18 @@ pub(crate) struct Retried {
     pub was: JobState,
     /// The files moved back into the inbox (to, from `failed/`).
     pub moved_back: Vec<PathBuf>,
+    /// The target to re-run where its drop lies (in `done/`), when another target of the
+    /// drop posted.
+    pub in_place: Option<InPlace>,
+}
+
+/// A target to re-run on the video where it lies, updating the receipt beside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InPlace {
+    pub video: PathBuf,
+    pub caption: Option<PathBuf>,
+    pub receipt: PathBuf,
+    pub account: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +41,8 @@ pub(crate) enum RetryError {
     BadHash(String),
     #[error("no job has a hash starting with {0}")]
     NoMatch(String),
+    #[error("no job of account `{account}` has a hash starting with {prefix}")]
+    NoMatchFor { prefix: String, account: String },
     #[error("{prefix} matches several videos; give more digits: {}", candidates.join(", "))]
     Ambiguous {
         prefix: String,
@@ -53,6 +69,17 @@ pub(crate) fn retry_hash(
     ledger: &mut Ledger,
     prefix: &str,
 ) -> Result<Retried, RetryError> {
+    retry_target(config, ledger, prefix, None)
+}
+
+/// Retries the newest retryable job whose hash starts with `prefix`, of `account` only
+/// when one is given (one target of a drop to several accounts).
+pub(crate) fn retry_target(
+    config: &Config,
+    ledger: &mut Ledger,
+    prefix: &str,
+    account: Option<&str>,
+) -> Result<Retried, RetryError> {
     let prefix = prefix.trim().to_ascii_lowercase();
     if prefix.len() < 6 || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(RetryError::BadHash(prefix));
@@ -75,15 +102,26 @@ pub(crate) fn retry_hash(
             });
         }
     }
-    let job = matching
+    let siblings: Vec<JobRecord> = matching.iter().map(|j| (*j).clone()).collect();
+    let candidates: Vec<&JobRecord> = matching
+        .into_iter()
+        .filter(|j| account.is_none_or(|a| j.account == a))
+        .collect();
+    let job = candidates
         .iter()
         .rev()
         .find(|j| retryable(j.state))
-        .or(matching.last())
+        .or(candidates.last())
         .copied()
         .cloned()
-        .ok_or_else(|| RetryError::NoMatch(prefix.clone()))?;
-    retry_job(config, ledger, job)
+        .ok_or_else(|| match account {
+            Some(a) => RetryError::NoMatchFor {
+                prefix: prefix.clone(),
+                account: a.to_owned(),
+            },
+            None => RetryError::NoMatch(prefix.clone()),
+        })?;
+    retry_job(config, ledger, job, &siblings, account.is_none())
 }
 
 /// Retries every failed job.
@@ -91,13 +129,23 @@ pub(crate) fn retry_all_failed(
     config: &Config,
     ledger: &mut Ledger,
 ) -> Vec<Result<Retried, RetryError>> {
-    match ledger.jobs_in(&[JobState::Failed]) {
-        Ok(jobs) => jobs
-            .into_iter()
-            .map(|job| retry_job(config, ledger, job))
-            .collect(),
-        Err(e) => vec![Err(e.into())],
+    let jobs = match ledger.jobs_in(&[JobState::Failed]) {
+        Ok(jobs) => jobs,
+        Err(e) => return vec![Err(e.into())],
+    };
+    let mut results = Vec::new();
+    for job in &jobs {
+        // A target retried with an earlier one of its drop is queued already.
+        match ledger.job(job.id) {
+            Ok(Some(now)) if now.state == JobState::Failed => {
+                let siblings = ledger.jobs_with_hash(&now.sha256).unwrap_or_default();
+                results.push(retry_job(config, ledger, now, &siblings, true));
+            }
+            Ok(_) => {}
+            Err(e) => results.push(Err(e.into())),
+        }
     }
+    results
 }
 
 fn retryable(state: JobState) -> bool {
@@ -107,7 +155,16 @@ fn retryable(state: JobState) -> bool {
     )
 }
 
-fn retry_job(config: &Config, ledger: &mut Ledger, job: JobRecord) -> Result<Retried, RetryError> {
+/// Retries `job`; `siblings` are every job of its hash. When its drop comes back from
+/// `failed/`, the drop's other ended targets are re-run too with `all_targets`, else they
+/// keep their ends (they are archived again with the drop).
+fn retry_job(
+    config: &Config,
+    ledger: &mut Ledger,
+    job: JobRecord,
+    siblings: &[JobRecord],
+    all_targets: bool,
+) -> Result<Retried, RetryError> {
     if !retryable(job.state) {
         return Err(RetryError::NotRetryable {
             id: job.id,
@@ -115,21 +172,53 @@ fn retry_job(config: &Config, ledger: &mut Ledger, job: JobRecord) -> Result<Ret
             state: job.state.as_str(),
         });
     }
-    let mut moved_back = Vec::new();
-    if job.state == JobState::Failed
-        && let Some(value) = ledger.archive_plan(job.id)?
-        && let Ok(plan) = serde_json::from_value::<ArchivePlan>(value)
-    {
-        archive::restore(&plan).map_err(|source| RetryError::Restore { id: job.id, source })?;
-        moved_back = plan.moves.iter().map(|m| m.from.clone()).collect();
+    let plan = match job.state {
+        JobState::Failed => ledger
+            .archive_plan(job.id)?
+            .and_then(|value| serde_json::from_value::<ArchivePlan>(value).ok()),
+        _ => None,
+    };
+    let mut retried = Retried {
+        id: job.id,
+        video: job.video.clone(),
+        was: job.state,
+        moved_back: Vec::new(),
+        in_place: None,
+    };
+    let Some(plan) = plan else {
+        ledger.requeue(job.id)?;
+        nudge(&config.state_dir);
+        return Ok(retried);
+    };
+    if plan.dest == archive::Destination::Done {
+        retried.in_place = in_place(&plan, &job.account);
+        return Ok(retried);
+    }
+    archive::restore(&plan).map_err(|source| RetryError::Restore { id: job.id, source })?;
+    retried.moved_back = plan.moves.iter().map(|m| m.from.clone()).collect();
+    let drop = siblings
+        .iter()
+        .filter(|s| s.id != job.id && s.video == job.video && s.archived_to == job.archived_to);
+    for sibling in drop {
+        match sibling.state {
+            JobState::Failed if all_targets => ledger.requeue(sibling.id)?,
+            JobState::Failed | JobState::Duplicate => ledger.reopen_ended(sibling.id)?,
+            _ => {}
+        }
     }
     ledger.requeue(job.id)?;
     nudge(&config.state_dir);
-    Ok(Retried {
-        id: job.id,
-        video: job.video,
-        was: job.state,
-        moved_back,
+    Ok(retried)
+}
+
+/// The target `account` to re-run on an archived drop where it lies.
+fn in_place(plan: &ArchivePlan, account: &str) -> Option<InPlace> {
+    let archived = plan.archived()?;
+    Some(InPlace {
+        video: archived.video,
+        caption: archived.caption,
+        receipt: archived.receipt,
+        account: account.to_owned(),
     })
 }
 

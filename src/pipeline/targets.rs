@@ -21,9 +21,14 @@ pub(super) struct Ended {
 }
 
 pub(super) enum Ending {
-    Published { draft: PostDraft, post: Post },
+    Published {
+        draft: PostDraft,
+        post: Post,
+    },
     /// The account has this video already (`earlier`).
-    Duplicate { earlier: JobRecord },
+    Duplicate {
+        earlier: JobRecord,
+    },
     Failed(JobFailure),
 }
 
@@ -112,11 +117,28 @@ pub(super) async fn archive(ctx: &Context, bundle: &Bundle, ended: Vec<Ended>) -
     }
     let outcome = outcome_of(&ended);
     if !ctx.in_inbox(&bundle.video) {
-        // `dropcast publish` of a file elsewhere: the user's file stays where it is.
+        // `dropcast publish` of a file elsewhere, or a target re-run in `done/`: the
+        // files stay where they are.
         for target in ended.iter().filter(|t| t.posted()) {
             let (id, to) = (target.job.id, bundle.video.clone());
             if let Err(e) = ctx.ledger(move |l| l.mark_done(id, &to)).await {
                 tracing::error!(reason = %e, "ledger error");
+            }
+        }
+        if let Some(rerun) = &bundle.rerun {
+            let entries: Vec<TargetReceipt> =
+                ended.iter().map(|t| target_receipt(ctx, t)).collect();
+            let path = rerun.receipt.clone();
+            let updated =
+                tokio::task::spawn_blocking(move || receipt::update_targets(&path, &entries)).await;
+            match updated {
+                Ok(Ok(())) => {
+                    info!(receipt = %rerun.receipt.display(), "the receipt has the target's new outcome")
+                }
+                Ok(Err(e)) => {
+                    warn!(receipt = %rerun.receipt.display(), reason = %e, "cannot update the receipt; the ledger has the outcome")
+                }
+                Err(e) => warn!(reason = %e, "receipt task failed"),
             }
         }
         return outcome;

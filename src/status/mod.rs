@@ -182,6 +182,7 @@ async fn login_qr(State(app): State<App>, Path(account): Path<String>) -> Respon
 
 async fn retry(State(app): State<App>, Path(hash): Path<String>) -> Response {
     let ctx = Arc::clone(&app.ctx);
+    let prefix = hash.clone();
     let result = app
         .ctx
         .ledger(move |l| Ok(requeue::retry_hash(&ctx.config, l, &hash)))
@@ -189,6 +190,15 @@ async fn retry(State(app): State<App>, Path(hash): Path<String>) -> Response {
         .map_err(RetryError::from)
         .and_then(|r| r);
     match result {
+        // Nothing was changed: a re-run where the drop lies needs the agent's dispatch.
+        Ok(done) if done.in_place.is_some() => failure(
+            StatusCode::CONFLICT,
+            format!(
+                "another target of this drop posted, so its video lies in done/: run `dropcast retry {} --account {}` to re-run this one there",
+                prefix.trim(),
+                done.in_place.map(|p| p.account).unwrap_or_default()
+            ),
+        ),
         Ok(done) => {
             tracing::info!(job = done.id, video = %done.video.display(), was = %done.was, "retry requested on the dashboard");
             let moved_back: Vec<String> = done
@@ -207,7 +217,7 @@ async fn retry(State(app): State<App>, Path(hash): Path<String>) -> Response {
         Err(e) => {
             let status = match &e {
                 RetryError::BadHash(_) => StatusCode::BAD_REQUEST,
-                RetryError::NoMatch(_) => StatusCode::NOT_FOUND,
+                RetryError::NoMatch(_) | RetryError::NoMatchFor { .. } => StatusCode::NOT_FOUND,
                 RetryError::Ambiguous { .. }
                 | RetryError::NotRetryable { .. }
                 | RetryError::Restore { .. } => StatusCode::CONFLICT,

@@ -80,6 +80,7 @@ pub fn failed_job(
     let receipt = FailureReceipt {
         sha256: Some(job.sha256.clone()),
         account: "main".into(),
+        platform: Some(job.platform),
         file: video.into(),
         step: Some(StepName::of("publish")),
         class: "rejected".into(),

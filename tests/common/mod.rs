@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod canned;
+pub mod douyin;
 pub mod fixtures;
 pub mod sandbox_client;
 
