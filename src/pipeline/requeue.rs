@@ -17,6 +17,9 @@ pub(crate) struct Retried {
     pub id: i64,
     pub video: PathBuf,
     pub was: JobState,
+    /// Its recorded error, printed with it: where a backend knows what a retry does, the
+    /// error says so (TikTok: "… `dropcast retry` starts a new upload").
+    pub why: Option<String>,
     /// The files moved back into the inbox (to, from `failed/`).
     pub moved_back: Vec<PathBuf>,
 }
@@ -129,6 +132,7 @@ fn retry_job(config: &Config, ledger: &mut Ledger, job: JobRecord) -> Result<Ret
         id: job.id,
         video: job.video,
         was: job.state,
+        why: job.error.map(|e| e.reason),
         moved_back,
     })
 }
