@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::StepName;
 use crate::failpoint;
-use crate::ledger::{JobId, LedgerError, PartRecord};
+use crate::ledger::{JobId, JobState, LedgerError, PartRecord};
 use crate::shared_ledger::SharedLedger;
 
 /// The result of one of a backend's steps, as it is stored.
@@ -30,7 +30,9 @@ pub(crate) enum CheckpointError {
     UnknownStep(StepName),
 }
 
-/// One job's checkpoints, for the backend publishing it.
+/// One job's checkpoints, for the backend publishing it. A clone is the same job's handle
+/// (a backend may keep one with its committed upload, to record what `publish` learns).
+#[derive(Clone)]
 pub(crate) struct Checkpoints {
     ledger: SharedLedger,
     job: JobId,
@@ -78,6 +80,26 @@ impl Checkpoints {
     pub(crate) async fn forget(&self) -> Result<(), CheckpointError> {
         let id = self.job;
         Ok(self.ledger.call(move |l| l.forget_steps(id)).await?)
+    }
+
+    /// The platform said the recorded upload can never post (TikTok's `FAILED`): forgets
+    /// every step, the session, the parts and the publish mark, so a new upload starts
+    /// (see [`Ledger::void_upload`](crate::ledger::Ledger::void_upload): only the
+    /// platform's definitive word allows it). `Ok(false)`, nothing forgotten, when the job
+    /// is not active (parked as unconfirmed: only `dropcast retry` starts it again).
+    pub(crate) async fn void_upload(&self) -> Result<bool, CheckpointError> {
+        let id = self.job;
+        let voided = self
+            .ledger
+            .call(move |l| {
+                let active = l.job(id)?.is_some_and(|j| j.state == JobState::Active);
+                if active {
+                    l.void_upload(id)?;
+                }
+                Ok::<_, LedgerError>(active)
+            })
+            .await?;
+        Ok(voided)
     }
 
     /// The multipart session an earlier run saved, if any.

@@ -966,6 +966,33 @@ impl Ledger {
         )
     }
 
+    /// The platform said the recorded upload can never post (TikTok's `FAILED` publish_id):
+    /// forgets every step's result, the upload session and its parts, and the publish mark
+    /// with them, so the job starts a new upload as if step 5 had never been sent. Active
+    /// jobs only, and refused once step 5 is known to have posted. Unlike
+    /// [`forget_steps`](Self::forget_steps) it lifts the never-post-twice fence: only a
+    /// backend holding the platform's definitive word that the old upload is dead calls it.
+    pub(crate) fn void_upload(&mut self, id: JobId) -> Result<(), LedgerError> {
+        self.transition(
+            id,
+            "void the upload",
+            None,
+            &[JobState::Active],
+            |tx, job, now| {
+                if job.posted_without_id() {
+                    return Err(illegal(job, "void the upload", "step 5 posted"));
+                }
+                tx.execute("DELETE FROM steps WHERE job_id = ?1", [id])?;
+                forget_upload_session(tx, id)?;
+                tx.execute(
+                    "UPDATE jobs SET publish_sent_at = NULL, updated_at = ?1 WHERE id = ?2",
+                    params![now, id],
+                )?;
+                Ok(())
+            },
+        )
+    }
+
     /// When the job's post is scheduled to appear (unix seconds), or `None` for at once.
     /// Active jobs only.
     pub(crate) fn set_publish_at(&mut self, id: JobId, at: Option<i64>) -> Result<(), LedgerError> {
@@ -2069,6 +2096,47 @@ mod tests {
         assert_eq!(ledger.jobs_in(&[JobState::Active]).unwrap().len(), 1);
         assert_eq!(ledger.jobs_in(&[]).unwrap().len(), 0);
         assert_eq!(ledger.jobs_with_hash(&hash(2)).unwrap()[0].id, b.id);
+    }
+
+    // The dead-end `retry` of a TikTok job whose publish_id FAILED: forget_steps refused
+    // after the publish mark, so the job polled the dead publish_id forever.
+    #[test]
+    fn a_void_upload_forgets_steps_session_and_the_publish_mark_of_an_active_job_only() {
+        let (_dir, mut ledger) = open_temp();
+        let a = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        ledger
+            .save_upload_session(a.id, &json!({"url": "u"}))
+            .unwrap();
+        ledger
+            .record_step(a.id, &st("upload"), &json!({"id": "p1"}), true)
+            .unwrap();
+        ledger.mark_publish_sent(a.id).unwrap();
+        assert!(ledger.forget_steps(a.id).is_err(), "the fence holds");
+        ledger.void_upload(a.id).unwrap();
+        let job = ledger.job(a.id).unwrap().unwrap();
+        assert!(job.steps.is_empty(), "{:?}", job.steps);
+        assert_eq!(job.publish_sent_at, None);
+        assert!(!job.publish_in_doubt());
+        assert_eq!(ledger.upload_session(a.id).unwrap(), None);
+
+        // Never for a job that is not active, nor once step 5 posted.
+        ledger.mark_failed(a.id, None, "rejected", "no").unwrap();
+        assert!(matches!(
+            ledger.void_upload(a.id),
+            Err(LedgerError::Illegal { .. })
+        ));
+        let b = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
+        ledger.mark_publish_sent(b.id).unwrap();
+        ledger.mark_posted_without_id(b.id).unwrap();
+        assert!(matches!(
+            ledger.void_upload(b.id),
+            Err(LedgerError::Illegal { .. })
+        ));
+        assert!(ledger.job(b.id).unwrap().unwrap().posted_without_id());
     }
 
     #[test]

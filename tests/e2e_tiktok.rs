@@ -742,5 +742,67 @@ async fn a_crash_between_targets_posts_the_rest_once() {
         outcomes,
         [&json!("published"), &json!("published")],
         "{receipt}"
+// The dead end of `dropcast retry` after TikTok's status said FAILED: the retried job
+// polled the same dead publish_id and failed again, forever. Now the retry inits anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_a_failed_publish_id_posts_once_with_a_new_publish_id() {
+    let env = env(quick()).await;
+    login(&env).await;
+    sandbox_post(
+        &env,
+        "/__sandbox/tiktok/fail_next",
+        serde_json::json!({"reason": "spam_risk_text"}),
+    )
+    .await;
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    let out = post_once(&env).await;
+    assert!(!out.status.success(), "the job failed: {}", stderr(&out));
+    assert!(env.path("failed/clip.mp4").exists(), "{}", stderr(&out));
+    let reason = env.failure_reason("failed/clip.error.json");
+    let publishes = sandbox_get(&env, "/__sandbox/tiktok/publishes").await;
+    let first = publishes[0]["publish_id"].as_str().unwrap().to_owned();
+    assert_eq!(publishes[0]["status"], "FAILED", "{publishes}");
+    for words in [
+        "spam_risk_text",
+        first.as_str(),
+        "never post",
+        "`dropcast retry` starts a new upload",
+    ] {
+        assert!(reason.contains(words), "{words}: {reason}");
+    }
+
+    let bytes = std::fs::read(media("clip.mp4")).unwrap();
+    let hash = sha256_hex(&bytes);
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["retry", &hash[..12]]);
+    let retried = common::run(cmd).await;
+    let said = stdout(&retried);
+    assert!(retried.status.success(), "{said}{}", stderr(&retried));
+    assert!(
+        said.contains("requeued") && said.contains("starts a new upload"),
+        "{said}"
+    );
+
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    let out = common::run(cmd).await;
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(env.path("done/clip.mp4").exists(), "{log}");
+    let publishes = sandbox_get(&env, "/__sandbox/tiktok/publishes").await;
+    let publishes = publishes.as_array().cloned().unwrap_or_default();
+    assert_eq!(publishes.len(), 2, "one new init: {publishes:?}");
+    let second = publishes[1]["publish_id"].as_str().unwrap();
+    assert_ne!(second, first);
+    let posts = sandbox_get(&env, "/__sandbox/tiktok/posts").await;
+    let posts = posts.as_array().cloned().unwrap_or_default();
+    assert_eq!(posts.len(), 1, "exactly one post: {posts:?}");
+    assert_eq!(posts[0]["publish_id"], second);
+    assert_eq!(posts[0]["sha256"], hash);
+    let receipt = common::read_json(&env.path("done/clip.receipt.json"));
+    assert_eq!(receipt["post_id"], posts[0]["post_id"], "{receipt}");
+    assert!(
+        !log.contains("lists lag"),
+        "a new upload is not reconciled as if it had been sent: {log}"
     );
 }

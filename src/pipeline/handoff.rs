@@ -192,6 +192,9 @@ pub(crate) fn render_retry(results: &[Result<Retried, RetryError>]) -> Answer {
                     r.video.display(),
                     r.was.as_str()
                 ));
+                if let Some(why) = &r.why {
+                    lines.push(format!("  last error: {why}"));
+                }
                 for path in &r.moved_back {
                     lines.push(format!("  moved back: {}", path.display()));
                 }

@@ -605,9 +605,15 @@ async fn publish(
     }
     let draft = draft_for(ctx, caption, account).await?;
     // A previous run marked the post as sent but never saw its answer: ask the platform,
-    // reading its list for the whole reconcile window from that send.
-    if job.publish_sent_at.is_some() || job.state == JobState::Unconfirmed {
-        let sent_at = job.publish_sent_at.unwrap_or_else(SystemTime::now);
+    // reading its list for the whole reconcile window from that send. (Read again: a
+    // backend voids, mark included, an upload its platform says can never post.)
+    let id = job.id;
+    let sent_at = ctx
+        .ledger(move |l| l.job(id))
+        .await?
+        .and_then(|j| j.publish_sent_at);
+    if sent_at.is_some() || job.state == JobState::Unconfirmed {
+        let sent_at = sent_at.unwrap_or_else(SystemTime::now);
         if let Some(post) = publish.reconcile(sent_at, &draft).await? {
             return Ok((post, draft));
         }

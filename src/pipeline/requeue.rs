@@ -19,6 +19,9 @@ pub(crate) struct Retried {
     pub id: i64,
     pub video: PathBuf,
     pub was: JobState,
+    /// Its recorded error, printed with it: where a backend knows what a retry does, the
+    /// error says so (TikTok: "… `dropcast retry` starts a new upload").
+    pub why: Option<String>,
     /// The files moved back into the inbox (to, from `failed/`).
     pub moved_back: Vec<PathBuf>,
     /// The target to re-run where its drop lies (in `done/`), when another target of the
@@ -182,6 +185,7 @@ fn retry_job(
         id: job.id,
         video: job.video.clone(),
         was: job.state,
+        why: job.error.as_ref().map(|e| e.reason.clone()),
         moved_back: Vec::new(),
         in_place: None,
     };

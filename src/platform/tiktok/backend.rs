@@ -16,7 +16,7 @@ use super::session::Sessions;
 use super::tokens::unix;
 use super::upload::{Ended, Upload};
 use super::wire::{self, ChunkPlan, CreatorInfo, PostInfo, Status};
-use crate::checkpoint::Record;
+use crate::checkpoint::{Checkpoints, Record};
 use crate::domain::{Post, PostDraft, StepName, TiktokOptions};
 use crate::ledger::PartRecord;
 use crate::platform::backend::{
@@ -67,11 +67,22 @@ pub(crate) struct Uploaded {
     publish_id: String,
     username: String,
     inbox: bool,
+    /// The status said `FAILED` with this `fail_reason`: the publish_id never posts, and
+    /// the next run voids this upload and inits anew (see `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
 }
 
 impl Record for Uploaded {
     const STEP: StepName = UPLOAD;
     const ENDS_UPLOAD: bool = true;
+}
+
+/// What [`Committed`] carries for `publish` and `find_post`: the upload, and the job's
+/// checkpoints to record a `FAILED` verdict in.
+struct Handed {
+    done: Uploaded,
+    checkpoints: Checkpoints,
 }
 
 /// A configured `tiktok` account: its app and where its posts go.
@@ -151,11 +162,11 @@ impl TiktokBackend {
 
     async fn upload_and_commit(&self, job: &UploadJob<'_>) -> Result<Committed, StepFailure> {
         match job.checkpoints.load::<Uploaded>().await {
-            Ok(Some(done)) => {
+            Ok(Some(done)) if !voided(job, &done).await? => {
                 info!(step = "upload", publish_id = %done.publish_id, "every byte was sent before");
-                return Ok(committed(done));
+                return Ok(committed(done, job));
             }
-            Ok(None) => {}
+            Ok(_) => {}
             Err(e) => start_over(job.checkpoints, UPLOAD, e).await?,
         }
         let account = job.account.name.as_str();
@@ -177,14 +188,15 @@ impl TiktokBackend {
                         publish_id: session.publish_id,
                         username: session.username,
                         inbox,
+                        failed: None,
                     };
                     job.checkpoints.save(&done).await.map_err(at(UPLOAD))?;
                     info!(step = "upload", publish_id = %done.publish_id, "every byte is in");
-                    return Ok(committed(done));
+                    return Ok(committed(done, job));
                 }
                 Ended::Lost => {
                     if let Some(done) = self.after_lost_url(job, &session, inbox).await? {
-                        return Ok(committed(done));
+                        return Ok(committed(done, job));
                     }
                 }
             }
@@ -216,6 +228,7 @@ impl TiktokBackend {
                     publish_id: session.publish_id.clone(),
                     username: session.username.clone(),
                     inbox,
+                    failed: None,
                 };
                 job.checkpoints.save(&done).await.map_err(at(UPLOAD))?;
                 Ok(Some(done))
@@ -331,7 +344,8 @@ impl TiktokBackend {
     }
 
     /// Asks the status until the post exists (or is in the inbox), with a bounded backoff.
-    async fn wait_for_post(&self, account: &str, done: &Uploaded) -> Result<Created, PublishError> {
+    async fn wait_for_post(&self, account: &str, handed: &Handed) -> Result<Created, PublishError> {
+        let done = &handed.done;
         let started = std::time::Instant::now();
         let mut wait = STATUS_FIRST_WAIT;
         loop {
@@ -345,13 +359,9 @@ impl TiktokBackend {
                 }
                 Status::InInbox if done.inbox => return Ok(Created::Posted(in_inbox(done))),
                 // A failed publish_id never posts; asking again would only hold the job
-                // forever, so even `internal` ends it here. (A retry that inits anew after
-                // FAILED is not built yet: retry keeps the steps.)
-                Status::Failed { reason } => {
-                    return Err(PublishError::Rejected {
-                        reason: wire::fail_reason_error(&reason).to_string(),
-                    });
-                }
+                // forever, so even `internal` ends it here. The verdict is recorded: the
+                // run after `dropcast retry` inits anew.
+                Status::Failed { reason } => return Err(failed::remember(handed, &reason).await),
                 other => {
                     if started.elapsed() >= STATUS_PATIENCE {
                         return Err(PublishError::Transient {
@@ -482,13 +492,14 @@ fn first_missing(parts: &[PartRecord]) -> u64 {
     u64::from(next - 1)
 }
 
-fn committed(done: Uploaded) -> Committed {
-    Committed::new(done.publish_id.clone(), done)
+fn committed(done: Uploaded, job: &UploadJob<'_>) -> Committed {
+    let checkpoints = job.checkpoints.clone();
+    Committed::new(done.publish_id.clone(), Handed { done, checkpoints })
 }
 
-fn ours(committed: &Committed) -> Result<&Uploaded, PublishError> {
+fn ours(committed: &Committed) -> Result<&Handed, PublishError> {
     committed
-        .get::<Uploaded>()
+        .get::<Handed>()
         .ok_or_else(|| PublishError::Rejected {
             reason: "internal error: the upload was not made by tiktok".into(),
         })
@@ -575,11 +586,17 @@ impl Backend for TiktokBackend {
         _since: SystemTime,
     ) -> BoxFuture<'a, Result<Option<Post>, PublishError>> {
         Box::pin(async move {
-            let done = ours(upload)?;
+            let handed = ours(upload)?;
+            let done = &handed.done;
             Ok(match self.status(&account.name, &done.publish_id).await? {
                 Status::Complete { post_ids } => post_ids.first().map(|id| post(done, id)),
                 Status::InInbox if done.inbox => Some(in_inbox(done)),
-                Status::Failed { reason } => return Err(wire::fail_reason_error(&reason)),
+                // No post, and none ever from this publish_id: the send that follows
+                // reads the same status and fails the job with the reason.
+                Status::Failed { reason } => {
+                    failed::remember(handed, &reason).await;
+                    None
+                }
                 _ => None,
             })
         })
@@ -682,6 +699,10 @@ mod tests {
         assert_eq!(first_missing(&[part(2), part(1), part(4)]), 2);
     }
 }
+
+#[path = "failed.rs"]
+mod failed;
+use failed::voided;
 
 #[cfg(test)]
 #[path = "backend_tests.rs"]

@@ -30,6 +30,9 @@ struct Job {
     fp: Fingerprint,
     checkpoints: Checkpoints,
     account: Account,
+    /// The ledger under `checkpoints`, for what the pipeline does between runs.
+    ledger: SharedLedger,
+    id: crate::ledger::JobId,
 }
 
 fn job(size: usize) -> Job {
@@ -50,9 +53,12 @@ fn job(size: usize) -> Job {
     let Claim::New(record) = ledger.claim(&new, false).unwrap() else {
         panic!("a new job")
     };
+    let ledger = SharedLedger::new(ledger);
     Job {
         video: VideoFile::open_path(&path).unwrap(),
-        checkpoints: Checkpoints::new(SharedLedger::new(ledger), record.id, STEPS),
+        checkpoints: Checkpoints::new(ledger.clone(), record.id, STEPS),
+        ledger,
+        id: record.id,
         dir,
         data,
         fp,
@@ -269,4 +275,134 @@ async fn what_the_creator_cannot_post_is_refused_before_init_or_any_byte() {
         ),
         (1, 0, 0)
     );
+}
+
+impl Job {
+    /// Runs `f` on the job's ledger (what the pipeline records between the backend's calls).
+    async fn ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Ledger, crate::ledger::JobId) -> Result<T, crate::ledger::LedgerError>
+        + Send
+        + 'static,
+    ) -> T {
+        let id = self.id;
+        self.ledger.call(move |l| f(l, id)).await.unwrap()
+    }
+}
+
+/// The job's record of its finished upload.
+async fn uploaded(job: &Job) -> Uploaded {
+    job.checkpoints.load::<Uploaded>().await.unwrap().unwrap()
+}
+
+// The dead end of `dropcast retry` after a FAILED status: the retried job polled the same
+// dead publish_id and failed again, forever.
+#[tokio::test]
+async fn after_a_failed_publish_id_the_retried_job_inits_anew_once() {
+    let state = tempfile::tempdir().unwrap();
+    let (fake, b) = backend(state.path(), later()).await;
+    let job = job(1000);
+    let d = draft(TiktokPrivacy::SelfOnly);
+    let committed = upload(&b, &job, &d).await.unwrap();
+    assert_eq!(committed.media(), "v_pub_file~1");
+    *fake.status.lock().unwrap() = "FAILED";
+    *fake.fail_reason.lock().unwrap() = "spam_risk_text";
+    job.ledger(|l, id| l.mark_publish_sent(id)).await;
+    let e = b.publish(&job.account, &committed, &d).await.unwrap_err();
+    assert_eq!(e.class(), "rejected");
+    let said = e.to_string();
+    for words in [
+        "spam",
+        "(spam_risk_text)",
+        "v_pub_file~1",
+        "never post",
+        "`dropcast retry` starts a new upload",
+    ] {
+        assert!(said.contains(words), "{words}: {said}");
+    }
+    assert_eq!(
+        uploaded(&job).await.failed.as_deref(),
+        Some("spam_risk_text")
+    );
+
+    // The pipeline fails the job; `dropcast retry` makes it active again.
+    job.ledger(|l, id| l.mark_failed(id, Some(&StepName::PUBLISH), "rejected", "x"))
+        .await;
+    job.ledger(|l, id| l.requeue(id)).await;
+    *fake.status.lock().unwrap() = "PUBLISH_COMPLETE";
+    *fake.post_ids.lock().unwrap() = vec![7_300_000_000_000_000_002];
+    let again = upload(&b, &job, &d).await.unwrap();
+    assert_eq!(again.media(), "v_pub_file~2", "a new publish_id");
+    assert_eq!(fake.count("init"), 2);
+    let record = job.ledger(|l, id| l.job(id)).await.unwrap();
+    assert_eq!(
+        record.publish_sent_at, None,
+        "the void upload's mark went with it"
+    );
+    assert_eq!(uploaded(&job).await.failed, None);
+    assert!(*fake.bytes.lock().unwrap() == job.data, "bytes intact");
+    let created = b.publish(&job.account, &again, &d).await.unwrap();
+    assert!(matches!(created, Created::Posted(p) if p.id == "7300000000000000002"));
+    // Resumed once more: the new upload stands, no third init.
+    upload(&b, &job, &d).await.unwrap();
+    assert_eq!(fake.count("init"), 2);
+}
+
+// The fence: a publish_id whose status is anything but FAILED (still processing, or no
+// answer at all) may still post, so it is never replaced by a new init.
+#[tokio::test]
+async fn a_publish_id_not_known_to_have_failed_is_never_inited_again() {
+    let state = tempfile::tempdir().unwrap();
+    let (fake, b) = backend(state.path(), later()).await;
+    let job = job(1000);
+    let d = draft(TiktokPrivacy::SelfOnly);
+    let committed = upload(&b, &job, &d).await.unwrap();
+    job.ledger(|l, id| l.mark_publish_sent(id)).await;
+    for status in ["PROCESSING_UPLOAD", "PROCESSING_DOWNLOAD", "SOMETHING_NEW"] {
+        *fake.status.lock().unwrap() = status;
+        let found = b
+            .find_post(&job.account, &committed, &d, SystemTime::now())
+            .await;
+        assert!(matches!(found, Ok(None) | Err(_)), "{status}: {found:?}");
+        assert_eq!(uploaded(&job).await.failed, None, "{status}");
+    }
+    *fake.status_down.lock().unwrap() = true;
+    let lost = b
+        .find_post(&job.account, &committed, &d, SystemTime::now())
+        .await;
+    assert_eq!(lost.unwrap_err().class(), "transient");
+    // The job is held, or failed and retried: it resumes the same publish_id.
+    job.ledger(|l, id| l.mark_failed(id, None, "transient", "x"))
+        .await;
+    job.ledger(|l, id| l.requeue(id)).await;
+    let again = upload(&b, &job, &d).await.unwrap();
+    assert_eq!(again.media(), "v_pub_file~1");
+    assert_eq!(fake.count("init"), 1, "never a second init");
+    let record = job.ledger(|l, id| l.job(id)).await.unwrap();
+    assert!(record.publish_in_doubt(), "the fence stands");
+}
+
+// A FAILED status seen while reconciling (a held job's next run) is recorded too, and a
+// job parked as unconfirmed keeps its upload until `dropcast retry`.
+#[tokio::test]
+async fn a_failed_status_found_by_reconciling_voids_the_upload_only_after_retry() {
+    let state = tempfile::tempdir().unwrap();
+    let (fake, b) = backend(state.path(), later()).await;
+    let job = job(1000);
+    let d = draft(TiktokPrivacy::SelfOnly);
+    let committed = upload(&b, &job, &d).await.unwrap();
+    job.ledger(|l, id| l.mark_publish_sent(id)).await;
+    *fake.status.lock().unwrap() = "FAILED";
+    *fake.fail_reason.lock().unwrap() = "internal";
+    let found = b
+        .find_post(&job.account, &committed, &d, SystemTime::now())
+        .await;
+    assert_eq!(found.unwrap(), None, "no post, and none ever");
+    assert_eq!(uploaded(&job).await.failed.as_deref(), Some("internal"));
+    job.ledger(|l, id| l.mark_unconfirmed(id, "x")).await;
+    let parked = upload(&b, &job, &d).await.unwrap();
+    assert_eq!((parked.media(), fake.count("init")), ("v_pub_file~1", 1));
+    job.ledger(|l, id| l.requeue(id)).await;
+    let again = upload(&b, &job, &d).await.unwrap();
+    assert_eq!((again.media(), fake.count("init")), ("v_pub_file~2", 2));
 }

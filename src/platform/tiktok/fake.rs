@@ -34,6 +34,10 @@ pub(crate) struct Fake {
     /// Chunk PUTs (1-based) answered 503 without taking the bytes.
     pub fail_put: Mutex<Vec<u32>>,
     pub status: Mutex<&'static str>,
+    /// The `fail_reason` of a `FAILED` status.
+    pub fail_reason: Mutex<&'static str>,
+    /// Status calls answered 503 (none taken) while set.
+    pub status_down: Mutex<bool>,
     pub post_ids: Mutex<Vec<u64>>,
     pub last_init: Mutex<Option<serde_json::Value>>,
     /// `http://127.0.0.1:PORT/`.
@@ -194,11 +198,14 @@ async fn status(State(f): Shared, headers: HeaderMap) -> Response {
     if !f.authorized(&headers) {
         return refused();
     }
+    if *f.status_down.lock().unwrap() {
+        return envelope(StatusCode::SERVICE_UNAVAILABLE, "internal_error", json!({}));
+    }
     let ids = f.post_ids.lock().unwrap().clone();
     envelope(
         StatusCode::OK,
         "ok",
-        json!({"status": *f.status.lock().unwrap(), "fail_reason": "",
+        json!({"status": *f.status.lock().unwrap(), "fail_reason": *f.fail_reason.lock().unwrap(),
         "publicaly_available_post_id": ids, "uploaded_bytes": f.bytes.lock().unwrap().len()}),
     )
 }
