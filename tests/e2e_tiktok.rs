@@ -742,6 +742,9 @@ async fn a_crash_between_targets_posts_the_rest_once() {
         outcomes,
         [&json!("published"), &json!("published")],
         "{receipt}"
+    );
+}
+
 // The dead end of `dropcast retry` after TikTok's status said FAILED: the retried job
 // polled the same dead publish_id and failed again, forever. Now the retry inits anew.
 #[tokio::test(flavor = "multi_thread")]
