@@ -1824,6 +1824,67 @@ mod tests {
     }
 
     #[test]
+    fn one_plan_for_every_target_of_a_drop_each_finished_by_its_state() {
+        let (_dir, mut ledger) = open_temp();
+        let posted = claimed_new(
+            ledger
+                .claim(&new_job(1, "main", "clip.mp4"), false)
+                .unwrap(),
+        );
+        let failed = claimed_new(ledger.claim(&new_job(1, "alt", "clip.mp4"), false).unwrap());
+        ledger.mark_publish_sent(posted.id).unwrap();
+        ledger.mark_published(posted.id, &post("7001")).unwrap();
+        ledger
+            .mark_failed(failed.id, None, "caption", "no privacy")
+            .unwrap();
+
+        // A target still running cannot be planned: the plan is all or nothing.
+        let running = claimed_new(
+            ledger
+                .claim(&new_job(1, "third", "clip.mp4"), false)
+                .unwrap(),
+        );
+        let plan = json!({"dest": "done"});
+        assert!(
+            ledger
+                .set_archive_plan_for(&[posted.id, running.id], &plan)
+                .is_err()
+        );
+        assert_eq!(ledger.archive_plan(posted.id).unwrap(), None);
+
+        ledger
+            .set_archive_plan_for(&[posted.id, failed.id], &plan)
+            .unwrap();
+        assert_eq!(ledger.pending_archives().unwrap().len(), 2);
+        for id in [posted.id, failed.id] {
+            ledger
+                .mark_archived(id, Path::new("done/clip.mp4"))
+                .unwrap();
+        }
+        assert_eq!(
+            ledger.job(posted.id).unwrap().unwrap().state,
+            JobState::Done
+        );
+        let failed_now = ledger.job(failed.id).unwrap().unwrap();
+        assert_eq!(failed_now.state, JobState::Failed);
+        assert_eq!(failed_now.archived_to, Some(PathBuf::from("done/clip.mp4")));
+        assert!(ledger.pending_archives().unwrap().is_empty());
+
+        // Its drop back in the inbox for another target's retry, a failed target stays
+        // failed and forgets its archive (so it is not taken for an unfinished one).
+        ledger.reopen_ended(failed.id).unwrap();
+        let reopened = ledger.job(failed.id).unwrap().unwrap();
+        assert_eq!(reopened.state, JobState::Failed);
+        assert_eq!(reopened.archived_to, None);
+        assert_eq!(ledger.archive_plan(failed.id).unwrap(), None);
+        assert!(ledger.pending_archives().unwrap().is_empty());
+        assert!(
+            ledger.reopen_ended(posted.id).is_err(),
+            "a posted target is never reopened"
+        );
+    }
+
+    #[test]
     fn claim_new_then_resume_same_video() {
         let (_dir, mut ledger) = open_temp();
         let job = claimed_new(

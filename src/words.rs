@@ -16,7 +16,8 @@ pub enum FailureClass {
     Transient,
     /// The platform asked to slow down.
     RateLimited,
-    /// The account's cookie expired.
+    /// The account lost its right to post: its login expired or was refused, or the
+    /// platform blocks it for now.
     AuthExpired,
     /// The platform refused the post.
     Rejected,

@@ -283,7 +283,7 @@ fn interval_at(start: Instant, period: Duration) -> tokio::time::Interval {
 }
 /// How often paused accounts are looked at (a changed cookie file is noticed this fast).
 const ACCOUNT_LOOK_EVERY: Duration = Duration::from_secs(2);
-/// How often a paused account's cookie is tried again even if nothing changed.
+/// How often a paused account is tried again even if nothing changed.
 const ACCOUNT_RECHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the agent should look at the whole inbox now.
@@ -329,7 +329,7 @@ async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudg
             match due.backend.check_account(&due.account).await {
                 Ok(_) => {
                     ctx.accounts.resume(&due.name);
-                    info!(account = %due.name, "the account's cookie works again");
+                    info!(account = %due.name, "the account works again; its queued videos go on");
                     if resumed.send(Nudge::Resumed(due.name)).is_err() {
                         return;
                     }

@@ -58,7 +58,7 @@ pub enum Outcome {
     Duplicate { earlier: Option<String> },
     /// Moved to `failed/` with an error receipt.
     Failed(JobFailure),
-    /// Left in the inbox, queued: tried again on the next scan (cookie expired, network
+    /// Left in the inbox, queued: tried again on the next scan (account paused, network
     /// down, outcome unconfirmed, archive folder not writable).
     Held { reason: String },
     /// The video changed while it was being published; it starts over once it settles.
@@ -89,8 +89,8 @@ impl Outcome {
 enum Stop {
     Failed(JobFailure),
     Held(String),
-    /// The platform refused the account's cookie: pause the account.
-    CookieExpired(String),
+    /// The account lost its right to post (login refused, a platform cap): pause it.
+    Paused(Expired, String),
     Abandoned(String),
     Unconfirmed(String),
     Ledger(LedgerError),
@@ -482,13 +482,18 @@ async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
             warn!(%reason, "job held; the video stays in the inbox and is tried again later");
             Outcome::Held { reason }
         }
-        Stop::CookieExpired(reason) => {
+        Stop::Paused(what, reason) => {
             if ctx.accounts.pause(&job.account, &reason) {
+                let fix = match what {
+                    Expired::Posting => {
+                        "nothing to do: it resumes once the platform lets it post".to_owned()
+                    }
+                    _ => ctx.accounts.renew_hint(&job.account),
+                };
                 error!(
                     account = %job.account,
                     %reason,
-                    "the platform refuses this account's cookie (expired or logged out). The account is paused: its videos stay queued in the inbox. To fix: {}. dropcast also re-checks the cookie every minute.",
-                    ctx.accounts.renew_hint(&job.account)
+                    "the account is paused: its videos stay queued in the inbox. To fix: {fix}. dropcast also re-checks the account every minute and resumes it once it works."
                 );
             }
             Outcome::Held {
@@ -942,10 +947,9 @@ fn stop(ctx: &Context, step: StepName, e: PublishError) -> Stop {
 fn stop_for(step: StepName, e: PublishError) -> Stop {
     match &e {
         PublishError::Rejected { .. } => Stop::Failed(JobFailure::from_publish(step, &e)),
-        PublishError::AuthExpired {
-            what: Expired::Cookie,
-            ..
-        } => Stop::CookieExpired(format!("{step}: {e}")),
+        PublishError::AuthExpired { what, .. } if what.pauses_account() => {
+            Stop::Paused(*what, format!("{step}: {e}"))
+        }
         PublishError::AuthExpired { .. } => Stop::Failed(JobFailure::from_publish(step, &e)),
         PublishError::Transient { .. } | PublishError::RateLimited { .. } => {
             Stop::Held(format!("{step}: {e}"))
@@ -1295,7 +1299,7 @@ mod tests {
         match stop_for(StepName::of("upload"), e) {
             Stop::Failed(_) => "failed",
             Stop::Held(_) => "held",
-            Stop::CookieExpired(_) => "pause account",
+            Stop::Paused(..) => "pause account",
             Stop::Abandoned(_) => "abandoned",
             Stop::Unconfirmed(_) => "unconfirmed",
             Stop::Ledger(_) => "ledger",
@@ -1316,6 +1320,17 @@ mod tests {
             }),
             "pause account"
         );
+        // Issue 12: a refused TikTok authorization or a daily cap paused the account too,
+        // but every message about it spoke of a cookie.
+        for what in [Expired::Authorization, Expired::Posting] {
+            assert_eq!(
+                stop_kind(PublishError::AuthExpired {
+                    what,
+                    reason: reason()
+                }),
+                "pause account"
+            );
+        }
         assert_eq!(
             stop_kind(PublishError::AuthExpired {
                 what: Expired::UploadCredentials,

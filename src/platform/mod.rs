@@ -275,20 +275,36 @@ pub struct Upload {
     pub duration_secs: f64,
 }
 
-/// Which credential expired.
+/// Which right to post lapsed. The first three pause the account (its videos stay
+/// queued) until it works again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expired {
-    /// The account's cookie: the account needs a fresh login.
+    /// The account's cookie or browser session: the account needs a fresh login.
     Cookie,
+    /// The account's authorization of the app (OAuth tokens refused, a scope missing, the
+    /// app's credentials refused): `dropcast login` again.
+    Authorization,
+    /// The platform says the account cannot post for now (a daily cap): it resumes when
+    /// the platform lets it.
+    Posting,
     /// `auth` (step 1) or `tos_sign`/`token` (step 2): redo steps 1–2.
     UploadCredentials,
+}
+
+impl Expired {
+    /// Whether the account pauses (nothing is sent for it until it works again).
+    pub(crate) fn pauses_account(self) -> bool {
+        !matches!(self, Expired::UploadCredentials)
+    }
 }
 
 impl fmt::Display for Expired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Expired::Cookie => "cookie",
-            Expired::UploadCredentials => "upload credentials",
+            Expired::Cookie => "cookie expired",
+            Expired::Authorization => "authorization refused",
+            Expired::Posting => "posting blocked for now",
+            Expired::UploadCredentials => "upload credentials expired",
         })
     }
 }
@@ -305,7 +321,7 @@ pub enum PublishError {
     /// Posting too often (HTTP 429 or `status_code` 7): wait, then retry.
     #[error("rate limited{}", fmt_after(*retry_after))]
     RateLimited { retry_after: Option<Duration> },
-    #[error("{what} expired: {reason}")]
+    #[error("{what}: {reason}")]
     AuthExpired { what: Expired, reason: String },
     /// The platform said no; retrying will not help.
     #[error("rejected: {reason}")]
@@ -438,6 +454,15 @@ mod tests {
         };
         assert_eq!(e.class(), "auth_expired");
         assert_eq!(e.to_string(), "cookie expired: status_code 8");
+        // What TikTok's refusals read like: no cookie in them (issue 12).
+        let e = PublishError::AuthExpired {
+            what: Expired::Posting,
+            reason: "TikTok says this account cannot post now".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "posting blocked for now: TikTok says this account cannot post now"
+        );
         assert_eq!(
             PublishError::Unknown { reason: "x".into() }.class(),
             "unknown"

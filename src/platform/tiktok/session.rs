@@ -107,7 +107,7 @@ impl Sessions {
 /// The account needs `dropcast login` again.
 pub(crate) fn login_needed(account: &str, why: &str) -> PublishError {
     PublishError::AuthExpired {
-        what: Expired::Cookie,
+        what: Expired::Authorization,
         reason: format!("{why}; run `dropcast login {account}` to authorize dropcast again"),
     }
 }
@@ -116,7 +116,7 @@ fn token_error(account: &str, e: TokenError) -> PublishError {
     match e {
         TokenError::Missing(_) => login_needed(account, "this TikTok account has no login yet"),
         other => PublishError::AuthExpired {
-            what: Expired::Cookie,
+            what: Expired::Authorization,
             reason: format!("{other}; run `dropcast login {account}`"),
         },
     }

@@ -486,15 +486,15 @@ pub(crate) fn classify(
             retry_after: Some(retry_after.unwrap_or(RATE_LIMITED_WAIT)),
         },
         "access_token_invalid" => PublishError::AuthExpired {
-            what: Expired::Cookie,
+            what: Expired::Authorization,
             reason: format!("{ACCESS_TOKEN_REFUSED} ({said})"),
         },
         "scope_not_authorized" => PublishError::AuthExpired {
-            what: Expired::Cookie,
+            what: Expired::Authorization,
             reason: format!("the authorization lacks a scope dropcast needs ({SCOPES}) ({said})"),
         },
         c if CANNOT_POST_NOW.contains(&c) => PublishError::AuthExpired {
-            what: Expired::Cookie,
+            what: Expired::Posting,
             reason: format!(
                 "TikTok says this account cannot post now ({said}); the daily caps are about 15 direct posts per creator and 5 pending inbox drafts per 24 h"
             ),
@@ -518,7 +518,7 @@ pub(crate) fn classify(
             retry_after,
         },
         _ if status == 401 => PublishError::AuthExpired {
-            what: Expired::Cookie,
+            what: Expired::Authorization,
             reason: format!("TikTok refused the authorization ({said})"),
         },
         _ => PublishError::Rejected { reason: said },
@@ -530,7 +530,7 @@ pub(crate) fn classify_oauth(status: u16, error: &str, description: &str) -> Pub
     let said = format!("HTTP {status} {error}: {description}");
     if error == OAUTH_INVALID_GRANT {
         return PublishError::AuthExpired {
-            what: Expired::Cookie,
+            what: Expired::Authorization,
             reason: format!("TikTok refused the refresh token; authorize again ({said})"),
         };
     }
@@ -546,7 +546,7 @@ pub(crate) fn classify_oauth(status: u16, error: &str, description: &str) -> Pub
         };
     }
     PublishError::AuthExpired {
-        what: Expired::Cookie,
+        what: Expired::Authorization,
         reason: format!(
             "TikTok refused the app's credentials (check client_key and the client secret) ({said})"
         ),
