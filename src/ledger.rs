@@ -1908,6 +1908,43 @@ mod tests {
     }
 
     #[test]
+    fn a_post_awaiting_moderation_gets_its_public_id_later_and_an_inbox_draft_keeps_its_state() {
+        let (_dir, mut ledger) = open_temp();
+        let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
+        let b = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
+        // A pending post never carries an address; a live one always does.
+        let bad = Post {
+            url: "https://x".into(),
+            ..Post::awaiting_moderation("p")
+        };
+        assert!(matches!(ledger.mark_published(a.id, &bad), Err(LedgerError::Invalid(_))));
+        let pending = Post::awaiting_moderation("v_pub~1");
+        ledger.mark_published(a.id, &pending).unwrap();
+        ledger.mark_done(a.id, Path::new("done/a.mp4")).unwrap();
+        ledger
+            .mark_published(b.id, &Post::in_creator_inbox("v_inbox~2"))
+            .unwrap();
+        assert_eq!(ledger.job(a.id).unwrap().unwrap().post, Some(pending));
+        let waiting = ledger.awaiting_moderation().unwrap();
+        assert_eq!(waiting.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a.id]);
+        let b_post = ledger.job(b.id).unwrap().unwrap().post.unwrap();
+        assert_eq!(b_post.state, PostState::InCreatorInbox);
+        // Only a post awaiting moderation takes a public id, and only a live one.
+        assert!(ledger.record_public_post(b.id, &post("7")).is_err());
+        assert!(
+            ledger
+                .record_public_post(a.id, &Post::awaiting_moderation("q"))
+                .is_err()
+        );
+        ledger.record_public_post(a.id, &post("7301")).unwrap();
+        let a = ledger.job(a.id).unwrap().unwrap();
+        assert_eq!(a.post, Some(post("7301")));
+        assert_eq!(a.state, JobState::Done);
+        assert!(ledger.awaiting_moderation().unwrap().is_empty());
+        assert!(ledger.record_public_post(a.id, &post("7302")).is_err());
+    }
+
+    #[test]
     fn allow_duplicates_creates_a_second_live_job() {
         let (_dir, mut ledger) = open_temp();
         let first = claimed_new(ledger.claim(&new_job(1, "main", "clip.mp4"), true).unwrap());
