@@ -428,9 +428,15 @@ impl Post {
 /// Shows the address, or in words where the post stands when it has none.
 impl fmt::Display for Post {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.address() {
-            Some(url) => f.write_str(url),
-            None => write!(f, "({})", self.state.describe()),
+        match (self.address(), self.state) {
+            (Some(url), _) => f.write_str(url),
+            (None, PostState::AwaitingModeration) => {
+                f.write_str("(posted, awaiting moderation: its public address comes later)")
+            }
+            (None, PostState::InCreatorInbox) => {
+                f.write_str("(a draft in the creator's inbox: finish the post in the app)")
+            }
+            (None, PostState::Live) => f.write_str("(no address)"),
         }
     }
 }

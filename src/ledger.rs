@@ -669,10 +669,21 @@ impl Ledger {
         )
     }
 
-    /// Posts still awaiting moderation, of Published and Done jobs, oldest first.
+    /// The `limit` most recent posts that are not public (awaiting moderation, or in the
+    /// creator's inbox), of Published and Done jobs, newest first.
+    pub fn not_public(&self, limit: usize) -> Result<Vec<JobRecord>, LedgerError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.load_where(
+            "state IN ('published', 'done') AND post_state IS NOT NULL ORDER BY id DESC LIMIT ?1",
+            [limit],
+        )
+    }
+
+    /// Archived (Done) jobs whose post still awaits moderation, oldest first. (A Published
+    /// job is archived first, so that its receipt exists to be rewritten.)
     pub fn awaiting_moderation(&self) -> Result<Vec<JobRecord>, LedgerError> {
         self.load_where(
-            "state IN ('published', 'done') AND post_state = 'awaiting_moderation' ORDER BY id",
+            "state = 'done' AND post_state = 'awaiting_moderation' ORDER BY id",
             [],
         )
     }

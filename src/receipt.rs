@@ -428,7 +428,7 @@ impl DuplicateReceipt {
                     .post
                     .as_ref()
                     .and_then(|p| aweme_id(earlier.platform, &p.id)),
-                url: earlier.post.as_ref().map(|p| p.url.clone()),
+                url: earlier.post.as_ref().and_then(|p| p.address().map(str::to_owned)),
                 file: file_label(&earlier.video),
                 published_at,
             },

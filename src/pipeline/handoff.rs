@@ -137,7 +137,9 @@ impl Answer {
         };
         Ok(match job.state {
             JobState::Done | JobState::Published => {
-                job.post.map(|post| Answer::Published { url: post.url })
+                job.post.map(|post| Answer::Published {
+                    url: post.to_string(),
+                })
             }
             JobState::Duplicate => {
                 let earlier = match job.duplicate_of {
@@ -145,7 +147,7 @@ impl Answer {
                     None => None,
                 };
                 Some(Answer::Duplicate {
-                    earlier: earlier.map(|post| post.url),
+                    earlier: earlier.map(|post| post.to_string()),
                 })
             }
             JobState::Failed => Some(Answer::Failed {

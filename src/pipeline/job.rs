@@ -683,7 +683,7 @@ impl Publish<'_> {
                     failpoint::hit("after_request:publish");
                     let recorded = post.clone();
                     ctx.ledger(move |l| l.mark_published(id, &recorded)).await?;
-                    info!(step = "publish", post_id = %post.id, url = %post.url, "published");
+                    info!(step = "publish", post_id = %post.id, url = %post, "published");
                     return Ok(post);
                 }
                 Ok(Created::AlreadyPublished) => {
@@ -863,7 +863,7 @@ async fn archive_published(
     draft: &PostDraft,
     post: Post,
 ) -> Outcome {
-    let url = post.url.clone();
+    let url = post.to_string();
     if !unchanged(&bundle.settled) {
         warn!(
             "the video changed after it was published; it stays in the inbox and will be published as a new video"
