@@ -421,7 +421,7 @@ impl Post {
 
     /// An id, and an address exactly when it is live.
     pub fn is_well_formed(&self) -> bool {
-        !self.id.is_empty() && self.state.is_live() == !self.url.is_empty()
+        !self.id.is_empty() && self.state.is_live() != self.url.is_empty()
     }
 }
 

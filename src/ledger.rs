@@ -692,7 +692,9 @@ impl Ledger {
     /// reference). Published or Done, whose post awaits moderation, only.
     pub fn record_public_post(&mut self, id: JobId, post: &Post) -> Result<(), LedgerError> {
         if !(post.is_well_formed() && post.state.is_live()) {
-            return Err(LedgerError::Invalid("a public post has an id and an address"));
+            return Err(LedgerError::Invalid(
+                "a public post has an id and an address",
+            ));
         }
         self.transition(
             id,
@@ -1928,7 +1930,10 @@ mod tests {
             url: "https://x".into(),
             ..Post::awaiting_moderation("p")
         };
-        assert!(matches!(ledger.mark_published(a.id, &bad), Err(LedgerError::Invalid(_))));
+        assert!(matches!(
+            ledger.mark_published(a.id, &bad),
+            Err(LedgerError::Invalid(_))
+        ));
         let pending = Post::awaiting_moderation("v_pub~1");
         ledger.mark_published(a.id, &pending).unwrap();
         ledger.mark_done(a.id, Path::new("done/a.mp4")).unwrap();

@@ -12,8 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::domain::{
-    Collection, ContentHash, EntityKind, Platform, Post, PostDraft, PostState, StepName,
-    Visibility,
+    Collection, ContentHash, EntityKind, Platform, Post, PostDraft, PostState, StepName, Visibility,
 };
 use crate::ledger::JobRecord;
 
@@ -428,7 +427,10 @@ impl DuplicateReceipt {
                     .post
                     .as_ref()
                     .and_then(|p| aweme_id(earlier.platform, &p.id)),
-                url: earlier.post.as_ref().and_then(|p| p.address().map(str::to_owned)),
+                url: earlier
+                    .post
+                    .as_ref()
+                    .and_then(|p| p.address().map(str::to_owned)),
                 file: file_label(&earlier.video),
                 published_at,
             },
@@ -647,7 +649,10 @@ mod tests {
                 serde_json::to_value(PublishedReceipt::new(&pending, &draft(), &post)).unwrap();
             assert_eq!(value["post_state"], state);
             assert_eq!(value["url"], "");
-            assert!(value["note"].as_str().unwrap().contains("TikTok"), "{value}");
+            assert!(
+                value["note"].as_str().unwrap().contains("TikTok"),
+                "{value}"
+            );
             let back: PublishedReceipt = serde_json::from_value(value).unwrap();
             assert_eq!(back.post_state, post.state);
         }

@@ -592,7 +592,10 @@ async fn a_post_awaiting_moderation_is_archived_at_once_and_its_public_id_filled
     assert_eq!(pending["url"], "");
     assert!(pending["note"].as_str().unwrap().contains("moderation"));
     let status = json_of(&env, &["status"]).await;
-    assert_eq!(status["not_public"][0]["post_state"], "awaiting_moderation", "{status}");
+    assert_eq!(
+        status["not_public"][0]["post_state"], "awaiting_moderation",
+        "{status}"
+    );
     let history = json_of(&env, &["history"]).await;
     assert_eq!(history[0]["post_state"], "awaiting_moderation", "{history}");
     assert_eq!(history[0]["post_id"], Value::Null);
@@ -676,7 +679,10 @@ async fn an_inbox_draft_is_archived_as_in_the_creators_inbox_with_what_to_do() {
     assert_eq!(receipt["url"], "");
     assert_eq!(receipt["post_id"], publishes[0]["publish_id"]);
     let note = receipt["note"].as_str().unwrap();
-    assert!(note.contains("finish") && note.contains("TikTok app"), "{note}");
+    assert!(
+        note.contains("finish") && note.contains("TikTok app"),
+        "{note}"
+    );
 
     let status = json_of(&env, &["status"]).await;
     let listed = &status["not_public"][0];

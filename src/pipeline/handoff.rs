@@ -136,11 +136,9 @@ impl Answer {
             return Ok(None);
         };
         Ok(match job.state {
-            JobState::Done | JobState::Published => {
-                job.post.map(|post| Answer::Published {
-                    url: post.to_string(),
-                })
-            }
+            JobState::Done | JobState::Published => job.post.map(|post| Answer::Published {
+                url: post.to_string(),
+            }),
             JobState::Duplicate => {
                 let earlier = match job.duplicate_of {
                     Some(id) => ledger.job(id)?.and_then(|e| e.post),

@@ -52,7 +52,9 @@ pub(crate) async fn run(ctx: Arc<Context>) {
                 continue;
             }
         };
-        lookups.due.retain(|id, _| waiting.iter().any(|j| j.id == *id));
+        lookups
+            .due
+            .retain(|id, _| waiting.iter().any(|j| j.id == *id));
         for job in waiting {
             lookups.consider(&ctx, job).await;
         }
@@ -70,8 +72,7 @@ struct Lookups {
 
 impl Lookups {
     async fn consider(&mut self, ctx: &Context, job: JobRecord) {
-        let (Some(pending), false) = (job.post.clone(), self.given_up.contains(&job.id))
-        else {
+        let (Some(pending), false) = (job.post.clone(), self.given_up.contains(&job.id)) else {
             return;
         };
         let now = Instant::now();
