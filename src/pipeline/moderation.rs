@@ -110,7 +110,7 @@ impl Lookups {
             }
             Ok(None) => self.later(job.id, None),
             Err(e @ PublishError::Rejected { .. }) => {
-                warn!(job = job.id, account = %job.account, reason = %e, "the platform took the post back during moderation; dropcast stops looking for its public id");
+                warn!(job = job.id, account = %job.account, reason = %e, "the platform refuses to say what became of the post (taken back during moderation?); dropcast stops looking for its public id");
                 self.given_up.insert(job.id);
             }
             Err(e) => self.later(job.id, Some(e)),
@@ -200,6 +200,45 @@ pub(crate) fn given_up_note(platform: Platform) -> String {
     format!(
         "Posted, but {name} had not given its public id {bound} after it was published (still in moderation, or taken down); dropcast no longer looks it up. Find the post in the {name} app.",
         name = platform.brand(),
-        bound = humantime::format_duration(LOOKUP_BOUND),
+        bound = format!("{} days", LOOKUP_BOUND.as_secs() / (24 * 60 * 60)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn lookups_back_off_doubling_up_to_the_longest_wait() {
+        let mut lookups = Lookups::default();
+        lookups.due.insert(
+            1,
+            Due {
+                at: Instant::now(),
+                wait: FIRST_WAIT,
+            },
+        );
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            lookups.later(1, None);
+            waits.push(lookups.due[&1].wait.as_secs());
+        }
+        assert_eq!(&waits[..4], &[6, 12, 24, 48]);
+        assert_eq!(*waits.last().unwrap(), MAX_WAIT.as_secs());
+        assert_eq!(lookups.due[&1].at, Instant::now() + MAX_WAIT);
+        // An unknown job is left alone.
+        lookups.later(2, None);
+        assert!(!lookups.due.contains_key(&2));
+    }
+
+    #[test]
+    fn the_note_of_a_post_no_longer_looked_up_says_so_and_where_to_look() {
+        let note = given_up_note(Platform::Tiktok);
+        assert!(
+            note.contains("3 days after") && note.contains("TikTok app"),
+            "{note}"
+        );
+        // Within TikTok's status limit of 30 a minute, with room to spare.
+        assert!(Duration::from_secs(60).as_secs() / ACCOUNT_SPACING.as_secs() <= 10);
+    }
 }
