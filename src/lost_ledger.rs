@@ -220,7 +220,7 @@ fn read_receipt(path: &Path) -> Result<Option<RestoredPost>, String> {
     if id.is_empty()
         || !id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.~".contains(&b))
     {
         return Err(format!("post id {id:?} is not a post id"));
     }
@@ -278,6 +278,28 @@ mod tests {
             true
         });
         assert_eq!(found, vec![dir.path().join("a/b/clip.receipt.json")]);
+    }
+
+    #[test]
+    fn a_receipt_of_a_post_not_public_yet_restores_its_state_without_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let receipt = dir.path().join("clip.receipt.json");
+        // Regression: TikTok's publish_ids (`v_pub_file~v2-1.123`) were refused as post ids.
+        for (state, url) in [("awaiting_moderation", ""), ("in_creator_inbox", "")] {
+            std::fs::write(
+                &receipt,
+                serde_json::json!({
+                    "sha256": "ab".repeat(32), "account": "global", "file": "clip.mp4",
+                    "platform": "tiktok", "post_id": "v_pub_file~v2-1.123", "url": url,
+                    "post_state": state, "published_at": "2026-01-02T03:04:05Z"
+                })
+                .to_string(),
+            )
+            .unwrap();
+            let post = read_receipt(&receipt).unwrap().unwrap();
+            assert_eq!(post.post.state.as_str(), state);
+            assert!(post.post.is_well_formed() && post.post.address().is_none());
+        }
     }
 
     #[test]
