@@ -198,9 +198,9 @@ async fn give_up(ctx: &Context, job: &JobRecord, pending: &Post) {
 /// The note of a post whose public id did not come within [`LOOKUP_BOUND`].
 pub(crate) fn given_up_note(platform: Platform) -> String {
     format!(
-        "Posted, but {name} had not given its public id {bound} after it was published (still in moderation, or taken down); dropcast no longer looks it up. Find the post in the {name} app.",
+        "Posted, but {name} had not given its public id {days} days after it was published (still in moderation, or taken down); dropcast no longer looks it up. Find the post in the {name} app.",
         name = platform.brand(),
-        bound = format!("{} days", LOOKUP_BOUND.as_secs() / (24 * 60 * 60)),
+        days = LOOKUP_BOUND.as_secs() / (24 * 60 * 60),
     )
 }
 
