@@ -210,6 +210,14 @@ impl Platform {
 }
 
 impl Platform {
+    /// The platform's name for people ("TikTok").
+    pub fn brand(self) -> &'static str {
+        match self {
+            Platform::DouyinWeb | Platform::Douyin => "Douyin",
+            Platform::Tiktok => "TikTok",
+        }
+    }
+
     /// Douyin's platforms (their posts have an `aweme_id`).
     pub fn is_douyin(self) -> bool {
         matches!(self, Platform::DouyinWeb | Platform::Douyin)
@@ -360,12 +368,139 @@ impl Declaration {
     ];
 }
 
-/// A published post: the platform's id for it and its public address, both as the backend
-/// that made it says (the pipeline never builds an address).
+/// A post the platform made: the platform's id for it and its public address, both as the
+/// backend that made it says (the pipeline never builds an address), and whether it is
+/// public yet. Build one with [`Post::live`], [`Post::awaiting_moderation`] or
+/// [`Post::in_creator_inbox`]; [`Post::is_well_formed`] is what the ledger checks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Post {
+    /// The public post's id; while the post is not public, the id the platform gave the
+    /// publish (TikTok's `publish_id`), by which the public one is looked up.
     pub id: String,
+    /// The public address; empty while the post has none (see [`Post::address`]).
     pub url: String,
+    /// Absent in JSON when live, so what was written before reads back the same.
+    #[serde(default, skip_serializing_if = "PostState::is_live")]
+    pub state: PostState,
+}
+
+impl Post {
+    /// A public post with its address.
+    pub fn live(id: impl Into<String>, url: impl Into<String>) -> Post {
+        Post {
+            id: id.into(),
+            url: url.into(),
+            state: PostState::Live,
+        }
+    }
+
+    /// A post that exists but stays hidden until the platform's moderation ends; `reference`
+    /// is the platform's id for the publish, by which its public id is looked up later.
+    pub fn awaiting_moderation(reference: impl Into<String>) -> Post {
+        Post::pending(reference.into(), PostState::AwaitingModeration)
+    }
+
+    /// A draft in the creator's inbox (TikTok's inbox mode): the creator finishes the post
+    /// in the app, so it has no public id or address dropcast could know.
+    pub fn in_creator_inbox(reference: impl Into<String>) -> Post {
+        Post::pending(reference.into(), PostState::InCreatorInbox)
+    }
+
+    fn pending(id: String, state: PostState) -> Post {
+        Post {
+            id,
+            url: String::new(),
+            state,
+        }
+    }
+
+    /// Its public address, when it has one.
+    pub fn address(&self) -> Option<&str> {
+        (self.state.is_live() && !self.url.is_empty()).then_some(self.url.as_str())
+    }
+
+    /// An id, and an address exactly when it is live.
+    pub fn is_well_formed(&self) -> bool {
+        !self.id.is_empty() && self.state.is_live() != self.url.is_empty()
+    }
+}
+
+/// Shows the address, or in words where the post stands when it has none.
+impl fmt::Display for Post {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.address(), self.state) {
+            (Some(url), _) => f.write_str(url),
+            (None, PostState::AwaitingModeration) => {
+                f.write_str("(posted, awaiting moderation: its public address comes later)")
+            }
+            (None, PostState::InCreatorInbox) => {
+                f.write_str("(a draft in the creator's inbox: finish the post in the app)")
+            }
+            (None, PostState::Live) => f.write_str("(no address)"),
+        }
+    }
+}
+
+/// Where a post stands on its platform. The ledger, receipts (`post_state`) and the JSON
+/// views use the snake_case names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostState {
+    /// Public, with its id and address.
+    #[default]
+    Live,
+    /// Made, and hidden until the platform's moderation ends; its public id comes then.
+    AwaitingModeration,
+    /// A draft in the creator's inbox, which the creator finishes in the platform's app.
+    InCreatorInbox,
+}
+
+impl PostState {
+    pub const ALL: [PostState; 3] = [
+        PostState::Live,
+        PostState::AwaitingModeration,
+        PostState::InCreatorInbox,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostState::Live => "live",
+            PostState::AwaitingModeration => "awaiting_moderation",
+            PostState::InCreatorInbox => "in_creator_inbox",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PostState> {
+        PostState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    pub fn is_live(&self) -> bool {
+        *self == PostState::Live
+    }
+
+    /// A few words for a status line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PostState::Live => "live",
+            PostState::AwaitingModeration => "awaiting moderation",
+            PostState::InCreatorInbox => "in the creator's inbox",
+        }
+    }
+
+    /// What the creator should know about a post in this state (receipts, `status`);
+    /// `None` when it is live.
+    pub fn note(self, platform: Platform) -> Option<String> {
+        let name = platform.brand();
+        match self {
+            PostState::Live => None,
+            PostState::AwaitingModeration => Some(format!(
+                "Posted. {name} gives its public id after moderation (minutes to hours); the running agent then fills in `post_id` and `url` here."
+            )),
+            PostState::InCreatorInbox => Some(format!(
+                "A draft in the creator's {name} inbox, not a public post: open the {name} app to finish and post it. It has no public address until then."
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -391,6 +526,50 @@ mod tests {
         let back: StepName = serde_json::from_str("\"commit\"").unwrap();
         assert_eq!(back, StepName::of("commit"));
         assert!(serde_json::from_str::<StepName>("\"../x\"").is_err());
+    }
+
+    #[test]
+    fn post_states_read_back_and_only_live_posts_have_an_address() {
+        for state in PostState::ALL {
+            assert_eq!(PostState::parse(state.as_str()), Some(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        let live = Post::live("7", "https://example.com/7");
+        assert!(live.is_well_formed());
+        assert_eq!(live.address(), Some("https://example.com/7"));
+        assert_eq!(live.to_string(), "https://example.com/7");
+        for pending in [
+            Post::awaiting_moderation("v_pub~1"),
+            Post::in_creator_inbox("v_inbox~1"),
+        ] {
+            assert!(pending.is_well_formed(), "{pending:?}");
+            assert_eq!(pending.address(), None);
+            assert!(pending.to_string().starts_with('('), "{pending}");
+        }
+        assert!(!Post::live("7", "").is_well_formed());
+        let bad = Post {
+            url: "https://example.com/x".into(),
+            ..Post::in_creator_inbox("x")
+        };
+        assert!(!bad.is_well_formed());
+        assert!(!Post::awaiting_moderation("").is_well_formed());
+    }
+
+    #[test]
+    fn a_live_post_serializes_as_before_and_a_pending_one_names_its_state() {
+        let live = serde_json::to_value(Post::live("7", "u")).unwrap();
+        assert_eq!(live, serde_json::json!({"id": "7", "url": "u"}));
+        let old: Post = serde_json::from_value(live).unwrap();
+        assert_eq!(old.state, PostState::Live);
+        let inbox = serde_json::to_value(Post::in_creator_inbox("p")).unwrap();
+        assert_eq!(inbox["state"], "in_creator_inbox");
+        assert!(
+            PostState::InCreatorInbox
+                .note(Platform::Tiktok)
+                .unwrap()
+                .contains("TikTok app")
+        );
+        assert_eq!(PostState::Live.note(Platform::Tiktok), None);
     }
 
     #[test]

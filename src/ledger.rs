@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use crate::domain::{ContentHash, Platform, Post, StepName};
+use crate::domain::{ContentHash, Platform, Post, PostState, StepName};
 use crate::failpoint;
 
 /// A job's row id.
@@ -31,11 +31,12 @@ pub(crate) type JobId = i64;
 /// The ledger's file name inside `state_dir`.
 pub(crate) const FILE_NAME: &str = "ledger.sqlite3";
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `MIGRATIONS[v]` takes the schema from version `v` to `v + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] =
+    [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// Schema version 1.
 ///
@@ -139,6 +140,14 @@ DROP TABLE steps;
 ALTER TABLE steps_v4 RENAME TO steps;
 ";
 
+/// Schema version 5: posts that are not public yet (`domain::PostState`). `post_state` is
+/// NULL for a live post (every post before) and for no post; a post awaiting moderation or
+/// in the creator's inbox has its `post_id` (the platform's reference) and no `post_url`.
+const SCHEMA_V5: &str = "
+ALTER TABLE jobs ADD COLUMN post_state TEXT
+    CHECK (post_state IS NULL OR post_state IN ('awaiting_moderation', 'in_creator_inbox'));
+";
+
 /// Jobs whose archive was planned and is not recorded as finished: Published jobs not
 /// yet Done, Failed and Duplicate jobs without `archived_to`.
 const PENDING_ARCHIVE_SQL: &str = "archive_plan IS NOT NULL AND (state = 'published' \
@@ -149,7 +158,7 @@ const LIVE_STATES_SQL: &str = "('active', 'published', 'done', 'unconfirmed')";
 
 const JOB_COLUMNS: &str = "id, sha256, account, state, video, caption, size, publish_sent_at, \
      post_id, error_step, error_class, error_reason, duplicate_of, archived_to, attempts, \
-     created_at, updated_at, publish_at, platform, post_url";
+     created_at, updated_at, publish_at, platform, post_url, post_state";
 
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -607,10 +616,13 @@ impl Ledger {
         )
     }
 
-    /// The post exists. Active or Unconfirmed → Published; clears any error.
+    /// The post exists (maybe not public yet: see [`Post::state`]). Active or Unconfirmed
+    /// → Published; clears any error.
     pub fn mark_published(&mut self, id: JobId, post: &Post) -> Result<(), LedgerError> {
-        if post.id.is_empty() || post.url.is_empty() {
-            return Err(LedgerError::Invalid("a post has an id and an address"));
+        if !post.is_well_formed() {
+            return Err(LedgerError::Invalid(
+                "a post has an id, and an address exactly when it is live",
+            ));
         }
         self.transition(
             id,
@@ -620,13 +632,17 @@ impl Ledger {
             |tx, _, now| {
                 tx.execute(
                     "UPDATE jobs SET state = 'published', post_id = ?1, post_url = ?2, \
-                     error_step = NULL, error_class = NULL, error_reason = NULL, updated_at = ?3 \
-                     WHERE id = ?4",
-                    params![post.id, post.url, now, id],
+                     post_state = ?3, error_step = NULL, error_class = NULL, error_reason = NULL, \
+                     updated_at = ?4 WHERE id = ?5",
+                    params![post.id, post.address(), pending_state(post), now, id],
                 )
                 .map_err(constraint_error)?;
                 // Step 5's result, in the same transaction: when it was published.
-                let result = serde_json::json!({ "post_id": post.id }).to_string();
+                let mut result = serde_json::json!({ "post_id": post.id });
+                if let Some(state) = pending_state(post) {
+                    result["post_state"] = state.into();
+                }
+                let result = result.to_string();
                 put_step(tx, id, &StepName::PUBLISH, now, &result)?;
                 forget_upload_session(tx, id)
             },
@@ -649,6 +665,53 @@ impl Ledger {
                 put_step(tx, id, &StepName::PUBLISH, now, &result)?;
                 forget_upload_session(tx, id)?;
                 touch(tx, id, now)
+            },
+        )
+    }
+
+    /// The `limit` most recent posts that are not public (awaiting moderation, or in the
+    /// creator's inbox), of Published and Done jobs, newest first.
+    pub fn not_public(&self, limit: usize) -> Result<Vec<JobRecord>, LedgerError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.load_where(
+            "state IN ('published', 'done') AND post_state IS NOT NULL ORDER BY id DESC LIMIT ?1",
+            [limit],
+        )
+    }
+
+    /// Archived (Done) jobs whose post still awaits moderation, oldest first. (A Published
+    /// job is archived first, so that its receipt exists to be rewritten.)
+    pub fn awaiting_moderation(&self) -> Result<Vec<JobRecord>, LedgerError> {
+        self.load_where(
+            "state = 'done' AND post_state = 'awaiting_moderation' ORDER BY id",
+            [],
+        )
+    }
+
+    /// The public post a post awaiting moderation became (its id and address replace the
+    /// reference). Published or Done, whose post awaits moderation, only.
+    pub fn record_public_post(&mut self, id: JobId, post: &Post) -> Result<(), LedgerError> {
+        if !(post.is_well_formed() && post.state.is_live()) {
+            return Err(LedgerError::Invalid(
+                "a public post has an id and an address",
+            ));
+        }
+        self.transition(
+            id,
+            "record the public post",
+            Some("after_commit:public_post"),
+            &[JobState::Published, JobState::Done],
+            |tx, job, now| {
+                if job.post.as_ref().map(|p| p.state) != Some(PostState::AwaitingModeration) {
+                    return Err(illegal(job, "record the public post", "no post awaits moderation"));
+                }
+                tx.execute(
+                    "UPDATE jobs SET post_id = ?1, post_url = ?2, post_state = NULL, updated_at = ?3 \
+                     WHERE id = ?4",
+                    params![post.id, post.url, now, id],
+                )
+                .map_err(constraint_error)?;
+                Ok(())
             },
         )
     }
@@ -1357,8 +1420,10 @@ impl Ledger {
     /// a duplicate again. Nothing is written when a live job already holds this content
     /// for this account, or another job holds this post.
     pub(crate) fn restore_done(&mut self, post: &RestoredPost) -> Result<Restore, LedgerError> {
-        if post.post.id.is_empty() || post.post.url.is_empty() {
-            return Err(LedgerError::Invalid("a post has an id and an address"));
+        if !post.post.is_well_formed() {
+            return Err(LedgerError::Invalid(
+                "a post has an id, and an address exactly when it is live",
+            ));
         }
         let size = i64::try_from(post.size).map_err(|_| LedgerError::Invalid("size too large"))?;
         let at = to_ms(post.published_at);
@@ -1384,18 +1449,19 @@ impl Ledger {
         }
         tx.execute(
             "INSERT INTO jobs (sha256, account, state, generation, video, size, post_id, post_url, \
-             archived_to, created_at, updated_at, platform) \
-             VALUES (?1, ?2, 'done', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+             archived_to, created_at, updated_at, platform, post_state) \
+             VALUES (?1, ?2, 'done', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
             params![
                 post.sha256.as_str(),
                 post.account,
                 path_to_blob(&post.video),
                 size,
                 post.post.id,
-                post.post.url,
+                post.post.address(),
                 post.archived_to.as_deref().map(path_to_blob),
                 at,
                 post.platform.as_str(),
+                pending_state(&post.post),
             ],
         )
         .map_err(constraint_error)?;
@@ -1405,6 +1471,11 @@ impl Ledger {
         tx.commit()?;
         Ok(Restore::Restored(id))
     }
+}
+
+/// The `post_state` column of a post: NULL when it is live.
+fn pending_state(post: &Post) -> Option<&'static str> {
+    (!post.state.is_live()).then(|| post.state.as_str())
 }
 
 fn illegal(job: &JobRecord, action: &'static str, why: &'static str) -> LedgerError {
@@ -1545,6 +1616,7 @@ struct RawJob {
     publish_at: Option<i64>,
     platform: String,
     post_url: Option<String>,
+    post_state: Option<String>,
 }
 
 impl RawJob {
@@ -1570,6 +1642,7 @@ impl RawJob {
             publish_at: row.get(17)?,
             platform: row.get(18)?,
             post_url: row.get(19)?,
+            post_state: row.get(20)?,
         })
     }
 
@@ -1586,9 +1659,19 @@ impl RawJob {
         };
         let platform = Platform::parse(&self.platform)
             .ok_or_else(|| corrupt(format!("unknown platform {:?}", self.platform)))?;
-        let post = match (self.post_id, self.post_url) {
-            (Some(id), Some(url)) => Some(Post { id, url }),
-            (None, None) => None,
+        let pending = match self.post_state.as_deref() {
+            None => None,
+            Some(s) => Some(
+                PostState::parse(s).ok_or_else(|| corrupt(format!("unknown post state {s:?}")))?,
+            ),
+        };
+        let post = match (self.post_id, self.post_url, pending) {
+            (Some(id), Some(url), None) => Some(Post::live(id, url)),
+            (Some(id), None, Some(PostState::AwaitingModeration)) => {
+                Some(Post::awaiting_moderation(id))
+            }
+            (Some(id), None, Some(PostState::InCreatorInbox)) => Some(Post::in_creator_inbox(id)),
+            (None, None, None) => None,
             _ => {
                 return Err(corrupt(
                     "a post id without its address, or the reverse".into(),
@@ -1780,10 +1863,7 @@ mod tests {
 
     /// A Douyin post with id `id`.
     fn post(id: &str) -> Post {
-        Post {
-            id: id.to_string(),
-            url: format!("https://www.douyin.com/video/{id}"),
-        }
+        Post::live(id, format!("https://www.douyin.com/video/{id}"))
     }
 
     fn new_job(n: u8, account: &str, video: &str) -> NewJob {
@@ -1973,6 +2053,46 @@ mod tests {
                 .claim(&new_job(2, "main", "clip.mp4"), false)
                 .unwrap(),
         );
+    }
+
+    #[test]
+    fn a_post_awaiting_moderation_gets_its_public_id_later_and_an_inbox_draft_keeps_its_state() {
+        let (_dir, mut ledger) = open_temp();
+        let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
+        let b = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
+        // A pending post never carries an address; a live one always does.
+        let bad = Post {
+            url: "https://x".into(),
+            ..Post::awaiting_moderation("p")
+        };
+        assert!(matches!(
+            ledger.mark_published(a.id, &bad),
+            Err(LedgerError::Invalid(_))
+        ));
+        let pending = Post::awaiting_moderation("v_pub~1");
+        ledger.mark_published(a.id, &pending).unwrap();
+        ledger.mark_done(a.id, Path::new("done/a.mp4")).unwrap();
+        ledger
+            .mark_published(b.id, &Post::in_creator_inbox("v_inbox~2"))
+            .unwrap();
+        assert_eq!(ledger.job(a.id).unwrap().unwrap().post, Some(pending));
+        let waiting = ledger.awaiting_moderation().unwrap();
+        assert_eq!(waiting.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a.id]);
+        let b_post = ledger.job(b.id).unwrap().unwrap().post.unwrap();
+        assert_eq!(b_post.state, PostState::InCreatorInbox);
+        // Only a post awaiting moderation takes a public id, and only a live one.
+        assert!(ledger.record_public_post(b.id, &post("7")).is_err());
+        assert!(
+            ledger
+                .record_public_post(a.id, &Post::awaiting_moderation("q"))
+                .is_err()
+        );
+        ledger.record_public_post(a.id, &post("7301")).unwrap();
+        let a = ledger.job(a.id).unwrap().unwrap();
+        assert_eq!(a.post, Some(post("7301")));
+        assert_eq!(a.state, JobState::Done);
+        assert!(ledger.awaiting_moderation().unwrap().is_empty());
+        assert!(ledger.record_public_post(a.id, &post("7302")).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::domain::{ContentHash, Platform, Post};
+use crate::domain::{ContentHash, Platform, Post, PostState};
 use crate::driver::DriverLock;
 use crate::ledger::{self, Ledger, LedgerError, Restore, RestoredPost};
 use crate::pipeline::FatalError;
@@ -126,6 +126,9 @@ struct AnyReceipt {
     /// The post id in receipts written before `post_id` (Douyin's name for it).
     aweme_id: Option<String>,
     url: Option<String>,
+    /// Absent for a live post (and in receipts written before posts had states).
+    #[serde(default)]
+    post_state: PostState,
     published_at: Option<UtcTime>,
     earlier: Option<Earlier>,
     detected_at: Option<UtcTime>,
@@ -215,15 +218,16 @@ fn read_target(path: &Path, value: serde_json::Value) -> Result<Option<RestoredP
         return Err("no account".into());
     }
     let platform = r.platform.unwrap_or(Platform::DouyinWeb);
-    let (id, url, video, archived, at) = match (r.post_id.or(r.aweme_id), r.earlier) {
+    let (id, url, state, video, archived, at) = match (r.post_id.or(r.aweme_id), r.earlier) {
         (Some(id), _) => {
             let archived = beside(path, &r.file);
-            (id, r.url, r.file, archived, r.published_at)
+            (id, r.url, r.post_state, r.file, archived, r.published_at)
         }
         (None, Some(earlier)) => match earlier.post_id.or(earlier.aweme_id) {
             Some(id) => (
                 id,
                 earlier.url,
+                PostState::Live,
                 earlier.file.unwrap_or(r.file),
                 None,
                 earlier.published_at.or(r.detected_at),
@@ -235,13 +239,19 @@ fn read_target(path: &Path, value: serde_json::Value) -> Result<Option<RestoredP
     if id.is_empty()
         || !id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.~".contains(&b))
     {
         return Err(format!("post id {id:?} is not a post id"));
     }
-    let url = url
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        .ok_or_else(|| format!("post {id} has no address (`url`)"))?;
+    let post = match state {
+        PostState::Live => Post::live(
+            id.clone(),
+            url.filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .ok_or_else(|| format!("post {id} has no address (`url`)"))?,
+        ),
+        PostState::AwaitingModeration => Post::awaiting_moderation(id),
+        PostState::InCreatorInbox => Post::in_creator_inbox(id),
+    };
     let size = archived
         .as_deref()
         .and_then(|p| std::fs::metadata(p).ok())
@@ -252,7 +262,7 @@ fn read_target(path: &Path, value: serde_json::Value) -> Result<Option<RestoredP
         video: PathBuf::from(video),
         size,
         platform,
-        post: Post { id, url },
+        post,
         archived_to: archived,
         published_at: at
             .map(|t| SystemTime::from(t.offset_date_time()))
@@ -287,6 +297,28 @@ mod tests {
             true
         });
         assert_eq!(found, vec![dir.path().join("a/b/clip.receipt.json")]);
+    }
+
+    #[test]
+    fn a_receipt_of_a_post_not_public_yet_restores_its_state_without_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let receipt = dir.path().join("clip.receipt.json");
+        // Regression: TikTok's publish_ids (`v_pub_file~v2-1.123`) were refused as post ids.
+        for (state, url) in [("awaiting_moderation", ""), ("in_creator_inbox", "")] {
+            std::fs::write(
+                &receipt,
+                serde_json::json!({
+                    "sha256": "ab".repeat(32), "account": "global", "file": "clip.mp4",
+                    "platform": "tiktok", "post_id": "v_pub_file~v2-1.123", "url": url,
+                    "post_state": state, "published_at": "2026-01-02T03:04:05Z"
+                })
+                .to_string(),
+            )
+            .unwrap();
+            let post = read_receipt(&receipt).unwrap().unwrap();
+            assert_eq!(post.post.state.as_str(), state);
+            assert!(post.post.is_well_formed() && post.post.address().is_none());
+        }
     }
 
     #[test]

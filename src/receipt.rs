@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::domain::{
-    Collection, ContentHash, EntityKind, Platform, PostDraft, StepName, Visibility,
+    Collection, ContentHash, EntityKind, Platform, Post, PostDraft, PostState, StepName, Visibility,
 };
 use crate::ledger::JobRecord;
 
@@ -83,6 +83,87 @@ impl<'de> Deserialize<'de> for UtcTime {
     }
 }
 
+/// The largest receipt [`rewrite_post`] reads.
+const REWRITE_LIMIT: u64 = 1 << 20;
+
+/// Rewrites the published receipt at `path` whose post `pending` (of `account`) is now
+/// `now`: `post_id`, `url` (and `aweme_id` where there), `post_state` and `note` take the
+/// new values, at the top level and in the `targets` entry of `account` if the receipt has
+/// one. Every other field is kept as it is, known to this version or not. Returns `false`,
+/// touching nothing, when the receipt does not name `pending` (already rewritten, or not
+/// this post's). Atomic: a temporary file beside it, fsync, rename over it, fsync of the
+/// folder, so the receipt is never missing or half-written.
+pub(crate) fn rewrite_post(
+    path: &Path,
+    account: &str,
+    pending: &Post,
+    now: &Post,
+    note: Option<&str>,
+) -> std::io::Result<bool> {
+    use serde_json::{Map, Value};
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() || meta.len() > REWRITE_LIMIT {
+        return Err(std::io::Error::other("not a receipt file"));
+    }
+    let mut receipt: Map<String, Value> = serde_json::from_slice(&std::fs::read(path)?)?;
+    let names = |o: &Map<String, Value>| {
+        o.get("post_id").and_then(Value::as_str) == Some(pending.id.as_str())
+            && o.get("account").and_then(Value::as_str) == Some(account)
+    };
+    let set = |o: &mut Map<String, Value>| {
+        o.insert("post_id".into(), now.id.clone().into());
+        o.insert("url".into(), now.url.clone().into());
+        if o.contains_key("aweme_id") {
+            o.insert("aweme_id".into(), now.id.clone().into());
+        }
+        match now.state {
+            PostState::Live => o.remove("post_state"),
+            state => o.insert("post_state".into(), state.as_str().into()),
+        };
+        match note {
+            Some(note) => o.insert("note".into(), note.into()),
+            None => o.remove("note"),
+        };
+    };
+    // A drop to one account names the post at the top and in `targets`; a drop to
+    // several, in `targets` only.
+    let mut changed = names(&receipt);
+    if changed {
+        set(&mut receipt);
+    }
+    if let Some(Value::Array(targets)) = receipt.get_mut("targets") {
+        for target in targets.iter_mut().filter_map(Value::as_object_mut) {
+            if names(target) {
+                set(target);
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return Ok(false);
+    }
+    let mut text = serde_json::to_string_pretty(&receipt)?;
+    text.push('\n');
+    replace_file(path, text.as_bytes())?;
+    Ok(true)
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file in its folder, fsync, rename,
+/// fsync of the folder.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".dropcast-receipt-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
 /// A path as receipts show it: lossy UTF-8, `/`-separated.
 pub(crate) fn file_label(path: &Path) -> String {
     path.components()
@@ -140,6 +221,14 @@ pub struct PublishedReceipt {
     /// The cover image posted with it, where the platform took one (`douyin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover: Option<CoverSent>,
+    /// Where the post stands when it is not public yet (`awaiting_moderation`: `post_id` is
+    /// the platform's reference and `url` empty until the agent fills them in;
+    /// `in_creator_inbox`: a draft the creator finishes in the app). Absent when live.
+    #[serde(default, skip_serializing_if = "PostState::is_live")]
+    pub post_state: PostState,
+    /// What the creator should know about the post, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A cover image as it was uploaded: the file's name and SHA-256, and the platform's id
@@ -182,6 +271,8 @@ impl PublishedReceipt {
             steps: steps_of(job),
             attempts: job.attempts,
             cover: cover_of(job),
+            post_state: post.state,
+            note: post.state.note(job.platform),
             published_at: job
                 .steps
                 .get(&StepName::PUBLISH)
@@ -350,7 +441,10 @@ impl DuplicateReceipt {
                     .post
                     .as_ref()
                     .and_then(|p| aweme_id(earlier.platform, &p.id)),
-                url: earlier.post.as_ref().map(|p| p.url.clone()),
+                url: earlier
+                    .post
+                    .as_ref()
+                    .and_then(|p| p.address().map(str::to_owned)),
                 file: file_label(&earlier.video),
                 published_at,
             },
@@ -397,6 +491,10 @@ pub(crate) fn bundle_outcome(targets: &[TargetReceipt]) -> &'static str {
 /// replaced at once (a temporary file renamed over it), never left half written.
 pub(crate) fn update_targets(path: &Path, entries: &[TargetReceipt]) -> std::io::Result<()> {
     let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() || meta.len() > REWRITE_LIMIT {
+        return Err(invalid("not a receipt file".into()));
+    }
     let text = std::fs::read(path)?;
     let mut top: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| invalid(format!("not a receipt: {e}")))?;
@@ -426,12 +524,7 @@ pub(crate) fn update_targets(path: &Path, entries: &[TargetReceipt]) -> std::io:
     top["targets"] = list.into();
     let mut bytes = serde_json::to_vec_pretty(&top).map_err(|e| invalid(e.to_string()))?;
     bytes.push(b'\n');
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    replace_file(path, &bytes)
 }
 
 /// The receipt of a bundle whose targets all ended (design.md §6): every receipt has
@@ -628,6 +721,8 @@ mod tests {
             attempts: 2,
             published_at: UtcTime::from(UNIX_EPOCH + Duration::from_secs(1_700_000_100)),
             cover: None,
+            post_state: PostState::Live,
+            note: None,
         };
         let text = serde_json::to_string_pretty(&receipt).unwrap();
         let value: Value = serde_json::from_str(&text).unwrap();
@@ -653,6 +748,72 @@ mod tests {
         assert_no_secret_keys(&value);
         let back: PublishedReceipt = serde_json::from_str(&text).unwrap();
         assert_eq!(back, receipt);
+    }
+
+    #[test]
+    fn a_pending_post_names_its_state_and_note_and_a_live_one_neither() {
+        let mut pending = job(5, "e.mp4", None);
+        pending.platform = Platform::Tiktok;
+        for (post, state) in [
+            (Post::in_creator_inbox("v_inbox~1"), "in_creator_inbox"),
+            (Post::awaiting_moderation("v_pub~1"), "awaiting_moderation"),
+        ] {
+            let value =
+                serde_json::to_value(PublishedReceipt::new(&pending, &draft(), &post)).unwrap();
+            assert_eq!(value["post_state"], state);
+            assert_eq!(value["url"], "");
+            assert!(
+                value["note"].as_str().unwrap().contains("TikTok"),
+                "{value}"
+            );
+            let back: PublishedReceipt = serde_json::from_value(value).unwrap();
+            assert_eq!(back.post_state, post.state);
+        }
+        let live = job(6, "f.mp4", Some("7600"));
+        let post = live.post.clone().unwrap();
+        let value = serde_json::to_value(PublishedReceipt::new(&live, &draft(), &post)).unwrap();
+        assert!(value.get("post_state").is_none() && value.get("note").is_none());
+    }
+
+    #[test]
+    fn rewriting_a_receipt_fills_in_the_public_post_and_keeps_every_other_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.receipt.json");
+        let pending = Post::awaiting_moderation("v_pub~1");
+        let before = json!({"sha256": "x", "account": "global", "post_id": "v_pub~1", "url": "",
+            "post_state": "awaiting_moderation", "note": "wait", "future_field": [1, 2],
+            "targets": [{"account": "global", "post_id": "v_pub~1", "url": ""},
+                        {"account": "studio", "post_id": "7300", "url": "https://d/7300"}]});
+        std::fs::write(&path, serde_json::to_vec(&before).unwrap()).unwrap();
+        let public = Post::live("7301", "https://www.tiktok.com/@cat/video/7301");
+        let done = rewrite_post(&path, "global", &pending, &public, Some("public since")).unwrap();
+        assert!(done);
+        let after: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(after["post_id"], "7301");
+        assert_eq!(after["url"], "https://www.tiktok.com/@cat/video/7301");
+        assert!(after.get("post_state").is_none());
+        assert_eq!(after["note"], "public since");
+        assert_eq!(after["future_field"], json!([1, 2]));
+        assert_eq!(after["targets"][0]["post_id"], "7301");
+        assert_eq!(after["targets"][1], before["targets"][1]);
+        // Already rewritten: nothing is touched again, and no temporary file is left.
+        assert!(!rewrite_post(&path, "global", &pending, &public, None).unwrap());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+
+        // A drop to several accounts names its posts in `targets` only: the entry is
+        // filled in all the same (it was left pending when only the top level counted).
+        let several = json!({"sha256": "x", "file": "clip.mp4", "outcome": "published",
+            "targets": [{"account": "studio", "post_id": "7300", "url": "https://d/7300"},
+                        {"account": "global", "post_id": "v_pub~1", "url": "",
+                         "post_state": "awaiting_moderation"}]});
+        std::fs::write(&path, serde_json::to_vec(&several).unwrap()).unwrap();
+        assert!(rewrite_post(&path, "global", &pending, &public, None).unwrap());
+        let after: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(after["targets"][1]["post_id"], "7301");
+        assert!(after["targets"][1].get("post_state").is_none());
+        assert!(after.get("post_id").is_none(), "{after}");
+        assert_eq!(after["targets"][0], several["targets"][0]);
     }
 
     #[test]

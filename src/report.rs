@@ -43,7 +43,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::{Platform, StepName};
+use crate::domain::{Platform, PostState, StepName};
 use crate::ledger::{self, JobState, Ledger, LedgerError};
 use crate::lock::{Holder, LockError, StateLock};
 use crate::pipeline::live::{self, Snapshot};
@@ -76,6 +76,22 @@ pub struct StatusReport {
     pub paused_accounts: Vec<PausedAccount>,
     pub failed: Vec<ProblemJob>,
     pub unconfirmed: Vec<ProblemJob>,
+    /// Posts awaiting moderation, and inbox drafts of the last week, newest first.
+    pub not_public: Vec<NotPublicPost>,
+}
+
+/// A post that exists but is not public (yet): its public id comes after moderation, or
+/// the creator finishes it in the app.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NotPublicPost {
+    pub file: String,
+    pub sha256: String,
+    pub account: String,
+    pub platform: Platform,
+    /// `awaiting_moderation` or `in_creator_inbox`.
+    pub post_state: PostState,
+    pub note: Option<String>,
+    pub published_at: UtcTime,
 }
 
 /// Whether an agent runs on this state folder, and how fresh its live snapshot is.
@@ -261,6 +277,12 @@ pub struct HistoryRow {
     pub url: Option<String>,
     /// When the post goes public, if it was scheduled.
     pub scheduled_for: Option<UtcTime>,
+    /// Absent when the post is live; `awaiting_moderation` (`post_id` and `url` come
+    /// later) or `in_creator_inbox`.
+    #[serde(skip_serializing_if = "PostState::is_live")]
+    pub post_state: PostState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The status now.
@@ -408,6 +430,19 @@ impl StatusReport {
                 .collect(),
             failed,
             unconfirmed,
+            not_public: m
+                .not_public
+                .iter()
+                .map(|p| NotPublicPost {
+                    file: p.video.clone(),
+                    sha256: p.sha256.clone(),
+                    account: p.account.clone(),
+                    platform: p.platform,
+                    post_state: p.post_state,
+                    note: p.note.clone(),
+                    published_at: p.published_at,
+                })
+                .collect(),
         }
     }
 }
@@ -439,6 +474,8 @@ pub fn history(config: &Config, n: usize) -> Result<Vec<HistoryRow>, ReportError
             post_id: p.post_id,
             url: p.url,
             scheduled_for: p.publish_at,
+            post_state: p.post_state,
+            note: p.note,
         })
         .collect();
     // Stable: the ledger's order (last change, newest first) breaks ties.
@@ -702,6 +739,24 @@ pub fn render_status(r: &StatusReport, width: Option<usize>) -> String {
         t.render(&mut out, width);
     }
 
+    if !r.not_public.is_empty() {
+        section(&mut out, width, "Not public yet", r.not_public.len(), None);
+        let mut t = Table::new(&["FILE", "ACCOUNT", "POST", "PUBLISHED"]);
+        t.shrink(0, Keep::End);
+        for p in &r.not_public {
+            t.row_with_notes(
+                vec![
+                    p.file.clone(),
+                    p.account.clone(),
+                    p.post_state.describe().to_string(),
+                    fmt_time(p.published_at),
+                ],
+                p.note.iter().map(|n| ("note:", n.clone())).collect(),
+            );
+        }
+        t.render(&mut out, width);
+    }
+
     if !r.scheduled.is_empty() {
         section(&mut out, width, "Scheduled", r.scheduled.len(), None);
         let mut t = Table::new(&["FILE", "ACCOUNT", "GOES PUBLIC", "IN"]);
@@ -796,7 +851,11 @@ pub fn render_history(rows: &[HistoryRow]) -> String {
             r.file.clone(),
             short(&r.sha256).to_string(),
             r.account.clone(),
-            r.url.clone().unwrap_or_else(|| "-".into()),
+            match (&r.url, r.post_state) {
+                (Some(url), _) => url.clone(),
+                (None, PostState::Live) => "-".into(),
+                (None, state) => format!("({})", state.describe()),
+            },
         ];
         if scheduled {
             cells.push(r.scheduled_for.map(fmt_time).unwrap_or_default());

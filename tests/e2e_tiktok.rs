@@ -809,3 +809,157 @@ async fn a_retry_after_a_failed_publish_id_posts_once_with_a_new_publish_id() {
         "a new upload is not reconciled as if it had been sent: {log}"
     );
 }
+
+/// `dropcast ARGS… --json` with the app secret, its stdout as JSON.
+async fn json_of(env: &Env, args: &[&str]) -> Value {
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(args).arg("--json");
+    let out = common::run(cmd).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+/// Issue 12 item 3: a post TikTok completed while moderation still hides its public id ends
+/// the job at once (done/, receipt "awaiting moderation"); the running agent fills the id
+/// in, in the receipt and the ledger, once moderation ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_awaiting_moderation_is_archived_at_once_and_its_public_id_filled_in_later() {
+    let env = env(TiktokOptions {
+        moderation: Duration::from_secs(600),
+        ..quick()
+    })
+    .await;
+    login(&env).await;
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.write_inbox("clip.yaml", "text: hi\ntiktok: {privacy: SELF_ONLY}\n");
+    let log = env.path("agent.log");
+    let child = env
+        .cmd()
+        .env(SECRET_VAR, "s3cret")
+        .arg("watch")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let agent = common::Agent { child, log };
+    let receipt = agent
+        .wait_for_archive(env.path("done/clip.receipt.json"), 120)
+        .await;
+
+    let publishes = sandbox_get(&env, "/__sandbox/tiktok/publishes").await;
+    let publish_id = publishes[0]["publish_id"].as_str().unwrap().to_owned();
+    let pending = common::read_json(&receipt);
+    assert_eq!(pending["post_state"], "awaiting_moderation", "{pending}");
+    assert_eq!(pending["post_id"], publish_id.as_str());
+    assert_eq!(pending["url"], "");
+    assert!(pending["note"].as_str().unwrap().contains("moderation"));
+    let status = json_of(&env, &["status"]).await;
+    assert_eq!(
+        status["not_public"][0]["post_state"], "awaiting_moderation",
+        "{status}"
+    );
+    let history = json_of(&env, &["history"]).await;
+    assert_eq!(history[0]["post_state"], "awaiting_moderation", "{history}");
+    assert_eq!(history[0]["post_id"], Value::Null);
+
+    // Moderation ends (the simulator's clock moves past it).
+    sandbox_post(&env, "/__sandbox/advance?seconds=700", Value::Null).await;
+    let public_id = wait_for_public_id(&env).await;
+    let probe = receipt.clone();
+    let wanted = public_id.clone();
+    common::wait_until(Duration::from_secs(120), move || {
+        std::fs::read_to_string(&probe).is_ok_and(|t| t.contains(&wanted))
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the receipt was never rewritten:\n{}", agent.log_text()));
+    let public = common::read_json(&receipt);
+    let url = format!("https://www.tiktok.com/@dropcast_sandbox/video/{public_id}");
+    assert_eq!(public["post_id"], public_id.as_str());
+    assert_eq!(public["url"], url.as_str());
+    assert!(public.get("post_state").is_none(), "{public}");
+    assert_eq!(public["sha256"], pending["sha256"]);
+    let history = wait_for_history_id(&env, &public_id).await;
+    assert_eq!(history[0]["url"], url.as_str());
+    assert!(history[0].get("post_state").is_none(), "{history}");
+    let status = json_of(&env, &["status"]).await;
+    assert_eq!(status["not_public"], serde_json::json!([]), "{status}");
+    // No file was lost or left half-written beside the receipt.
+    let mut names: Vec<String> = std::fs::read_dir(env.path("done"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["clip.mp4", "clip.receipt.json", "clip.yaml"]);
+}
+
+/// The simulator's public id of its only post, once moderation made it public.
+async fn wait_for_public_id(env: &Env) -> String {
+    for _ in 0..600 {
+        let posts = sandbox_get(env, "/__sandbox/tiktok/posts").await;
+        if let Some(id) = posts[0]["post_id"].as_str() {
+            return id.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the simulator never made the post public");
+}
+
+/// `history --json` once the ledger has the public id.
+async fn wait_for_history_id(env: &Env, id: &str) -> Value {
+    for _ in 0..120 {
+        let history = json_of(env, &["history"]).await;
+        if history[0]["post_id"] == id {
+            return history;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the ledger never got the public id {id}");
+}
+
+/// Issue 12 item 3: in inbox mode the job ends when the draft reaches the creator's inbox;
+/// receipt and status say so and how to finish it, with no made-up address.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inbox_draft_is_archived_as_in_the_creators_inbox_with_what_to_do() {
+    let env = env(quick()).await;
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let inbox_mode = config.replace(
+        &format!("client_secret_env: {SECRET_VAR}}}"),
+        &format!("client_secret_env: {SECRET_VAR}, mode: inbox}}"),
+    );
+    assert_ne!(config, inbox_mode);
+    std::fs::write(&env.config, inbox_mode).unwrap();
+    login(&env).await;
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    let out = post_once(&env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let publishes = sandbox_get(&env, "/__sandbox/tiktok/publishes").await;
+    assert_eq!(publishes[0]["mode"], "inbox", "{publishes}");
+    assert_eq!(publishes[0]["status"], "SEND_TO_USER_INBOX", "{publishes}");
+
+    let receipt = common::read_json(&env.path("done/clip.receipt.json"));
+    assert_eq!(receipt["post_state"], "in_creator_inbox", "{receipt}");
+    assert_eq!(receipt["url"], "");
+    assert_eq!(receipt["post_id"], publishes[0]["publish_id"]);
+    let note = receipt["note"].as_str().unwrap();
+    assert!(
+        note.contains("finish") && note.contains("TikTok app"),
+        "{note}"
+    );
+
+    let status = json_of(&env, &["status"]).await;
+    let listed = &status["not_public"][0];
+    assert_eq!(listed["post_state"], "in_creator_inbox", "{status}");
+    assert_eq!(listed["note"], note);
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").arg("status");
+    let text = stdout(&common::run(cmd).await);
+    assert!(
+        text.contains("Not public yet") && text.contains("in the creator's inbox"),
+        "{text}"
+    );
+    assert!(text.contains("TikTok app"), "{text}");
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").arg("history");
+    let text = stdout(&common::run(cmd).await);
+    assert!(text.contains("(in the creator's inbox)"), "{text}");
+}

@@ -217,6 +217,9 @@ pub async fn run(
     let (resumed_tx, resumed_rx) = mpsc::unbounded_channel::<Nudge>();
     let _rechecks = (!options.once)
         .then(|| AbortOnDrop(tokio::spawn(recheck_accounts(Arc::clone(&ctx), resumed_tx))));
+    // Posts archived while awaiting moderation get their public id when it comes.
+    let _moderation = (!options.once)
+        .then(|| AbortOnDrop(tokio::spawn(super::moderation::run(Arc::clone(&ctx)))));
     info!(inbox = %ctx.config.inbox.display(), once = options.once, "watching");
     // Files half-way out of the inbox when the last run stopped go where they were going
     // before anything else is looked at; those that still cannot go are tried again.

@@ -139,16 +139,16 @@ impl Answer {
             return Ok(None);
         };
         Ok(match job.state {
-            JobState::Done | JobState::Published => {
-                job.post.map(|post| Answer::Published { url: post.url })
-            }
+            JobState::Done | JobState::Published => job.post.map(|post| Answer::Published {
+                url: post.to_string(),
+            }),
             JobState::Duplicate => {
                 let earlier = match job.duplicate_of {
                     Some(id) => ledger.job(id)?.and_then(|e| e.post),
                     None => None,
                 };
                 Some(Answer::Duplicate {
-                    earlier: earlier.map(|post| post.url),
+                    earlier: earlier.map(|post| post.to_string()),
                 })
             }
             JobState::Failed => Some(Answer::Failed {

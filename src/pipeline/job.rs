@@ -791,7 +791,7 @@ impl Publish<'_> {
                     failpoint::hit("after_request:publish");
                     let recorded = post.clone();
                     ctx.ledger(move |l| l.mark_published(id, &recorded)).await?;
-                    info!(step = "publish", post_id = %post.id, url = %post.url, "published");
+                    info!(step = "publish", post_id = %post.id, url = %post, "published");
                     return Ok(post);
                 }
                 Ok(Created::AlreadyPublished) => {
@@ -1154,7 +1154,7 @@ async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
     match tokio::task::spawn_blocking(move || archive::execute(&plan)).await {
         Ok(Ok(archived)) => {
             finish_archive(ctx, ids, &archived).await;
-            let url = job.post.as_ref().map(|p| p.url.clone());
+            let url = job.post.as_ref().map(ToString::to_string);
             Some(match dest {
                 Destination::Done => Outcome::Published {
                     url: url.unwrap_or_default(),

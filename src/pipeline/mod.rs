@@ -3,7 +3,8 @@
 //! `agent` finds and settles files, `job` publishes one bundle (`targets`: to each of its
 //! accounts), `context` holds what
 //! jobs share, `error` says which errors stop the agent and which end one job, `folders`
-//! checks that the archive folders can take files.
+//! checks that the archive folders can take files, `moderation` fills in the public id of
+//! posts archived while awaiting moderation.
 
 pub mod accounts;
 pub mod agent;
@@ -15,6 +16,7 @@ pub(crate) mod handoff;
 pub mod job;
 mod limits;
 pub mod live;
+pub(crate) mod moderation;
 mod pacing;
 pub(crate) mod requeue;
 mod targets;

@@ -51,7 +51,7 @@ pub(super) fn duplicate(job: JobRecord, earlier: JobRecord) -> Ended {
         step = "dedupe",
         account = %job.account,
         earlier = %earlier.video.display(),
-        post = earlier.post.as_ref().map_or("(still being published)", |p| p.url.as_str()),
+        post = earlier.post.as_ref().map_or_else(|| "(still being published)".to_owned(), ToString::to_string),
         "same video already published for this account"
     );
     Ended {
@@ -195,7 +195,7 @@ async fn reloaded(ctx: &Context, ended: Vec<Ended>) -> Vec<Ended> {
 /// first failure.
 fn outcome_of(ended: &[Ended]) -> Outcome {
     let post = ended.iter().find_map(|t| match &t.how {
-        Ending::Published { post, .. } => Some(post.url.clone()),
+        Ending::Published { post, .. } => Some(post.to_string()),
         _ => None,
     });
     if let Some(url) = post {
@@ -208,7 +208,7 @@ fn outcome_of(ended: &[Ended]) -> Outcome {
     match (failure, ended.first().map(|t| &t.how)) {
         (Some(failure), _) => Outcome::Failed(failure),
         (None, Some(Ending::Duplicate { earlier })) => Outcome::Duplicate {
-            earlier: earlier.post.as_ref().map(|p| p.url.clone()),
+            earlier: earlier.post.as_ref().map(ToString::to_string),
         },
         (None, _) => Outcome::Duplicate { earlier: None },
     }

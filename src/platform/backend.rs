@@ -95,6 +95,18 @@ pub(crate) trait Backend: Send + Sync {
         draft: &'a PostDraft,
         since: SystemTime,
     ) -> BoxFuture<'a, Result<Option<Post>, PublishError>>;
+
+    /// What became of a post that was awaiting moderation (`pending.id` is the reference
+    /// the backend gave it): the live post once its public id is there, `Ok(None)` while
+    /// it is still hidden. A post the platform took back is [`PublishError::Rejected`].
+    /// By default the platform has no such posts.
+    fn public_post<'a>(
+        &'a self,
+        _account: &'a Account,
+        _pending: &'a Post,
+    ) -> BoxFuture<'a, Result<Option<Post>, PublishError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// What [`Backend::publish`] achieved.

@@ -13,12 +13,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{Platform, StepName};
+use crate::domain::{Platform, PostState, StepName};
 use crate::ledger::{JobId, JobRecord, JobState, Ledger, LedgerError};
 use crate::pipeline::live::{Held, PausedAccount, Snapshot, Waiting};
 use crate::receipt::{UtcTime, file_label};
 
 pub use crate::words::{FailureClass, Stage};
+
+/// Posts not public yet that are listed, at most.
+const MAX_NOT_PUBLIC: usize = 50;
+/// How long an inbox draft is listed among the posts not public (ours: the creator has
+/// finished it in the app, or chosen not to, after a week).
+const INBOX_DRAFT_LISTED: i64 = 7 * 24 * 60 * 60;
 
 /// Receipts larger than this are not read (a real one is a few KiB).
 const MAX_RECEIPT_BYTES: u64 = 1024 * 1024;
@@ -42,6 +48,8 @@ pub struct LedgerPart {
     open: Vec<JobRecord>,
     /// Published and done jobs, most recent first.
     posts: Vec<JobRecord>,
+    /// The most recent posts that are not public (awaiting moderation, in the inbox).
+    not_public: Vec<JobRecord>,
     /// Published and done jobs that may be scheduled (only with [`Query::scheduled`]).
     published: Vec<JobRecord>,
     /// The (sha256, account) pairs a live job holds.
@@ -88,6 +96,7 @@ impl LedgerPart {
             counts: ledger.count_by_state()?,
             open,
             posts,
+            not_public: ledger.not_public(MAX_NOT_PUBLIC)?,
             published,
             live: ledger.live_contents()?.into_iter().collect(),
             planned_receipts,
@@ -113,6 +122,8 @@ pub struct Model {
     pub recent_posts: Vec<PostedJob>,
     /// Posts that go public later, soonest first.
     pub scheduled: Vec<PostedJob>,
+    /// Posts awaiting moderation, and inbox drafts of the last week, newest first.
+    pub not_public: Vec<PostedJob>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,8 +187,13 @@ pub struct PostedJob {
     pub sha256: String,
     pub account: String,
     pub platform: Platform,
+    /// The public post's id: `None` while it is not public.
     pub post_id: Option<String>,
     pub url: Option<String>,
+    /// Live, awaiting moderation, or in the creator's inbox.
+    pub post_state: PostState,
+    /// What the creator should know about a post that is not public (yet).
+    pub note: Option<String>,
     pub published_at: UtcTime,
     /// When the post goes public, if it is scheduled for later.
     pub publish_at: Option<UtcTime>,
@@ -246,6 +262,15 @@ impl Model {
             .filter(|p| p.publish_at.is_some_and(|at| at > now))
             .collect();
         scheduled.sort_by_key(|s| s.publish_at);
+        let not_public = l
+            .not_public
+            .iter()
+            .map(|j| posted_job(&l, j))
+            .filter(|p| {
+                p.post_state == PostState::AwaitingModeration
+                    || now_s.saturating_sub(unix(p.published_at)) < INBOX_DRAFT_LISTED
+            })
+            .collect();
 
         Model {
             now,
@@ -258,6 +283,7 @@ impl Model {
             problems,
             recent_posts,
             scheduled,
+            not_public,
         }
     }
 }
@@ -338,17 +364,42 @@ fn problem_job(l: &LedgerPart, job: &JobRecord) -> ProblemJob {
 }
 
 fn posted_job(l: &LedgerPart, job: &JobRecord) -> PostedJob {
+    let post_state = job.post.as_ref().map(|p| p.state).unwrap_or_default();
     PostedJob {
         id: job.id,
         video: file_label(&job.video),
         sha256: job.sha256.to_string(),
         account: job.account.clone(),
         platform: job.platform,
-        post_id: job.post.as_ref().map(|p| p.id.clone()),
-        url: job.post.as_ref().map(|p| p.url.clone()),
+        post_id: job
+            .post
+            .as_ref()
+            .filter(|p| p.state.is_live())
+            .map(|p| p.id.clone()),
+        url: job
+            .post
+            .as_ref()
+            .and_then(|p| p.address().map(str::to_owned)),
+        post_state,
+        note: post_note(job, post_state),
         published_at: published_at(job),
         publish_at: scheduled_for(l, job),
         state: job.state,
+    }
+}
+
+/// The note of a post that is not public; a post awaiting moderation longer than the agent
+/// looks it up says so.
+fn post_note(job: &JobRecord, state: PostState) -> Option<String> {
+    use crate::pipeline::moderation::{LOOKUP_BOUND, given_up_note};
+    let age = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::from(
+            published_at(job).offset_date_time(),
+        ))
+        .unwrap_or_default();
+    match state {
+        PostState::AwaitingModeration if age >= LOOKUP_BOUND => Some(given_up_note(job.platform)),
+        state => state.note(job.platform),
     }
 }
 

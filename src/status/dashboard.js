@@ -109,6 +109,7 @@
   }
 
   function postLink(job) {
+    if (job.post_state) return el("span", { class: "pending", title: job.note || "" }, job.post_state.replace(/_/g, " "));
     if (!job.url || !job.url.startsWith("https://")) return job.aweme_id || "";
     return el("a", { href: job.url, target: "_blank", rel: "noopener noreferrer" }, job.aweme_id || job.url);
   }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::{Platform, StepName};
+use crate::domain::{Platform, PostState, StepName};
 use crate::ledger::{JobState, LedgerError};
 use crate::pipeline::Context;
 use crate::pipeline::live::{Counters, Held, PausedAccount, Waiting};
@@ -114,6 +114,11 @@ pub struct PostedJob {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aweme_id: Option<Option<String>>,
     pub url: Option<String>,
+    /// Absent when the post is live; `awaiting_moderation` or `in_creator_inbox`.
+    #[serde(skip_serializing_if = "PostState::is_live")]
+    pub post_state: PostState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub published_at: UtcTime,
     /// `done`, or `published` while its files are being archived.
     pub state: JobState,
@@ -234,6 +239,8 @@ impl JobsView {
                     post_id: p.post_id.clone(),
                     aweme_id: aweme_id_field(p.platform, p.post_id.as_ref()),
                     url: p.url.clone(),
+                    post_state: p.post_state,
+                    note: p.note.clone(),
                     published_at: p.published_at,
                     state: p.state,
                     publish_at: p.publish_at,

@@ -38,10 +38,7 @@ pub use wire::{CreateExtras, Declaration};
 
 /// A post by its id, with its public address (docs/douyin-creator.md §5).
 pub fn post(item_id: &str) -> Post {
-    Post {
-        id: item_id.to_owned(),
-        url: format!("{}{item_id}", wire::POST_URL_PREFIX),
-    }
+    Post::live(item_id, format!("{}{item_id}", wire::POST_URL_PREFIX))
 }
 
 /// Uploads get `timeout` plus one second per this many bytes, so a slow link can finish

@@ -29,10 +29,7 @@ pub(crate) use backend::{DouyinWebBackend, STEPS, UploadSettings};
 
 /// A post by its `aweme_id`, with its public address (docs/douyin-web.md §5).
 pub(crate) fn post(aweme_id: &str) -> Post {
-    Post {
-        id: aweme_id.to_owned(),
-        url: format!("{}{aweme_id}", wire::POST_URL_PREFIX),
-    }
+    Post::live(aweme_id, format!("{}{aweme_id}", wire::POST_URL_PREFIX))
 }
 
 /// Uploads get `timeout` plus one second per this many bytes, so a slow link can finish

@@ -153,6 +153,14 @@ impl TiktokBackend {
         Ok(info)
     }
 
+    /// The creator's username (for a post's address): saved with the tokens, else asked.
+    async fn username(&self, account: &str) -> Result<String, PublishError> {
+        match self.sessions.stored(account)?.username {
+            Some(username) => Ok(username),
+            None => Ok(self.creator_info(account).await?.creator_username),
+        }
+    }
+
     async fn status(&self, account: &str, publish_id: &str) -> Result<Status, PublishError> {
         self.with_token(account, "status", |t| async move {
             self.api.status(account, &t, publish_id).await
@@ -351,13 +359,11 @@ impl TiktokBackend {
         loop {
             match self.status(account, &done.publish_id).await? {
                 Status::Complete { post_ids } => {
-                    return Ok(match post_ids.first() {
-                        Some(id) => Created::Posted(post(done, id)),
-                        // Posted; the public id comes after moderation.
-                        None => Created::AlreadyPublished,
-                    });
+                    return Ok(Created::Posted(complete(done, &post_ids)));
                 }
-                Status::InInbox if done.inbox => return Ok(Created::Posted(in_inbox(done))),
+                Status::InInbox if done.inbox => {
+                    return Ok(Created::Posted(Post::in_creator_inbox(&done.publish_id)));
+                }
                 // A failed publish_id never posts; asking again would only hold the job
                 // forever, so even `internal` ends it here. The verdict is recorded: the
                 // run after `dropcast retry` inits anew.
@@ -505,18 +511,16 @@ fn ours(committed: &Committed) -> Result<&Handed, PublishError> {
         })
 }
 
-fn post(done: &Uploaded, id: &str) -> Post {
-    Post {
-        id: id.to_owned(),
-        url: wire::post_url(&done.username, id),
-    }
+fn post(username: &str, id: &str) -> Post {
+    Post::live(id, wire::post_url(username, id))
 }
 
-/// A draft in the creator's inbox: no public post yet; the creator finishes it in the app.
-fn in_inbox(done: &Uploaded) -> Post {
-    Post {
-        id: done.publish_id.clone(),
-        url: wire::INBOX_NOTE.to_owned(),
+/// `PUBLISH_COMPLETE`: the post, or, while moderation hides its public id, a post awaiting
+/// moderation known by its publish_id (§6).
+fn complete(done: &Uploaded, post_ids: &[String]) -> Post {
+    match post_ids.first() {
+        Some(id) => post(&done.username, id),
+        None => Post::awaiting_moderation(&done.publish_id),
     }
 }
 
@@ -589,8 +593,8 @@ impl Backend for TiktokBackend {
             let handed = ours(upload)?;
             let done = &handed.done;
             Ok(match self.status(&account.name, &done.publish_id).await? {
-                Status::Complete { post_ids } => post_ids.first().map(|id| post(done, id)),
-                Status::InInbox if done.inbox => Some(in_inbox(done)),
+                Status::Complete { post_ids } => Some(complete(done, &post_ids)),
+                Status::InInbox if done.inbox => Some(Post::in_creator_inbox(&done.publish_id)),
                 // No post, and none ever from this publish_id: the send that follows
                 // reads the same status and fails the job with the reason.
                 Status::Failed { reason } => {
@@ -599,6 +603,29 @@ impl Backend for TiktokBackend {
                 }
                 _ => None,
             })
+        })
+    }
+
+    fn public_post<'a>(
+        &'a self,
+        account: &'a Account,
+        pending: &'a Post,
+    ) -> BoxFuture<'a, Result<Option<Post>, PublishError>> {
+        Box::pin(async move {
+            let name = account.name.as_str();
+            match self.status(name, &pending.id).await? {
+                Status::Complete { post_ids } => match post_ids.first() {
+                    Some(id) => Ok(Some(post(&self.username(name).await?, id))),
+                    None => Ok(None),
+                },
+                Status::Failed { reason } => Err(PublishError::Rejected {
+                    reason: format!(
+                        "TikTok failed the post: {}",
+                        wire::fail_reason_words(&reason)
+                    ),
+                }),
+                _ => Ok(None),
+            }
         })
     }
 }

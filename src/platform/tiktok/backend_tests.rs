@@ -209,10 +209,10 @@ async fn chunks_resume_from_the_servers_content_range_with_one_publish_id() {
         .unwrap();
     assert_eq!(
         created,
-        Created::Posted(Post {
-            id: "7300000000000000001".into(),
-            url: "https://www.tiktok.com/@cat/video/7300000000000000001".into()
-        })
+        Created::Posted(Post::live(
+            "7300000000000000001",
+            "https://www.tiktok.com/@cat/video/7300000000000000001"
+        ))
     );
     // Uploaded: a second run sends nothing.
     upload(&b, &job, &draft(TiktokPrivacy::SelfOnly))

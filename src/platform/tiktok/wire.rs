@@ -429,11 +429,6 @@ pub(crate) fn fail_reason_words(reason: &str) -> String {
     }
 }
 
-/// What stands for the address of an inbox draft (ours): it has none until the creator
-/// finishes it in the app.
-pub(crate) const INBOX_NOTE: &str =
-    "(a draft in the creator's TikTok inbox: finish the post in the TikTok app)";
-
 /// The address of a post (§6, ours).
 pub(crate) fn post_url(username: &str, post_id: &str) -> String {
     format!("https://www.tiktok.com/@{username}/video/{post_id}")
