@@ -315,7 +315,7 @@ mod tests {
                 .to_string(),
             )
             .unwrap();
-            let post = read_receipt(&receipt).unwrap().unwrap();
+            let post = read_receipt(&receipt).unwrap().remove(0).unwrap();
             assert_eq!(post.post.state.as_str(), state);
             assert!(post.post.is_well_formed() && post.post.address().is_none());
         }

@@ -643,6 +643,23 @@ async fn one_drop_to_a_douyin_and_a_tiktok_account_posts_on_each_with_one_receip
     assert_eq!(global["post_id"], tiktok[0]["post_id"], "{receipt}");
     assert!(global.get("aweme_id").is_none(), "{receipt}");
     assert!(!env.inbox().join("clip.mp4").exists());
+    // `history` shows the drop once per target.
+    let history = json_of(&env, &["history"]).await;
+    let mut rows: Vec<(String, String)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["account"].to_string(), p["file"].to_string()))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("\"global\"".to_owned(), "\"clip.mp4\"".to_owned()),
+            ("\"studio\"".to_owned(), "\"clip.mp4\"".to_owned())
+        ],
+        "{history}"
+    );
 
     // The TikTok target has no privacy (TikTok requires one): it fails, Douyin posts,
     // and the bundle goes to done/ with both outcomes.
