@@ -503,10 +503,16 @@ pub(crate) fn update_targets(path: &Path, entries: &[TargetReceipt]) -> std::io:
         .cloned()
         .ok_or_else(|| invalid("the receipt has no `targets`".into()))?;
     for entry in entries {
-        let value = serde_json::to_value(entry).map_err(|e| invalid(e.to_string()))?;
+        let mut value = serde_json::to_value(entry).map_err(|e| invalid(e.to_string()))?;
         let account = value["account"].clone();
         match list.iter_mut().find(|t| t["account"] == account) {
-            Some(slot) => *slot = value,
+            Some(slot) => {
+                // The drop's file as it was in the inbox, not where it lies now.
+                if let Some(file) = slot.get("file").cloned() {
+                    value["file"] = file;
+                }
+                *slot = value;
+            }
             None => list.push(value),
         }
     }
@@ -864,6 +870,33 @@ mod tests {
         assert!(both.get("account").is_none(), "{both}");
         assert_eq!(both["targets"][1]["account"], "second");
         assert_eq!(both["targets"][1]["outcome"], "failed");
+    }
+
+    #[test]
+    fn a_target_rerun_in_place_replaces_its_entry_keeps_its_file_and_the_outcome_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.receipt.json");
+        let two = [
+            TargetReceipt::Failed(failure("main")),
+            TargetReceipt::Failed(failure("second")),
+        ];
+        let start = bundle_receipt(&hash(), Path::new("a/clip.mp4"), &two).unwrap();
+        std::fs::write(&path, serde_json::to_vec(&start).unwrap()).unwrap();
+        let rerun = job(6, "/somewhere/done/a/clip.mp4", Some("7600"));
+        let post = rerun.post.clone().unwrap();
+        let entry = TargetReceipt::Published(PublishedReceipt::new(&rerun, &draft(), &post));
+        update_targets(&path, &[entry]).unwrap();
+        let after: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(after["outcome"], "published", "{after}");
+        assert_eq!(after["targets"][0]["outcome"], "published");
+        assert_eq!(after["targets"][0]["post_id"], "7600");
+        assert_eq!(after["targets"][0]["file"], "a/clip.mp4");
+        assert_eq!(after["targets"][1], start["targets"][1]);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 
     #[test]

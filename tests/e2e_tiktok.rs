@@ -705,6 +705,7 @@ async fn one_drop_to_a_douyin_and_a_tiktok_account_posts_on_each_with_one_receip
     assert_eq!(targets.len(), 2, "{receipt}");
     assert_eq!(targets[1]["outcome"], "published", "{receipt}");
     assert_eq!(targets[1]["post_id"], tiktok[1]["post_id"], "{receipt}");
+    assert_eq!(targets[1]["file"], "two.mp4", "{receipt}");
     assert_eq!(targets[0]["post_id"], douyin[1]["item_id"], "{receipt}");
     assert!(
         env.path("done/two.mp4").exists(),

@@ -493,7 +493,7 @@ async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
                 error!(
                     account = %job.account,
                     %reason,
-                    "the account is paused: its videos stay queued in the inbox. To fix: {fix}. dropcast also re-checks the account every minute and resumes it once it works."
+                    "The account is paused: its videos stay queued in the inbox. To fix: {fix}. dropcast also re-checks the account every minute and resumes it once it works."
                 );
             }
             Outcome::Held {

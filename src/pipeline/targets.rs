@@ -126,8 +126,7 @@ pub(super) async fn archive(ctx: &Context, bundle: &Bundle, ended: Vec<Ended>) -
             }
         }
         if let Some(rerun) = &bundle.rerun {
-            let entries: Vec<TargetReceipt> =
-                ended.iter().map(|t| target_receipt(ctx, t)).collect();
+            let entries: Vec<TargetReceipt> = ended.iter().map(target_receipt).collect();
             let path = rerun.receipt.clone();
             let updated =
                 tokio::task::spawn_blocking(move || receipt::update_targets(&path, &entries)).await;
@@ -143,7 +142,7 @@ pub(super) async fn archive(ctx: &Context, bundle: &Bundle, ended: Vec<Ended>) -
         }
         return outcome;
     }
-    let receipts: Vec<TargetReceipt> = ended.iter().map(|t| target_receipt(ctx, t)).collect();
+    let receipts: Vec<TargetReceipt> = ended.iter().map(target_receipt).collect();
     let dest = match receipt::bundle_outcome(&receipts) {
         "published" => Destination::Done,
         "duplicate" => Destination::Duplicates,
@@ -215,7 +214,7 @@ fn outcome_of(ended: &[Ended]) -> Outcome {
 }
 
 /// One target's entry in the receipt.
-fn target_receipt(ctx: &Context, target: &Ended) -> TargetReceipt {
+fn target_receipt(target: &Ended) -> TargetReceipt {
     let job = &target.job;
     match &target.how {
         Ending::Published { draft, post } => {
@@ -228,7 +227,7 @@ fn target_receipt(ctx: &Context, target: &Ended) -> TargetReceipt {
         )),
         Ending::Failed(f) => TargetReceipt::Failed(receipt::FailureReceipt::new(
             Some(job),
-            ctx.relative(&ctx.config.inbox.join(&job.video)),
+            &job.video,
             f.step.clone(),
             f.class.as_str(),
             &f.reason,
