@@ -401,7 +401,7 @@ fn read_config(doc: &Document, base_dir: &Path, problems: &mut Problems) -> Opti
     }
     if let Some(n) = fields.get("routes") {
         let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
-        config.routes = routes::read_routes(&n, &names, problems);
+        config.routes = routes::read_routes(n, &names, problems);
     }
     Some(config)
 }

@@ -458,7 +458,7 @@ impl DuplicateReceipt {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub(crate) enum TargetReceipt {
-    Published(PublishedReceipt),
+    Published(Box<PublishedReceipt>),
     Duplicate(DuplicateReceipt),
     Failed(FailureReceipt),
 }
@@ -884,7 +884,8 @@ mod tests {
         std::fs::write(&path, serde_json::to_vec(&start).unwrap()).unwrap();
         let rerun = job(6, "/somewhere/done/a/clip.mp4", Some("7600"));
         let post = rerun.post.clone().unwrap();
-        let entry = TargetReceipt::Published(PublishedReceipt::new(&rerun, &draft(), &post));
+        let entry =
+            TargetReceipt::Published(Box::new(PublishedReceipt::new(&rerun, &draft(), &post)));
         update_targets(&path, &[entry]).unwrap();
         let after: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(after["outcome"], "published", "{after}");

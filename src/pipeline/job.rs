@@ -206,7 +206,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
             turn.await
         };
         match turn {
-            Turn::Ended(target) => ended.push(target),
+            Turn::Ended(target) => ended.push(*target),
             Turn::Open(outcome @ Outcome::Abandoned { .. }) => return outcome,
             Turn::Open(outcome) => {
                 open.get_or_insert(outcome);
@@ -246,7 +246,7 @@ async fn run_target(
     caption: &Result<Caption, String>,
 ) -> Turn {
     if let Some(ended) = super::targets::ended_before(ctx, bundle, fp, account).await {
-        return Turn::Ended(ended);
+        return Turn::Ended(Box::new(ended));
     }
     if let Some(waiting) = wait_for_earlier_copy(ctx, bundle, fp, account).await {
         return Turn::Open(waiting);
@@ -254,7 +254,7 @@ async fn run_target(
     let job = match claim_job(ctx, bundle, fp, account.to_owned()).await {
         Ok(Claimed::Job(job)) => job,
         Ok(Claimed::Duplicate { job, earlier }) => {
-            return Turn::Ended(super::targets::duplicate(job, earlier));
+            return Turn::Ended(Box::new(super::targets::duplicate(job, *earlier)));
         }
         Err(outcome) => return Turn::Open(outcome),
     };
@@ -270,10 +270,10 @@ async fn run_target(
         Err(held) => return Turn::Open(held),
     };
     match publish(ctx, bundle, &job, caption, &account, video, fp).await {
-        Ok((post, draft)) => Turn::Ended(Ended {
+        Ok((post, draft)) => Turn::Ended(Box::new(Ended {
             job,
             how: Ending::Published { draft, post },
-        }),
+        })),
         Err(stop) => stopped(ctx, &job, stop).await,
     }
 }
@@ -378,7 +378,10 @@ enum Claimed {
     /// A new or resumed job, its attempt counted.
     Job(JobRecord),
     /// The account has this video already: `job` is recorded as its duplicate.
-    Duplicate { job: JobRecord, earlier: JobRecord },
+    Duplicate {
+        job: JobRecord,
+        earlier: Box<JobRecord>,
+    },
 }
 
 /// Claims the ledger job for one target of the bundle (new, resumed, or a duplicate) and
@@ -406,7 +409,12 @@ async fn claim_job(
         size: fp.size,
     };
     let job = match ledger_claim(ctx, new).await? {
-        Claim::Duplicate { job, earlier } => return Ok(Claimed::Duplicate { job, earlier }),
+        Claim::Duplicate { job, earlier } => {
+            return Ok(Claimed::Duplicate {
+                job,
+                earlier: Box::new(earlier),
+            });
+        }
         Claim::New(job) => {
             info!(step = "ledger", job = job.id, account = %job.account, "new job");
             job
@@ -981,10 +989,10 @@ async fn failed(ctx: &Context, job: JobRecord, failure: JobFailure) -> Turn {
             reason: format!("ledger: {e}"),
         });
     }
-    Turn::Ended(Ended {
+    Turn::Ended(Box::new(Ended {
         job,
         how: Ending::Failed(failure),
-    })
+    }))
 }
 
 /// A video that could not even be hashed (or cannot be a video at all): no ledger job can

@@ -34,7 +34,7 @@ pub(super) enum Ending {
 
 /// Where one target stands after its turn.
 pub(super) enum Turn {
-    Ended(Ended),
+    Ended(Box<Ended>),
     /// Not ended (held, waiting, abandoned): the bundle stays in the inbox.
     Open(Outcome),
 }
@@ -218,7 +218,7 @@ fn target_receipt(target: &Ended) -> TargetReceipt {
     let job = &target.job;
     match &target.how {
         Ending::Published { draft, post } => {
-            TargetReceipt::Published(receipt::PublishedReceipt::new(job, draft, post))
+            TargetReceipt::Published(Box::new(receipt::PublishedReceipt::new(job, draft, post)))
         }
         Ending::Duplicate { earlier } => TargetReceipt::Duplicate(receipt::DuplicateReceipt::new(
             job,
