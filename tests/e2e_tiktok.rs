@@ -579,6 +579,25 @@ async fn two_platform_env(chromium: &std::path::Path) -> Env {
     env
 }
 
+/// [`two_platform_env`] with both accounts logged in; `None` when the browser tests are
+/// skipped.
+async fn two_platforms_logged_in() -> Option<Env> {
+    let chromium = common::douyin::chromium()?;
+    let env = two_platform_env(&chromium).await;
+    common::douyin::login_by_scanning(&env).await;
+    login(&env).await;
+    Some(env)
+}
+
+/// `clip.mp4` into the inbox for both accounts, `SELF_ONLY` on TikTok.
+fn drop_clip_to_both(env: &Env, text: &str) {
+    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
+    env.write_inbox(
+        "clip.yaml",
+        format!("text: {text}\naccount: [studio, global]\ntiktok: {{privacy: SELF_ONLY}}\n"),
+    );
+}
+
 /// `watch --once` with the app secret; returns the output.
 async fn watch_once(env: &Env, failpoint: Option<&str>) -> std::process::Output {
     let mut cmd = env.cmd();
@@ -599,18 +618,11 @@ async fn posts_on(env: &Env, platform: &str) -> Vec<Value> {
 // one receipt; a drop whose TikTok target is refused still posts on Douyin.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_drop_to_a_douyin_and_a_tiktok_account_posts_on_each_with_one_receipt() {
-    let Some(chromium) = common::douyin::chromium() else {
+    let Some(env) = two_platforms_logged_in().await else {
         return;
     };
-    let env = two_platform_env(&chromium).await;
-    common::douyin::login_by_scanning(&env).await;
-    login(&env).await;
 
-    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
-    env.write_inbox(
-        "clip.yaml",
-        "text: \"both #cat\"\naccount: [studio, global]\ntiktok: {privacy: SELF_ONLY}\n",
-    );
+    drop_clip_to_both(&env, "\"both #cat\"");
     let out = watch_once(&env, None).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let (douyin, tiktok) = (
@@ -718,17 +730,10 @@ async fn one_drop_to_a_douyin_and_a_tiktok_account_posts_on_each_with_one_receip
 // loses nothing and posts nothing twice: the run after it posts the second only.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_between_targets_posts_the_rest_once() {
-    let Some(chromium) = common::douyin::chromium() else {
+    let Some(env) = two_platforms_logged_in().await else {
         return;
     };
-    let env = two_platform_env(&chromium).await;
-    common::douyin::login_by_scanning(&env).await;
-    login(&env).await;
-    std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
-    env.write_inbox(
-        "clip.yaml",
-        "text: both\naccount: [studio, global]\ntiktok: {privacy: SELF_ONLY}\n",
-    );
+    drop_clip_to_both(&env, "both");
     let out = watch_once(&env, Some("after_commit:published")).await;
     assert!(
         !out.status.success(),

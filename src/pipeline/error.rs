@@ -78,6 +78,17 @@ impl JobFailure {
         }
     }
 
+    /// The failure a job recorded in an earlier run, as its ledger record has it.
+    pub(crate) fn earlier(job: &crate::ledger::JobRecord) -> Self {
+        let error = job.error.clone();
+        JobFailure {
+            step: error.as_ref().and_then(|e| e.step.clone()),
+            class: FailureClass::Earlier,
+            reason: error.map(|e| e.reason).unwrap_or_default(),
+            hint: "See the error receipt beside the video.".into(),
+        }
+    }
+
     pub(crate) fn from_publish(step: StepName, err: &PublishError) -> Self {
         let hint = match err {
             PublishError::Rejected { .. } => {

@@ -1168,15 +1168,7 @@ async fn finish_pending_for(ctx: &Context, video: &Path) -> Option<Outcome> {
                     url: url.unwrap_or_default(),
                 },
                 Destination::Duplicates => Outcome::Duplicate { earlier: None },
-                Destination::Failed => {
-                    let error = job.error.clone();
-                    Outcome::Failed(JobFailure {
-                        step: error.as_ref().and_then(|e| e.step.clone()),
-                        class: FailureClass::Earlier,
-                        reason: error.map(|e| e.reason).unwrap_or_default(),
-                        hint: "See the error receipt beside the video.".into(),
-                    })
-                }
+                Destination::Failed => Outcome::Failed(JobFailure::earlier(&job)),
             })
         }
         Ok(Err(e)) => Some(Outcome::Held {

@@ -8,7 +8,6 @@ use crate::archive::Destination;
 use crate::domain::{Fingerprint, Post, PostDraft};
 use crate::ledger::{JobRecord, JobState};
 use crate::receipt::{self, TargetReceipt};
-use crate::words::FailureClass;
 
 use super::context::Context;
 use super::error::JobFailure;
@@ -90,15 +89,7 @@ pub(super) async fn ended_before(
             }?;
             Ending::Duplicate { earlier }
         }
-        _ => {
-            let error = job.error.clone();
-            Ending::Failed(JobFailure {
-                step: error.as_ref().and_then(|e| e.step.clone()),
-                class: FailureClass::Earlier,
-                reason: error.map(|e| e.reason).unwrap_or_default(),
-                hint: "See the error receipt beside the video.".into(),
-            })
-        }
+        _ => Ending::Failed(JobFailure::earlier(&job)),
     };
     Some(Ended { job, how })
 }
