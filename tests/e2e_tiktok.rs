@@ -18,32 +18,43 @@ const SECRET_VAR: &str = "DROPCAST_TEST_TIKTOK_SECRET";
 /// A sandbox whose TikTok posts are public at once, and a config with one `tiktok`
 /// account `global` pointed at it.
 async fn env(tiktok: TiktokOptions) -> Env {
+    configured(tiktok, |api, _| {
+        (
+            format!(
+                "{{sandbox: false, timeout: 10s, tiktok: {{api_url: \"{api}\", auth_url: \"{api}\"}}}}"
+            ),
+            GLOBAL.to_owned(),
+        )
+    })
+    .await
+}
+
+/// The `tiktok` account `global` of these tests, as YAML.
+const GLOBAL: &str = "global: {platform: tiktok, client_key: aw1sandbox, client_secret_env: DROPCAST_TEST_TIKTOK_SECRET}";
+
+/// A sandbox with `tiktok`, and a config whose `platform:` and `accounts:` (mappings'
+/// insides for the latter) `lines` gives from the sandbox's address (without and with
+/// its final slash).
+async fn configured(tiktok: TiktokOptions, lines: impl Fn(&str, &str) -> (String, String)) -> Env {
     let options = SandboxOptions {
         tiktok,
         ..SandboxOptions::default()
     };
-    let listener_env = Env::configured(options, &[], "").await;
-    let url = listener_env
-        .sandbox
-        .base_url()
-        .trim_end_matches('/')
-        .to_owned();
-    let text = std::fs::read_to_string(&listener_env.config).unwrap();
+    let env = Env::configured(options, &[], "").await;
+    let url = env.sandbox.base_url();
+    let (platform, accounts) = lines(url.trim_end_matches('/'), &url);
+    let text = std::fs::read_to_string(&env.config).unwrap();
     let text = text
         .lines()
         .map(|l| match l.split_once(':').map(|(k, _)| k) {
-            Some("platform") => format!(
-                "platform: {{sandbox: false, timeout: 10s, tiktok: {{api_url: \"{url}\", auth_url: \"{url}\"}}}}"
-            ),
-            Some("accounts") => format!(
-                "accounts: {{global: {{platform: tiktok, client_key: aw1sandbox, client_secret_env: {SECRET_VAR}}}}}"
-            ),
+            Some("platform") => format!("platform: {platform}"),
+            Some("accounts") => format!("accounts: {{{accounts}}}"),
             _ => l.to_owned(),
         })
         .collect::<Vec<_>>()
         .join("\n");
-    std::fs::write(&listener_env.config, text + "\n").unwrap();
-    listener_env
+    std::fs::write(&env.config, text + "\n").unwrap();
+    env
 }
 
 fn quick() -> TiktokOptions {
@@ -551,32 +562,18 @@ async fn a_video_breaking_tiktoks_media_limits_fails_before_a_byte_with_the_limi
 /// A config with a `douyin` account `studio` and a `tiktok` account `global`, both on
 /// the simulator, the one driven through `chromium`.
 async fn two_platform_env(chromium: &std::path::Path) -> Env {
-    let options = SandboxOptions {
-        tiktok: quick(),
-        ..SandboxOptions::default()
-    };
-    let env = Env::configured(options, &[], "").await;
-    let url = env.sandbox.base_url();
-    let api = url.trim_end_matches('/');
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    let text = text
-        .lines()
-        .map(|l| match l.split_once(':').map(|(k, _)| k) {
-            Some("platform") => format!(
-                "platform: {{sandbox: false, timeout: 20s, browser: \"{}\", \
+    configured(quick(), |api, url| {
+        (
+            format!(
+                "{{sandbox: false, timeout: 20s, browser: \"{}\", \
                  douyin: {{creator_url: \"{url}\", vod_url: \"{url}\", imagex_url: \"{url}\", upload_scheme: http}}, \
                  tiktok: {{api_url: \"{api}\", auth_url: \"{api}\"}}}}",
                 chromium.display()
             ),
-            Some("accounts") => format!(
-                "accounts: {{studio: {{platform: douyin}}, global: {{platform: tiktok, client_key: aw1sandbox, client_secret_env: {SECRET_VAR}}}}}"
-            ),
-            _ => l.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&env.config, text + "\n").unwrap();
-    env
+            format!("studio: {{platform: douyin}}, {GLOBAL}"),
+        )
+    })
+    .await
 }
 
 /// [`two_platform_env`] with both accounts logged in; `None` when the browser tests are
