@@ -536,19 +536,11 @@ async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
     Turn::Open(outcome)
 }
 
-/// Which account a video goes to: the caption's `account:` when the config has it, else
-/// an inbox subfolder named after an account (`inbox/<account>/…`), else the first
-/// account. `relative` is the video's path relative to the inbox.
-fn route(
-    relative: &Path,
-    in_inbox: bool,
-    caption_account: Option<&str>,
-    configured: &[&str],
-) -> String {
+/// The account a video goes to when neither its caption nor `routes:` names any: an
+/// inbox subfolder named after an account (`inbox/<account>/…`), else the first account.
+/// `relative` is the video's path relative to the inbox.
+fn route(relative: &Path, in_inbox: bool, configured: &[&str]) -> String {
     let known = |name: &str| configured.contains(&name);
-    if let Some(name) = caption_account.filter(|n| known(n)) {
-        return name.to_string();
-    }
     let mut parts = relative.components();
     let first = parts.next().and_then(|c| c.as_os_str().to_str());
     let in_subfolder = parts.next().is_some();
@@ -578,7 +570,7 @@ fn targets(
     if let Some(routed) = routed.filter(|_| in_inbox) {
         return routed.to_vec();
     }
-    vec![route(relative, in_inbox, None, configured)]
+    vec![route(relative, in_inbox, configured)]
 }
 
 /// The publish steps, resuming from what the ledger already holds: the backend brings the
@@ -1256,7 +1248,10 @@ mod tests {
     const ACCOUNTS: &[&str] = &["main", "studio", "global"];
 
     fn routed(relative: &str, in_inbox: bool, caption: Option<&str>) -> String {
-        route(Path::new(relative), in_inbox, caption, ACCOUNTS)
+        let named: Vec<String> = caption.map(str::to_owned).into_iter().collect();
+        let all = targets(Path::new(relative), in_inbox, &named, None, ACCOUNTS);
+        assert_eq!(all.len(), 1, "{all:?}");
+        all[0].clone()
     }
 
     #[test]

@@ -139,7 +139,11 @@ pub(super) async fn archive(ctx: &Context, bundle: &Bundle, ended: Vec<Ended>) -
         "duplicate" => Destination::Duplicates,
         _ => Destination::Failed,
     };
-    let sha = &ended[0].job.sha256;
+    let Some(sha) = ended.first().map(|t| &t.job.sha256) else {
+        return Outcome::Held {
+            reason: "no account to publish to".into(),
+        };
+    };
     let text = match receipt::bundle_receipt(sha, ctx.relative(&bundle.video), &receipts) {
         Ok(text) => text,
         Err(e) => {
