@@ -695,8 +695,14 @@ async fn rerun_as_driver(
     .await?;
     let mut code = ExitCode::SUCCESS;
     for place in places {
-        let meta = std::fs::metadata(&place.video)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", place.video.display()))?;
+        let meta = match std::fs::metadata(&place.video) {
+            Ok(meta) => meta,
+            Err(e) => {
+                println!("not re-run: cannot read {}: {e}", place.video.display());
+                code = ExitCode::FAILURE;
+                continue;
+            }
+        };
         let bundle = Bundle {
             settled: watch::Settled::from_metadata(place.video.clone(), &meta),
             video: place.video,
