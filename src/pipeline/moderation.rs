@@ -92,7 +92,7 @@ impl Lookups {
         }
         if published_at(&job).elapsed().unwrap_or_default() >= LOOKUP_BOUND {
             self.given_up.insert(job.id);
-            give_up(ctx, &job, &pending).await;
+            give_up(ctx, &job, &pending, given_up_note(job.platform)).await;
             return;
         }
         let Some(account) = ctx.accounts.get(&job.account) else {
@@ -110,8 +110,9 @@ impl Lookups {
             }
             Ok(None) => self.later(job.id, None),
             Err(e @ PublishError::Rejected { .. }) => {
-                warn!(job = job.id, account = %job.account, reason = %e, "the platform refuses to say what became of the post (taken back during moderation?); dropcast stops looking for its public id");
                 self.given_up.insert(job.id);
+                let note = refused_note(job.platform, &e);
+                give_up(ctx, &job, &pending, note).await;
             }
             Err(e) => self.later(job.id, Some(e)),
         }
@@ -178,9 +179,9 @@ async fn record(ctx: &Context, job: &JobRecord, pending: &Post, public: Post) {
     }
 }
 
-/// Past [`LOOKUP_BOUND`]: says so in the log and in the receipt's note.
-async fn give_up(ctx: &Context, job: &JobRecord, pending: &Post) {
-    let note = given_up_note(job.platform);
+/// No longer looked up (past [`LOOKUP_BOUND`], or the platform refused to say): `note`
+/// says why, in the log and in the receipt.
+async fn give_up(ctx: &Context, job: &JobRecord, pending: &Post, note: String) {
     warn!(job = job.id, account = %job.account, video = %job.video.display(), "{note}");
     let Some(path) = receipt_of(ctx, job.id).await else {
         return;
@@ -193,6 +194,15 @@ async fn give_up(ctx: &Context, job: &JobRecord, pending: &Post) {
     if let Ok(Err(e)) = rewritten {
         warn!(reason = %e, "cannot rewrite the receipt");
     }
+}
+
+/// The note of a post the platform will not say more of (TikTok: its status turned
+/// `FAILED` during moderation).
+fn refused_note(platform: Platform, e: &PublishError) -> String {
+    format!(
+        "Posted, but {name} then refused to say what became of it ({e}): taken down during moderation, most likely. dropcast no longer looks it up; see the {name} app.",
+        name = platform.brand(),
+    )
 }
 
 /// The note of a post whose public id did not come within [`LOOKUP_BOUND`].
@@ -236,6 +246,16 @@ mod tests {
         let note = given_up_note(Platform::Tiktok);
         assert!(
             note.contains("3 days after") && note.contains("TikTok app"),
+            "{note}"
+        );
+        // A post TikTok failed during moderation was only logged; its receipt kept
+        // saying "awaiting moderation" without a word of it.
+        let e = PublishError::Rejected {
+            reason: "TikTok failed the post: spam".into(),
+        };
+        let note = refused_note(Platform::Tiktok, &e);
+        assert!(
+            note.contains("spam") && note.contains("TikTok app"),
             "{note}"
         );
         // Within TikTok's status limit of 30 a minute, with room to spare.
