@@ -241,6 +241,18 @@ async fn an_unaudited_app_posting_publicly_is_refused_before_upload() {
     );
 }
 
+/// The reason `clip.mp4` failed with, once it is sure TikTok got neither an init nor a
+/// byte of it.
+async fn refused_before_upload(env: &Env) -> String {
+    let requests = sandbox_get(env, "/__sandbox/tiktok/requests").await;
+    assert_eq!(
+        (requests["init"].as_u64(), requests["chunk"].as_u64()),
+        (Some(0), Some(0)),
+        "{requests}"
+    );
+    env.failure_reason("failed/clip.error.json")
+}
+
 /// One video through `watch --once` (caption `SELF_ONLY`); returns the output.
 async fn post_once(env: &Env) -> std::process::Output {
     env.write_inbox("clip.yaml", "text: hi\ntiktok: {privacy: SELF_ONLY}\n");
@@ -262,13 +274,7 @@ async fn a_too_long_video_is_refused_before_upload() {
     login(&env).await;
     std::fs::copy(media("clip.mp4"), env.inbox().join("clip.mp4")).unwrap();
     let out = post_once(&env).await;
-    let requests = sandbox_get(&env, "/__sandbox/tiktok/requests").await;
-    assert_eq!(
-        (requests["init"].as_u64(), requests["chunk"].as_u64()),
-        (Some(0), Some(0)),
-        "{requests}"
-    );
-    let reason = env.failure_reason("failed/clip.error.json");
+    let reason = refused_before_upload(&env).await;
     assert!(
         reason.contains("duration") && reason.contains("at most 1 s"),
         "{reason}\n{}",
@@ -544,13 +550,7 @@ async fn a_video_breaking_tiktoks_media_limits_fails_before_a_byte_with_the_limi
         .join("tests/fixtures/media/h264-faststart.mp4");
     std::fs::copy(&small, env.inbox().join("clip.mp4")).unwrap();
     let out = post_once(&env).await;
-    let requests = sandbox_get(&env, "/__sandbox/tiktok/requests").await;
-    assert_eq!(
-        (requests["init"].as_u64(), requests["chunk"].as_u64()),
-        (Some(0), Some(0)),
-        "{requests}"
-    );
-    let reason = env.failure_reason("failed/clip.error.json");
+    let reason = refused_before_upload(&env).await;
     assert_eq!(
         reason,
         "picture 160×90, TikTok allows each side from 360 to 4096 pixels through the API",
