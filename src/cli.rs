@@ -421,10 +421,10 @@ fn answer_from_ledger(
     rel: &Path,
     since: std::time::SystemTime,
 ) -> anyhow::Result<Option<Answer>> {
-    if !config.state_dir.join(crate::ledger::FILE_NAME).is_file() {
+    if !crate::ledger::Ledger::exists(config) {
         return Ok(None);
     }
-    let ledger = crate::ledger::Ledger::open(&config.state_dir).map_err(FatalError::from)?;
+    let ledger = crate::ledger::Ledger::open_configured(config).map_err(FatalError::from)?;
     Ok(Answer::from_ledger(&ledger, rel, since).map_err(FatalError::from)?)
 }
 

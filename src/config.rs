@@ -14,10 +14,12 @@ use crate::secret::Secret;
 use crate::yaml::{Document, Node, Problems};
 
 pub use bind::check_bind;
+pub use ledger::{LedgerBackend, LedgerConfig};
 pub use routes::Route;
 
 mod accounts;
 mod bind;
+mod ledger;
 mod platforms;
 mod routes;
 
@@ -61,6 +63,8 @@ pub struct Config {
     pub defaults: CaptionFields,
     /// Inbox subfolders whose videos go to given accounts.
     pub routes: Vec<Route>,
+    /// Where the ledger lives, and this agent's name among those sharing it.
+    pub ledger: LedgerConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +237,8 @@ const TOP: &[&str] = &[
     "status",
     "defaults",
     "routes",
+    "ledger",
+    "agent",
 ];
 
 impl Config {
@@ -297,10 +303,12 @@ impl Config {
                     cookie: CookieSource::Env("DOUYIN_COOKIE".to_owned()),
                     csrf_token: None,
                 }),
+                agents: Vec::new(),
             }],
             status: StatusConfig::default(),
             defaults: CaptionFields::default(),
             routes: Vec::new(),
+            ledger: LedgerConfig::default(),
         }
     }
 
@@ -402,6 +410,12 @@ fn read_config(doc: &Document, base_dir: &Path, problems: &mut Problems) -> Opti
     if let Some(n) = fields.get("routes") {
         let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
         config.routes = routes::read_routes(n, &names, problems);
+    }
+    if let Some(n) = fields.get("ledger") {
+        ledger::read_ledger(n, &mut config.ledger, problems);
+    }
+    if let Some(n) = fields.get("agent") {
+        ledger::read_agent(n, &mut config.ledger, problems);
     }
     Some(config)
 }

@@ -21,7 +21,22 @@ const WAIT_STEP: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct DriverLock {
     _state: StateLock,
-    _inbox: InboxLock,
+    /// `None` with a shared ledger: agents of several state folders may watch one inbox,
+    /// and leases (not the inbox lock) keep them off each other's jobs.
+    _inbox: Option<InboxLock>,
+}
+
+/// The inbox lock, unless the ledger is shared (see [`DriverLock`]).
+fn try_inbox(config: &Config, role: Role) -> Result<Attempt<Option<InboxLock>>, LockError> {
+    if config.ledger.is_shared() {
+        return Ok(Attempt::Taken(None));
+    }
+    Ok(
+        match InboxLock::try_acquire(&config.inbox, role, &config.state_dir)? {
+            Attempt::Taken(lock) => Attempt::Taken(Some(lock)),
+            Attempt::Busy(text) => Attempt::Busy(text),
+        },
+    )
 }
 
 impl DriverLock {
@@ -29,18 +44,16 @@ impl DriverLock {
     /// tools that build a [`Context`](crate::pipeline::Context) themselves).
     pub fn take(config: &Config, role: Role) -> Result<DriverLock, LockError> {
         match StateLock::try_acquire(&config.state_dir, role)? {
-            Attempt::Taken(state) => {
-                match InboxLock::try_acquire(&config.inbox, role, &config.state_dir)? {
-                    Attempt::Taken(inbox) => Ok(DriverLock {
-                        _state: state,
-                        _inbox: inbox,
-                    }),
-                    Attempt::Busy(text) => Err(LockError::InboxHeld {
-                        inbox: config.inbox.clone(),
-                        holder: lock::describe(&text),
-                    }),
-                }
-            }
+            Attempt::Taken(state) => match try_inbox(config, role)? {
+                Attempt::Taken(inbox) => Ok(DriverLock {
+                    _state: state,
+                    _inbox: inbox,
+                }),
+                Attempt::Busy(text) => Err(LockError::InboxHeld {
+                    inbox: config.inbox.clone(),
+                    holder: lock::describe(&text),
+                }),
+            },
             Attempt::Busy(text) => Err(LockError::Held {
                 state_dir: config.state_dir.clone(),
                 holder: lock::describe(&text),
@@ -88,7 +101,7 @@ pub async fn acquire(
                 continue;
             }
         };
-        match InboxLock::try_acquire(&config.inbox, role, &config.state_dir)? {
+        match try_inbox(config, role)? {
             Attempt::Taken(inbox) => {
                 return Ok(Driver::Us(DriverLock {
                     _state: state,

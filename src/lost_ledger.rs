@@ -28,9 +28,11 @@ pub(crate) fn open_for_driver(
     _driver: &DriverLock,
     new_ledger: bool,
 ) -> Result<Ledger, FatalError> {
-    let path = config.state_dir.join(ledger::FILE_NAME);
-    let was_there = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
-    let mut ledger = Ledger::open(&config.state_dir)?;
+    let file = config.state_dir.join(ledger::FILE_NAME);
+    let was_there =
+        config.ledger.is_shared() || std::fs::metadata(&file).is_ok_and(|m| m.len() > 0);
+    let mut ledger = Ledger::open_configured(config)?;
+    let path = ledger.path();
     if ledger.job_count()? > 0 || ledger.fresh_start_accepted()? {
         if new_ledger {
             tracing::info!("--new-ledger: this ledger is in use already; nothing to do");

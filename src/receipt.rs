@@ -652,6 +652,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             publish_at: None,
+            lease: Default::default(),
         }
     }
 

@@ -44,7 +44,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::domain::{Platform, PostState, StepName};
-use crate::ledger::{self, JobState, Ledger, LedgerError};
+use crate::ledger::{JobState, Ledger, LedgerError};
 use crate::lock::{Holder, LockError, StateLock};
 use crate::pipeline::live::{self, Snapshot};
 use crate::read_model::{FailureClass, LedgerPart, Model, Query, Stage, age, unix};
@@ -312,7 +312,7 @@ pub fn status_at(config: &Config, now: SystemTime) -> Result<StatusReport, Repor
         live,
     };
 
-    let ledger = open_ledger(state_dir)?;
+    let ledger = open_ledger(config)?;
     let query = Query {
         recent_posts: 0,
         max_problems: usize::MAX,
@@ -449,7 +449,7 @@ impl StatusReport {
 
 /// The `n` most recent posts, newest first.
 pub fn history(config: &Config, n: usize) -> Result<Vec<HistoryRow>, ReportError> {
-    let Some(ledger) = open_ledger(&config.state_dir)? else {
+    let Some(ledger) = open_ledger(config)? else {
         return Ok(Vec::new());
     };
     if n == 0 {
@@ -484,11 +484,11 @@ pub fn history(config: &Config, n: usize) -> Result<Vec<HistoryRow>, ReportError
 }
 
 /// The ledger, if there is one yet (opening it would create it).
-fn open_ledger(state_dir: &Path) -> Result<Option<Ledger>, ReportError> {
-    if !state_dir.join(ledger::FILE_NAME).is_file() {
+fn open_ledger(config: &crate::config::Config) -> Result<Option<Ledger>, ReportError> {
+    if !Ledger::exists(config) {
         return Ok(None);
     }
-    Ok(Some(Ledger::open(state_dir)?))
+    Ok(Some(Ledger::open_configured(config)?))
 }
 
 /// Reads `live.json` and judges it; the snapshot is returned only when it may be used.

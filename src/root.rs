@@ -69,7 +69,7 @@ pub fn ledger(config: &Config, lock: &DriverLock, new_ledger: bool) -> Result<Le
 /// The ledger as `dropcast ledger rebuild` opens it, for the driver that holds `_lock`:
 /// also when it is lost or empty, since rebuilding it is the point.
 pub fn ledger_to_rebuild(config: &Config, _lock: &DriverLock) -> Result<Ledger, FatalError> {
-    Ok(Ledger::open(&config.state_dir)?)
+    Ok(Ledger::open_configured(config)?)
 }
 
 /// Creates the folders, opens the ledger (as the driver only), builds the backends, loads

@@ -12,9 +12,17 @@ use crate::yaml::{Fields, Node, Problems};
 pub struct AccountConfig {
     pub name: String,
     pub kind: AccountKind,
+    /// The agents that may publish for it (`agents: [studio-a]`), when several share the
+    /// ledger: its login lives on their machines. Empty: any agent.
+    pub agents: Vec<String>,
 }
 
 impl AccountConfig {
+    /// Whether agent `name` publishes for this account.
+    pub fn served_by(&self, name: &str) -> bool {
+        self.agents.is_empty() || self.agents.iter().any(|a| a == name)
+    }
+
     pub fn platform(&self) -> Platform {
         match self.kind {
             AccountKind::DouyinWeb(_) => Platform::DouyinWeb,
@@ -102,6 +110,7 @@ const ACCOUNT_KEYS: &[&str] = &[
     "client_secret_file",
     "mode",
     "redirect_port",
+    "agents",
 ];
 
 fn keys_of(platform: Platform) -> &'static [&'static str] {
@@ -133,7 +142,10 @@ pub(super) fn read_accounts(
     let mut ok = true;
     for (name, n) in entries {
         match read_account(&name, &n, base_dir, problems) {
-            Some(kind) => accounts.push(AccountConfig { name, kind }),
+            Some(kind) => {
+                let agents = account_agents(&n, problems);
+                accounts.push(AccountConfig { name, kind, agents });
+            }
             None => ok = false,
         }
     }
@@ -166,6 +178,7 @@ fn read_account(
     let mut ok = true;
     for key in ACCOUNT_KEYS {
         if let Some(k) = f.get(key)
+            && *key != "agents"
             && !keys_of(platform).contains(key)
         {
             let why = if stated.is_none() {
@@ -285,7 +298,31 @@ fn read_tiktok(
 
 /// The name of an environment variable that holds `what`; never echoed, as it may be the
 /// secret itself pasted in the wrong place.
-fn env_var(node: &Node<'_>, what: &str, problems: &mut Problems) -> Option<String> {
+/// `agents: studio-a` or `agents: [studio-a, studio-b]`.
+fn account_agents(n: &Node<'_>, problems: &mut Problems) -> Vec<String> {
+    let mut scratch = Problems::new();
+    let Some(node) = n
+        .entries(&mut scratch)
+        .and_then(|e| e.into_iter().find(|(k, _)| k == "agents"))
+        .map(|(_, node)| node)
+    else {
+        return Vec::new();
+    };
+    let items = match node.value() {
+        serde_yaml::Value::Sequence(_) => node.items(problems).unwrap_or_default(),
+        _ => vec![node],
+    };
+    let names: Vec<String> = items
+        .iter()
+        .filter_map(|i| super::ledger::agent_name(i, problems))
+        .collect();
+    if names.is_empty() && items.is_empty() {
+        problems.push(n.problem("`agents` names at least one agent"));
+    }
+    names
+}
+
+pub(super) fn env_var(node: &Node<'_>, what: &str, problems: &mut Problems) -> Option<String> {
     node.parse_str("an environment variable name", problems, |s| {
         let valid = s
             .chars()

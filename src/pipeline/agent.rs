@@ -172,6 +172,9 @@ struct Agent {
     in_flight: HashSet<PathBuf>,
     /// Videos waiting for an earlier job of the same content to end.
     blocked: HashSet<PathBuf>,
+    /// Drops another agent sharing the ledger works on: scans leave them alone (a change
+    /// to the file, or their lease expiring, brings them back).
+    elsewhere: HashSet<PathBuf>,
     jobs: JoinSet<(PathBuf, Outcome)>,
     /// Which video each job task is for (a task that panics returns no path).
     task_paths: HashMap<task::Id, PathBuf>,
@@ -207,6 +210,7 @@ pub async fn run(
             path: problem.path,
             source: problem.source,
         })?;
+    register(&ctx).await?;
     let (tx, events) = mpsc::unbounded_channel();
     // Kept alive for the whole run; dropping it stops the watcher.
     let discovery = start_discovery(&ctx, &options, tx)?;
@@ -233,10 +237,42 @@ pub async fn run(
         archived: archive_rx,
         polling: matches!(discovery, Discovery::Polling),
     };
-    agent.event_loop(inputs, shutdown).await?;
+    let ended = agent.event_loop(inputs, shutdown).await;
+    // A clean stop frees this agent's leases at once for the others sharing the ledger.
+    if let Err(e) = ctx.ledger(|l| l.agent_stopped()).await {
+        warn!(reason = %e, "cannot tell the ledger this agent stopped; its leases expire on their own");
+    }
+    ended?;
     drop(discovery);
     agent.publish_held();
     Ok(agent.into_summary(options.once))
+}
+
+/// Tells the ledger this agent runs (name, host, pid, version): the agents sharing a
+/// ledger see each other in `status`, and a second agent of the same name is refused.
+async fn register(ctx: &Context) -> Result<(), FatalError> {
+    let info = crate::ledger::AgentInfo {
+        name: String::new(),
+        host: crate::ledger::host_name(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        metrics: ctx
+            .config
+            .status
+            .listen
+            .map(|addr| format!("http://{addr}/metrics")),
+    };
+    let registered = ctx
+        .ledger(move |l| {
+            let info = crate::ledger::AgentInfo {
+                name: l.agent_name().to_owned(),
+                ..info
+            };
+            l.register_agent(&info)
+        })
+        .await;
+    registered.map_err(FatalError::from)?;
+    Ok(())
 }
 
 /// Starts finding files in the inbox (none but scans with `once`) and tells the live
@@ -434,6 +470,7 @@ impl Agent {
             incomplete: HashMap::new(),
             in_flight: HashSet::new(),
             blocked: HashSet::new(),
+            elsewhere: HashSet::new(),
             jobs: JoinSet::new(),
             task_paths: HashMap::new(),
             permits: Arc::new(Semaphore::new(config.publish.concurrency.get())),
@@ -463,6 +500,8 @@ impl Agent {
             watch.rescan_interval,
         );
         let mut requests = interval_at(Instant::now(), handoff::POLL_EVERY);
+        let lease_every = self.ctx.config.ledger.lease / 3;
+        let mut leases = interval_at(Instant::now() + lease_every, lease_every);
         let polling = inputs.polling;
         tokio::pin!(shutdown);
         loop {
@@ -496,6 +535,7 @@ impl Agent {
                     self.full_scan().await;
                 }
                 _ = poll.tick(), if polling => self.full_scan().await,
+                _ = leases.tick() => self.on_lease_tick().await,
                 _ = requests.tick() => {
                     if let Some(lost) = self.on_requests_tick().await {
                         // Not one more write: jobs stop where they are (dropping the agent
@@ -505,6 +545,37 @@ impl Agent {
                     }
                 }
                 _ = tokio::time::sleep_until(tick) => {}
+            }
+        }
+    }
+
+    /// Renews this agent's leases and heartbeat, and takes over the drops whose agent
+    /// went away (their leases expired): they are looked at again as if just found.
+    async fn on_lease_tick(&mut self) {
+        match self.ctx.ledger(|l| l.renew_leases()).await {
+            Ok(lost) if !lost.is_empty() => {
+                warn!(jobs = ?lost, "another agent took these jobs over (this agent was away past its lease); they are left to it");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(reason = %e, "cannot renew the leases; they expire unless the next try works")
+            }
+        }
+        let orphans = match self.ctx.ledger(|l| l.orphaned_drops()).await {
+            Ok(orphans) => orphans,
+            Err(e) => {
+                warn!(reason = %e, "cannot look for drops whose agent went away");
+                return;
+            }
+        };
+        for relative in orphans {
+            let path = self.ctx.config.inbox.join(&relative);
+            if self.in_flight.contains(&path) || !path.is_file() {
+                continue;
+            }
+            if self.elsewhere.remove(&path) || !self.settler.contains(&path) {
+                info!(video = %relative.display(), "taking over a drop whose agent went away");
+                self.settler.track(path, Instant::now().into_std());
             }
         }
     }
@@ -619,6 +690,7 @@ impl Agent {
     fn consider(&mut self, path: PathBuf, seen: Seen) {
         if self.is_excluded(&path)
             || self.in_flight.contains(&path)
+            || (matches!(seen, Seen::Scan) && self.elsewhere.contains(&path))
             // Its archive plan is finished by the archive retries, never by a new bundle.
             || self.archiving.contains_key(&path)
         {
@@ -1268,6 +1340,9 @@ impl Agent {
                 self.settler.observe(path, Instant::now().into_std());
             }
             Outcome::Vanished => {}
+            Outcome::Elsewhere { .. } => {
+                self.elsewhere.insert(path);
+            }
             Outcome::WaitingForEarlier { .. } => {
                 self.blocked.insert(path);
             }

@@ -54,6 +54,15 @@ impl Context {
     }
 
     /// Runs `f` on the ledger off the async threads (SQLite commits fsync).
+    /// This agent's name among those sharing the ledger (`agent.name`, else the host's).
+    pub(crate) fn agent_name(&self) -> String {
+        self.config
+            .ledger
+            .agent
+            .clone()
+            .unwrap_or_else(crate::ledger::host_name)
+    }
+
     pub async fn ledger<T, F>(&self, f: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,

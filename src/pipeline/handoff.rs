@@ -102,6 +102,9 @@ impl Answer {
             Outcome::Vanished => Answer::NotPublished {
                 reason: "the video vanished".into(),
             },
+            Outcome::Elsewhere { agent } => Answer::NotPublished {
+                reason: format!("agent `{agent}` is publishing it"),
+            },
         }
     }
 

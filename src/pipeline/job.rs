@@ -68,6 +68,9 @@ pub enum Outcome {
     /// The same video is in flight for this account from another file; this one is
     /// looked at again when that job ends (it may still need publishing).
     WaitingForEarlier { reason: String },
+    /// Another agent sharing the ledger works on this drop (it holds the lease, or took
+    /// the job over): this agent leaves it, and takes it over only if that lease expires.
+    Elsewhere { agent: String },
 }
 
 impl Outcome {
@@ -81,6 +84,7 @@ impl Outcome {
             Outcome::Abandoned { .. } => "abandoned",
             Outcome::Vanished => "vanished",
             Outcome::WaitingForEarlier { .. } => "waiting",
+            Outcome::Elsewhere { .. } => "elsewhere",
         }
     }
 }
@@ -107,7 +111,17 @@ pub async fn run(ctx: &Context, bundle: Bundle) -> Outcome {
     let video = live_name(ctx, &bundle);
     let started = std::time::Instant::now();
     ctx.live.job_started(&video);
+    let relative = ctx.relative(&bundle.video).to_path_buf();
     let outcome = run_job(ctx, bundle).await;
+    // This agent's work on the drop is over unless it keeps it queued: its leases go, so
+    // that another agent sharing the ledger may finish what is left (see `lease`).
+    if !matches!(
+        outcome,
+        Outcome::Held { .. } | Outcome::WaitingForEarlier { .. }
+    ) && let Err(e) = ctx.ledger(move |l| l.release_drop(&relative)).await
+    {
+        warn!(reason = %e, "cannot give up the drop's leases; they expire on their own");
+    }
     if matches!(outcome, Outcome::Published { .. }) {
         ctx.live.published(started.elapsed().as_secs_f64());
     }
@@ -198,6 +212,11 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
     // One target after the other (design.md §8): each its own job, so a crash between
     // two leaves the first's post recorded and the second still to run.
     for account in &accounts {
+        if let Some(owners) = served_elsewhere(ctx, account) {
+            info!(%account, agents = %owners, "this account's videos are published by other agents (accounts.{account}.agents); leaving its target to them");
+            open.get_or_insert(Outcome::Elsewhere { agent: owners });
+            continue;
+        }
         let turn = run_target(ctx, &bundle, &video, &fp, account, &caption);
         let turn = if several {
             turn.instrument(info_span!("target", account = %account))
@@ -233,6 +252,14 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
         );
     }
     super::targets::archive(ctx, &bundle, ended).await
+}
+
+/// The agents named for `account` (`accounts.NAME.agents`) when this one is not among
+/// them.
+fn served_elsewhere(ctx: &Context, account: &str) -> Option<String> {
+    let config = ctx.config.accounts.iter().find(|a| a.name == account)?;
+    let me = ctx.agent_name();
+    (!config.served_by(&me)).then(|| config.agents.join(", "))
 }
 
 /// One target of a bundle: its job claimed (or found ended), the caption checked for its
@@ -424,9 +451,14 @@ async fn claim_job(
                 step = "ledger",
                 job = job.id,
                 state = job.state.as_str(),
+                fence = job.lease.fence,
                 "resuming job"
             );
             job
+        }
+        Claim::Held { job, holder } => {
+            info!(step = "ledger", job = job.id, agent = %holder, "another agent works on this job; leaving it");
+            return Err(Outcome::Elsewhere { agent: holder });
         }
     };
 
@@ -525,6 +557,10 @@ async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
                 error!(reason = %e, "ledger error");
             }
             Outcome::Abandoned { reason }
+        }
+        Stop::Ledger(LedgerError::LeaseLost { holder, .. }) => {
+            warn!(agent = %holder, job = job.id, "another agent took this job over while this one was away; leaving it and its files alone");
+            Outcome::Elsewhere { agent: holder }
         }
         Stop::Ledger(e) => {
             error!(reason = %e, "ledger error; the video stays in the inbox");

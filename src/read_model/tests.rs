@@ -24,7 +24,7 @@ fn claim(l: &mut Ledger, n: u8, video: &str) -> JobRecord {
     };
     match l.claim(&job, false).unwrap() {
         Claim::New(j) | Claim::Resume(j) => j,
-        Claim::Duplicate { job, .. } => job,
+        Claim::Duplicate { job, .. } | Claim::Held { job, .. } => job,
     }
 }
 
