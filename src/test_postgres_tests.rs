@@ -4,7 +4,7 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
-use crate::test_postgres::{debian_bin_dirs, TestPostgres};
+use crate::test_postgres::{TestPostgres, debian_bin_dirs};
 
 fn connect(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).unwrap()
