@@ -505,12 +505,13 @@ fn die_with_this_process(cmd: &mut Command) {
     let hook = move || {
         set_parent_process_death_signal(Some(Signal::QUIT))?;
         if getppid() != Some(parent) {
-            return Err(io::Error::other("the test process is already gone"));
+            // The test process is already gone (ESRCH: no allocation after fork).
+            return Err(rustix::io::Errno::SRCH.into());
         }
         Ok(())
     };
-    // SAFETY: the hook makes two raw system calls (prctl, getppid) and allocates nothing
-    // on success, so it is sound between fork and exec.
+    // SAFETY: the hook makes two raw system calls (prctl, getppid) and allocates nothing,
+    // so it is sound between fork and exec.
     unsafe { cmd.pre_exec(hook) };
 }
 
