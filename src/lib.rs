@@ -29,6 +29,10 @@ pub mod sandbox;
 pub mod secret;
 mod shared_ledger;
 pub mod status;
+#[cfg(test)]
+mod test_postgres;
+#[cfg(test)]
+mod test_postgres_tests;
 pub mod userfile;
 pub mod video;
 pub mod watch;

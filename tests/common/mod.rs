@@ -6,6 +6,7 @@
 pub mod canned;
 pub mod douyin;
 pub mod fixtures;
+pub mod pg;
 pub mod sandbox_client;
 
 #[allow(unused_imports)]
