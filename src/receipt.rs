@@ -644,6 +644,7 @@ mod tests {
             size: 1,
             steps: steps.into_iter().collect(),
             publish_sent_at: None,
+            publish_sent_by: None,
             post: aweme.map(crate::platform::douyin_post),
             error: None,
             duplicate_of: None,

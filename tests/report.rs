@@ -43,7 +43,7 @@ fn claim_for(ledger: &mut Ledger, n: u8, video: impl Into<PathBuf>, account: &st
     };
     match ledger.claim(&job, false).unwrap() {
         Claim::New(job) | Claim::Resume(job) => job,
-        Claim::Duplicate { job, .. } => job,
+        Claim::Duplicate { job, .. } | Claim::Held { job, .. } => job,
     }
 }
 

@@ -59,7 +59,7 @@ const LIVE_STATES_SQL: &str = "('active', 'published', 'done', 'unconfirmed')";
 const JOB_COLUMNS: &str = "id, sha256, account, state, video, caption, size, publish_sent_at, \
      post_id, error_step, error_class, error_reason, duplicate_of, archived_to, attempts, \
      created_at, updated_at, publish_at, platform, post_url, post_state, lease_holder, \
-     lease_until, fence";
+     lease_until, fence, publish_sent_by";
 
 /// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -236,6 +236,8 @@ pub struct JobRecord {
     pub steps: Steps,
     /// Set just before step 5 is sent.
     pub publish_sent_at: Option<SystemTime>,
+    /// The agent that set the mark (its name).
+    pub(crate) publish_sent_by: Option<String>,
     /// The post, once its id is known.
     pub post: Option<Post>,
     pub error: Option<JobError>,
@@ -587,6 +589,7 @@ impl Ledger {
     /// Marks that step 5 is about to be sent. Active jobs without a step-5 result only;
     /// calling it again (a resend after a definite refusal) renews the mark.
     pub fn mark_publish_sent(&mut self, id: JobId) -> Result<(), LedgerError> {
+        let agent = self.agent.clone();
         self.transition(
             id,
             "mark publish sent",
@@ -601,8 +604,9 @@ impl Ledger {
                     ));
                 }
                 tx.execute(
-                    "UPDATE jobs SET publish_sent_at = ?1, updated_at = ?1 WHERE id = ?2",
-                    p![now, id],
+                    "UPDATE jobs SET publish_sent_at = ?1, publish_sent_by = ?2, updated_at = ?1 \
+                     WHERE id = ?3",
+                    p![now, &agent, id],
                 )?;
                 Ok(())
             },
@@ -924,7 +928,8 @@ impl Ledger {
 
     /// Puts a Failed, Abandoned or Unconfirmed job back to Active (the `retry`
     /// command): clears the error, the archive plan and `archived_to`, and resets
-    /// attempts; steps are kept. Refused with [`LedgerError::LiveJobExists`] if another
+    /// attempts; steps are kept, and so is the publish mark, but no longer who set it
+    /// (a person said to send again). Refused with [`LedgerError::LiveJobExists`] if another
     /// live job holds the same content, and while a planned archive is unfinished.
     pub(crate) fn requeue(&mut self, id: JobId) -> Result<(), LedgerError> {
         self.transition_and_release(
@@ -950,7 +955,7 @@ impl Ledger {
                 tx.execute(
                     "UPDATE jobs SET state = 'active', error_step = NULL, error_class = NULL, \
                      error_reason = NULL, attempts = 0, archive_plan = NULL, archived_to = NULL, \
-                     updated_at = ?1 WHERE id = ?2",
+                     publish_sent_by = NULL, updated_at = ?1 WHERE id = ?2",
                     p![now, id],
                 )?;
                 Ok(())
@@ -1038,7 +1043,8 @@ impl Ledger {
                 tx.execute("DELETE FROM steps WHERE job_id = ?1", p![id])?;
                 forget_upload_session(tx, id)?;
                 tx.execute(
-                    "UPDATE jobs SET publish_sent_at = NULL, updated_at = ?1 WHERE id = ?2",
+                    "UPDATE jobs SET publish_sent_at = NULL, publish_sent_by = NULL, \
+                     updated_at = ?1 WHERE id = ?2",
                     p![now, id],
                 )?;
                 Ok(())
@@ -1544,6 +1550,7 @@ struct RawJob {
     post_url: Option<String>,
     post_state: Option<String>,
     lease: Lease,
+    publish_sent_by: Option<String>,
 }
 
 impl RawJob {
@@ -1575,6 +1582,7 @@ impl RawJob {
                 until: row.get(22)?,
                 fence: row.get(23)?,
             },
+            publish_sent_by: row.get(24)?,
         })
     }
 
@@ -1629,6 +1637,7 @@ impl RawJob {
             size: u64::try_from(self.size).map_err(|_| corrupt("negative size".into()))?,
             steps,
             publish_sent_at: self.publish_sent_at.map(from_ms),
+            publish_sent_by: self.publish_sent_by,
             post,
             error,
             duplicate_of: self.duplicate_of,

@@ -122,7 +122,9 @@ ALTER TABLE jobs ADD COLUMN post_state TEXT
 
 /// Schema version 6: several agents (issue 13). A job's lease: who works on it
 /// (`lease_holder`, an agent's name), until when (`lease_until`, unix ms), and its fencing
-/// number (`fence`), raised by every new holder, which every write of a job checks. The
+/// number (`fence`), raised by every new holder, which every write of a job checks; which
+/// agent set the publish mark (`publish_sent_by`: another agent's send is never repeated
+/// on its own). The
 /// agents that use the ledger (`agents`), and what all of them share per account
 /// (`accounts`: the pause, the next post slot). `notes` (issue 9, created on first use
 /// until now) joins the numbered schema.
@@ -130,6 +132,7 @@ pub(super) const SCHEMA_V6: &str = "
 ALTER TABLE jobs ADD COLUMN lease_holder TEXT;
 ALTER TABLE jobs ADD COLUMN lease_until INTEGER;
 ALTER TABLE jobs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0 CHECK (fence >= 0);
+ALTER TABLE jobs ADD COLUMN publish_sent_by TEXT;
 CREATE INDEX jobs_by_lease ON jobs (lease_holder) WHERE lease_holder IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS notes (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -188,7 +191,8 @@ CREATE TABLE jobs (
                         OR post_state IN ('awaiting_moderation', 'in_creator_inbox')),
     lease_holder    TEXT,
     lease_until     BIGINT,
-    fence           BIGINT NOT NULL DEFAULT 0 CHECK (fence >= 0)
+    fence           BIGINT NOT NULL DEFAULT 0 CHECK (fence >= 0),
+    publish_sent_by TEXT
 );
 CREATE UNIQUE INDEX jobs_one_live_per_content ON jobs (sha256, account, generation)
     WHERE state IN ('active', 'published', 'done', 'unconfirmed');

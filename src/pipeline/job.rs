@@ -649,10 +649,9 @@ async fn publish(
     // reading its list for the whole reconcile window from that send. (Read again: a
     // backend voids, mark included, an upload its platform says can never post.)
     let id = job.id;
-    let sent_at = ctx
-        .ledger(move |l| l.job(id))
-        .await?
-        .and_then(|j| j.publish_sent_at);
+    let now = ctx.ledger(move |l| l.job(id)).await?;
+    let sent_at = now.as_ref().and_then(|j| j.publish_sent_at);
+    let sent_by = now.and_then(|j| j.publish_sent_by);
     if sent_at.is_some() || job.state == JobState::Unconfirmed {
         let sent_at = sent_at.unwrap_or_else(SystemTime::now);
         if let Some(post) = publish.reconcile(sent_at, &draft).await? {
@@ -662,6 +661,14 @@ async fn publish(
             // Parked: never sent again on its own, only after `dropcast retry`.
             return Err(Stop::Unconfirmed(format!(
                 "still no post with our video; `dropcast retry {}` sends it again",
+                job.sha256.short()
+            )));
+        }
+        if let Some(other) = sent_by.filter(|by| *by != ctx.agent_name()) {
+            // That agent may be alive, stopped past its lease, and still about to send:
+            // only a person who looked at the account may say to send again.
+            return Err(Stop::Unconfirmed(format!(
+                "agent `{other}` sent this post and lost the job before its answer came; no post with our video appeared, but that agent may still send it, so dropcast does not send it again on its own. Check the account's posts, then `dropcast retry {}` sends it again",
                 job.sha256.short()
             )));
         }
