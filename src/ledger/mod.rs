@@ -25,6 +25,7 @@ mod db;
 mod lease;
 mod postgres;
 mod schema;
+mod shared;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +41,7 @@ pub(crate) use lease::DEFAULT_TTL as DEFAULT_LEASE;
 pub(crate) use lease::{AgentInfo, AgentRow, Lease, default_agent_name as host_name};
 pub(crate) use postgres::Upgrade;
 pub(crate) use schema::VERSION as SCHEMA_VERSION;
+pub(crate) use shared::SharedPause;
 use sqlite::FileId;
 
 /// A job's row id.
