@@ -309,7 +309,7 @@ pub enum LedgerError {
         pid: i64,
     },
     #[error(
-        "the ledger was written by a newer dropcast (schema {found}; this one knows up to {supported})"
+        "the ledger was written by a newer dropcast (schema {found}; this one knows up to {supported}): upgrade dropcast to the version that wrote it (on every machine sharing the ledger); a ledger is never downgraded"
     )]
     NewerSchema { found: i64, supported: i64 },
     #[error(

@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::db::{Sql, p};
-use super::{Ledger, LedgerError, from_ms, now_ms};
+use super::{Ledger, LedgerError, Upgrade, from_ms, now_ms};
 
 /// An account paused in the ledger, by whichever agent found its session refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,104 @@ impl SharedPause {
             by: row.get::<Option<String>>(3)?.unwrap_or_default(),
         })
     }
+}
+
+/// What `dropcast ledger migrate` found and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Migrated {
+    /// The ledger is at `now`, which it was at `was` before.
+    Done {
+        /// The SQLite file or `postgresql://host:port/db`.
+        ledger: String,
+        was: i64,
+        now: i64,
+        shared: bool,
+    },
+    /// There is no SQLite ledger (or only an empty file) yet: nothing was created.
+    NoLedger { ledger: String },
+}
+
+impl std::fmt::Display for Migrated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Migrated::NoLedger { ledger } => write!(
+                f,
+                "ledger {ledger}: none yet (or an empty file), nothing to migrate; dropcast \
+                 creates it at schema {} when it first runs",
+                super::SCHEMA_VERSION
+            ),
+            Migrated::Done {
+                ledger,
+                was,
+                now,
+                shared,
+            } => {
+                let what = if was == now {
+                    "nothing to do"
+                } else {
+                    "migrated"
+                };
+                write!(f, "ledger {ledger}: schema {now} (was {was}; {what})")?;
+                if !shared {
+                    write!(
+                        f,
+                        "\nA SQLite ledger is migrated whenever dropcast opens it; \
+                         `ledger migrate` matters for a shared (PostgreSQL) ledger."
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Ledger {
+    /// `dropcast ledger migrate`: upgrades the ledger `config` names to this dropcast's
+    /// schema and says from which version. A shared ledger is upgraded only here (agents
+    /// refuse an older one, naming this command); a SQLite ledger whenever it is opened, so
+    /// this one only does it now. An absent or empty SQLite file is left alone (its fresh
+    /// start is the agent's to judge, see `lost_ledger`).
+    pub(crate) fn migrate_configured(
+        config: &crate::config::Config,
+    ) -> Result<Migrated, LedgerError> {
+        let was = if config.ledger.is_shared() {
+            match Ledger::open_with(config, Upgrade::Refuse) {
+                Ok(ledger) => ledger.schema_version()?,
+                Err(LedgerError::OlderSchema { found, .. }) => found,
+                Err(e) => return Err(e),
+            }
+        } else {
+            let path = config.state_dir.join(super::FILE_NAME);
+            match sqlite_version(&path) {
+                Some(v) if v > 0 => v,
+                _ => {
+                    return Ok(Migrated::NoLedger {
+                        ledger: path.display().to_string(),
+                    });
+                }
+            }
+        };
+        let ledger = Ledger::open_with(config, Upgrade::Migrate)?;
+        Ok(Migrated::Done {
+            ledger: ledger.path().display().to_string(),
+            was,
+            now: ledger.schema_version()?,
+            shared: ledger.is_shared(),
+        })
+    }
+}
+
+/// The schema version of the SQLite file at `path`, read without writing; `None` when
+/// there is no file or it cannot be read as a database.
+fn sqlite_version(path: &std::path::Path) -> Option<i64> {
+    if std::fs::metadata(path).ok()?.len() == 0 {
+        return None;
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).ok()?;
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .ok()
 }
 
 /// `d` in whole milliseconds, saturating.
