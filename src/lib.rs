@@ -5,6 +5,7 @@
 pub mod archive;
 mod b64;
 pub mod browser;
+pub mod agent_list;
 pub mod caption;
 mod checkpoint;
 pub mod cli;
