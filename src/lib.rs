@@ -2,10 +2,10 @@
 //!
 //! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
+pub mod agent_list;
 pub mod archive;
 mod b64;
 pub mod browser;
-pub mod agent_list;
 pub mod caption;
 mod checkpoint;
 pub mod cli;
