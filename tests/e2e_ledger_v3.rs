@@ -297,13 +297,13 @@ async fn a_v3_ledger_written_by_the_old_code_resumes() {
         ]
     );
 
-    // d) The ledger was migrated to schema 4 (then 5): every old job is douyin-web's, and
+    // d) The ledger was migrated to schema 4 (then 5, then 6): every old job is douyin-web's, and
     // the old post's id and address moved to post_id and post_url; every post is live.
     let db = env.ledger();
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let pending: Vec<i64> = column(&db, "SELECT id FROM jobs WHERE post_state IS NOT NULL");
     assert!(pending.is_empty());
     let platforms: Vec<String> = column(&db, "SELECT DISTINCT platform FROM jobs");

@@ -217,10 +217,6 @@ impl Tx<'_> {
         }
         Ok(())
     }
-
-    pub(crate) fn is_postgres(&self) -> bool {
-        self.db.is_postgres()
-    }
 }
 
 impl Drop for Tx<'_> {

@@ -258,9 +258,11 @@ impl Ledger {
             let pid: i64 = row.get(1)?;
             let heartbeat: i64 = row.get(2)?;
             let stopped: Option<i64> = row.get(3)?;
-            let alive = stopped.is_none() && heartbeat > now - self.lease_end(0);
+            let recent = stopped.is_none() && heartbeat > now - self.lease_end(0);
             let same_process = host == info.host && pid == i64::from(info.pid);
-            if alive && !same_process && !(host == info.host && !pid_alive(pid)) {
+            // On this host, a process that is gone is not alive, however recent its beat.
+            let gone_here = host == info.host && !pid_alive(pid);
+            if recent && !same_process && !gone_here {
                 return Err(LedgerError::AgentNameTaken {
                     name: info.name.clone(),
                     host,

@@ -1,15 +1,17 @@
 //! The shared ledger: a PostgreSQL connection that several agents use at once. The
 //! synchronous `postgres` client lives on a thread of its own, so the ledger can be called
 //! from anywhere (a command's main thread, `spawn_blocking`, a test) without nesting
-//! runtimes. A dropped connection is opened again before the next transaction. See
-//! docs/shared-ledger.md.
+//! runtimes. TLS follows the URL's `sslmode` (`prefer` by default, `require` to insist),
+//! with the server's certificate checked against the system's roots. A dropped connection
+//! is opened again before the next transaction. See docs/shared-ledger.md.
 
 use std::error::Error as StdError;
 use std::sync::mpsc;
 
 use bytes::BytesMut;
+use postgres::Client;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::db::{Row, Value, dollar_placeholders};
 use super::{LedgerError, schema};
@@ -34,6 +36,7 @@ pub(crate) struct PgConn {
 
 struct Session {
     config: postgres::Config,
+    tls: MakeRustlsConnect,
     client: Option<Client>,
     in_tx: bool,
 }
@@ -55,12 +58,14 @@ impl PgConn {
             .parse()
             .map_err(|e: postgres::Error| LedgerError::Postgres(format!("ledger URL: {e}")))?;
         let display = describe(&config);
+        let tls = tls()?;
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("ledger-postgres".into())
             .spawn(move || {
                 let mut session = Session {
                     config,
+                    tls,
                     client: None,
                     in_tx: false,
                 };
@@ -157,7 +162,7 @@ impl Session {
                         .into(),
                 ));
             }
-            let mut client = self.config.connect(NoTls).map_err(pg_error)?;
+            let mut client = self.config.connect(self.tls.clone()).map_err(pg_error)?;
             client.batch_execute(SESSION).map_err(pg_error)?;
             self.client = Some(client);
         }
@@ -165,6 +170,21 @@ impl Session {
             .as_mut()
             .ok_or_else(|| LedgerError::Postgres("no connection".into()))
     }
+}
+
+/// TLS for the connection: used when the server offers it (`sslmode=prefer`, the default)
+/// or required (`sslmode=require`); the certificate is checked against the system's roots.
+fn tls() -> Result<MakeRustlsConnect, LedgerError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let failed = |e: rustls::Error| LedgerError::Postgres(format!("cannot set up TLS: {e}"));
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(failed)?
+        .with_platform_verifier()
+        .map_err(failed)?
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// Creates the schema in an empty database, refuses a newer one, and upgrades an older
@@ -312,4 +332,47 @@ fn describe(config: &postgres::Config) -> String {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let db = config.get_dbname().unwrap_or("(default)");
     format!("{host}:{port}/{db}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Claim, Ledger, NewJob};
+    use crate::test_postgres::TestPostgres;
+
+    /// Connects (TLS offered, the test server answers plain: `sslmode=prefer`), creates the
+    /// schema, claims, and a second connection sees the schema as current.
+    #[test]
+    fn a_shared_ledger_opens_on_a_real_server_and_claims() {
+        let Some(pg) = TestPostgres::start() else {
+            return;
+        };
+        let url = pg.url();
+        let mut ledger = Ledger::open_postgres(&url, Upgrade::Refuse).unwrap();
+        assert!(ledger.is_shared());
+        assert!(
+            ledger
+                .path()
+                .to_string_lossy()
+                .starts_with("postgresql://127.0.0.1:")
+        );
+        let job = NewJob {
+            sha256: crate::domain::ContentHash::from_digest(&[7; 32]),
+            account: "main".into(),
+            platform: crate::domain::Platform::Tiktok,
+            video: "a.mp4".into(),
+            caption: None,
+            size: 10,
+        };
+        let Claim::New(record) = ledger.claim(&job, false).unwrap() else {
+            panic!("a new job")
+        };
+        assert_eq!(record.lease.fence, 1);
+        let other = Ledger::open_postgres(&url, Upgrade::Refuse).unwrap();
+        assert_eq!(other.job(record.id).unwrap().unwrap().sha256, job.sha256);
+        // The URL's password never shows: the location names host, port and database.
+        let with_password = url.replacen("postgres@", "postgres:hunter2@", 1);
+        let third = Ledger::open_postgres(&with_password, Upgrade::Refuse).unwrap();
+        assert!(!format!("{third:?} {}", third.path().display()).contains("hunter2"));
+    }
 }
