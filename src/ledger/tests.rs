@@ -97,6 +97,7 @@ macro_rules! both {
 }
 
 mod lease;
+mod lease_model;
 mod pg;
 
 fn hash(n: u8) -> ContentHash {

@@ -218,6 +218,14 @@ fn a_job_taken_over_refuses_every_write_of_the_agent_that_lost_it(backend: &Back
         );
         assert_eq!(snapshot(&a, job.id), before, "{name} wrote");
     }
+    // Nor does it give up the lease it lost.
+    a.held.insert(job.id, 1);
+    a.release(&[job.id]).unwrap();
+    assert_eq!(
+        snapshot(&a, job.id),
+        before,
+        "release freed another agent's lease"
+    );
     // Its renewal reports the job lost, and forgets it.
     a.held.insert(job.id, 1);
     assert_eq!(a.renew_leases().unwrap(), vec![job.id]);
