@@ -55,6 +55,9 @@ fn snapshot(ledger: &Ledger, id: JobId) -> Snapshot {
     )
 }
 
+/// One write of a job, to try as an agent that lost it.
+type Write = Box<dyn Fn(&mut Ledger) -> Result<(), LedgerError>>;
+
 fn info(name: &str, host: &str, pid: u32) -> AgentInfo {
     AgentInfo {
         name: name.into(),
@@ -144,7 +147,7 @@ fn a_job_taken_over_refuses_every_write_of_the_agent_that_lost_it(backend: &Back
 
     let before = snapshot(&a, job.id);
     let late = PathBuf::from("done/clip.mp4");
-    let writes: Vec<(&str, Box<dyn Fn(&mut Ledger) -> Result<(), LedgerError>>)> = vec![
+    let writes: Vec<(&str, Write)> = vec![
         (
             "record_step",
             Box::new(|l| l.record_step(job.id, &st("upload"), &json!({}), false)),
