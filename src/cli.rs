@@ -95,7 +95,7 @@ pub enum Command {
         account: Option<String>,
     },
     /// The ledger: `rebuild` restores published posts from the receipts in done/ and
-    /// duplicates/
+    /// duplicates/; `migrate` upgrades a shared ledger's schema
     Ledger {
         #[command(subcommand)]
         action: LedgerAction,
@@ -139,6 +139,10 @@ pub enum LedgerAction {
     /// Record every post named by a receipt in done/ and duplicates/, so that the same
     /// videos are duplicates again (after the ledger was lost)
     Rebuild,
+    /// Upgrade the ledger's schema to this dropcast's (needed once for a shared PostgreSQL
+    /// ledger, from any machine; a SQLite ledger is upgraded whenever it is opened) and say
+    /// which version it is at
+    Migrate,
 }
 
 /// Parses the command line and runs it.
@@ -226,6 +230,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger {
             action: LedgerAction::Rebuild,
         } => ledger_rebuild_cmd(cli.config.as_deref()).await,
+        Command::Ledger {
+            action: LedgerAction::Migrate,
+        } => ledger_migrate_cmd(cli.config.as_deref()),
         Command::Validate { captions } => Ok(validate_cmd(cli.config.as_deref(), &captions)),
         Command::Sandbox { addr, allow_remote } => sandbox_cmd(addr, allow_remote).await,
     }
@@ -741,6 +748,17 @@ async fn ledger_rebuild_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     for (path, reason) in &report.unreadable {
         println!("  unreadable {}: {reason}", path.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dropcast ledger migrate`: upgrades the configured ledger's schema and says from which
+/// version (see `Ledger::migrate_configured`).
+fn ledger_migrate_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let migrated =
+        tokio::task::block_in_place(|| crate::ledger::Ledger::migrate_configured(&config))
+            .map_err(FatalError::from)?;
+    println!("{migrated}");
     Ok(ExitCode::SUCCESS)
 }
 

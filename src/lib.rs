@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
+pub mod agent_list;
 pub mod archive;
 mod b64;
 pub mod browser;

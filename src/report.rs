@@ -26,6 +26,11 @@
 //! - `scheduled[]`: posts that go public later: `file`, `sha256`, `account`,
 //!   `publish_at`, `platform`, `post_id`, `url`, and `aweme_id` (the post id) for Douyin.
 //! - `paused_accounts[]`: `account`, `reason`, `since`.
+//! - `agents[]`: every agent that used the ledger: `name`, `host`, `pid`, `version`,
+//!   `started_at`, `heartbeat_at`, `heartbeat_age_seconds`, `stopped`, `alive` (no
+//!   goodbye and a heartbeat within two leases), `jobs[]` (`id`, `file`: the jobs whose
+//!   lease it holds); `ledger_shared`: the ledger is on PostgreSQL. The text output lists
+//!   the agents only when there are several or the ledger is shared.
 //! - `failed[]` (newest first; failures whose video was published since are left out)
 //!   and `unconfirmed[]`: `file`, `sha256`, `account`, `step`, `class`, `reason`,
 //!   `hint`, `retry` (the command that puts the job back), `at`.
@@ -42,6 +47,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::agent_list::{AgentEntry, AgentList};
 use crate::config::Config;
 use crate::domain::{Platform, PostState, StepName};
 use crate::ledger::{JobState, Ledger, LedgerError};
@@ -78,6 +84,10 @@ pub struct StatusReport {
     pub unconfirmed: Vec<ProblemJob>,
     /// Posts awaiting moderation, and inbox drafts of the last week, newest first.
     pub not_public: Vec<NotPublicPost>,
+    /// Every agent that used the ledger (see [`crate::agent_list`]).
+    pub agents: Vec<AgentEntry>,
+    /// The ledger is shared (PostgreSQL).
+    pub ledger_shared: bool,
 }
 
 /// A post that exists but is not public (yet): its public id comes after moderation, or
@@ -323,7 +333,13 @@ pub fn status_at(config: &Config, now: SystemTime) -> Result<StatusReport, Repor
         None => LedgerPart::default(),
     };
     let model = Model::assemble(part, snapshot.as_ref(), now);
-    Ok(StatusReport::from_model(model, agent))
+    let mut report = StatusReport::from_model(model, agent);
+    if let Some(l) = &ledger {
+        let list = AgentList::read(l, SystemTime::from(now.offset_date_time()))?;
+        report.agents = list.agents;
+        report.ledger_shared = list.shared;
+    }
+    Ok(report)
 }
 
 impl StatusReport {
@@ -443,6 +459,8 @@ impl StatusReport {
                     published_at: p.published_at,
                 })
                 .collect(),
+            agents: Vec::new(),
+            ledger_shared: false,
         }
     }
 }
@@ -800,7 +818,64 @@ pub fn render_status(r: &StatusReport, width: Option<usize>) -> String {
 
     problems(&mut out, "Failed", &r.failed, now_s, width);
     problems(&mut out, "Unconfirmed", &r.unconfirmed, now_s, width);
+    agents(&mut out, r, width);
     out
+}
+
+/// Every agent using the ledger, when there are several or the ledger is shared.
+fn agents(out: &mut String, r: &StatusReport, width: Option<usize>) {
+    let list = AgentList {
+        shared: r.ledger_shared,
+        agents: r.agents.clone(),
+    };
+    if !list.worth_showing() {
+        return;
+    }
+    let alive = r.agents.iter().filter(|a| a.alive).count();
+    let note =
+        format!("{alive} alive; a silent agent's jobs are taken over when their leases expire");
+    section(out, width, "Agents", r.agents.len(), Some(&note));
+    let mut t = Table::new(&[
+        "AGENT",
+        "HOST",
+        "PID",
+        "VERSION",
+        "HEARTBEAT",
+        "STATE",
+        "JOBS",
+    ]);
+    t.shrink(1, Keep::End);
+    for a in &r.agents {
+        let jobs: Vec<String> = a
+            .jobs
+            .iter()
+            .map(|j| match j.file.as_str() {
+                "" => format!("#{}", j.id),
+                file => format!("#{} {}", j.id, clean(file)),
+            })
+            .collect();
+        let mut notes: Vec<Note> = Vec::new();
+        if jobs.len() > 1 {
+            notes.push(("jobs:", jobs.join(", ")));
+        }
+        t.row_with_notes(
+            vec![
+                clean(&a.name),
+                clean(&a.host),
+                a.pid.to_string(),
+                clean(&a.version),
+                format!("{} ago", fmt_secs(a.heartbeat_age_seconds)),
+                a.state().to_string(),
+                match jobs.len() {
+                    0 => "-".into(),
+                    1 => jobs[0].clone(),
+                    n => n.to_string(),
+                },
+            ],
+            notes,
+        );
+    }
+    t.render(out, width);
 }
 
 fn problems(out: &mut String, title: &str, jobs: &[ProblemJob], now_s: i64, width: Option<usize>) {
@@ -1204,5 +1279,93 @@ mod tests {
         assert!(out.lines().all(|l| display_width(l) <= 30), "{out}");
         assert!(out.contains("…"), "{out}");
         assert!(out.contains("clip.mp4"), "{out}");
+    }
+
+    fn report_with_agents(agents: Vec<AgentEntry>, shared: bool) -> StatusReport {
+        let agent = AgentStatus {
+            running: false,
+            pid: None,
+            host: None,
+            since: None,
+            holder: None,
+            watching: None,
+            live: LiveStatus {
+                state: LiveState::Missing,
+                updated_at: None,
+                age_seconds: None,
+                pid: None,
+                problem: None,
+            },
+        };
+        let model = Model::assemble(LedgerPart::default(), None, UtcTime::now());
+        let mut r = StatusReport::from_model(model, agent);
+        r.agents = agents;
+        r.ledger_shared = shared;
+        r
+    }
+
+    fn entry(name: &str, alive: bool, stopped: bool, jobs: &[(i64, &str)]) -> AgentEntry {
+        AgentEntry {
+            name: name.into(),
+            host: format!("{name}.lan"),
+            pid: 4242,
+            version: "1.2.3".into(),
+            started_at: UtcTime::now(),
+            heartbeat_at: UtcTime::now(),
+            heartbeat_age_seconds: 12,
+            stopped,
+            alive,
+            jobs: jobs
+                .iter()
+                .map(|(id, file)| crate::agent_list::HeldJob {
+                    id: *id,
+                    file: (*file).into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn agents_are_listed_when_several_share_the_ledger() {
+        let r = report_with_agents(
+            vec![
+                entry("host-a", true, false, &[(7, "clips/a.mp4")]),
+                entry("host-b", false, true, &[]),
+                entry("host-c", false, false, &[(8, "b.mp4"), (9, "c.mp4")]),
+            ],
+            false,
+        );
+        let out = render_status(&r, None);
+        assert!(out.contains("Agents (3): 1 alive"), "{out}");
+        let row = |name: &str| out.lines().find(|l| l.contains(name)).unwrap().to_owned();
+        let a = row("host-a ");
+        for word in [
+            "host-a.lan",
+            "4242",
+            "1.2.3",
+            "12s ago",
+            "alive",
+            "#7 clips/a.mp4",
+        ] {
+            assert!(a.contains(word), "{word}: {a}");
+        }
+        assert!(row("host-b ").contains("stopped"), "{out}");
+        assert!(row("host-c ").contains("silent"), "{out}");
+        assert!(row("jobs:").ends_with("#8 b.mp4, #9 c.mp4"), "{out}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["agents"][0]["jobs"][0]["id"], 7);
+        assert_eq!(json["agents"][1]["stopped"], true);
+    }
+
+    #[test]
+    fn one_agent_on_sqlite_shows_no_agents_section_but_json_lists_it() {
+        let r = report_with_agents(vec![entry("solo", true, false, &[])], false);
+        let out = render_status(&r, None);
+        assert!(!out.contains("Agents"), "{out}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["agents"][0]["name"], "solo");
+        // A shared ledger lists even one agent.
+        let r = report_with_agents(vec![entry("solo", true, false, &[])], true);
+        assert!(render_status(&r, None).contains("Agents (1)"));
     }
 }

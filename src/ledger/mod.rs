@@ -25,6 +25,7 @@ mod db;
 mod lease;
 mod postgres;
 mod schema;
+mod shared;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +41,7 @@ pub(crate) use lease::DEFAULT_TTL as DEFAULT_LEASE;
 pub(crate) use lease::{AgentInfo, AgentRow, Lease, default_agent_name as host_name};
 pub(crate) use postgres::Upgrade;
 pub(crate) use schema::VERSION as SCHEMA_VERSION;
+pub(crate) use shared::SharedPause;
 use sqlite::FileId;
 
 /// A job's row id.
@@ -309,7 +311,7 @@ pub enum LedgerError {
         pid: i64,
     },
     #[error(
-        "the ledger was written by a newer dropcast (schema {found}; this one knows up to {supported})"
+        "the ledger was written by a newer dropcast (schema {found}; this one knows up to {supported}): upgrade dropcast to the version that wrote it (on every machine sharing the ledger); a ledger is never downgraded"
     )]
     NewerSchema { found: i64, supported: i64 },
     #[error(

@@ -26,6 +26,8 @@ pub struct Pause {
     checked: Instant,
     /// The renewal file's mtime when the account was last tried.
     renewal_stamp: Option<SystemTime>,
+    /// The other agent that paused it (through the shared ledger); `None`: this one.
+    pub(crate) by: Option<String>,
 }
 
 /// How an account's login is renewed while the agent runs, so that a paused account is
@@ -142,6 +144,16 @@ impl Accounts {
     /// Pauses an account. Returns `true` when it was running until now (say so loudly
     /// once, not for every job).
     pub fn pause(&self, name: &str, reason: &str) -> bool {
+        self.pause_as(name, reason, None)
+    }
+
+    /// Pauses an account another agent (`by`) paused in the shared ledger; `true` when it
+    /// was running here until now.
+    pub(crate) fn pause_from(&self, name: &str, reason: &str, by: &str) -> bool {
+        self.pause_as(name, reason, Some(by.to_owned()))
+    }
+
+    fn pause_as(&self, name: &str, reason: &str, by: Option<String>) -> bool {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(name) else {
             return false;
@@ -154,6 +166,7 @@ impl Accounts {
             since: SystemTime::now(),
             checked: Instant::now(),
             renewal_stamp: entry.renewal.stamp(),
+            by,
         });
         true
     }

@@ -268,7 +268,9 @@ async fn register(ctx: &Context) -> Result<(), FatalError> {
                 name: l.agent_name().to_owned(),
                 ..info
             };
-            l.register_agent(&info)
+            l.register_agent(&info)?;
+            // A restart tries its accounts again, as it always did.
+            l.forget_own_pauses()
         })
         .await;
     registered.map_err(FatalError::from)?;
@@ -343,6 +345,11 @@ async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudg
     let mut requeued = stamp(&marker);
     loop {
         tick.tick().await;
+        for name in super::shared_pause::sync(&ctx).await {
+            if resumed.send(Nudge::Resumed(name)).is_err() {
+                return;
+            }
+        }
         let paused = ctx
             .accounts
             .paused_list()
@@ -368,6 +375,7 @@ async fn recheck_accounts(ctx: Arc<Context>, resumed: mpsc::UnboundedSender<Nudg
             match due.backend.check_account(&due.account).await {
                 Ok(_) => {
                     ctx.accounts.resume(&due.name);
+                    super::shared_pause::clear(&ctx, &due.name).await;
                     info!(account = %due.name, "the account works again; its queued videos go on");
                     if resumed.send(Nudge::Resumed(due.name)).is_err() {
                         return;

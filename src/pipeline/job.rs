@@ -292,6 +292,7 @@ async fn run_target(
             return failed(ctx, job, JobFailure::caption(reason)).await;
         }
     };
+    super::shared_pause::adopt(ctx, &job.account).await;
     let account = match usable_account(ctx, &job) {
         Ok(account) => account,
         Err(held) => return Turn::Open(held),
@@ -524,6 +525,7 @@ async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
         }
         Stop::Paused(what, reason) => {
             if ctx.accounts.pause(&job.account, &reason) {
+                super::shared_pause::publish(ctx, &job.account, &reason).await;
                 let fix = match what {
                     Expired::Posting => {
                         "nothing to do: it resumes once the platform lets it post".to_owned()

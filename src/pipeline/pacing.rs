@@ -1,5 +1,6 @@
 //! `publish.min_interval`: at least this long between two posts of one account, across
-//! restarts (the ledger remembers the last send).
+//! restarts and across every agent sharing the ledger (the ledger books each post's slot,
+//! see `Ledger::book_post_slot`); in memory only when the ledger cannot answer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,15 +20,46 @@ impl PostPacer {
     }
 }
 
-/// Waits until `publish.min_interval` has passed since this account's last post, then
-/// books the slot for the post about to be sent. The last post is this process's own,
-/// else the ledger's latest step-5 send for the account (answered or not), so a restart
-/// (even after `kill -9`) keeps the interval.
+/// Waits until `publish.min_interval` has passed since this account's last post, by
+/// whichever agent: the ledger books the slot (after the last slot booked and the last
+/// step-5 send for the account, answered or not), so restarts (even after `kill -9`) and
+/// other agents keep the interval. A ledger that cannot book falls back to this process's
+/// own memory of its posts.
 pub(crate) async fn wait_post_slot(ctx: &Context, account: &str) {
     let interval = ctx.config.publish.min_interval;
     if interval.is_zero() {
         return;
     }
+    if ctx.ledger.is_some() {
+        let name = account.to_string();
+        match ctx.ledger(move |l| l.book_post_slot(&name, interval)).await {
+            Ok(slot) => {
+                let wait = slot
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                if !wait.is_zero() {
+                    log_wait(account, wait);
+                    tokio::time::sleep(wait).await;
+                }
+                ctx.pacer.last().insert(account.to_string(), Instant::now());
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(account, reason = %e, "cannot book the post slot in the ledger; publish.min_interval is kept by this agent alone");
+            }
+        }
+    }
+    wait_in_memory(ctx, account, interval).await;
+}
+
+fn log_wait(account: &str, wait: Duration) {
+    let secs = Duration::from_secs(wait.as_secs());
+    tracing::info!(account, wait = %humantime::format_duration(secs), "waiting for publish.min_interval");
+}
+
+/// The interval as this process alone keeps it: since its own last post, else the
+/// ledger's last send.
+async fn wait_in_memory(ctx: &Context, account: &str, interval: Duration) {
     recall_last_post(ctx, account, interval).await;
     loop {
         let wait = {
@@ -43,8 +75,7 @@ pub(crate) async fn wait_post_slot(ctx: &Context, account: &str) {
         };
         match wait {
             Some(d) => {
-                let secs = Duration::from_secs(d.as_secs());
-                tracing::info!(account, wait = %humantime::format_duration(secs), "waiting for publish.min_interval");
+                log_wait(account, d);
                 tokio::time::sleep(d).await;
             }
             None => return,

@@ -144,6 +144,7 @@
       el("td", {}, h.video), el("td", { class: "reason" }, h.reason), el("td", {}, when(h.since))));
     fill("paused", v.paused_accounts, (p) => el("tr", {},
       el("td", {}, p.account), el("td", {}, p.reason), el("td", {}, when(p.since))));
+    agents(v);
     logins(v.login_codes || []);
     fill("failures", v.failures, problemRow);
     fill("unconfirmed", v.unconfirmed, problemRow);
@@ -151,6 +152,17 @@
       el("td", {}, when(p.published_at)), el("td", {}, p.video), el("td", {}, p.account),
       el("td", {}, postLink(p)), hashCell(p.sha256)));
     document.body.dataset.loaded = "1";
+  }
+
+  // Every agent sharing the ledger; shown when there are several or the ledger is shared.
+  function agents(v) {
+    const list = v.agents || [];
+    document.getElementById("agents").hidden = !(v.ledger_shared || list.length > 1);
+    fill("agents", list, (a) => el("tr", { "data-agent": a.name, "data-state": a.alive ? "alive" : (a.stopped ? "stopped" : "silent") },
+      el("td", {}, a.name), el("td", {}, a.host + " · pid " + a.pid), el("td", {}, a.version),
+      el("td", {}, when(a.heartbeat_at)),
+      el("td", { class: "state" }, a.alive ? "alive" : (a.stopped ? "stopped" : "silent")),
+      el("td", {}, a.jobs.map((j) => "#" + j.id + (j.file ? " " + j.file : "")).join(", "))));
   }
 
   // The QR codes `dropcast login` waits on; the section shows only while there are some.

@@ -129,7 +129,40 @@ pub fn render(view: &JobsView, counters: &Counters) -> String {
         &[],
         view.paused_accounts.len() as f64,
     );
+    agents(&mut out, view);
     out.0
+}
+
+/// Per agent that used the ledger: who it is, and how many job leases it holds.
+fn agents(out: &mut Out, view: &JobsView) {
+    out.header(
+        "dropcast_agent_info",
+        "gauge",
+        "1 per agent that used the ledger, alive or not; labels say who it is.",
+    );
+    for a in &view.agents {
+        out.sample(
+            "dropcast_agent_info",
+            &[
+                ("agent", &a.name),
+                ("host", &a.host),
+                ("version", &a.version),
+            ],
+            1.0,
+        );
+    }
+    out.header(
+        "dropcast_leases_held",
+        "gauge",
+        "Jobs whose live lease each agent holds.",
+    );
+    for a in &view.agents {
+        out.sample(
+            "dropcast_leases_held",
+            &[("agent", &a.name)],
+            a.jobs.len() as f64,
+        );
+    }
 }
 
 struct Out(String);
@@ -233,5 +266,57 @@ mod tests {
         assert!(text.contains("x_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");
         assert!(text.contains("x_seconds_sum 42.5\n"), "{text}");
         assert!(text.contains("x_seconds_count 2\n"), "{text}");
+    }
+
+    #[test]
+    fn every_agent_has_its_info_and_its_leases() {
+        use crate::agent_list::{AgentEntry, HeldJob};
+        use crate::read_model::{LedgerPart, Model};
+        use crate::receipt::UtcTime;
+        let model = Model::assemble(LedgerPart::default(), None, UtcTime::now());
+        let agent = super::super::view::AgentView {
+            pid: 1,
+            started_at: None,
+            updated_at: None,
+            watching: String::new(),
+            sandbox: true,
+        };
+        let mut view = JobsView::from_model(model, agent);
+        let entry = |name: &str, jobs: Vec<HeldJob>| AgentEntry {
+            name: name.into(),
+            host: "nas \"b\"".into(),
+            pid: 1,
+            version: "0.9.0".into(),
+            started_at: UtcTime::now(),
+            heartbeat_at: UtcTime::now(),
+            heartbeat_age_seconds: 0,
+            stopped: false,
+            alive: true,
+            jobs,
+        };
+        let held = |id| HeldJob {
+            id,
+            file: String::new(),
+        };
+        view.agents = vec![entry("a", vec![held(1), held(2)]), entry("b", vec![])];
+        let text = render(&view, &Counters::default());
+        assert!(
+            text.contains(
+                "dropcast_agent_info{agent=\"a\",host=\"nas \\\"b\\\"\",version=\"0.9.0\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("dropcast_leases_held{agent=\"a\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dropcast_leases_held{agent=\"b\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE dropcast_leases_held gauge\n"),
+            "{text}"
+        );
     }
 }

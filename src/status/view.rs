@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::agent_list::{AgentEntry, AgentList};
 use crate::domain::{Platform, PostState, StepName};
 use crate::ledger::{JobState, LedgerError};
 use crate::pipeline::Context;
@@ -43,6 +44,11 @@ pub struct JobsView {
     pub unconfirmed: Vec<ProblemJob>,
     /// Published jobs, most recent first.
     pub recent_posts: Vec<PostedJob>,
+    /// Every agent that used the ledger, with the jobs each holds (see
+    /// [`crate::agent_list`]).
+    pub agents: Vec<AgentEntry>,
+    /// The ledger is shared (PostgreSQL): the dashboard lists the agents even when one.
+    pub ledger_shared: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,7 +145,12 @@ pub async fn collect(ctx: &Arc<Context>) -> Result<(JobsView, Counters), ViewErr
         max_problems: MAX_FAILURES,
         scheduled: false,
     };
-    let part = ctx.ledger(move |l| LedgerPart::read(l, &query)).await?;
+    let (part, agents) = ctx
+        .ledger(move |l| {
+            let agents = AgentList::read(l, std::time::SystemTime::now())?;
+            Ok((LedgerPart::read(l, &query)?, agents))
+        })
+        .await?;
     let snapshot = ctx.live.snapshot();
     let agent = AgentView {
         pid: snapshot.pid,
@@ -156,6 +167,8 @@ pub async fn collect(ctx: &Arc<Context>) -> Result<(JobsView, Counters), ViewErr
     .await
     .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
     let mut view = JobsView::from_model(model, agent);
+    view.agents = agents.agents;
+    view.ledger_shared = agents.shared;
     let ctx = Arc::clone(ctx);
     view.login_codes = tokio::task::spawn_blocking(move || login_code::waiting(&ctx.config))
         .await
@@ -246,6 +259,8 @@ impl JobsView {
                     publish_at: p.publish_at,
                 })
                 .collect(),
+            agents: Vec::new(),
+            ledger_shared: false,
         }
     }
 }
