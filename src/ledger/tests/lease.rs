@@ -56,7 +56,7 @@ fn snapshot(ledger: &Ledger, id: JobId) -> Snapshot {
 }
 
 /// One write of a job, to try as an agent that lost it.
-type Write = Box<dyn Fn(&mut Ledger) -> Result<(), LedgerError>>;
+type Write<'a> = Box<dyn Fn(&mut Ledger) -> Result<(), LedgerError> + 'a>;
 
 fn info(name: &str, host: &str, pid: u32) -> AgentInfo {
     AgentInfo {
