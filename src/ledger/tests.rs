@@ -1,6 +1,10 @@
 //! The ledger's tests: the same suite on SQLite and on PostgreSQL where it is backend-neutral.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::*;
+use crate::test_postgres::TestPostgres;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -12,7 +16,89 @@ impl Ledger {
             Db::Postgres(_) => panic!("not an SQLite ledger"),
         }
     }
+
+    /// Runs `sql` (`?N` placeholders) on either database, behind the ledger's back.
+    fn raw(&self, sql: &str, params: &[db::Value]) -> Result<u64, LedgerError> {
+        self.db.execute(sql, params)
+    }
 }
+
+/// Where one test's ledger lives. Each [`open`](Backend::open) is another handle on it: a
+/// restart, or (named with `set_agent`) another agent sharing the ledger.
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    /// The URL of the test's own database on this process's PostgreSQL server.
+    Postgres(String),
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// An empty database of its own for test `name`; `None` when PostgreSQL is not
+    /// installed (`TestPostgres::start` said so, loudly outside CI).
+    fn postgres(name: &str) -> Option<Backend> {
+        static SERVER: OnceLock<Option<TestPostgres>> = OnceLock::new();
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let server = SERVER.get_or_init(TestPostgres::start).as_ref()?;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name: String = name.chars().take(50).collect();
+        Some(Backend::Postgres(
+            server.create_database(&format!("t{n}_{name}")),
+        ))
+    }
+
+    fn open(&self) -> Ledger {
+        match self {
+            Backend::Sqlite(dir) => Ledger::open(dir.path()).expect("open"),
+            Backend::Postgres(url) => Ledger::open_postgres(url, Upgrade::Refuse).expect("open"),
+        }
+    }
+
+    /// Deletes every row of a PostgreSQL ledger (an SQLite one is emptied by a new
+    /// `Backend::sqlite()`).
+    fn empty(&self) {
+        self.open()
+            .raw(
+                "TRUNCATE jobs, steps, upload_sessions, upload_parts, agents, accounts, notes \
+                 RESTART IDENTITY CASCADE",
+                p![],
+            )
+            .expect("truncate");
+    }
+
+    /// A handle writing as agent `name` with leases of `ttl`.
+    fn agent(&self, name: &str, ttl: Duration) -> Ledger {
+        let mut ledger = self.open();
+        ledger.set_agent(name, ttl);
+        ledger
+    }
+}
+
+/// `both!(name);` above `fn name(backend: &Backend)` makes the tests `name::sqlite` and
+/// `name::postgres`, each on a fresh ledger of its own.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&super::Backend::sqlite());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(backend) = super::Backend::postgres(stringify!($name)) {
+                    super::$name(&backend);
+                }
+            }
+        }
+    };
+}
+
+mod lease;
+mod lease_model;
+mod pg;
 
 fn hash(n: u8) -> ContentHash {
     ContentHash::from_digest(&[n; 32])
@@ -65,9 +151,9 @@ fn live_states_sql_matches_is_live() {
     assert_eq!(JobState::parse("Active"), None);
 }
 
-#[test]
-fn one_plan_for_every_target_of_a_drop_each_finished_by_its_state() {
-    let (_dir, mut ledger) = open_temp();
+both!(one_plan_for_every_target_of_a_drop_each_finished_by_its_state);
+fn one_plan_for_every_target_of_a_drop_each_finished_by_its_state(backend: &Backend) {
+    let mut ledger = backend.open();
     let posted = claimed_new(
         ledger
             .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -126,9 +212,9 @@ fn one_plan_for_every_target_of_a_drop_each_finished_by_its_state() {
     );
 }
 
-#[test]
-fn claim_new_then_resume_same_video() {
-    let (_dir, mut ledger) = open_temp();
+both!(claim_new_then_resume_same_video);
+fn claim_new_then_resume_same_video(backend: &Backend) {
+    let mut ledger = backend.open();
     let job = claimed_new(
         ledger
             .claim(&new_job(1, "main", "a/clip.mp4"), false)
@@ -155,9 +241,9 @@ fn claim_new_then_resume_same_video() {
     assert_eq!(ledger.jobs_in(&JobState::ALL).unwrap().len(), 1);
 }
 
-#[test]
-fn resume_updates_a_moved_caption() {
-    let (_dir, mut ledger) = open_temp();
+both!(resume_updates_a_moved_caption);
+fn resume_updates_a_moved_caption(backend: &Backend) {
+    let mut ledger = backend.open();
     let job = claimed_new(
         ledger
             .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -172,9 +258,9 @@ fn resume_updates_a_moved_caption() {
     assert_eq!(resumed.caption, Some(PathBuf::from("caption.yaml")));
 }
 
-#[test]
-fn claim_duplicate_of_other_path_and_of_done_job() {
-    let (_dir, mut ledger) = open_temp();
+both!(claim_duplicate_of_other_path_and_of_done_job);
+fn claim_duplicate_of_other_path_and_of_done_job(backend: &Backend) {
+    let mut ledger = backend.open();
     let first = claimed_new(
         ledger
             .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -217,9 +303,11 @@ fn claim_duplicate_of_other_path_and_of_done_job() {
     );
 }
 
-#[test]
-fn a_post_awaiting_moderation_gets_its_public_id_later_and_an_inbox_draft_keeps_its_state() {
-    let (_dir, mut ledger) = open_temp();
+both!(a_post_awaiting_moderation_gets_its_public_id_later_and_an_inbox_draft_keeps_its_state);
+fn a_post_awaiting_moderation_gets_its_public_id_later_and_an_inbox_draft_keeps_its_state(
+    backend: &Backend,
+) {
+    let mut ledger = backend.open();
     let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
     let b = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
     // A pending post never carries an address; a live one always does.
@@ -257,9 +345,9 @@ fn a_post_awaiting_moderation_gets_its_public_id_later_and_an_inbox_draft_keeps_
     assert!(ledger.record_public_post(a.id, &post("7302")).is_err());
 }
 
-#[test]
-fn allow_duplicates_creates_a_second_live_job() {
-    let (_dir, mut ledger) = open_temp();
+both!(allow_duplicates_creates_a_second_live_job);
+fn allow_duplicates_creates_a_second_live_job(backend: &Backend) {
+    let mut ledger = backend.open();
     let first = claimed_new(ledger.claim(&new_job(1, "main", "clip.mp4"), true).unwrap());
     ledger.mark_published(first.id, &post("7001")).unwrap();
     ledger
@@ -284,9 +372,9 @@ fn allow_duplicates_creates_a_second_live_job() {
     ));
 }
 
-#[test]
-fn failed_abandoned_and_duplicate_jobs_do_not_block() {
-    let (_dir, mut ledger) = open_temp();
+both!(failed_abandoned_and_duplicate_jobs_do_not_block);
+fn failed_abandoned_and_duplicate_jobs_do_not_block(backend: &Backend) {
+    let mut ledger = backend.open();
     let a = claimed_new(
         ledger
             .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -324,9 +412,9 @@ fn failed_abandoned_and_duplicate_jobs_do_not_block() {
     ));
 }
 
-#[test]
-fn illegal_transitions_are_refused_and_write_nothing() {
-    let (_dir, mut ledger) = open_temp();
+both!(illegal_transitions_are_refused_and_write_nothing);
+fn illegal_transitions_are_refused_and_write_nothing(backend: &Backend) {
+    let mut ledger = backend.open();
     let a = claimed_new(
         ledger
             .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -390,9 +478,9 @@ fn illegal_transitions_are_refused_and_write_nothing() {
     assert_eq!(b.error, None);
 }
 
-#[test]
-fn steps_attempts_forget_and_history() {
-    let (_dir, mut ledger) = open_temp();
+both!(steps_attempts_forget_and_history);
+fn steps_attempts_forget_and_history(backend: &Backend) {
+    let mut ledger = backend.open();
     let a = claimed_new(
         ledger
             .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -443,9 +531,11 @@ fn steps_attempts_forget_and_history() {
 
 // The dead-end `retry` of a TikTok job whose publish_id FAILED: forget_steps refused
 // after the publish mark, so the job polled the dead publish_id forever.
-#[test]
-fn a_void_upload_forgets_steps_session_and_the_publish_mark_of_an_active_job_only() {
-    let (_dir, mut ledger) = open_temp();
+both!(a_void_upload_forgets_steps_session_and_the_publish_mark_of_an_active_job_only);
+fn a_void_upload_forgets_steps_session_and_the_publish_mark_of_an_active_job_only(
+    backend: &Backend,
+) {
+    let mut ledger = backend.open();
     let a = claimed_new(
         ledger
             .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -482,12 +572,10 @@ fn a_void_upload_forgets_steps_session_and_the_publish_mark_of_an_active_job_onl
     assert!(ledger.job(b.id).unwrap().unwrap().posted_without_id());
 }
 
-#[test]
-fn reopen_after_drop_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
+both!(reopen_after_drop_keeps_everything);
+fn reopen_after_drop_keeps_everything(backend: &Backend) {
     let (id, before) = {
-        let mut ledger = Ledger::open(&state).unwrap();
+        let mut ledger = backend.open();
         let a = claimed_new(
             ledger
                 .claim(&new_job(1, "main", "clip.mp4"), false)
@@ -500,7 +588,7 @@ fn reopen_after_drop_keeps_everything() {
         ledger.mark_publish_sent(a.id).unwrap();
         (a.id, ledger.job(a.id).unwrap().unwrap())
     };
-    let mut ledger = Ledger::open(&state).unwrap();
+    let mut ledger = backend.open();
     let after = ledger.job(id).unwrap().unwrap();
     assert_eq!(after, before);
     assert!(after.publish_in_doubt());
@@ -609,16 +697,16 @@ fn unique_index_refuses_a_second_live_job_even_via_raw_sql() {
 }
 
 #[cfg(unix)]
-#[test]
-fn non_utf8_paths_round_trip() {
+both!(non_utf8_paths_round_trip);
+#[cfg(unix)]
+fn non_utf8_paths_round_trip(backend: &Backend) {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
-    let dir = tempfile::tempdir().unwrap();
     let video = PathBuf::from(OsStr::from_bytes(b"sub/\xff\xfeclip.mp4"));
     let caption = PathBuf::from(OsStr::from_bytes(b"sub/\xff\xfeclip.yaml"));
     let archived = PathBuf::from(OsStr::from_bytes(b"done/sub/\xff\xfeclip-1.mp4"));
     let id = {
-        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let mut ledger = backend.open();
         let job = NewJob {
             sha256: hash(7),
             account: "main".into(),
@@ -632,7 +720,7 @@ fn non_utf8_paths_round_trip() {
         ledger.mark_done(a.id, &archived).unwrap();
         a.id
     };
-    let ledger = Ledger::open(dir.path()).unwrap();
+    let ledger = backend.open();
     let job = ledger.job(id).unwrap().unwrap();
     assert_eq!(job.video, video);
     assert_eq!(job.caption, Some(caption));
@@ -653,9 +741,9 @@ fn pending_ids(ledger: &Ledger) -> Vec<JobId> {
         .collect()
 }
 
-#[test]
-fn archive_plans_are_pending_until_the_archive_is_recorded() {
-    let (_dir, mut ledger) = open_temp();
+both!(archive_plans_are_pending_until_the_archive_is_recorded);
+fn archive_plans_are_pending_until_the_archive_is_recorded(backend: &Backend) {
+    let mut ledger = backend.open();
     let published = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
     let failed = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
     let Claim::Duplicate { job: dup, .. } = ledger
@@ -750,17 +838,16 @@ fn archive_plans_are_pending_until_the_archive_is_recorded() {
     assert!(refused(&mut ledger, unsure.id));
 }
 
-#[test]
-fn pending_archives_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
+both!(pending_archives_survive_a_restart);
+fn pending_archives_survive_a_restart(backend: &Backend) {
     let id = {
-        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let mut ledger = backend.open();
         let a = claimed_new(ledger.claim(&new_job(1, "main", "a.mp4"), false).unwrap());
         ledger.mark_published(a.id, &post("5")).unwrap();
         ledger.set_archive_plan(a.id, &a_plan(0)).unwrap();
         a.id
     };
-    let mut ledger = Ledger::open(dir.path()).unwrap();
+    let mut ledger = backend.open();
     let pending = ledger.pending_archives().unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!((pending[0].0.id, &pending[0].1), (id, &a_plan(0)));
@@ -1061,83 +1148,128 @@ fn check_invariants(ledger: &Ledger) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Plays `ops` on one agent's ledger at `backend` (empty), checking the invariants after
+/// each.
+fn run_ops(backend: &Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut ledger = backend.open();
+    let mut next_post = 0u32;
+    for op in ops {
+        let ids: Vec<JobId> = ledger
+            .jobs_in(&JobState::ALL)
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        if ids.is_empty() && !matches!(op, Op::Claim { .. } | Op::Reopen) {
+            continue;
+        }
+        let pick = |p: usize| ids[p % ids.len()];
+        match op {
+            Op::Claim {
+                content,
+                account,
+                path,
+            } => {
+                let job = NewJob {
+                    sha256: hash(content),
+                    account: format!("acct{account}"),
+                    platform: Platform::DouyinWeb,
+                    video: PathBuf::from(format!("v{path}.mp4")),
+                    caption: None,
+                    size: 10,
+                };
+                let live_before = ledger
+                    .jobs_in(&JobState::ALL)
+                    .unwrap()
+                    .into_iter()
+                    .any(|j| {
+                        j.state.is_live() && j.sha256 == job.sha256 && j.account == job.account
+                    });
+                let claim = ledger.claim(&job, false).unwrap();
+                match &claim {
+                    Claim::New(j) => prop_assert!(!live_before && j.state == JobState::Active),
+                    Claim::Resume(j) => prop_assert!(live_before && j.video == job.video),
+                    Claim::Duplicate { job: j, earlier } => {
+                        prop_assert!(live_before && earlier.state.is_live());
+                        prop_assert_eq!(j.duplicate_of, Some(earlier.id));
+                    }
+                    Claim::Held { .. } => prop_assert!(false, "one agent never finds a job held"),
+                }
+            }
+            Op::Step { pick: p, step } => {
+                let name = st(["credentials", "upload_params", "upload", "commit"][step % 4]);
+                expected(ledger.record_step(pick(p), &name, &json!({"n": step}), step % 4 == 3))?;
+            }
+            Op::Publish { pick: p } => {
+                let id = pick(p);
+                if ledger.mark_publish_sent(id).is_ok() {
+                    next_post += 1;
+                    expected(ledger.mark_published(id, &post(&next_post.to_string())))?;
+                }
+            }
+            Op::SendOnly { pick: p } => expected(ledger.mark_publish_sent(pick(p)))?,
+            Op::Unconfirm { pick: p } => expected(ledger.mark_unconfirmed(pick(p), "?"))?,
+            Op::Fail { pick: p } => expected(ledger.mark_failed(pick(p), None, "rejected", "no"))?,
+            Op::Abandon { pick: p } => expected(ledger.mark_abandoned(pick(p), "changed"))?,
+            Op::Done { pick: p } => expected(ledger.mark_done(pick(p), Path::new("done/x.mp4")))?,
+            Op::Requeue { pick: p } => expected(ledger.requeue(pick(p)))?,
+            Op::Forget { pick: p } => expected(ledger.forget_steps(pick(p)))?,
+            Op::Plan { pick: p } => {
+                expected(ledger.set_archive_plan(pick(p), &json!({"n": p % 7})))?;
+            }
+            Op::Archived { pick: p } => {
+                expected(ledger.record_archived(pick(p), Path::new("failed/x.mp4")))?;
+            }
+            Op::Reopen => {
+                drop(ledger);
+                ledger = backend.open();
+            }
+        }
+        check_invariants(&ledger)?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
     fn random_sequences_never_give_two_live_jobs_or_two_posts(ops in prop::collection::vec(op(), 1..40)) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(dir.path()).unwrap();
-        let mut next_post = 0u32;
-        for op in ops {
-            let ids: Vec<JobId> = ledger
-                .jobs_in(&JobState::ALL)
-                .unwrap()
-                .iter()
-                .map(|j| j.id)
-                .collect();
-            if ids.is_empty() && !matches!(op, Op::Claim { .. } | Op::Reopen) {
-                continue;
-            }
-            let pick = |p: usize| ids[p % ids.len()];
-            match op {
-                Op::Claim { content, account, path } => {
-                    let job = NewJob {
-                        sha256: hash(content),
-                        account: format!("acct{account}"),
-                        platform: Platform::DouyinWeb,
-                        video: PathBuf::from(format!("v{path}.mp4")),
-                        caption: None,
-                        size: 10,
-                    };
-                    let live_before = ledger
-                        .jobs_in(&JobState::ALL)
-                        .unwrap()
-                        .into_iter()
-                        .any(|j| j.state.is_live() && j.sha256 == job.sha256 && j.account == job.account);
-                    let claim = ledger.claim(&job, false).unwrap();
-                    match &claim {
-                        Claim::New(j) => prop_assert!(!live_before && j.state == JobState::Active),
-                        Claim::Resume(j) => prop_assert!(live_before && j.video == job.video),
-                        Claim::Duplicate { job: j, earlier } => {
-                            prop_assert!(live_before && earlier.state.is_live());
-                            prop_assert_eq!(j.duplicate_of, Some(earlier.id));
-                        }
-                        Claim::Held { .. } => prop_assert!(false, "one agent never finds a job held"),
-                    }
-                }
-                Op::Step { pick: p, step } => {
-                    expected(ledger.record_step(pick(p), &st(["credentials", "upload_params", "upload", "commit"][step % 4]), &json!({"n": step}), step % 4 == 3))?;
-                }
-                Op::Publish { pick: p } => {
-                    let id = pick(p);
-                    if ledger.mark_publish_sent(id).is_ok() {
-                        next_post += 1;
-                        expected(ledger.mark_published(id, &post(&next_post.to_string())))?;
-                    }
-                }
-                Op::SendOnly { pick: p } => expected(ledger.mark_publish_sent(pick(p)))?,
-                Op::Unconfirm { pick: p } => expected(ledger.mark_unconfirmed(pick(p), "?"))?,
-                Op::Fail { pick: p } => expected(ledger.mark_failed(pick(p), None, "rejected", "no"))?,
-                Op::Abandon { pick: p } => expected(ledger.mark_abandoned(pick(p), "changed"))?,
-                Op::Done { pick: p } => expected(ledger.mark_done(pick(p), Path::new("done/x.mp4")))?,
-                Op::Requeue { pick: p } => expected(ledger.requeue(pick(p)))?,
-                Op::Forget { pick: p } => expected(ledger.forget_steps(pick(p)))?,
-                Op::Plan { pick: p } => expected(ledger.set_archive_plan(pick(p), &json!({"n": p % 7})))?,
-                Op::Archived { pick: p } => expected(ledger.record_archived(pick(p), Path::new("failed/x.mp4")))?,
-                Op::Reopen => {
-                    drop(ledger);
-                    ledger = Ledger::open(dir.path()).unwrap();
-                }
-            }
-            check_invariants(&ledger)?;
-        }
+        run_ops(&Backend::sqlite(), ops)?;
     }
 }
 
+/// [`run_ops`] on PostgreSQL: one database, emptied before each case.
 #[test]
-fn multipart_session_and_parts_survive_a_restart_and_reset_with_the_upload() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::open(dir.path()).unwrap();
+fn random_sequences_never_give_two_live_jobs_or_two_posts_on_postgres() {
+    let Some(backend) = Backend::postgres("ops") else {
+        return;
+    };
+    run_cases(16, prop::collection::vec(op(), 1..40), |ops| {
+        backend.empty();
+        run_ops(&backend, ops)
+    });
+}
+
+/// Runs `test` on `cases` values of `strategy` (and shrinks a failure), as `proptest!` does.
+fn run_cases<S: Strategy>(
+    cases: u32,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let config = ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    if let Err(e) = runner.run(&strategy, test) {
+        panic!("{e}");
+    }
+}
+
+both!(multipart_session_and_parts_survive_a_restart_and_reset_with_the_upload);
+fn multipart_session_and_parts_survive_a_restart_and_reset_with_the_upload(backend: &Backend) {
+    let mut l = backend.open();
     let job = match l.claim(&new_job(1, "main", "a.mp4"), false).unwrap() {
         Claim::New(j) => j,
         other => panic!("{other:?}"),
@@ -1176,7 +1308,7 @@ fn multipart_session_and_parts_survive_a_restart_and_reset_with_the_upload() {
     .unwrap();
     l.set_publish_at(job.id, Some(1_800_000_000)).unwrap();
     drop(l);
-    let mut l = Ledger::open(dir.path()).unwrap();
+    let mut l = backend.open();
     assert_eq!(
         l.upload_session(job.id).unwrap().unwrap()["upload_id"],
         "u1"
@@ -1239,9 +1371,9 @@ fn a_deleted_replaced_or_emptied_file_refuses_every_write() {
     }
 }
 
-#[test]
-fn a_restored_post_makes_its_content_a_duplicate_and_is_restored_once() {
-    let (_dir, mut ledger) = open_temp();
+both!(a_restored_post_makes_its_content_a_duplicate_and_is_restored_once);
+fn a_restored_post_makes_its_content_a_duplicate_and_is_restored_once(backend: &Backend) {
+    let mut ledger = backend.open();
     assert_eq!(ledger.job_count().unwrap(), 0);
     assert!(!ledger.fresh_start_accepted().unwrap());
     let post = RestoredPost {
