@@ -145,6 +145,12 @@ impl Ledger {
         job: &JobRecord,
         now: i64,
     ) -> Result<i64, LedgerError> {
+        if self.lost.contains(&job.id) {
+            return Err(LedgerError::LeaseLost {
+                id: job.id,
+                holder: job.lease.holder.clone().unwrap_or_else(|| "none".into()),
+            });
+        }
         match self.held.get(&job.id) {
             Some(&mine)
                 if job.lease.fence == mine && job.lease.holder.as_deref() == Some(&self.agent) =>
@@ -159,6 +165,15 @@ impl Ledger {
                 Some(holder) => Err(LedgerError::LeaseHeld { id: job.id, holder }),
                 None => self.take_lease(tx, job.id, now),
             },
+        }
+    }
+
+    /// After a refused write: a lease another agent took over is forgotten, and the job
+    /// stays refused to this handle until it claims the job again.
+    pub(super) fn forget_if_lost(&mut self, id: JobId, e: &LedgerError) {
+        if matches!(e, LedgerError::LeaseLost { .. }) {
+            self.held.remove(&id);
+            self.lost.insert(id);
         }
     }
 
@@ -193,6 +208,7 @@ impl Ledger {
         tx.commit()?;
         for id in &lost {
             self.held.remove(id);
+            self.lost.insert(*id);
         }
         lost.sort_unstable();
         Ok(lost)

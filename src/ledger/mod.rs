@@ -366,6 +366,9 @@ pub struct Ledger {
     agent: String,
     /// The fencing number of each lease this agent holds.
     held: HashMap<JobId, i64>,
+    /// Jobs another agent took over from this one: every write stays refused
+    /// ([`LedgerError::LeaseLost`]) until this agent claims the job again.
+    lost: std::collections::HashSet<JobId>,
     /// How long a lease lasts unless renewed.
     lease_ttl: Duration,
 }
@@ -441,6 +444,7 @@ impl Ledger {
             file,
             agent: lease::default_agent_name(),
             held: HashMap::new(),
+            lost: Default::default(),
             lease_ttl: lease::DEFAULT_TTL,
         };
         forget_ended_upload_sessions(&ledger.db)?;
@@ -495,6 +499,7 @@ impl Ledger {
             let same = load(&tx, same.id)?.ok_or(LedgerError::NoSuchJob(same.id))?;
             tx.commit()?;
             self.held.insert(same.id, fence);
+            self.lost.remove(&same.id);
             failpoint::hit("after_commit:claim");
             return Ok(Claim::Resume(same));
         }
@@ -790,7 +795,14 @@ impl Ledger {
             let job = load(&tx, id)?.ok_or(LedgerError::NoSuchJob(id))?;
             // Whoever plans a drop's archive moves its files: it must hold (or take) the
             // lease of every target.
-            fences.push((id, self.fence_for(&tx, &job, now)?));
+            match self.fence_for(&tx, &job, now) {
+                Ok(fence) => fences.push((id, fence)),
+                Err(e) => {
+                    drop(tx);
+                    self.forget_if_lost(id, &e);
+                    return Err(e);
+                }
+            }
             let planned = [JobState::Published, JobState::Failed, JobState::Duplicate];
             if !planned.contains(&job.state) {
                 return Err(illegal(
@@ -1291,9 +1303,7 @@ impl Ledger {
             Ok(fence) => fence,
             Err(e) => {
                 drop(tx);
-                if matches!(e, LedgerError::LeaseLost { .. }) {
-                    self.held.remove(&id);
-                }
+                self.forget_if_lost(id, &e);
                 return Err(e);
             }
         };

@@ -459,3 +459,32 @@ fn planning_an_archive_takes_every_targets_lease_or_none(backend: &Backend) {
     assert!(a.held_jobs().is_empty(), "archived jobs are released");
     assert_eq!(lease(&a, alt.id).holder, None);
 }
+
+// Pins a defect found in review: after its first refused write, a handle forgot the job
+// was lost, and once the other agent's lease lapsed its next write took the job back.
+both!(a_lost_job_stays_refused_until_it_is_claimed_again);
+fn a_lost_job_stays_refused_until_it_is_claimed_again(backend: &Backend) {
+    let mut a = backend.agent("a", BRIEF);
+    let mut b = backend.agent("b", BRIEF);
+    let job = claimed_new(a.claim(&new_job(1, "main", "clip.mp4"), false).unwrap());
+    outlive(&a, job.id);
+    assert!(matches!(
+        b.claim(&new_job(1, "main", "clip.mp4"), false).unwrap(),
+        Claim::Resume(_)
+    ));
+    let lost = |e: &LedgerError| matches!(e, LedgerError::LeaseLost { .. });
+    assert!(lost(&a.mark_publish_sent(job.id).unwrap_err()));
+    // b's lease lapses: still not a's to write, however many times it tries.
+    outlive(&b, job.id);
+    for _ in 0..2 {
+        assert!(lost(&a.mark_publish_sent(job.id).unwrap_err()));
+    }
+    assert_eq!(lease(&a, job.id).holder.as_deref(), Some("b"));
+    // Claimed again (the drop handled anew), it is a's once more, under a new fence.
+    assert!(matches!(
+        a.claim(&new_job(1, "main", "clip.mp4"), false).unwrap(),
+        Claim::Resume(_)
+    ));
+    a.mark_publish_sent(job.id).unwrap();
+    assert_eq!(lease(&a, job.id).fence, 3);
+}

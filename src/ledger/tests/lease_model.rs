@@ -90,6 +90,9 @@ enum Permit {
 
 fn permit(ledger: &Ledger, job: &JobRecord) -> Permit {
     let me = ledger.agent_name();
+    if ledger.lost.contains(&job.id) {
+        return Permit::Lost;
+    }
     match ledger.held.get(&job.id) {
         Some(&fence) if job.lease.fence == fence && job.lease.holder.as_deref() == Some(me) => {
             Permit::Mine
