@@ -20,6 +20,11 @@
 //!   `sha256sum` plus the same 16 MiB chunks sent in order by `curl -T` to the sandbox's
 //!   sink.
 //!
+//! - `ledger`: what a lease costs: a claim (a new job with its lease), a release, and one
+//!   renewal of 10, 100 and 1,000 held leases, on the SQLite ledger and on a PostgreSQL
+//!   ledger (a server this bench starts on 127.0.0.1, as the tests do). Needs PostgreSQL's
+//!   `initdb` and `postgres` (Debian: postgresql).
+//!
 //! Everything runs in this process against the built-in sandbox on 127.0.0.1, with the
 //! config defaults users get (settle 3 s, poll every 2 s). Results are printed and written
 //! into BENCHMARKS.md between `<!-- bench:SECTION -->` markers.
@@ -77,6 +82,11 @@ fn main() -> Result<(), Error> {
         let table = runtime.block_on(tiktok())?;
         println!("{table}");
         write_section("tiktok", &format!("{machine}\n\n{table}"))?;
+    }
+    if wants("ledger") {
+        let table = ledger_costs()?;
+        println!("{table}");
+        write_section("ledger", &format!("{machine}\n\n{table}"))?;
     }
     if wants("idle") {
         let table = runtime.block_on(idle())?;
@@ -959,4 +969,92 @@ async fn time_one_video(ctx: &Arc<Context>, staged: &Path, caption: &str) -> Res
     let _ = stop.send(());
     let _ = task.await;
     Ok(total)
+}
+
+#[path = "../src/test_postgres.rs"]
+#[allow(dead_code)]
+mod test_postgres;
+
+/// Jobs claimed (and released) per measurement in the `ledger` section.
+const LEDGER_JOBS: usize = 1000;
+
+/// Claim, release and renewal costs on both ledgers.
+fn ledger_costs() -> Result<String, Error> {
+    use dropcast::ledger::{Ledger, Upgrade};
+    let dir = tempfile::tempdir()?;
+    let sqlite = Ledger::open(&dir.path().join("state"))?;
+    let pg = test_postgres::TestPostgres::start().ok_or("the ledger section needs PostgreSQL")?;
+    let shared = Ledger::open_postgres(&pg.url(), Upgrade::Refuse)?;
+    let mut table = String::from(
+        "| ledger | claim (new job + lease) | release | renew 10 leases | renew 100 | renew 1,000 |\n|---|---|---|---|---|---|\n",
+    );
+    for (name, ledger) in [
+        ("SQLite (WAL, synchronous=FULL)", sqlite),
+        ("PostgreSQL 15, loopback", shared),
+    ] {
+        let row = lease_costs(ledger)?;
+        table.push_str(&format!("| {name} | {row} |\n"));
+    }
+    table.push_str(&format!(
+        "\nMedians over {LEDGER_JOBS} claims and releases, and over 20 renewals of each size. A job claims once and releases once; an agent renews every lease it holds every third of `ledger.lease` (10 s by default) in one statement. The PostgreSQL server is the tests' (loopback, `fsync=off`): a server that flushes its commits adds that flush to a claim and a release.\n"
+    ));
+    Ok(table)
+}
+
+fn lease_costs(mut ledger: dropcast::ledger::Ledger) -> Result<String, Error> {
+    use dropcast::domain::{ContentHash, Platform};
+    use dropcast::ledger::{Claim, NewJob};
+    ledger.set_agent("bench", Duration::from_secs(600));
+    let mut claims = Vec::with_capacity(LEDGER_JOBS);
+    let mut ids = Vec::with_capacity(LEDGER_JOBS);
+    for i in 0..LEDGER_JOBS {
+        let mut digest = [0u8; 32];
+        digest[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let job = NewJob {
+            sha256: ContentHash::from_digest(&digest),
+            account: "main".into(),
+            platform: Platform::Tiktok,
+            video: PathBuf::from(format!("clip-{i}.mp4")),
+            caption: None,
+            size: 1,
+        };
+        let start = Instant::now();
+        let Claim::New(record) = ledger.claim(&job, false)? else {
+            return Err("a fresh ledger made no new job".into());
+        };
+        claims.push(start.elapsed());
+        ids.push(record.id);
+    }
+    // Renewals of 1,000, then 100, then 10 held leases (the rest released in between).
+    let mut renewals = Vec::new();
+    for held in [1000, 100, 10] {
+        ledger.release(&ids[held..])?;
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let start = Instant::now();
+            ledger.renew_leases()?;
+            times.push(start.elapsed());
+        }
+        renewals.push(median(&mut times));
+    }
+    let mut releases = Vec::with_capacity(10);
+    for id in ids.iter().take(10) {
+        let start = Instant::now();
+        ledger.release(&[*id])?;
+        releases.push(start.elapsed());
+    }
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    Ok(format!(
+        "{} | {} | {} | {} | {}",
+        ms(median(&mut claims)),
+        ms(median(&mut releases)),
+        ms(renewals[2]),
+        ms(renewals[1]),
+        ms(renewals[0])
+    ))
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }

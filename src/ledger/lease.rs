@@ -10,6 +10,7 @@
 //! lost. A job nobody holds (or whose lease expired) is taken by the first agent that
 //! writes it. See docs/shared-ledger.md.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::db::{Sql, Tx, p};
@@ -98,7 +99,7 @@ pub(super) fn release_in(tx: &Tx<'_>, id: JobId) -> Result<(), LedgerError> {
 
 impl Ledger {
     /// Writes as agent `name` from now on, with leases of `ttl`.
-    pub(crate) fn set_agent(&mut self, name: &str, ttl: Duration) {
+    pub fn set_agent(&mut self, name: &str, ttl: Duration) {
         self.agent = name.to_owned();
         self.lease_ttl = ttl;
     }
@@ -186,19 +187,28 @@ impl Ledger {
 
     /// Renews every lease this agent holds and its heartbeat, in one transaction; returns
     /// the jobs another agent took over meanwhile (their leases are forgotten).
-    pub(crate) fn renew_leases(&mut self) -> Result<Vec<JobId>, LedgerError> {
+    pub fn renew_leases(&mut self) -> Result<Vec<JobId>, LedgerError> {
         let now = now_ms();
         let until = self.lease_end(now);
         let tx = self.begin()?;
-        let mut lost = Vec::new();
-        for (&id, &fence) in &self.held {
-            let n = tx.execute(
-                "UPDATE jobs SET lease_until = ?1 WHERE id = ?2 AND lease_holder = ?3 \
-                 AND fence = ?4",
-                p![until, id, &self.agent, fence],
-            )?;
-            if n == 0 {
-                lost.push(id);
+        // One statement for every lease under this agent's name, whatever their number.
+        let rows = tx.query(
+            "UPDATE jobs SET lease_until = ?1 WHERE lease_holder = ?2 RETURNING id, fence",
+            p![until, &self.agent],
+        )?;
+        let mut renewed = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            renewed.insert(row.get::<JobId>(0)?, row.get::<i64>(1)?);
+        }
+        // A lease under this name that this handle did not take (an earlier run's, not
+        // claimed again) is given up, not kept alive: another agent may take it over.
+        for (&id, &fence) in &renewed {
+            if self.held.get(&id) != Some(&fence) {
+                tx.execute(
+                    "UPDATE jobs SET lease_holder = NULL, lease_until = NULL \
+                     WHERE id = ?1 AND fence = ?2",
+                    p![id, fence],
+                )?;
             }
         }
         tx.execute(
@@ -206,6 +216,12 @@ impl Ledger {
             p![now, &self.agent],
         )?;
         tx.commit()?;
+        let mut lost: Vec<JobId> = self
+            .held
+            .iter()
+            .filter(|(id, fence)| renewed.get(id) != Some(fence))
+            .map(|(id, _)| *id)
+            .collect();
         for id in &lost {
             self.held.remove(id);
             self.lost.insert(*id);
@@ -215,7 +231,7 @@ impl Ledger {
     }
 
     /// Gives up the leases of `ids` this agent holds (its work on them is over for now).
-    pub(crate) fn release(&mut self, ids: &[JobId]) -> Result<(), LedgerError> {
+    pub fn release(&mut self, ids: &[JobId]) -> Result<(), LedgerError> {
         let mine: Vec<(JobId, i64)> = ids
             .iter()
             .filter_map(|id| self.held.get(id).map(|f| (*id, *f)))

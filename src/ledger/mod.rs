@@ -39,13 +39,13 @@ use crate::failpoint;
 use db::{Db, Row, Sql, Tx, p};
 pub(crate) use lease::DEFAULT_TTL as DEFAULT_LEASE;
 pub(crate) use lease::{AgentInfo, AgentRow, Lease, default_agent_name as host_name};
-pub(crate) use postgres::Upgrade;
+pub use postgres::Upgrade;
 pub(crate) use schema::VERSION as SCHEMA_VERSION;
 pub(crate) use shared::SharedPause;
 use sqlite::FileId;
 
 /// A job's row id.
-pub(crate) type JobId = i64;
+pub type JobId = i64;
 
 /// The ledger's file name inside `state_dir`.
 pub(crate) const FILE_NAME: &str = "ledger.sqlite3";
@@ -397,7 +397,7 @@ impl Ledger {
 
     /// Connects to the shared ledger at `url` (a `postgres://` URL), creating its schema in
     /// an empty database; an older schema is upgraded only with [`Upgrade::Migrate`].
-    pub(crate) fn open_postgres(url: &str, upgrade: Upgrade) -> Result<Ledger, LedgerError> {
+    pub fn open_postgres(url: &str, upgrade: Upgrade) -> Result<Ledger, LedgerError> {
         let conn = postgres::PgConn::connect(url, upgrade)?;
         let location = Location::Server(conn.display.clone());
         tracing::debug!(server = %conn.display, "shared ledger open");

@@ -43,7 +43,7 @@ struct Session {
 
 /// What to do with a schema older than this binary's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Upgrade {
+pub enum Upgrade {
     /// Refuse, naming `dropcast ledger migrate` (agents never upgrade a shared schema
     /// behind the others' backs).
     Refuse,
