@@ -25,6 +25,12 @@
 //!   ledger (a server this bench starts on 127.0.0.1, as the tests do). Needs PostgreSQL's
 //!   `initdb` and `postgres` (Debian: postgresql).
 //!
+//! - `agents`: 1,000 small bundles (the example clip, each copy its own content, with a
+//!   caption) already in the inbox, through `dropcast watch` (release build) on one
+//!   simulator: one agent on SQLite, one agent on PostgreSQL, three agents sharing the
+//!   PostgreSQL ledger and the inbox. From the agents' start to the last receipt in
+//!   `done/`, with each video's posts counted on the simulator. Needs PostgreSQL.
+//!
 //! Everything runs in this process against the built-in sandbox on 127.0.0.1, with the
 //! config defaults users get (settle 3 s, poll every 2 s). Results are printed and written
 //! into BENCHMARKS.md between `<!-- bench:SECTION -->` markers.
@@ -87,6 +93,11 @@ fn main() -> Result<(), Error> {
         let table = ledger_costs()?;
         println!("{table}");
         write_section("ledger", &format!("{machine}\n\n{table}"))?;
+    }
+    if wants("agents") {
+        let table = runtime.block_on(agents())?;
+        println!("{table}");
+        write_section("agents", &format!("{machine}\n\n{table}"))?;
     }
     if wants("idle") {
         let table = runtime.block_on(idle())?;
@@ -1057,4 +1068,118 @@ fn lease_costs(mut ledger: dropcast::ledger::Ledger) -> Result<String, Error> {
 fn median(times: &mut [Duration]) -> Duration {
     times.sort();
     times[times.len() / 2]
+}
+
+/// Bundles in the `agents` section.
+const AGENT_BUNDLES: usize = 1000;
+
+/// 1,000 small bundles through one agent (SQLite, PostgreSQL) and three sharing a ledger.
+async fn agents() -> Result<String, Error> {
+    let bin = dropcast_binary()?;
+    let pg = test_postgres::TestPostgres::start().ok_or("the agents section needs PostgreSQL")?;
+    let mut table = String::from(
+        "| agents | ledger | 1,000 bundles | bundles/s | posts per video |\n|---|---|---|---|---|\n",
+    );
+    for (n, shared, db) in [(1, false, ""), (1, true, "one"), (3, true, "three")] {
+        let url = shared.then(|| pg.create_database(db));
+        let (secs, posts) = run_agents(&bin, n, url.as_deref()).await?;
+        let ledger = if shared { "PostgreSQL" } else { "SQLite" };
+        table.push_str(&format!(
+            "| {n} | {ledger} | {secs:.1} s | {:.1} | {posts} |\n",
+            AGENT_BUNDLES as f64 / secs
+        ));
+    }
+    table.push_str(
+        "\nEach agent: `dropcast watch`, `publish.concurrency: 1`, `watch.settle: 1s`, its own `state_dir`; the bundles (190 KB videos with a caption) are in the inbox before the agents start, and every agent sees all of them. The simulator runs in the bench process. PostgreSQL is the tests' server (loopback, `fsync=off`).\n",
+    );
+    Ok(table)
+}
+
+/// Runs `n` agents on a fresh inbox of [`AGENT_BUNDLES`] bundles until every one is
+/// archived; returns the seconds it took and how many posts each video got (`1` when
+/// every video got exactly one).
+async fn run_agents(bin: &Path, n: usize, ledger: Option<&str>) -> Result<(f64, String), Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sandbox = dropcast::sandbox::start(listener, Default::default()).await?;
+    let url = sandbox.base_url();
+    let dir = tempfile::tempdir()?;
+    let clip = example_clip()?;
+    for d in ["inbox", "done", "failed", "duplicates"] {
+        std::fs::create_dir_all(dir.path().join(d))?;
+    }
+    for i in 0..AGENT_BUNDLES {
+        std::fs::write(dir.path().join(format!("inbox/clip-{i}.mp4")), variant(&clip, i))?;
+        std::fs::write(
+            dir.path().join(format!("inbox/clip-{i}.yaml")),
+            format!("text: bundle {i}\n"),
+        )?;
+    }
+    let shared = match ledger {
+        Some(_) => "ledger: {url_env: BENCH_LEDGER_URL, lease: 10s}\n",
+        None => "",
+    };
+    let mut children = Vec::new();
+    let start = Instant::now();
+    for a in 0..n {
+        let text = format!(
+            "inbox: ./inbox\ndone: ./done\nfailed: ./failed\nduplicates: ./duplicates\n\
+             state_dir: ./.agent{a}\nwatch: {{settle: 1s, poll_interval: 1s}}\n\
+             platform: {{sandbox: false, creator_url: \"{url}\", vod_url: \"{url}\", upload_scheme: http}}\n\
+             accounts: {{main: {{cookie_env: BENCH_COOKIE}}}}\nstatus: {{listen: off}}\n\
+             {shared}agent: {{name: bench{a}}}\n"
+        );
+        let config = dir.path().join(format!("agent{a}.yaml"));
+        std::fs::write(&config, text)?;
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("-c")
+            .arg(&config)
+            .arg("watch")
+            .env("BENCH_COOKIE", dropcast::sandbox::cookie_for("main"))
+            .env_remove("DROPCAST_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(format!("agent{a}.log")))?)
+            .current_dir(dir.path());
+        if let Some(url) = ledger {
+            cmd.env("BENCH_LEDGER_URL", url);
+        }
+        children.push(cmd.spawn()?);
+    }
+    let receipts = || {
+        std::fs::read_dir(dir.path().join("done"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".receipt.json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while receipts() < AGENT_BUNDLES {
+        if start.elapsed() > Duration::from_secs(3600) {
+            return Err("the bundles did not all go within an hour".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    for child in &mut children {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    for child in &mut children {
+        child.wait()?;
+    }
+    let posts = reqwest::get(format!("{url}/__sandbox/posts"))
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let count = posts
+        .as_array()
+        .or_else(|| posts.get("posts").and_then(serde_json::Value::as_array))
+        .map_or(0, Vec::len);
+    let verdict = if count == AGENT_BUNDLES {
+        "1".to_owned()
+    } else {
+        format!("{count} posts for {AGENT_BUNDLES} videos")
+    };
+    Ok((secs, verdict))
 }

@@ -39,6 +39,9 @@ struct Session {
     tls: MakeRustlsConnect,
     client: Option<Client>,
     in_tx: bool,
+    /// Statements prepared on this connection, by text: a statement is parsed once, then
+    /// each use is one round trip.
+    prepared: std::collections::HashMap<String, postgres::Statement>,
 }
 
 /// What to do with a schema older than this binary's.
@@ -68,6 +71,7 @@ impl PgConn {
                     tls,
                     client: None,
                     in_tx: false,
+                    prepared: Default::default(),
                 };
                 for job in rx {
                     job(&mut session);
@@ -128,10 +132,10 @@ impl PgConn {
         let sql = dollar_placeholders(sql);
         let params = params.to_vec();
         self.call(move |s| {
-            let client = s.client()?;
+            let statement = s.prepare(&sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            client.execute(sql.as_str(), &refs).map_err(pg_error)
+            s.client()?.execute(&statement, &refs).map_err(pg_error)
         })
     }
 
@@ -139,10 +143,10 @@ impl PgConn {
         let sql = dollar_placeholders(sql);
         let params = params.to_vec();
         self.call(move |s| {
-            let client = s.client()?;
+            let statement = s.prepare(&sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            let rows = client.query(sql.as_str(), &refs).map_err(pg_error)?;
+            let rows = s.client()?.query(&statement, &refs).map_err(pg_error)?;
             rows.iter().map(row).collect()
         })
     }
@@ -165,6 +169,7 @@ impl Session {
             let mut client = self.config.connect(self.tls.clone()).map_err(pg_error)?;
             client.batch_execute(SESSION).map_err(pg_error)?;
             self.client = Some(client);
+            self.prepared.clear();
         }
         self.client
             .as_mut()
@@ -185,6 +190,20 @@ fn tls() -> Result<MakeRustlsConnect, LedgerError> {
         .map_err(failed)?
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
+}
+
+impl Session {
+    /// `sql` prepared on the open connection (once per connection).
+    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement, LedgerError> {
+        if let Some(statement) = self.prepared.get(sql)
+            && self.client.as_ref().is_some_and(|c| !c.is_closed())
+        {
+            return Ok(statement.clone());
+        }
+        let statement = self.client()?.prepare(sql).map_err(pg_error)?;
+        self.prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
 }
 
 /// Creates the schema in an empty database, refuses a newer one, and upgrades an older
