@@ -27,7 +27,7 @@ mod postgres;
 mod schema;
 mod sqlite;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -364,6 +364,9 @@ pub struct Ledger {
     agent: String,
     /// The fencing number of each lease this agent holds.
     held: HashMap<JobId, i64>,
+    /// Jobs another agent took over from this one: every write is refused with
+    /// `LeaseLost` until this agent claims the job again or is done with its drop.
+    lost: HashSet<JobId>,
     /// How long a lease lasts unless renewed.
     lease_ttl: Duration,
 }
@@ -439,6 +442,7 @@ impl Ledger {
             file,
             agent: lease::default_agent_name(),
             held: HashMap::new(),
+            lost: HashSet::new(),
             lease_ttl: lease::DEFAULT_TTL,
         };
         forget_ended_upload_sessions(&ledger.db)?;
@@ -493,6 +497,7 @@ impl Ledger {
             let same = load(&tx, same.id)?.ok_or(LedgerError::NoSuchJob(same.id))?;
             tx.commit()?;
             self.held.insert(same.id, fence);
+            self.lost.remove(&same.id);
             failpoint::hit("after_commit:claim");
             return Ok(Claim::Resume(same));
         }
@@ -1291,6 +1296,7 @@ impl Ledger {
                 drop(tx);
                 if matches!(e, LedgerError::LeaseLost { .. }) {
                     self.held.remove(&id);
+                    self.lost.insert(id);
                 }
                 return Err(e);
             }

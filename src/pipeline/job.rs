@@ -741,18 +741,27 @@ async fn upload(
         cover_image: draft.cover_image.as_deref(),
         draft: Some(draft),
     });
-    match log_progress(upload, &progress, std::time::Instant::now()).await {
-        Ok(committed) => Ok(committed),
+    let failure = match log_progress(upload, &progress, std::time::Instant::now()).await {
+        Ok(committed) => return Ok(committed),
+        Err(failure) => failure,
+    };
+    // A checkpoint write refused because another agent took the job over reaches us as
+    // a step's failure: the job is the other agent's now, not held here.
+    let id = job.id;
+    if let Ok(Some(holder)) = ctx.ledger(move |l| l.lost_to(id)).await {
+        return Err(Stop::Ledger(LedgerError::LeaseLost { id, holder }));
+    }
+    match failure {
         // The bytes sent were not the ones hashed, or the platform refused them and the
         // file is no longer the one that settled: an edit, not a refusal. Start over.
-        Err(StepFailure { step, error })
+        StepFailure { step, error }
             if matches!(error, PublishError::Changed { .. }) || !unchanged(&bundle.settled) =>
         {
             Err(Stop::Abandoned(format!(
                 "the video changed while it was being uploaded ({step}: {error})"
             )))
         }
-        Err(StepFailure { step, error }) => Err(stop(ctx, step, error)),
+        StepFailure { step, error } => Err(stop(ctx, step, error)),
     }
 }
 
