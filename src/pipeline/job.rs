@@ -278,6 +278,9 @@ async fn run_target(
     if let Some(waiting) = wait_for_earlier_copy(ctx, bundle, fp, account).await {
         return Turn::Open(waiting);
     }
+    if let Some(gone) = finished_elsewhere(ctx, bundle) {
+        return Turn::Open(gone);
+    }
     let job = match claim_job(ctx, bundle, fp, account.to_owned()).await {
         Ok(Claimed::Job(job)) => job,
         Ok(Claimed::Duplicate { job, earlier }) => {
@@ -303,6 +306,22 @@ async fn run_target(
         })),
         Err(stop) => stopped(ctx, &job, stop).await,
     }
+}
+
+/// With a shared inbox, another agent may have finished (and archived) this drop while
+/// this one hashed it: a video that is no longer the file that settled is not claimed
+/// (claiming it would record the drop as a duplicate of itself, whose files are gone).
+fn finished_elsewhere(ctx: &Context, bundle: &Bundle) -> Option<Outcome> {
+    if !ctx.config.ledger.is_shared() || unchanged(&bundle.settled) {
+        return None;
+    }
+    if bundle.video.exists() {
+        return Some(Outcome::Abandoned {
+            reason: "the video changed before it was claimed".into(),
+        });
+    }
+    info!("video vanished before it was claimed (another agent may have archived it)");
+    Some(Outcome::Vanished)
 }
 
 /// Reads the caption and picks the accounts the video goes to. The caption is read now,
