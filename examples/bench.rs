@@ -983,7 +983,6 @@ async fn time_one_video(ctx: &Arc<Context>, staged: &Path, caption: &str) -> Res
 }
 
 #[path = "../src/test_postgres.rs"]
-#[allow(dead_code)]
 mod test_postgres;
 
 /// Jobs claimed (and released) per measurement in the `ledger` section.
@@ -1108,7 +1107,10 @@ async fn run_agents(bin: &Path, n: usize, ledger: Option<&str>) -> Result<(f64, 
         std::fs::create_dir_all(dir.path().join(d))?;
     }
     for i in 0..AGENT_BUNDLES {
-        std::fs::write(dir.path().join(format!("inbox/clip-{i}.mp4")), variant(&clip, i))?;
+        std::fs::write(
+            dir.path().join(format!("inbox/clip-{i}.mp4")),
+            variant(&clip, i),
+        )?;
         std::fs::write(
             dir.path().join(format!("inbox/clip-{i}.yaml")),
             format!("text: bundle {i}\n"),
@@ -1137,7 +1139,9 @@ async fn run_agents(bin: &Path, n: usize, ledger: Option<&str>) -> Result<(f64, 
             .env("BENCH_COOKIE", dropcast::sandbox::cookie_for("main"))
             .env_remove("DROPCAST_CONFIG")
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join(format!("agent{a}.log")))?)
+            .stderr(std::fs::File::create(
+                dir.path().join(format!("agent{a}.log")),
+            )?)
             .current_dir(dir.path());
         if let Some(url) = ledger {
             cmd.env("BENCH_LEDGER_URL", url);

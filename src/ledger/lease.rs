@@ -147,10 +147,7 @@ impl Ledger {
         now: i64,
     ) -> Result<i64, LedgerError> {
         if self.lost.contains(&job.id) {
-            return Err(LedgerError::LeaseLost {
-                id: job.id,
-                holder: job.lease.holder.clone().unwrap_or_else(|| "none".into()),
-            });
+            return Err(lost(job));
         }
         match self.held.get(&job.id) {
             Some(&mine)
@@ -158,10 +155,7 @@ impl Ledger {
             {
                 Ok(mine)
             }
-            Some(_) => Err(LedgerError::LeaseLost {
-                id: job.id,
-                holder: job.lease.holder.clone().unwrap_or_else(|| "none".into()),
-            }),
+            Some(_) => Err(lost(job)),
             None => match self.held_by_other(job, now) {
                 Some(holder) => Err(LedgerError::LeaseHeld { id: job.id, holder }),
                 None => self.take_lease(tx, job.id, now),
@@ -255,17 +249,31 @@ impl Ledger {
     }
 
     /// Gives up the leases this agent holds on the jobs of the drop whose video is `video`
-    /// (relative to the inbox).
+    /// (relative to the inbox), and forgets which of them it lost: its work on the drop
+    /// is over, and a later look at it claims them anew.
     pub(crate) fn release_drop(&mut self, video: &std::path::Path) -> Result<(), LedgerError> {
         let rows = self.db.query(
-            "SELECT id FROM jobs WHERE video = ?1 AND lease_holder = ?2",
-            p![super::path_to_blob(video), &self.agent],
+            "SELECT id FROM jobs WHERE video = ?1",
+            p![super::path_to_blob(video)],
         )?;
         let ids = rows
             .iter()
             .map(|r| r.get(0))
             .collect::<Result<Vec<JobId>, _>>()?;
+        for id in &ids {
+            self.lost.remove(id);
+        }
         self.release(&ids)
+    }
+
+    /// The agent that took job `id` over from this one (`none`: nobody holds it now),
+    /// when a renewal or a write found that this agent lost the job's lease.
+    pub(crate) fn lost_to(&self, id: JobId) -> Result<Option<String>, LedgerError> {
+        if !self.lost.contains(&id) {
+            return Ok(None);
+        }
+        let holder = self.job(id)?.and_then(|job| job.lease.holder);
+        Ok(Some(holder.unwrap_or_else(|| "none".into())))
     }
 
     /// Gives up every lease this agent holds.
@@ -393,6 +401,14 @@ impl Ledger {
     }
 }
 
+/// The refusal of a write to `job`, which another agent took over from this one.
+fn lost(job: &JobRecord) -> LedgerError {
+    LedgerError::LeaseLost {
+        id: job.id,
+        holder: job.lease.holder.clone().unwrap_or_else(|| "none".into()),
+    }
+}
+
 /// Whether process `pid` runs on this machine.
 fn pid_alive(pid: i64) -> bool {
     #[cfg(unix)]
@@ -411,3 +427,7 @@ fn pid_alive(pid: i64) -> bool {
         true
     }
 }
+
+#[cfg(test)]
+#[path = "lease_tests.rs"]
+mod tests;

@@ -28,7 +28,7 @@ mod schema;
 mod shared;
 mod sqlite;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -366,9 +366,9 @@ pub struct Ledger {
     agent: String,
     /// The fencing number of each lease this agent holds.
     held: HashMap<JobId, i64>,
-    /// Jobs another agent took over from this one: every write stays refused
-    /// ([`LedgerError::LeaseLost`]) until this agent claims the job again.
-    lost: std::collections::HashSet<JobId>,
+    /// Jobs another agent took over from this one: every write is refused with
+    /// `LeaseLost` until this agent claims the job again or is done with its drop.
+    lost: HashSet<JobId>,
     /// How long a lease lasts unless renewed.
     lease_ttl: Duration,
 }
@@ -444,7 +444,7 @@ impl Ledger {
             file,
             agent: lease::default_agent_name(),
             held: HashMap::new(),
-            lost: Default::default(),
+            lost: HashSet::new(),
             lease_ttl: lease::DEFAULT_TTL,
         };
         forget_ended_upload_sessions(&ledger.db)?;

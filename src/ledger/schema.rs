@@ -134,6 +134,7 @@ ALTER TABLE jobs ADD COLUMN lease_until INTEGER;
 ALTER TABLE jobs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0 CHECK (fence >= 0);
 ALTER TABLE jobs ADD COLUMN publish_sent_by TEXT;
 CREATE INDEX jobs_by_lease ON jobs (lease_holder) WHERE lease_holder IS NOT NULL;
+CREATE INDEX jobs_by_video ON jobs (video);
 
 CREATE TABLE IF NOT EXISTS notes (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 
@@ -199,6 +200,7 @@ CREATE UNIQUE INDEX jobs_one_live_per_content ON jobs (sha256, account, generati
 CREATE UNIQUE INDEX jobs_one_job_per_post ON jobs (platform, post_id) WHERE post_id IS NOT NULL;
 CREATE INDEX jobs_by_state ON jobs (state, id);
 CREATE INDEX jobs_by_lease ON jobs (lease_holder) WHERE lease_holder IS NOT NULL;
+CREATE INDEX jobs_by_video ON jobs (video);
 
 CREATE TABLE steps (
     job_id  BIGINT NOT NULL REFERENCES jobs (id),

@@ -49,6 +49,9 @@ pub struct Rerun {
     pub receipt: PathBuf,
 }
 
+/// How a held job's reason starts when the ledger failed it.
+const LEDGER_ERROR: &str = "ledger: ";
+
 /// How a job ended.
 #[derive(Debug)]
 pub enum Outcome {
@@ -74,6 +77,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether this agent keeps the drop's leases: it keeps the drop queued to try again
+    /// itself. A drop held by a ledger error is not kept: another agent sharing the ledger
+    /// may do better than one whose database connection failed.
+    pub(crate) fn keeps_leases(&self) -> bool {
+        match self {
+            Outcome::Held { reason } => !reason.starts_with(LEDGER_ERROR),
+            Outcome::WaitingForEarlier { .. } => true,
+            _ => false,
+        }
+    }
+
     /// One word for logs and events.
     pub fn label(&self) -> &'static str {
         match self {
@@ -115,10 +129,8 @@ pub async fn run(ctx: &Context, bundle: Bundle) -> Outcome {
     let outcome = run_job(ctx, bundle).await;
     // This agent's work on the drop is over unless it keeps it queued: its leases go, so
     // that another agent sharing the ledger may finish what is left (see `lease`).
-    if !matches!(
-        outcome,
-        Outcome::Held { .. } | Outcome::WaitingForEarlier { .. }
-    ) && let Err(e) = ctx.ledger(move |l| l.release_drop(&relative)).await
+    if !outcome.keeps_leases()
+        && let Err(e) = ctx.ledger(move |l| l.release_drop(&relative)).await
     {
         warn!(reason = %e, "cannot give up the drop's leases; they expire on their own");
     }
@@ -278,6 +290,9 @@ async fn run_target(
     if let Some(waiting) = wait_for_earlier_copy(ctx, bundle, fp, account).await {
         return Turn::Open(waiting);
     }
+    if let Some(gone) = finished_elsewhere(ctx, bundle) {
+        return Turn::Open(gone);
+    }
     let job = match claim_job(ctx, bundle, fp, account.to_owned()).await {
         Ok(Claimed::Job(job)) => job,
         Ok(Claimed::Duplicate { job, earlier }) => {
@@ -304,6 +319,22 @@ async fn run_target(
         })),
         Err(stop) => stopped(ctx, &job, stop).await,
     }
+}
+
+/// With a shared inbox, another agent may have finished (and archived) this drop while
+/// this one hashed it: a video that is no longer the file that settled is not claimed
+/// (claiming it would record the drop as a duplicate of itself, whose files are gone).
+fn finished_elsewhere(ctx: &Context, bundle: &Bundle) -> Option<Outcome> {
+    if !ctx.config.ledger.is_shared() || unchanged(&bundle.settled) {
+        return None;
+    }
+    if bundle.video.exists() {
+        return Some(Outcome::Abandoned {
+            reason: "the video changed before it was claimed".into(),
+        });
+    }
+    info!("video vanished before it was claimed (another agent may have archived it)");
+    Some(Outcome::Vanished)
 }
 
 /// Reads the caption and picks the accounts the video goes to. The caption is read now,
@@ -474,7 +505,7 @@ async fn claim_job(
     if counts && let Err(e) = ctx.ledger(move |l| l.bump_attempts(id)).await {
         error!(reason = %e, "ledger error; the video stays in the inbox");
         return Err(Outcome::Held {
-            reason: format!("ledger: {e}"),
+            reason: format!("{LEDGER_ERROR}{e}"),
         });
     }
     Ok(Claimed::Job(job))
@@ -492,7 +523,7 @@ async fn ledger_claim(ctx: &Context, new: NewJob) -> Result<Claim, Outcome> {
         .map_err(|e| {
             error!(reason = %e, "ledger error; the video stays in the inbox");
             Outcome::Held {
-                reason: format!("ledger: {e}"),
+                reason: format!("{LEDGER_ERROR}{e}"),
             }
         })
 }
@@ -567,7 +598,7 @@ async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
         Stop::Ledger(e) => {
             error!(reason = %e, "ledger error; the video stays in the inbox");
             Outcome::Held {
-                reason: format!("ledger: {e}"),
+                reason: format!("{LEDGER_ERROR}{e}"),
             }
         }
     };
@@ -743,18 +774,27 @@ async fn upload(
         cover_image: draft.cover_image.as_deref(),
         draft: Some(draft),
     });
-    match log_progress(upload, &progress, std::time::Instant::now()).await {
-        Ok(committed) => Ok(committed),
+    let failure = match log_progress(upload, &progress, std::time::Instant::now()).await {
+        Ok(committed) => return Ok(committed),
+        Err(failure) => failure,
+    };
+    // A checkpoint write refused because another agent took the job over reaches us as
+    // a step's failure: the job is the other agent's now, not held here.
+    let id = job.id;
+    if let Ok(Some(holder)) = ctx.ledger(move |l| l.lost_to(id)).await {
+        return Err(Stop::Ledger(LedgerError::LeaseLost { id, holder }));
+    }
+    match failure {
         // The bytes sent were not the ones hashed, or the platform refused them and the
         // file is no longer the one that settled: an edit, not a refusal. Start over.
-        Err(StepFailure { step, error })
+        StepFailure { step, error }
             if matches!(error, PublishError::Changed { .. }) || !unchanged(&bundle.settled) =>
         {
             Err(Stop::Abandoned(format!(
                 "the video changed while it was being uploaded ({step}: {error})"
             )))
         }
-        Err(StepFailure { step, error }) => Err(stop(ctx, step, error)),
+        StepFailure { step, error } => Err(stop(ctx, step, error)),
     }
 }
 
@@ -1023,7 +1063,7 @@ async fn failed(ctx: &Context, job: JobRecord, failure: JobFailure) -> Turn {
     {
         error!(reason = %e, "ledger error; the video stays in the inbox");
         return Turn::Open(Outcome::Held {
-            reason: format!("ledger: {e}"),
+            reason: format!("{LEDGER_ERROR}{e}"),
         });
     }
     Turn::Ended(Box::new(Ended {
@@ -1104,7 +1144,7 @@ where
     let mut plan: Option<ArchivePlan> = match ctx.ledger(move |l| l.archive_plan(id)).await {
         Ok(Some(value)) => serde_json::from_value(value).ok(),
         Ok(None) => None,
-        Err(e) => return Err(held(format!("ledger: {e}"))),
+        Err(e) => return Err(held(format!("{LEDGER_ERROR}{e}"))),
     };
     let receipt = Arc::new(receipt);
     for _ in 0..5 {
@@ -1151,7 +1191,7 @@ where
     let jobs = jobs.to_vec();
     ctx.ledger(move |l| l.set_archive_plan_for(&jobs, &value))
         .await
-        .map_err(|e| format!("ledger: {e}"))?;
+        .map_err(|e| format!("{LEDGER_ERROR}{e}"))?;
     Ok(new)
 }
 
