@@ -129,25 +129,38 @@ impl PgConn {
     }
 
     pub(crate) fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, LedgerError> {
-        let sql = dollar_placeholders(sql);
-        let params = params.to_vec();
-        self.call(move |s| {
-            let statement = s.prepare(&sql)?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            s.client()?.execute(&statement, &refs).map_err(pg_error)
+        self.run(sql, params, |client, statement, params| {
+            client.execute(statement, params).map_err(pg_error)
         })
     }
 
     pub(crate) fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, LedgerError> {
+        self.run(sql, params, |client, statement, params| {
+            let rows = client.query(statement, params).map_err(pg_error)?;
+            rows.iter().map(row).collect()
+        })
+    }
+
+    /// Runs `f` with `sql` (placeholders as PostgreSQL's) prepared and `params` bound.
+    fn run<T: Send + 'static>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        f: impl FnOnce(
+            &mut Client,
+            &postgres::Statement,
+            &[&(dyn ToSql + Sync)],
+        ) -> Result<T, LedgerError>
+        + Send
+        + 'static,
+    ) -> Result<T, LedgerError> {
         let sql = dollar_placeholders(sql);
         let params = params.to_vec();
         self.call(move |s| {
             let statement = s.prepare(&sql)?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            let rows = s.client()?.query(&statement, &refs).map_err(pg_error)?;
-            rows.iter().map(row).collect()
+            f(s.client()?, &statement, &refs)
         })
     }
 }
@@ -175,6 +188,18 @@ impl Session {
             .as_mut()
             .ok_or_else(|| LedgerError::Postgres("no connection".into()))
     }
+
+    /// `sql` prepared on the open connection (once per connection).
+    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement, LedgerError> {
+        if let Some(statement) = self.prepared.get(sql)
+            && self.client.as_ref().is_some_and(|c| !c.is_closed())
+        {
+            return Ok(statement.clone());
+        }
+        let statement = self.client()?.prepare(sql).map_err(pg_error)?;
+        self.prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
 }
 
 /// TLS for the connection: used when the server offers it (`sslmode=prefer`, the default)
@@ -190,20 +215,6 @@ fn tls() -> Result<MakeRustlsConnect, LedgerError> {
         .map_err(failed)?
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
-}
-
-impl Session {
-    /// `sql` prepared on the open connection (once per connection).
-    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement, LedgerError> {
-        if let Some(statement) = self.prepared.get(sql)
-            && self.client.as_ref().is_some_and(|c| !c.is_closed())
-        {
-            return Ok(statement.clone());
-        }
-        let statement = self.client()?.prepare(sql).map_err(pg_error)?;
-        self.prepared.insert(sql.to_owned(), statement.clone());
-        Ok(statement)
-    }
 }
 
 /// Creates the schema in an empty database, refuses a newer one, and upgrades an older
