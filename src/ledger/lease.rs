@@ -427,7 +427,3 @@ fn pid_alive(pid: i64) -> bool {
         true
     }
 }
-
-#[cfg(test)]
-#[path = "lease_tests.rs"]
-mod tests;

@@ -488,3 +488,56 @@ fn a_lost_job_stays_refused_until_it_is_claimed_again(backend: &Backend) {
     a.mark_publish_sent(job.id).unwrap();
     assert_eq!(lease(&a, job.id).fence, 3);
 }
+
+// Defect: a renewal that found the job taken over forgot its fence, so the stale task's
+// next write, once the new holder had let the lease go, silently took a new lease.
+both!(a_job_lost_at_renewal_refuses_the_stale_writers_next_write);
+fn a_job_lost_at_renewal_refuses_the_stale_writers_next_write(backend: &Backend) {
+    let mut a1 = backend.agent("a1", BRIEF);
+    let mut a2 = backend.agent("a2", LONG);
+    let job = claimed_new(a1.claim(&new_job(1, "main", "clip.mp4"), false).unwrap());
+    outlive(&a1, job.id);
+    assert!(matches!(
+        a2.claim(&new_job(1, "main", "clip.mp4"), false),
+        Ok(Claim::Resume(_))
+    ));
+    assert_eq!(a1.renew_leases().unwrap(), vec![job.id]);
+    a2.release(&[job.id]).unwrap();
+
+    let refused = a1.record_step(job.id, &st("upload"), &json!({}), false);
+    assert!(
+        matches!(refused, Err(LedgerError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(a1.lost_to(job.id).unwrap().as_deref(), Some("none"));
+    assert_eq!(
+        lease(&a2, job.id).fence,
+        2,
+        "the stale writer took no lease"
+    );
+}
+
+both!(a_drop_given_up_or_claimed_again_is_no_longer_lost);
+fn a_drop_given_up_or_claimed_again_is_no_longer_lost(backend: &Backend) {
+    let mut a1 = backend.agent("a1", BRIEF);
+    let mut a2 = backend.agent("a2", LONG);
+    let job = claimed_new(a1.claim(&new_job(1, "main", "clip.mp4"), false).unwrap());
+    outlive(&a1, job.id);
+    assert!(matches!(
+        a2.claim(&new_job(1, "main", "clip.mp4"), false),
+        Ok(Claim::Resume(_))
+    ));
+    a1.renew_leases().unwrap();
+    assert_eq!(a1.lost_to(job.id).unwrap().as_deref(), Some("a2"));
+    a1.release_drop(&job.video).unwrap();
+    assert_eq!(a1.lost_to(job.id).unwrap(), None);
+
+    a2.release(&[job.id]).unwrap();
+    a1.renew_leases().unwrap();
+    assert!(matches!(
+        a1.claim(&new_job(1, "main", "clip.mp4"), false),
+        Ok(Claim::Resume(_))
+    ));
+    a1.record_step(job.id, &st("upload"), &json!({}), false)
+        .expect("a claimed job is written");
+}
