@@ -303,7 +303,7 @@ async fn a_v3_ledger_written_by_the_old_code_resumes() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let pending: Vec<i64> = column(&db, "SELECT id FROM jobs WHERE post_state IS NOT NULL");
     assert!(pending.is_empty());
     let platforms: Vec<String> = column(&db, "SELECT DISTINCT platform FROM jobs");

@@ -243,6 +243,9 @@ fn migrate(client: &mut Client, upgrade: Upgrade) -> Result<(), LedgerError> {
             "creating the shared ledger's schema"
         );
         tx.batch_execute(schema::POSTGRES).map_err(pg_error)?;
+        for sql in schema::POSTGRES_UPGRADES {
+            tx.batch_execute(sql).map_err(pg_error)?;
+        }
     } else if found < schema::VERSION {
         if upgrade == Upgrade::Refuse {
             return Err(LedgerError::OlderSchema {

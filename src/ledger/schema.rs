@@ -3,11 +3,11 @@
 //! shipped in, then upgraded only by `dropcast ledger migrate`.
 
 /// The schema version this binary reads and writes.
-pub(crate) const VERSION: i64 = 6;
+pub(crate) const VERSION: i64 = 7;
 
 /// `SQLITE[v]` takes an SQLite ledger from version `v` to `v + 1`.
 pub(super) const SQLITE: [&str; VERSION as usize] = [
-    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
 ];
 
 /// Schema version 1.
@@ -159,6 +159,13 @@ CREATE TABLE accounts (
 ) STRICT;
 ";
 
+/// Schema version 7 (issue 14): the posting plan's slot of each job (`planned_at`), and
+/// the notification outbox.
+pub(super) const SCHEMA_V7: &str = "
+-- PLAN (issue 14)
+-- NOTIFY (issue 14)
+";
+
 /// The PostgreSQL schema at version 6, the first a shared ledger has: the same tables,
 /// columns, checks and unique indexes as SQLite's (integers are BIGINT, paths BYTEA, JSON
 /// kept as checked text).
@@ -253,5 +260,12 @@ CREATE TABLE accounts (
 pub(super) const POSTGRES_FIRST: i64 = 6;
 
 /// `POSTGRES_UPGRADES[i]` takes a PostgreSQL ledger from version `POSTGRES_FIRST + i` to
-/// the next. None yet: version 6 is the first.
-pub(super) const POSTGRES_UPGRADES: [&str; (VERSION - POSTGRES_FIRST) as usize] = [];
+/// the next. A new database gets [`POSTGRES`] and then every upgrade, so both paths give
+/// one schema.
+pub(super) const POSTGRES_UPGRADES: [&str; (VERSION - POSTGRES_FIRST) as usize] = [POSTGRES_V7];
+
+/// PostgreSQL's version 7: [`SCHEMA_V7`] in PostgreSQL's types.
+pub(super) const POSTGRES_V7: &str = "
+-- PLAN (issue 14)
+-- NOTIFY (issue 14)
+";
