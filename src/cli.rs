@@ -21,7 +21,7 @@ use crate::watch;
 
 /// Publishes short videos dropped into a folder to Douyin, exactly once.
 #[derive(Debug, Parser)]
-#[command(name = "dropcast", version, about, long_about = None)]
+#[command(name = "dropcast", version = crate::version::VERSION, about, long_about = None)]
 pub(crate) struct Cli {
     /// Config file [default: $DROPCAST_CONFIG, else ./dropcast.yaml]
     #[arg(short = 'c', long = "config", global = true, env = "DROPCAST_CONFIG")]

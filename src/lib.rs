@@ -35,6 +35,7 @@ mod test_postgres;
 #[cfg(test)]
 mod test_postgres_tests;
 pub mod userfile;
+pub mod version;
 pub mod video;
 pub mod watch;
 pub mod words;

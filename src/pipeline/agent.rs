@@ -255,7 +255,7 @@ async fn register(ctx: &Context) -> Result<(), FatalError> {
         name: String::new(),
         host: crate::ledger::host_name(),
         pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: crate::version::VERSION.to_owned(),
         metrics: ctx
             .config
             .status
