@@ -129,6 +129,24 @@ pub enum Command {
         #[arg(long)]
         allow_remote: bool,
     },
+    /// Write a commented starter config (DIR/dropcast.yaml, the sandbox on) and create the
+    /// folders it names; never overwrites a config (exit 2 when one is there)
+    Init {
+        /// The folder to set up [default: the current folder]
+        dir: Option<PathBuf>,
+    },
+    /// Print a shell completion script, e.g. `dropcast completions bash >
+    /// ~/.local/share/bash-completion/completions/dropcast`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `dropcast man | man -l -`; `dropcast man ledger
+    /// rebuild` prints that command's page
+    Man {
+        /// A command (and subcommand) whose page to print [default: dropcast's]
+        command: Vec<String>,
+    },
 }
 
 /// How long the process waits at exit for blocking work still running; after that it
@@ -235,6 +253,57 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => ledger_migrate_cmd(cli.config.as_deref()),
         Command::Validate { captions } => Ok(validate_cmd(cli.config.as_deref(), &captions)),
         Command::Sandbox { addr, allow_remote } => sandbox_cmd(addr, allow_remote).await,
+        Command::Init { dir } => Ok(init_cmd(dir.as_deref().unwrap_or(Path::new(".")))),
+        Command::Completions { shell } => {
+            crate::cli_docs::completions(shell, &mut std::io::stdout().lock())
+                .or_else(closed_pipe)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { command } => man_cmd(&command),
+    }
+}
+
+/// `dropcast init [DIR]`: exit 2, with nothing made, when DIR holds a config already.
+fn init_cmd(dir: &Path) -> ExitCode {
+    match crate::init::init(dir) {
+        Ok(made) => {
+            let cwd = std::env::current_dir().ok();
+            let env_set = std::env::var_os("DROPCAST_CONFIG").is_some();
+            print!("{}", made.render(cwd.as_deref(), env_set));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                crate::init::InitError::Exists(_) => 2,
+                _ => 1,
+            })
+        }
+    }
+}
+
+/// `dropcast man [COMMAND…]`: exit 2 for a command that has no page.
+fn man_cmd(command: &[String]) -> anyhow::Result<ExitCode> {
+    use crate::cli_docs::ManError;
+    match crate::cli_docs::man_page(command, &mut std::io::stdout().lock()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(ManError::Write(e)) => {
+            closed_pipe(e)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ ManError::NoSuchCommand { .. }) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Output cut short by its reader (`dropcast man | head`) is not an error.
+fn closed_pipe(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e)
     }
 }
 
