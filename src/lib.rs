@@ -36,6 +36,10 @@ pub mod status;
 mod test_postgres;
 #[cfg(test)]
 mod test_postgres_tests;
+#[cfg(test)]
+mod test_tools;
+#[cfg(test)]
+mod test_tools_tests;
 pub mod userfile;
 pub mod version;
 pub mod video;

@@ -9,13 +9,13 @@
 #![allow(dead_code)]
 
 use std::fs::{self, File, Permissions};
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Once, OnceLock, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// The superuser `initdb` creates; every URL logs in as it (trust auth).
@@ -31,6 +31,8 @@ const POLL: Duration = Duration::from_millis(20);
 const PORT_ATTEMPTS: usize = 5;
 /// Where Debian's `postgresql` package puts the binaries (`<version>/bin`), off PATH.
 const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
+/// A folder holding `initdb` and `postgres` to use instead of searching for them.
+const PG_BIN_VAR: &str = "DROPCAST_PG_BIN";
 
 /// A running PostgreSQL server of its own, on 127.0.0.1, trust auth, database `dropcast`.
 pub struct TestPostgres {
@@ -41,13 +43,29 @@ pub struct TestPostgres {
 }
 
 impl TestPostgres {
-    /// A fresh server, or `None` (with one `SKIPPED:` line on stderr per process) when
-    /// PostgreSQL is not installed; with `CI` or `DROPCAST_REQUIRE_POSTGRES` set, a missing
-    /// PostgreSQL panics instead. Panics when the server cannot start (its log's tail said).
+    /// A fresh server, or `None` when PostgreSQL is not installed (the calling test skipped
+    /// with one `SKIPPED (needs PostgreSQL…)` line, or failed when `DROPCAST_REQUIRE_TOOLS`
+    /// is set: `super::test_tools`). Panics when the server cannot start (its log's tail said).
     /// Safe to call from async tests: the blocking client runs on a thread of its own.
+    /// Whether PostgreSQL is installed; when it is not, the calling test is skipped with
+    /// its line (or fails), as by [`TestPostgres::start`].
+    pub fn installed() -> bool {
+        match binaries() {
+            Ok(_) => true,
+            Err(why) => {
+                super::test_tools::missing(&super::test_tools::POSTGRES, &why);
+                false
+            }
+        }
+    }
+
     pub fn start() -> Option<TestPostgres> {
-        let Some(bin) = binaries() else {
-            return not_found();
+        let bin = match binaries() {
+            Ok(bin) => bin,
+            Err(why) => {
+                super::test_tools::missing(&super::test_tools::POSTGRES, &why);
+                return None;
+            }
         };
         let cluster = match cluster(bin) {
             Ok(cluster) => cluster,
@@ -227,19 +245,31 @@ struct Binaries {
     postgres: PathBuf,
 }
 
-/// `initdb` and `postgres` from the first PATH directory holding both, else from the newest
-/// `/usr/lib/postgresql/<version>/bin`.
-fn binaries() -> Option<Binaries> {
+/// The folder `DROPCAST_PG_BIN` names (it must hold both), else the first PATH directory
+/// holding both, else the newest `/usr/lib/postgresql/<version>/bin`; what was looked for
+/// when none does.
+fn binaries() -> Result<Binaries, String> {
+    let in_dir = |dir: PathBuf| {
+        let found = Binaries {
+            initdb: dir.join("initdb"),
+            postgres: dir.join("postgres"),
+        };
+        (found.initdb.is_file() && found.postgres.is_file()).then_some(found)
+    };
+    if let Some(dir) = std::env::var_os(PG_BIN_VAR) {
+        let dir = PathBuf::from(dir);
+        return in_dir(dir.clone()).ok_or_else(|| {
+            format!(
+                "{PG_BIN_VAR}={} holds no initdb and postgres",
+                dir.display()
+            )
+        });
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(debian_bin_dirs(Path::new(DEBIAN_ROOT)))
-        .find_map(|dir| {
-            let found = Binaries {
-                initdb: dir.join("initdb"),
-                postgres: dir.join("postgres"),
-            };
-            (found.initdb.is_file() && found.postgres.is_file()).then_some(found)
-        })
+        .find_map(in_dir)
+        .ok_or_else(|| format!("no initdb and postgres on PATH nor under {DEBIAN_ROOT}/*/bin"))
 }
 
 /// `<root>/<version>/bin`, newest version first.
@@ -260,29 +290,6 @@ pub(crate) fn debian_bin_dirs(root: &Path) -> Vec<PathBuf> {
         .collect();
     versions.sort_by(|a, b| b.0.cmp(&a.0));
     versions.into_iter().map(|(_, dir)| dir).collect()
-}
-
-/// Whether a missing PostgreSQL fails the tests rather than skipping them.
-fn required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("DROPCAST_REQUIRE_POSTGRES").is_some()
-}
-
-fn not_found() -> Option<TestPostgres> {
-    if required() {
-        panic!(
-            "the PostgreSQL tests need initdb and postgres (Debian package `postgresql`), \
-             none on PATH or under {DEBIAN_ROOT}/*/bin"
-        );
-    }
-    static SAID: Once = Once::new();
-    // Straight to stderr, past the test harness's capture, once per test binary.
-    SAID.call_once(|| {
-        let _ = writeln!(
-            io::stderr(),
-            "SKIPPED: the PostgreSQL tests: needs PostgreSQL (Debian: apt-get install postgresql)"
-        );
-    });
-    None
 }
 
 /// The unprivileged account the server runs as when the tests run as root.

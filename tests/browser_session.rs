@@ -6,8 +6,9 @@
 //! requests.
 //!
 //! Needs Chromium (Debian: `apt-get install -y chromium`; CI installs it); `CHROME_BIN`
-//! overrides the program. Without it the tests fail, unless `DROPCAST_SKIP_BROWSER=1` (never
-//! under `CI`).
+//! overrides the program. Without it each test is skipped with one `SKIPPED (needs
+//! Chromium…)` line, or fails when `DROPCAST_REQUIRE_TOOLS` is set (src/test_tools.rs);
+//! `DROPCAST_SKIP_BROWSER=1` skips them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use dropcast::browser::login::{self, LoginError, LoginOptions, LoginOutcome};
 use dropcast::browser::session::{SessionError, SessionSettings, Sessions};
-use dropcast::browser::{Search, find_browser};
+use dropcast::browser::Search;
 use dropcast::config::Browser;
 use dropcast::platform::in_page::{InPage, PageMethod, PageRequest};
 use dropcast::platform::{Expired, PublishError};
@@ -38,26 +39,12 @@ const BOUND: Duration = Duration::from_secs(90);
 // ---------------------------------------------------------------------------------------
 // Chromium
 
-/// The Chromium to test with, or `None` to skip (only outside CI, when asked to).
+#[path = "../src/test_tools.rs"]
+mod test_tools;
+
+/// The Chromium to test with, or `None`: skipped, with one line (src/test_tools.rs).
 fn chromium() -> Option<PathBuf> {
-    let setting = match std::env::var_os("CHROME_BIN") {
-        Some(p) => Browser::Path(PathBuf::from(p)),
-        None => Browser::Auto,
-    };
-    match find_browser(&setting, &Search::system()) {
-        Ok(path) => Some(path),
-        Err(e)
-            if std::env::var_os("CI").is_none()
-                && std::env::var("DROPCAST_SKIP_BROWSER").as_deref() == Ok("1") =>
-        {
-            eprintln!("DROPCAST_SKIP_BROWSER=1: the browser session tests are skipped ({e})");
-            None
-        }
-        Err(e) => panic!(
-            "the browser session tests need Chromium: {e}. (Outside CI, \
-             DROPCAST_SKIP_BROWSER=1 skips them.)"
-        ),
-    }
+    test_tools::chromium()
 }
 
 fn settings(server: &Server, state_dir: &Path, chromium: &Path) -> SessionSettings {

@@ -5,10 +5,12 @@
 //! when set (the README's).
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install -y chromium
-//! chromium-driver`; CI installs them). Without them the test fails, unless
-//! `DROPCAST_SKIP_BROWSER=1`. `CHROME_BIN` and `CHROMEDRIVER` override the programs.
+//! chromium-driver`; CI installs them). Without them the test is skipped with one
+//! `SKIPPED (needs …)` line, or fails when `DROPCAST_REQUIRE_TOOLS` is set
+//! (src/test_tools.rs); `DROPCAST_SKIP_BROWSER=1` skips it. `CHROME_BIN` and `CHROMEDRIVER`
+//! override the programs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,16 +42,9 @@ const FAILURE: Failure = Failure {
     hint: "Shorten the caption, then press Retry (or run `dropcast retry`).",
 };
 
-/// Finds a program: the variable's value, else the first name found on `PATH`.
-fn program(var: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(var) {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
+/// Finds chromium and chromedriver, or skips with one line.
+#[path = "../src/test_tools.rs"]
+mod test_tools;
 
 /// chromedriver, killed when dropped.
 struct Driver {
@@ -231,21 +226,11 @@ fn unbase64_decodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_jobs_and_retry_requeues_a_failed_one() {
-    if std::env::var("DROPCAST_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("DROPCAST_SKIP_BROWSER=1: the dashboard's browser test is skipped");
+    let Some(chromium) = test_tools::chromium() else {
         return;
-    }
-    let chromium = program(
-        "CHROME_BIN",
-        &["chromium", "chromium-browser", "google-chrome"],
-    );
-    let chromedriver = program("CHROMEDRIVER", &["chromedriver"]);
-    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
-        panic!(
-            "the dashboard's browser test needs Chromium and chromedriver: install them \
-             (Debian: `apt-get install -y chromium chromium-driver`; CI's .ci/run does), \
-             or set DROPCAST_SKIP_BROWSER=1 to skip this test"
-        );
+    };
+    let Some(chromedriver) = test_tools::chromedriver() else {
+        return;
     };
 
     // An agent's context: a failed job archived in failed/, one uploading, one queued,

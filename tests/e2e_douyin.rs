@@ -3,8 +3,9 @@
 //! the QR code it prints, then a bundle published once with its bytes and every create_v2
 //! field as the page says, and a lost create answer reconciled without a second create.
 //!
-//! Needs Chromium (CI installs it; `CHROME_BIN` overrides the program). Outside CI,
-//! `DROPCAST_SKIP_BROWSER=1` skips these tests; under `CI` a missing browser fails them.
+//! Needs Chromium (CI installs it; `CHROME_BIN` overrides the program). Without it each test
+//! is skipped with one `SKIPPED (needs Chromium…)` line, or fails when
+//! `DROPCAST_REQUIRE_TOOLS` is set (src/test_tools.rs); `DROPCAST_SKIP_BROWSER=1` skips them.
 
 mod common;
 

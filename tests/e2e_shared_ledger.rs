@@ -2,7 +2,8 @@
 //! one simulator every agent posts to, an agent killed with SIGKILL mid-upload, another
 //! frozen with SIGSTOP past its lease and woken again. Every video must be posted exactly
 //! once per account and archived exactly once, and the frozen agent's late writes refused.
-//! Skipped (one `SKIPPED:` line) where PostgreSQL is not installed, outside CI.
+//! Where PostgreSQL is not installed each test is skipped with one `SKIPPED (needs
+//! PostgreSQL…)` line, or fails when `DROPCAST_REQUIRE_TOOLS` is set (src/test_tools.rs).
 
 mod common;
 

@@ -369,14 +369,11 @@ fn unprivileged(env: &Env, cmd: Command) -> Option<Command> {
     probe.arg("--version");
     let works = wrap(&probe).output().is_ok_and(|out| out.status.success());
     if !works {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test: setpriv (util-linux) cannot run dropcast as `nobody`"
-        );
-        eprintln!(
-            "SKIPPED: running as root and cannot run dropcast as `nobody` (setpriv missing, \
-             or the binary is not reachable for other users): root ignores permissions, so \
-             this test cannot make a file unreadable or a folder unwritable"
+        common::tools::missing(
+            &common::tools::SETPRIV,
+            "running as root and cannot run dropcast as `nobody` (setpriv missing, or the \
+             binary is not reachable for other users): root ignores permissions, so this \
+             test cannot make a file unreadable or a folder unwritable",
         );
         return None;
     }

@@ -12,31 +12,10 @@ use super::Env;
 /// Generous bounds: the machine may be busy.
 pub const BOUND: Duration = Duration::from_secs(90);
 
-/// The browser these tests drive, or `None` when they are skipped.
+/// The browser these tests drive, or `None` when they are skipped (one line said so:
+/// `super::tools::chromium`).
 pub fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CHROME_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let found = [
-        "/usr/bin/chromium",
-        "/usr/bin/chromium-browser",
-        "/usr/bin/google-chrome",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file());
-    match found {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_none()
-            && std::env::var("DROPCAST_SKIP_BROWSER").as_deref() == Ok("1") =>
-        {
-            eprintln!("DROPCAST_SKIP_BROWSER=1: the douyin end-to-end tests are skipped");
-            None
-        }
-        None => panic!(
-            "the douyin end-to-end tests need Chromium (or DROPCAST_SKIP_BROWSER=1 outside CI)"
-        ),
-    }
+    super::tools::chromium()
 }
 
 /// The text of the QR code in a PNG, read independently of dropcast's own decoder.

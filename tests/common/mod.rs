@@ -8,6 +8,9 @@ pub mod douyin;
 pub mod fixtures;
 pub mod pg;
 pub mod sandbox_client;
+/// Tests that need a program: found, or skipped with one line (src/test_tools.rs).
+#[path = "../../src/test_tools.rs"]
+pub mod tools;
 
 #[allow(unused_imports)]
 pub use fixtures::*;
