@@ -14,7 +14,10 @@ fn helper_looks_for_a_missing_chromium() {
     if std::env::var_os(HELPER_VAR).is_none() {
         return;
     }
-    assert!(test_tools::chromium().is_none(), "CHROME_BIN points nowhere");
+    assert!(
+        test_tools::chromium().is_none(),
+        "CHROME_BIN points nowhere"
+    );
 }
 
 const HELPER_VAR: &str = "DROPCAST_TEST_TOOLS_HELPER";
