@@ -49,7 +49,10 @@ pub(crate) fn man_page(path: &[String], out: &mut dyn Write) -> Result<(), ManEr
                 known: page_names(&cmd),
             })?;
     }
-    clap_mangen::Man::new(page.clone()).render(out)?;
+    // Every page's footer names dropcast's version (a subcommand has none of its own).
+    clap_mangen::Man::new(page.clone())
+        .source(format!("{BIN} {}", crate::version::VERSION))
+        .render(out)?;
     out.flush()?;
     Ok(())
 }
