@@ -984,6 +984,9 @@ async fn time_one_video(ctx: &Arc<Context>, staged: &Path, caption: &str) -> Res
 
 #[path = "../src/test_postgres.rs"]
 mod test_postgres;
+// test_postgres.rs reports a missing PostgreSQL through `super::test_tools`.
+#[path = "../src/test_tools.rs"]
+mod test_tools;
 
 /// Jobs claimed (and released) per measurement in the `ledger` section.
 const LEDGER_JOBS: usize = 1000;
