@@ -25,6 +25,7 @@ mod db;
 mod lease;
 mod postgres;
 mod schema;
+mod plan;
 mod shared;
 mod sqlite;
 
@@ -41,6 +42,7 @@ pub(crate) use lease::DEFAULT_TTL as DEFAULT_LEASE;
 pub(crate) use lease::{AgentInfo, AgentRow, Lease, default_agent_name as host_name};
 pub use postgres::Upgrade;
 pub(crate) use schema::VERSION as SCHEMA_VERSION;
+pub(crate) use plan::Planned;
 pub(crate) use shared::SharedPause;
 use sqlite::FileId;
 
