@@ -18,6 +18,7 @@ mod limits;
 pub mod live;
 pub(crate) mod moderation;
 mod pacing;
+mod schedule;
 pub(crate) mod requeue;
 mod shared_pause;
 mod targets;
