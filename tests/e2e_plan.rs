@@ -113,6 +113,25 @@ async fn ten_videos_two_windows_three_a_day_are_posted_at_their_slots_across_res
         }
     }
     assert!(per_day.values().all(|n| *n <= 3), "{per_day:?}");
+
+    // `status --json` shows the plan: the next free slot (day 4, 06:00) and each video,
+    // sent with the platform's timer, at its slot.
+    let out = env.run(&["status", "--json"]).await;
+    let status: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let plan = &status["plan"][0];
+    assert_eq!(plan["account"], "main", "{status}");
+    let next: Timestamp = plan["next_free"].as_str().unwrap().parse().unwrap();
+    let day4 = today.checked_add(jiff::Span::new().days(3)).unwrap();
+    assert_eq!(next, tz.to_timestamp(day4.at(6, 0, 0, 0)).unwrap());
+    let planned = plan["planned"].as_array().unwrap();
+    let slots: Vec<i64> = planned
+        .iter()
+        .map(|p| p["slot"].as_str().unwrap().parse::<Timestamp>().unwrap().as_second())
+        .collect();
+    assert_eq!(slots, expected);
+    assert!(planned.iter().all(|p| p["state"] == "sent"), "{plan}");
+    let text = stdout(&env.run(&["status"]).await);
+    assert!(text.contains("Plan of main (10)"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,7 +42,6 @@ pub(crate) use lease::DEFAULT_TTL as DEFAULT_LEASE;
 pub(crate) use lease::{AgentInfo, AgentRow, Lease, default_agent_name as host_name};
 pub use postgres::Upgrade;
 pub(crate) use schema::VERSION as SCHEMA_VERSION;
-pub(crate) use plan::Planned;
 pub(crate) use shared::SharedPause;
 use sqlite::FileId;
 

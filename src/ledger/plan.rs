@@ -68,6 +68,7 @@ impl Ledger {
     }
 
     /// Job `id`'s booked slot, if it has one.
+    #[cfg(test)]
     pub(crate) fn planned_at(&self, id: JobId) -> Result<Option<SystemTime>, LedgerError> {
         let at: Option<Option<i64>> = self
             .db

@@ -129,8 +129,4 @@ impl Wakes {
         }
         due
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
 }

@@ -481,3 +481,4 @@ pub(crate) fn age(now_s: i64, t: UtcTime) -> u64 {
 
 #[cfg(test)]
 mod tests;
+pub mod plan;
