@@ -340,7 +340,8 @@ pub fn status_at(config: &Config, now: SystemTime) -> Result<StatusReport, Repor
         let list = AgentList::read(l, SystemTime::from(now.offset_date_time()))?;
         report.agents = list.agents;
         report.ledger_shared = list.shared;
-        report.plan = crate::read_model::plan::read(l, config, SystemTime::from(now.offset_date_time()))?;
+        report.plan =
+            crate::read_model::plan::read(l, config, SystemTime::from(now.offset_date_time()))?;
     }
     Ok(report)
 }

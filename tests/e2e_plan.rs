@@ -7,15 +7,19 @@
 mod common;
 
 use common::*;
-use jiff::tz::TimeZone;
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde_json::Value;
 
 /// A fixed-offset zone (no DST) in which it is now between 00:00 and 01:00, so that the
 /// windows below lie ahead today whenever the test runs.
 fn zone_just_past_midnight() -> (String, TimeZone) {
     let utc_hour = i64::from(Timestamp::now().to_zoned_datetime(TimeZone::UTC).hour());
-    let offset = if utc_hour <= 12 { -utc_hour } else { 24 - utc_hour };
+    let offset = if utc_hour <= 12 {
+        -utc_hour
+    } else {
+        24 - utc_hour
+    };
     let name = match offset {
         0 => "UTC".to_owned(),
         o if o > 0 => format!("Etc/GMT-{o}"),
@@ -104,7 +108,9 @@ async fn ten_videos_two_windows_three_a_day_are_posted_at_their_slots_across_res
     // The plan's rules, said once more on what was sent.
     let mut per_day = std::collections::BTreeMap::new();
     for (i, t) in timings.iter().enumerate() {
-        let local = Timestamp::from_second(*t).unwrap().to_zoned_datetime(tz.clone());
+        let local = Timestamp::from_second(*t)
+            .unwrap()
+            .to_zoned_datetime(tz.clone());
         let minute = i32::from(local.hour()) * 60 + i32::from(local.minute());
         assert!((240..420).contains(&minute) || (600..900).contains(&minute));
         *per_day.entry(local.date()).or_insert(0) += 1;
@@ -126,7 +132,14 @@ async fn ten_videos_two_windows_three_a_day_are_posted_at_their_slots_across_res
     let planned = plan["planned"].as_array().unwrap();
     let slots: Vec<i64> = planned
         .iter()
-        .map(|p| p["slot"].as_str().unwrap().parse::<Timestamp>().unwrap().as_second())
+        .map(|p| {
+            p["slot"]
+                .as_str()
+                .unwrap()
+                .parse::<Timestamp>()
+                .unwrap()
+                .as_second()
+        })
         .collect();
     assert_eq!(slots, expected);
     assert!(planned.iter().all(|p| p["state"] == "sent"), "{plan}");
@@ -152,7 +165,10 @@ async fn a_slot_under_the_timer_window_is_waited_for_without_holding_the_queue()
     slots.sort();
     // (A slot is a whole second, rounded up; one within a second counts as now.)
     for (post, slot) in posts.iter().zip(&slots) {
-        assert!(post["create_time"].as_i64().unwrap() >= *slot - 1, "{post} before {slot}");
+        assert!(
+            post["create_time"].as_i64().unwrap() >= *slot - 1,
+            "{post} before {slot}"
+        );
     }
     assert!(slots[1] - slots[0] >= 4 && slots[2] - slots[1] >= 4);
     // With `publish.concurrency: 1`, the second and third videos were both uploaded and

@@ -23,9 +23,9 @@
 
 mod db;
 mod lease;
+mod plan;
 mod postgres;
 mod schema;
-mod plan;
 mod shared;
 mod sqlite;
 

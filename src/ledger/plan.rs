@@ -37,34 +37,44 @@ impl Ledger {
         pick: impl FnOnce(&[SystemTime]) -> Option<SystemTime>,
     ) -> Result<SystemTime, LedgerError> {
         let mut slot = None;
-        self.transition(id, "book a planned slot", Some("after_commit:planned"), &[JobState::Active], |tx, job, now| {
-            let existing: Option<i64> = tx.value("SELECT planned_at FROM jobs WHERE id = ?1", p![id])?;
-            if let Some(at) = existing {
-                slot = Some(at);
-                return Ok(());
-            }
-            let since = now.saturating_sub(i64::try_from(LOOKBACK.as_millis()).unwrap_or(i64::MAX));
-            let rows = tx.query(
-                &format!(
-                    "SELECT planned_at FROM jobs WHERE account = ?1 AND id <> ?2 \
+        self.transition(
+            id,
+            "book a planned slot",
+            Some("after_commit:planned"),
+            &[JobState::Active],
+            |tx, job, now| {
+                let existing: Option<i64> =
+                    tx.value("SELECT planned_at FROM jobs WHERE id = ?1", p![id])?;
+                if let Some(at) = existing {
+                    slot = Some(at);
+                    return Ok(());
+                }
+                let since =
+                    now.saturating_sub(i64::try_from(LOOKBACK.as_millis()).unwrap_or(i64::MAX));
+                let rows = tx.query(
+                    &format!(
+                        "SELECT planned_at FROM jobs WHERE account = ?1 AND id <> ?2 \
                      AND planned_at IS NOT NULL AND planned_at >= ?3 AND state IN {LIVE_STATES_SQL}"
-                ),
-                p![&job.account, id, since],
-            )?;
-            let booked = rows
-                .iter()
-                .map(|r| r.get::<i64>(0).map(from_ms))
-                .collect::<Result<Vec<_>, _>>()?;
-            let at = pick(&booked).ok_or(LedgerError::Invalid("the posting plan has no slot left"))?;
-            let at = to_ms(at);
-            tx.execute(
-                "UPDATE jobs SET planned_at = ?1, updated_at = ?2 WHERE id = ?3",
-                p![at, now, id],
-            )?;
-            slot = Some(at);
-            Ok(())
-        })?;
-        slot.map(from_ms).ok_or(LedgerError::Invalid("no slot was booked"))
+                    ),
+                    p![&job.account, id, since],
+                )?;
+                let booked = rows
+                    .iter()
+                    .map(|r| r.get::<i64>(0).map(from_ms))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let at = pick(&booked)
+                    .ok_or(LedgerError::Invalid("the posting plan has no slot left"))?;
+                let at = to_ms(at);
+                tx.execute(
+                    "UPDATE jobs SET planned_at = ?1, updated_at = ?2 WHERE id = ?3",
+                    p![at, now, id],
+                )?;
+                slot = Some(at);
+                Ok(())
+            },
+        )?;
+        slot.map(from_ms)
+            .ok_or(LedgerError::Invalid("no slot was booked"))
     }
 
     /// Job `id`'s booked slot, if it has one.
@@ -79,7 +89,11 @@ impl Ledger {
     }
 
     /// `account`'s booked slots of live jobs from `since` on, earliest first.
-    pub(crate) fn booked_slots(&self, account: &str, since: SystemTime) -> Result<Vec<SystemTime>, LedgerError> {
+    pub(crate) fn booked_slots(
+        &self,
+        account: &str,
+        since: SystemTime,
+    ) -> Result<Vec<SystemTime>, LedgerError> {
         let rows = self.db.query(
             &format!(
                 "SELECT planned_at FROM jobs WHERE account = ?1 AND planned_at IS NOT NULL \

@@ -718,7 +718,7 @@ async fn publish(
         );
     }
     let draft = match super::schedule::slot_for(ctx, job, account.platform, draft).await? {
-        super::schedule::Slot::Go(draft) => draft,
+        super::schedule::Slot::Go(draft) => *draft,
         super::schedule::Slot::WaitUntil(at) => return Err(Stop::Scheduled(at)),
     };
     at_step(ctx, bundle, &StepName::PUBLISH);
@@ -1394,6 +1394,7 @@ mod tests {
             Stop::Abandoned(_) => "abandoned",
             Stop::Unconfirmed(_) => "unconfirmed",
             Stop::Ledger(_) => "ledger",
+            Stop::Scheduled(_) => "scheduled",
         }
     }
 

@@ -18,8 +18,8 @@ mod limits;
 pub mod live;
 pub(crate) mod moderation;
 mod pacing;
-mod schedule;
 pub(crate) mod requeue;
+mod schedule;
 mod shared_pause;
 mod targets;
 

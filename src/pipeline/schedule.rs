@@ -20,7 +20,7 @@ use super::context::Context;
 pub(super) enum Slot {
     /// Send this draft now (its `publish_at` set when the platform's timer holds the
     /// slot).
-    Go(PostDraft),
+    Go(Box<PostDraft>),
     /// Uploaded; come back at this time.
     WaitUntil(SystemTime),
 }
@@ -37,10 +37,10 @@ pub(super) async fn slot_for(
     mut draft: PostDraft,
 ) -> Result<Slot, LedgerError> {
     let Some(plan) = ctx.config.plan_for(&job.account) else {
-        return Ok(Slot::Go(draft));
+        return Ok(Slot::Go(Box::new(draft)));
     };
     if draft.publish_at.is_some() {
-        return Ok(Slot::Go(draft));
+        return Ok(Slot::Go(Box::new(draft)));
     }
     let (id, plan) = (job.id, plan.clone());
     let now = SystemTime::now();
@@ -48,18 +48,20 @@ pub(super) async fn slot_for(
         .ledger(move |l| l.book_planned_slot(id, |booked| pick(&plan, booked, now)))
         .await?;
     let (slot_ts, now_ts) = (stamp(slot), stamp(SystemTime::now()));
-    Ok(match how_to_post(slot_ts, now_ts, crate::platform::post_timer(platform)) {
-        When::Now => Slot::Go(draft),
-        When::Timer(at) => {
-            info!(step = "publish", slot = %at, "the platform's timer posts it at its planned slot");
-            draft.publish_at = Some(at.as_second());
-            Slot::Go(draft)
-        }
-        When::Wait { wake } => {
-            info!(step = "publish", slot = %slot_ts, wake = %wake, "uploaded; the post waits for its planned slot");
-            Slot::WaitUntil(SystemTime::try_from(wake).unwrap_or(slot))
-        }
-    })
+    Ok(
+        match how_to_post(slot_ts, now_ts, crate::platform::post_timer(platform)) {
+            When::Now => Slot::Go(Box::new(draft)),
+            When::Timer(at) => {
+                info!(step = "publish", slot = %at, "the platform's timer posts it at its planned slot");
+                draft.publish_at = Some(at.as_second());
+                Slot::Go(Box::new(draft))
+            }
+            When::Wait { wake } => {
+                info!(step = "publish", slot = %slot_ts, wake = %wake, "uploaded; the post waits for its planned slot");
+                Slot::WaitUntil(SystemTime::try_from(wake).unwrap_or(slot))
+            }
+        },
+    )
 }
 
 /// The plan's next slot after `booked`, from `now`, with the agent's jitter.
@@ -78,10 +80,7 @@ fn stamp(t: SystemTime) -> Timestamp {
 
 /// The outcome a drop keeps when two of its targets are not done: the first, except
 /// that of two scheduled ones the earlier slot brings the drop back.
-pub(super) fn first_open(
-    open: Option<super::Outcome>,
-    outcome: super::Outcome,
-) -> super::Outcome {
+pub(super) fn first_open(open: Option<super::Outcome>, outcome: super::Outcome) -> super::Outcome {
     use super::Outcome::Scheduled;
     match (open, outcome) {
         (Some(Scheduled { until: a }), Scheduled { until: b }) => Scheduled { until: a.min(b) },
@@ -128,5 +127,59 @@ impl Wakes {
             self.0.remove(p);
         }
         due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn waiting_drops_come_back_at_their_slots_earliest_first() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let mut wakes = Wakes::default();
+        assert_eq!(wakes.next_in(t0), None);
+        wakes.insert(PathBuf::from("b.mp4"), t0 + Duration::from_secs(60));
+        wakes.insert(PathBuf::from("a.mp4"), t0 + Duration::from_secs(60));
+        wakes.insert(PathBuf::from("c.mp4"), t0 + Duration::from_secs(600));
+        assert_eq!(wakes.next_in(t0), Some(Duration::from_secs(60)));
+        assert!(wakes.take_due(t0 + Duration::from_secs(59)).is_empty());
+        assert!(wakes.contains(std::path::Path::new("a.mp4")));
+        let due = wakes.take_due(t0 + Duration::from_secs(60));
+        assert_eq!(due, [PathBuf::from("a.mp4"), PathBuf::from("b.mp4")]);
+        assert_eq!(
+            wakes.next_in(t0 + Duration::from_secs(60)),
+            Some(Duration::from_secs(540))
+        );
+        // Late (the machine slept): due at once, never a negative wait.
+        assert_eq!(
+            wakes.next_in(t0 + Duration::from_secs(900)),
+            Some(Duration::ZERO)
+        );
+        assert!(wakes.remove(std::path::Path::new("c.mp4")));
+        assert_eq!(wakes.next_in(t0), None);
+    }
+
+    #[test]
+    fn of_two_scheduled_targets_the_earlier_slot_brings_the_drop_back() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let later = super::super::Outcome::Scheduled {
+            until: t + Duration::from_secs(50),
+        };
+        let sooner = super::super::Outcome::Scheduled { until: t };
+        match first_open(Some(later), sooner) {
+            super::super::Outcome::Scheduled { until } => assert_eq!(until, t),
+            other => panic!("{other:?}"),
+        }
+        let held = super::super::Outcome::Held {
+            reason: "paused".into(),
+        };
+        assert!(matches!(
+            first_open(Some(held), super::super::Outcome::Scheduled { until: t }),
+            super::super::Outcome::Held { .. }
+        ));
     }
 }

@@ -36,15 +36,26 @@ impl Window {
     pub fn parse(s: &str) -> Result<Vec<Window>, String> {
         let bad = || format!("`{s}` is not a window like `09:00-11:00`");
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let (start, end) = (minute_of_day(a.trim()).ok_or_else(bad)?, minute_of_day(b.trim()).ok_or_else(bad)?);
+        let (start, end) = (
+            minute_of_day(a.trim()).ok_or_else(bad)?,
+            minute_of_day(b.trim()).ok_or_else(bad)?,
+        );
         match start.cmp(&end) {
             std::cmp::Ordering::Less => Ok(vec![Window { start, end }]),
             std::cmp::Ordering::Equal => Err(format!("`{s}` is empty: it starts where it ends")),
-            std::cmp::Ordering::Greater if end == 0 => Ok(vec![Window { start, end: DAY_MINUTES }]),
-            std::cmp::Ordering::Greater if start == DAY_MINUTES => Ok(vec![Window { start: 0, end }]),
+            std::cmp::Ordering::Greater if end == 0 => Ok(vec![Window {
+                start,
+                end: DAY_MINUTES,
+            }]),
+            std::cmp::Ordering::Greater if start == DAY_MINUTES => {
+                Ok(vec![Window { start: 0, end }])
+            }
             std::cmp::Ordering::Greater => Ok(vec![
                 Window { start: 0, end },
-                Window { start, end: DAY_MINUTES },
+                Window {
+                    start,
+                    end: DAY_MINUTES,
+                },
             ]),
         }
     }
@@ -87,7 +98,10 @@ fn instant(day: Date, minute: u16, zone: &TimeZone) -> Option<Timestamp> {
     let dt = if minute >= DAY_MINUTES {
         day.tomorrow().ok()?.at(0, 0, 0, 0)
     } else {
-        let (h, m) = (i8::try_from(minute / 60).ok()?, i8::try_from(minute % 60).ok()?);
+        let (h, m) = (
+            i8::try_from(minute / 60).ok()?,
+            i8::try_from(minute % 60).ok()?,
+        );
         day.at(h, m, 0, 0)
     };
     zone.to_ambiguous_timestamp(dt).compatible().ok()
@@ -158,9 +172,17 @@ impl Plan {
     /// `jitter` that keeps it inside its window (not when the slot is `now` itself: a
     /// video that may go now goes now). Whole seconds. `None` only when the calendar
     /// runs out.
-    pub fn next_slot(&self, booked: &[Timestamp], now: Timestamp, jitter: &mut dyn Jitter) -> Option<Timestamp> {
+    pub fn next_slot(
+        &self,
+        booked: &[Timestamp],
+        now: Timestamp,
+        jitter: &mut dyn Jitter,
+    ) -> Option<Timestamp> {
         let gap = jiff::SignedDuration::try_from(self.min_gap).ok()?;
-        let after_gap = booked.iter().max().and_then(|last| last.checked_add(gap).ok());
+        let after_gap = booked
+            .iter()
+            .max()
+            .and_then(|last| last.checked_add(gap).ok());
         let earliest = ceil_second(after_gap.map_or(now, |t| t.max(now)))?;
         let mut per_day: std::collections::HashMap<Date, u32> = std::collections::HashMap::new();
         for t in booked {
@@ -191,15 +213,25 @@ impl Plan {
 
     /// `base` moved later by up to `jitter`, staying before `end`; `base` itself when it
     /// is `now`.
-    fn jittered(&self, base: Timestamp, end: Timestamp, now: Timestamp, jitter: &mut dyn Jitter) -> Timestamp {
+    fn jittered(
+        &self,
+        base: Timestamp,
+        end: Timestamp,
+        now: Timestamp,
+        jitter: &mut dyn Jitter,
+    ) -> Timestamp {
         if base <= now || self.jitter.is_zero() {
             return base;
         }
         let room = end.as_second() - base.as_second() - 1;
-        let most = i64::try_from(self.jitter.as_secs()).unwrap_or(i64::MAX).min(room).max(0);
+        let most = i64::try_from(self.jitter.as_secs())
+            .unwrap_or(i64::MAX)
+            .min(room)
+            .max(0);
         let moved = jitter.below(most.unsigned_abs() + 1);
         let moved = i64::try_from(moved).unwrap_or(0);
-        base.checked_add(jiff::SignedDuration::from_secs(moved)).unwrap_or(base)
+        base.checked_add(jiff::SignedDuration::from_secs(moved))
+            .unwrap_or(base)
     }
 }
 

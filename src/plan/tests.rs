@@ -23,7 +23,10 @@ fn berlin() -> TimeZone {
 }
 
 fn plan(windows: &[&str], zone: TimeZone, daily_max: u32, gap_min: u64, jitter_min: u64) -> Plan {
-    let windows = windows.iter().flat_map(|w| Window::parse(w).unwrap()).collect();
+    let windows = windows
+        .iter()
+        .flat_map(|w| Window::parse(w).unwrap())
+        .collect();
     Plan::new(
         windows,
         zone,
@@ -41,7 +44,9 @@ fn at(zone: &TimeZone, s: &str) -> Timestamp {
 }
 
 fn local(zone: &TimeZone, t: Timestamp) -> String {
-    zone.to_datetime(t).strftime("%Y-%m-%d %H:%M:%S").to_string()
+    zone.to_datetime(t)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// Books `n` slots one after the other from `now`, as `n` videos dropped at once.
@@ -97,11 +102,19 @@ fn a_window_closing_before_the_gap_ends_pushes_to_the_next_one() {
     let tz = shanghai();
     let p = plan(&["09:00-10:00", "12:00-13:00"], tz.clone(), 5, 90, 0);
     let booked = [at(&tz, "2026-06-01T09:40")];
-    let slot = p.next_slot(&booked, at(&tz, "2026-06-01T09:41"), &mut SplitMix::seeded(1));
+    let slot = p.next_slot(
+        &booked,
+        at(&tz, "2026-06-01T09:41"),
+        &mut SplitMix::seeded(1),
+    );
     assert_eq!(local(&tz, slot.unwrap()), "2026-06-01 12:00:00");
     // A window's end is not in it: a gap ending exactly at 13:00 goes to the next day.
     let booked = [at(&tz, "2026-06-01T11:30")];
-    let slot = p.next_slot(&booked, at(&tz, "2026-06-01T11:31"), &mut SplitMix::seeded(1));
+    let slot = p.next_slot(
+        &booked,
+        at(&tz, "2026-06-01T11:31"),
+        &mut SplitMix::seeded(1),
+    );
     assert_eq!(local(&tz, slot.unwrap()), "2026-06-02 09:00:00");
 }
 
@@ -112,7 +125,11 @@ fn the_daily_maximum_counts_local_calendar_days() {
     // 23:30 and 23:40 local fill the day (15:30 and 15:40 UTC: the same UTC day as the
     // morning after would be, so a UTC count would be wrong).
     let booked = [at(&tz, "2026-06-01T23:30"), at(&tz, "2026-06-01T23:40")];
-    let slot = p.next_slot(&booked, at(&tz, "2026-06-01T23:45"), &mut SplitMix::seeded(1));
+    let slot = p.next_slot(
+        &booked,
+        at(&tz, "2026-06-01T23:45"),
+        &mut SplitMix::seeded(1),
+    );
     assert_eq!(local(&tz, slot.unwrap()), "2026-06-02 00:00:00");
 }
 
@@ -121,7 +138,10 @@ fn windows_at_the_day_ends_and_across_midnight() {
     let tz = shanghai();
     let p = plan(&["22:00-02:00"], tz.clone(), 10, 60, 0);
     assert_eq!(
-        p.windows().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        p.windows()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         ["00:00-02:00", "22:00-24:00"]
     );
     let slots = book(&p, at(&tz, "2026-06-01T21:00"), 5, 1);
@@ -154,7 +174,11 @@ fn dst_spring_forward_a_window_in_the_gap_is_gone_that_day_only() {
     // 01:30 CET, 03:00 CEST (30 real minutes later), 03:30 CEST is the end.
     assert_eq!(
         shown,
-        ["2026-03-29 01:30:00", "2026-03-29 03:00:00", "2026-03-30 01:30:00"]
+        [
+            "2026-03-29 01:30:00",
+            "2026-03-29 03:00:00",
+            "2026-03-30 01:30:00"
+        ]
     );
 }
 
@@ -168,7 +192,10 @@ fn dst_fall_back_the_repeated_hour_is_real_time() {
     // The window runs from the first 02:00 (CEST) to 03:00 CET: two real hours.
     assert_eq!(secs[1] - secs[0], 45 * 60);
     assert_eq!(secs[2] - secs[1], 45 * 60);
-    assert_eq!(tz.to_datetime(slots[2]).date(), Date::constant(2026, 10, 25));
+    assert_eq!(
+        tz.to_datetime(slots[2]).date(),
+        Date::constant(2026, 10, 25)
+    );
 }
 
 #[test]
@@ -178,15 +205,29 @@ fn windows_are_checked_when_read() {
     assert!(Window::parse("09:60-10:00").is_err());
     assert!(Window::parse("25:00-26:00").is_err());
     let overlap = Plan::new(
-        [Window::parse("09:00-11:00").unwrap(), Window::parse("10:30-12:00").unwrap()].concat(),
+        [
+            Window::parse("09:00-11:00").unwrap(),
+            Window::parse("10:30-12:00").unwrap(),
+        ]
+        .concat(),
         shanghai(),
         "x".into(),
         NonZeroU32::MIN,
         Duration::ZERO,
         Duration::ZERO,
     );
-    assert_eq!(overlap.unwrap_err(), "windows 09:00-11:00 and 10:30-12:00 overlap");
-    let none = Plan::new(Vec::new(), shanghai(), "x".into(), NonZeroU32::MIN, Duration::ZERO, Duration::ZERO);
+    assert_eq!(
+        overlap.unwrap_err(),
+        "windows 09:00-11:00 and 10:30-12:00 overlap"
+    );
+    let none = Plan::new(
+        Vec::new(),
+        shanghai(),
+        "x".into(),
+        NonZeroU32::MIN,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     assert!(none.is_err());
 }
 
@@ -209,11 +250,25 @@ fn the_platform_timer_takes_slots_it_can_hold() {
     let plus = |s: i64| now + jiff::SignedDuration::from_secs(s);
     assert_eq!(how_to_post(now, now, timer), When::Now);
     assert_eq!(how_to_post(plus(-600), now, timer), When::Now, "late: now");
-    assert_eq!(how_to_post(plus(3 * 3600), now, timer), When::Timer(plus(3 * 3600)));
+    assert_eq!(
+        how_to_post(plus(3 * 3600), now, timer),
+        When::Timer(plus(3 * 3600))
+    );
     // Under 2 h (with our margin): the agent waits.
-    assert_eq!(how_to_post(plus(7200), now, timer), When::Wait { wake: plus(7200) });
-    assert_eq!(how_to_post(plus(3600), now, None), When::Wait { wake: plus(3600) });
-    assert_eq!(how_to_post(plus(5 * 86_400), now, None), When::Wait { wake: plus(5 * 86_400) });
+    assert_eq!(
+        how_to_post(plus(7200), now, timer),
+        When::Wait { wake: plus(7200) }
+    );
+    assert_eq!(
+        how_to_post(plus(3600), now, None),
+        When::Wait { wake: plus(3600) }
+    );
+    assert_eq!(
+        how_to_post(plus(5 * 86_400), now, None),
+        When::Wait {
+            wake: plus(5 * 86_400)
+        }
+    );
     // Too far ahead: come back when the timer can hold it.
     let far = plus(20 * 86_400);
     let When::Wait { wake } = how_to_post(far, now, timer) else {

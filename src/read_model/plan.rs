@@ -36,7 +36,11 @@ pub struct PlannedVideo {
 }
 
 /// Every configured account's plan, in config order (accounts without one left out).
-pub fn read(ledger: &Ledger, config: &Config, now: SystemTime) -> Result<Vec<AccountPlanView>, LedgerError> {
+pub fn read(
+    ledger: &Ledger,
+    config: &Config,
+    now: SystemTime,
+) -> Result<Vec<AccountPlanView>, LedgerError> {
     let planned = ledger.planned()?;
     let mut views = Vec::new();
     for account in &config.accounts {
@@ -44,7 +48,10 @@ pub fn read(ledger: &Ledger, config: &Config, now: SystemTime) -> Result<Vec<Acc
             continue;
         };
         let booked = ledger.booked_slots(&account.name, now - Duration::from_secs(8 * 86_400))?;
-        let stamps: Vec<jiff::Timestamp> = booked.iter().filter_map(|t| jiff::Timestamp::try_from(*t).ok()).collect();
+        let stamps: Vec<jiff::Timestamp> = booked
+            .iter()
+            .filter_map(|t| jiff::Timestamp::try_from(*t).ok())
+            .collect();
         let now_ts = jiff::Timestamp::try_from(now).unwrap_or(jiff::Timestamp::MAX);
         let next_free = plan
             .next_slot(&stamps, now_ts, &mut NoJitter)
@@ -60,7 +67,9 @@ pub fn read(ledger: &Ledger, config: &Config, now: SystemTime) -> Result<Vec<Acc
                 .iter()
                 .filter(|p| p.account == account.name)
                 .map(|p| PlannedVideo {
-                    file: crate::archive::inbox_relative(&config.inbox, &p.video).to_string_lossy().into_owned(),
+                    file: crate::archive::inbox_relative(&config.inbox, &p.video)
+                        .to_string_lossy()
+                        .into_owned(),
                     slot: UtcTime::from(p.at),
                     state: if p.sent { "sent" } else { "waiting" },
                 })

@@ -51,7 +51,9 @@ fn a_job_keeps_its_slot_and_the_next_is_planned_from_the_live_ones(backend: &Bac
         vec![slot_a, slot_b]
     );
     // A failed job's slot is free again: the next is planned from the live ones only.
-    ledger.mark_failed(b.id, None, "publish", "refused").unwrap();
+    ledger
+        .mark_failed(b.id, None, "publish", "refused")
+        .unwrap();
     let c = claimed_new(ledger.claim(&new_job(4, "main", "d.mp4"), false).unwrap());
     let seen = std::cell::RefCell::new(Vec::new());
     let slot_c = ledger
@@ -65,7 +67,11 @@ fn a_job_keeps_its_slot_and_the_next_is_planned_from_the_live_ones(backend: &Bac
     let planned = ledger.planned().unwrap();
     let videos: Vec<&str> = planned.iter().map(|p| p.video.to_str().unwrap()).collect();
     assert_eq!(videos, ["a.mp4", "c.mp4", "d.mp4"], "by slot, then id");
-    assert!(planned.iter().all(|p| !p.sent && p.state == JobState::Active));
+    assert!(
+        planned
+            .iter()
+            .all(|p| !p.sent && p.state == JobState::Active)
+    );
 }
 
 both!(two_agents_booking_at_once_never_get_one_slot);
