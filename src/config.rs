@@ -15,11 +15,13 @@ use crate::yaml::{Document, Node, Problems};
 
 pub use bind::check_bind;
 pub use ledger::{LedgerBackend, LedgerConfig};
+pub use plan::AccountPlan;
 pub use routes::Route;
 
 mod accounts;
 mod bind;
 mod ledger;
+mod plan;
 mod platforms;
 mod routes;
 
@@ -119,6 +121,8 @@ pub struct PublishConfig {
     pub min_interval: Duration,
     pub duplicates: DuplicatePolicy,
     pub retry: RetryConfig,
+    /// The posting plan of every account without its own (`publish.plan`).
+    pub plan: Option<crate::plan::Plan>,
 }
 
 impl Default for PublishConfig {
@@ -128,6 +132,7 @@ impl Default for PublishConfig {
             min_interval: Duration::ZERO,
             duplicates: DuplicatePolicy::Skip,
             retry: RetryConfig::default(),
+            plan: None,
         }
     }
 }
@@ -304,6 +309,7 @@ impl Config {
                     csrf_token: None,
                 }),
                 agents: Vec::new(),
+                plan: AccountPlan::Inherit,
             }],
             status: StatusConfig::default(),
             defaults: CaptionFields::default(),
@@ -335,6 +341,16 @@ impl Config {
 
     pub fn account(&self, name: &str) -> Option<&AccountConfig> {
         self.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// The posting plan of `account`: its own, else `publish.plan`; `None` when it has
+    /// none (or `plan: off`).
+    pub fn plan_for(&self, account: &str) -> Option<&crate::plan::Plan> {
+        match self.account(account).map(|a| &a.plan) {
+            Some(AccountPlan::Off) => None,
+            Some(AccountPlan::Own(plan)) => Some(plan),
+            Some(AccountPlan::Inherit) | None => self.publish.plan.as_ref(),
+        }
     }
 }
 
@@ -550,11 +566,16 @@ fn read_watch(node: &Node<'_>, out: &mut WatchConfig, problems: &mut Problems) {
 
 fn read_publish(node: &Node<'_>, out: &mut PublishConfig, problems: &mut Problems) {
     let Some(f) = node.fields(
-        &["concurrency", "min_interval", "duplicates", "retry"],
+        &["concurrency", "min_interval", "duplicates", "retry", "plan"],
         problems,
     ) else {
         return;
     };
+    if let Some(n) = f.get("plan")
+        && let Some(plan) = plan::read_plan(n, problems)
+    {
+        out.plan = plan;
+    }
     if let Some(n) = f.get("concurrency")
         && let Some(c) = bounded(n, (1, 64), problems).and_then(non_zero_usize)
     {

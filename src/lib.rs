@@ -22,6 +22,7 @@ mod logging;
 pub mod lost_ledger;
 pub mod media;
 pub mod pipeline;
+pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod read_model;

@@ -88,6 +88,8 @@ pub struct StatusReport {
     pub agents: Vec<AgentEntry>,
     /// The ledger is shared (PostgreSQL).
     pub ledger_shared: bool,
+    /// Each account's posting plan: next free slot, planned videos (docs/posting-plan.md).
+    pub plan: Vec<crate::read_model::plan::AccountPlanView>,
 }
 
 /// A post that exists but is not public (yet): its public id comes after moderation, or
@@ -338,6 +340,8 @@ pub fn status_at(config: &Config, now: SystemTime) -> Result<StatusReport, Repor
         let list = AgentList::read(l, SystemTime::from(now.offset_date_time()))?;
         report.agents = list.agents;
         report.ledger_shared = list.shared;
+        report.plan =
+            crate::read_model::plan::read(l, config, SystemTime::from(now.offset_date_time()))?;
     }
     Ok(report)
 }
@@ -460,6 +464,7 @@ impl StatusReport {
                 })
                 .collect(),
             agents: Vec::new(),
+            plan: Vec::new(),
             ledger_shared: false,
         }
     }
@@ -775,6 +780,8 @@ pub fn render_status(r: &StatusReport, width: Option<usize>) -> String {
         t.render(&mut out, width);
     }
 
+    render_plan(&mut out, width, r);
+
     if !r.scheduled.is_empty() {
         section(&mut out, width, "Scheduled", r.scheduled.len(), None);
         let mut t = Table::new(&["FILE", "ACCOUNT", "GOES PUBLIC", "IN"]);
@@ -950,6 +957,33 @@ fn line(out: &mut String, width: Option<usize>, label: &str, text: &str) {
     for (i, piece) in wrap(text, avail).iter().enumerate() {
         let label = if i == 0 { label } else { "" };
         let _ = writeln!(out, "{label:<LABEL_WIDTH$} {piece}");
+    }
+}
+
+/// The posting plan: per account its next free slot, then each planned video.
+fn render_plan(out: &mut String, width: Option<usize>, r: &StatusReport) {
+    for p in &r.plan {
+        let next = p.next_free.map_or_else(|| "none".to_owned(), fmt_time);
+        let note = format!(
+            "{} ({}), at most {} a day; next free slot {next}",
+            p.windows.join(", "),
+            p.time_zone,
+            p.daily_max
+        );
+        let title = format!("Plan of {}", p.account);
+        section(out, width, &title, p.planned.len(), Some(&note));
+        if p.planned.is_empty() {
+            continue;
+        }
+        let mut t = Table::new(&["FILE", "SLOT", "STATE"]);
+        t.shrink(0, Keep::End);
+        for v in &p.planned {
+            t.row_with_notes(
+                vec![v.file.clone(), fmt_time(v.slot), v.state.to_owned()],
+                Vec::new(),
+            );
+        }
+        t.render(out, width);
     }
 }
 

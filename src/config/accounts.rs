@@ -15,6 +15,8 @@ pub struct AccountConfig {
     /// The agents that may publish for it (`agents: [studio-a]`), when several share the
     /// ledger: its login lives on their machines. Empty: any agent.
     pub agents: Vec<String>,
+    /// Its own posting plan (`plan:`), `off`, or `publish.plan`'s.
+    pub plan: super::plan::AccountPlan,
 }
 
 impl AccountConfig {
@@ -111,6 +113,7 @@ const ACCOUNT_KEYS: &[&str] = &[
     "mode",
     "redirect_port",
     "agents",
+    "plan",
 ];
 
 fn keys_of(platform: Platform) -> &'static [&'static str] {
@@ -144,7 +147,13 @@ pub(super) fn read_accounts(
         match read_account(&name, &n, base_dir, problems) {
             Some(kind) => {
                 let agents = account_agents(&n, problems);
-                accounts.push(AccountConfig { name, kind, agents });
+                let plan = super::plan::account_plan(&n, problems);
+                accounts.push(AccountConfig {
+                    name,
+                    kind,
+                    agents,
+                    plan,
+                });
             }
             None => ok = false,
         }
@@ -178,7 +187,7 @@ fn read_account(
     let mut ok = true;
     for key in ACCOUNT_KEYS {
         if let Some(k) = f.get(key)
-            && *key != "agents"
+            && !matches!(*key, "agents" | "plan")
             && !keys_of(platform).contains(key)
         {
             let why = if stated.is_none() {

@@ -23,6 +23,7 @@
 
 mod db;
 mod lease;
+mod plan;
 mod postgres;
 mod schema;
 mod shared;

@@ -163,6 +163,8 @@ CREATE TABLE accounts (
 /// the notification outbox.
 pub(super) const SCHEMA_V7: &str = "
 -- PLAN (issue 14)
+ALTER TABLE jobs ADD COLUMN planned_at INTEGER;
+CREATE INDEX jobs_planned ON jobs (account, planned_at) WHERE planned_at IS NOT NULL;
 -- NOTIFY (issue 14)
 ";
 
@@ -267,5 +269,7 @@ pub(super) const POSTGRES_UPGRADES: [&str; (VERSION - POSTGRES_FIRST) as usize] 
 /// PostgreSQL's version 7: [`SCHEMA_V7`] in PostgreSQL's types.
 pub(super) const POSTGRES_V7: &str = "
 -- PLAN (issue 14)
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS planned_at BIGINT;
+CREATE INDEX IF NOT EXISTS jobs_planned ON jobs (account, planned_at) WHERE planned_at IS NOT NULL;
 -- NOTIFY (issue 14)
 ";

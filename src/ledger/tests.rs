@@ -102,6 +102,7 @@ macro_rules! both {
 mod lease;
 mod lease_model;
 mod pg;
+mod plan;
 
 fn hash(n: u8) -> ContentHash {
     ContentHash::from_digest(&[n; 32])

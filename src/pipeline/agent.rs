@@ -99,6 +99,9 @@ pub struct Summary {
     pub unreadable: Vec<PathBuf>,
     /// Videos whose archive could not be finished yet (they were posted or refused).
     pub(crate) archive_pending: Vec<PathBuf>,
+    /// Jobs that uploaded and left their post waiting for its planned slot (not a
+    /// failure: a later run, or this one, posts them then).
+    pub scheduled: usize,
 }
 
 impl Summary {
@@ -175,6 +178,8 @@ struct Agent {
     /// Drops another agent sharing the ledger works on: scans leave them alone (a change
     /// to the file, or their lease expiring, brings them back).
     elsewhere: HashSet<PathBuf>,
+    /// Uploaded drops whose posts wait for their planned slot: brought back then.
+    scheduled: super::schedule::Wakes,
     jobs: JoinSet<(PathBuf, Outcome)>,
     /// Which video each job task is for (a task that panics returns no path).
     task_paths: HashMap<task::Id, PathBuf>,
@@ -479,6 +484,7 @@ impl Agent {
             in_flight: HashSet::new(),
             blocked: HashSet::new(),
             elsewhere: HashSet::new(),
+            scheduled: super::schedule::Wakes::default(),
             jobs: JoinSet::new(),
             task_paths: HashMap::new(),
             permits: Arc::new(Semaphore::new(config.publish.concurrency.get())),
@@ -516,6 +522,7 @@ impl Agent {
             self.settle_due().await;
             self.check_waiting();
             self.retry_archives_if_due();
+            self.wake_scheduled();
             if self.once && self.settler.is_empty() && self.jobs.is_empty() {
                 return Ok(());
             }
@@ -634,6 +641,9 @@ impl Agent {
         if let Some(at) = self.archive_retry.at {
             next = next.min(at);
         }
+        if let Some(wait) = self.scheduled.next_in(std::time::SystemTime::now()) {
+            next = next.min(now + wait);
+        }
         // Never spin: at least a few milliseconds between two looks.
         next.max(now + Duration::from_millis(20))
     }
@@ -699,11 +709,14 @@ impl Agent {
         if self.is_excluded(&path)
             || self.in_flight.contains(&path)
             || (matches!(seen, Seen::Scan) && self.elsewhere.contains(&path))
+            // Waits for its slot; a change to it (not a scan) brings it back now.
+            || (matches!(seen, Seen::Scan) && self.scheduled.contains(&path))
             // Its archive plan is finished by the archive retries, never by a new bundle.
             || self.archiving.contains_key(&path)
         {
             return;
         }
+        self.scheduled.remove(&path);
         let filter = &self.ctx.filter;
         if filter.is_video(&path) {
             if self.waiting.contains_key(&path) {
@@ -949,6 +962,15 @@ impl Agent {
             .collect();
         held.sort_by(|a, b| a.video.cmp(&b.video));
         self.ctx.live.set_held(held);
+    }
+
+    /// Brings back the drops whose planned slot has come: they settle (their file is
+    /// checked anew) and their job sends the post.
+    fn wake_scheduled(&mut self) {
+        for path in self.scheduled.take_due(std::time::SystemTime::now()) {
+            info!(video = %self.ctx.relative(&path).display(), "its planned slot has come");
+            self.settler.track(path, Instant::now().into_std());
+        }
     }
 
     /// Starts a try at every unfinished archive plan when one is due and none is running.
@@ -1353,6 +1375,10 @@ impl Agent {
             }
             Outcome::WaitingForEarlier { .. } => {
                 self.blocked.insert(path);
+            }
+            Outcome::Scheduled { until } => {
+                self.summary.scheduled += 1;
+                self.scheduled.insert(path, *until);
             }
         }
     }

@@ -105,6 +105,12 @@ impl Answer {
             Outcome::Elsewhere { agent } => Answer::NotPublished {
                 reason: format!("agent `{agent}` is publishing it"),
             },
+            Outcome::Scheduled { until } => Answer::NotPublished {
+                reason: format!(
+                    "uploaded; it is posted at its planned slot, {}",
+                    humantime::format_rfc3339_seconds(*until)
+                ),
+            },
         }
     }
 

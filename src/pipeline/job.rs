@@ -74,6 +74,9 @@ pub enum Outcome {
     /// Another agent sharing the ledger works on this drop (it holds the lease, or took
     /// the job over): this agent leaves it, and takes it over only if that lease expires.
     Elsewhere { agent: String },
+    /// Uploaded; its post waits for the posting plan's slot (docs/posting-plan.md). The
+    /// agent brings the drop back at `until`, holding no permit meanwhile.
+    Scheduled { until: SystemTime },
 }
 
 impl Outcome {
@@ -83,7 +86,7 @@ impl Outcome {
     pub(crate) fn keeps_leases(&self) -> bool {
         match self {
             Outcome::Held { reason } => !reason.starts_with(LEDGER_ERROR),
-            Outcome::WaitingForEarlier { .. } => true,
+            Outcome::WaitingForEarlier { .. } | Outcome::Scheduled { .. } => true,
             _ => false,
         }
     }
@@ -99,6 +102,7 @@ impl Outcome {
             Outcome::Vanished => "vanished",
             Outcome::WaitingForEarlier { .. } => "waiting",
             Outcome::Elsewhere { .. } => "elsewhere",
+            Outcome::Scheduled { .. } => "scheduled",
         }
     }
 }
@@ -112,6 +116,8 @@ enum Stop {
     Abandoned(String),
     Unconfirmed(String),
     Ledger(LedgerError),
+    /// Uploaded; the post waits for its planned slot.
+    Scheduled(SystemTime),
 }
 
 impl From<LedgerError> for Stop {
@@ -240,7 +246,7 @@ async fn run_hashed(ctx: &Context, bundle: Bundle, video: VideoFile, fp: Fingerp
             Turn::Ended(target) => ended.push(*target),
             Turn::Open(outcome @ Outcome::Abandoned { .. }) => return outcome,
             Turn::Open(outcome) => {
-                open.get_or_insert(outcome);
+                open = Some(super::schedule::first_open(open, outcome));
             }
         }
     }
@@ -595,6 +601,7 @@ async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
             warn!(agent = %holder, job = job.id, "another agent took this job over while this one was away; leaving it and its files alone");
             Outcome::Elsewhere { agent: holder }
         }
+        Stop::Scheduled(until) => Outcome::Scheduled { until },
         Stop::Ledger(e) => {
             error!(reason = %e, "ledger error; the video stays in the inbox");
             Outcome::Held {
@@ -710,6 +717,10 @@ async fn publish(
             "no post with our upload appeared in the account's list; sending it now"
         );
     }
+    let draft = match super::schedule::slot_for(ctx, job, account.platform, draft).await? {
+        super::schedule::Slot::Go(draft) => *draft,
+        super::schedule::Slot::WaitUntil(at) => return Err(Stop::Scheduled(at)),
+    };
     at_step(ctx, bundle, &StepName::PUBLISH);
     let post = publish.send(&bundle.settled, &draft).await?;
     Ok((post, draft))
@@ -1383,6 +1394,7 @@ mod tests {
             Stop::Abandoned(_) => "abandoned",
             Stop::Unconfirmed(_) => "unconfirmed",
             Stop::Ledger(_) => "ledger",
+            Stop::Scheduled(_) => "scheduled",
         }
     }
 

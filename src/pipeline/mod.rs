@@ -19,6 +19,7 @@ pub mod live;
 pub(crate) mod moderation;
 mod pacing;
 pub(crate) mod requeue;
+mod schedule;
 mod shared_pause;
 mod targets;
 

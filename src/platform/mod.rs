@@ -64,6 +64,17 @@ pub(crate) fn media_limits(
     }
 }
 
+/// `platform`'s own timer for scheduled posts, where it has one (`None`: TikTok's
+/// Content Posting API has none, docs/tiktok.md): the posting plan sends a post ahead
+/// with its slot when the slot lies in this window.
+pub(crate) fn post_timer(platform: crate::domain::Platform) -> Option<crate::plan::PostTimer> {
+    match platform {
+        crate::domain::Platform::DouyinWeb => Some(wire::POST_TIMER),
+        crate::domain::Platform::Douyin => Some(douyin_creator::wire::POST_TIMER),
+        crate::domain::Platform::Tiktok => None,
+    }
+}
+
 /// One configured Douyin account: its name, cookie and the csrf token step 5 sends.
 #[derive(Clone)]
 pub struct Account {

@@ -40,6 +40,13 @@ pub(crate) const CHALLENGE_SOURCE: &str = "challenge_create";
 pub(crate) const Q_AID: &str = "aid";
 pub(crate) const CHALLENGE_AID: &str = "2906";
 
+/// Step 5's `timing`: a scheduled post lies 2 h to 14 days after it is sent
+/// (docs/douyin-web.md §5, note 13); the posting plan uses this timer where a slot fits.
+pub(crate) const POST_TIMER: crate::plan::PostTimer = crate::plan::PostTimer {
+    min_ahead: std::time::Duration::from_secs(2 * 3600),
+    max_ahead: std::time::Duration::from_secs(14 * 24 * 3600),
+};
+
 /// 6a page size (ours: the endpoint allows at most 50).
 pub(crate) const LIST_PAGE_SIZE: u32 = 50;
 /// 6a gives up after this many pages (ours): reconciliation looks at recent posts only.

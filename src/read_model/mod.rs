@@ -479,5 +479,6 @@ pub(crate) fn age(now_s: i64, t: UtcTime) -> u64 {
     u64::try_from(now_s.saturating_sub(unix(t))).unwrap_or(0)
 }
 
+pub mod plan;
 #[cfg(test)]
 mod tests;

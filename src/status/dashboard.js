@@ -37,6 +37,12 @@
     return el("time", { dateTime: iso || "", title: iso || "" }, ago(iso));
   }
 
+  // A time ahead (a planned slot): the local date and time.
+  function at(iso) {
+    const d = new Date(iso);
+    return el("time", { dateTime: iso, title: iso }, isNaN(d) ? iso : d.toLocaleString());
+  }
+
   function bytes(n) {
     const units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let i = 0;
@@ -145,6 +151,7 @@
     fill("paused", v.paused_accounts, (p) => el("tr", {},
       el("td", {}, p.account), el("td", {}, p.reason), el("td", {}, when(p.since))));
     agents(v);
+    plan(v.plan || []);
     logins(v.login_codes || []);
     fill("failures", v.failures, problemRow);
     fill("unconfirmed", v.unconfirmed, problemRow);
@@ -152,6 +159,22 @@
       el("td", {}, when(p.published_at)), el("td", {}, p.video), el("td", {}, p.account),
       el("td", {}, postLink(p)), hashCell(p.sha256)));
     document.body.dataset.loaded = "1";
+  }
+
+  // The posting plan: each account's next free slot, then its planned videos by slot.
+  function plan(accounts) {
+    document.getElementById("plan").hidden = accounts.length === 0;
+    const rows = [];
+    for (const a of accounts) {
+      rows.push(el("tr", { "data-account": a.account, "data-state": "next" },
+        el("td", {}, a.account, el("div", { class: "muted" }, a.windows.join(", ") + " · " + a.time_zone + " · ≤ " + a.daily_max + "/day")),
+        el("td", { class: "muted" }, "next free slot"), el("td", {}, a.next_free ? at(a.next_free) : "none"), el("td", {}, "")));
+      for (const p of a.planned) {
+        rows.push(el("tr", { "data-account": a.account, "data-video": p.file, "data-state": p.state },
+          el("td", {}, a.account), el("td", {}, p.file), el("td", {}, at(p.slot)), el("td", { class: "state" }, p.state)));
+      }
+    }
+    fill("plan", rows, (r) => r);
   }
 
   // Every agent sharing the ledger; shown when there are several or the ledger is shared.

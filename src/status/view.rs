@@ -49,6 +49,8 @@ pub struct JobsView {
     pub agents: Vec<AgentEntry>,
     /// The ledger is shared (PostgreSQL): the dashboard lists the agents even when one.
     pub ledger_shared: bool,
+    /// Each account's posting plan: next free slot, planned videos (docs/posting-plan.md).
+    pub plan: Vec<crate::read_model::plan::AccountPlanView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,10 +147,13 @@ pub async fn collect(ctx: &Arc<Context>) -> Result<(JobsView, Counters), ViewErr
         max_problems: MAX_FAILURES,
         scheduled: false,
     };
-    let (part, agents) = ctx
+    let cx = Arc::clone(ctx);
+    let (part, agents, plan) = ctx
         .ledger(move |l| {
-            let agents = AgentList::read(l, std::time::SystemTime::now())?;
-            Ok((LedgerPart::read(l, &query)?, agents))
+            let now = std::time::SystemTime::now();
+            let agents = AgentList::read(l, now)?;
+            let plan = crate::read_model::plan::read(l, &cx.config, now)?;
+            Ok((LedgerPart::read(l, &query)?, agents, plan))
         })
         .await?;
     let snapshot = ctx.live.snapshot();
@@ -169,6 +174,7 @@ pub async fn collect(ctx: &Arc<Context>) -> Result<(JobsView, Counters), ViewErr
     let mut view = JobsView::from_model(model, agent);
     view.agents = agents.agents;
     view.ledger_shared = agents.shared;
+    view.plan = plan;
     let ctx = Arc::clone(ctx);
     view.login_codes = tokio::task::spawn_blocking(move || login_code::waiting(&ctx.config))
         .await
@@ -228,6 +234,7 @@ impl JobsView {
             held_in_inbox: m.held_in_inbox,
             paused_accounts: m.paused_accounts,
             login_codes: Vec::new(),
+            plan: Vec::new(),
             failures: m
                 .problems
                 .iter()

@@ -20,6 +20,13 @@ pub(crate) const POST_URL_PREFIX: &str = "https://www.douyin.com/video/";
 
 // ---- §1 upload credentials ------------------------------------------------------------------
 
+/// `timing` of create_v2: a scheduled post lies 2 h to 14 days after it is sent
+/// (docs/douyin-creator.md); the posting plan uses this timer where a slot fits.
+pub(crate) const POST_TIMER: crate::plan::PostTimer = crate::plan::PostTimer {
+    min_ahead: std::time::Duration::from_secs(2 * 3600),
+    max_ahead: std::time::Duration::from_secs(14 * 24 * 3600),
+};
+
 /// Step 1, in the page (seen).
 pub(crate) const PATH_UPLOAD_AUTH: &str = "/web/api/media/upload/auth/v5/";
 /// `status_code` of the creator endpoints (seen).
