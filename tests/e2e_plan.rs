@@ -176,7 +176,7 @@ async fn a_slot_under_the_timer_window_is_waited_for_without_holding_the_queue()
     let log = agent.log_text();
     let first_wake = log.find("its planned slot has come").expect("woken");
     let waits = log[..first_wake]
-        .matches("uploaded; the post waits for its planned slot")
+        .matches("the post waits for its planned slot")
         .count();
     assert_eq!(waits, 2, "{log}");
 }

@@ -983,3 +983,55 @@ async fn an_inbox_draft_is_archived_as_in_the_creators_inbox_with_what_to_do() {
     let text = stdout(&common::run(cmd).await);
     assert!(text.contains("(in the creator's inbox)"), "{text}");
 }
+
+// Regression (issue 14 merge): TikTok posts as its upload completes, and the posting plan waited for a slot only after the upload, so a planned video went out at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planned_tiktok_video_waits_for_its_slot_before_its_upload() {
+    let env = env(quick()).await;
+    login(&env).await;
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let plan = "publish: {retry: {attempts: 3, initial: 50ms, max: 500ms}, plan: {windows: [\"00:00-24:00\"], time_zone: UTC, daily_max: 100, min_gap: 1h, jitter: 0s}}";
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| match l.starts_with("publish:") {
+            true => plan.to_owned(),
+            false => l.to_owned(),
+        })
+        .collect();
+    std::fs::write(&env.config, text.join("\n") + "\n").unwrap();
+    for n in 0..2u8 {
+        let video = env.inbox().join(format!("v{n}.mp4"));
+        std::fs::write(&video, common::fixtures::clip_variant(n)).unwrap();
+        env.write_inbox(
+            &format!("v{n}.yaml"),
+            "text: hi\ntiktok: {privacy: SELF_ONLY}\n",
+        );
+    }
+    let mut cmd = env.cmd();
+    cmd.env(SECRET_VAR, "s3cret").args(["watch", "--once"]);
+    let out = common::run(cmd).await;
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    // The first slot is now; the second is an hour later, so its video is not sent yet.
+    let publishes = sandbox_get(&env, "/__sandbox/tiktok/publishes").await;
+    let publishes = publishes.as_array().cloned().unwrap_or_default();
+    assert_eq!(publishes.len(), 1, "{publishes:?}\n{log}");
+    let waiting: Vec<_> = ["v0.mp4", "v1.mp4"]
+        .into_iter()
+        .filter(|v| env.inbox().join(v).exists())
+        .collect();
+    assert_eq!(waiting.len(), 1, "{log}");
+    let slots: Vec<Option<i64>> = env
+        .ledger()
+        .prepare("SELECT planned_at FROM jobs ORDER BY planned_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let [Some(first), Some(second)] = slots[..] else {
+        panic!("{slots:?}")
+    };
+    assert!(second - first >= 3_600_000, "{slots:?}");
+    assert!(log.contains("the post waits for its planned slot"), "{log}");
+}

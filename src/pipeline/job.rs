@@ -665,6 +665,14 @@ async fn publish(
         info!(step = "publish", post_id = %post.id, "already published; archiving");
         return Ok((post.clone(), sent_draft(caption)));
     }
+    if crate::platform::posts_with_upload(account.platform) && job.steps.is_empty() {
+        // Its upload is the post: a planned slot is kept before a byte goes.
+        let draft = sent_draft(caption);
+        let slot = super::schedule::slot_for(ctx, job, account.platform, draft).await?;
+        if let super::schedule::Slot::WaitUntil(at) = slot {
+            return Err(Stop::Scheduled(at));
+        }
+    }
     let upload = upload(ctx, bundle, job, account, video, fp, &sent_draft(caption)).await?;
     let publish = Publish {
         ctx,

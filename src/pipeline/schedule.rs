@@ -57,7 +57,7 @@ pub(super) async fn slot_for(
                 Slot::Go(Box::new(draft))
             }
             When::Wait { wake } => {
-                info!(step = "publish", slot = %slot_ts, wake = %wake, "uploaded; the post waits for its planned slot");
+                info!(step = "publish", slot = %slot_ts, wake = %wake, "the post waits for its planned slot");
                 Slot::WaitUntil(SystemTime::try_from(wake).unwrap_or(slot))
             }
         },

@@ -75,6 +75,16 @@ pub(crate) fn post_timer(platform: crate::domain::Platform) -> Option<crate::pla
     }
 }
 
+/// Whether `platform` posts as its upload completes (TikTok), so that a planned slot must
+/// be waited for before the upload starts; the Douyins post with a request of their own
+/// (step 5), sent after the upload.
+pub(crate) fn posts_with_upload(platform: crate::domain::Platform) -> bool {
+    match platform {
+        crate::domain::Platform::DouyinWeb | crate::domain::Platform::Douyin => false,
+        crate::domain::Platform::Tiktok => tiktok::wire::POSTS_WITH_UPLOAD,
+    }
+}
+
 /// One configured Douyin account: its name, cookie and the csrf token step 5 sends.
 #[derive(Clone)]
 pub struct Account {

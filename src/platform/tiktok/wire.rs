@@ -15,6 +15,11 @@ use crate::platform::{Expired, PublishError};
 
 // ---- §1 authorization -------------------------------------------------------------------
 
+/// TikTok posts (or drops the draft in the creator's inbox) once the upload is complete:
+/// there is no later "create post" request to hold back (docs/tiktok.md §4, §8). The
+/// posting plan therefore waits for a slot before the init, not after the upload.
+pub(crate) const POSTS_WITH_UPLOAD: bool = true;
+
 /// Where the user manages their TikTok login (ours: for "log in at … to renew").
 pub(crate) const LOGIN_PAGE: &str = "https://www.tiktok.com/login";
 
