@@ -118,8 +118,10 @@ impl Summary {
 /// Where a path came from.
 #[derive(Clone, Copy)]
 enum Seen {
-    /// Created or written.
+    /// Its metadata changed, or some event without more to say.
     Event,
+    /// Created or written, and not closed since.
+    Written,
     /// Closed after writing, or renamed into place.
     Finished,
     /// Found by a scan: exists, nothing more is known.
@@ -216,6 +218,12 @@ pub async fn run(
     let discovery = start_discovery(&ctx, &options, tx)?;
     let (archive_results, archive_rx) = mpsc::unbounded_channel();
     let mut agent = Agent::new(Arc::clone(&ctx), &options, archive_results);
+    if let Discovery::Events(watcher) = &discovery
+        && watcher.reports_closes()
+    {
+        // A file seen being written waits for its close-after-write.
+        agent.settler.await_close();
+    }
     // Paused accounts are tried again in the background; a resumed one brings its
     // queued videos back through a full scan.
     let (resumed_tx, resumed_rx) = mpsc::unbounded_channel::<Nudge>();
@@ -473,7 +481,7 @@ impl Agent {
             },
             archive_results,
             excluded: config.excluded_dirs(),
-            settler: Settler::new(config.watch.settle),
+            settler: Settler::new(config.watch.settle, config.watch.incomplete_timeout),
             waiting: HashMap::new(),
             incomplete: HashMap::new(),
             in_flight: HashSet::new(),
@@ -672,6 +680,7 @@ impl Agent {
                 self.full_scan().await;
             }
             WatchEvent::Changed(paths) => self.on_paths(paths, Seen::Event).await,
+            WatchEvent::Written(paths) => self.on_paths(paths, Seen::Written).await,
             WatchEvent::Finished(paths) => self.on_paths(paths, Seen::Finished).await,
         }
     }
@@ -725,8 +734,12 @@ impl Agent {
                 }
             }
             match seen {
-                // A write event restarts the file's settle clock.
+                // A change restarts the file's settle clock.
                 Seen::Event => self.settler.observe(path, Instant::now().into_std()),
+                // So does a write, and where closes are reported it waits for one.
+                Seen::Written => self
+                    .settler
+                    .observe_written(path, Instant::now().into_std()),
                 // A writer closed it or renamed it into place: a short confirm window,
                 // then the same content checks.
                 Seen::Finished => self
