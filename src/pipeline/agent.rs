@@ -97,6 +97,9 @@ pub struct Summary {
     pub(crate) shared_caption: Vec<PathBuf>,
     /// Videos that could not be read (permission denied, say).
     pub unreadable: Vec<PathBuf>,
+    /// Videos still being written when a `--once` run ended (a process held them open
+    /// for writing, or a downloader's marker lay beside them).
+    pub(crate) still_writing: Vec<PathBuf>,
     /// Videos whose archive could not be finished yet (they were posted or refused).
     pub(crate) archive_pending: Vec<PathBuf>,
 }
@@ -111,6 +114,7 @@ impl Summary {
             || !self.waiting_for_caption.is_empty()
             || !self.shared_caption.is_empty()
             || !self.unreadable.is_empty()
+            || !self.still_writing.is_empty()
             || !self.archive_pending.is_empty()
     }
 }
@@ -524,7 +528,8 @@ impl Agent {
             self.settle_due().await;
             self.check_waiting();
             self.retry_archives_if_due();
-            if self.once && self.settler.is_empty() && self.jobs.is_empty() {
+            // Files still being written are not waited for by `--once`: they stay.
+            if self.once && self.settler.only_held() && self.jobs.is_empty() {
                 return Ok(());
             }
             let tick = self.next_tick();
@@ -614,6 +619,7 @@ impl Agent {
         summary.unreadable.sort();
         summary.archive_pending = self.archiving.into_keys().collect();
         summary.archive_pending.sort();
+        summary.still_writing = self.settler.held();
         if once {
             let name = |p: &PathBuf| self.ctx.relative(p).display().to_string();
             for path in &summary.shared_caption {
@@ -624,6 +630,9 @@ impl Agent {
             }
             for path in &summary.archive_pending {
                 warn!(file = %name(path), "left in the inbox: its archive could not be finished");
+            }
+            for path in &summary.still_writing {
+                warn!(file = %name(path), "left in the inbox: it is still being written");
             }
         }
         summary

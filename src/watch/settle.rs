@@ -92,6 +92,8 @@ struct Tracked {
     /// Since when a busy check has found it still being written, and whether that was
     /// said again after `incomplete_timeout`.
     busy: Option<(Instant, bool)>,
+    /// Whether "quiet, but not closed" was said for the current write.
+    told: bool,
 }
 
 /// How long a file must stay unchanged after a writer closed it (or renamed it into
@@ -201,6 +203,7 @@ impl Settler {
                     window: self.settle,
                     written,
                     busy,
+                    told: false,
                 };
                 self.tracked.insert(path, tracked);
             }
@@ -315,6 +318,24 @@ impl Settler {
             .min()
     }
 
+    /// The tracked files a busy check is holding back (still being written), sorted.
+    pub(crate) fn held(&self) -> Vec<PathBuf> {
+        let mut held: Vec<PathBuf> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.busy.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
+        held.sort();
+        held
+    }
+
+    /// True when every tracked file (if any) is held back by a busy check: nothing will
+    /// settle until a writer lets go.
+    pub(crate) fn only_held(&self) -> bool {
+        self.tracked.values().all(|t| t.busy.is_some())
+    }
+
     /// Whether `path` is being tracked.
     pub fn contains(&self, path: &Path) -> bool {
         self.tracked.contains_key(path)
@@ -337,6 +358,10 @@ fn look(path: &Path, t: &mut Tracked, now: Instant, patience: Duration) -> Look 
     }
     if let Some(written) = t.written {
         if now.saturating_duration_since(written) < patience {
+            if !t.told {
+                t.told = true;
+                tracing::debug!(file = %path.display(), "quiet, but its writer has not closed it; waiting for the close");
+            }
             return Look::Wait;
         }
         t.written = None;
