@@ -97,6 +97,9 @@ pub struct Summary {
     pub(crate) shared_caption: Vec<PathBuf>,
     /// Videos that could not be read (permission denied, say).
     pub unreadable: Vec<PathBuf>,
+    /// Videos still being written when a `--once` run ended (a process held them open
+    /// for writing, or a downloader's marker lay beside them).
+    pub(crate) still_writing: Vec<PathBuf>,
     /// Videos whose archive could not be finished yet (they were posted or refused).
     pub(crate) archive_pending: Vec<PathBuf>,
     /// Jobs that uploaded and left their post waiting for its planned slot (not a
@@ -114,6 +117,7 @@ impl Summary {
             || !self.waiting_for_caption.is_empty()
             || !self.shared_caption.is_empty()
             || !self.unreadable.is_empty()
+            || !self.still_writing.is_empty()
             || !self.archive_pending.is_empty()
     }
 }
@@ -121,8 +125,10 @@ impl Summary {
 /// Where a path came from.
 #[derive(Clone, Copy)]
 enum Seen {
-    /// Created or written.
+    /// Its metadata changed, or some event without more to say.
     Event,
+    /// Created or written, and not closed since.
+    Written,
     /// Closed after writing, or renamed into place.
     Finished,
     /// Found by a scan: exists, nothing more is known.
@@ -221,6 +227,12 @@ pub async fn run(
     let discovery = start_discovery(&ctx, &options, tx)?;
     let (archive_results, archive_rx) = mpsc::unbounded_channel();
     let mut agent = Agent::new(Arc::clone(&ctx), &options, archive_results);
+    if let Discovery::Events(watcher) = &discovery
+        && watcher.reports_closes()
+    {
+        // A file seen being written waits for its close-after-write.
+        agent.settler.await_close();
+    }
     // Paused accounts are tried again in the background; a resumed one brings its
     // queued videos back through a full scan.
     let (resumed_tx, resumed_rx) = mpsc::unbounded_channel::<Nudge>();
@@ -478,7 +490,7 @@ impl Agent {
             },
             archive_results,
             excluded: config.excluded_dirs(),
-            settler: Settler::new(config.watch.settle),
+            settler: Settler::new(config.watch.settle, config.watch.incomplete_timeout),
             waiting: HashMap::new(),
             incomplete: HashMap::new(),
             in_flight: HashSet::new(),
@@ -523,7 +535,8 @@ impl Agent {
             self.check_waiting();
             self.retry_archives_if_due();
             self.wake_scheduled();
-            if self.once && self.settler.is_empty() && self.jobs.is_empty() {
+            // Files still being written are not waited for by `--once`: they stay.
+            if self.once && self.settler.only_held() && self.jobs.is_empty() {
                 return Ok(());
             }
             let tick = self.next_tick();
@@ -613,6 +626,7 @@ impl Agent {
         summary.unreadable.sort();
         summary.archive_pending = self.archiving.into_keys().collect();
         summary.archive_pending.sort();
+        summary.still_writing = self.settler.held();
         if once {
             let name = |p: &PathBuf| self.ctx.relative(p).display().to_string();
             for path in &summary.shared_caption {
@@ -623,6 +637,9 @@ impl Agent {
             }
             for path in &summary.archive_pending {
                 warn!(file = %name(path), "left in the inbox: its archive could not be finished");
+            }
+            for path in &summary.still_writing {
+                warn!(file = %name(path), "left in the inbox: it is still being written");
             }
         }
         summary
@@ -682,6 +699,7 @@ impl Agent {
                 self.full_scan().await;
             }
             WatchEvent::Changed(paths) => self.on_paths(paths, Seen::Event).await,
+            WatchEvent::Written(paths) => self.on_paths(paths, Seen::Written).await,
             WatchEvent::Finished(paths) => self.on_paths(paths, Seen::Finished).await,
         }
     }
@@ -738,8 +756,12 @@ impl Agent {
                 }
             }
             match seen {
-                // A write event restarts the file's settle clock.
+                // A change restarts the file's settle clock.
                 Seen::Event => self.settler.observe(path, Instant::now().into_std()),
+                // So does a write, and where closes are reported it waits for one.
+                Seen::Written => self
+                    .settler
+                    .observe_written(path, Instant::now().into_std()),
                 // A writer closed it or renamed it into place: a short confirm window,
                 // then the same content checks.
                 Seen::Finished => self

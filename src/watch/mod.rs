@@ -1,7 +1,8 @@
 //! Finding input in the inbox: which names count ([`names`]), full walks ([`scan`]),
 //! file system events ([`native`]), whether native events can see changes at all
-//! ([`mounts`]: network and FUSE mounts), deciding when a file is complete ([`settle`]) and
-//! pairing videos with captions ([`bundle`]). Design.md §1 steps 1–3.
+//! ([`mounts`]: network and FUSE mounts), deciding when a file is complete ([`settle`],
+//! with [`busy`]: is a process still writing it?) and pairing videos with captions
+//! ([`bundle`]). Design.md §1 steps 1–3.
 //!
 //! How the pieces fit (the agent loop owns the wiring): scans and [`WatchEvent`]s yield
 //! candidate paths; paths under excluded folders and temp names are dropped with
@@ -10,6 +11,7 @@
 //! Nothing here touches the ledger or moves files.
 
 pub mod bundle;
+pub(crate) mod busy;
 pub mod media;
 pub(crate) mod mounts;
 pub mod names;

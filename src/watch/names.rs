@@ -2,18 +2,38 @@
 //! file is still being written (README "Folder rules").
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Suffixes of files that are still being written (matched case-insensitively).
-const TEMP_SUFFIXES: &[&str] = &[".part", ".tmp", ".crdownload", ".partial~"];
+/// Suffixes of files that are still being written (matched case-insensitively). Where
+/// each comes from: docs/finished-files.md.
+const TEMP_SUFFIXES: &[&str] = &[
+    ".part",
+    ".tmp",
+    ".crdownload",
+    ".partial~",
+    // WinSCP's transfer to a temporary file name.
+    ".filepart",
+    // qBittorrent's "Append .!qB extension to incomplete files".
+    ".!qb",
+];
+
+/// Suffixes of folders whose files are still downloading: Safari writes `clip.mp4` inside
+/// `clip.mp4.download/` and moves it out when done (matched case-insensitively).
+const TEMP_FOLDER_SUFFIXES: &[&str] = &[".download"];
+
+/// Files a downloader keeps beside `NAME` while `NAME` is not complete: aria2's control
+/// file `NAME.aria2`, and Firefox's `NAME.part` (Firefox creates an empty `NAME` at once
+/// and renames `NAME.part` over it when done).
+const MARKER_SUFFIXES: &[&str] = &[".aria2", ".part"];
 
 /// Caption file extensions (matched case-insensitively).
 const CAPTION_EXTENSIONS: &[&str] = &["yaml", "yml"];
 
 /// Decides from a name alone whether a file is a video, a caption, or to be left alone.
 ///
-/// Temp names are: `*.part`, `*.tmp`, `*.crdownload`, `*.partial~` (any case), `.syncthing.*`,
-/// `~*`, every dot-file, and whatever matches one of the `ignore` globs. An ignore glob is
+/// Temp names are: `*.part`, `*.tmp`, `*.crdownload`, `*.partial~`, `*.filepart`, `*.!qB`
+/// (any case), `.syncthing.*`, `~*`, every dot-file, files directly inside a `*.download`
+/// folder, and whatever matches one of the `ignore` globs. An ignore glob is
 /// tried against the file name and against the whole path as given, so both `*.bak` and
 /// `*/drafts/*` work.
 #[derive(Clone, Debug)]
@@ -66,7 +86,7 @@ impl NameFilter {
         let Some(name) = path.file_name() else {
             return false;
         };
-        if self.is_temp_name(name) || self.ignored_path(path) {
+        if self.is_temp_name(name) || in_temp_folder(path) || self.ignored_path(path) {
             return false;
         }
         path.extension()
@@ -77,6 +97,33 @@ impl NameFilter {
     fn ignored_path(&self, path: &Path) -> bool {
         !self.ignore.is_empty() && self.ignore.iter().any(|p| p.matches_path(path))
     }
+}
+
+/// True when `path` lies directly inside a folder a downloader is still filling (Safari's
+/// `*.download` bundle). Only the parent is looked at, so an inbox named `x.download`
+/// itself would hide its top-level files: don't name it so.
+fn in_temp_folder(path: &Path) -> bool {
+    path.parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|n| TEMP_FOLDER_SUFFIXES.iter().any(|s| n.ends_with(s)))
+}
+
+/// A downloader's file beside `video` that says `video` is still being downloaded
+/// (`clip.mp4.aria2`, Firefox's `clip.mp4.part`), if one exists. Looks for the exact
+/// lower- and upper-case spellings; a marker that cannot be checked counts as absent.
+pub(crate) fn download_marker(video: &Path) -> Option<PathBuf> {
+    let name = video.file_name()?;
+    MARKER_SUFFIXES.iter().find_map(|suffix| {
+        [suffix.to_string(), suffix.to_ascii_uppercase()]
+            .into_iter()
+            .map(|s| {
+                let mut marker = name.to_os_string();
+                marker.push(s);
+                video.with_file_name(marker)
+            })
+            .find(|m| m.symlink_metadata().is_ok())
+    })
 }
 
 #[cfg(test)]
@@ -112,6 +159,10 @@ mod tests {
             "CLIP.MP4.PART",
             "clip.Crdownload",
             "clip.TMP",
+            "clip.mp4.filepart",
+            "clip.mp4.FILEPART",
+            "clip.mp4.!qB",
+            "clip.mp4.!qb",
         ] {
             assert!(f.is_temp_name(OsStr::new(name)), "{name} should be temp");
             assert!(!f.is_video(Path::new(name)), "{name} must not be a video");
@@ -127,9 +178,41 @@ mod tests {
             "part.mp4",
             "a.tmp.mp4",
             "clip.partial",
+            "clip.filepart.mp4",
+            "clip.mp4.aria2",
+            "clip.mp4.download",
         ] {
             assert!(!f.is_temp_name(OsStr::new(name)), "{name} is not temp");
         }
+    }
+
+    #[test]
+    fn files_inside_a_safari_download_bundle_are_temp() {
+        let f = filter(&[]);
+        assert!(!f.is_video(Path::new("/in/clip.mp4.download/clip.mp4")));
+        assert!(!f.is_video(Path::new("/in/clip.mp4.Download/clip.mp4")));
+        assert!(!f.is_caption(Path::new("/in/clip.yaml.download/clip.yaml")));
+        // Only the folder directly above counts; a `downloads` folder is no bundle.
+        assert!(f.is_video(Path::new("/in/downloads/clip.mp4")));
+        assert!(f.is_video(Path::new("/in/x.download/sub/clip.mp4")));
+    }
+
+    #[test]
+    fn download_markers_beside_a_video() {
+        let dir = tempfile::tempdir().unwrap();
+        let video = dir.path().join("clip.mp4");
+        std::fs::write(&video, b"").unwrap();
+        assert_eq!(download_marker(&video), None);
+        for marker in ["clip.mp4.aria2", "clip.mp4.part", "clip.mp4.ARIA2"] {
+            let m = dir.path().join(marker);
+            std::fs::write(&m, b"").unwrap();
+            assert_eq!(download_marker(&video), Some(m.clone()), "{marker}");
+            std::fs::remove_file(&m).unwrap();
+        }
+        // A marker for another name says nothing about this one.
+        std::fs::write(dir.path().join("clip.aria2"), b"").unwrap();
+        std::fs::write(dir.path().join("other.mp4.aria2"), b"").unwrap();
+        assert_eq!(download_marker(&video), None);
     }
 
     #[test]

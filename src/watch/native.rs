@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify_debouncer_full::notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify_debouncer_full::notify::event::{
+    AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode,
+};
 use notify_debouncer_full::notify::{
     self, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode,
 };
@@ -22,14 +24,20 @@ use tokio::sync::mpsc::UnboundedSender;
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// What the agent loop learns from the watcher. One debounced batch yields at most one
-/// `Changed` and one `Finished` (in that order), or a single `Rescan`; a path appears in
-/// at most one of the two lists of a batch.
+/// `Changed`, one `Written` and one `Finished` (in that order), or a single `Rescan`; a
+/// path appears in at most one of the lists of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WatchEvent {
-    /// These paths were created, written, had their metadata changed, or were renamed away
-    /// (the old name), and no writer was seen finishing with them afterwards. Sorted, no
-    /// duplicates. May include directories, temp names and paths that no longer exist.
+    /// These paths had their metadata changed or were renamed away (the old name), or (with
+    /// finished hints off) anything else happened to them, and no writer was seen finishing
+    /// with them afterwards. Sorted, no duplicates. May include directories, temp names
+    /// and paths that no longer exist.
     Changed(Vec<PathBuf>),
+    /// A writer created or wrote these paths and was not seen closing them afterwards
+    /// (finished hints on only; otherwise these are `Changed`). Where the watcher reports
+    /// closes ([`InboxWatcher::reports_closes`]) such a file is still open for writing.
+    /// Sorted, no duplicates.
+    Written(Vec<PathBuf>),
     /// A writer just finished with these paths: their last event in the batch was a
     /// close-after-write, or a rename that gave them this name. Only a hint that the
     /// settle wait may be shortened, never proof that the file is complete. Only native
@@ -44,7 +52,9 @@ impl WatchEvent {
     /// The paths this event names (empty for [`WatchEvent::Rescan`]).
     pub fn paths(&self) -> &[PathBuf] {
         match self {
-            WatchEvent::Changed(paths) | WatchEvent::Finished(paths) => paths,
+            WatchEvent::Changed(paths)
+            | WatchEvent::Written(paths)
+            | WatchEvent::Finished(paths) => paths,
             WatchEvent::Rescan => &[],
         }
     }
@@ -165,6 +175,7 @@ fn errno_is(error: &std::io::Error, which: Errno) -> bool {
 /// A running watcher. Events flow while it is alive; dropping it stops them.
 pub struct InboxWatcher {
     backend: Backend,
+    options: WatchOptions,
     _debouncer: Running,
 }
 
@@ -178,6 +189,15 @@ enum Running {
 impl InboxWatcher {
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether a writer's close-after-write reaches us as [`WatchEvent::Finished`], so a
+    /// [`WatchEvent::Written`] path not yet finished is still open for writing: only
+    /// notify's native watcher on Linux (inotify's `IN_CLOSE_WRITE`) with finished hints
+    /// on. FSEvents (macOS), ReadDirectoryChangesW (Windows), kqueue and the poll watcher
+    /// have no close event.
+    pub fn reports_closes(&self) -> bool {
+        cfg!(target_os = "linux") && self.backend == Backend::Native && self.options.finished_hints
     }
 }
 
@@ -214,6 +234,14 @@ pub fn watch_with(
     tx: UnboundedSender<WatchEvent>,
 ) -> Result<InboxWatcher, WatchError> {
     check_root(root)?;
+    // The poll watcher compares stats: it sees neither closes nor renames, so every path
+    // it reports is just Changed.
+    let options = match backend {
+        Backend::Native => options,
+        Backend::Poll(_) => WatchOptions {
+            finished_hints: false,
+        },
+    };
     let handler = move |result: DebounceEventResult| {
         for event in translate(result, options) {
             // A closed receiver means the agent is shutting down; nothing to do.
@@ -256,6 +284,7 @@ pub fn watch_with(
     tracing::debug!(root = %root.display(), ?backend, ?options, "watching inbox");
     Ok(InboxWatcher {
         backend,
+        options,
         _debouncer: running,
     })
 }
@@ -287,7 +316,7 @@ fn watch_root<W: notify::Watcher, C: notify_debouncer_full::FileIdCache>(
         })
 }
 
-/// Reduces one debouncer delivery to `[Changed?, Finished?]` or `[Rescan]`.
+/// Reduces one debouncer delivery to `[Changed?, Written?, Finished?]` or `[Rescan]`.
 fn translate(result: DebounceEventResult, options: WatchOptions) -> Vec<WatchEvent> {
     let events = match result {
         Ok(events) => events,
@@ -310,27 +339,32 @@ fn translate(result: DebounceEventResult, options: WatchOptions) -> Vec<WatchEve
             last.insert(path, hint);
         }
     }
-    let (mut changed, mut finished) = (Vec::new(), Vec::new());
+    let (mut changed, mut written, mut finished) = (Vec::new(), Vec::new(), Vec::new());
     for (path, hint) in last {
-        match hint {
-            Hint::Finished if options.finished_hints => finished.push(path.to_path_buf()),
-            Hint::Finished | Hint::Changed => changed.push(path.to_path_buf()),
-        }
+        let list = match hint {
+            _ if !options.finished_hints => &mut changed,
+            Hint::Changed => &mut changed,
+            Hint::Written => &mut written,
+            Hint::Finished => &mut finished,
+        };
+        list.push(path.to_path_buf());
     }
-    let mut out = Vec::new();
-    if !changed.is_empty() {
-        out.push(WatchEvent::Changed(changed));
-    }
-    if !finished.is_empty() {
-        out.push(WatchEvent::Finished(finished));
-    }
-    out
+    [
+        WatchEvent::Changed(changed),
+        WatchEvent::Written(written),
+        WatchEvent::Finished(finished),
+    ]
+    .into_iter()
+    .filter(|e| !e.paths().is_empty())
+    .collect()
 }
 
 /// What one event says about a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Hint {
     Changed,
+    /// Created or written: a writer has it open (until its close-after-write).
+    Written,
     Finished,
 }
 
@@ -349,6 +383,11 @@ fn hints(event: &DebouncedEvent) -> Vec<(&Path, Hint)> {
             ],
             _ => all(Hint::Changed),
         },
+        // Writes, truncates and fallocate (inotify's IN_MODIFY), and a file created by
+        // open(O_CREAT): a writer holds it. A hard link (`ln`) is created without an open
+        // and never closed: with close events awaited it waits `watch.incomplete_timeout`.
+        EventKind::Create(CreateKind::File | CreateKind::Any)
+        | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => all(Hint::Written),
         EventKind::Create(_) | EventKind::Modify(_) | EventKind::Any => all(Hint::Changed),
         EventKind::Access(_) | EventKind::Remove(_) | EventKind::Other => Vec::new(),
     }
@@ -412,12 +451,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                WatchEvent::Changed(paths(&[
-                    "/in/a.part",
-                    "/in/any.mp4",
-                    "/in/b.mp4",
-                    "/in/moved-out.mp4"
-                ])),
+                WatchEvent::Changed(paths(&["/in/a.part", "/in/any.mp4", "/in/moved-out.mp4"])),
+                WatchEvent::Written(paths(&["/in/b.mp4"])),
                 WatchEvent::Finished(paths(&["/in/a.mp4", "/in/c.mp4", "/in/moved-in.mp4"])),
             ]
         );
@@ -459,7 +494,8 @@ mod tests {
         assert_eq!(
             translate(Ok(batch()), HINTS),
             vec![
-                WatchEvent::Changed(paths(&["/in/a.mp4", "/in/c.mp4", "/in/c.part"])),
+                WatchEvent::Changed(paths(&["/in/c.mp4", "/in/c.part"])),
+                WatchEvent::Written(paths(&["/in/a.mp4"])),
                 WatchEvent::Finished(paths(&[
                     "/in/b.mp4",
                     "/in/d.mp4",
@@ -595,6 +631,7 @@ mod tests {
     #[derive(Debug, PartialEq, Eq)]
     enum Seen {
         Changed,
+        Written,
         Finished,
     }
 
@@ -604,6 +641,7 @@ mod tests {
             while let Some(event) = rx.recv().await {
                 let seen = match &event {
                     WatchEvent::Changed(_) => Seen::Changed,
+                    WatchEvent::Written(_) => Seen::Written,
                     WatchEvent::Finished(_) => Seen::Finished,
                     WatchEvent::Rescan => continue,
                 };
@@ -657,6 +695,37 @@ mod tests {
         next_for(&mut rx, &nested).await;
     }
 
+    // Issue 14 part 3: a copy that sets its final size first (fallocate, ftruncate) is seen
+    // being written from its first call, and only its close finishes it.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn native_preallocation_is_a_write_and_only_the_close_finishes() {
+        let (_dir, root) = temp_root();
+        let (watcher, mut rx) = native(&root, HINTS);
+        assert!(watcher.reports_closes());
+        let path = root.join("copy.mp4");
+        let file = std::fs::File::create(&path).unwrap();
+        assert_eq!(next_for(&mut rx, &path).await, Seen::Written);
+        file.set_len(1 << 20).unwrap();
+        assert_eq!(next_for(&mut rx, &path).await, Seen::Written);
+        drop(file);
+        assert_eq!(next_for(&mut rx, &path).await, Seen::Finished);
+    }
+
+    #[test]
+    fn only_native_watchers_with_hints_report_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = unbounded_channel();
+        let without = watch_with(dir.path(), Backend::Native, NO_HINTS, tx.clone()).unwrap();
+        assert!(!without.reports_closes());
+        let poll = Backend::Poll(Duration::from_secs(60));
+        assert!(
+            !watch_with(dir.path(), poll, HINTS, tx)
+                .unwrap()
+                .reports_closes()
+        );
+    }
+
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn native_write_and_close_is_finished() {
@@ -675,9 +744,14 @@ mod tests {
         let path = root.join("export.mp4");
         let mut file = std::fs::File::create(&path).unwrap();
         file.write_all(b"first").unwrap();
-        assert_eq!(next_for(&mut rx, &path).await, Seen::Changed);
+        assert_eq!(next_for(&mut rx, &path).await, Seen::Written);
         // A later append by the same, still open writer.
         file.write_all(b"second").unwrap();
+        assert_eq!(next_for(&mut rx, &path).await, Seen::Written);
+        // A chmod while it is open is only a change.
+        let mut perms = file.metadata().unwrap().permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&path, perms).unwrap();
         assert_eq!(next_for(&mut rx, &path).await, Seen::Changed);
         drop(file);
         assert_eq!(next_for(&mut rx, &path).await, Seen::Finished);
