@@ -15,11 +15,13 @@ use crate::yaml::{Document, Node, Problems};
 
 pub use bind::check_bind;
 pub use ledger::{LedgerBackend, LedgerConfig};
+pub use notify::{NotifyFormat, NotifySink};
 pub use routes::Route;
 
 mod accounts;
 mod bind;
 mod ledger;
+mod notify;
 mod platforms;
 mod routes;
 
@@ -65,6 +67,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Where the ledger lives, and this agent's name among those sharing it.
     pub ledger: LedgerConfig,
+    /// Webhooks told about posts, failures and paused accounts (`notify:`).
+    pub notify: Vec<NotifySink>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +243,7 @@ const TOP: &[&str] = &[
     "routes",
     "ledger",
     "agent",
+    "notify",
 ];
 
 impl Config {
@@ -309,6 +314,7 @@ impl Config {
             defaults: CaptionFields::default(),
             routes: Vec::new(),
             ledger: LedgerConfig::default(),
+            notify: Vec::new(),
         }
     }
 
@@ -416,6 +422,9 @@ fn read_config(doc: &Document, base_dir: &Path, problems: &mut Problems) -> Opti
     }
     if let Some(n) = fields.get("agent") {
         ledger::read_agent(n, &mut config.ledger, problems);
+    }
+    if let Some(n) = fields.get("notify") {
+        config.notify = notify::read_notify(n, problems);
     }
     Some(config)
 }
