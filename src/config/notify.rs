@@ -29,7 +29,7 @@ impl NotifyFormat {
 }
 
 /// One webhook.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct NotifySink {
     /// An http or https URL. It may hold a token (Slack's and ntfy's do): never logged
     /// whole, see [`NotifySink::display`].
@@ -54,6 +54,18 @@ impl NotifySink {
             Some(port) => format!("{}://{host}:{port}/…", self.url.scheme()),
             None => format!("{}://{host}/…", self.url.scheme()),
         }
+    }
+}
+
+/// Shows the URL as [`NotifySink::display`] does: a Slack or ntfy URL is a credential.
+impl std::fmt::Debug for NotifySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifySink")
+            .field("url", &self.display())
+            .field("secret", &self.secret)
+            .field("events", &self.events)
+            .field("format", &self.format)
+            .finish()
     }
 }
 
@@ -211,17 +223,21 @@ mod tests {
             "`DROPCAST_TEST_NOTIFY_UNSET` is not set",
             "notify[2]",
             "unknown field `urll`",
-            "line 4",
+            "4:44: notify[1].secret_env",
         ] {
             assert!(e.contains(words), "{words:?} missing from:\n{e}");
         }
     }
 
     #[test]
-    fn a_url_with_a_token_is_not_repeated_in_a_problem() {
-        let e = parse("  - {url: \"https://hooks.slack.com/services/T0/B0/SECRETTOKEN extra\"}\n")
-            .unwrap_err();
+    fn a_url_with_a_token_is_shown_neither_in_a_problem_nor_in_debug() {
+        let e = parse("  - {url: \"https://hooks slack.com/SECRETTOKEN\"}\n").unwrap_err();
         assert!(!e.contains("SECRETTOKEN"), "{e}");
+        // Regression: the config's Debug printed a Slack webhook URL whole.
+        let c = parse("  - {url: \"https://hooks.slack.com/services/T0/B0/SECRETTOKEN\"}\n")
+            .unwrap();
+        assert!(!format!("{c:?}").contains("SECRETTOKEN"));
+        assert!(format!("{c:?}").contains("https://hooks.slack.com/…"));
     }
 
     #[test]

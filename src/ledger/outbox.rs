@@ -295,20 +295,20 @@ impl Ledger {
             return Ok(());
         }
         let now = now_ms();
-        let mut params: Vec<Value> = vec![now.into(), self.agent.clone().into()];
-        params.extend(sinks.iter().map(Value::from));
         let tx = self.begin()?;
         tx.execute(
             "UPDATE notify_outbox SET claimed_by = NULL, claimed_until = NULL \
-             WHERE claimed_by = ?2 AND delivered_at IS NULL",
-            &params[..2],
+             WHERE claimed_by = ?1 AND delivered_at IS NULL",
+            p![&self.agent],
         )?;
+        let mut params: Vec<Value> = vec![now.into()];
+        params.extend(sinks.iter().map(Value::from));
         tx.execute(
             &format!(
                 "UPDATE notify_outbox SET next_at = ?1 WHERE {PENDING} AND next_at > ?1 AND {}",
-                sink_list(3, sinks.len())
+                sink_list(2, sinks.len())
             ),
-            &[vec![params[0].clone()], params[2..].to_vec()].concat(),
+            &params,
         )?;
         tx.commit()
     }

@@ -98,6 +98,7 @@ macro_rules! both {
 
 mod lease;
 mod lease_model;
+mod outbox;
 mod pg;
 
 fn hash(n: u8) -> ContentHash {
