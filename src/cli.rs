@@ -1132,7 +1132,11 @@ async fn notify_cmd(
     let config = load_config(config)?;
     let crate::notify::NotifyCommand::Test = action;
     let ok = crate::notify::check::test(&config, &mut std::io::stdout()).await?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn sandbox_cmd(addr: SocketAddr, allow_remote: bool) -> anyhow::Result<ExitCode> {

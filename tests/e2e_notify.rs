@@ -46,11 +46,17 @@ impl Delivery {
     fn assert_signed(&self) {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
         mac.update(&self.body);
-        let want = format!("sha256={}", base16ct::lower::encode_string(&mac.finalize().into_bytes()));
+        let want = format!(
+            "sha256={}",
+            base16ct::lower::encode_string(&mac.finalize().into_bytes())
+        );
         assert_eq!(self.header("x-dropcast-signature"), want, "{:?}", self.body);
         let body = self.json();
         assert_eq!(self.header("x-dropcast-id"), body["id"].as_str().unwrap());
-        assert_eq!(self.header("x-dropcast-event"), body["event"].as_str().unwrap());
+        assert_eq!(
+            self.header("x-dropcast-event"),
+            body["event"].as_str().unwrap()
+        );
     }
 }
 
@@ -101,7 +107,12 @@ impl Receiver {
         by_id
     }
 
-    async fn wait_for(&self, what: &str, agent: &Agent, cond: impl Fn(&BTreeMap<String, Value>) -> bool) {
+    async fn wait_for(
+        &self,
+        what: &str,
+        agent: &Agent,
+        cond: impl Fn(&BTreeMap<String, Value>) -> bool,
+    ) {
         let got = Arc::clone(&self.got);
         let ok = wait_until(Duration::from_secs(90), || {
             let deliveries = got.lock().unwrap().clone();
@@ -164,25 +175,43 @@ async fn a_receiver_gets_every_event_of_a_run_signed() {
     // A refused session pauses the account; a renewed cookie resumes it and it posts.
     let bytes = clip_variant(1);
     drop_clip(&env, "clip", &bytes);
-    receiver.wait_for("paused", &agent, |e| kinds(e).contains(&"paused".into())).await;
+    receiver
+        .wait_for("paused", &agent, |e| kinds(e).contains(&"paused".into()))
+        .await;
     std::fs::write(&cookie, sandbox::cookie_for("main")).unwrap();
-    agent.wait_for_archive(env.path("done/clip.receipt.json"), 90).await;
+    agent
+        .wait_for_archive(env.path("done/clip.receipt.json"), 90)
+        .await;
     // The same video again: a duplicate.
     drop_clip(&env, "again", &bytes);
-    agent.wait_for_archive(env.path("duplicates/again.receipt.json"), 90).await;
+    agent
+        .wait_for_archive(env.path("duplicates/again.receipt.json"), 90)
+        .await;
     // A post the platform refuses: failed, with a ledger job.
     let refused = FaultAction::Body {
         body: json!({"status_code": 2, "status_msg": "refused by the test"}),
     };
-    env.sandbox.inject(Fault::new(FaultStep::Create, refused).times(1));
+    env.sandbox
+        .inject(Fault::new(FaultStep::Create, refused).times(1));
     drop_clip(&env, "bad", &clip_variant(2));
-    agent.wait_for_archive(env.path("failed/bad.error.json"), 90).await;
+    agent
+        .wait_for_archive(env.path("failed/bad.error.json"), 90)
+        .await;
     // A caption that does not parse: failed before any ledger job.
     env.write_inbox("oops.mp4", clip_variant(3));
     env.write_inbox("oops.yaml", "text: [unclosed\n");
-    agent.wait_for_archive(env.path("failed/oops.error.json"), 90).await;
+    agent
+        .wait_for_archive(env.path("failed/oops.error.json"), 90)
+        .await;
 
-    let want = ["duplicate", "failed", "failed", "paused", "published", "resumed"];
+    let want = [
+        "duplicate",
+        "failed",
+        "failed",
+        "paused",
+        "published",
+        "resumed",
+    ];
     receiver
         .wait_for("every event", &agent, |e| kinds(e) == want)
         .await;
@@ -190,10 +219,14 @@ async fn a_receiver_gets_every_event_of_a_run_signed() {
     for d in receiver.deliveries() {
         d.assert_signed();
         let text = String::from_utf8_lossy(&d.body);
-        assert!(!text.contains("logged-out-1234") && !text.contains(SECRET), "{text}");
+        assert!(
+            !text.contains("logged-out-1234") && !text.contains(SECRET),
+            "{text}"
+        );
         assert!(!text.contains(&sandbox::cookie_for("main")), "{text}");
     }
-    let by_kind = |k: &str| -> Vec<&Value> { events.values().filter(|v| v["event"] == k).collect() };
+    let by_kind =
+        |k: &str| -> Vec<&Value> { events.values().filter(|v| v["event"] == k).collect() };
     let published = by_kind("published")[0];
     let hash = sha256_hex(&bytes);
     assert_eq!(published["file"], "clip.mp4");
@@ -206,9 +239,18 @@ async fn a_receiver_gets_every_event_of_a_run_signed() {
     assert_eq!(dup["file"], "again.mp4");
     assert_eq!(dup["post_url"], published["post_url"]);
     let paused = by_kind("paused")[0];
-    assert!(paused["hint"].as_str().unwrap().contains("main.cookie"), "{paused}");
-    let failed: Vec<&str> = by_kind("failed").iter().map(|v| v["file"].as_str().unwrap()).collect();
-    assert!(failed.contains(&"bad.mp4") && failed.contains(&"oops.mp4"), "{failed:?}");
+    assert!(
+        paused["hint"].as_str().unwrap().contains("main.cookie"),
+        "{paused}"
+    );
+    let failed: Vec<&str> = by_kind("failed")
+        .iter()
+        .map(|v| v["file"].as_str().unwrap())
+        .collect();
+    assert!(
+        failed.contains(&"bad.mp4") && failed.contains(&"oops.mp4"),
+        "{failed:?}"
+    );
     for v in events.values() {
         let time = v["time"].as_str().unwrap();
         assert!(time.ends_with('Z') && time.contains('T'), "{time}");
@@ -275,7 +317,10 @@ async fn a_receiver_down_through_a_kill_gets_every_notification_once_per_id() {
     let events = receiver.events();
     let ids: BTreeSet<String> = events.keys().cloned().collect();
     assert_eq!(ids, outbox, "exactly the owed events, by id");
-    let files: BTreeSet<&str> = events.values().map(|v| v["file"].as_str().unwrap()).collect();
+    let files: BTreeSet<&str> = events
+        .values()
+        .map(|v| v["file"].as_str().unwrap())
+        .collect();
     assert_eq!(files, BTreeSet::from(["v1.mp4", "v2.mp4", "v3.mp4"]));
     assert!(events.values().all(|v| v["event"] == "published"));
     // Nothing was in flight at the kill (no receiver), so no id came twice.
@@ -291,7 +336,10 @@ async fn notify_test_sends_one_of_each_and_says_what_each_sink_answered() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let receiver = Receiver::start(listener).await;
-    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let extra = format!(
         "{}  - {{url: \"http://{down}/hook\", events: [failed]}}\n",
         notify_config(addr)
@@ -299,11 +347,23 @@ async fn notify_test_sends_one_of_each_and_says_what_each_sink_answered() {
     let env = Env::start(&extra).await;
     let out = env.run(&["notify", "test"]).await;
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "one sink is down:\n{text}{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one sink is down:\n{text}{}",
+        stderr(&out)
+    );
     let events = receiver.events();
     assert_eq!(
         kinds(&events),
-        ["duplicate", "failed", "paused", "published", "resumed", "session_expiring"]
+        [
+            "duplicate",
+            "failed",
+            "paused",
+            "published",
+            "resumed",
+            "session_expiring"
+        ]
     );
     for d in receiver.deliveries() {
         d.assert_signed();
@@ -313,7 +373,10 @@ async fn notify_test_sends_one_of_each_and_says_what_each_sink_answered() {
     assert!(text.contains(&format!("http://{down}/…")), "{text}");
     assert!(text.contains("FAILED: cannot connect"), "{text}");
     assert_eq!(text.matches("not sent").count(), 5, "{text}");
-    assert!(!text.contains("/hook"), "the URL's path is never printed:\n{text}");
+    assert!(
+        !text.contains("/hook"),
+        "the URL's path is never printed:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

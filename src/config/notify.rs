@@ -118,15 +118,21 @@ fn read_sink(node: &Node<'_>, problems: &mut Problems) -> Option<NotifySink> {
 
 /// An http(s) URL. The value is never repeated in a problem: it may hold a token.
 fn url(node: &Node<'_>, problems: &mut Problems) -> Option<reqwest::Url> {
-    node.parse_str("a URL like https://hooks.example.com/dropcast", problems, |s| {
-        let parsed = reqwest::Url::parse(s.trim())
-            .map_err(|e| format!("not a URL ({e}); expected one like https://ntfy.sh/TOPIC"))?;
-        match parsed.scheme() {
-            "http" | "https" if parsed.host_str().is_some() => Ok(parsed),
-            "http" | "https" => Err("the URL has no host".to_owned()),
-            other => Err(format!("`{other}:` URLs cannot take a webhook; use http or https")),
-        }
-    })
+    node.parse_str(
+        "a URL like https://hooks.example.com/dropcast",
+        problems,
+        |s| {
+            let parsed = reqwest::Url::parse(s.trim())
+                .map_err(|e| format!("not a URL ({e}); expected one like https://ntfy.sh/TOPIC"))?;
+            match parsed.scheme() {
+                "http" | "https" if parsed.host_str().is_some() => Ok(parsed),
+                "http" | "https" => Err("the URL has no host".to_owned()),
+                other => Err(format!(
+                    "`{other}:` URLs cannot take a webhook; use http or https"
+                )),
+            }
+        },
+    )
 }
 
 /// The signing key from the variable `node` names.
@@ -234,8 +240,8 @@ mod tests {
         let e = parse("  - {url: \"https://hooks slack.com/SECRETTOKEN\"}\n").unwrap_err();
         assert!(!e.contains("SECRETTOKEN"), "{e}");
         // Regression: the config's Debug printed a Slack webhook URL whole.
-        let c = parse("  - {url: \"https://hooks.slack.com/services/T0/B0/SECRETTOKEN\"}\n")
-            .unwrap();
+        let c =
+            parse("  - {url: \"https://hooks.slack.com/services/T0/B0/SECRETTOKEN\"}\n").unwrap();
         assert!(!format!("{c:?}").contains("SECRETTOKEN"));
         assert!(format!("{c:?}").contains("https://hooks.slack.com/…"));
     }

@@ -130,7 +130,11 @@ impl Outbox {
             return Ok(());
         }
         let mut e = Self::job_event(EventKind::Duplicate, job, now);
-        e.post_url = earlier.post.as_ref().and_then(Post::address).map(str::to_owned);
+        e.post_url = earlier
+            .post
+            .as_ref()
+            .and_then(Post::address)
+            .map(str::to_owned);
         e.reason = Some(format!(
             "already posted for this account from {}",
             earlier.video.to_string_lossy()

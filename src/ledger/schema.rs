@@ -164,7 +164,7 @@ CREATE TABLE accounts (
 pub(super) const SCHEMA_V7: &str = "
 -- PLAN (issue 14)
 -- NOTIFY (issue 14)
-CREATE TABLE notify_outbox (
+CREATE TABLE IF NOT EXISTS notify_outbox (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id      TEXT    NOT NULL CHECK (length(event_id) BETWEEN 1 AND 64),
     sink          TEXT    NOT NULL CHECK (length(sink) BETWEEN 1 AND 64),
@@ -181,7 +181,7 @@ CREATE TABLE notify_outbox (
     last_error    TEXT,
     UNIQUE (event_id, sink)
 ) STRICT;
-CREATE INDEX notify_outbox_pending ON notify_outbox (next_at)
+CREATE INDEX IF NOT EXISTS notify_outbox_pending ON notify_outbox (next_at)
     WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 ";
 
@@ -287,7 +287,7 @@ pub(super) const POSTGRES_UPGRADES: [&str; (VERSION - POSTGRES_FIRST) as usize] 
 pub(super) const POSTGRES_V7: &str = "
 -- PLAN (issue 14)
 -- NOTIFY (issue 14)
-CREATE TABLE notify_outbox (
+CREATE TABLE IF NOT EXISTS notify_outbox (
     id            BIGSERIAL PRIMARY KEY,
     event_id      TEXT   NOT NULL CHECK (length(event_id) BETWEEN 1 AND 64),
     sink          TEXT   NOT NULL CHECK (length(sink) BETWEEN 1 AND 64),
@@ -304,6 +304,6 @@ CREATE TABLE notify_outbox (
     last_error    TEXT,
     UNIQUE (event_id, sink)
 );
-CREATE INDEX notify_outbox_pending ON notify_outbox (next_at)
+CREATE INDEX IF NOT EXISTS notify_outbox_pending ON notify_outbox (next_at)
     WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 ";

@@ -222,7 +222,8 @@ impl Ledger {
         if resumed == 1 {
             let kind = crate::notify::event::EventKind::Resumed;
             let why = "the account works again; its queued videos go on";
-            self.outbox.account(&tx, kind, account, why, None, now_ms())?;
+            self.outbox
+                .account(&tx, kind, account, why, None, now_ms())?;
         }
         tx.commit()
     }

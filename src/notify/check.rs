@@ -20,7 +20,10 @@ pub enum NotifyCommand {
 /// Sends the test events; `true` when every sink took every event.
 pub async fn test(config: &Config, out: &mut impl Write) -> std::io::Result<bool> {
     if config.notify.is_empty() {
-        writeln!(out, "no webhooks configured (`notify:` in the config is empty)")?;
+        writeln!(
+            out,
+            "no webhooks configured (`notify:` in the config is empty)"
+        )?;
         return Ok(true);
     }
     let sender = match Sender::new() {
@@ -67,7 +70,12 @@ pub fn sample(config: &Config, kind: EventKind) -> Event {
             Some("a test: the platform refused the video"),
             Some("see the error receipt in failed/"),
         ),
-        EventKind::Duplicate => (true, true, Some("a test: already posted for this account"), None),
+        EventKind::Duplicate => (
+            true,
+            true,
+            Some("a test: already posted for this account"),
+            None,
+        ),
         EventKind::Paused => (
             false,
             false,

@@ -184,7 +184,9 @@ mod tests {
 
     #[test]
     fn sets_hold_what_was_added() {
-        let set = EventSet::NONE.with(EventKind::Failed).with(EventKind::Paused);
+        let set = EventSet::NONE
+            .with(EventKind::Failed)
+            .with(EventKind::Paused);
         assert!(set.contains(EventKind::Failed) && set.contains(EventKind::Paused));
         assert!(!set.contains(EventKind::Published));
         assert!(EventKind::ALL.iter().all(|k| EventSet::ALL.contains(*k)));

@@ -108,7 +108,13 @@ fn tags(event: &Event) -> String {
 /// A header value of printable ASCII (a title may name a non-ASCII account).
 fn ascii(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -142,9 +148,22 @@ mod tests {
         e.test = true;
         let body = render(NotifyFormat::Ntfy, &e, &e.to_json());
         let text = String::from_utf8(body.bytes).unwrap();
-        assert!(text.starts_with("clips/a.mp4\nthe platform refused the video\nTo fix: see failed/\n"), "{text}");
-        assert!(text.ends_with("douyin-web · sha256 0123456789ab · event abc"), "{text}");
-        let header = |name: &str| body.headers.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+        assert!(
+            text.starts_with("clips/a.mp4\nthe platform refused the video\nTo fix: see failed/\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("douyin-web · sha256 0123456789ab · event abc"),
+            "{text}"
+        );
+        let header = |name: &str| {
+            body.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap()
+                .1
+                .clone()
+        };
         assert_eq!(header("Title"), "dropcast: failed (main) [test]");
         assert_eq!(header("Tags"), "x,dropcast,test");
         assert_eq!(header("Priority"), "4");
@@ -157,7 +176,10 @@ mod tests {
         let body = render(NotifyFormat::Slack, &e, &e.to_json());
         let v: serde_json::Value = serde_json::from_slice(&body.bytes).unwrap();
         let text = v["text"].as_str().unwrap();
-        assert!(text.starts_with("*dropcast: failed (main)*\nclips/a.mp4"), "{text}");
+        assert!(
+            text.starts_with("*dropcast: failed (main)*\nclips/a.mp4"),
+            "{text}"
+        );
         assert_eq!(v.as_object().unwrap().len(), 1);
     }
 

@@ -16,7 +16,10 @@ pub(crate) async fn publish(ctx: &Context, account: &str, reason: &str, hint: &s
         return;
     }
     let (name, why, hint) = (account.to_owned(), reason.to_owned(), hint.to_owned());
-    if let Err(e) = ctx.ledger(move |l| l.pause_account(&name, &why, &hint)).await {
+    if let Err(e) = ctx
+        .ledger(move |l| l.pause_account(&name, &why, &hint))
+        .await
+    {
         warn!(account, reason = %e, "cannot record the pause in the ledger; other agents do not know of it");
     }
 }

@@ -53,14 +53,20 @@ fn payload(ledger: &Ledger, kind: &str) -> Event {
 both!(each_state_change_enqueues_its_event_for_the_sinks_that_take_it);
 fn each_state_change_enqueues_its_event_for_the_sinks_that_take_it(backend: &Backend) {
     let mut ledger = notifying(backend, "a");
-    let posted = claimed_new(ledger.claim(&new_job(1, "main", "clips/a.mp4"), false).unwrap());
+    let posted = claimed_new(
+        ledger
+            .claim(&new_job(1, "main", "clips/a.mp4"), false)
+            .unwrap(),
+    );
     ledger.mark_publish_sent(posted.id).unwrap();
     ledger.mark_published(posted.id, &post("7001")).unwrap();
     let failed = claimed_new(ledger.claim(&new_job(2, "main", "b.mp4"), false).unwrap());
     ledger
         .mark_failed(failed.id, None, "rejected", "the platform refused it")
         .unwrap();
-    let dup = ledger.claim(&new_job(1, "main", "copy.mp4"), false).unwrap();
+    let dup = ledger
+        .claim(&new_job(1, "main", "copy.mp4"), false)
+        .unwrap();
     assert!(matches!(dup, Claim::Duplicate { .. }));
 
     let kinds: Vec<(String, String)> = rows(&ledger).into_iter().map(|(k, s, _)| (k, s)).collect();
@@ -84,13 +90,19 @@ fn each_state_change_enqueues_its_event_for_the_sinks_that_take_it(backend: &Bac
     assert_eq!(p.platform.as_deref(), Some("douyin-web"));
     assert_eq!(p.file.as_deref(), Some("clips/a.mp4"));
     assert_eq!(p.hash.as_deref(), Some(&hash(1).as_str()[..12]));
-    assert_eq!(p.post_url.as_deref(), Some("https://www.douyin.com/video/7001"));
+    assert_eq!(
+        p.post_url.as_deref(),
+        Some("https://www.douyin.com/video/7001")
+    );
     let f = payload(&ledger, "failed");
     assert_eq!(f.reason.as_deref(), Some("the platform refused it"));
     assert!(f.hint.unwrap().contains("refused"));
     let d = payload(&ledger, "duplicate");
     assert_eq!(d.file.as_deref(), Some("copy.mp4"));
-    assert_eq!(d.post_url.as_deref(), Some("https://www.douyin.com/video/7001"));
+    assert_eq!(
+        d.post_url.as_deref(),
+        Some("https://www.douyin.com/video/7001")
+    );
 }
 
 both!(a_refused_state_change_enqueues_nothing);
@@ -101,13 +113,21 @@ fn a_refused_state_change_enqueues_nothing(backend: &Backend) {
     ledger.mark_publish_sent(job.id).unwrap();
     ledger.mark_published(job.id, &post("1")).unwrap();
     let before = rows(&ledger).len();
-    assert!(ledger.mark_failed(job.id, None, "rejected", "late").is_err());
+    assert!(
+        ledger
+            .mark_failed(job.id, None, "rejected", "late")
+            .is_err()
+    );
     assert!(ledger.mark_published(job.id, &post("2")).is_err());
     assert_eq!(rows(&ledger).len(), before);
     // Another agent's write to a job it does not hold is refused, and tells nothing.
     let mut other = notifying(backend, "b");
     let theirs = claimed_new(other.claim(&new_job(3, "main", "c.mp4"), false).unwrap());
-    assert!(ledger.mark_failed(theirs.id, None, "rejected", "not mine").is_err());
+    assert!(
+        ledger
+            .mark_failed(theirs.id, None, "rejected", "not mine")
+            .is_err()
+    );
     assert_eq!(rows(&ledger).len(), before);
 }
 
@@ -122,7 +142,11 @@ fn a_pause_and_its_resume_are_told_once_whichever_agent_sees_them(backend: &Back
     b.resume_account("main").unwrap();
     a.resume_account("main").unwrap();
     let kinds: Vec<String> = rows(&a).into_iter().map(|(k, _, _)| k).collect();
-    assert_eq!(kinds, ["paused", "paused", "resumed"], "paused for both sinks");
+    assert_eq!(
+        kinds,
+        ["paused", "paused", "resumed"],
+        "paused for both sinks"
+    );
     let p = payload(&a, "paused");
     assert_eq!(p.reason.as_deref(), Some("cookie expired"));
     assert_eq!(p.hint.as_deref(), Some("dropcast login main"));
@@ -142,7 +166,10 @@ fn one_agent_holds_a_row_at_a_time_and_a_delivered_row_is_never_sent_again(backe
     let mut a = notifying(backend, "a");
     let mut b = notifying(backend, "b");
     for n in 1..=3u8 {
-        let job = claimed_new(a.claim(&new_job(n, "main", &format!("{n}.mp4")), false).unwrap());
+        let job = claimed_new(
+            a.claim(&new_job(n, "main", &format!("{n}.mp4")), false)
+                .unwrap(),
+        );
         a.mark_failed(job.id, None, "rejected", "no").unwrap();
     }
     let hold = Duration::from_secs(600);
@@ -151,12 +178,17 @@ fn one_agent_holds_a_row_at_a_time_and_a_delivered_row_is_never_sent_again(backe
     assert!(first.iter().all(|p| p.attempts == 1));
     let second = b.claim_notifications(&sinks(), 10, hold).unwrap();
     assert_eq!(second.len(), 2, "b gets only the rows a does not hold");
-    assert!(b.claim_notifications(&sinks(), 10, hold).unwrap().is_empty());
+    assert!(
+        b.claim_notifications(&sinks(), 10, hold)
+            .unwrap()
+            .is_empty()
+    );
     for p in &first {
         a.notification_delivered(p.row).unwrap();
     }
     // A row another agent holds is not b's to fail.
-    b.notification_failed(first[0].row, "late", Some(0)).unwrap();
+    b.notification_failed(first[0].row, "late", Some(0))
+        .unwrap();
     assert_eq!(a.notification_counts().unwrap(), (2, 4, 0));
     // b retries its two at once: due again, the event ids unchanged.
     for p in &second {
@@ -164,7 +196,10 @@ fn one_agent_holds_a_row_at_a_time_and_a_delivered_row_is_never_sent_again(backe
     }
     let again = a.claim_notifications(&sinks(), 10, hold).unwrap();
     assert_eq!(
-        again.iter().map(|p| (&p.event_id, p.attempts)).collect::<Vec<_>>(),
+        again
+            .iter()
+            .map(|p| (&p.event_id, p.attempts))
+            .collect::<Vec<_>>(),
         second.iter().map(|p| (&p.event_id, 2)).collect::<Vec<_>>()
     );
     // Given up: never claimed again.
@@ -172,7 +207,11 @@ fn one_agent_holds_a_row_at_a_time_and_a_delivered_row_is_never_sent_again(backe
         a.notification_failed(p.row, "HTTP 410", None).unwrap();
     }
     assert_eq!(a.notification_counts().unwrap(), (0, 4, 2));
-    assert!(a.claim_notifications(&sinks(), 10, hold).unwrap().is_empty());
+    assert!(
+        a.claim_notifications(&sinks(), 10, hold)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(a.next_notification_due(&sinks()).unwrap(), None);
     // Old rows are forgotten.
     assert_eq!(a.forget_notifications(now_ms() + 1).unwrap(), 6);
@@ -189,7 +228,11 @@ fn a_restart_frees_its_own_dead_claims_and_tries_at_once(backend: &Backend) {
     // Agent a dies holding both; a's next run (the same name) takes them at once, while
     // another agent still waits for the claim to lapse.
     let mut b = notifying(backend, "b");
-    assert!(b.claim_notifications(&sinks(), 10, hold).unwrap().is_empty());
+    assert!(
+        b.claim_notifications(&sinks(), 10, hold)
+            .unwrap()
+            .is_empty()
+    );
     let mut a2 = notifying(backend, "a");
     a2.restart_notifications(&sinks()).unwrap();
     let retaken = a2.claim_notifications(&sinks(), 10, hold).unwrap();
@@ -204,10 +247,11 @@ fn a_restart_frees_its_own_dead_claims_and_tries_at_once(backend: &Backend) {
     a2.restart_notifications(&sinks()).unwrap();
     assert!(a2.next_notification_due(&sinks()).unwrap().unwrap() <= now_ms());
     // Sinks this agent does not have are never its to claim.
-    assert!(a2
-        .claim_notifications(&["other".to_owned()], 10, hold)
-        .unwrap()
-        .is_empty());
+    assert!(
+        a2.claim_notifications(&["other".to_owned()], 10, hold)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
