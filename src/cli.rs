@@ -120,6 +120,11 @@ pub enum Command {
     },
     /// Each account: its platform, who it is, and whether its session works
     Accounts,
+    /// Notifications: `notify test` sends one of each event to every webhook in `notify:`
+    Notify {
+        #[command(subcommand)]
+        action: crate::notify::NotifyCommand,
+    },
     /// Run the platform simulator alone
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:8930")]
@@ -260,6 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { command } => man_cmd(&command),
+        Command::Notify { action } => notify_cmd(cli.config.as_deref(), action).await,
     }
 }
 
@@ -1180,6 +1186,21 @@ async fn accounts_cmd(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         );
     }
     ctx.shutdown().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `dropcast notify test`: exit 1 when any webhook did not take its test events.
+async fn notify_cmd(
+    config: Option<&Path>,
+    action: crate::notify::NotifyCommand,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let crate::notify::NotifyCommand::Test = action;
+    let ok = crate::notify::check::test(&config, &mut std::io::stdout()).await?;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

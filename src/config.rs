@@ -16,12 +16,14 @@ use crate::yaml::{Document, Node, Problems};
 pub use bind::check_bind;
 pub use ledger::{LedgerBackend, LedgerConfig};
 pub use plan::AccountPlan;
+pub use notify::{NotifyFormat, NotifySink};
 pub use routes::Route;
 
 mod accounts;
 mod bind;
 mod ledger;
 mod plan;
+mod notify;
 mod platforms;
 mod routes;
 
@@ -67,6 +69,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Where the ledger lives, and this agent's name among those sharing it.
     pub ledger: LedgerConfig,
+    /// Webhooks told about posts, failures and paused accounts (`notify:`).
+    pub notify: Vec<NotifySink>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +248,7 @@ const TOP: &[&str] = &[
     "routes",
     "ledger",
     "agent",
+    "notify",
 ];
 
 impl Config {
@@ -315,6 +320,7 @@ impl Config {
             defaults: CaptionFields::default(),
             routes: Vec::new(),
             ledger: LedgerConfig::default(),
+            notify: Vec::new(),
         }
     }
 
@@ -432,6 +438,9 @@ fn read_config(doc: &Document, base_dir: &Path, problems: &mut Problems) -> Opti
     }
     if let Some(n) = fields.get("agent") {
         ledger::read_agent(n, &mut config.ledger, problems);
+    }
+    if let Some(n) = fields.get("notify") {
+        config.notify = notify::read_notify(n, problems);
     }
     Some(config)
 }

@@ -21,6 +21,7 @@ pub mod lock;
 mod logging;
 pub mod lost_ledger;
 pub mod media;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod platform;

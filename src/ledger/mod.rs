@@ -24,6 +24,7 @@
 mod db;
 mod lease;
 mod plan;
+mod outbox;
 mod postgres;
 mod schema;
 mod shared;
@@ -40,6 +41,7 @@ use crate::failpoint;
 use db::{Db, Row, Sql, Tx, p};
 pub(crate) use lease::DEFAULT_TTL as DEFAULT_LEASE;
 pub(crate) use lease::{AgentInfo, AgentRow, Lease, default_agent_name as host_name};
+pub(crate) use outbox::{Outbox, Pending};
 pub use postgres::Upgrade;
 pub(crate) use schema::VERSION as SCHEMA_VERSION;
 pub(crate) use shared::SharedPause;
@@ -372,6 +374,8 @@ pub struct Ledger {
     lost: HashSet<JobId>,
     /// How long a lease lasts unless renewed.
     lease_ttl: Duration,
+    /// The notification sinks state changes are enqueued for (`outbox`).
+    outbox: Outbox,
 }
 
 impl fmt::Debug for Ledger {
@@ -429,6 +433,7 @@ impl Ledger {
             .clone()
             .unwrap_or_else(lease::default_agent_name);
         ledger.set_agent(&name, config.ledger.lease);
+        ledger.set_outbox(Outbox::from_config(config));
         Ok(ledger)
     }
 
@@ -447,6 +452,7 @@ impl Ledger {
             held: HashMap::new(),
             lost: HashSet::new(),
             lease_ttl: lease::DEFAULT_TTL,
+            outbox: Outbox::default(),
         };
         forget_ended_upload_sessions(&ledger.db)?;
         Ok(ledger)
@@ -544,6 +550,9 @@ impl Ledger {
             ],
         )?;
         let record = load(&tx, id)?.ok_or(LedgerError::NoSuchJob(id))?;
+        if let Some(earlier) = earlier.as_ref().filter(|_| state == JobState::Duplicate) {
+            self.outbox.duplicate(&tx, &record, earlier, now)?;
+        }
         tx.commit()?;
         self.held.insert(id, 1);
         failpoint::hit(if state == JobState::Duplicate {
@@ -629,12 +638,14 @@ impl Ledger {
                 "a post has an id, and an address exactly when it is live",
             ));
         }
+        let outbox = self.outbox.clone();
         self.transition(
             id,
             "mark published",
             Some("after_commit:published"),
             &[JobState::Active, JobState::Unconfirmed],
-            |tx, _, now| {
+            |tx, job, now| {
+                outbox.published(tx, job, post, now)?;
                 tx.execute(
                     "UPDATE jobs SET state = 'published', post_id = ?1, post_url = ?2, \
                      post_state = ?3, error_step = NULL, error_class = NULL, error_reason = NULL, \
@@ -879,6 +890,7 @@ impl Ledger {
         class: &str,
         reason: &str,
     ) -> Result<(), LedgerError> {
+        let outbox = self.outbox.clone();
         self.transition(
             id,
             "mark failed",
@@ -888,6 +900,7 @@ impl Ledger {
                 if job.posted_without_id() {
                     return Err(illegal(job, "mark failed", "step 5 posted"));
                 }
+                outbox.failed(tx, job, class, reason, now)?;
                 set_error(tx, id, JobState::Failed, step, class, reason, now)?;
                 forget_upload_session(tx, id)
             },

@@ -166,6 +166,25 @@ pub(super) const SCHEMA_V7: &str = "
 ALTER TABLE jobs ADD COLUMN planned_at INTEGER;
 CREATE INDEX jobs_planned ON jobs (account, planned_at) WHERE planned_at IS NOT NULL;
 -- NOTIFY (issue 14)
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT    NOT NULL CHECK (length(event_id) BETWEEN 1 AND 64),
+    sink          TEXT    NOT NULL CHECK (length(sink) BETWEEN 1 AND 64),
+    event         TEXT    NOT NULL CHECK (event IN
+                      ('published', 'failed', 'duplicate', 'paused', 'session_expiring', 'resumed')),
+    payload       TEXT    NOT NULL CHECK (json_valid(payload)),
+    created_at    INTEGER NOT NULL,
+    next_at       INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    claimed_by    TEXT,
+    claimed_until INTEGER,
+    delivered_at  INTEGER,
+    gave_up_at    INTEGER,
+    last_error    TEXT,
+    UNIQUE (event_id, sink)
+) STRICT;
+CREATE INDEX IF NOT EXISTS notify_outbox_pending ON notify_outbox (next_at)
+    WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 ";
 
 /// The PostgreSQL schema at version 6, the first a shared ledger has: the same tables,
@@ -272,4 +291,23 @@ pub(super) const POSTGRES_V7: &str = "
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS planned_at BIGINT;
 CREATE INDEX IF NOT EXISTS jobs_planned ON jobs (account, planned_at) WHERE planned_at IS NOT NULL;
 -- NOTIFY (issue 14)
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id            BIGSERIAL PRIMARY KEY,
+    event_id      TEXT   NOT NULL CHECK (length(event_id) BETWEEN 1 AND 64),
+    sink          TEXT   NOT NULL CHECK (length(sink) BETWEEN 1 AND 64),
+    event         TEXT   NOT NULL CHECK (event IN
+                      ('published', 'failed', 'duplicate', 'paused', 'session_expiring', 'resumed')),
+    payload       TEXT   NOT NULL CHECK (payload::jsonb IS NOT NULL),
+    created_at    BIGINT NOT NULL,
+    next_at       BIGINT NOT NULL,
+    attempts      BIGINT NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    claimed_by    TEXT,
+    claimed_until BIGINT,
+    delivered_at  BIGINT,
+    gave_up_at    BIGINT,
+    last_error    TEXT,
+    UNIQUE (event_id, sink)
+);
+CREATE INDEX IF NOT EXISTS notify_outbox_pending ON notify_outbox (next_at)
+    WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 ";

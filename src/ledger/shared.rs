@@ -187,26 +187,44 @@ impl Ledger {
 
     /// Pauses `account` for every agent, as this one, unless it is paused already (the
     /// first pause, and who made it, stays).
-    pub(crate) fn pause_account(&mut self, account: &str, reason: &str) -> Result<(), LedgerError> {
+    pub(crate) fn pause_account(
+        &mut self,
+        account: &str,
+        reason: &str,
+        hint: &str,
+    ) -> Result<(), LedgerError> {
         let tx = self.begin()?;
-        tx.execute(
+        let now = now_ms();
+        let paused = tx.execute(
             "INSERT INTO accounts (account, paused_reason, paused_at, paused_by) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account) DO UPDATE SET \
              paused_reason = excluded.paused_reason, paused_at = excluded.paused_at, \
              paused_by = excluded.paused_by WHERE accounts.paused_at IS NULL",
-            p![account, reason, now_ms(), &self.agent],
+            p![account, reason, now, &self.agent],
         )?;
+        // Told once per pause, whichever agent noticed it first.
+        if paused == 1 {
+            let kind = crate::notify::event::EventKind::Paused;
+            self.outbox
+                .account(&tx, kind, account, reason, Some(hint), now)?;
+        }
         tx.commit()
     }
 
     /// `account` works again, for every agent.
     pub(crate) fn resume_account(&mut self, account: &str) -> Result<(), LedgerError> {
         let tx = self.begin()?;
-        tx.execute(
+        let resumed = tx.execute(
             "UPDATE accounts SET paused_reason = NULL, paused_at = NULL, paused_by = NULL \
              WHERE account = ?1 AND paused_at IS NOT NULL",
             p![account],
         )?;
+        if resumed == 1 {
+            let kind = crate::notify::event::EventKind::Resumed;
+            let why = "the account works again; its queued videos go on";
+            self.outbox
+                .account(&tx, kind, account, why, None, now_ms())?;
+        }
         tx.commit()
     }
 
@@ -340,14 +358,14 @@ mod tests {
     fn a_pause_by_one_agent_is_seen_by_the_other_until_resumed() {
         let (_d, mut a, mut b) = two_agents();
         assert_eq!(b.account_pause("main").unwrap(), None);
-        a.pause_account("main", "cookie expired").unwrap();
+        a.pause_account("main", "cookie expired", "log in").unwrap();
         let seen = b.account_pause("main").unwrap().expect("paused for b too");
         assert_eq!(
             (seen.reason.as_str(), seen.by.as_str()),
             ("cookie expired", "host-a")
         );
         // A second pause keeps the first one, and who made it.
-        b.pause_account("main", "refused again").unwrap();
+        b.pause_account("main", "refused again", "log in").unwrap();
         let list = a.paused_accounts().unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(
@@ -365,8 +383,8 @@ mod tests {
     #[test]
     fn an_agent_forgets_only_its_own_pauses() {
         let (_d, mut a, mut b) = two_agents();
-        a.pause_account("one", "expired").unwrap();
-        b.pause_account("two", "expired").unwrap();
+        a.pause_account("one", "expired", "log in").unwrap();
+        b.pause_account("two", "expired", "log in").unwrap();
         a.forget_own_pauses().unwrap();
         let left: Vec<String> = b
             .paused_accounts()

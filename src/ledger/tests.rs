@@ -101,6 +101,7 @@ macro_rules! both {
 
 mod lease;
 mod lease_model;
+mod outbox;
 mod pg;
 mod plan;
 

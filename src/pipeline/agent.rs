@@ -27,6 +27,9 @@ use super::handoff::{self, Answer, Request, Requests};
 use super::job::{self, ArchiveAttempt, Bundle, Outcome};
 use super::{live, requeue};
 
+/// How long `watch --once` waits at its end for notifications still due.
+const NOTIFY_FLUSH: Duration = Duration::from_secs(10);
+
 /// How long a shutdown waits for jobs in flight before stopping them. A stopped job loses
 /// nothing: it resumes from its last ledger checkpoint on the next start.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -241,6 +244,8 @@ pub async fn run(
     // Posts archived while awaiting moderation get their public id when it comes.
     let _moderation = (!options.once)
         .then(|| AbortOnDrop(tokio::spawn(super::moderation::run(Arc::clone(&ctx)))));
+    // Notifications go out from the outbox in the background, never on a job's path.
+    let _notify = AbortOnDrop(tokio::spawn(crate::notify::worker::run(Arc::clone(&ctx))));
     info!(inbox = %ctx.config.inbox.display(), once = options.once, "watching");
     // Files half-way out of the inbox when the last run stopped go where they were going
     // before anything else is looked at; those that still cannot go are tried again.
@@ -261,6 +266,10 @@ pub async fn run(
     }
     ended?;
     drop(discovery);
+    if options.once {
+        // The run's notifications go out before a one-off run exits, as far as they can.
+        crate::notify::worker::flush(&ctx, NOTIFY_FLUSH).await;
+    }
     agent.publish_held();
     Ok(agent.into_summary(options.once))
 }

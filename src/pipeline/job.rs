@@ -562,13 +562,13 @@ async fn stopped(ctx: &Context, job: &JobRecord, stop: Stop) -> Turn {
         }
         Stop::Paused(what, reason) => {
             if ctx.accounts.pause(&job.account, &reason) {
-                super::shared_pause::publish(ctx, &job.account, &reason).await;
                 let fix = match what {
                     Expired::Posting => {
                         "nothing to do: it resumes once the platform lets it post".to_owned()
                     }
                     _ => ctx.accounts.renew_hint(&job.account),
                 };
+                super::shared_pause::publish(ctx, &job.account, &reason, &fix).await;
                 error!(
                     account = %job.account,
                     %reason,
@@ -1102,6 +1102,7 @@ pub async fn refuse(ctx: &Context, bundle: &Bundle, failure: JobFailure) -> Outc
         &failure.reason,
         &failure.hint,
     );
+    crate::notify::refused::enqueue(ctx, &bundle.video, &failure).await;
     move_failed(ctx, bundle, None, receipt, failure).await
 }
 

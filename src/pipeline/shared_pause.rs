@@ -9,13 +9,17 @@ use tracing::{debug, warn};
 
 use super::context::Context;
 
-/// Writes this agent's new pause of `account` for every agent.
-pub(crate) async fn publish(ctx: &Context, account: &str, reason: &str) {
+/// Writes this agent's new pause of `account` for every agent (and the `paused`
+/// notification, with `hint`: how to fix it).
+pub(crate) async fn publish(ctx: &Context, account: &str, reason: &str, hint: &str) {
     if ctx.ledger.is_none() {
         return;
     }
-    let (name, why) = (account.to_owned(), reason.to_owned());
-    if let Err(e) = ctx.ledger(move |l| l.pause_account(&name, &why)).await {
+    let (name, why, hint) = (account.to_owned(), reason.to_owned(), hint.to_owned());
+    if let Err(e) = ctx
+        .ledger(move |l| l.pause_account(&name, &why, &hint))
+        .await
+    {
         warn!(account, reason = %e, "cannot record the pause in the ledger; other agents do not know of it");
     }
 }

@@ -77,3 +77,12 @@ impl TiktokBackend {
 pub(crate) fn token_file(state_dir: &Path, account: &str) -> std::path::PathBuf {
     tokens::TokenStore::new(state_dir).path(account)
 }
+
+/// When `account`'s refresh token ends (unix seconds), read from its token file; `None`
+/// without a readable file. For `session_expiring` notifications (`notify::expiring`).
+pub(crate) fn refresh_token_end(state_dir: &std::path::Path, account: &str) -> Option<u64> {
+    tokens::TokenStore::new(state_dir)
+        .load(account)
+        .ok()
+        .map(|t| t.refresh_expires_at)
+}
