@@ -556,11 +556,16 @@ async fn publish_as_driver(
         }
     };
     let code = print_answer(&answer);
+    // Its notifications go out now, as far as they can; the rest wait in the outbox.
+    crate::notify::worker::flush(&ctx, PUBLISH_NOTIFY_FLUSH).await;
     if let Ok(ctx) = Arc::try_unwrap(ctx) {
         ctx.shutdown().await;
     }
     Ok(code)
 }
+
+/// How long `dropcast publish` tries to deliver its notifications before it exits.
+const PUBLISH_NOTIFY_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Draws `dropcast publish`'s progress bar (step, bytes, rate, time left) on stderr until
 /// aborted; the bar is cleared when it is dropped.

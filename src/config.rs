@@ -15,15 +15,15 @@ use crate::yaml::{Document, Node, Problems};
 
 pub use bind::check_bind;
 pub use ledger::{LedgerBackend, LedgerConfig};
-pub use plan::AccountPlan;
 pub use notify::{NotifyFormat, NotifySink};
+pub use plan::AccountPlan;
 pub use routes::Route;
 
 mod accounts;
 mod bind;
 mod ledger;
-mod plan;
 mod notify;
+mod plan;
 mod platforms;
 mod routes;
 

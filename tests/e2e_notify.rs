@@ -392,3 +392,17 @@ async fn watch_once_sends_its_notifications_before_it_exits() {
     // No waiting: the run's event was delivered before the process exited.
     assert_eq!(kinds(&receiver.events()), ["published"]);
 }
+
+// Regression (issue 14 review): `dropcast publish` without a running agent only enqueued its notifications; they went out at the next `watch`.
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_sends_its_notifications_before_it_exits() {
+    set_secret();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let receiver = Receiver::start(listener).await;
+    let env = Env::start(&notify_config(addr)).await;
+    drop_clip(&env, "clip", &clip_variant(2));
+    let out = env.run(&["publish", "inbox/clip.mp4"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(kinds(&receiver.events()), ["published"]);
+}

@@ -23,8 +23,8 @@
 
 mod db;
 mod lease;
-mod plan;
 mod outbox;
+mod plan;
 mod postgres;
 mod schema;
 mod shared;
