@@ -30,6 +30,7 @@ pub mod sandbox;
 pub mod secret;
 mod shared_ledger;
 pub mod status;
+mod stop;
 #[cfg(test)]
 mod test_postgres;
 #[cfg(test)]
@@ -37,5 +38,8 @@ mod test_postgres_tests;
 pub mod userfile;
 pub mod video;
 pub mod watch;
+#[cfg(windows)]
+mod win;
 pub mod words;
+mod wtf8;
 pub mod yaml;

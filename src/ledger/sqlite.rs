@@ -115,31 +115,44 @@ pub(super) fn constraint_error(err: rusqlite::Error) -> LedgerError {
     LedgerError::Sqlite(err)
 }
 
-/// The database file a connection has open: device and inode (unix), to notice the
-/// file being deleted or replaced while the connection writes on.
+/// The database file a connection has open: device and inode (unix), volume serial and
+/// file id (Windows), to notice the file being deleted or replaced while the connection
+/// writes on. (Windows refuses to delete or replace a file SQLite holds open, so there
+/// the check guards against what a restore tool or another OS does to the folder.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct FileId {
     #[cfg(unix)]
     dev: u64,
     #[cfg(unix)]
     ino: u64,
+    #[cfg(windows)]
+    volume: u64,
+    #[cfg(windows)]
+    file: u128,
 }
 
 impl FileId {
     pub(super) fn of(path: &Path) -> Option<FileId> {
-        let meta = std::fs::metadata(path).ok()?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(path).ok()?;
             Some(FileId {
                 dev: meta.dev(),
                 ino: meta.ino(),
             })
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
         {
-            let _ = meta;
-            Some(FileId {})
+            let stamp = crate::win::stamp_at(path).ok()?;
+            Some(FileId {
+                volume: stamp.volume,
+                file: stamp.file,
+            })
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            std::fs::metadata(path).ok().map(|_| FileId {})
         }
     }
 }

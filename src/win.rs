@@ -1,0 +1,226 @@
+//! The few Windows calls stable std does not offer, as thin checked wrappers over
+//! windows-sys: which file a name is (volume serial, file id, change time), a lock that
+//! leaves its file readable, a move that never replaces, whether a drive is a network
+//! drive, and whether a process runs. Callers keep the meaning; docs/platforms.md says
+//! what each is for.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::windows::ffi::OsStrExt;
+use std::os::windows::fs::OpenOptionsExt;
+use std::os::windows::io::AsRawHandle;
+use std::path::Path;
+
+use windows_sys::Win32::Foundation::{
+    CloseHandle, ERROR_ACCESS_DENIED, ERROR_LOCK_VIOLATION, HANDLE, STILL_ACTIVE,
+};
+use windows_sys::Win32::Storage::FileSystem as fs;
+use windows_sys::Win32::System::IO::{OVERLAPPED, OVERLAPPED_0, OVERLAPPED_0_0};
+use windows_sys::Win32::System::Threading::{
+    GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+};
+
+/// Which file a handle is and when it last changed in any way (data, size, attributes,
+/// name): the Windows counterpart of device, inode and ctime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct FileStamp {
+    pub(crate) volume: u64,
+    pub(crate) file: u128,
+    /// `ChangeTime`, in 100 ns units since 1601.
+    pub(crate) changed: i64,
+}
+
+/// The stamp of whatever has the name `path`; a link or junction is opened as itself,
+/// never followed. Opens for attributes only, which no other process's share mode refuses,
+/// so a writer holding the file is not disturbed.
+pub(crate) fn stamp_at(path: &Path) -> io::Result<FileStamp> {
+    let file = OpenOptions::new()
+        .access_mode(fs::FILE_READ_ATTRIBUTES)
+        .share_mode(fs::FILE_SHARE_READ | fs::FILE_SHARE_WRITE | fs::FILE_SHARE_DELETE)
+        .custom_flags(fs::FILE_FLAG_BACKUP_SEMANTICS | fs::FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)?;
+    stamp_of(&file)
+}
+
+/// The stamp of an open file.
+pub(crate) fn stamp_of(file: &File) -> io::Result<FileStamp> {
+    let (volume, id) = id_of(file)?;
+    let mut basic = fs::FILE_BASIC_INFO::default();
+    // SAFETY: `basic` is a writable FILE_BASIC_INFO, the struct FileBasicInfo names, of
+    // the size passed; the handle is open for as long as `file` lives.
+    let ok = unsafe {
+        fs::GetFileInformationByHandleEx(
+            handle(file),
+            fs::FileBasicInfo,
+            (&raw mut basic).cast(),
+            size_of::<fs::FILE_BASIC_INFO>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FileStamp {
+        volume,
+        file: id,
+        changed: basic.ChangeTime,
+    })
+}
+
+/// The 128-bit id (ReFS needs all of it); where the file system has none, the 64-bit
+/// file index. The same file system always answers the same way, so stamps compare.
+fn id_of(file: &File) -> io::Result<(u64, u128)> {
+    let mut info = fs::FILE_ID_INFO::default();
+    // SAFETY: as in `stamp_of`, with FILE_ID_INFO for FileIdInfo.
+    let ok = unsafe {
+        fs::GetFileInformationByHandleEx(
+            handle(file),
+            fs::FileIdInfo,
+            (&raw mut info).cast(),
+            size_of::<fs::FILE_ID_INFO>() as u32,
+        )
+    };
+    if ok != 0 {
+        let id = u128::from_le_bytes(info.FileId.Identifier);
+        return Ok((info.VolumeSerialNumber, id));
+    }
+    let mut old = fs::BY_HANDLE_FILE_INFORMATION::default();
+    // SAFETY: `old` is a writable BY_HANDLE_FILE_INFORMATION; the handle is open.
+    if unsafe { fs::GetFileInformationByHandle(handle(file), &raw mut old) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let index = (u128::from(old.nFileIndexHigh) << 32) | u128::from(old.nFileIndexLow);
+    Ok((u64::from(old.dwVolumeSerialNumber), index))
+}
+
+/// The byte a dropcast lock covers: far past the end of any lock file (a locked range may
+/// lie beyond the end). Windows enforces locks on reads too, so a lock over the file's
+/// text would keep everyone else from reading who holds it.
+const LOCK_OFFSET: u64 = u64::MAX - 1;
+
+/// Takes the lock byte of `file`, exclusive or shared, without waiting: `Ok(false)` when
+/// another handle holds it. Released by [`unlock`], by closing the file, or by the OS
+/// when the process ends.
+pub(crate) fn try_lock(file: &File, exclusive: bool) -> io::Result<bool> {
+    let mut flags = fs::LOCKFILE_FAIL_IMMEDIATELY;
+    if exclusive {
+        flags |= fs::LOCKFILE_EXCLUSIVE_LOCK;
+    }
+    let mut at = overlapped_at(LOCK_OFFSET);
+    // SAFETY: the handle is open and synchronous (std never opens overlapped), so the
+    // call completes before it returns and `at` outlives it.
+    if unsafe { fs::LockFileEx(handle(file), flags, 0, 1, 0, &raw mut at) } != 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(code) if code == ERROR_LOCK_VIOLATION as i32 => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// Gives the lock byte back at once (closing the handle may release it only later).
+pub(crate) fn unlock(file: &File) -> io::Result<()> {
+    let mut at = overlapped_at(LOCK_OFFSET);
+    // SAFETY: as in `try_lock`.
+    if unsafe { fs::UnlockFileEx(handle(file), 0, 1, 0, &raw mut at) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn overlapped_at(offset: u64) -> OVERLAPPED {
+    OVERLAPPED {
+        Anonymous: OVERLAPPED_0 {
+            Anonymous: OVERLAPPED_0_0 {
+                Offset: offset as u32,
+                OffsetHigh: (offset >> 32) as u32,
+            },
+        },
+        ..OVERLAPPED::default()
+    }
+}
+
+/// Renames `from` to `to` on one volume, failing with `AlreadyExists` when `to` exists
+/// (`MoveFileExW` without `MOVEFILE_REPLACE_EXISTING`; std's `rename` replaces) and with
+/// `CrossesDevices` across volumes (no copy is allowed).
+pub(crate) fn move_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    let (from, to) = (wide_verbatim(from)?, wide_verbatim(to)?);
+    // SAFETY: both are NUL-terminated UTF-16 strings that outlive the call.
+    let ok = unsafe { fs::MoveFileExW(from.as_ptr(), to.as_ptr(), fs::MOVEFILE_WRITE_THROUGH) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether the drive whose root is `root` (`Z:\`) is a network drive.
+pub(crate) fn is_network_drive(root: &Path) -> bool {
+    let Ok(root) = wide(root) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated UTF-16 string that outlives the call.
+    let kind = unsafe { fs::GetDriveTypeW(root.as_ptr()) };
+    kind == windows_sys::Win32::System::WindowsProgramming::DRIVE_REMOTE
+}
+
+/// Whether process `pid` runs on this machine. A process of another user (access
+/// denied) runs; an answer that cannot be had counts as running, the safe side.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    // SAFETY: plain calls; the handle is closed before returning.
+    unsafe {
+        let process: HANDLE = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if process.is_null() {
+            let err = io::Error::last_os_error().raw_os_error();
+            return err == Some(ERROR_ACCESS_DENIED as i32);
+        }
+        let mut code = 0u32;
+        let ok = GetExitCodeProcess(process, &raw mut code);
+        CloseHandle(process);
+        ok == 0 || code == STILL_ACTIVE as u32
+    }
+}
+
+fn handle(file: &File) -> HANDLE {
+    file.as_raw_handle()
+}
+
+/// NUL-terminated UTF-16 of `path` made absolute and `\\?\`-prefixed, so names past 260
+/// characters work as they do through std. A NUL inside would silently cut the name
+/// short, so it is refused.
+fn wide_verbatim(path: &Path) -> io::Result<Vec<u16>> {
+    const SLASH: u16 = b'\\' as u16;
+    let absolute: Vec<u16> = std::path::absolute(path)?
+        .as_os_str()
+        .encode_wide()
+        .collect();
+    let mut out: Vec<u16> = match absolute.as_slice() {
+        // `\\?\…` or `\\.\…` already.
+        [SLASH, SLASH, q, SLASH, ..] if *q == u16::from(b'?') || *q == u16::from(b'.') => absolute,
+        // `\\server\share\…` → `\\?\UNC\server\share\…`.
+        [SLASH, SLASH, rest @ ..] => r"\\?\UNC\"
+            .encode_utf16()
+            .chain(rest.iter().copied())
+            .collect(),
+        _ => r"\\?\".encode_utf16().chain(absolute).collect(),
+    };
+    nul_terminated(&mut out)?;
+    Ok(out)
+}
+
+/// NUL-terminated UTF-16 of `path` as it is.
+fn wide(path: &Path) -> io::Result<Vec<u16>> {
+    let mut out: Vec<u16> = path.as_os_str().encode_wide().collect();
+    nul_terminated(&mut out)?;
+    Ok(out)
+}
+
+fn nul_terminated(text: &mut Vec<u16>) -> io::Result<()> {
+    if text.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a file name cannot hold a NUL character",
+        ));
+    }
+    text.push(0);
+    Ok(())
+}
