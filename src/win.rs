@@ -1,7 +1,7 @@
 //! The few Windows calls stable std does not offer, as thin checked wrappers over
 //! windows-sys: which file a name is (volume serial, file id, change time), a lock that
 //! leaves its file readable, a move that never replaces, whether a drive is a network
-//! drive, and whether a process runs. Callers keep the meaning; docs/platforms.md says
+//! drive, whether a process runs, and a file or folder made its owner's alone. Callers keep the meaning; docs/platforms.md says
 //! what each is for.
 
 use std::fs::{File, OpenOptions};
@@ -177,6 +177,67 @@ pub(crate) fn process_alive(pid: u32) -> bool {
         let ok = GetExitCodeProcess(process, &raw mut code);
         CloseHandle(process);
         ok == 0 || code == STILL_ACTIVE as u32
+    }
+}
+
+/// Only the owner (whoever owns it, `OW`) and the system (`SY`: backups, the indexer)
+/// may open it; nothing inherited from above. Inherited by whatever is made inside.
+const PRIVATE_SDDL: &str = "D:P(A;OICI;FA;;;OW)(A;OICI;FA;;;SY)";
+
+/// Makes the file or folder at `path` its owner's alone: the Windows counterpart of
+/// `chmod 700`/`600`. A folder's files and folders get the same access (a folder's DACL
+/// set here reaches what is already in it too).
+pub(crate) fn make_private(path: &Path) -> io::Result<()> {
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1, SE_FILE_OBJECT,
+        SetNamedSecurityInfoW,
+    };
+    use windows_sys::Win32::Security::{
+        ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl,
+        PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+    };
+    let name = wide(path)?;
+    let sddl: Vec<u16> = PRIVATE_SDDL.encode_utf16().chain([0]).collect();
+    let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: NUL-terminated strings that outlive the calls; the descriptor the first call
+    // allocates is read by the second and third and freed once, at the end.
+    unsafe {
+        let made = ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &raw mut descriptor,
+            std::ptr::null_mut(),
+        );
+        if made == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (mut present, mut defaulted) = (0, 0);
+        let mut dacl: *mut ACL = std::ptr::null_mut();
+        let result = if GetSecurityDescriptorDacl(
+            descriptor,
+            &raw mut present,
+            &raw mut dacl,
+            &raw mut defaulted,
+        ) == 0
+        {
+            Err(io::Error::last_os_error())
+        } else {
+            match SetNamedSecurityInfoW(
+                name.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            ) {
+                0 => Ok(()),
+                code => Err(io::Error::from_raw_os_error(code as i32)),
+            }
+        };
+        LocalFree(descriptor);
+        result
     }
 }
 

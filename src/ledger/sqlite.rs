@@ -178,7 +178,16 @@ pub(super) fn check_file(path: &Path, opened: Option<FileId>) -> Result<(), Ledg
     }
 }
 
+/// Creates the state folder, the user's alone (0700 on unix; on Windows a DACL for its
+/// owner and the system, `crate::win::make_private`). A folder already there is left as
+/// it is.
 pub(super) fn create_state_dir(dir: &Path) -> Result<(), LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    #[cfg(windows)]
+    let new = !dir.exists();
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -186,14 +195,17 @@ pub(super) fn create_state_dir(dir: &Path) -> Result<(), LedgerError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(|source| LedgerError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })
+    builder.create(dir).map_err(io)?;
+    #[cfg(windows)]
+    if new {
+        crate::win::make_private(dir).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// Creates the database file with mode 0600 (SQLite gives its -wal and -shm files
-/// the same mode), and tightens an existing one.
+/// the same mode), and tightens an existing one. On Windows the file gets its owner's
+/// DACL; -wal and -shm inherit the state folder's.
 fn create_private_file(path: &Path) -> Result<(), LedgerError> {
     let io = |source| LedgerError::Io {
         path: PathBuf::from(path),
@@ -214,5 +226,7 @@ fn create_private_file(path: &Path) -> Result<(), LedgerError> {
             .map_err(io)?;
     }
     drop(file);
+    #[cfg(windows)]
+    crate::win::make_private(path).map_err(io)?;
     Ok(())
 }
