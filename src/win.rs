@@ -1,7 +1,8 @@
 //! The few Windows calls stable std does not offer, as thin checked wrappers over
 //! windows-sys: which file a name is (volume serial, file id, change time), a lock that
 //! leaves its file readable, a move that never replaces, whether a drive is a network
-//! drive, whether a process runs, and a file or folder made its owner's alone. Callers keep the meaning; docs/platforms.md says
+//! drive, whether a process runs, a file or folder made its owner's alone, and a child
+//! process that ends with this one. Callers keep the meaning; docs/platforms.md says
 //! what each is for.
 
 use std::fs::{File, OpenOptions};
@@ -239,6 +240,50 @@ pub(crate) fn make_private(path: &Path) -> io::Result<()> {
         LocalFree(descriptor);
         result
     }
+}
+
+/// Ties the process `child` to this one: when this process ends, however it ends, the
+/// system ends `child` too (a job object with `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`, whose
+/// one handle this process keeps open until it ends). The Windows counterpart of what
+/// `browser::profile::reclaim` does after the fact on Linux.
+pub(crate) fn end_with_this_process(child: std::os::windows::io::RawHandle) -> io::Result<()> {
+    use std::sync::OnceLock;
+    use windows_sys::Win32::System::JobObjects::{
+        AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
+        SetInformationJobObject,
+    };
+    // The job's handle, as an address (a HANDLE is not `Send`); never closed.
+    static JOB: OnceLock<Result<usize, i32>> = OnceLock::new();
+    let job = JOB.get_or_init(|| {
+        // SAFETY: plain calls; `limits` outlives the one that reads it.
+        unsafe {
+            let job = CreateJobObjectW(std::ptr::null(), std::ptr::null());
+            if job.is_null() {
+                return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
+            }
+            let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
+            limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+            let set = SetInformationJobObject(
+                job,
+                JobObjectExtendedLimitInformation,
+                (&raw const limits).cast(),
+                size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+            );
+            if set == 0 {
+                let err = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                CloseHandle(job);
+                return Err(err);
+            }
+            Ok(job as usize)
+        }
+    });
+    let job = (*job).map_err(io::Error::from_raw_os_error)?;
+    // SAFETY: the job handle lives as long as this process; `child` is the caller's.
+    if unsafe { AssignProcessToJobObject(job as HANDLE, child as HANDLE) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn handle(file: &File) -> HANDLE {
