@@ -95,8 +95,9 @@ fn id_of(file: &File) -> io::Result<(u64, u128)> {
 
 /// The byte a dropcast lock covers: far past the end of any lock file (a locked range may
 /// lie beyond the end). Windows enforces locks on reads too, so a lock over the file's
-/// text would keep everyone else from reading who holds it.
-const LOCK_OFFSET: u64 = u64::MAX - 1;
+/// text would keep everyone else from reading who holds it. 2^62 stays within a signed
+/// 64-bit offset, which a Samba server maps to POSIX locks.
+const LOCK_OFFSET: u64 = 1 << 62;
 
 /// Takes the lock byte of `file`, exclusive or shared, without waiting: `Ok(false)` when
 /// another handle holds it. Released by [`unlock`], by closing the file, or by the OS
