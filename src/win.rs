@@ -239,8 +239,24 @@ pub(crate) fn make_private(path: &Path) -> io::Result<()> {
             }
         };
         LocalFree(descriptor);
-        result
+        result.or_else(|e| no_access_lists(path, e))
     }
+}
+
+/// FAT and exFAT (USB drives, SD cards) keep no access lists: there nothing can be made
+/// private, and refusing to start would help no one: a warning says so. Other errors stay
+/// errors.
+fn no_access_lists(path: &Path, e: io::Error) -> io::Result<()> {
+    use windows_sys::Win32::Foundation::{ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED};
+    let code = e.raw_os_error();
+    if code != Some(ERROR_NOT_SUPPORTED as i32) && code != Some(ERROR_INVALID_FUNCTION as i32) {
+        return Err(e);
+    }
+    tracing::warn!(
+        path = %path.display(),
+        "this drive keeps no access lists (FAT or exFAT): other users of this computer can read the secrets here; keep the state folder on an NTFS drive"
+    );
+    Ok(())
 }
 
 /// Ties the process `child` to this one: when this process ends, however it ends, the
