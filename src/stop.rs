@@ -1,7 +1,8 @@
 //! What asks a running dropcast to stop, on each system: Ctrl-C everywhere; SIGTERM on
 //! unix (systemd, launchd, `kill`); on Windows Ctrl-Break and the console's close, log-off
 //! and shut-down events (the system waits a few seconds for the agent to finish before it
-//! ends the process; a Task Scheduler "End" is a hard kill, which the ledger survives).
+//! ends the process). Task Manager's "End task" and `Stop-Process` are hard kills, like
+//! `kill -9`, which the ledger survives.
 
 /// Resolves at the first request to stop.
 pub(crate) async fn requested() {
