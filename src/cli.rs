@@ -313,20 +313,9 @@ fn closed_pipe(e: std::io::Error) -> std::io::Result<()> {
     }
 }
 
-/// Ctrl-C, or SIGTERM from a service manager (systemd, launchd).
+/// Ctrl-C, or the service manager's stop (SIGTERM; Windows' console events): `stop`.
 async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    crate::stop::requested().await
 }
 
 /// `-c`, else `$DROPCAST_CONFIG` (clap fills both), else `./dropcast.yaml`.

@@ -836,19 +836,33 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 
 /// A path: `~/` is the home folder, relative paths are relative to `base_dir`.
 fn path(node: &Node<'_>, base_dir: &Path, problems: &mut Problems) -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let home = home_dir();
     node.parse_str("a path", problems, |s| {
         resolve_path(s, base_dir, home.as_deref())
     })
+}
+
+/// The home folder `~` stands for: `$HOME`; on Windows, where it is seldom set,
+/// `%USERPROFILE%` after it.
+pub(crate) fn home_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    #[cfg(windows)]
+    let home = home.or_else(|| std::env::var_os("USERPROFILE").filter(|h| !h.is_empty()));
+    home.map(PathBuf::from)
 }
 
 fn resolve_path(s: &str, base_dir: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
     if s.trim().is_empty() {
         return Err("the path is empty".to_owned());
     }
-    let expanded = if s == "~" || s.starts_with("~/") {
+    // `~\` too on Windows, where `\` separates folders.
+    let separators: &[char] = if cfg!(windows) { &['/', '\\'] } else { &['/'] };
+    let expanded = if s == "~"
+        || s.strip_prefix('~')
+            .is_some_and(|r| r.starts_with(separators))
+    {
         let home = home.ok_or_else(|| format!("`{s}` starts with `~` but $HOME is not set"))?;
-        home.join(s.trim_start_matches('~').trim_start_matches('/'))
+        home.join(s[1..].trim_start_matches(separators))
     } else {
         PathBuf::from(s)
     };

@@ -34,6 +34,7 @@ pub mod sandbox;
 pub mod secret;
 mod shared_ledger;
 pub mod status;
+mod stop;
 #[cfg(test)]
 mod test_postgres;
 #[cfg(test)]
@@ -46,5 +47,8 @@ pub mod userfile;
 pub mod version;
 pub mod video;
 pub mod watch;
+#[cfg(windows)]
+mod win;
 pub mod words;
+mod wtf8;
 pub mod yaml;

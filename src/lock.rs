@@ -8,8 +8,10 @@
 //! (pid, host, role, state folder), so whoever finds it taken can say so, or hand its work
 //! to the agent that holds it.
 //!
-//! The locks are the operating system's (`flock`), so they are released when the process
-//! ends for any reason, `kill -9` and power cuts included: a stale lock file never blocks.
+//! The locks are the operating system's (`flock`; on Windows `LockFileEx` on one byte far
+//! past the end, so the holder's text stays readable), so they are released when the
+//! process ends for any reason, `kill -9` and power cuts included: a stale lock file never
+//! blocks.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -149,14 +151,14 @@ impl StateLock {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(LockError::Io { path, source }),
         };
-        match file.try_lock_shared() {
-            Ok(()) => Ok(None), // released when `file` drops, right here
-            Err(std::fs::TryLockError::WouldBlock) => {
+        match try_lock_shared_briefly(&file) {
+            Ok(true) => Ok(None),
+            Ok(false) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 Ok(Some(holder.trim().to_string()))
             }
-            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+            Err(source) => Err(LockError::Io { path, source }),
         }
     }
 }
@@ -309,8 +311,16 @@ impl std::fmt::Display for Holder {
     }
 }
 
-/// `flock` on unix, `LockFileEx` on Windows: released by the OS when the process dies.
+/// `flock` on unix; on Windows `LockFileEx` on one byte past the end (`crate::win`): a
+/// whole-file lock there would refuse everyone else a read of the holder's text, and so
+/// `status` and hand-off could not say who holds it. Released by the OS when the
+/// process dies.
 fn try_lock(file: &File) -> io::Result<bool> {
+    #[cfg(windows)]
+    {
+        crate::win::try_lock(file, true)
+    }
+    #[cfg(not(windows))]
     match file.try_lock() {
         Ok(()) => Ok(true),
         Err(std::fs::TryLockError::WouldBlock) => Ok(false),
@@ -318,11 +328,35 @@ fn try_lock(file: &File) -> io::Result<bool> {
     }
 }
 
+/// Whether a shared lock could be had (nobody holds the exclusive one); given back at once.
+fn try_lock_shared_briefly(file: &File) -> io::Result<bool> {
+    #[cfg(windows)]
+    {
+        let free = crate::win::try_lock(file, false)?;
+        if free {
+            crate::win::unlock(file)?;
+        }
+        Ok(free)
+    }
+    #[cfg(not(windows))]
+    match file.try_lock_shared() {
+        Ok(()) => Ok(true), // released when `file` drops, right after
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// This machine's name (unix: the kernel's node name, as `hostname` prints it; Windows:
+/// `COMPUTERNAME`).
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
+    #[cfg(unix)]
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    #[cfg(not(unix))]
+    let name = std::env::var("COMPUTERNAME").unwrap_or_default();
+    Some(name.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "this machine".into())
 }

@@ -13,19 +13,22 @@ use crate::watch::Settled;
 
 /// Which file a `stat` saw, and when it was last changed in any way: two stats with equal
 /// identities saw the same file, not written to in between (unix: device, inode and
-/// ctime, which no user can set back). Where the OS tells none of this, every identity
-/// is equal and only size, mtime and the CRC-32 checks guard the upload.
+/// ctime, which no user can set back; Windows: volume serial, file id and change time).
+/// Where the OS tells none of this, every identity is equal and only size, mtime and the
+/// CRC-32 checks guard the upload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct FileIdentity {
     dev: u64,
-    ino: u64,
+    ino: u128,
     ctime_s: i64,
     ctime_ns: i64,
 }
 
 impl FileIdentity {
-    pub fn of(meta: &Metadata) -> FileIdentity {
-        os::identity(meta)
+    /// The identity of the file named `path`, whose `symlink_metadata` is `meta` (unix
+    /// reads it from `meta`; Windows keeps no file id there and asks the file system).
+    pub fn at(path: &Path, meta: &Metadata) -> FileIdentity {
+        os::identity_at(path, meta)
     }
 
     /// The same file (device and inode), written to since or not.
@@ -112,7 +115,7 @@ impl VideoFile {
             path: path.to_path_buf(),
             size: meta.len(),
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            identity: FileIdentity::of(&meta),
+            identity: os::identity_of(&file, &meta),
             file: Arc::new(file),
         })
     }
@@ -223,13 +226,17 @@ mod os {
 
     use super::FileIdentity;
 
-    pub(crate) fn identity(meta: &Metadata) -> FileIdentity {
+    pub(crate) fn identity_at(_path: &Path, meta: &Metadata) -> FileIdentity {
         FileIdentity {
             dev: meta.dev(),
-            ino: meta.ino(),
+            ino: u128::from(meta.ino()),
             ctime_s: meta.ctime(),
             ctime_ns: meta.ctime_nsec(),
         }
+    }
+
+    pub(crate) fn identity_of(_file: &File, meta: &Metadata) -> FileIdentity {
+        identity_at(Path::new(""), meta)
     }
 
     /// `O_NOFOLLOW`: a link at the name is refused (ELOOP), not followed. `O_NONBLOCK`:
@@ -263,8 +270,23 @@ mod os {
     /// regular file.
     const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 
-    pub(crate) fn identity(_meta: &Metadata) -> FileIdentity {
-        FileIdentity::default()
+    /// A name that cannot be asked (gone, delete pending) gets the empty identity, unlike
+    /// any real file's, so it reads as changed.
+    pub(crate) fn identity_at(path: &Path, _meta: &Metadata) -> FileIdentity {
+        crate::win::stamp_at(path).map_or_else(|_| FileIdentity::default(), from_stamp)
+    }
+
+    pub(crate) fn identity_of(file: &File, _meta: &Metadata) -> FileIdentity {
+        crate::win::stamp_of(file).map_or_else(|_| FileIdentity::default(), from_stamp)
+    }
+
+    fn from_stamp(stamp: crate::win::FileStamp) -> FileIdentity {
+        FileIdentity {
+            dev: stamp.volume,
+            ino: stamp.file,
+            ctime_s: stamp.changed,
+            ctime_ns: 0,
+        }
     }
 
     pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
@@ -314,7 +336,7 @@ mod tests {
             path: path.to_path_buf(),
             size: meta.len(),
             modified: meta.modified().unwrap(),
-            identity: FileIdentity::of(&meta),
+            identity: FileIdentity::at(path, &meta),
         }
     }
 

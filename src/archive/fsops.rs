@@ -265,9 +265,22 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// `rename` that fails with `AlreadyExists` instead of replacing `to`.
+/// `rename` that fails with `AlreadyExists` instead of replacing `to`: `renameat2` with
+/// `RENAME_NOREPLACE` (Linux), `renameatx_np` with `RENAME_EXCL` (macOS), `MoveFileExW`
+/// without `MOVEFILE_REPLACE_EXISTING` (Windows, where std's `rename` replaces), else a
+/// hard link then unlink.
 pub(super) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(windows)]
+    {
+        crate::win::move_no_replace(from, to)
+    }
+    #[cfg(not(windows))]
+    rename_noreplace_unix(from, to)
+}
+
+#[cfg(not(windows))]
+fn rename_noreplace_unix(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
     {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
         use rustix::io::Errno;
@@ -275,6 +288,9 @@ pub(super) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
             Ok(()) => return Ok(()),
             // The kernel or the file system does not know the flag: fall back.
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            // macOS says so with ENOTSUP, which is not EOPNOTSUPP there.
+            #[cfg(target_vendor = "apple")]
+            Err(Errno::NOTSUP) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -282,8 +298,10 @@ pub(super) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// Hard-link then unlink; where the file system has no hard links, check then rename
-/// (the documented, racy last resort). A crash between link and unlink leaves both
+/// (the documented, racy last resort; never on Windows, whose `rename` replaces and whose
+/// no-replace move needs no fallback). A crash between link and unlink leaves both
 /// names on one file, which `execute` recognizes as a finished copy.
+#[cfg_attr(windows, allow(dead_code))]
 pub(super) fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
     match fs::hard_link(from, to) {
         Ok(()) => {

@@ -66,12 +66,29 @@ fn from_os_bytes<E: de::Error>(bytes: Vec<u8>) -> Result<PathBuf, E> {
     Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
 }
 
-#[cfg(not(unix))]
+/// Windows: WTF-8, which keeps a name with a lone surrogate (`crate::wtf8`).
+#[cfg(windows)]
+fn os_bytes(path: &Path) -> Vec<u8> {
+    use std::os::windows::ffi::OsStrExt;
+    crate::wtf8::encode(path.as_os_str().encode_wide())
+}
+
+#[cfg(windows)]
+fn from_os_bytes<E: de::Error>(bytes: Vec<u8>) -> Result<PathBuf, E> {
+    use std::os::windows::ffi::OsStringExt;
+    crate::wtf8::decode(&bytes)
+        .map(|units| PathBuf::from(std::ffi::OsString::from_wide(&units)))
+        .ok_or_else(|| {
+            E::custom("a path that is neither UTF-8 nor WTF-8 cannot be used on Windows")
+        })
+}
+
+#[cfg(not(any(unix, windows)))]
 fn os_bytes(path: &Path) -> Vec<u8> {
     path.to_string_lossy().into_owned().into_bytes()
 }
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 fn from_os_bytes<E: de::Error>(bytes: Vec<u8>) -> Result<PathBuf, E> {
     String::from_utf8(bytes)
         .map(PathBuf::from)

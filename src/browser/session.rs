@@ -218,6 +218,8 @@ impl Session {
         let (mut browser, mut handler) = Browser::launch(config)
             .await
             .map_err(|e| launch_err(e.to_string()))?;
+        #[cfg(windows)]
+        tie_to_this_process(&mut browser);
         let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
         let page =
             match tokio::time::timeout(settings.timeout, browser.new_page("about:blank")).await {
@@ -403,6 +405,21 @@ async fn close_browser(browser: &mut Browser, handler: JoinHandle<()>) {
         .is_err()
     {
         tracing::debug!("the browser's protocol handler outlived the browser");
+    }
+}
+
+/// Windows: the browser ends when dropcast does, however dropcast ends, so a crash leaves
+/// no browser holding the profile (Linux reclaims one at the next start instead).
+#[cfg(windows)]
+fn tie_to_this_process(browser: &mut Browser) {
+    let Some(handle) = browser
+        .get_mut_child()
+        .and_then(|child| child.as_mut_inner().raw_handle())
+    else {
+        return;
+    };
+    if let Err(e) = crate::win::end_with_this_process(handle) {
+        tracing::debug!(error = %e, "the browser is not tied to dropcast; a crash may leave it running");
     }
 }
 

@@ -239,7 +239,7 @@ fn set_scheme(f: &Fields<'_>, slot: &mut UploadScheme, problems: &mut Problems) 
 
 /// `auto`, or the path of a browser executable (relative to the config's folder).
 fn read_browser(node: &Node<'_>, base_dir: &Path, slot: &mut Browser, problems: &mut Problems) {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let home = super::home_dir();
     if let Some(b) = node.parse_str("`auto` or the path of a browser", problems, |s| {
         if s.trim() == "auto" {
             Ok(Browser::Auto)

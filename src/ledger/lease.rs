@@ -421,7 +421,11 @@ fn pid_alive(pid: i64) -> bool {
         };
         rustix::process::test_kill_process(pid).is_ok()
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        u32::try_from(pid).is_ok_and(crate::win::process_alive)
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = pid;
         true

@@ -1781,12 +1781,29 @@ fn blob_to_path(bytes: Vec<u8>) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(bytes))
 }
 
-#[cfg(not(unix))]
+/// Windows: WTF-8, which keeps a name with a lone surrogate (`crate::wtf8`).
+#[cfg(windows)]
+fn path_to_blob(path: &Path) -> Vec<u8> {
+    use std::os::windows::ffi::OsStrExt;
+    crate::wtf8::encode(path.as_os_str().encode_wide())
+}
+
+/// A blob that is not WTF-8 (a ledger written on unix, say) is read lossily.
+#[cfg(windows)]
+fn blob_to_path(bytes: Vec<u8>) -> PathBuf {
+    use std::os::windows::ffi::OsStringExt;
+    match crate::wtf8::decode(&bytes) {
+        Some(units) => PathBuf::from(std::ffi::OsString::from_wide(&units)),
+        None => PathBuf::from(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
 fn path_to_blob(path: &Path) -> Vec<u8> {
     path.to_string_lossy().into_owned().into_bytes()
 }
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 fn blob_to_path(bytes: Vec<u8>) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
 }

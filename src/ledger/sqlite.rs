@@ -115,31 +115,44 @@ pub(super) fn constraint_error(err: rusqlite::Error) -> LedgerError {
     LedgerError::Sqlite(err)
 }
 
-/// The database file a connection has open: device and inode (unix), to notice the
-/// file being deleted or replaced while the connection writes on.
+/// The database file a connection has open: device and inode (unix), volume serial and
+/// file id (Windows), to notice the file being deleted or replaced while the connection
+/// writes on. (Windows refuses to delete or replace a file SQLite holds open, so there
+/// the check guards against what a restore tool or another OS does to the folder.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct FileId {
     #[cfg(unix)]
     dev: u64,
     #[cfg(unix)]
     ino: u64,
+    #[cfg(windows)]
+    volume: u64,
+    #[cfg(windows)]
+    file: u128,
 }
 
 impl FileId {
     pub(super) fn of(path: &Path) -> Option<FileId> {
-        let meta = std::fs::metadata(path).ok()?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(path).ok()?;
             Some(FileId {
                 dev: meta.dev(),
                 ino: meta.ino(),
             })
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
         {
-            let _ = meta;
-            Some(FileId {})
+            let stamp = crate::win::stamp_at(path).ok()?;
+            Some(FileId {
+                volume: stamp.volume,
+                file: stamp.file,
+            })
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            std::fs::metadata(path).ok().map(|_| FileId {})
         }
     }
 }
@@ -165,7 +178,16 @@ pub(super) fn check_file(path: &Path, opened: Option<FileId>) -> Result<(), Ledg
     }
 }
 
+/// Creates the state folder, the user's alone (0700 on unix; on Windows a DACL for its
+/// owner and the system, `crate::win::make_private`). A folder already there is left as
+/// it is.
 pub(super) fn create_state_dir(dir: &Path) -> Result<(), LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    #[cfg(windows)]
+    let new = !dir.exists();
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -173,14 +195,17 @@ pub(super) fn create_state_dir(dir: &Path) -> Result<(), LedgerError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(|source| LedgerError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })
+    builder.create(dir).map_err(io)?;
+    #[cfg(windows)]
+    if new {
+        crate::win::make_private(dir).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// Creates the database file with mode 0600 (SQLite gives its -wal and -shm files
-/// the same mode), and tightens an existing one.
+/// the same mode), and tightens an existing one. On Windows the file gets its owner's
+/// DACL; -wal and -shm inherit the state folder's.
 fn create_private_file(path: &Path) -> Result<(), LedgerError> {
     let io = |source| LedgerError::Io {
         path: PathBuf::from(path),
@@ -201,5 +226,7 @@ fn create_private_file(path: &Path) -> Result<(), LedgerError> {
             .map_err(io)?;
     }
     drop(file);
+    #[cfg(windows)]
+    crate::win::make_private(path).map_err(io)?;
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! Knowing when native file events cannot work: an inbox on a network or FUSE mount (NFS,
 //! SMB, sshfs, rclone, …) gets inotify events only for changes made by this machine, so
 //! files written by other machines would go unseen until the next rescan. Design.md §1.1:
-//! `watch.mode: auto` polls such an inbox. Linux only (reads `/proc/self/mountinfo`);
-//! elsewhere [`remote_fs`] has no opinion.
+//! `watch.mode: auto` polls such an inbox. Linux reads `/proc/self/mountinfo`; macOS asks
+//! `statfs` for the file system's type name (`smbfs`, `nfs`, `afpfs`, `webdav`, `macfuse`,
+//! …); Windows takes a UNC path (`\\server\share`) or a drive `GetDriveTypeW` calls
+//! `DRIVE_REMOTE` (a mapped network drive) as remote. Elsewhere [`remote_fs`] has no
+//! opinion.
 
 // The mountinfo reader is used on Linux alone; its tests run everywhere.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -76,10 +79,87 @@ pub(crate) fn remote_fs(path: &Path) -> Option<RemoteFs> {
         let mounts = parse_mountinfo_bytes(&text);
         find_mount(&mounts, &path)?.remote()
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_vendor = "apple")]
+    {
+        apple::remote_fs(path)
+    }
+    #[cfg(windows)]
+    {
+        windows::remote_fs(path)
+    }
+    #[cfg(not(any(target_os = "linux", target_vendor = "apple", windows)))]
     {
         let _ = path;
         None
+    }
+}
+
+#[cfg(target_vendor = "apple")]
+mod apple {
+    use super::{RemoteFs, is_remote_type};
+    use std::path::Path;
+
+    /// `statfs` names the file system holding `path` and where it is mounted.
+    pub(super) fn remote_fs(path: &Path) -> Option<RemoteFs> {
+        let fs = match rustix::fs::statfs(path) {
+            Ok(fs) => fs,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), reason = %e, "cannot statfs the path to find its mount");
+                return None;
+            }
+        };
+        let fs_type = String::from_utf8_lossy(&c_chars(&fs.f_fstypename)).into_owned();
+        is_remote_type(&fs_type).then(|| RemoteFs {
+            fs_type,
+            mount_point: super::bytes_to_path(c_chars(&fs.f_mntonname)),
+        })
+    }
+
+    /// A NUL-terminated C string in a fixed array, as bytes.
+    fn c_chars(field: &[std::ffi::c_char]) -> Vec<u8> {
+        field
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect()
+    }
+}
+
+#[cfg(windows)]
+mod windows {
+    use super::RemoteFs;
+    use std::path::{Component, Path, PathBuf, Prefix};
+
+    /// A UNC path is a network share; a drive letter is remote when Windows says it is
+    /// (a mapped network drive). Links are resolved first where they can be.
+    pub(super) fn remote_fs(path: &Path) -> Option<RemoteFs> {
+        let path = path
+            .canonicalize()
+            .or_else(|_| std::path::absolute(path))
+            .ok()?;
+        let Some(Component::Prefix(prefix)) = path.components().next() else {
+            return None;
+        };
+        match prefix.kind() {
+            Prefix::UNC(server, share) | Prefix::VerbatimUNC(server, share) => {
+                let mut point = std::ffi::OsString::from(r"\\");
+                point.push(server);
+                point.push(r"\");
+                point.push(share);
+                Some(RemoteFs {
+                    fs_type: "network share".into(),
+                    mount_point: PathBuf::from(point),
+                })
+            }
+            Prefix::Disk(letter) | Prefix::VerbatimDisk(letter) => {
+                let root = PathBuf::from(format!(r"{}:\", char::from(letter)));
+                crate::win::is_network_drive(&root).then(|| RemoteFs {
+                    fs_type: "network drive".into(),
+                    mount_point: root,
+                })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -103,6 +183,9 @@ pub(crate) fn find_mount<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mou
 ///
 /// virtiofs counts as remote: a guest sees no events for changes the host makes, and
 /// polling is merely slower where native events would have worked.
+///
+/// macOS names its own (`statfs`'s `f_fstypename`): `smbfs`, `nfs`, `afpfs`, `webdav`,
+/// and `macfuse`/`osxfuse` for FUSE.
 pub(crate) fn is_remote_type(fs_type: &str) -> bool {
     const REMOTE: &[&str] = &[
         "nfs",
@@ -127,6 +210,10 @@ pub(crate) fn is_remote_type(fs_type: &str) -> bool {
         "drvfs",
         "virtiofs",
         "fuse",
+        "afpfs",
+        "webdav",
+        "macfuse",
+        "osxfuse",
     ];
     if fs_type == "fuseblk" {
         return false;
@@ -404,12 +491,17 @@ garbage
             "fuse.rclone",
             "fuse.s3fs",
             "fuse.glusterfs",
+            // macOS's own names (statfs f_fstypename).
+            "afpfs",
+            "webdav",
+            "macfuse",
+            "osxfuse",
         ] {
             assert!(is_remote_type(t), "{t} should be remote");
         }
         for t in [
             "ext4", "xfs", "btrfs", "zfs", "overlay", "tmpfs", "fuseblk", "vfat", "exfat", "ntfs3",
-            "apfs", "nfsd", "fusectl",
+            "apfs", "nfsd", "fusectl", "hfs", "msdos",
         ] {
             assert!(!is_remote_type(t), "{t} should be local");
         }

@@ -46,10 +46,10 @@ impl Settled {
     /// The stamp of `meta`, as if `path` had settled with it now.
     pub(crate) fn from_metadata(path: PathBuf, meta: &fs::Metadata) -> Settled {
         Settled {
-            path,
             size: meta.len(),
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            identity: FileIdentity::of(meta),
+            identity: FileIdentity::at(&path, meta),
+            path,
         }
     }
 }
@@ -74,7 +74,7 @@ impl Stamp {
             // Every platform we run on has mtimes; a file system without them can only
             // settle on size, which is still an observation.
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            identity: FileIdentity::of(&meta),
+            identity: FileIdentity::at(path, &meta),
         })
     }
 }
@@ -387,7 +387,7 @@ pub fn unchanged(settled: &Settled) -> io::Result<bool> {
     Ok(meta.file_type().is_file()
         && meta.len() == settled.size
         && meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) == settled.modified
-        && FileIdentity::of(&meta) == settled.identity)
+        && FileIdentity::at(&settled.path, &meta) == settled.identity)
 }
 
 /// The content seam of settling, for videos only: decides whether a quiet file is also a

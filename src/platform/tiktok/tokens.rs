@@ -158,8 +158,12 @@ impl TokenStore {
     }
 }
 
-/// Creates `dir` if missing and makes it the user's alone (0700 on unix).
+/// Creates `dir` if missing and makes it the user's alone (0700 on unix; on Windows, when
+/// it creates it, a DACL for its owner and the system, which its files inherit: setting
+/// one walks the whole tree, too slow for a browser profile at every start).
 fn private_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(windows)]
+    let new = !dir.exists();
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {
@@ -167,6 +171,10 @@ fn private_dir(dir: &Path) -> io::Result<()> {
         if std::fs::metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
+    }
+    #[cfg(windows)]
+    if new {
+        crate::win::make_private(dir)?;
     }
     Ok(())
 }
