@@ -46,6 +46,11 @@ pub const SETPRIV: Tool = Tool {
     install: "apt-get install util-linux, or run the tests as a normal user",
 };
 
+pub const SYSTEMD_ANALYZE: Tool = Tool {
+    name: "systemd-analyze, to check the example systemd unit",
+    install: "apt-get install systemd",
+};
+
 /// The variable that turns every skip into a failure.
 pub const REQUIRE_VAR: &str = "DROPCAST_REQUIRE_TOOLS";
 

@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Tests that need a program: found, or skipped with one line (src/test_tools.rs).
+#[path = "../src/test_tools.rs"]
+mod test_tools;
+
 fn service_file(name: &str) -> (PathBuf, String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/service")
@@ -68,7 +72,7 @@ fn systemd_analyze_verifies_the_unit() {
         .output()
         .is_err()
     {
-        eprintln!("SKIPPED: systemd-analyze is not installed (Debian: systemd)");
+        test_tools::missing(&test_tools::SYSTEMD_ANALYZE, "no systemd-analyze on PATH");
         return;
     }
     let (_, text) = service_file("dropcast.service");

@@ -419,7 +419,12 @@ fn pid_alive(pid: i64) -> bool {
         else {
             return false;
         };
-        rustix::process::test_kill_process(pid).is_ok()
+        // EPERM: it exists, but belongs to another user (an agent run as a service user,
+        // say): alive. Only "no such process" is gone.
+        !matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        )
     }
     #[cfg(windows)]
     {
@@ -429,5 +434,17 @@ fn pid_alive(pid: i64) -> bool {
     {
         let _ = pid;
         true
+    }
+}
+
+#[cfg(all(test, unix))]
+mod pid_tests {
+    // Regression (issue 14 review): another user's process (EPERM) counted as gone, so a second agent of the same name could start beside one run by another user.
+    #[test]
+    fn a_process_of_another_user_is_alive() {
+        // pid 1 runs as root: EPERM for a normal user, found for root; alive either way.
+        assert!(super::pid_alive(1));
+        assert!(super::pid_alive(i64::from(std::process::id())));
+        assert!(!super::pid_alive(i64::from(i32::MAX)));
     }
 }

@@ -120,6 +120,14 @@ impl Worker {
 
     /// Claims the due rows, sends them at once, records each answer; how many it claimed.
     async fn deliver_due(&self, ctx: &Context) -> usize {
+        // A read first: an idle agent takes no write lock (on a shared ledger, the one
+        // all agents' writes queue behind) just to find nothing due.
+        let keys = self.keys.clone();
+        let due = ctx.ledger(move |l| l.next_notification_due(&keys)).await;
+        if matches!(due, Ok(None)) || matches!(due, Ok(Some(at)) if at > super::expiring::now_ms())
+        {
+            return 0;
+        }
         let keys = self.keys.clone();
         let claimed = match ctx
             .ledger(move |l| l.claim_notifications(&keys, BATCH, HOLD))
