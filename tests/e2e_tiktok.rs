@@ -1003,7 +1003,7 @@ async fn a_planned_tiktok_video_waits_for_its_slot_before_its_upload() {
         let video = env.inbox().join(format!("v{n}.mp4"));
         std::fs::write(&video, common::fixtures::clip_variant(n)).unwrap();
         env.write_inbox(
-            &format!("v{n}.yaml"),
+            format!("v{n}.yaml"),
             "text: hi\ntiktok: {privacy: SELF_ONLY}\n",
         );
     }
