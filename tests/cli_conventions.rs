@@ -179,12 +179,29 @@ fn the_version_names_the_commit_when_built_in_a_git_tree() {
         Path::new(&top).canonicalize().ok() == Path::new(manifest).canonicalize().ok()
     });
     match git(&["rev-parse", "--short=12", "HEAD"]) {
-        Some(commit) if in_tree && option_env!("DROPCAST_COMMIT").is_none() => {
+        Some(_) if in_tree && option_env!("DROPCAST_COMMIT").is_none() => {
+            // The commit the binary was built from: HEAD then, and a commit of this
+            // repository still (HEAD may have moved on since the build).
+            let named = version
+                .trim_end()
+                .strip_prefix(&format!("{plain} ("))
+                .and_then(|rest| rest.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{version} names no commit"));
+            let commit = named.strip_suffix("-dirty").unwrap_or(named);
             assert!(
-                version.starts_with(&format!("{plain} ({commit}")),
-                "{version} names {commit}"
+                commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{version}"
             );
-            assert!(version.trim_end().ends_with(')'), "{version}");
+            assert!(
+                git(&[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("{commit}^{{commit}}")
+                ])
+                .is_some(),
+                "{version} names {commit}, which is no commit of this repository"
+            );
         }
         _ => {} // a tarball build: the version alone, or DROPCAST_COMMIT as given
     }
