@@ -1,6 +1,7 @@
-//! The posting plan in a job (docs/posting-plan.md): just before a post is sent, the job
-//! books its slot in the ledger (or reads the one it booked in an earlier run), then the
-//! post goes now, goes now with the platform's timer set to the slot, or the job ends as
+//! The posting plan in a job (docs/posting-plan.md): just before a post is sent (before
+//! the upload where the upload is the post: `platform::posts_with_upload`), the job books
+//! its slot in the ledger (or reads the one it booked in an earlier run), then the post
+//! goes now, goes now with the platform's timer set to the slot, or the job ends as
 //! scheduled and the agent brings the drop back at the slot (`agent::Scheduled`). A
 //! caption's `publish_at` wins: such a video has no slot.
 
@@ -21,7 +22,7 @@ pub(super) enum Slot {
     /// Send this draft now (its `publish_at` set when the platform's timer holds the
     /// slot).
     Go(Box<PostDraft>),
-    /// Uploaded; come back at this time.
+    /// Come back at this time (uploaded already, unless the upload is the post).
     WaitUntil(SystemTime),
 }
 
