@@ -74,8 +74,9 @@ pub enum Outcome {
     /// Another agent sharing the ledger works on this drop (it holds the lease, or took
     /// the job over): this agent leaves it, and takes it over only if that lease expires.
     Elsewhere { agent: String },
-    /// Uploaded; its post waits for the posting plan's slot (docs/posting-plan.md). The
-    /// agent brings the drop back at `until`, holding no permit meanwhile.
+    /// Its post waits for the posting plan's slot (docs/posting-plan.md), uploaded first
+    /// unless the upload is the post (TikTok). The agent brings the drop back at `until`,
+    /// holding no permit meanwhile.
     Scheduled { until: SystemTime },
 }
 
@@ -116,7 +117,7 @@ enum Stop {
     Abandoned(String),
     Unconfirmed(String),
     Ledger(LedgerError),
-    /// Uploaded; the post waits for its planned slot.
+    /// The post waits for its planned slot.
     Scheduled(SystemTime),
 }
 
